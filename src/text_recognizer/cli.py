@@ -1,0 +1,201 @@
+"""The ``text-recognizer`` command line: a thin Typer layer over the Python API."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from text_recognizer import __version__
+from text_recognizer.errors import TextRecognizerError
+
+app = typer.Typer(
+    help="Handwritten text recognition: recognise images, build datasets, train and export models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Download, build and inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+log = logging.getLogger("text_recognizer")
+
+
+def configure_logging(verbosity: int) -> None:
+    """-q -> errors only, default -> warnings, -v -> info, -vv -> debug (ours and Lightning's)."""
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
+        max(-1, min(verbosity, 2)), logging.DEBUG
+    )
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    for name in ("text_recognizer", "lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(level)
+
+
+def fail(error: Exception) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {error}")
+    return typer.Exit(code=1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"text-recognizer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More output (-vv for debug).")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    version: Annotated[
+        Optional[bool],  # noqa: UP045 - Typer needs Optional on 3.10
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    configure_logging(-1 if quiet else verbose)
+
+
+@data_app.command("download")
+def data_download(
+    name: Annotated[str, typer.Argument(help="Dataset name, e.g. emnist, synthetic_chars.")],
+    root: Annotated[Optional[Path], typer.Option(help="Data folder (default ./data).")] = None,  # noqa: UP045
+) -> None:
+    """Download (or build, for synthetic datasets) a dataset's files and caches."""
+    from text_recognizer.data import DATASETS
+
+    try:
+        module = DATASETS.build(name, {"root": root} if root else {})
+        module.prepare_data()
+    except TextRecognizerError as error:
+        raise fail(error) from error
+    console.print(f"{name}: ready under {module.root}")
+
+
+@data_app.command("info")
+def data_info(
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    root: Annotated[Optional[Path], typer.Option(help="Data folder (default ./data).")] = None,  # noqa: UP045
+) -> None:
+    """Prepare a dataset if needed and print its sizes, shapes and balance."""
+    from text_recognizer.data import DATASETS
+
+    try:
+        module = DATASETS.build(name, {"root": root} if root else {})
+        module.prepare_data()
+        module.setup()
+    except TextRecognizerError as error:
+        raise fail(error) from error
+    console.print(repr(module))
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List the dataset names a config may use."""
+    from text_recognizer.data import DATASETS
+
+    for name in DATASETS.names():
+        console.print(name)
+
+
+@app.command()
+def recognize(
+    images: Annotated[list[Path], typer.Argument(help="Image files to read.")],
+    model: Annotated[str, typer.Option(help="Bundled model name, or a .onnx/.ckpt path or run folder.")] = "default",
+    kind: Annotated[str, typer.Option(help="char, line or auto (by aspect ratio).")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image.")] = False,
+) -> None:
+    """Read handwritten characters or lines from images."""
+    from text_recognizer.recognizer import Recognizer
+
+    try:
+        recognizer = Recognizer.from_pretrained(model)
+    except TextRecognizerError as error:
+        raise fail(error) from error
+    failures = 0
+    for path in images:
+        try:
+            result = recognizer.recognize(path, kind=kind)
+        except TextRecognizerError as error:
+            failures += 1
+            if as_json:
+                print(json.dumps({"image": str(path), "error": str(error)}))
+            else:
+                err_console.print(f"[red]{path}: {error}[/]")
+            continue
+        if as_json:
+            print(json.dumps({"image": str(path), **result.to_dict()}))
+        else:
+            console.print(f"{path}\t{result.text}\t{result.confidence:.3f}")
+    if failures:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def demo(
+    model: Annotated[str, typer.Option(help="Bundled model name or model path.")] = "default",
+) -> None:
+    """Recognise the bundled sample images and print predictions beside the truth."""
+    from text_recognizer.demo import run_demo
+
+    try:
+        table, summary = run_demo(model)
+    except TextRecognizerError as error:
+        raise fail(error) from error
+    out = Table(title="text-recognizer demo: bundled samples")
+    for column in table[0]:
+        out.add_column(column)
+    for row in table[1:]:
+        out.add_row(*row)
+    console.print(out)
+    console.print(summary)
+
+
+@app.command()
+def train(
+    config: Annotated[Optional[Path], typer.Argument(help="Experiment YAML file.")] = None,  # noqa: UP045
+    set_: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--set", help="Dotted override, e.g. --set optimizer.lr=3e-4 (repeatable)."),
+    ] = None,
+    resume: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Run folder (or its last.ckpt) to resume exactly where it stopped."),
+    ] = None,
+) -> None:
+    """Train a model from an experiment config with Lightning."""
+    from text_recognizer.training.run import resume_run, train_from_config
+
+    try:
+        if resume is not None:
+            summary = resume_run(resume, overrides=set_ or [])
+        elif config is not None:
+            summary = train_from_config(config, overrides=set_ or [])
+        else:
+            raise fail(ValueError("give an experiment config, or --resume RUN_DIR"))
+    except TextRecognizerError as error:
+        raise fail(error) from error
+    console.print_json(json.dumps(summary))
+
+
+@app.command()
+def export(
+    source: Annotated[Path, typer.Argument(help="Run folder or .ckpt file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write model.onnx (+ .json).")],
+) -> None:
+    """Export a trained checkpoint to ONNX plus a JSON metadata file."""
+    from text_recognizer.export import export_onnx
+
+    try:
+        path = export_onnx(source, output)
+    except TextRecognizerError as error:
+        raise fail(error) from error
+    console.print(f"wrote {path} and {path.with_suffix('.json')}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,17 @@
+"""Plain ``nn.Module`` networks, built by name: ``NETWORKS.build("lenet", {...})``.
+
+Every constructor takes ``num_classes`` (injected from the charset) and has defaults
+for everything else, so a config only names what it changes.
+"""
+
+from torch import nn
+
+from text_recognizer.networks.lenet import LeNet
+from text_recognizer.networks.mlp import Mlp
+from text_recognizer.registry import Registry
+
+NETWORKS: Registry[nn.Module] = Registry("network")
+NETWORKS.register("mlp")(Mlp)
+NETWORKS.register("lenet")(LeNet)
+
+__all__ = ["NETWORKS", "LeNet", "Mlp"]

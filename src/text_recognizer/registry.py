@@ -1,0 +1,94 @@
+"""Build datasets and networks by name from plain ``dict`` arguments (timm style).
+
+The constructor's signature is the schema: unknown keys and wrongly typed values are
+rejected with a message naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+import pydantic
+
+from text_recognizer.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A name -> constructor table for one kind of component."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Callable[..., T]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        def add(constructor: Callable[..., T]) -> Callable[..., T]:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._entries[name] = constructor
+            return constructor
+
+        return add
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def get(self, name: str) -> Callable[..., T]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown {self.kind} {name!r}; allowed: {', '.join(self.names())}"
+            ) from None
+
+    def parameters(self, name: str) -> dict[str, inspect.Parameter]:
+        """The constructor's keyword parameters (what a config may set)."""
+        signature = inspect.signature(self.get(name))
+        return {
+            p.name: p
+            for p in signature.parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+
+    def build(self, name: str, args: Mapping[str, Any] | None = None, /, **injected: Any) -> T:
+        """Construct ``name`` with ``args`` from a config plus ``injected`` values from code."""
+        constructor = self.get(name)
+        args = dict(args or {})
+        allowed = self.parameters(name)
+        for key in args:
+            if key not in allowed:
+                raise ConfigError(
+                    f"{self.kind} {name!r} has no argument {key!r}; "
+                    f"allowed: {', '.join(sorted(set(allowed) - set(injected)))}"
+                )
+        accepted = {k: v for k, v in injected.items() if k in allowed}
+        return constructor(**self._validate(name, args), **accepted)
+
+    def _validate(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Check config values against the constructor's type hints (coercing "1e-3" etc.)."""
+        constructor = self.get(name)
+        target = constructor.__init__ if inspect.isclass(constructor) else constructor  # type: ignore[misc]
+        hints = typing.get_type_hints(target)
+        fields: dict[str, Any] = {
+            key: (hints.get(key, Any), ...) for key in args
+        }
+        model = pydantic.create_model(  # type: ignore[call-overload]
+            f"{name}_args", __config__=pydantic.ConfigDict(arbitrary_types_allowed=True), **fields
+        )
+        try:
+            validated = model(**args)
+        except pydantic.ValidationError as error:
+            first = error.errors()[0]
+            key = ".".join(str(part) for part in first["loc"])
+            raise ConfigError(
+                f"{self.kind} {name!r}: argument {key!r} = {first.get('input')!r} is invalid: "
+                f"{first['msg']}"
+            ) from None
+        return {key: getattr(validated, key) for key in args}

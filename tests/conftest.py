@@ -1,0 +1,21 @@
+"""Shared fixtures: every test writes data and runs under its own temporary folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point data and run folders at a temp dir so tests never touch ./data or ./runs."""
+    monkeypatch.setenv("TEXT_RECOGNIZER_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("TEXT_RECOGNIZER_RUNS", str(tmp_path / "runs"))
+    yield tmp_path
