@@ -10,12 +10,12 @@ def test_build_by_name_with_defaults() -> None:
 
 
 def test_unknown_name_lists_allowed() -> None:
-    with pytest.raises(ConfigError, match="unknown network 'resnet9000'.*lenet"):
+    with pytest.raises(ConfigError, match=r"unknown network 'resnet9000'.*lenet"):
         NETWORKS.build("resnet9000")
 
 
 def test_unknown_argument_named() -> None:
-    with pytest.raises(ConfigError, match="no argument 'widht'.*allowed: .*dropout"):
+    with pytest.raises(ConfigError, match=r"no argument 'widht'.*allowed: .*dropout"):
         NETWORKS.build("lenet", {"widht": 3})
 
 

@@ -73,9 +73,7 @@ class Charset:
 
     def decode(self, indices: Sequence[int]) -> str:
         """Map indices back to text, dropping special tokens."""
-        return "".join(
-            self.tokens[i] for i in indices if self.tokens[i] not in SPECIAL_TOKENS
-        )
+        return "".join(self.tokens[i] for i in indices if self.tokens[i] not in SPECIAL_TOKENS)
 
     def unknown(self, text: str) -> set[str]:
         """The characters of ``text`` that this charset cannot encode."""

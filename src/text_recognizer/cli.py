@@ -50,11 +50,15 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More output (-vv for debug).")] = 0,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More output (-vv for debug).")
+    ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
     version: Annotated[
         Optional[bool],  # noqa: UP045 - Typer needs Optional on 3.10
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = None,
 ) -> None:
     configure_logging(-1 if quiet else verbose)
@@ -87,7 +91,7 @@ def data_info(
     try:
         module = DATASETS.build(name, {"root": root} if root else {})
         module.prepare_data()
-        module.setup()
+        module.setup("fit")
     except TextRecognizerError as error:
         raise fail(error) from error
     console.print(repr(module))
@@ -105,7 +109,9 @@ def data_list() -> None:
 @app.command()
 def recognize(
     images: Annotated[list[Path], typer.Argument(help="Image files to read.")],
-    model: Annotated[str, typer.Option(help="Bundled model name, or a .onnx/.ckpt path or run folder.")] = "default",
+    model: Annotated[
+        str, typer.Option(help="Bundled model name, or a .onnx/.ckpt path or run folder.")
+    ] = "default",
     kind: Annotated[str, typer.Option(help="char, line or auto (by aspect ratio).")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image.")] = False,
 ) -> None:
@@ -185,7 +191,9 @@ def train(
 @app.command()
 def export(
     source: Annotated[Path, typer.Argument(help="Run folder or .ckpt file.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write model.onnx (+ .json).")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write model.onnx (+ .json).")
+    ],
 ) -> None:
     """Export a trained checkpoint to ONNX plus a JSON metadata file."""
     from text_recognizer.export import export_onnx

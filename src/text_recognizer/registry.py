@@ -68,18 +68,23 @@ class Registry(Generic[T]):
                     f"{self.kind} {name!r} has no argument {key!r}; "
                     f"allowed: {', '.join(sorted(set(allowed) - set(injected)))}"
                 )
-        accepted = {k: v for k, v in injected.items() if k in allowed}
-        return constructor(**self._validate(name, args), **accepted)
+        return constructor(**self._validate(name, args), **self.accepted(name, injected))
+
+    def accepted(self, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The part of ``values`` that the constructor takes (all, given ``**kwargs``)."""
+        signature = inspect.signature(self.get(name))
+        if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+            return dict(values)
+        allowed = self.parameters(name)
+        return {k: v for k, v in values.items() if k in allowed}
 
     def _validate(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         """Check config values against the constructor's type hints (coercing "1e-3" etc.)."""
         constructor = self.get(name)
-        target = constructor.__init__ if inspect.isclass(constructor) else constructor  # type: ignore[misc]
+        target = constructor.__init__ if inspect.isclass(constructor) else constructor
         hints = typing.get_type_hints(target)
-        fields: dict[str, Any] = {
-            key: (hints.get(key, Any), ...) for key in args
-        }
-        model = pydantic.create_model(  # type: ignore[call-overload]
+        fields: dict[str, Any] = {key: (hints.get(key, Any), ...) for key in args}
+        model = pydantic.create_model(
             f"{name}_args", __config__=pydantic.ConfigDict(arbitrary_types_allowed=True), **fields
         )
         try:

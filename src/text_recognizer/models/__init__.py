@@ -1,0 +1,12 @@
+"""LightningModules by config name: they hold loss, metrics and decoding only."""
+
+from lightning import LightningModule
+
+from text_recognizer.models.base import RecognitionModule
+from text_recognizer.models.classifier import CharClassifier
+from text_recognizer.registry import Registry
+
+MODELS: Registry[LightningModule] = Registry("model")
+MODELS.register("classifier")(CharClassifier)
+
+__all__ = ["MODELS", "CharClassifier", "RecognitionModule"]

@@ -32,7 +32,9 @@ class LeNet(nn.Module):
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        self.features = nn.Sequential(conv_block(1, channels[0]), conv_block(channels[0], channels[1]))
+        self.features = nn.Sequential(
+            conv_block(1, channels[0]), conv_block(channels[0], channels[1])
+        )
         flat = channels[1] * (input_size // 4) ** 2
         self.classifier = nn.Sequential(
             nn.Flatten(),

@@ -1,0 +1,8 @@
+"""Datasets as LightningDataModules, built by name: ``DATASETS.build("emnist", {...})``."""
+
+from text_recognizer.data.module import BaseDataModule
+from text_recognizer.registry import Registry
+
+DATASETS: Registry[BaseDataModule] = Registry("dataset")
+
+__all__ = ["DATASETS", "BaseDataModule"]

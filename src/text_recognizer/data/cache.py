@@ -1,0 +1,80 @@
+"""Processed-dataset caches: HDF5 files keyed by the parameters that built them.
+
+The key is a hash of every parameter, so a change of parameters never reads a stale
+cache, and files are written under a temporary name and renamed so a killed build
+never leaves a half-written cache behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from text_recognizer.errors import DataError
+
+CACHE_FORMAT_VERSION = 1
+
+
+def cache_key(params: Mapping[str, Any]) -> str:
+    """A short stable hash of JSON-serialisable parameters."""
+    payload = json.dumps({"v": CACHE_FORMAT_VERSION, **params}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def cache_path(directory: Path, name: str, params: Mapping[str, Any]) -> Path:
+    return directory / f"{name}-{cache_key(params)}.h5"
+
+
+def write_h5(
+    path: Path, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None
+) -> None:
+    """Write arrays to ``path`` atomically (temp file in the same folder, then rename).
+
+    String arrays are stored as UTF-8 variable-length strings; ``attrs`` (e.g. the
+    parameters) are stored as JSON so a cache documents how it was built.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            for key, array in arrays.items():
+                if array.dtype.kind in "OU":
+                    f.create_dataset(
+                        key, data=np.asarray(array, dtype=object), dtype=h5py.string_dtype("utf-8")
+                    )
+                else:
+                    f.create_dataset(
+                        key,
+                        data=array,
+                        compression="lzf",
+                        chunks=True if array.ndim > 0 and array.size > 0 else None,
+                    )
+            f.attrs["params"] = json.dumps(dict(attrs or {}), sort_keys=True, default=str)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_h5(path: Path) -> dict[str, np.ndarray]:
+    """Read every dataset of an HDF5 cache into memory; strings come back as ``str``."""
+    try:
+        with h5py.File(path, "r") as f:
+            out: dict[str, np.ndarray] = {}
+            for key in f:
+                dataset = f[key]
+                if h5py.check_string_dtype(dataset.dtype):
+                    out[key] = np.array(dataset.asstr()[()], dtype=object)
+                else:
+                    out[key] = dataset[()]
+            return out
+    except OSError as error:
+        raise DataError(
+            f"cache {path} is unreadable ({error}); delete it and it will be rebuilt"
+        ) from error

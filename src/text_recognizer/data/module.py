@@ -1,0 +1,155 @@
+"""The LightningDataModule base every dataset builds on.
+
+``prepare_data`` downloads or builds caches (once, on one process), ``setup`` loads
+splits into memory. Every dataset yields ``(image, target)`` pairs where ``image`` is a
+float32 ``[1, H, W]`` tensor in [0, 1] with bright ink on a dark background, and
+``target`` is a charset index (characters) or a 1-D tensor of indices (lines).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from text_recognizer.charset import DEFAULT_CHARSET, Charset
+from text_recognizer.paths import data_dir
+
+Kind = Literal["char", "line"]
+
+
+class ArrayDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """uint8 images ``[N, H, W]`` (bright ink) plus per-item targets, kept in memory."""
+
+    def __init__(
+        self, images: np.ndarray | Sequence[np.ndarray], targets: Sequence[object]
+    ) -> None:
+        if len(images) != len(targets):
+            raise ValueError(f"{len(images)} images but {len(targets)} targets")
+        self.images = images
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = torch.from_numpy(np.asarray(self.images[index], dtype=np.float32) / 255.0)
+        return image.unsqueeze(0), torch.as_tensor(self.targets[index])
+
+
+def collate_lines(
+    batch: Sequence[tuple[torch.Tensor, torch.Tensor]], pad_index: int = DEFAULT_CHARSET.pad
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pad variable-width line images with background (0) and targets with ``<pad>``.
+
+    True widths and target lengths are returned so CTC sees only real frames.
+    """
+    images, targets = zip(*batch, strict=True)
+    height = images[0].shape[-2]
+    widths = torch.tensor([im.shape[-1] for im in images], dtype=torch.long)
+    lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
+    padded = torch.zeros(len(images), 1, height, int(widths.max()), dtype=images[0].dtype)
+    for i, image in enumerate(images):
+        padded[i, :, :, : image.shape[-1]] = image
+    padded_targets = torch.full(
+        (len(targets), max(int(lengths.max()), 1)), pad_index, dtype=torch.long
+    )
+    for i, target in enumerate(targets):
+        padded_targets[i, : len(target)] = target
+    return padded, widths, padded_targets, lengths
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A shuffle that depends only on (seed, epoch), so a resumed run sees the same order.
+
+    Lightning calls ``set_epoch`` at the start of every training epoch.
+    """
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+
+class BaseDataModule(L.LightningDataModule):
+    """Splits, loaders and a readable ``__repr__``; subclasses fill the splits."""
+
+    kind: ClassVar[Kind] = "char"
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        seed: int = 0,
+        root: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.root = Path(root) if root is not None else data_dir()
+        self.charset: Charset = DEFAULT_CHARSET
+        self.data_train: Dataset[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.data_val: Dataset[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.data_test: Dataset[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    @property
+    def input_height(self) -> int:
+        """Height in pixels of every image this module yields."""
+        raise NotImplementedError
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
+        dataset = getattr(self, f"data_{split}")
+        if dataset is None:
+            raise RuntimeError(f"call setup() before asking for the {split} loader")
+        sampler = (
+            EpochShuffleSampler(len(dataset), self.seed)
+            if shuffle and hasattr(dataset, "__len__")
+            else None
+        )
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=collate_lines if self.kind == "line" else None,
+            persistent_workers=self.num_workers > 0,
+            multiprocessing_context="spawn" if self.num_workers > 0 else None,
+        )
+
+    def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
+        return self._loader("test", shuffle=False)
+
+    def _split_sizes(self) -> str:
+        parts = []
+        for split in ("train", "val", "test"):
+            dataset = getattr(self, f"data_{split}")
+            parts.append(f"{split}={len(dataset) if dataset is not None else '?'}")
+        return ", ".join(parts)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self._split_sizes()}, kind={self.kind}, "
+            f"batch_size={self.batch_size}, root={self.root})"
+        )

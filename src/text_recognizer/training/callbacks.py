@@ -1,0 +1,86 @@
+"""Callbacks and plugins our runs add to Lightning's own.
+
+Lightning restores model, optimiser, scheduler, epoch and step from a checkpoint; these
+add what an *exact* resume also needs (RNG states, accumulated training time) and make
+checkpoint writes atomic so a kill during a save never corrupts ``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.fabric.utilities.cloud_io import _atomic_save
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write each checkpoint to a temporary file beside it, then rename it into place."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+    ) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            _atomic_save(checkpoint, tmp)
+            with tmp.open("rb") as f:
+                os.fsync(f.fileno())
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+class RngStateCallback(L.Callback):
+    """Save and restore Python, NumPy and torch RNG states with every checkpoint."""
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint["rng_states"] = {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+        }
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        states = checkpoint.get("rng_states")
+        if states:
+            random.setstate(states["python"])
+            np.random.set_state(states["numpy"])
+            torch.set_rng_state(states["torch"])
+
+
+class TrainingTimeCallback(L.Callback):
+    """Total wall time spent in ``fit``, summed over resumed segments of one run."""
+
+    def __init__(self) -> None:
+        self.previous_s = 0.0
+        self.started: float | None = None
+
+    @property
+    def total_s(self) -> float:
+        running = time.perf_counter() - self.started if self.started is not None else 0.0
+        return self.previous_s + running
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.previous_s = self.total_s
+        self.started = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"total_s": self.total_s}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.previous_s = float(state_dict.get("total_s", 0.0))

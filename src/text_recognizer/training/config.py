@@ -1,0 +1,244 @@
+"""The experiment schema: YAML -> OmegaConf merge + dotted overrides -> pydantic validation.
+
+One typed schema for every experiment. Every error names the key, the bad value and
+what is allowed, before any data is built or any model trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from text_recognizer.errors import ConfigError
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(Section):
+    """Which dataset, its constructor arguments, and how it is batched."""
+
+    name: str = Field(description="dataset name (`text-recognizer data list`)")
+    args: dict[str, Any] = Field(default_factory=dict, description="dataset constructor arguments")
+    batch_size: int = Field(128, gt=0)
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes (spawned)")
+
+
+class NetworkConfig(Section):
+    name: str = Field(description="network name: mlp, lenet, line_cnn, crnn, transformer, ...")
+    args: dict[str, Any] = Field(default_factory=dict, description="network constructor arguments")
+
+
+class ModelConfig(Section):
+    name: Literal["classifier", "ctc"] = Field(
+        "classifier", description="LightningModule: classifier (characters), ctc (lines)"
+    )
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="model arguments (e.g. decoding)"
+    )
+
+
+class OptimizerConfig(Section):
+    name: Literal["adam", "adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, description="SGD only")
+
+
+class SchedulerConfig(Section):
+    name: Literal["none", "onecycle", "cyclic", "cosine", "step", "multistep", "plateau"] = Field(
+        "none", description="onecycle/cyclic step per batch; the others per epoch"
+    )
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="passed to the torch.optim.lr_scheduler class"
+    )
+    warmup_epochs: int = Field(0, ge=0, description="linear warm-up before cosine/step/multistep")
+    monitor: str = Field("val/loss", description="metric ReduceLROnPlateau watches")
+
+
+class EarlyStoppingConfig(Section):
+    monitor: str = "val/loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int = Field(5, ge=0)
+    min_delta: float = Field(0.0, ge=0)
+
+
+class CheckpointConfig(Section):
+    monitor: str = "val/loss"
+    mode: Literal["min", "max"] = "min"
+
+
+class SwaConfig(Section):
+    lr: float = Field(1e-4, gt=0)
+    start_epoch: float | int = Field(0.8, description="fraction of max_epochs, or an epoch index")
+
+
+class CallbacksConfig(Section):
+    early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    lr_monitor: bool = True
+    progress_bar: Literal["auto", "rich", "tqdm", "none"] = Field(
+        "auto", description="auto: tqdm on a terminal, none otherwise"
+    )
+    swa: SwaConfig | None = None
+
+
+class TrainerConfig(Section):
+    """Lightning Trainer settings (a subset; the names are Lightning's)."""
+
+    max_epochs: int = Field(10, ge=1)
+    max_steps: int = -1
+    max_time: str | None = Field(None, description='wall-time limit "DD:HH:MM:SS"')
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = Field(1, ge=1)
+    precision: str = "32-true"
+    deterministic: bool = True
+    gradient_clip_val: float | None = None
+    accumulate_grad_batches: int = Field(1, ge=1)
+    limit_train_batches: int | float = 1.0
+    limit_val_batches: int | float = 1.0
+    limit_test_batches: int | float = 1.0
+    val_check_interval: int | float = 1.0
+    log_every_n_steps: int = Field(50, ge=1)
+    num_threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU")
+
+
+class WandbConfig(Section):
+    project: str = "text-recognizer"
+    entity: str | None = None
+    prediction_images: int = Field(8, ge=0, description="validation images logged per epoch")
+
+
+class LoggerConfig(Section):
+    tensorboard: bool = True
+    wandb: WandbConfig | None = None
+
+
+class ExperimentConfig(Section):
+    """A whole experiment: what to train, on what, how, and where its run goes."""
+
+    name: str = Field(description="experiment name: the run folder is runs/<group>/<name>/<time>")
+    group: str = "default"
+    seed: int = 0
+    data: DataConfig
+    network: NetworkConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    logger: LoggerConfig = Field(default_factory=LoggerConfig)
+
+
+def _section_at(loc: Sequence[Any]) -> type[BaseModel] | None:
+    """The schema class that owns the key at ``loc`` (to list its allowed keys)."""
+    model: type[BaseModel] = ExperimentConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return model
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return model
+        model = nested[0]
+    return model
+
+
+def format_validation_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        loc = [str(p) for p in item["loc"] if not str(p).startswith("function-")]
+        key = ".".join(loc) or "<root>"
+        if item["type"] == "extra_forbidden":
+            section = _section_at(item["loc"][:-1])
+            allowed = ", ".join(section.model_fields) if section else "?"
+            lines.append(f"unknown key {key!r}; allowed here: {allowed}")
+        elif item["type"] == "missing":
+            lines.append(f"missing required key {key!r}")
+        else:
+            lines.append(f"key {key!r} = {item.get('input')!r} is invalid: {item['msg']}")
+    return "invalid experiment config:\n  " + "\n  ".join(lines)
+
+
+def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error)) from None
+
+
+def load_config(path: Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Read a YAML experiment, apply ``a.b=c`` overrides, validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"experiment config {path} does not exist")
+    try:
+        base = OmegaConf.create(yaml.safe_load(path.read_text()) or {})
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    return parse_config(apply_overrides(OmegaConf.to_container(base, resolve=True), overrides))  # type: ignore[arg-type]
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Merge ``--set a.b=c`` dotted overrides (values parsed as YAML) into ``raw``."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.path=value")
+    try:
+        merged = OmegaConf.merge(OmegaConf.create(raw), OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"cannot apply overrides {list(overrides)}: {error}") from None
+    return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def schema_reference() -> str:
+    """A Markdown reference of every key, its type, default and description."""
+    out = ["# Experiment config reference", ""]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        out.append(f"## `{prefix or '<root>'}`")
+        if model.__doc__:
+            out.append(model.__doc__.strip().splitlines()[0])
+        out.append("")
+        out.append("| key | type | default | description |")
+        out.append("|---|---|---|---|")
+        nested: list[tuple[str, type[BaseModel]]] = []
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            type_name = getattr(annotation, "__name__", None) or str(annotation).replace(
+                "typing.", ""
+            )
+            default = (
+                "required"
+                if field.is_required()
+                else repr(field.get_default(call_default_factory=True))
+            )
+            if isinstance(field.get_default(call_default_factory=True), BaseModel):
+                default = "see below"
+            out.append(f"| `{name}` | `{type_name}` | {default} | {field.description or ''} |")
+            for candidate in [annotation, *getattr(annotation, "__args__", ())]:
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    nested.append((f"{prefix}.{name}" if prefix else name, candidate))
+        out.append("")
+        for key, sub in nested:
+            walk(sub, key)
+
+    walk(ExperimentConfig, "")
+    return "\n".join(out)

@@ -1,0 +1,244 @@
+"""Run an experiment: build data, network and model from a config, train with Lightning.
+
+Each run gets ``runs/<group>/<name>/<timestamp>/`` holding the resolved ``config.yaml``,
+``checkpoints/{best,last}.ckpt``, ``metrics.csv``, TensorBoard events and
+``summary.json``; ``--resume`` continues the same folder from ``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch import callbacks as lc
+from lightning.pytorch import loggers as ll
+
+from text_recognizer.data import DATASETS, BaseDataModule
+from text_recognizer.errors import ConfigError
+from text_recognizer.models import MODELS
+from text_recognizer.networks import NETWORKS
+from text_recognizer.paths import runs_dir
+from text_recognizer.training.callbacks import (
+    AtomicCheckpointIO,
+    RngStateCallback,
+    TrainingTimeCallback,
+)
+from text_recognizer.training.config import ExperimentConfig, dump_config, load_config, parse_config
+
+log = logging.getLogger(__name__)
+
+
+def build_datamodule(config: ExperimentConfig) -> BaseDataModule:
+    return DATASETS.build(
+        config.data.name,
+        config.data.args,
+        batch_size=config.data.batch_size,
+        num_workers=config.data.num_workers,
+        seed=config.seed,
+    )
+
+
+def build_model(config: ExperimentConfig, datamodule: BaseDataModule) -> L.LightningModule:
+    """The LightningModule, with data-dependent network arguments filled in and checked."""
+    injected = {
+        "num_classes": len(datamodule.charset),
+        "input_size": datamodule.input_height,
+        "input_height": datamodule.input_height,
+    }
+    network_args = {**config.network.args, **NETWORKS.accepted(config.network.name, injected)}
+    NETWORKS.build(config.network.name, network_args)  # fail on bad args before anything else
+    return MODELS.build(
+        config.model.name,
+        config.model.args,
+        network=config.network.name,
+        network_args=network_args,
+        charset_tokens=list(datamodule.charset.tokens),
+        input_height=datamodule.input_height,
+        optimizer=config.optimizer.model_dump(),
+        scheduler=config.scheduler.model_dump(),
+    )
+
+
+def build_callbacks(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]:
+    cb = config.callbacks
+    callbacks: list[L.Callback] = [
+        lc.ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best",
+            monitor=cb.checkpoint.monitor,
+            mode=cb.checkpoint.mode,
+            save_top_k=1,
+            save_last=True,
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+        ),
+        RngStateCallback(),
+        TrainingTimeCallback(),
+    ]
+    if cb.early_stopping is not None:
+        es = cb.early_stopping
+        callbacks.append(
+            lc.EarlyStopping(
+                monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta
+            )
+        )
+    if cb.lr_monitor:
+        callbacks.append(lc.LearningRateMonitor(logging_interval="step"))
+    bar = cb.progress_bar
+    if bar == "auto":
+        bar = "tqdm" if sys.stderr.isatty() else "none"
+    if bar == "rich":
+        callbacks.append(lc.RichProgressBar())
+    elif bar == "tqdm":
+        callbacks.append(lc.TQDMProgressBar())
+    if cb.swa is not None:
+        start = cb.swa.start_epoch
+        callbacks.append(lc.StochasticWeightAveraging(swa_lrs=cb.swa.lr, swa_epoch_start=start))
+    return callbacks
+
+
+def build_loggers(config: ExperimentConfig, run_dir: Path) -> list[Any]:
+    loggers: list[Any] = [ll.CSVLogger(save_dir=run_dir, name="", version="")]
+    if config.logger.tensorboard:
+        loggers.append(
+            ll.TensorBoardLogger(
+                save_dir=run_dir, name="tensorboard", version="", default_hp_metric=False
+            )
+        )
+    if config.logger.wandb is not None:
+        from text_recognizer.training.wandb import build_wandb_logger
+
+        loggers.append(build_wandb_logger(config, run_dir))
+    return loggers
+
+
+def build_trainer(config: ExperimentConfig, run_dir: Path) -> L.Trainer:
+    t = config.trainer
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    bar = config.callbacks.progress_bar
+    return L.Trainer(
+        default_root_dir=run_dir,
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        max_time=t.max_time,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        num_nodes=t.num_nodes,
+        precision=t.precision,  # type: ignore[arg-type]
+        deterministic=t.deterministic,
+        gradient_clip_val=t.gradient_clip_val,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        limit_test_batches=t.limit_test_batches,
+        val_check_interval=t.val_check_interval,
+        log_every_n_steps=t.log_every_n_steps,
+        callbacks=build_callbacks(config, run_dir),
+        logger=build_loggers(config, run_dir),
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=bar != "none" and (bar != "auto" or sys.stderr.isatty()),
+        enable_model_summary=logging.getLogger("text_recognizer").isEnabledFor(logging.INFO),
+    )
+
+
+def new_run_dir(config: ExperimentConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = runs_dir() / config.group / config.name / stamp
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = runs_dir() / config.group / config.name / f"{stamp}-{suffix}"
+    return run_dir
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, fixed arguments
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def run_experiment(
+    config: ExperimentConfig, run_dir: Path | None = None, resume: bool = False
+) -> dict[str, Any]:
+    """Prepare data, train, test the best checkpoint, and write ``summary.json``."""
+    run_dir = run_dir or new_run_dir(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_config(config))
+    L.seed_everything(config.seed, workers=True, verbose=False)
+
+    datamodule = build_datamodule(config)
+    model = build_model(config, datamodule)
+    log.info("preparing dataset %s", config.data.name)
+    datamodule.prepare_data()  # download / build caches before training starts, with progress
+    trainer = build_trainer(config, run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    ckpt_path = str(last) if resume else None
+    if resume and not last.is_file():
+        raise ConfigError(f"cannot resume: {last} does not exist (the run saved no checkpoint yet)")
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+
+    checkpoint = trainer.checkpoint_callback
+    best_path = getattr(checkpoint, "best_model_path", "") or str(last)
+    test_metrics: dict[str, float] = {}
+    if datamodule.data_test is not None or hasattr(datamodule, "test_dataloader"):
+        results = trainer.test(
+            model, datamodule=datamodule, ckpt_path=best_path, verbose=False, weights_only=False
+        )
+        test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+    timer = next(c for c in trainer.callbacks if isinstance(c, TrainingTimeCallback))  # type: ignore[attr-defined]
+    best_score = getattr(checkpoint, "best_model_score", None)
+    summary = {
+        "name": config.name,
+        "group": config.group,
+        "run_dir": str(run_dir),
+        "monitor": config.callbacks.checkpoint.monitor,
+        "best_score": float(best_score) if best_score is not None else None,
+        "best_checkpoint": best_path,
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "training_time_s": round(timer.total_s, 2),
+        "test": test_metrics,
+        "git_commit": git_commit(),
+        "command": shlex.join(sys.argv),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def train_from_config(path: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    return run_experiment(load_config(path, overrides))
+
+
+def resume_run(target: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Continue a run folder (or the folder of a ``last.ckpt``) exactly where it stopped."""
+    target = Path(target)
+    run_dir = target.parent.parent if target.suffix == ".ckpt" else target
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder: it has no config.yaml")
+    if overrides:
+        raise ConfigError(
+            "an exact resume takes the run's own config; start a new run to change it"
+        )
+    config = parse_config(yaml.safe_load(config_file.read_text()))
+    return run_experiment(config, run_dir=run_dir, resume=True)

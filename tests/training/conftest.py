@@ -1,0 +1,3 @@
+from tests.training.fakes import tiny_chars
+
+__all__ = ["tiny_chars"]

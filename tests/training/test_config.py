@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import pytest
+
+from text_recognizer.errors import ConfigError
+from text_recognizer.training.config import load_config, parse_config, schema_reference
+
+MINIMAL = "name: x\ndata: {name: synthetic_chars}\nnetwork: {name: lenet}\n"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.optimizer.name == "adamw"
+    assert config.callbacks.checkpoint.monitor == "val/loss"
+    assert config.group == "default"
+
+
+def test_dotted_overrides_are_typed(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL), ["optimizer.lr=3e-4", "trainer.max_epochs=7"])
+    assert config.optimizer.lr == pytest.approx(3e-4)
+    assert config.trainer.max_epochs == 7
+
+
+def test_unknown_key_lists_allowed_keys(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown key 'optimizer.lrr'; allowed here: name, lr"):
+        load_config(write(tmp_path, MINIMAL), ["optimizer.lrr=1"])
+
+
+def test_bad_value_names_key_value_and_allowed(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"key 'optimizer.name' = 'adamax'.*'adam', 'adamw' or 'sgd'"
+    ):
+        load_config(write(tmp_path, MINIMAL + "optimizer: {name: adamax}\n"))
+    with pytest.raises(
+        ConfigError, match=r"key 'optimizer.lr' = -1.0 is invalid: .*greater than 0"
+    ):
+        load_config(write(tmp_path, MINIMAL), ["optimizer.lr=-1.0"])
+
+
+def test_missing_required_key() -> None:
+    with pytest.raises(ConfigError, match=r"missing required key 'network'"):
+        parse_config({"name": "x", "data": {"name": "emnist"}})
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "name: [unclosed"))
+    with pytest.raises(ConfigError, match=r"key\.path=value"):
+        load_config(write(tmp_path, MINIMAL), ["optimizer.lr"])
+
+
+def test_schema_reference_documents_every_section() -> None:
+    text = schema_reference()
+    for section in (
+        "`data`",
+        "`optimizer`",
+        "`callbacks.early_stopping`",
+        "`trainer`",
+        "`logger.wandb`",
+    ):
+        assert section in text
+    assert "| `lr` | `float` | 0.001 |" in text
+
+
+def test_shipped_configs_are_valid() -> None:
+    configs = sorted(Path("configs").glob("*.yaml"))
+    assert configs, "no configs shipped"
+    for path in configs:
+        if "group" in path.stem or "sweep" in path.stem:
+            continue
+        load_config(path)

@@ -1,0 +1,75 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from text_recognizer.models import CharClassifier
+from text_recognizer.training.config import parse_config
+from text_recognizer.training.run import resume_run, run_experiment
+
+
+def tiny_config(dataset: str, **overrides: object) -> dict:
+    config = {
+        "name": "tiny",
+        "group": "tests",
+        "seed": 3,
+        "data": {"name": dataset, "args": {"size": 384}, "batch_size": 16},
+        "network": {"name": "lenet", "args": {"channels": [8, 16], "fc_dim": 32}},
+        "optimizer": {"name": "adamw", "lr": 1e-2},
+        "scheduler": {"name": "onecycle"},
+        "callbacks": {"checkpoint": {"monitor": "val/acc", "mode": "max"}, "progress_bar": "none"},
+        "trainer": {"max_epochs": 3, "num_threads": 1},
+    }
+    config.update(overrides)
+    return config
+
+
+def test_run_writes_folder_and_learns(tiny_chars: str) -> None:
+    summary = run_experiment(parse_config(tiny_config(tiny_chars)))
+    run_dir = Path(summary["run_dir"])
+    assert run_dir.parent.parent.name == "tests"
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "summary.json",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "tensorboard").glob("events.*"))
+    assert summary["epochs"] == 3
+    assert summary["training_time_s"] > 0
+    assert summary["test"]["test/acc"] > 0.9
+    assert json.loads((run_dir / "summary.json").read_text())["best_score"] == summary["best_score"]
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["optimizer"]["lr"] == 1e-2
+
+
+def test_checkpoint_rebuilds_model_without_config(tiny_chars: str) -> None:
+    summary = run_experiment(parse_config(tiny_config(tiny_chars, trainer={"max_epochs": 1})))
+    model = CharClassifier.load_from_checkpoint(summary["best_checkpoint"], weights_only=False)
+    assert model.charset.tokens[0] == "<blank>"
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, len(model.charset))
+
+
+def test_resume_continues_same_run(tiny_chars: str) -> None:
+    # A constant LR: extending max_epochs would otherwise change the schedule's length.
+    config = tiny_config(tiny_chars, trainer={"max_epochs": 1}, scheduler={"name": "none"})
+    summary = run_experiment(parse_config(config))
+    run_dir = Path(summary["run_dir"])
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["trainer"]["max_epochs"] = 2
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    resumed = resume_run(run_dir)
+    assert resumed["run_dir"] == str(run_dir)
+    assert resumed["epochs"] == 2
+    assert resumed["training_time_s"] >= summary["training_time_s"]
+
+
+def test_resume_needs_a_run_folder(tmp_path: Path) -> None:
+    from text_recognizer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not a run folder"):
+        resume_run(tmp_path)
