@@ -19,3 +19,8 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("TEXT_RECOGNIZER_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("TEXT_RECOGNIZER_RUNS", str(tmp_path / "runs"))
     yield tmp_path
+
+
+from tests.fixtures import tiny_char_run  # noqa: E402
+
+__all__ = ["isolated_dirs", "tiny_char_run"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -21,6 +22,16 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Download, build and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+config_app = typer.Typer(
+    help="Show resolved experiment configs and the config schema.", no_args_is_help=True
+)
+app.add_typer(config_app, name="config")
+
+class Kind(str, Enum):
+    char = "char"
+    line = "line"
+    auto = "auto"
+
 
 console = Console()
 err_console = Console(stderr=True)
@@ -106,13 +117,38 @@ def data_list() -> None:
         console.print(name)
 
 
+@config_app.command("show")
+def config_show(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    set_: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--set", help="Dotted override, e.g. --set optimizer.lr=3e-4 (repeatable)."),
+    ] = None,
+) -> None:
+    """Print the experiment config with defaults filled in and overrides applied."""
+    from text_recognizer.training.config import dump_config, load_config
+
+    try:
+        print(dump_config(load_config(experiment, set_ or [])), end="")
+    except TextRecognizerError as error:
+        raise fail(error) from error
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the documented schema of every experiment key (Markdown)."""
+    from text_recognizer.training.config import schema_reference
+
+    print(schema_reference())
+
+
 @app.command()
 def recognize(
     images: Annotated[list[Path], typer.Argument(help="Image files to read.")],
     model: Annotated[
         str, typer.Option(help="Bundled model name, or a .onnx/.ckpt path or run folder.")
     ] = "default",
-    kind: Annotated[str, typer.Option(help="char, line or auto (by aspect ratio).")] = "auto",
+    kind: Annotated[Kind, typer.Option(help="char, line or auto (by aspect ratio).")] = Kind.auto,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image.")] = False,
 ) -> None:
     """Read handwritten characters or lines from images."""
@@ -125,7 +161,7 @@ def recognize(
     failures = 0
     for path in images:
         try:
-            result = recognizer.recognize(path, kind=kind)
+            result = recognizer.recognize(path, kind=kind.value)
         except TextRecognizerError as error:
             failures += 1
             if as_json:

@@ -7,7 +7,7 @@ with no config at hand and a model always decodes with the charset it was traine
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -19,6 +19,11 @@ from text_recognizer.training.optim import build_optimizer, build_scheduler
 
 
 class RecognitionModule(L.LightningModule):
+    #: The name under which ``MODELS`` registers the subclass; stored in checkpoints.
+    model_name: ClassVar[str] = ""
+    #: What it reads: single characters or whole lines (chooses preprocessing and decoding).
+    kind: ClassVar[str] = "char"
+
     def __init__(
         self,
         network: str,
@@ -38,6 +43,9 @@ class RecognitionModule(L.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.network(images)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["model_name"] = self.model_name
 
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.parameters(), self.optimizer_config)

@@ -12,6 +12,8 @@ from text_recognizer.models.base import RecognitionModule
 
 
 class CharClassifier(RecognitionModule):
+    model_name = "classifier"
+
     def __init__(self, network: str, **kwargs: Any) -> None:
         super().__init__(network, **kwargs)
         num_classes = len(self.charset)

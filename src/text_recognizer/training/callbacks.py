@@ -44,9 +44,11 @@ class RngStateCallback(L.Callback):
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
+        # Plain types and tensors only, so the checkpoint loads with ``weights_only=True``.
+        kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
         checkpoint["rng_states"] = {
             "python": random.getstate(),
-            "numpy": np.random.get_state(),
+            "numpy": [kind, torch.tensor(np.asarray(keys, np.int64)), pos, has_gauss, gauss],
             "torch": torch.get_rng_state(),
         }
 
@@ -56,7 +58,8 @@ class RngStateCallback(L.Callback):
         states = checkpoint.get("rng_states")
         if states:
             random.setstate(states["python"])
-            np.random.set_state(states["numpy"])
+            kind, keys, pos, has_gauss, gauss = states["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
             torch.set_rng_state(states["torch"])
 
 

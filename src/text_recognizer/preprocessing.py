@@ -1,0 +1,168 @@
+"""Turn any image into what the models were trained on.
+
+Training data, the real evaluation sets and users' images all go through these same
+functions, so a model never sees a framing or polarity at test time that it did not see
+in training. ``emnist_style`` reproduces the conversion that made EMNIST from NIST
+Special Database 19 (Cohen et al., 2017, "EMNIST: an extension of MNIST to handwritten
+letters", section II-A): blur with a Gaussian of sigma 1, extract the region of interest
+around the ink, centre it in a square frame keeping its aspect ratio, pad by 2 pixels,
+downsample to 28x28 with bicubic interpolation and stretch the intensities to 0..255.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from text_recognizer.errors import ImageError
+
+# EMNIST worked on 128x128 NIST scans; we scale every region of interest to that frame so
+# the sigma-1 blur and the 2-pixel pad mean the same thing whatever the input resolution.
+EMNIST_FRAME = 128
+EMNIST_PAD = 2
+EMNIST_SIGMA = 1.0
+# A pixel is ink when it is brighter than this fraction of the brightest ink: low enough
+# to keep thin, faint strokes, high enough to ignore paper texture and JPEG noise.
+INK_FRACTION = 0.25
+# Below this contrast (grey levels between background and brightest ink) there is nothing
+# to read: a blank page, a flat colour, a fully transparent image.
+MIN_CONTRAST = 16
+
+
+def to_grey(image: Image.Image | np.ndarray) -> np.ndarray:
+    """Any Pillow image or array (L, RGB, RGBA, LA, P, 1, 16-bit, float) -> uint8 ``[H, W]``.
+
+    Transparent pixels are composited on white, because a transparent background is
+    paper in every drawing tool; colour becomes ITU-R 601 luma (what Pillow's "L" does).
+    """
+    if isinstance(image, Image.Image):
+        return _pil_to_grey(image)
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
+    return _array_to_grey(image)
+
+
+def _pil_to_grey(image: Image.Image) -> np.ndarray:
+    if image.width == 0 or image.height == 0:
+        raise ImageError(f"image is empty ({image.width}x{image.height})")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return _array_to_grey(np.asarray(image))
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.asarray(image.convert("L"), dtype=np.uint8).copy()
+
+
+def _array_to_grey(array: np.ndarray) -> np.ndarray:
+    if array.size == 0:
+        raise ImageError(f"image is empty (shape {array.shape})")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageError(
+            f"image array has shape {array.shape}; expected [H, W], [H, W, 1], [H, W, 3] (RGB) "
+            "or [H, W, 4] (RGBA)"
+        )
+    values = _to_unit_float(array)
+    if values.ndim == 3:
+        rgb = values[:, :, :3]
+        if values.shape[2] == 4:  # composite on white paper
+            alpha = values[:, :, 3:4]
+            rgb = rgb * alpha + (1.0 - alpha)
+        values = rgb @ np.array([0.299, 0.587, 0.114])
+    return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)
+
+
+def _to_unit_float(array: np.ndarray) -> np.ndarray:
+    """Scale an integer, boolean or float array to float64 in [0, 1] by its dtype's range."""
+    if array.dtype == np.bool_:
+        return array.astype(np.float64)
+    if np.issubdtype(array.dtype, np.integer):
+        if array.dtype == np.uint8:
+            return array.astype(np.float64) / 255.0
+        top = float(array.max())
+        # 16-bit scans use the full range; "I" (int32) images from 8-bit files stay <= 255.
+        scale = 65535.0 if top > 255 or array.dtype == np.uint16 else 255.0
+        return np.clip(array.astype(np.float64) / scale, 0.0, 1.0)
+    if np.issubdtype(array.dtype, np.floating):
+        values = np.nan_to_num(array.astype(np.float64))
+        return np.clip(values / 255.0 if values.max() > 1.0 else values, 0.0, 1.0)
+    raise ImageError(f"image array has unsupported dtype {array.dtype}")
+
+
+def normalize_polarity(grey: np.ndarray) -> np.ndarray:
+    """Return a uint8 copy with bright ink on a dark background, whatever the input's polarity.
+
+    The background is the median of the image's outer border (ink rarely fills the
+    border); ink is whichever extreme lies farther from it. That also handles grey
+    paper, where a fixed "is the border brighter than 127" rule would fail.
+    """
+    grey = to_grey(grey)
+    background = _border_median(grey)
+    # A 3x3 median ignores isolated noise pixels yet keeps strokes, however little ink there is.
+    smooth = cv2.medianBlur(grey, 3) if min(grey.shape) >= 3 else grey
+    darkest, brightest = float(smooth.min()), float(smooth.max())
+    if background - darkest > brightest - background:
+        return 255 - grey
+    return grey.copy()
+
+
+def _border_median(grey: np.ndarray) -> float:
+    """The median of the image's outer ring (5% of the shorter side, at least 1 pixel)."""
+    height, width = grey.shape
+    ring = max(1, min(height, width) // 20)
+    border = np.concatenate(
+        [grey[:ring].ravel(), grey[-ring:].ravel(), grey[:, :ring].ravel(), grey[:, -ring:].ravel()]
+    )
+    return float(np.median(border))
+
+
+def emnist_style(grey_bright_ink: np.ndarray, size: int = 28) -> np.ndarray:
+    """EMNIST's conversion: uint8 bright-ink image of any size -> uint8 ``[size, size]``.
+
+    The ink's bounding box (found after subtracting the background level) is scaled so
+    its longer side spans a 128-pixel frame less EMNIST's 2-pixel pad, centred with its
+    aspect ratio kept, blurred (sigma 1), and downsampled with antialiased bicubic
+    interpolation, as MATLAB's ``imresize`` did for EMNIST. Because it crops to the ink,
+    a lowercase 'o' and a capital 'O' come out the same size, exactly as in EMNIST.
+
+    Raises ``ImageError`` when there is no ink to find (a blank or flat image).
+    """
+    grey = to_grey(grey_bright_ink).astype(np.float32)
+    # Whichever is darker: a bold glyph can cover most of a tight crop, or touch its border.
+    background = min(float(np.median(grey)), _border_median(grey))
+    ink = np.clip(grey - background, 0.0, None)
+    peak = float(ink.max())
+    if peak < MIN_CONTRAST:
+        raise ImageError(
+            "the image is blank: no ink brighter than the background was found "
+            f"(contrast {peak:.0f} grey levels, need {MIN_CONTRAST}); pass an image that "
+            "shows a character, with bright ink on a dark background (see normalize_polarity)"
+        )
+    rows, cols = np.nonzero(ink > INK_FRACTION * peak)
+    roi = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] * (255.0 / peak)
+
+    inner = EMNIST_FRAME - 2 * EMNIST_PAD
+    scale = inner / max(roi.shape)
+    new_h = max(1, round(roi.shape[0] * scale))
+    new_w = max(1, round(roi.shape[1] * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    scaled = cv2.resize(roi, (new_w, new_h), interpolation=interpolation)
+
+    frame = np.zeros((EMNIST_FRAME, EMNIST_FRAME), dtype=np.float32)
+    top = (EMNIST_FRAME - new_h) // 2
+    left = (EMNIST_FRAME - new_w) // 2
+    frame[top : top + new_h, left : left + new_w] = np.clip(scaled, 0.0, 255.0)
+    blurred = cv2.GaussianBlur(frame, (0, 0), EMNIST_SIGMA)
+
+    small = Image.fromarray(blurred).resize((size, size), Image.Resampling.BICUBIC)
+    out = np.clip(np.asarray(small), 0.0, None)
+    top_value = float(out.max())
+    if top_value <= 0.0:  # a speck smaller than one output pixel
+        raise ImageError("the image's ink is too small to read; pass a larger crop")
+    return np.clip(np.rint(out * (255.0 / top_value)), 0, 255).astype(np.uint8)

@@ -1,0 +1,52 @@
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from text_recognizer import __version__
+from text_recognizer.cli import app
+
+runner = CliRunner()
+
+
+def test_version_and_help() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+    for command in ([], ["recognize"], ["train"], ["data"], ["config"], ["export"], ["demo"]):
+        result = runner.invoke(app, [*command, "--help"])
+        assert result.exit_code == 0, (command, result.output)
+        assert "Usage" in result.output
+
+
+def test_config_show_applies_overrides() -> None:
+    result = runner.invoke(
+        app, ["config", "show", "configs/chars_lenet.yaml", "--set", "optimizer.lr=0.5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "lr: 0.5" in result.output
+
+
+def test_config_error_is_one_clear_line() -> None:
+    result = runner.invoke(
+        app, ["config", "show", "configs/chars_lenet.yaml", "--set", "trainer.epochs=3"]
+    )
+    assert result.exit_code == 1
+    assert "unknown key 'trainer.epochs'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_recognize_reports_bad_files_and_keeps_going(tiny_char_run: Path, tmp_path: Path) -> None:
+    good = tmp_path / "good.png"
+    image = np.zeros((28, 28), dtype=np.uint8)
+    image[9:13, 4:24] = 255
+    Image.fromarray(image).save(good)
+    bad = tmp_path / "bad.png"
+    bad.write_text("nope")
+    result = runner.invoke(
+        app, ["recognize", "--model", str(tiny_char_run), "--json", str(bad), str(good)]
+    )
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith("{")]
+    assert '"error"' in lines[0] and "bad.png" in lines[0]
+    assert '"text"' in lines[1] and '"confidence"' in lines[1]

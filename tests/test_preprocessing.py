@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from text_recognizer.errors import ImageError
+from text_recognizer.preprocessing import emnist_style, normalize_polarity, to_grey
+
+
+def dark_on_white(size: int = 96) -> np.ndarray:
+    """A hand-drawn-ish 'A': dark strokes on white paper, off centre."""
+    image = Image.new("L", (size, size), 255)
+    draw = ImageDraw.Draw(image)
+    draw.line([(20, 80), (40, 15), (60, 80)], fill=0, width=6)
+    draw.line([(28, 55), (52, 55)], fill=0, width=6)
+    return np.asarray(image).copy()
+
+
+def test_polarity_either_way_gives_the_same_emnist_image() -> None:
+    dark = dark_on_white()
+    bright = 255 - dark
+    assert normalize_polarity(dark).mean() < 128  # ink made bright, background dark
+    np.testing.assert_array_equal(normalize_polarity(dark), normalize_polarity(bright))
+    np.testing.assert_array_equal(
+        emnist_style(normalize_polarity(dark)), emnist_style(normalize_polarity(bright))
+    )
+
+
+def test_polarity_on_grey_paper_and_with_tiny_ink() -> None:
+    grey_paper = np.full((64, 64), 130, np.uint8)
+    grey_paper[20:40, 30:33] = 20  # dark ink on mid-grey paper
+    assert normalize_polarity(grey_paper)[25, 31] > normalize_polarity(grey_paper)[5, 5]
+    white = np.full((128, 128), 255, np.uint8)
+    white[60:64, 60:64] = 0  # under 0.1% of the pixels are ink
+    assert normalize_polarity(white)[62, 62] == 255
+
+
+def test_emnist_style_shape_dtype_range_and_centring() -> None:
+    out = emnist_style(normalize_polarity(dark_on_white()))
+    assert out.shape == (28, 28) and out.dtype == np.uint8
+    assert out.max() == 255 and out.min() == 0
+    rows, cols = np.nonzero(out > 64)
+    # Ink fills the frame (EMNIST pads by only 2 px at 128 px) and sits in the middle.
+    assert rows.max() - rows.min() >= 22
+    assert abs((cols.min() + cols.max()) / 2 - 13.5) <= 1.5
+    assert emnist_style(normalize_polarity(dark_on_white()), size=32).shape == (32, 32)
+
+
+def test_emnist_style_keeps_aspect_ratio() -> None:
+    bar = np.zeros((100, 100), np.uint8)
+    bar[10:90, 45:55] = 255  # a tall thin stroke, like '1' or 'l'
+    out = emnist_style(bar)
+    cols = np.nonzero(out.max(axis=0) > 64)[0]
+    assert cols.max() - cols.min() < 8  # not stretched to a square
+
+
+def test_emnist_style_ignores_where_and_how_big() -> None:
+    small = np.zeros((200, 200), np.uint8)
+    small[20:50, 30:40] = 255
+    large = np.zeros((64, 64), np.uint8)
+    large[2:62, 22:42] = 255
+    assert np.abs(emnist_style(small).astype(int) - emnist_style(large)).mean() < 10
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.zeros((40, 40), np.uint8),
+        np.full((40, 40), 255, np.uint8),
+        np.full((40, 40), 17, np.uint8),
+    ],
+)
+def test_blank_image_is_a_clear_error(image: np.ndarray) -> None:
+    with pytest.raises(ImageError, match="blank"):
+        emnist_style(normalize_polarity(image))
+
+
+def test_to_grey_handles_modes_and_composites_alpha_on_white() -> None:
+    dark = dark_on_white(48)
+    rgb = np.stack([dark] * 3, axis=-1)
+    np.testing.assert_array_equal(to_grey(rgb), dark)
+    np.testing.assert_array_equal(to_grey(Image.fromarray(rgb)), dark)
+    # Transparent everywhere except the ink: a drawing-tool export.
+    rgba = np.zeros((48, 48, 4), np.uint8)
+    rgba[..., 3] = np.where(dark < 128, 255, 0)
+    assert to_grey(rgba)[0, 0] == 255 and to_grey(Image.fromarray(rgba, "RGBA"))[0, 0] == 255
+    assert to_grey(rgba).min() == 0
+    sixteen = dark.astype(np.uint16) * 257
+    np.testing.assert_array_equal(to_grey(sixteen), dark)
+    np.testing.assert_array_equal(to_grey(Image.fromarray(sixteen)), dark)
+    np.testing.assert_array_equal(to_grey(dark.astype(np.float32) / 255), dark)
+    assert to_grey(Image.fromarray(dark).convert("1")).dtype == np.uint8
+    assert to_grey(Image.fromarray(dark).convert("P")).shape == (48, 48)
+
+
+@pytest.mark.parametrize(
+    "bad", [np.zeros((0, 5), np.uint8), np.zeros((4, 4, 2), np.uint8), np.zeros(7, np.uint8)]
+)
+def test_to_grey_rejects_unusable_arrays(bad: np.ndarray) -> None:
+    with pytest.raises(ImageError):
+        to_grey(bad)
