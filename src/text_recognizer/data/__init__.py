@@ -1,8 +1,11 @@
 """Datasets as LightningDataModules, built by name: ``DATASETS.build("emnist", {...})``."""
 
+from text_recognizer.data.emnist import Emnist
 from text_recognizer.data.module import BaseDataModule
 from text_recognizer.registry import Registry
 
 DATASETS: Registry[BaseDataModule] = Registry("dataset")
+
+DATASETS.register("emnist")(Emnist)
 
 __all__ = ["DATASETS", "BaseDataModule"]

@@ -148,6 +148,9 @@ class BaseDataModule(L.LightningDataModule):
             parts.append(f"{split}={len(dataset) if dataset is not None else '?'}")
         return ", ".join(parts)
 
+    def __str__(self) -> str:  # Lightning's own __str__ would hide the repr
+        return repr(self)
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self._split_sizes()}, kind={self.kind}, "

@@ -25,4 +25,4 @@ class Mlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 1, S, S]`` images -> ``[B, num_classes]`` logits."""
-        return self.layers(x)  # type: ignore[no-any-return]
+        return self.layers(x)

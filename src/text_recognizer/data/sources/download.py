@@ -1,0 +1,165 @@
+"""Checksummed downloads from a list of mirrors, with a progress bar.
+
+Large public archives move, mirrors go down and transfers get cut, so a download
+tries each mirror in turn, hashes the bytes as they arrive, and only renames a
+verified file into place. A file that is already there (for example copied by hand
+on a machine without internet) is checked and used without touching the network.
+Only the standard library speaks HTTP, so there is nothing extra to install.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from text_recognizer import __version__
+from text_recognizer.errors import DataError
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 20
+DEFAULT_TIMEOUT_S = 30.0
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file known by its name, its sha256 and the mirrors it can be fetched from (in order)."""
+
+    filename: str
+    sha256: str
+    urls: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha256", self.sha256.strip().lower())
+        object.__setattr__(self, "urls", tuple(self.urls))
+        if not _SHA256.fullmatch(self.sha256):
+            raise ValueError(
+                f"sha256 for {self.filename} must be 64 hex digits, got {self.sha256!r}"
+            )
+        if Path(self.filename).name != self.filename or self.filename in ("", ".", ".."):
+            raise ValueError(f"filename must be a bare file name, got {self.filename!r}")
+        for url in self.urls:
+            if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+                raise ValueError(f"only http(s) URLs can be downloaded, got {url!r}")
+
+
+def sha256sum(path: Path) -> str:
+    """The hex sha256 of a file, read in chunks so big archives need little memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(
+    remote: RemoteFile,
+    dest_dir: Path,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    progress: bool = True,
+) -> Path:
+    """Return ``dest_dir / remote.filename``, downloading and verifying it if it is missing.
+
+    Each mirror is tried in order; the first whose bytes match ``remote.sha256`` wins.
+    ``timeout`` (seconds) bounds the connect and every read, so a stalled server fails
+    instead of hanging. Raises ``DataError`` naming every URL with its failure, the
+    expected checksum and where to place the file by hand.
+    """
+    dest_dir = Path(dest_dir)
+    target = dest_dir / remote.filename
+    if target.exists():
+        actual = sha256sum(target)
+        if actual != remote.sha256:
+            raise DataError(
+                f"{target} exists but its sha256 is {actual}, expected {remote.sha256}. "
+                f"It is corrupt or a different file: delete it to download again, or replace "
+                f"it with the right file (from {' or '.join(remote.urls) or 'its publisher'})."
+            )
+        log.info("using %s (sha256 verified)", target)
+        return target
+
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    for url in remote.urls:
+        # A per-process temporary name in the same folder: the rename is atomic and
+        # two processes downloading at once never write to the same file.
+        tmp = dest_dir / f".{remote.filename}.{os.getpid()}.part"
+        try:
+            actual = _fetch(url, tmp, timeout=timeout, progress=progress, label=remote.filename)
+            if actual != remote.sha256:
+                failures.append(f"{url}: sha256 mismatch (got {actual})")
+                continue
+            tmp.replace(target)  # atomic: same folder
+            log.info("downloaded %s from %s", target, url)
+            return target
+        except _FetchError as error:
+            failures.append(f"{url}: {error}")
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    tried = "\n".join(f"  - {line}" for line in failures) or "  (no URLs were given)"
+    raise DataError(
+        f"could not download {remote.filename}; tried:\n{tried}\n"
+        f"Download it by hand (from any of the URLs above) and place it at {target} "
+        f"(its sha256 must be {remote.sha256}); it will then be used without the network."
+    )
+
+
+class _FetchError(Exception):
+    """One mirror failed; the message says how, for the combined error."""
+
+
+def _fetch(url: str, dest: Path, *, timeout: float, progress: bool, label: str) -> str:
+    """Stream ``url`` into ``dest`` and return the sha256 of what arrived."""
+    # The scheme was checked to be http(s) in RemoteFile.
+    headers = {"User-Agent": f"text-recognizer/{__version__}"}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310
+    digest = hashlib.sha256()
+    received = 0
+    expected: int | None = None
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            length = response.headers.get("Content-Length")
+            expected = int(length) if length is not None and length.isdigit() else None
+            with (
+                dest.open("wb") as out,
+                tqdm(
+                    total=expected,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=label,
+                    disable=not progress,
+                    leave=False,
+                ) as bar,
+            ):
+                while chunk := response.read(CHUNK_BYTES):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+    except urllib.error.HTTPError as error:
+        raise _FetchError(f"HTTP {error.code} {error.reason}") from error
+    except urllib.error.URLError as error:
+        raise _FetchError(f"cannot connect ({error.reason})") from error
+    except TimeoutError as error:
+        raise _FetchError(f"timed out after {timeout:g} s (after {received} bytes)") from error
+    except (OSError, http.client.HTTPException) as error:
+        # Connection reset, IncompleteRead, or a local write error such as a full disk.
+        raise _FetchError(f"transfer failed after {received} bytes ({error!r})") from error
+    # http.client does not raise when the server closes early, so compare ourselves.
+    if expected is not None and received != expected:
+        raise _FetchError(f"truncated transfer: got {received} of {expected} bytes")
+    return digest.hexdigest()

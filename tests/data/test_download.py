@@ -1,0 +1,123 @@
+"""Checksummed mirror downloads against a local HTTP server."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from text_recognizer.data.sources.download import RemoteFile, download, sha256sum
+from text_recognizer.errors import DataError
+
+if TYPE_CHECKING:
+    from http_fixtures import LocalServer
+
+pytest_plugins = ["http_fixtures"]  # the http_server and refused_url fixtures
+
+PAYLOAD = bytes(range(256)) * 40  # 10 KiB
+PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_download_verifies_and_moves_into_place(
+    http_server: LocalServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = http_server.add("/a.bin", PAYLOAD)
+    path = download(RemoteFile("a.bin", PAYLOAD_SHA, (url,)), tmp_path / "dl")
+    assert path == tmp_path / "dl" / "a.bin"
+    assert path.read_bytes() == PAYLOAD
+    assert leftovers(tmp_path / "dl") == ["a.bin"]  # no temporary file left
+    assert "a.bin" in capsys.readouterr().err  # the tqdm bar, labelled with the file name
+
+
+def test_falls_back_to_the_next_mirror(http_server: LocalServer, tmp_path: Path) -> None:
+    missing = http_server.url("/gone.bin")
+    good = http_server.add("/a.bin", PAYLOAD)
+    path = download(RemoteFile("a.bin", PAYLOAD_SHA, (missing, good)), tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert http_server.hits == {"/gone.bin": 1, "/a.bin": 1}
+
+
+def test_wrong_checksum_names_urls_checksum_and_path(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    url = http_server.add("/a.bin", PAYLOAD)
+    expected = "0" * 64
+    with pytest.raises(DataError) as error:
+        download(RemoteFile("a.bin", expected, (url,)), tmp_path, progress=False)
+    message = str(error.value)
+    assert url in message
+    assert "sha256 mismatch" in message
+    assert PAYLOAD_SHA in message  # what arrived
+    assert expected in message
+    assert str(tmp_path / "a.bin") in message
+    assert leftovers(tmp_path) == []
+
+
+def test_truncated_transfer_fails_and_leaves_nothing(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    url = http_server.add("/a.bin", PAYLOAD[:1000], content_length=len(PAYLOAD))
+    with pytest.raises(DataError, match=r"truncated transfer: got 1000 of 10240 bytes"):
+        download(RemoteFile("a.bin", PAYLOAD_SHA, (url,)), tmp_path, progress=False)
+    assert leftovers(tmp_path) == []
+
+
+def test_offline_error_names_every_url(tmp_path: Path, refused_url: str) -> None:
+    other = refused_url.replace("matlab.zip", "mirror2.zip")
+    with pytest.raises(DataError) as error:
+        download(RemoteFile("a.bin", PAYLOAD_SHA, (refused_url, other)), tmp_path, progress=False)
+    message = str(error.value)
+    assert f"{refused_url}: cannot connect" in message
+    assert f"{other}: cannot connect" in message
+    assert PAYLOAD_SHA in message
+    assert f"place it at {tmp_path / 'a.bin'}" in message
+    assert leftovers(tmp_path) == []
+
+
+def test_http_errors_are_reported_per_url(http_server: LocalServer, tmp_path: Path) -> None:
+    broken = http_server.add("/a.bin", b"oops", status=500)
+    with pytest.raises(DataError, match=r"/a\.bin: HTTP 500"):
+        download(RemoteFile("a.bin", PAYLOAD_SHA, (broken,)), tmp_path, progress=False)
+
+
+def test_stalled_server_times_out(http_server: LocalServer, tmp_path: Path) -> None:
+    slow = http_server.add("/a.bin", PAYLOAD, delay_s=1.0)
+    with pytest.raises(DataError, match=r"timed out after 0\.2 s"):
+        download(RemoteFile("a.bin", PAYLOAD_SHA, (slow,)), tmp_path, timeout=0.2, progress=False)
+    assert leftovers(tmp_path) == []
+
+
+def test_file_placed_by_hand_is_used_without_network(tmp_path: Path, refused_url: str) -> None:
+    (tmp_path / "a.bin").write_bytes(PAYLOAD)
+    path = download(RemoteFile("a.bin", PAYLOAD_SHA, (refused_url,)), tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_wrong_file_in_place_is_reported_not_deleted(tmp_path: Path, refused_url: str) -> None:
+    (tmp_path / "a.bin").write_bytes(b"something else")
+    with pytest.raises(DataError) as error:
+        download(RemoteFile("a.bin", PAYLOAD_SHA, (refused_url,)), tmp_path, progress=False)
+    assert str(tmp_path / "a.bin") in str(error.value)
+    assert PAYLOAD_SHA in str(error.value)
+    assert (tmp_path / "a.bin").read_bytes() == b"something else"
+
+
+def test_remote_file_rejects_bad_definitions() -> None:
+    with pytest.raises(ValueError, match="64 hex digits"):
+        RemoteFile("a.bin", "abc", ())
+    with pytest.raises(ValueError, match="http"):
+        RemoteFile("a.bin", PAYLOAD_SHA, ("file:///etc/passwd",))
+    with pytest.raises(ValueError, match="bare file name"):
+        RemoteFile("../a.bin", PAYLOAD_SHA, ())
+    assert RemoteFile("a.bin", PAYLOAD_SHA.upper(), ()).sha256 == PAYLOAD_SHA
+
+
+def test_sha256sum(tmp_path: Path) -> None:
+    (tmp_path / "a.bin").write_bytes(PAYLOAD)
+    assert sha256sum(tmp_path / "a.bin") == PAYLOAD_SHA
