@@ -27,6 +27,7 @@ config_app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 
+
 class Kind(str, Enum):
     char = "char"
     line = "line"
