@@ -1,11 +1,13 @@
 """Datasets as LightningDataModules, built by name: ``DATASETS.build("emnist", {...})``."""
 
 from text_recognizer.data.emnist import Emnist
+from text_recognizer.data.emnist_lines import EmnistLines
 from text_recognizer.data.module import BaseDataModule
 from text_recognizer.registry import Registry
 
 DATASETS: Registry[BaseDataModule] = Registry("dataset")
 
 DATASETS.register("emnist")(Emnist)
+DATASETS.register("emnist_lines")(EmnistLines)
 
 __all__ = ["DATASETS", "BaseDataModule"]
