@@ -26,6 +26,10 @@ config_app = typer.Typer(
     help="Show resolved experiment configs and the config schema.", no_args_is_help=True
 )
 app.add_typer(config_app, name="config")
+experiments_app = typer.Typer(
+    help="Plan or run a group of experiments listed in one YAML file.", no_args_is_help=True
+)
+app.add_typer(experiments_app, name="experiments")
 
 
 class Kind(str, Enum):
@@ -207,13 +211,22 @@ def train(
     ] = None,
     resume: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option(help="Run folder (or its last.ckpt) to resume exactly where it stopped."),
+        typer.Option(
+            help="Run folder (or its last.ckpt) to resume exactly where it stopped; 'last': the "
+            "newest run of the given config's experiment (of any experiment without a config)."
+        ),
     ] = None,
 ) -> None:
     """Train a model from an experiment config with Lightning."""
-    from text_recognizer.training.run import resume_run, train_from_config
+    from text_recognizer.training.config import load_config
+    from text_recognizer.training.run import latest_run, resume_run, train_from_config
 
     try:
+        if resume is not None and str(resume) == "last":
+            # The config (and --set group=/name=) only say which experiment; the run keeps its own.
+            experiment = load_config(config, set_ or []) if config is not None else None
+            resume = latest_run(experiment.group, experiment.name) if experiment else latest_run()
+            set_ = [item for item in set_ or [] if item.split("=")[0] not in ("group", "name")]
         if resume is not None:
             summary = resume_run(resume, overrides=set_ or [])
         elif config is not None:
@@ -223,6 +236,114 @@ def train(
     except TextRecognizerError as error:
         raise fail(error) from error
     console.print_json(json.dumps(summary))
+
+
+@experiments_app.command("plan")
+def experiments_plan(
+    group: Annotated[Path, typer.Argument(help="Experiment group YAML file.")],
+) -> None:
+    """Print one shell-safe train command per experiment (e.g. for `| parallel -j2`)."""
+    import shlex
+
+    from text_recognizer.training.experiments import plan_group
+
+    try:
+        planned = plan_group(group)
+    except TextRecognizerError as error:
+        raise fail(error) from error
+    for experiment in planned:
+        print(shlex.join(experiment.command()))
+
+
+@experiments_app.command("run")
+def experiments_run(
+    group: Annotated[Path, typer.Argument(help="Experiment group YAML file.")],
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, help="Experiments run at the same time.")
+    ] = 1,
+) -> None:
+    """Run every experiment of a group, N at a time (one GPU each when present), then
+    print one table of results. Exits with 1 if any experiment failed."""
+    from text_recognizer.training.experiments import run_group, summary_rows
+
+    try:
+        results = run_group(
+            group, jobs=jobs, on_event=lambda line: err_console.print(line, markup=False)
+        )
+    except TextRecognizerError as error:
+        raise fail(error) from error
+    header, *rows = summary_rows(results)
+    table = Table(title=f"experiment group {group}")
+    for column in header:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row, style=None if row[1] == "ok" else "red")
+    console.print(table)
+    if any(not result.ok for result in results):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def evaluate(
+    model: Annotated[
+        str, typer.Argument(help="Run folder, .ckpt, .onnx, or a bundled model name (default).")
+    ],
+    data: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Dataset name (`text-recognizer data list`); default: the run's own."),
+    ] = None,
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    data_arg: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--data-arg", help="Dataset argument key=value (repeatable)."),
+    ] = None,
+    seed: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(help="Dataset seed (synthetic data); default: the run's, else 0."),
+    ] = None,
+    worst: Annotated[int, typer.Option(min=0, help="How many worst samples to list.")] = 10,
+    limit: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(min=1, help="Evaluate only the first N samples."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--output", "-o", help="Write the full report as JSON here."),
+    ] = None,
+) -> None:
+    """Score a model on a dataset split: accuracy (characters) or CER/WER (lines), plus the
+    worst samples. A run folder is scored on its own dataset unless --data says otherwise."""
+    from text_recognizer.evaluate import evaluate as run_evaluation
+    from text_recognizer.training.config import apply_overrides
+
+    try:
+        args = apply_overrides({}, data_arg or [])
+        report = run_evaluation(
+            model, data, split, args, batch_size=batch_size, worst=worst, limit=limit, seed=seed
+        )
+    except TextRecognizerError as error:
+        raise fail(error) from error
+    metrics = ", ".join(
+        f"{k}={int(v)}" if k == "errors" else f"{k}={v:.4f}" for k, v in report.metrics.items()
+    )
+    print(f"{report.model} on {report.data}/{split} ({report.num_samples} samples): {metrics}")
+    if report.worst:
+        table = Table(title=f"{len(report.worst)} worst samples")
+        for column in ("index", "truth", "prediction", "confidence", "CER"):
+            table.add_column(column, overflow="fold")
+        for sample in report.worst:
+            table.add_row(
+                str(sample.index),
+                repr(sample.truth),
+                repr(sample.prediction),
+                f"{sample.confidence:.3f}",
+                f"{sample.cer:.3f}",
+            )
+        console.print(table)
+    if output is not None:
+        report.write_json(output)
+        print(f"wrote {output}")
 
 
 @app.command()

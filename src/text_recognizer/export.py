@@ -28,6 +28,7 @@ class CharExport(nn.Module):
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
         self.network = network
+        self.eval()  # the exporter restores the wrapper's mode onto the network afterwards
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.network(images), dim=-1)
@@ -39,11 +40,13 @@ class LineExport(nn.Module):
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
         self.network = network
+        self.eval()
 
     def forward(
         self, images: torch.Tensor, widths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        log_probs = torch.log_softmax(self.network(images), dim=-1)
+        # True widths keep the BiLSTM's backward pass out of the right padding.
+        log_probs = torch.log_softmax(self.network(images, widths), dim=-1)
         return log_probs, self.network.output_lengths(widths)  # type: ignore[operator]
 
 

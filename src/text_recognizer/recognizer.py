@@ -138,7 +138,7 @@ class TorchModel:
         import torch
 
         with torch.inference_mode():
-            logits = self.module(torch.from_numpy(images))
+            logits = self.module(torch.from_numpy(images), torch.from_numpy(widths))
             lengths = self.module.network.output_lengths(torch.from_numpy(widths))  # type: ignore[operator]
             return torch.log_softmax(logits, -1).numpy(), lengths.numpy()
 
@@ -216,7 +216,7 @@ class Recognizer:
         return results
 
     def _read_lines(self, greys: list[np.ndarray]) -> list[Result]:
-        from text_recognizer.decoding.greedy import greedy_ctc_decode
+        from text_recognizer.decoding import greedy_ctc_decode
 
         model = self.models["line"]
         charset = Charset.from_tokens(model.meta["charset"])

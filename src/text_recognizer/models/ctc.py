@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.text import CharErrorRate, WordErrorRate
 
+from text_recognizer.metrics import CharErrorRate, WordErrorRate
 from text_recognizer.models.base import RecognitionModule
 
 LineBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -21,7 +21,7 @@ class CtcLineModel(RecognitionModule):
 
     def __init__(self, network: str, **kwargs: Any) -> None:
         super().__init__(network, **kwargs)
-        # torchmetrics' definitions are ours: total edits / total reference length.
+        # Total edits / total reference length, per split (rapidfuzz-backed torchmetrics).
         self.error_rates = torch.nn.ModuleDict(
             {f"{split}_cer": CharErrorRate() for split in ("val", "test")}
             | {f"{split}_wer": WordErrorRate() for split in ("val", "test")}
@@ -77,6 +77,6 @@ class CtcLineModel(RecognitionModule):
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         """Greedy best-path decoding (beam search lives in ``decoding.beam``)."""
-        from text_recognizer.decoding.greedy import greedy_ctc_decode
+        from text_recognizer.decoding import greedy_ctc_decode
 
         return [text for text, _ in greedy_ctc_decode(log_probs, lengths, self.charset)]

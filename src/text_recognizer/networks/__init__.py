@@ -6,12 +6,18 @@ for everything else, so a config only names what it changes.
 
 from torch import nn
 
+from text_recognizer.networks.crnn import Crnn
 from text_recognizer.networks.lenet import LeNet
+from text_recognizer.networks.line_cnn import LineCnn
 from text_recognizer.networks.mlp import Mlp
+from text_recognizer.networks.transformer import TransformerRecognizer
 from text_recognizer.registry import Registry
 
 NETWORKS: Registry[nn.Module] = Registry("network")
 NETWORKS.register("mlp")(Mlp)
 NETWORKS.register("lenet")(LeNet)
+NETWORKS.register("line_cnn")(LineCnn)
+NETWORKS.register("crnn")(Crnn)
+NETWORKS.register("transformer")(TransformerRecognizer)
 
-__all__ = ["NETWORKS", "LeNet", "Mlp"]
+__all__ = ["NETWORKS", "Crnn", "LeNet", "LineCnn", "Mlp", "TransformerRecognizer"]

@@ -39,8 +39,9 @@ class NetworkConfig(Section):
 
 
 class ModelConfig(Section):
-    name: Literal["classifier", "ctc"] = Field(
-        "classifier", description="LightningModule: classifier (characters), ctc (lines)"
+    name: Literal["classifier", "ctc", "seq2seq"] = Field(
+        "classifier",
+        description="LightningModule: classifier (characters), ctc or seq2seq (lines)",
     )
     args: dict[str, Any] = Field(
         default_factory=dict, description="model arguments (e.g. decoding)"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import shlex
 import subprocess
 import sys
@@ -36,6 +38,11 @@ from text_recognizer.training.callbacks import (
 from text_recognizer.training.config import ExperimentConfig, dump_config, load_config, parse_config
 
 log = logging.getLogger(__name__)
+
+#: A run folder chosen by a launcher: ``experiments run`` sets it for each job, and rank 0
+#: of a DDP run sets it for the other ranks, which re-run the same command (a timestamped
+#: folder chosen again by each rank would differ).
+RUN_DIR_ENV = "TEXT_RECOGNIZER_RUN_DIR"
 
 
 def build_datamodule(config: ExperimentConfig) -> BaseDataModule:
@@ -72,15 +79,26 @@ def build_model(config: ExperimentConfig, datamodule: BaseDataModule) -> L.Light
 def build_callbacks(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]:
     cb = config.callbacks
     callbacks: list[L.Callback] = [
+        # The first ModelCheckpoint is ``trainer.checkpoint_callback``: the best, for test/export.
         lc.ModelCheckpoint(
             dirpath=run_dir / "checkpoints",
             filename="best",
             monitor=cb.checkpoint.monitor,
             mode=cb.checkpoint.mode,
             save_top_k=1,
-            save_last=True,
             enable_version_counter=False,
             auto_insert_metric_name=False,
+        ),
+        # The latest state, for resume, at the end of every training epoch. Not ``save_last``:
+        # since Lightning 2.6 it only writes when the best improves. Not mid-epoch: the data
+        # loader's position is not restored (Lightning sets the loader up before it restores
+        # the loops, for ``estimated_stepping_batches``), so only an epoch end resumes exactly.
+        lc.ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="last",
+            save_top_k=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
         ),
         RngStateCallback(),
         TrainingTimeCallback(),
@@ -104,6 +122,10 @@ def build_callbacks(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]
     if cb.swa is not None:
         start = cb.swa.start_epoch
         callbacks.append(lc.StochasticWeightAveraging(swa_lrs=cb.swa.lr, swa_epoch_start=start))
+    if config.logger.wandb is not None and config.logger.wandb.prediction_images > 0:
+        from text_recognizer.training.wandb import PredictionImageLogger
+
+        callbacks.append(PredictionImageLogger(config.logger.wandb.prediction_images))
     return callbacks
 
 
@@ -163,6 +185,22 @@ def new_run_dir(config: ExperimentConfig) -> Path:
     return run_dir
 
 
+def _run_order(run_dir: Path) -> tuple[str, int]:
+    """``<date>-<time>[-<n>]`` folders sort by time, then by ``n`` (so -10 comes after -9)."""
+    match = re.fullmatch(r"(\d{8}-\d{6})(?:-(\d+))?", run_dir.name)
+    return (match[1], int(match[2] or 1)) if match else (run_dir.name, 0)
+
+
+def latest_run(group: str | None = None, name: str | None = None) -> Path:
+    """The newest run folder of ``group``/``name`` (any, when not given), for ``--resume last``."""
+    pattern = f"{group or '*'}/{name or '*'}/*/config.yaml"
+    runs = [path.parent for path in runs_dir().glob(pattern)]
+    if not runs:
+        what = "/".join(part for part in (group, name) if part) or "any experiment"
+        raise ConfigError(f"no run of {what} under {runs_dir()} to resume")
+    return max(runs, key=_run_order)
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(
@@ -180,10 +218,16 @@ def git_commit() -> str | None:
 def run_experiment(
     config: ExperimentConfig, run_dir: Path | None = None, resume: bool = False
 ) -> dict[str, Any]:
-    """Prepare data, train, test the best checkpoint, and write ``summary.json``."""
-    run_dir = run_dir or new_run_dir(config)
+    """Prepare data, train, test the best checkpoint, and write ``summary.json``.
+
+    Under DDP every rank runs this; only global rank 0 writes ``config.yaml`` and
+    ``summary.json`` (Lightning already saves checkpoints and logs from rank 0 only).
+    """
+    run_dir = Path(run_dir or os.environ.get(RUN_DIR_ENV) or new_run_dir(config))
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if resume and not last.is_file():
+        raise ConfigError(f"cannot resume: {last} does not exist (the run saved no checkpoint yet)")
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_config(config))
     L.seed_everything(config.seed, workers=True, verbose=False)
 
     datamodule = build_datamodule(config)
@@ -191,11 +235,18 @@ def run_experiment(
     log.info("preparing dataset %s", config.data.name)
     datamodule.prepare_data()  # download / build caches before training starts, with progress
     trainer = build_trainer(config, run_dir)
-    last = run_dir / "checkpoints" / "last.ckpt"
+    if trainer.is_global_zero:
+        (run_dir / "config.yaml").write_text(dump_config(config))
     ckpt_path = str(last) if resume else None
-    if resume and not last.is_file():
-        raise ConfigError(f"cannot resume: {last} does not exist (the run saved no checkpoint yet)")
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    previous = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(run_dir)  # inherited by the ranks DDP launches inside fit()
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    finally:
+        if previous is None:
+            del os.environ[RUN_DIR_ENV]
+        else:
+            os.environ[RUN_DIR_ENV] = previous
 
     checkpoint = trainer.checkpoint_callback
     best_path = getattr(checkpoint, "best_model_path", "") or str(last)
@@ -221,7 +272,8 @@ def run_experiment(
         "git_commit": git_commit(),
         "command": shlex.join(sys.argv),
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if trainer.is_global_zero:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 

@@ -1,0 +1,257 @@
+"""Evaluate a trained or bundled model on a dataset split: metrics plus the worst samples.
+
+``text-recognizer evaluate (RUN_DIR | CKPT | MODEL.onnx | default) --data NAME --split test``
+
+Characters are scored by accuracy, lines by CER and WER (``text_recognizer.metrics``:
+total edits over total reference length) and exact-line accuracy. The worst samples are
+the most confident mistakes (characters) or the lines with the highest CER, so a report
+shows at once where a model fails and how sure it was.
+
+The dataset's images go to the model as they are (they are already in the model's input
+format); run folders and checkpoints run in PyTorch, ``.onnx`` and bundled models in ONNX
+Runtime, exactly as ``Recognizer`` runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rapidfuzz.distance import Levenshtein
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from text_recognizer.charset import Charset
+from text_recognizer.errors import ConfigError
+from text_recognizer.metrics import cer, wer
+
+log = logging.getLogger(__name__)
+
+Batch = Sequence[torch.Tensor]
+#: A batch of dataset samples -> ``(text, confidence)`` per sample.
+Predictor = Callable[[Batch], list[tuple[str, float]]]
+
+
+def batch_truths(batch: Batch, charset: Charset) -> list[str]:
+    """The reference text of each sample: ``(images, targets)`` or a padded line batch."""
+    if len(batch) == 2:
+        return [charset.tokens[int(t)] for t in batch[1]]
+    _, _, targets, lengths = batch
+    return [charset.decode(t[:n].tolist()) for t, n in zip(targets, lengths, strict=True)]
+
+
+@torch.no_grad()
+def predict_batch(module: torch.nn.Module, batch: Batch) -> list[tuple[str, float]]:
+    """``(text, confidence)`` per sample from one of our LightningModules (in eval mode).
+
+    Characters: the most probable class and its softmax probability. Lines: the model's
+    own ``recognize`` when it has one (seq2seq), else greedy CTC decoding, whose
+    confidence is the probability of the whole line.
+    """
+    charset: Charset = module.charset  # type: ignore[assignment]
+    if len(batch) == 2:
+        probs = F.softmax(module(batch[0]), dim=-1)
+        confidence, index = probs.max(dim=-1)
+        return [(charset.tokens[int(i)], float(c)) for i, c in zip(index, confidence, strict=True)]
+    images, widths = batch[0], batch[1]
+    if hasattr(module, "recognize"):
+        return module.recognize(images, widths)  # type: ignore[operator]
+    from text_recognizer.decoding.greedy import greedy_ctc_decode
+
+    log_probs = F.log_softmax(module(images, widths), dim=-1)
+    return greedy_ctc_decode(log_probs, module.output_lengths(widths), charset)  # type: ignore[operator]
+
+
+def _onnx_predictor(model: Any, kind: str) -> Predictor:
+    """Adapt an exported model (``recognizer.OnnxModel``) to dataset batches."""
+    charset = Charset.from_tokens(model.meta["charset"])
+
+    def predict(batch: Batch) -> list[tuple[str, float]]:
+        if kind == "char":
+            probs = model.char_probs(batch[0].numpy())
+            best = probs.argmax(axis=-1)
+            return [(charset.tokens[int(i)], float(p[i])) for i, p in zip(best, probs, strict=True)]
+        from text_recognizer.decoding.greedy import greedy_ctc_decode
+
+        log_probs, lengths = model.line_log_probs(batch[0].numpy(), batch[1].numpy())
+        return greedy_ctc_decode(log_probs, lengths, charset)
+
+    return predict
+
+
+def load_predictor(source: str | Path, kind: str) -> tuple[Predictor, dict[str, Any]]:
+    """A predictor for ``kind`` ("char"/"line") samples and what it is (name, input height)."""
+    from text_recognizer.recognizer import OnnxModel, Recognizer
+
+    path = Path(source)
+    if path.suffix == ".ckpt" or path.is_dir():
+        from text_recognizer.models.loading import load_module
+
+        module = load_module(path)
+        if module.kind != kind:
+            raise ConfigError(f"{source} is a {module.kind} model; the dataset holds {kind}s")
+        info = {"model": str(source), "input_height": module.input_height, "runtime": "torch"}
+        return (lambda batch: predict_batch(module, batch)), info
+    if path.suffix == ".onnx":
+        model = OnnxModel(path)
+    else:  # a bundled model name
+        models = Recognizer.from_pretrained(str(source)).models
+        if kind not in models:
+            raise ConfigError(
+                f"bundled model {source!r} has no {kind} model (has: {sorted(models)})"
+            )
+        model = models[kind]  # type: ignore[assignment]
+    if model.meta.get("kind") != kind:
+        raise ConfigError(
+            f"{source} is a {model.meta.get('kind')} model; the dataset holds {kind}s"
+        )
+    info = {
+        "model": str(source),
+        "input_height": int(model.meta["input_height"]),
+        "runtime": "onnx",
+    }
+    return _onnx_predictor(model, kind), info
+
+
+@dataclass
+class Sample:
+    index: int
+    truth: str
+    prediction: str
+    confidence: float
+    cer: float
+
+
+@dataclass
+class EvaluationReport:
+    model: str
+    data: str
+    split: str
+    kind: str
+    num_samples: int
+    metrics: dict[str, float]
+    worst: list[Sample] = field(default_factory=list)
+    data_args: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write_json(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
+
+
+def score(
+    truths: Sequence[str], predictions: Sequence[tuple[str, float]], kind: str, worst: int
+) -> tuple[dict[str, float], list[Sample]]:
+    """Metrics over the whole split and the ``worst`` samples, worst first."""
+    texts = [text for text, _ in predictions]
+    exact = float(np.mean([p == t for p, t in zip(texts, truths, strict=True)]))
+    samples = [
+        Sample(i, t, p, c, Levenshtein.distance(p, t) / max(len(t), 1))
+        for i, (t, (p, c)) in enumerate(zip(truths, predictions, strict=True))
+    ]
+    if kind == "char":
+        metrics = {
+            "accuracy": exact,
+            "errors": float(sum(p != t for p, t in zip(texts, truths, strict=True))),
+        }
+        # The most confident mistakes are the most telling.
+        ranked = sorted(
+            (s for s in samples if s.prediction != s.truth), key=lambda s: -s.confidence
+        )
+    else:
+        metrics = {"cer": cer(texts, truths), "wer": wer(texts, truths), "line_accuracy": exact}
+        ranked = sorted((s for s in samples if s.cer > 0), key=lambda s: (-s.cer, -s.confidence))
+    return metrics, ranked[:worst]
+
+
+def run_data(source: str | Path) -> tuple[str, dict[str, Any], int] | None:
+    """The dataset (name, arguments, seed) a run folder or its checkpoint was trained on."""
+    from text_recognizer.training.config import load_config
+
+    path = Path(source)
+    run_dir = path if path.is_dir() else path.parent.parent if path.suffix == ".ckpt" else None
+    if run_dir is None or not (run_dir / "config.yaml").is_file():
+        return None
+    config = load_config(run_dir / "config.yaml")
+    return config.data.name, config.data.args, config.seed
+
+
+def evaluate(
+    source: str | Path,
+    data: str | None = None,
+    split: str = "test",
+    data_args: dict[str, Any] | None = None,
+    batch_size: int = 64,
+    worst: int = 10,
+    limit: int | None = None,
+    seed: int | None = None,
+) -> EvaluationReport:
+    """Run a model over one split of a dataset (built by name, as in a config).
+
+    A run folder's own dataset (name, arguments and seed) is the default, so
+    ``evaluate(run_dir)`` scores exactly the run's test split; ``data``, ``data_args``
+    and ``seed`` override it.
+    """
+    from text_recognizer.data import DATASETS
+    from text_recognizer.data.module import collate_lines
+
+    if split not in ("train", "val", "test"):
+        raise ConfigError(f"split must be train, val or test, not {split!r}")
+    trained_on = run_data(source)
+    data = data or (trained_on[0] if trained_on else None)
+    if data is None:
+        raise ConfigError(f"{source} is not a run folder: name the dataset to evaluate on (--data)")
+    same_data = trained_on is not None and trained_on[0] == data
+    args = {**(trained_on[1] if trained_on and same_data else {}), **(data_args or {})}
+    if seed is None:
+        seed = trained_on[2] if trained_on and same_data else 0
+    datamodule = DATASETS.build(data, args, batch_size=batch_size, seed=seed)
+    predict, info = load_predictor(source, datamodule.kind)
+    if info["input_height"] != datamodule.input_height:
+        raise ConfigError(
+            f"{source} reads images {info['input_height']} pixels high but {data} yields "
+            f"{datamodule.input_height}: pass a dataset argument that matches (--data-arg)"
+        )
+    datamodule.prepare_data()
+    datamodule.setup("test" if split == "test" else "fit")
+    dataset = getattr(datamodule, f"data_{split}")
+    if dataset is None:
+        raise ConfigError(f"dataset {data} has no {split} split")
+    if limit is not None:
+        dataset = torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=collate_lines if datamodule.kind == "line" else None,
+    )
+    truths: list[str] = []
+    predictions: list[tuple[str, float]] = []
+    progress = tqdm(loader, desc=f"{data}/{split}", unit="batch", leave=False, disable=None)
+    for batch in progress:  # disable=None: a bar on a terminal only
+        truths += batch_truths(batch, datamodule.charset)
+        predictions += predict(batch)
+    if not truths:
+        raise ConfigError(f"the {split} split of {data} is empty")
+    metrics, worst_samples = score(truths, predictions, datamodule.kind, worst)
+    return EvaluationReport(
+        model=info["model"],
+        data=data,
+        split=split,
+        kind=datamodule.kind,
+        num_samples=len(truths),
+        metrics=metrics,
+        worst=worst_samples,
+        data_args=args,
+        seed=seed,
+    )

@@ -1,0 +1,142 @@
+"""Line recognition as sequence-to-sequence: teacher-forced cross-entropy, decoded CER/WER.
+
+The network (``transformer``) reads ``<start> + text`` and is trained to predict
+``text + <end>`` at every position at once; validation and test decode autoregressively
+(greedy, or beam search with ``beam_size > 1``) so the error rates measure what a user gets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torchmetrics.text import CharErrorRate, WordErrorRate
+
+from text_recognizer.errors import ConfigError
+from text_recognizer.models.base import RecognitionModule
+
+LineBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class Seq2SeqLineModel(RecognitionModule):
+    """A network with ``forward(images, tokens, widths)`` and ``generate(...)``.
+
+    Args:
+        network: network name (``transformer``).
+        beam_size: hypotheses kept when decoding for validation, test and :meth:`recognize`
+            (1 = greedy, the fastest).
+        max_length: the longest text decoded (default: the network's ``max_length``).
+    """
+
+    model_name = "seq2seq"
+    kind = "line"
+
+    def __init__(
+        self, network: str, beam_size: int = 1, max_length: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(network, **kwargs)
+        if beam_size < 1:
+            raise ConfigError(f"model.args.beam_size={beam_size} must be at least 1")
+        longest = getattr(self.network, "max_length", 0)
+        if max_length is not None and not 1 <= max_length <= longest:
+            raise ConfigError(
+                f"model.args.max_length={max_length} must be in [1, {longest}] (the network's "
+                "max_length); raise network.args.max_length to decode longer texts"
+            )
+        self.beam_size = beam_size
+        self.max_length = max_length
+        specials = {
+            "pad_index": self.charset.pad,
+            "start_index": self.charset.start,
+            "end_index": self.charset.end,
+        }
+        for name, index in specials.items():
+            if getattr(self.network, name, None) != index:
+                raise ConfigError(
+                    f"network {network!r} has {name}={getattr(self.network, name, None)}, but the "
+                    f"charset puts that token at {index}; set network.args.{name}={index}"
+                )
+        # torchmetrics' definitions are ours: total edits / total reference length.
+        self.error_rates = torch.nn.ModuleDict(
+            {f"{split}_cer": CharErrorRate() for split in ("val", "test")}
+            | {f"{split}_wer": WordErrorRate() for split in ("val", "test")}
+        )
+
+    def forward(  # type: ignore[override]  # a decoder needs its input tokens
+        self, images: torch.Tensor, tokens: torch.Tensor, widths: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.network(images, tokens, widths)
+
+    def teacher_forcing(
+        self, targets: torch.Tensor, target_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``<pad>``-padded texts ``[B, L]`` -> decoder inputs and outputs, both ``[B, L + 1]``.
+
+        Inputs are ``<start> + text``; outputs ``text + <end>``; the rest is ``<pad>``, which
+        the loss ignores.
+        """
+        batch = targets.shape[0]
+        start = targets.new_full((batch, 1), self.charset.start)
+        pad = targets.new_full((batch, 1), self.charset.pad)
+        inputs = torch.cat([start, targets], dim=1)
+        outputs = torch.cat([targets, pad], dim=1)
+        outputs.scatter_(1, target_lengths[:, None], self.charset.end)
+        return inputs, outputs
+
+    def _loss(self, batch: LineBatch) -> torch.Tensor:
+        images, widths, targets, target_lengths = batch
+        inputs, outputs = self.teacher_forcing(targets, target_lengths)
+        logits = self(images, inputs, widths)
+        return F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), outputs.reshape(-1), ignore_index=self.charset.pad
+        )
+
+    def training_step(self, batch: LineBatch, batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch)
+        self.log(
+            "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch[0])
+        )
+        return loss
+
+    def _evaluate(self, batch: LineBatch, split: str) -> torch.Tensor:
+        images, widths, targets, target_lengths = batch
+        loss = self._loss(batch)
+        predictions = [text for text, _ in self.recognize(images, widths)]
+        references = [
+            self.charset.decode(t[:n].tolist())
+            for t, n in zip(targets, target_lengths, strict=True)
+        ]
+        size = len(references)
+        cer, wer = self.error_rates[f"{split}_cer"], self.error_rates[f"{split}_wer"]
+        cer(predictions, references)
+        wer(predictions, references)
+        self.log(f"{split}/loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log(f"{split}/cer", cer, on_epoch=True, prog_bar=True, batch_size=size)  # type: ignore[arg-type]
+        self.log(f"{split}/wer", wer, on_epoch=True, batch_size=size)  # type: ignore[arg-type]
+        return loss
+
+    def validation_step(self, batch: LineBatch, batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "val")
+
+    def test_step(self, batch: LineBatch, batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "test")
+
+    @torch.no_grad()
+    def recognize(
+        self, images: torch.Tensor, widths: torch.Tensor | None = None
+    ) -> list[tuple[str, float]]:
+        """Decode a batch of lines: ``(text, confidence)`` per image (call in ``eval()`` mode).
+
+        The confidence is ``exp(score)``: the geometric mean of the emitted tokens'
+        probabilities, in ``(0, 1]``.
+        """
+        tokens, scores = self.network.generate(  # type: ignore[operator]
+            images, widths, max_length=self.max_length, beam_size=self.beam_size
+        )
+        texts = []
+        for row in tokens.tolist():
+            if self.charset.end in row:
+                row = row[: row.index(self.charset.end)]
+            texts.append(self.charset.decode(row))
+        return list(zip(texts, scores.exp().tolist(), strict=True))

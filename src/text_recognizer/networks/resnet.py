@@ -1,0 +1,102 @@
+"""ResNet-style building blocks for line encoders (CRNN now, a Transformer encoder later).
+
+Line images are wide and short, so the encoder downsamples early (a strided stem)
+and later stages stride over height only: width keeps the time resolution CTC needs
+(one frame per 4 px) while height is collapsed to a few rows cheaply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+Stride = tuple[int, int]
+
+
+def conv_out_size(size: int, stride: int, kernel: int = 3, padding: int = 1) -> int:
+    """Output size of a convolution along one axis (the formula ``nn.Conv2d`` uses)."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def conv_bn_relu(in_channels: int, out_channels: int, stride: Stride = (1, 1)) -> nn.Sequential:
+    """3x3 convolution, batch norm, ReLU: the stem and the unit inside blocks."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with an identity (or 1x1 projection) shortcut, as in ResNet-18."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: Stride = (1, 1)) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        # Zero-init the last BN so each block starts as the identity: faster, stabler start.
+        nn.init.zeros_(self.bn2.weight)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != (1, 1) or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNetEncoder(nn.Module):
+    """Strided stem + residual stages: ``[B, 1, H, W]`` -> ``[B, C, H', W']`` feature map.
+
+    Args:
+        channels: stem channels, then one entry per stage.
+        strides: stem stride, then one per stage (``(height, width)``).
+        blocks: residual blocks per stage (one entry per stage).
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (16, 32, 64, 128),
+        strides: Sequence[Stride] = ((2, 2), (2, 2), (2, 1), (2, 1)),
+        blocks: Sequence[int] = (1, 1, 1),
+    ) -> None:
+        super().__init__()
+        if len(channels) != len(strides) or len(blocks) != len(channels) - 1:
+            raise ValueError(
+                f"need one stride per channel entry and one block count per stage; got "
+                f"channels={list(channels)}, strides={list(strides)}, blocks={list(blocks)}"
+            )
+        self.strides: list[Stride] = [(s[0], s[1]) for s in strides]
+        self.stem = conv_bn_relu(1, channels[0], stride=self.strides[0])
+        stages = []
+        for i, num_blocks in enumerate(blocks):
+            stride = self.strides[i + 1]
+            stage = [BasicBlock(channels[i], channels[i + 1], stride)]
+            stage += [BasicBlock(channels[i + 1], channels[i + 1]) for _ in range(num_blocks - 1)]
+            stages.append(nn.Sequential(*stage))
+        self.stages = nn.Sequential(*stages)
+        self.out_channels = channels[-1]
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Feature-map size ``(H', W')`` for an input of ``height`` x ``width``."""
+        for stride_h, stride_w in self.strides:
+            height, width = conv_out_size(height, stride_h), conv_out_size(width, stride_w)
+        return height, width
+
+    def output_widths(self, widths: torch.Tensor) -> torch.Tensor:
+        """Feature-map width for each true image width (same formula, on a tensor)."""
+        for _, stride_w in self.strides:
+            widths = torch.div(widths + 2 - 3, stride_w, rounding_mode="floor") + 1
+        return widths
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x))

@@ -1,0 +1,145 @@
+"""Seq2SeqLineModel: teacher forcing, config checks, and memorising lines through Lightning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from text_recognizer.charset import DEFAULT_CHARSET
+from text_recognizer.data.module import collate_lines
+from text_recognizer.errors import ConfigError
+from text_recognizer.models import MODELS, Seq2SeqLineModel
+from text_recognizer.models.loading import load_module
+
+SMALL_NETWORK = {
+    "d_model": 64,
+    "num_heads": 4,
+    "dim_feedforward": 128,
+    "num_layers": 1,
+    "channels": (16, 16, 32, 64),
+    "max_length": 16,
+}
+PAD, START, END = DEFAULT_CHARSET.pad, DEFAULT_CHARSET.start, DEFAULT_CHARSET.end
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def render_line(text: str, height: int = 32) -> torch.Tensor:
+    """A synthetic line: bright text on black, ``[1, height, W]`` in [0, 1]."""
+    font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.7, 1
+    (width, text_height), _ = cv2.getTextSize(text, font, scale, thickness)
+    image = np.zeros((height, width + 8), np.uint8)
+    cv2.putText(
+        image, text, (4, (height + text_height) // 2), font, scale, 255, thickness, cv2.LINE_AA
+    )
+    return torch.from_numpy(image).float().div(255)[None]
+
+
+def line_batch(texts: list[str]) -> tuple[torch.Tensor, ...]:
+    return collate_lines([(render_line(t), torch.tensor(DEFAULT_CHARSET.encode(t))) for t in texts])
+
+
+def build(network_args: dict[str, Any] | None = None, **model_args: Any) -> Seq2SeqLineModel:
+    model = MODELS.build(
+        "seq2seq",
+        model_args,
+        network="transformer",
+        network_args=network_args or SMALL_NETWORK,
+        charset_tokens=list(DEFAULT_CHARSET.tokens),
+        input_height=32,
+        optimizer={"name": "adamw", "lr": 2e-3},
+    )
+    assert isinstance(model, Seq2SeqLineModel)
+    return model
+
+
+def test_teacher_forcing_shifts_targets() -> None:
+    model = build()
+    targets = torch.tensor([[10, 11, 12], [20, PAD, PAD]])
+    inputs, outputs = model.teacher_forcing(targets, torch.tensor([3, 1]))
+    assert inputs.tolist() == [[START, 10, 11, 12], [START, 20, PAD, PAD]]
+    assert outputs.tolist() == [[10, 11, 12, END], [20, END, PAD, PAD]]
+
+
+def test_loss_ignores_padding() -> None:
+    torch.manual_seed(0)
+    model = build().eval()
+    images, widths, targets, lengths = line_batch(["abc", "hello"])
+    wider = torch.cat([targets, torch.full((2, 4), PAD)], dim=1)
+    loss = model._loss((images, widths, targets, lengths))
+    torch.testing.assert_close(model._loss((images, widths, wider, lengths)), loss)
+    shorter = lengths.clone()
+    shorter[1] = 2  # reading only "he" must change the loss
+    assert not torch.isclose(model._loss((images, widths, targets, shorter)), loss)
+
+
+def test_config_errors_name_the_problem() -> None:
+    with pytest.raises(ConfigError, match="beam_size"):
+        build(beam_size=0)
+    with pytest.raises(ConfigError, match="no argument 'beam'"):
+        build(beam=2)
+    with pytest.raises(ConfigError, match=r"max_length=20 must be in \[1, 16\]"):
+        build(max_length=20)
+    with pytest.raises(ConfigError, match=r"network.args.end_index=3"):
+        build({**SMALL_NETWORK, "end_index": 5})
+
+
+def memorise(
+    texts: list[str], network_args: dict[str, Any], steps: int, tmp_path: Path
+) -> Seq2SeqLineModel:
+    """Train on one fixed batch through Lightning, then check val CER/WER are logged as 0."""
+    L.seed_everything(0, verbose=False)
+    model = build({**network_args, "dropout": 0.0})
+    batch = line_batch(texts)
+    loader = DataLoader([batch], batch_size=None)  # the same batch every step
+    trainer = L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, train_dataloaders=loader)
+    metrics = trainer.validate(model, dataloaders=loader, verbose=False)[0]
+    assert metrics["val/cer"] == 0.0, [text for text, _ in model.recognize(batch[0], batch[1])]
+    assert metrics["val/wer"] == 0.0
+    assert metrics["val/loss"] < 0.1
+    return model
+
+
+def test_memorises_a_few_lines_and_reloads(tmp_path: Path) -> None:
+    texts = ["abc", "hello", "Text 42", "xyz", "fox", "a b c"]
+    model = memorise(texts, SMALL_NETWORK, steps=120, tmp_path=tmp_path)
+    images, widths, _, _ = line_batch(texts)
+    results = model.eval().recognize(images, widths)
+    assert [text for text, _ in results] == texts
+    assert all(0.5 < confidence <= 1.0 for _, confidence in results)
+
+    # The checkpoint rebuilds the same model with no config at hand (weights_only load).
+    path = tmp_path / "model.ckpt"
+    model.trainer.save_checkpoint(path)
+    reloaded = load_module(path)
+    assert isinstance(reloaded, Seq2SeqLineModel)
+    assert reloaded.hparams["beam_size"] == 1
+    assert reloaded.recognize(images, widths) == results
+    reloaded.beam_size = 3
+    assert [text for text, _ in reloaded.recognize(images, widths)] == texts
+
+
+@pytest.mark.slow
+def test_memorises_eight_lines_with_the_default_network(tmp_path: Path) -> None:
+    texts = ["abc", "hello", "Text 42", "xyz", "Quick fox", "lazy dog", "HTR 2024", "a b c"]
+    memorise(texts, {}, steps=100, tmp_path=tmp_path)

@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tests.training.fakes import tiny_chars  # noqa: F401 - the fixture, used by name
+from text_recognizer.charset import DEFAULT_CHARSET
+from text_recognizer.cli import app
+from text_recognizer.data import DATASETS, BaseDataModule
+from text_recognizer.data.module import ArrayDataset, collate_lines
+from text_recognizer.errors import ConfigError
+from text_recognizer.evaluate import batch_truths, evaluate, predict_batch, score
+from text_recognizer.models import CtcLineModel
+
+runner = CliRunner()
+uses_tiny_chars = pytest.mark.usefixtures("tiny_chars")
+
+
+@uses_tiny_chars
+def test_char_run_scores_like_its_own_test_metrics(tiny_char_run: Path) -> None:
+    # Same data as the run's test split (TinyChars, size 384, seed 0), so the same accuracy.
+    report = evaluate(tiny_char_run, "tiny_chars", "test", {"size": 384}, batch_size=32)
+    summary = json.loads((tiny_char_run / "summary.json").read_text())
+    assert report.kind == "char" and report.num_samples == 96
+    assert report.metrics["accuracy"] == pytest.approx(summary["test"]["test/acc"], abs=1e-6)
+    assert report.metrics["errors"] == round((1 - report.metrics["accuracy"]) * 96)
+    assert len(report.worst) == report.metrics["errors"]  # fewer mistakes than --worst
+    assert all(s.prediction != s.truth for s in report.worst)
+
+
+def test_a_run_is_scored_on_its_own_dataset_by_default(
+    tiny_char_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.training.fakes import TinyChars
+
+    monkeypatch.setitem(DATASETS._entries, "tiny_chars_session", TinyChars)  # the run's dataset
+    report = evaluate(tiny_char_run / "checkpoints" / "best.ckpt")
+    summary = json.loads((tiny_char_run / "summary.json").read_text())
+    assert (report.data, report.data_args, report.seed) == ("tiny_chars_session", {"size": 384}, 0)
+    assert report.metrics["accuracy"] == pytest.approx(summary["test"]["test/acc"], abs=1e-6)
+    # An explicit argument overrides the run's own; the rest are kept.
+    smaller = evaluate(tiny_char_run, data_args={"size": 64})
+    assert (smaller.data_args, smaller.num_samples) == ({"size": 64}, 16)
+
+
+@uses_tiny_chars
+def test_onnx_export_scores_the_same_as_the_checkpoint(tiny_char_run: Path, tmp_path: Path) -> None:
+    from text_recognizer.export import export_onnx
+
+    onnx = export_onnx(tiny_char_run, tmp_path / "model.onnx")
+    eager = evaluate(tiny_char_run, "tiny_chars", "val", {"size": 384})
+    exported = evaluate(onnx, "tiny_chars", "val", {"size": 384})
+    assert exported.metrics == eager.metrics
+    assert [s.index for s in exported.worst] == [s.index for s in eager.worst]
+
+
+@uses_tiny_chars
+def test_cli_prints_metrics_and_writes_json(tiny_char_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    result = runner.invoke(
+        app,
+        ["evaluate", str(tiny_char_run), "--data", "tiny_chars", "--data-arg", "size=384",
+         "--split", "val", "--limit", "40", "--output", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "(40 samples): accuracy=" in result.output
+    report = json.loads(out.read_text())
+    assert report["num_samples"] == 40 and report["split"] == "val"
+    assert report["data_args"] == {"size": 384}
+    assert set(report["metrics"]) == {"accuracy", "errors"}
+
+
+@uses_tiny_chars
+def test_mismatches_are_clear_errors(tiny_char_run: Path) -> None:
+    with pytest.raises(ConfigError, match="split must be"):
+        evaluate(tiny_char_run, "tiny_chars", "dev")
+    with pytest.raises(ConfigError, match="has no argument 'sise'"):
+        evaluate(tiny_char_run, "tiny_chars", "test", {"sise": 3})
+    result = runner.invoke(app, ["evaluate", "missing_run", "--data", "tiny_chars"])
+    assert result.exit_code == 1 and "error:" in result.output
+    with pytest.raises(ConfigError, match="name the dataset"):
+        evaluate("model.onnx")
+
+
+def test_worst_lines_rank_by_cer_then_confidence() -> None:
+    truths = ["hello world", "abc", "same", "xyz"]
+    predictions = [("hello word", 0.5), ("abd", 0.9), ("same", 0.99), ("xyz!", 0.2)]
+    metrics, worst = score(truths, predictions, "line", worst=2)
+    assert metrics["line_accuracy"] == 0.25
+    assert metrics["cer"] == pytest.approx(3 / 21)
+    assert metrics["wer"] == pytest.approx(3 / 5)
+    assert [(s.index, round(s.cer, 3)) for s in worst] == [(1, 0.333), (3, 0.333)]
+
+
+def test_worst_chars_are_the_most_confident_mistakes() -> None:
+    metrics, worst = score(
+        list("ABCD"), [("A", 0.9), ("B", 0.4), ("X", 0.3), ("Y", 0.8)], "char", 5
+    )
+    assert metrics == {"accuracy": 0.5, "errors": 2.0}
+    assert [s.index for s in worst] == [3, 2]
+
+
+class TinyLines(BaseDataModule):
+    """Short random words drawn as noise blocks: only the plumbing is under test."""
+
+    kind = "line"
+
+    @property
+    def input_height(self) -> int:
+        return 32
+
+    def setup(self, stage: str | None = None) -> None:
+        rng = np.random.default_rng(self.seed)
+        images = [
+            rng.integers(0, 255, (32, int(w)), dtype=np.uint8) for w in rng.integers(40, 90, 12)
+        ]
+        words = ["".join(rng.choice(list("abcde"), int(n))) for n in rng.integers(1, 4, 12)]
+        targets = [torch.tensor(DEFAULT_CHARSET.encode(w)) for w in words]
+        self.data_train = self.data_val = self.data_test = ArrayDataset(images, targets)
+
+
+@pytest.fixture
+def tiny_lines() -> Iterator[str]:
+    DATASETS._entries["tiny_lines"] = TinyLines
+    yield "tiny_lines"
+    del DATASETS._entries["tiny_lines"]
+
+
+def test_line_checkpoint_evaluates_with_cer_and_wer(tiny_lines: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    module = CtcLineModel("line_cnn", network_args={"input_height": 32}, input_height=32).eval()
+    checkpoint = tmp_path / "lines.ckpt"  # the layout our runs save (see models.loading)
+    torch.save(
+        {
+            "model_name": "ctc",
+            "hyper_parameters": dict(module.hparams),
+            "state_dict": module.state_dict(),
+        },
+        checkpoint,
+    )
+    report = evaluate(checkpoint, tiny_lines, "test", batch_size=5, worst=3)
+    assert report.kind == "line" and report.num_samples == 12
+    assert set(report.metrics) == {"cer", "wer", "line_accuracy"}
+    # Each listed prediction is the eager module's own greedy decoding of that line.
+    data = TinyLines()
+    data.setup()
+    assert data.data_test is not None
+    lines = [data.data_test[i] for i in range(12)]
+    decoded = []
+    for start in range(0, 12, 5):
+        decoded += predict_batch(module, collate_lines(lines[start : start + 5]))
+    for sample in report.worst:
+        assert sample.prediction == decoded[sample.index][0]
+        assert (
+            sample.truth == batch_truths(collate_lines([lines[sample.index]]), DEFAULT_CHARSET)[0]
+        )
+    assert report.metrics["cer"] > 0 and len(report.worst) == 3
+
+
+@uses_tiny_chars
+def test_line_model_must_match_a_line_dataset(tmp_path: Path) -> None:
+    module = CtcLineModel("line_cnn", network_args={"input_height": 32}, input_height=32)
+    checkpoint = tmp_path / "lines.ckpt"
+    torch.save(
+        {
+            "model_name": "ctc",
+            "hyper_parameters": dict(module.hparams),
+            "state_dict": module.state_dict(),
+        },
+        checkpoint,
+    )
+    with pytest.raises(ConfigError, match="is a line model; the dataset holds chars"):
+        evaluate(checkpoint, "tiny_chars", "test")

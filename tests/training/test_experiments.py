@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import shlex
+import sys
+from functools import partial
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from text_recognizer.cli import app
+from text_recognizer.errors import ConfigError
+from text_recognizer.training import experiments
+from text_recognizer.training.config import apply_overrides, load_config
+from text_recognizer.training.experiments import format_value, plan_group, run_group
+
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+TINY = {
+    "name": "tiny",
+    "seed": 0,
+    "data": {"name": "tiny_chars", "args": {"size": 128}, "batch_size": 16},
+    "network": {"name": "lenet", "args": {"channels": [4, 8], "fc_dim": 16}},
+    "callbacks": {"checkpoint": {"monitor": "val/acc", "mode": "max"}, "progress_bar": "none"},
+    "trainer": {"max_epochs": 1},
+}
+
+
+def write_group(folder: Path, group: dict, base: dict = TINY) -> Path:
+    (folder / "base.yaml").write_text(yaml.safe_dump(base))
+    path = folder / "group.yaml"
+    path.write_text(yaml.safe_dump(group, sort_keys=False))
+    return path
+
+
+def test_shipped_group_plans_into_valid_shell_commands() -> None:
+    result = runner.invoke(app, ["experiments", "plan", str(REPO / "configs/chars_group.yaml")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    names = []
+    for line in lines:
+        argv = shlex.split(line)
+        assert argv[:2] == ["text-recognizer", "train"]
+        assert argv[3::2] == ["--set"] * len(argv[3::2])
+        config = load_config(Path(argv[2]), argv[4::2])  # validates like `train` would
+        assert config.group == "chars_compare"
+        names.append(config.name)
+    assert names == ["lenet", "lenet_narrow", "lenet_lr5e-4", "mlp"]
+    narrow = load_config(Path(shlex.split(lines[1])[2]), shlex.split(lines[1])[4::2])
+    assert narrow.network.args["channels"] == [16, 32]
+    assert narrow.trainer.max_epochs == 6
+
+
+@pytest.mark.parametrize(
+    "value",
+    [[8, 16], 3e-4, 1e-3, True, None, "adamw", "val/acc", "yes", "", "1e-3", "a b", {"k": "no"}],
+)
+def test_override_values_read_back_unchanged(value: object) -> None:
+    assert apply_overrides({}, [f"x={format_value(value)}"])["x"] == value
+
+
+def test_overrides_apply_in_order_and_name_each_run(tmp_path: Path) -> None:
+    path = write_group(
+        tmp_path,
+        {
+            "group": "g",
+            "base": "base.yaml",
+            "set": {"optimizer.lr": 0.01, "trainer.max_epochs": 2},
+            "experiments": [
+                {"name": "a"},
+                {"name": "b", "set": {"optimizer.lr": 0.5, "scheduler.name": "cosine"}},
+            ],
+        },
+    )
+    a, b = plan_group(path)
+    assert (a.config.name, a.config.group, a.config.optimizer.lr) == ("a", "g", 0.01)
+    assert (b.config.optimizer.lr, b.config.scheduler.name, b.config.trainer.max_epochs) == (
+        0.5,
+        "cosine",
+        2,
+    )
+    assert b.command(["x"])[:3] == ["x", "train", str(tmp_path / "base.yaml")]
+
+
+BASE = {"group": "g", "base": "base.yaml"}
+
+
+@pytest.mark.parametrize(
+    ("group", "message"),
+    [
+        ({**BASE, "experiments": [{"name": "a"}, {"name": "a"}]}, "unique"),
+        ({"group": "g", "experiments": [{"name": "a"}]}, "no config and the group no base"),
+        ({**BASE, "experiments": []}, "experiments"),
+        ({**BASE, "experiments": [{"name": "a b"}]}, "experiments.0.name"),
+        ({**BASE, "set": {"name": "x"}, "experiments": [{"name": "a"}]}, "may not set name"),
+        ({**BASE, "experiments": [{"name": "a", "lr": 1}]}, "unknown key 'experiments.0.lr'"),
+        ({**BASE, "base": "missing.yaml", "experiments": [{"name": "a"}]}, "does not exist"),
+        (
+            {**BASE, "experiments": [{"name": "a", "set": {"optimizer.name": "adamax"}}]},
+            "(?s)experiment 'a'.*optimizer.name",
+        ),
+    ],
+)
+def test_bad_groups_are_refused_with_the_reason(tmp_path: Path, group: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        plan_group(write_group(tmp_path, group))
+
+
+def test_plan_refuses_a_single_experiment_file_with_a_hint() -> None:
+    result = runner.invoke(app, ["experiments", "plan", str(REPO / "configs/chars_lenet.yaml")])
+    assert result.exit_code == 1
+    assert "looks like one experiment" in result.output
+
+
+ECHO_GPU = "import os; print('gpu', os.environ.get('CUDA_VISIBLE_DEVICES'))"
+
+# Writes the summary a real run writes, where a real run writes it: the run folder that
+# `run_group` chose and passed down in TEXT_RECOGNIZER_RUN_DIR.
+FAKE_TRAIN = """
+import json, os, pathlib, sys
+run_dir = pathlib.Path(os.environ["TEXT_RECOGNIZER_RUN_DIR"])
+summary = {"run_dir": str(run_dir), "monitor": "val/acc", "best_score": 0.5,
+           "test": {"test/acc": 0.25}, "training_time_s": 1.5, "argv": sys.argv[1:]}
+(run_dir / "summary.json").write_text(json.dumps(summary))
+"""
+
+
+@pytest.mark.usefixtures("tiny_chars")  # the group's dataset is prepared before the jobs
+def test_run_assigns_gpus_round_robin_by_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without GPUs here, a stand-in command reports which GPU each job was given."""
+    monkeypatch.setattr(experiments, "_gpu_count", lambda: 2)
+    group = {"group": "g", "base": "base.yaml", "experiments": [{"name": n} for n in "abc"]}
+    results = run_group(
+        write_group(tmp_path, group), jobs=3, prefix=[sys.executable, "-c", ECHO_GPU]
+    )
+    gpus = [(r.run_dir / "train.log").read_text().splitlines()[-1] for r in results]
+    assert gpus == ["gpu 0", "gpu 1", "gpu 0"]
+    # The stand-in wrote no summary.json: a job that produced no result is not a success.
+    assert [r.status for r in results] == ["failed (no summary.json)"] * 3
+
+
+@pytest.mark.usefixtures("tiny_chars")
+def test_run_collects_each_runs_summary_into_the_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(experiments, "_gpu_count", lambda: 0)
+    monkeypatch.setattr(experiments.os, "cpu_count", lambda: 8)
+    group = {"group": "g", "base": "base.yaml", "experiments": [{"name": "a"}, {"name": "b"}]}
+    events: list[str] = []
+    results = run_group(
+        write_group(tmp_path, group),
+        jobs=2,
+        prefix=[sys.executable, "-c", FAKE_TRAIN],
+        on_event=events.append,
+    )
+    assert [r.status for r in results] == ["ok", "ok"]
+    for result, name in zip(results, "ab", strict=True):
+        assert result.run_dir.parent == tmp_path / "runs" / "g" / name
+        assert result.summary is not None and result.summary["run_dir"] == str(result.run_dir)
+        args = result.summary["argv"]  # the train command the job was given
+        assert args[:2] == ["train", str(tmp_path / "base.yaml")]
+        assert f"name={name}" in args and "trainer.num_threads=4" in args  # 8 cores, 2 jobs
+    assert sum("started on CPU" in e for e in events) == 2
+    assert experiments.summary_rows(results)[1] == [
+        "a", "ok", "val/acc=0.5000", "test/acc=0.2500", "1.5 s", str(results[0].run_dir)
+    ]  # fmt: skip
+
+
+def run_with_fake_cli(path: Path, jobs: int, events: list[str] | None = None) -> list:
+    return run_group(
+        path,
+        jobs=jobs,
+        prefix=[sys.executable, "-m", "tests.training.fake_cli"],
+        on_event=events.append if events is not None else None,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("tiny_chars")
+def test_run_in_parallel_summarises_successes_and_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the jobs import tests.training.fake_cli
+    group = {
+        "group": "pair",
+        "base": "base.yaml",
+        "experiments": [{"name": "good"}, {"name": "broken", "set": {"data.name": "nope"}}],
+    }
+    events: list[str] = []
+    good, broken = run_with_fake_cli(write_group(tmp_path, group), jobs=2, events=events)
+    assert good.status == "ok", (good.run_dir / "train.log").read_text()[-2000:]
+    assert broken.status == "failed (exit 1)"
+    assert "unknown dataset 'nope'" in (broken.run_dir / "train.log").read_text()
+    assert sum("started" in e for e in events) == 2
+    assert "dataset nope failed: unknown dataset 'nope'" in "\n".join(events)
+    assert good.run_dir.parent == tmp_path / "runs" / "pair" / "good"
+    assert good.summary is not None and good.summary["run_dir"] == str(good.run_dir)
+    header, good_row, broken_row = experiments.summary_rows([good, broken])
+    assert header[:4] == ["experiment", "status", "best", "test"]
+    assert good_row[2].startswith("val/acc=") and "test/acc=" in good_row[3]
+    assert broken_row[1:4] == ["failed (exit 1)", "-", "-"]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("tiny_chars")
+def test_run_two_experiments_with_two_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    group = {
+        "group": "pair",
+        "base": "base.yaml",
+        "experiments": [{"name": "small"}, {"name": "wider", "set": {"network.args.fc_dim": 32}}],
+    }
+    results = run_with_fake_cli(write_group(tmp_path, group), jobs=2)
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert results[0].summary != results[1].summary
+
+
+@pytest.mark.usefixtures("tiny_chars")
+def test_cli_run_prints_the_table_and_fails_if_any_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stand_in = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    monkeypatch.setattr(experiments, "run_group", partial(run_group, prefix=stand_in))
+    path = write_group(
+        tmp_path, {"group": "g", "base": "base.yaml", "experiments": [{"name": "x"}]}
+    )
+    result = runner.invoke(app, ["experiments", "run", str(path), "--jobs", "1"])
+    assert result.exit_code == 1, result.output
+    assert "failed (exit 3)" in result.output and "experiment group" in result.output

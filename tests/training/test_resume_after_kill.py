@@ -1,0 +1,246 @@
+"""Exact resume: a run killed with SIGKILL mid-epoch and resumed ends where an unbroken run ends.
+
+The killed run is a real ``text-recognizer train`` process (``tests.training.fake_cli``),
+stalled at a known batch in the middle of its second epoch and killed there, so the test
+does not depend on timing. Its ``last.ckpt`` is the end of the first epoch; the resume
+replays the second epoch from there and must reproduce the unbroken run bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from tests.training.fake_cli import StallAfterBatch
+from text_recognizer.cli import app
+from text_recognizer.errors import ConfigError
+from text_recognizer.training import callbacks, run
+from text_recognizer.training.callbacks import AtomicCheckpointIO
+from text_recognizer.training.config import ExperimentConfig, parse_config
+from text_recognizer.training.run import RUN_DIR_ENV, latest_run, resume_run, run_experiment
+
+REPO = Path(__file__).resolve().parents[2]
+
+CONFIG = {
+    "name": "killed",
+    "group": "tests",
+    "seed": 5,
+    "data": {"name": "tiny_chars", "args": {"size": 384}, "batch_size": 16},  # 12 batches/epoch
+    # LeNet has dropout, and OneCycle changes the LR every step: RNG and scheduler state matter.
+    "network": {"name": "lenet", "args": {"channels": [8, 16], "fc_dim": 32}},
+    "optimizer": {"name": "adamw", "lr": 1e-2},
+    "scheduler": {"name": "onecycle"},
+    "callbacks": {
+        "checkpoint": {"monitor": "val/acc", "mode": "max"},
+        "early_stopping": None,
+        "progress_bar": "none",
+    },
+    "trainer": {"max_epochs": 3, "num_threads": 1, "deterministic": True},
+}
+
+
+def start_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.training.fake_cli", *args],
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for_line(process: subprocess.Popen[str], marker: str, timeout: float) -> list[str]:
+    assert process.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        seen.append(line)
+        if marker in line:
+            return seen
+    process.kill()
+    raise AssertionError(f"no {marker!r} from the training process:\n{''.join(seen)[-3000:]}")
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+
+def assert_same_run(resumed: dict, unbroken: dict) -> None:
+    for key in ("epochs", "global_step", "best_score", "test"):
+        assert resumed[key] == unbroken[key], key
+    expected = final_weights(Path(unbroken["run_dir"]))
+    actual = final_weights(Path(resumed["run_dir"]))
+    assert expected.keys() == actual.keys()
+    for name, tensor in expected.items():
+        torch.testing.assert_close(actual[name], tensor, rtol=0, atol=1e-6, msg=name)
+
+
+class Crash(StallAfterBatch):
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.current_epoch == self.epoch and args[-1] == self.batch:
+            raise RuntimeError("simulated crash")
+
+
+def test_crash_mid_epoch_then_resume_equals_unbroken_run(
+    tiny_chars: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-process twin of the SIGKILL test below: fast, same guarantee."""
+    config = parse_config(CONFIG)
+    build_callbacks = run.build_callbacks
+
+    def crashing(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]:
+        return [*build_callbacks(config, run_dir), Crash(epoch=1, batch=6)]
+
+    monkeypatch.setattr(run, "build_callbacks", crashing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_experiment(config, run_dir=tmp_path / "crashed")
+    monkeypatch.setattr(run, "build_callbacks", build_callbacks)
+
+    resumed = resume_run(tmp_path / "crashed")
+    unbroken = run_experiment(config, run_dir=tmp_path / "unbroken")
+    assert_same_run(resumed, unbroken)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_equals_unbroken_run(tiny_chars: str, tmp_path: Path) -> None:
+    config_file = tmp_path / "killed.yaml"
+    config_file.write_text(yaml.safe_dump(CONFIG))
+    killed_dir = tmp_path / "runs" / "killed"
+
+    # Kill it after batch 6 of epoch 1 (0-based): well inside the second epoch.
+    process = start_cli(
+        ["train", str(config_file)], {RUN_DIR_ENV: str(killed_dir), "FAKE_CLI_STALL": "1:6"}
+    )
+    try:
+        wait_for_line(process, "STALLED", timeout=120)
+        os.kill(process.pid, signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            process.kill()
+        assert process.stdout is not None
+        process.stdout.close()
+    assert not (killed_dir / "summary.json").exists()
+    saved = torch.load(killed_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == 12, "last.ckpt should be the end of the first epoch"
+
+    # Resume through the real CLI, in a fresh process, as a user would.
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tests.training.fake_cli", "train", "--resume", str(killed_dir)],
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    resumed_summary = json.loads((killed_dir / "summary.json").read_text())
+
+    unbroken_summary = run_experiment(parse_config(CONFIG), run_dir=tmp_path / "runs" / "unbroken")
+
+    assert_same_run(resumed_summary, unbroken_summary)
+    # Both segments of the killed run count towards its training time.
+    assert resumed_summary["training_time_s"] > 0
+
+
+def test_failed_save_keeps_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"step": 1, "weights": torch.ones(1000)}, path)
+
+    def crash_half_way(checkpoint: dict, target: Path) -> None:
+        Path(target).write_bytes(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(callbacks, "_atomic_save", crash_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        io.save_checkpoint({"step": 2, "weights": torch.zeros(1000)}, path)
+    kept = torch.load(path, weights_only=True)
+    assert kept["step"] == 1 and bool((kept["weights"] == 1).all())
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"], "temporary file left behind"
+
+
+SAVE_LOOP = """
+import sys, torch
+from text_recognizer.training.callbacks import AtomicCheckpointIO
+io, path = AtomicCheckpointIO(), sys.argv[1]
+for step in range(1_000_000):
+    io.save_checkpoint({"step": step, "weights": torch.full((2_000_000,), float(step))}, path)
+    print(step, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_during_save_never_corrupts_last_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "last.ckpt"
+    process = subprocess.Popen(
+        [sys.executable, "-c", SAVE_LOOP, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "0"  # one complete checkpoint exists
+        # Kill while the next save is being written (its temporary file exists).
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob(".last.ckpt.*.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if process.stdout is not None:
+            process.stdout.close()
+    checkpoint = torch.load(path, weights_only=True)
+    assert bool((checkpoint["weights"] == checkpoint["step"]).all())
+
+
+def test_latest_run_orders_by_time_then_suffix(tmp_path: Path) -> None:
+    for name in ("20261125-101500", "20261125-101500-2", "20261125-101500-10", "20261124-235959"):
+        (tmp_path / "runs" / "g" / "n" / name).mkdir(parents=True)
+        (tmp_path / "runs" / "g" / "n" / name / "config.yaml").write_text("{}")
+    assert latest_run("g", "n").name == "20261125-101500-10"
+    assert latest_run().name == "20261125-101500-10"
+    with pytest.raises(ConfigError, match="no run of g/other"):
+        latest_run("g", "other")
+
+
+def test_cli_resume_last_continues_the_newest_run_of_the_config(
+    tiny_chars: str, tmp_path: Path
+) -> None:
+    config = {**CONFIG, "trainer": {**CONFIG["trainer"], "max_epochs": 1}}
+    config_file = tmp_path / "exp.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    older = run_experiment(
+        parse_config(config), run_dir=tmp_path / "runs/tests/killed/20200101-000000"
+    )
+    newest = run_experiment(parse_config(config))
+    assert Path(newest["run_dir"]) != Path(older["run_dir"])
+
+    result = CliRunner().invoke(app, ["train", str(config_file), "--resume", "last"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["run_dir"] == newest["run_dir"]
+    result = CliRunner().invoke(
+        app, ["train", str(config_file), "--resume", "last", "--set", "optimizer.lr=1"]
+    )
+    assert result.exit_code == 1 and "exact resume takes the run's own config" in result.output
