@@ -3,11 +3,15 @@
 from text_recognizer.data.emnist import Emnist
 from text_recognizer.data.emnist_lines import EmnistLines
 from text_recognizer.data.module import BaseDataModule
+from text_recognizer.data.synthetic_chars import SyntheticChars
+from text_recognizer.data.synthetic_lines import SyntheticLines
 from text_recognizer.registry import Registry
 
 DATASETS: Registry[BaseDataModule] = Registry("dataset")
 
 DATASETS.register("emnist")(Emnist)
 DATASETS.register("emnist_lines")(EmnistLines)
+DATASETS.register("synthetic_chars")(SyntheticChars)
+DATASETS.register("synthetic_lines")(SyntheticLines)
 
 __all__ = ["DATASETS", "BaseDataModule"]

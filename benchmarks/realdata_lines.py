@@ -1,0 +1,129 @@
+"""A partial real-handwriting signal for line models: lines pasted from real characters.
+
+There are no real handwritten *lines* on this machine, only real characters (NIST SD19
+vowels, MNIST digits, in ``../shared/realdata``; never train on them, never commit
+them). This script pastes them into lines the way a person writes a number or a string
+of letters: each character cropped to its ink, scaled to a cap height (lowercase to an
+x-height, 'i' with its dot), sat on a common baseline with small random gaps, groups
+separated by word spaces, dark ink on white. The line model then reads each line
+through the Recognizer exactly as it would a user's scan.
+
+It measures real pen strokes and real letter shapes, not real cursive joins or real
+page texture: read it as a lower bound on the gap to real handwriting, not as IAM CER.
+
+    python benchmarks/realdata_lines.py --model src/text_recognizer/assets/models/line.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from realdata_chars import DEFAULT_REALDATA, _mnist_labels
+
+from text_recognizer.metrics import cer, wer
+from text_recognizer.preprocessing import normalize_polarity
+from text_recognizer.recognizer import Recognizer
+
+CAP_HEIGHT = 28
+X_HEIGHT = 18  # lowercase a e o u
+I_HEIGHT = 25  # lowercase i: stem plus dot
+
+
+def crop_ink(image: np.ndarray) -> np.ndarray:
+    bright = normalize_polarity(image).astype(np.float32)
+    bright = np.clip(bright - np.median(bright), 0, None)
+    rows, cols = np.nonzero(bright > 0.25 * bright.max())
+    return bright[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] / bright.max()
+
+
+def glyph_height(char: str) -> int:
+    if char == "i":
+        return I_HEIGHT
+    return X_HEIGHT if char.islower() else CAP_HEIGHT
+
+
+def compose(text: str, pools: dict[str, list[np.ndarray]], rng: np.random.Generator) -> np.ndarray:
+    """Paste one random real sample per character on a baseline; dark ink on white."""
+    canvas = np.zeros((CAP_HEIGHT + 16, 16 + 40 * len(text)), dtype=np.float32)
+    baseline, x = CAP_HEIGHT + 8, 8
+    for char in text:
+        if char == " ":
+            x += int(rng.integers(12, 20))
+            continue
+        ink = pools[char][int(rng.integers(len(pools[char])))]
+        height = glyph_height(char)
+        width = max(2, round(ink.shape[1] * height / ink.shape[0]))
+        glyph = cv2.resize(ink, (width, height), interpolation=cv2.INTER_AREA)
+        top = baseline - height + int(rng.integers(-1, 2))
+        region = canvas[top : top + height, x : x + width]
+        np.maximum(region, glyph, out=region)
+        x += width + int(rng.integers(2, 7))
+    canvas = canvas[:, : x + 8]
+    return (255 - np.clip(canvas * 255, 0, 255)).astype(np.uint8)
+
+
+def random_text(alphabet: str, rng: np.random.Generator) -> str:
+    groups = int(rng.integers(1, 4))
+    return " ".join(
+        "".join(rng.choice(list(alphabet), int(rng.integers(2, 6)))) for _ in range(groups)
+    )
+
+
+def load_pools(realdata: Path) -> dict[str, dict[str, list[np.ndarray]]]:
+    pools: dict[str, dict[str, list[np.ndarray]]] = {}
+    for name, filename in (("digits", "mnist_5k.npz"), ("vowels", "nist_sd19_vowels.npz")):
+        with np.load(realdata / filename) as data:
+            images, labels = data["images"], data["labels"]
+        if name == "digits":
+            images, labels = _mnist_labels(images, labels)
+        pool: dict[str, list[np.ndarray]] = {}
+        for image, label in zip(images, labels, strict=True):
+            pool.setdefault(str(label), []).append(crop_ink(image))
+        pools[name] = pool
+    return pools
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model", default="default", help="bundled name, .onnx, .ckpt or run folder"
+    )
+    parser.add_argument("--realdata", type=Path, default=DEFAULT_REALDATA)
+    parser.add_argument("--lines", type=int, default=300, help="lines per set")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-examples", type=Path, help="write a few composed lines as PNG here")
+    args = parser.parse_args()
+
+    recognizer = Recognizer.from_pretrained(args.model)
+    pools = load_pools(args.realdata)
+    rng = np.random.default_rng(args.seed)
+    report = {}
+    for name, pool in pools.items():
+        texts = [random_text("".join(sorted(pool)), rng) for _ in range(args.lines)]
+        images = [compose(text, pool, rng) for text in texts]
+        if args.save_examples:
+            args.save_examples.mkdir(parents=True, exist_ok=True)
+            for i in range(4):
+                cv2.imwrite(str(args.save_examples / f"{name}_{i}.png"), images[i])
+        predictions = [r.text for r in recognizer.recognize_batch(images, kind="line")]
+        report[name] = {
+            "lines": len(texts),
+            "cer": round(cer(predictions, texts), 4),
+            "cer_ignoring_case": round(
+                cer([p.lower() for p in predictions], [t.lower() for t in texts]), 4
+            ),
+            "wer": round(wer(predictions, texts), 4),
+            "examples": [[t, p] for t, p in zip(texts[:5], predictions[:5], strict=True)],
+        }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

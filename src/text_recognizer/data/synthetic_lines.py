@@ -1,0 +1,424 @@
+"""Whole sentences rendered as scanned handwritten lines, 32 px high: the line model's data.
+
+Each line is a word-aligned piece of real English (:class:`SentenceGenerator`), drawn
+either by a simulated writer with a single-stroke face (pen trajectories, pressure,
+ligatures; :mod:`text_recognizer.data.sources.strokes`) or with a handwriting outline
+font placed glyph by glyph, then "scanned" (:mod:`text_recognizer.data.line_render`).
+Train lines use train fonts and faces only; val/test lines use held-out ones, so their
+error measures an unseen hand, not memorised glyphs.
+
+Two modes for training data: cached (``num_train`` lines rendered once into HDF5 by
+``prepare_data()``, in parallel) or streamed (``stream=True``: every epoch renders
+``num_train`` new lines on the fly in the DataLoader workers). Val and test are always
+cached. Lines are rendered in chunks of ``CHUNK_SIZE`` with a seed per (split, epoch,
+chunk), so the data depends on ``seed`` and never on the number of processes.
+
+``python -m text_recognizer.data.synthetic_lines --write-samples DIR`` writes demo
+images from the test fonts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import json
+import multiprocessing
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+from tqdm import tqdm
+
+from text_recognizer.charset import DEFAULT_CHARSET
+from text_recognizer.data.cache import cache_path, read_h5, write_h5
+from text_recognizer.data.line_render import HEIGHT, LineRenderer, RenderedLine
+from text_recognizer.data.module import BaseDataModule, collate_lines
+from text_recognizer.data.sentences import SentenceGenerator
+from text_recognizer.data.sources.fonts import list_fonts
+from text_recognizer.data.sources.strokes import list_faces
+from text_recognizer.errors import ConfigError
+
+Split = Literal["train", "val", "test"]
+SPLITS: tuple[Split, ...] = ("train", "val", "test")
+# Bump when rendering changes, so old caches are never reused.
+RENDER_VERSION = 1
+CHUNK_SIZE = 256  # lines per work unit, each with its own seed
+
+
+@dataclass(frozen=True)
+class LineSpec:
+    """Everything that decides what a split's lines look like (picklable for workers)."""
+
+    split: Split
+    seed: int
+    max_length: int
+    stroke_fraction: float
+    sentence_source: str
+
+
+@functools.lru_cache(maxsize=8)
+def _renderer(split: Split, stroke_fraction: float, seed: int) -> LineRenderer:
+    """One renderer per process and split: its glyph caches are reused across chunks."""
+    return LineRenderer(list_fonts(split), list_faces(split), stroke_fraction, texture_seed=seed)
+
+
+def render_lines(spec: LineSpec, chunk: int, count: int, epoch: int = 0) -> Iterator[RenderedLine]:
+    """Render chunk ``chunk`` (``count`` lines) of a split; a pure function of its arguments."""
+    seed = np.random.SeedSequence(spec.seed, spawn_key=(SPLITS.index(spec.split), epoch, chunk))
+    rng = np.random.default_rng(seed)
+    sentences = SentenceGenerator(
+        spec.max_length, spec.sentence_source, seed=int(rng.integers(2**63))
+    )
+    renderer = _renderer(spec.split, spec.stroke_fraction, spec.seed)
+    for _ in range(count):
+        # The longer of two pieces: lines on a page are mostly long, and the generator's
+        # pieces are uniform in length.
+        text = max(sentences.generate(), sentences.generate(), key=len)
+        yield renderer.render(text, rng)
+
+
+def _render_chunk(task: tuple[LineSpec, int, int]) -> tuple[list[np.ndarray], list[str], list[str]]:
+    lines = list(render_lines(*task))
+    return (
+        [line.image for line in lines],
+        [line.text for line in lines],
+        [line.source for line in lines],
+    )
+
+
+def _init_worker(worker_id: int = 0) -> None:
+    cv2.setNumThreads(0)  # OpenCV's thread pool hangs or oversubscribes inside workers
+    torch.set_num_threads(1)
+
+
+def _encode(text: str) -> torch.Tensor:
+    return torch.tensor(DEFAULT_CHARSET.encode(text), dtype=torch.long)
+
+
+class PackedLines(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Variable-width lines stored side by side in one ``[32, total_width]`` uint8 strip.
+
+    When sent to a DataLoader worker it travels as the path of its cache file and the
+    worker reads the strip itself: spawn pickles datasets, and piping gigabytes of pixels
+    to every worker would take longer than the epoch. (Cached lines need no loader
+    workers anyway: an item is a slice and a division.)
+    """
+
+    def __init__(
+        self,
+        strip: np.ndarray,
+        offsets: np.ndarray,
+        texts: np.ndarray,
+        sources: np.ndarray,
+        cache_file: Path | None = None,
+    ) -> None:
+        self.strip, self.offsets, self.texts, self.sources = strip, offsets, texts, sources
+        self.cache_file = cache_file
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self.cache_file is not None:
+            state["strip"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.strip is None and self.cache_file is not None:
+            self.strip = read_h5(self.cache_file)["images"]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def widths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def image(self, index: int) -> np.ndarray:
+        """The uint8 image of line ``index``, ``[32, width]``, bright ink on dark."""
+        return self.strip[:, self.offsets[index] : self.offsets[index + 1]]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = torch.from_numpy(self.image(index).astype(np.float32) / 255.0)
+        return image.unsqueeze(0), _encode(str(self.texts[index]))
+
+
+class StreamedLines(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
+    """An endless supply of fresh training lines: each epoch renders ``lines_per_epoch`` new ones.
+
+    Epoch ``e`` renders chunks with seeds (split, e + 1, chunk) — never those of the
+    cached build — and DataLoader worker ``w`` of ``W`` takes chunks ``w, w + W, ...``,
+    so an epoch's lines depend on the seed only (their order also on ``W``). Workers
+    must be persistent (the base module makes them so) for the epoch count to advance.
+    """
+
+    def __init__(self, spec: LineSpec, lines_per_epoch: int) -> None:
+        self.spec = spec
+        self.lines_per_epoch = lines_per_epoch
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.lines_per_epoch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        self.epoch += 1
+        for chunk in range(worker, -(-self.lines_per_epoch // CHUNK_SIZE), workers):
+            count = min(CHUNK_SIZE, self.lines_per_epoch - chunk * CHUNK_SIZE)
+            for line in render_lines(self.spec, chunk, count, epoch=self.epoch):
+                image = torch.from_numpy(line.image.astype(np.float32) / 255.0).unsqueeze(0)
+                yield image, _encode(line.text)
+
+
+class SyntheticLines(BaseDataModule):
+    """Synthetic handwritten lines, 32 px high, variable width, bright ink on dark.
+
+    Args:
+        num_train: training lines (cached), or lines per epoch when ``stream=True``.
+        num_val, num_test: held-out lines (always cached).
+        max_length: longest line, in characters.
+        stroke_fraction: share of lines written by the stroke-font pen simulation; the
+            rest use outline handwriting fonts.
+        stream: render training lines on the fly instead of caching them.
+        sentence_source: corpus for :class:`SentenceGenerator`.
+        build_workers: processes rendering the caches (default: all cores); the data
+            does not depend on it.
+
+    Items are ``(image [1, 32, W] float32 in [0, 1], target LongTensor of charset indices)``;
+    ``collate_lines`` pads batches.
+    """
+
+    kind: ClassVar = "line"
+
+    def __init__(
+        self,
+        num_train: int = 200_000,
+        num_val: int = 2_000,
+        num_test: int = 2_000,
+        max_length: int = 48,
+        stroke_fraction: float = 0.5,
+        stream: bool = False,
+        sentence_source: str = "default",
+        seed: int = 0,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        root: Path | None = None,
+        build_workers: int | None = None,
+    ) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, root=root)
+        for name, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
+            if value < 1:
+                raise ConfigError(f"{name} = {value} must be at least 1")
+        if max_length < 1:
+            raise ConfigError(f"max_length = {max_length} must be at least 1")
+        if not 0.0 <= stroke_fraction <= 1.0:
+            raise ConfigError(f"stroke_fraction = {stroke_fraction} must be between 0 and 1")
+        self.sizes: dict[Split, int] = {"train": num_train, "val": num_val, "test": num_test}
+        self.max_length = max_length
+        self.stroke_fraction = float(stroke_fraction)
+        self.stream = stream
+        self.sentence_source = sentence_source
+        self.build_workers = build_workers if build_workers is not None else (os.cpu_count() or 1)
+
+    @property
+    def input_height(self) -> int:
+        return HEIGHT
+
+    def spec(self, split: Split) -> LineSpec:
+        return LineSpec(
+            split, self.seed, self.max_length, self.stroke_fraction, self.sentence_source
+        )
+
+    def cached_splits(self) -> tuple[Split, ...]:
+        return ("val", "test") if self.stream else SPLITS
+
+    def params(self, split: Split) -> dict[str, Any]:
+        """Everything that determines a split's cached lines (the cache key)."""
+        sources = {
+            "fonts": [
+                [f.name, f.path.name, "".join(sorted(f.missing)), f.capitals_only]
+                for f in list_fonts(split)
+            ],
+            "faces": [face.name for face in list_faces(split)],
+        }
+        return {
+            "renderer": RENDER_VERSION,
+            "split": split,
+            "num": self.sizes[split],
+            "max_length": self.max_length,
+            "stroke_fraction": self.stroke_fraction,
+            "sentence_source": self.sentence_source,
+            "seed": self.seed,
+            "charset": hashlib.sha256("\n".join(DEFAULT_CHARSET.tokens).encode()).hexdigest()[:16],
+            "sources": hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:16],
+        }
+
+    def cache_file(self, split: Split) -> Path:
+        return cache_path(
+            self.root / "synthetic_lines", f"synthetic_lines_{split}", self.params(split)
+        )
+
+    def prepare_data(self) -> None:
+        """Render and cache every split that needs it and is not cached yet."""
+        for split in self.cached_splits():
+            path = self.cache_file(split)
+            if not path.exists():
+                self._build(split, path)
+
+    def _build(self, split: Split, path: Path) -> None:
+        total = self.sizes[split]
+        spec = self.spec(split)
+        tasks = [
+            (spec, chunk, min(CHUNK_SIZE, total - start))
+            for chunk, start in enumerate(range(0, total, CHUNK_SIZE))
+        ]
+        images: list[np.ndarray] = []
+        texts: list[str] = []
+        sources: list[str] = []
+        with tqdm(
+            total=total, desc=f"SyntheticLines {split}", unit="line", leave=False
+        ) as progress:
+            if self.build_workers <= 1 or len(tasks) == 1:
+                results: Iterator[tuple[list[np.ndarray], list[str], list[str]]] = map(
+                    _render_chunk, tasks
+                )
+                self._collect(results, images, texts, sources, progress)
+            else:
+                # fork where there is one: spawn re-imports the caller's __main__, and a script
+                # without an `if __name__ == "__main__"` guard would make the pool respawn
+                # crashing workers forever. Workers turn OpenCV's own threads off first.
+                method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+                context = multiprocessing.get_context(method)
+                with context.Pool(
+                    min(self.build_workers, len(tasks)), initializer=_init_worker
+                ) as pool:
+                    self._collect(pool.imap(_render_chunk, tasks), images, texts, sources, progress)
+        offsets = np.concatenate([[0], np.cumsum([image.shape[1] for image in images])]).astype(
+            np.int64
+        )
+        arrays = {
+            "images": np.concatenate(images, axis=1),
+            "offsets": offsets,
+            "texts": np.array(texts, dtype=object),
+            "sources": np.array(sources, dtype=object),
+        }
+        write_h5(path, arrays, attrs=self.params(split))
+
+    @staticmethod
+    def _collect(
+        results: Iterator[tuple[list[np.ndarray], list[str], list[str]]],
+        images: list[np.ndarray],
+        texts: list[str],
+        sources: list[str],
+        progress: tqdm,
+    ) -> None:
+        for chunk_images, chunk_texts, chunk_sources in results:
+            images += chunk_images
+            texts += chunk_texts
+            sources += chunk_sources
+            progress.update(len(chunk_texts))
+
+    def setup(self, stage: str | None = None) -> None:
+        self.prepare_data()  # a no-op when cached; lets setup() alone work in scripts
+        for split in self.cached_splits():
+            data = read_h5(self.cache_file(split))
+            dataset = PackedLines(
+                data["images"],
+                data["offsets"],
+                data["texts"],
+                data["sources"],
+                self.cache_file(split),
+            )
+            setattr(self, f"data_{split}", dataset)
+        if self.stream:
+            self.data_train = StreamedLines(self.spec("train"), self.sizes["train"])
+
+    def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
+        if not self.stream:
+            return super().train_dataloader()
+        if self.data_train is None:
+            raise RuntimeError("call setup() before asking for the train loader")
+        return DataLoader(  # an IterableDataset: no shuffling, workers take chunks in turn
+            self.data_train,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=collate_lines,
+            worker_init_fn=_init_worker,
+            persistent_workers=self.num_workers > 0,
+            multiprocessing_context="spawn" if self.num_workers > 0 else None,
+        )
+
+    def __repr__(self) -> str:
+        lines = [
+            f"SyntheticLines({self._split_sizes()}, kind=line, height={HEIGHT}, "
+            f"max_length={self.max_length}, stroke_fraction={self.stroke_fraction}, "
+            f"stream={self.stream}, seed={self.seed})"
+        ]
+        for split in SPLITS:
+            fonts, faces = len(list_fonts(split)), len(list_faces(split))
+            dataset = getattr(self, f"data_{split}")
+            if isinstance(dataset, PackedLines) and len(dataset):
+                widths = dataset.widths
+                data = (
+                    f"{len(dataset)} lines, width {widths.mean():.0f} px "
+                    f"(min {widths.min()}, max {widths.max()}), cache {self.cache_file(split)}"
+                )
+            elif isinstance(dataset, StreamedLines):
+                data = f"streamed, {dataset.lines_per_epoch} new lines per epoch"
+            else:
+                data = "not set up"
+            lines.append(f"  {split:5} {fonts} fonts + {faces} stroke faces: {data}")
+        return "\n".join(lines)
+
+
+def write_samples(directory: Path, count: int = 8, seed: int = 0) -> list[tuple[str, str]]:
+    """Write ``count`` demo lines from the *test* fonts and faces, plus ``labels.tsv``.
+
+    Half are written with stroke faces and half with outline fonts. The PNGs are dark
+    ink on light paper, as a user's scan would be (the recognizer normalises polarity).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    sentences = SentenceGenerator(40, seed=seed)
+    renderers = [
+        LineRenderer([], list_faces("test"), texture_seed=seed),
+        LineRenderer(list_fonts("test"), [], texture_seed=seed),
+    ]
+    rows = []
+    for index in range(count):
+        text = sentences.generate()
+        while len(text) < 20:  # demo lines long enough to be interesting
+            text = sentences.generate()
+        line = renderers[index % 2].render(text, rng)
+        name = f"line_{index:02d}.png"
+        cv2.imwrite(str(directory / name), 255 - line.image)
+        rows.append((name, line.text))
+    (directory / "labels.tsv").write_text("".join(f"{name}\t{text}\n" for name, text in rows))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--write-samples",
+        type=Path,
+        metavar="DIR",
+        required=True,
+        help="write demo line images and labels.tsv to DIR",
+    )
+    parser.add_argument("--count", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for name, text in write_samples(args.write_samples, args.count, args.seed):
+        print(f"{name}\t{text}")
+
+
+if __name__ == "__main__":
+    main()

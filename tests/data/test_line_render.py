@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from text_recognizer.data.line_render import (
+    HEIGHT,
+    LineRenderer,
+    OutlineGlyphs,
+    TextureBank,
+    draw_trajectory,
+    render_outline,
+    scan,
+)
+from text_recognizer.data.sources.fonts import Font, list_fonts
+from text_recognizer.data.sources.strokes import HandStyle, list_faces, load_face, write_line
+from text_recognizer.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def textures() -> TextureBank:
+    return TextureBank(0, tiles=2, shape=(64, 512))
+
+
+@pytest.fixture(scope="module")
+def font() -> Font:
+    return next(f for f in list_fonts("train") if not f.capitals_only and not f.missing)
+
+
+def test_texture_bank_is_deterministic_and_crops_any_size(textures: TextureBank) -> None:
+    again = TextureBank(0, tiles=2, shape=(64, 512))
+    np.testing.assert_array_equal(textures.paper, again.paper)
+    assert not np.array_equal(textures.paper, TextureBank(1, tiles=2, shape=(64, 512)).paper)
+    rng = np.random.default_rng(0)
+    assert textures.crop(textures.grain, rng, 32, 100).shape == (32, 100)
+    assert textures.crop(textures.pressure, rng, 100, 2000).shape == (100, 2000)  # tiled
+
+
+def test_draw_trajectory_puts_ink_where_the_pen_went(textures: TextureBank) -> None:
+    face = load_face("HersheySans1")
+    style = dataclasses.replace(HandStyle.sample(np.random.default_rng(0)), slant=0.0)
+    rng = np.random.default_rng(0)
+    mask = draw_trajectory(write_line(face, "l l", style, rng), rng, textures)
+    assert mask.dtype == np.uint8
+    inked_columns = np.flatnonzero(mask.max(axis=0) > 128)
+    assert len(inked_columns) > 0
+    # Two vertical strokes with a space between: two separate runs of inked columns.
+    assert (np.diff(inked_columns) > 1).sum() == 1
+
+
+def test_scan_gives_32px_bright_ink_on_dark(textures: TextureBank) -> None:
+    mask = np.zeros((70, 400), np.uint8)
+    mask[10:12, 10:12] = mask[58:60, 388:390] = 255  # corners of the ink's box: 50 x 380
+    mask[30:40, 100:300] = 255  # a bar of ink in the middle
+    for seed in range(5):
+        image = scan(mask, np.random.default_rng(seed), textures)
+        assert image.dtype == np.uint8 and image.shape[0] == HEIGHT
+        assert 380 * 32 / 56 <= image.shape[1] <= 1.05 * 380 * 32 / 50  # aspect kept, small margins
+        bar, paper = image[14:18, 70:170], image[3:9, 70:170]  # rows 30-40 and ~15-25 of the mask
+        assert bar.mean() > paper.mean() + 60  # bright ink on dark paper
+
+
+def test_outline_rendering_is_deterministic(font: Font) -> None:
+    glyphs = OutlineGlyphs(str(font.path))
+    a = render_outline(glyphs, "Quick brown fox", np.random.default_rng(5))
+    b = render_outline(glyphs, "Quick brown fox", np.random.default_rng(5))
+    c = render_outline(glyphs, "Quick brown fox", np.random.default_rng(6))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape != c.shape or not np.array_equal(a, c)
+    assert (a > 128).sum() > 100
+
+
+@pytest.mark.parametrize("stroke_fraction", [0.0, 1.0])
+def test_renderer_is_deterministic_per_seed(font: Font, stroke_fraction: float) -> None:
+    renderer = LineRenderer([font], list_faces("train"), stroke_fraction=stroke_fraction)
+    first = renderer.render("A line, of text!", np.random.default_rng(1))
+    again = renderer.render("A line, of text!", np.random.default_rng(1))
+    np.testing.assert_array_equal(first.image, again.image)
+    assert first.image.shape[0] == HEIGHT and first.text == "A line, of text!"
+    stroke_names = {f.name for f in list_faces("train")}
+    assert (first.source in stroke_names) == (stroke_fraction == 1.0)
+
+
+def test_capitals_only_fonts_get_upper_case_labels(font: Font) -> None:
+    capitals = dataclasses.replace(font, name="shouty", capitals_only=True)
+    line = LineRenderer([capitals], []).render("Mixed case, 42.", np.random.default_rng(0))
+    assert line.text == "MIXED CASE, 42." and line.source == "shouty"
+
+
+def test_fonts_missing_a_glyph_are_never_used_for_it(font: Font) -> None:
+    lacking = dataclasses.replace(font, name="lacking", missing=frozenset("?"))
+    renderer = LineRenderer([lacking, font], [])
+    rng = np.random.default_rng(0)
+    assert {renderer.render("why?", rng).source for _ in range(20)} == {font.name}
+    assert {renderer.render("why", rng).source for _ in range(30)} == {font.name, "lacking"}
+    with pytest.raises(DataError, match="no font or stroke face can draw"):
+        LineRenderer([lacking], []).render("why?", rng)
+
+
+def test_stroke_faces_stand_in_when_no_font_can_draw_the_text(font: Font) -> None:
+    lacking = dataclasses.replace(font, name="lacking", missing=frozenset("#"))
+    renderer = LineRenderer([lacking], list_faces("test"), stroke_fraction=0.0)
+    line = renderer.render("No. #1", np.random.default_rng(0))
+    assert line.source in {f.name for f in list_faces("test")}
+
+
+def test_renderer_rejects_bad_configuration(font: Font) -> None:
+    with pytest.raises(DataError, match="no fonts and no stroke faces"):
+        LineRenderer([], [])
+    with pytest.raises(DataError, match="stroke_fraction"):
+        LineRenderer([font], [], stroke_fraction=1.5)

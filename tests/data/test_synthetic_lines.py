@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import csv
+import pickle
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from text_recognizer.charset import DEFAULT_CHARSET
+from text_recognizer.data import DATASETS
+from text_recognizer.data.line_render import HEIGHT
+from text_recognizer.data.module import collate_lines
+from text_recognizer.data.sources.fonts import list_fonts
+from text_recognizer.data.sources.strokes import list_faces
+from text_recognizer.data.synthetic_lines import (
+    LineSpec,
+    PackedLines,
+    StreamedLines,
+    SyntheticLines,
+    write_samples,
+)
+from text_recognizer.errors import ConfigError
+
+SMALL: dict[str, Any] = {
+    "num_train": 12,
+    "num_val": 6,
+    "num_test": 6,
+    "max_length": 24,
+    "build_workers": 1,
+}
+
+
+def sources_of(split: str) -> set[str]:
+    return {f.name for f in list_fonts(split)} | {f.name for f in list_faces(split)}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> SyntheticLines:
+    module = SyntheticLines(**SMALL, root=tmp_path_factory.mktemp("lines"))
+    module.setup()
+    return module
+
+
+def test_items_are_32px_lines_whose_targets_decode_to_the_text(built: SyntheticLines) -> None:
+    assert built.kind == "line" and built.input_height == HEIGHT == 32
+    for split in ("train", "val", "test"):
+        dataset = getattr(built, f"data_{split}")
+        assert isinstance(dataset, PackedLines) and len(dataset) == SMALL[f"num_{split}"]
+        for index in range(len(dataset)):
+            image, target = dataset[index]
+            text = str(dataset.texts[index])
+            assert image.dtype == torch.float32 and image.shape[:2] == (1, HEIGHT)
+            assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
+            assert target.dtype == torch.long
+            assert DEFAULT_CHARSET.decode(target.tolist()) == text
+            assert 1 <= len(text) <= SMALL["max_length"] and text == text.strip()
+            # Width roughly proportional to the text: no squashed or runaway lines.
+            assert image.shape[-1] >= 16 and 3 <= image.shape[-1] / len(text) <= 40
+
+
+def test_cached_lines_travel_to_workers_as_their_cache_path(built: SyntheticLines) -> None:
+    dataset = built.data_val
+    assert isinstance(dataset, PackedLines)
+    payload = pickle.dumps(dataset)
+    assert len(payload) < dataset.strip.nbytes  # the pixels are not in the pickle
+    copy = pickle.loads(payload)
+    image, target = copy[3]
+    assert torch.equal(image, dataset[3][0]) and torch.equal(target, dataset[3][1])
+
+
+def test_batches_pad_to_the_widest_line(built: SyntheticLines) -> None:
+    images, widths, targets, lengths = next(iter(built.train_dataloader()))
+    assert images.shape[:3] == (min(built.batch_size, 12), 1, HEIGHT)
+    assert images.shape[-1] == int(widths.max())
+    assert targets.shape == (images.shape[0], int(lengths.max()))
+
+
+def test_held_out_fonts_and_faces_never_appear_in_train(built: SyntheticLines) -> None:
+    train = set(built.data_train.sources.tolist())  # type: ignore[union-attr]
+    assert not train & (sources_of("val") | sources_of("test"))
+    assert train <= sources_of("train")
+    assert set(built.data_val.sources.tolist()) <= sources_of("val")  # type: ignore[union-attr]
+    assert set(built.data_test.sources.tolist()) <= sources_of("test")  # type: ignore[union-attr]
+
+
+def test_capitals_only_fonts_have_upper_case_labels(built: SyntheticLines) -> None:
+    capitals = {f.name for f in list_fonts() if f.capitals_only}
+    for split in ("train", "val", "test"):
+        dataset = getattr(built, f"data_{split}")
+        for text, source in zip(dataset.texts, dataset.sources, strict=True):
+            if source in capitals:
+                assert text == text.upper()
+
+
+def test_cached_lines_are_deterministic_per_seed(built: SyntheticLines, tmp_path: Path) -> None:
+    again = SyntheticLines(**SMALL, root=tmp_path / "a")
+    again.prepare_data()
+    other = SyntheticLines(**{**SMALL, "num_train": 1}, seed=1, root=tmp_path / "b")
+    other.setup()
+    again.setup()
+    for split in ("train", "val", "test"):
+        a, b = getattr(built, f"data_{split}"), getattr(again, f"data_{split}")
+        np.testing.assert_array_equal(a.strip, b.strip)
+        assert a.texts.tolist() == b.texts.tolist()
+    assert other.data_val.texts.tolist() != built.data_val.texts.tolist()  # type: ignore[union-attr]
+
+
+def test_cache_key_changes_with_every_parameter(tmp_path: Path) -> None:
+    base = SyntheticLines(**SMALL, root=tmp_path)
+    changes: list[dict[str, Any]] = [
+        {"num_val": 7},
+        {"max_length": 25},
+        {"stroke_fraction": 0.3},
+        {"seed": 1},
+        {"sentence_source": "brown"},
+    ]
+    files = {base.cache_file("val")}
+    for change in changes:
+        files.add(SyntheticLines(**{**SMALL, **change}, root=tmp_path).cache_file("val"))
+    assert len(files) == len(changes) + 1
+    # Loader and build settings do not change the data, so they share the cache.
+    same = SyntheticLines(
+        **{**SMALL, "build_workers": 2}, batch_size=3, num_workers=1, root=tmp_path
+    )
+    assert same.cache_file("val") == base.cache_file("val")
+    assert base.cache_file("train") != base.cache_file("val")
+
+
+def test_streamed_training_lines_are_deterministic_and_fresh_each_epoch(tmp_path: Path) -> None:
+    spec = LineSpec("train", seed=0, max_length=20, stroke_fraction=0.5, sentence_source="default")
+    first, second = StreamedLines(spec, 5), StreamedLines(spec, 5)
+    epoch_a = [(image, target) for image, target in first]
+    epoch_b = [(image, target) for image, target in second]
+    assert len(epoch_a) == len(first) == 5
+    for (image_a, target_a), (image_b, target_b) in zip(epoch_a, epoch_b, strict=True):
+        assert torch.equal(image_a, image_b) and torch.equal(target_a, target_b)
+    next_epoch = [target.tolist() for _, target in first]
+    assert next_epoch != [target.tolist() for _, target in epoch_a]
+
+    module = SyntheticLines(**SMALL, stream=True, batch_size=4, root=tmp_path)
+    module.setup()
+    assert isinstance(module.data_train, StreamedLines)
+    assert not list((tmp_path / "synthetic_lines").glob("synthetic_lines_train-*.h5"))
+    batches = list(module.train_dataloader())
+    assert sum(len(lengths) for _, _, _, lengths in batches) == SMALL["num_train"]
+    assert "streamed" in repr(module)
+
+
+def test_repr_shows_sizes_widths_fonts_and_cache(built: SyntheticLines) -> None:
+    text = repr(built)
+    assert "train=12" in text and "val=6" in text and "test=6" in text
+    assert "width" in text and "stroke faces" in text and "synthetic_lines_val-" in text
+
+
+def test_registry_builds_it_and_bad_values_are_rejected(tmp_path: Path) -> None:
+    module = DATASETS.build(
+        "synthetic_lines", {"num_train": 3, "stroke_fraction": "0.25"}, root=tmp_path
+    )
+    assert isinstance(module, SyntheticLines) and module.stroke_fraction == 0.25
+    with pytest.raises(ConfigError, match="stroke_fraction"):
+        SyntheticLines(stroke_fraction=2.0)
+    with pytest.raises(ConfigError, match="num_val"):
+        SyntheticLines(num_val=0)
+
+
+def test_write_samples_uses_test_sources(tmp_path: Path) -> None:
+    rows = write_samples(tmp_path, count=4, seed=0)
+    assert len(rows) == 4
+    with (tmp_path / "labels.tsv").open() as f:
+        assert [tuple(row) for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)] == rows
+    for name, _ in rows:
+        image = cv2.imread(str(tmp_path / name), cv2.IMREAD_GRAYSCALE)
+        assert image.shape[0] == HEIGHT
+        assert np.median(image) > 128  # dark ink on light paper, like a scan
+
+
+@pytest.mark.slow
+def test_parallel_build_and_loader_workers_give_the_same_data(tmp_path: Path) -> None:
+    sizes = {**SMALL, "num_train": 600}  # three chunks
+    serial = SyntheticLines(**sizes, root=tmp_path / "serial")
+    parallel = SyntheticLines(**{**sizes, "build_workers": 2}, root=tmp_path / "parallel")
+    serial.setup()
+    parallel.setup()
+    np.testing.assert_array_equal(serial.data_train.strip, parallel.data_train.strip)  # type: ignore[union-attr]
+
+    spec = LineSpec("train", seed=0, max_length=20, stroke_fraction=0.5, sentence_source="default")
+    dataset = StreamedLines(spec, 600)
+    in_process = sorted(tuple(t.tolist()) for _, t in dataset)
+    loader = DataLoader(
+        StreamedLines(spec, 600),
+        batch_size=50,
+        num_workers=2,
+        collate_fn=collate_lines,
+        multiprocessing_context="spawn",
+    )
+    in_workers = sorted(
+        tuple(t[:n].tolist()) for _, _, ts, ns in loader for t, n in zip(ts, ns, strict=True)
+    )
+    assert in_workers == in_process  # same lines whatever the number of workers
