@@ -331,3 +331,42 @@ class SyntheticChars(BaseDataModule):
                 balance = "not built" if split not in self.targets else "empty"
             lines.append(f"  {split:5} {fonts} fonts, {balance}, cache {self.cache_file(split)}")
         return "\n".join(lines)
+
+
+#: Demo characters: digits, capitals and lowercase whose case survives EMNIST cropping.
+SAMPLE_CHARACTERS = "2479AKRbegh"
+
+
+def write_samples(directory: Path, seed: int = 0) -> list[tuple[str, str]]:
+    """Write demo character images from the *test* fonts, plus ``labels.tsv``.
+
+    Each is a glyph drawn at a pen size with the training augmentation, then saved as a
+    user's photo would be: dark ink on white paper with a margin, at its own size (the
+    recognizer does the EMNIST-style cropping and scaling).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    fonts = list_fonts("test")
+    rows = []
+    for index, char in enumerate(SAMPLE_CHARACTERS):
+        options = class_options(fonts, char)[char]
+        option = options[int(rng.integers(len(options)))]
+        pen_size = 64
+        glyph = augment_glyph(render_glyph(option.font, option.glyph, pen_size), rng, pen_size, 0.6)
+        page = np.pad(255 - glyph, 12, constant_values=255)
+        name = f"char_{index:02d}.png"
+        Image.fromarray(page).save(directory / name)
+        rows.append((name, char))
+    (directory / "labels.tsv").write_text("".join(f"{name}\t{text}\n" for name, text in rows))
+    return rows
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write the demo character images.")
+    parser.add_argument("--write-samples", type=Path, metavar="DIR", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    for name, text in write_samples(args.write_samples, args.seed):
+        print(f"{name}\t{text}")

@@ -13,6 +13,7 @@ import lightning as L
 import torch
 
 from text_recognizer.charset import DEFAULT_CHARSET, Charset
+from text_recognizer.metrics import CharErrorRate, WordErrorRate
 from text_recognizer.networks import NETWORKS
 from text_recognizer.training.config import OptimizerConfig, SchedulerConfig
 from text_recognizer.training.optim import build_optimizer, build_scheduler
@@ -58,3 +59,48 @@ class RecognitionModule(L.LightningModule):
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+LineBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class LineModule(RecognitionModule):
+    """A line reader: logs loss, CER and WER per split from what the subclass decodes.
+
+    Subclasses implement ``evaluation_outputs(batch) -> (loss, predicted texts)``.
+    """
+
+    kind: ClassVar[str] = "line"
+
+    def __init__(self, network: str, **kwargs: Any) -> None:
+        super().__init__(network, **kwargs)
+        # Total edits / total reference length, per split (rapidfuzz-backed torchmetrics).
+        self.error_rates = torch.nn.ModuleDict(
+            {f"{split}_cer": CharErrorRate() for split in ("val", "test")}
+            | {f"{split}_wer": WordErrorRate() for split in ("val", "test")}
+        )
+
+    def evaluation_outputs(self, batch: LineBatch) -> tuple[torch.Tensor, list[str]]:
+        raise NotImplementedError
+
+    def _evaluate(self, batch: LineBatch, split: str) -> torch.Tensor:
+        loss, predictions = self.evaluation_outputs(batch)
+        _, _, targets, target_lengths = batch
+        references = [
+            self.charset.decode(t[:n].tolist())
+            for t, n in zip(targets, target_lengths, strict=True)
+        ]
+        size = len(references)
+        cer, wer = self.error_rates[f"{split}_cer"], self.error_rates[f"{split}_wer"]
+        cer(predictions, references)
+        wer(predictions, references)
+        self.log(f"{split}/loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log(f"{split}/cer", cer, on_epoch=True, prog_bar=True, batch_size=size)  # type: ignore[arg-type]
+        self.log(f"{split}/wer", wer, on_epoch=True, batch_size=size)  # type: ignore[arg-type]
+        return loss
+
+    def validation_step(self, batch: LineBatch, batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "val")
+
+    def test_step(self, batch: LineBatch, batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "test")

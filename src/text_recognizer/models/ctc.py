@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
-from text_recognizer.metrics import CharErrorRate, WordErrorRate
-from text_recognizer.models.base import RecognitionModule
-
-LineBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+from text_recognizer.models.base import LineBatch, LineModule
 
 
-class CtcLineModel(RecognitionModule):
+class CtcLineModel(LineModule):
     """Any line network with ``forward(images, widths)`` and ``output_lengths(widths)``."""
 
     model_name = "ctc"
-    kind = "line"
-
-    def __init__(self, network: str, **kwargs: Any) -> None:
-        super().__init__(network, **kwargs)
-        # Total edits / total reference length, per split (rapidfuzz-backed torchmetrics).
-        self.error_rates = torch.nn.ModuleDict(
-            {f"{split}_cer": CharErrorRate() for split in ("val", "test")}
-            | {f"{split}_wer": WordErrorRate() for split in ("val", "test")}
-        )
 
     def forward(self, images: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
         return self.network(images, widths)
@@ -54,26 +40,9 @@ class CtcLineModel(RecognitionModule):
         )
         return loss
 
-    def _evaluate(self, batch: LineBatch, split: str) -> torch.Tensor:
+    def evaluation_outputs(self, batch: LineBatch) -> tuple[torch.Tensor, list[str]]:
         loss, log_probs, input_lengths = self._loss(batch)
-        predictions = self.decode(log_probs, input_lengths)
-        references = [
-            self.charset.decode(t[:n].tolist()) for t, n in zip(batch[2], batch[3], strict=True)
-        ]
-        size = len(references)
-        cer, wer = self.error_rates[f"{split}_cer"], self.error_rates[f"{split}_wer"]
-        cer(predictions, references)
-        wer(predictions, references)
-        self.log(f"{split}/loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
-        self.log(f"{split}/cer", cer, on_epoch=True, prog_bar=True, batch_size=size)  # type: ignore[arg-type]
-        self.log(f"{split}/wer", wer, on_epoch=True, batch_size=size)  # type: ignore[arg-type]
-        return loss
-
-    def validation_step(self, batch: LineBatch, batch_idx: int) -> torch.Tensor:
-        return self._evaluate(batch, "val")
-
-    def test_step(self, batch: LineBatch, batch_idx: int) -> torch.Tensor:
-        return self._evaluate(batch, "test")
+        return loss, self.decode(log_probs, input_lengths)
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         """Greedy best-path decoding (beam search lives in ``decoding.beam``)."""

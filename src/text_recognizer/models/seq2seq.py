@@ -11,15 +11,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from text_recognizer.errors import ConfigError
-from text_recognizer.models.base import RecognitionModule
-
-LineBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+from text_recognizer.models.base import LineBatch, LineModule
 
 
-class Seq2SeqLineModel(RecognitionModule):
+class Seq2SeqLineModel(LineModule):
     """A network with ``forward(images, tokens, widths)`` and ``generate(...)``.
 
     Args:
@@ -30,7 +27,6 @@ class Seq2SeqLineModel(RecognitionModule):
     """
 
     model_name = "seq2seq"
-    kind = "line"
 
     def __init__(
         self, network: str, beam_size: int = 1, max_length: int | None = None, **kwargs: Any
@@ -57,11 +53,6 @@ class Seq2SeqLineModel(RecognitionModule):
                     f"network {network!r} has {name}={getattr(self.network, name, None)}, but the "
                     f"charset puts that token at {index}; set network.args.{name}={index}"
                 )
-        # torchmetrics' definitions are ours: total edits / total reference length.
-        self.error_rates = torch.nn.ModuleDict(
-            {f"{split}_cer": CharErrorRate() for split in ("val", "test")}
-            | {f"{split}_wer": WordErrorRate() for split in ("val", "test")}
-        )
 
     def forward(  # type: ignore[override]  # a decoder needs its input tokens
         self, images: torch.Tensor, tokens: torch.Tensor, widths: torch.Tensor | None = None
@@ -99,28 +90,9 @@ class Seq2SeqLineModel(RecognitionModule):
         )
         return loss
 
-    def _evaluate(self, batch: LineBatch, split: str) -> torch.Tensor:
-        images, widths, targets, target_lengths = batch
-        loss = self._loss(batch)
-        predictions = [text for text, _ in self.recognize(images, widths)]
-        references = [
-            self.charset.decode(t[:n].tolist())
-            for t, n in zip(targets, target_lengths, strict=True)
-        ]
-        size = len(references)
-        cer, wer = self.error_rates[f"{split}_cer"], self.error_rates[f"{split}_wer"]
-        cer(predictions, references)
-        wer(predictions, references)
-        self.log(f"{split}/loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
-        self.log(f"{split}/cer", cer, on_epoch=True, prog_bar=True, batch_size=size)  # type: ignore[arg-type]
-        self.log(f"{split}/wer", wer, on_epoch=True, batch_size=size)  # type: ignore[arg-type]
-        return loss
-
-    def validation_step(self, batch: LineBatch, batch_idx: int) -> torch.Tensor:
-        return self._evaluate(batch, "val")
-
-    def test_step(self, batch: LineBatch, batch_idx: int) -> torch.Tensor:
-        return self._evaluate(batch, "test")
+    def evaluation_outputs(self, batch: LineBatch) -> tuple[torch.Tensor, list[str]]:
+        images, widths, _, _ = batch
+        return self._loss(batch), [text for text, _ in self.recognize(images, widths)]
 
     @torch.no_grad()
     def recognize(
