@@ -51,7 +51,7 @@ def glyph_height(char: str) -> int:
 
 def compose(text: str, pools: dict[str, list[np.ndarray]], rng: np.random.Generator) -> np.ndarray:
     """Paste one random real sample per character on a baseline; dark ink on white."""
-    canvas = np.zeros((CAP_HEIGHT + 16, 16 + 40 * len(text)), dtype=np.float32)
+    canvas = np.zeros((CAP_HEIGHT + 16, 16 + 4 * CAP_HEIGHT * len(text)), dtype=np.float32)
     baseline, x = CAP_HEIGHT + 8, 8
     for char in text:
         if char == " ":
