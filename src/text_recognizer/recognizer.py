@@ -157,11 +157,10 @@ def open_model(source: str | Path) -> Model:
 class Recognizer:
     """Reads characters and/or lines, with whichever models it was given."""
 
-    def __init__(self, models: Sequence[Model], beam_size: int = 1) -> None:
+    def __init__(self, models: Sequence[Model]) -> None:
         if not models:
             raise ConfigError("a Recognizer needs at least one model")
         self.models = {model.meta["kind"]: model for model in models}
-        self.beam_size = beam_size
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "default") -> Recognizer:
