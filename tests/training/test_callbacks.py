@@ -1,0 +1,100 @@
+"""Callbacks and schedules configured from YAML actually fire in a real Lightning run."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.training.test_run import tiny_config
+from text_recognizer.errors import ConfigError
+from text_recognizer.training.config import SchedulerConfig, parse_config
+from text_recognizer.training.optim import build_scheduler
+from text_recognizer.training.run import run_experiment
+
+
+def learning_rates(run_dir: Path) -> list[tuple[int, float]]:
+    with (run_dir / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    column = next(key for key in rows[0] if key.startswith("lr-"))
+    return [(int(r["step"]), float(r[column])) for r in rows if r[column]]
+
+
+def test_early_stopping_ends_the_run(tiny_chars: str) -> None:
+    config = tiny_config(
+        tiny_chars,
+        trainer={"max_epochs": 6, "num_threads": 1},
+        callbacks={
+            "checkpoint": {"monitor": "val/acc", "mode": "max"},
+            # No epoch can improve val/acc by a whole 1.0: the run stops after patience.
+            "early_stopping": {
+                "monitor": "val/acc",
+                "mode": "max",
+                "patience": 1,
+                "min_delta": 1.0,
+            },
+            "progress_bar": "none",
+        },
+    )
+    summary = run_experiment(parse_config(config))
+    assert summary["epochs"] < 6
+
+
+def test_per_step_schedule_and_lr_monitor(tiny_chars: str) -> None:
+    config = tiny_config(
+        tiny_chars, trainer={"max_epochs": 2, "num_threads": 1, "log_every_n_steps": 1}
+    )
+    lrs = learning_rates(Path(run_experiment(parse_config(config))["run_dir"]))
+    values = [lr for _, lr in lrs]
+    assert len(set(values)) > 5  # onecycle moves every batch
+    assert max(values) == pytest.approx(1e-2, rel=0.05)
+
+
+def test_per_epoch_schedule_with_warmup(tiny_chars: str) -> None:
+    config = tiny_config(
+        tiny_chars,
+        scheduler={"name": "cosine", "warmup_epochs": 1},
+        trainer={"max_epochs": 3, "num_threads": 1, "log_every_n_steps": 1},
+    )
+    lrs = learning_rates(Path(run_experiment(parse_config(config))["run_dir"]))
+    values = [lr for _, lr in lrs]
+    assert values[0] == pytest.approx(1e-4)  # 1 % of the LR during the warm-up epoch
+    assert len(set(values)) == 3  # constant within an epoch, one value per epoch
+
+
+def test_swa_runs(tiny_chars: str) -> None:
+    config = tiny_config(
+        tiny_chars,
+        scheduler={"name": "none"},
+        callbacks={"swa": {"lr": 1e-3, "start_epoch": 1}, "progress_bar": "none"},
+        trainer={"max_epochs": 2, "num_threads": 1},
+    )
+    # Lightning's SWA adds one epoch to recompute batch-norm statistics for the average.
+    assert run_experiment(parse_config(config))["epochs"] == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "interval"),
+    [
+        ("onecycle", {}, "step"),
+        ("cyclic", {"step_size_up": 5}, "step"),
+        ("cosine", {}, "epoch"),
+        ("step", {"step_size": 2}, "epoch"),
+        ("multistep", {"milestones": [1, 2]}, "epoch"),
+        ("plateau", {"patience": 1}, "epoch"),
+    ],
+)
+def test_every_scheduler_builds(name: str, args: dict, interval: str) -> None:
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    built = build_scheduler(
+        optimizer, SchedulerConfig(name=name, args=args), total_steps=20, max_epochs=4
+    )
+    assert built is not None and built["interval"] == interval
+
+
+def test_bad_scheduler_args_are_named() -> None:
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    with pytest.raises(ConfigError, match=r"scheduler 'step': bad scheduler\.args"):
+        build_scheduler(optimizer, SchedulerConfig(name="step", args={"gamma_typo": 1}), 20, 4)
+    with pytest.raises(ConfigError, match="warmup_epochs cannot be combined with plateau"):
+        build_scheduler(optimizer, SchedulerConfig(name="plateau", warmup_epochs=1), 20, 4)
