@@ -83,3 +83,12 @@ def test_bad_model_sources(tmp_path: Path) -> None:
     fake.write_bytes(b"garbage")
     with pytest.raises(ConfigError, match="not a readable text-recognizer checkpoint"):
         Recognizer.from_pretrained(fake)
+
+
+def test_seq2seq_export_points_to_the_two_graph_exporter(tmp_path: Path) -> None:
+    from text_recognizer.export import export_module
+    from text_recognizer.models import MODELS
+
+    module = MODELS.build("seq2seq", {}, network="transformer", network_args={"num_classes": 83})
+    with pytest.raises(ConfigError, match="encoder graph plus a decoder-step graph"):
+        export_module(module, tmp_path / "model.onnx")

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from text_recognizer import __version__
+from text_recognizer.errors import ConfigError
 from text_recognizer.models.base import RecognitionModule
 from text_recognizer.models.loading import load_module, resolve_checkpoint
 
@@ -66,6 +67,14 @@ def metadata(module: RecognitionModule, metrics: dict[str, Any] | None = None) -
 def export_module(
     module: RecognitionModule, output: Path, metrics: dict[str, Any] | None = None
 ) -> Path:
+    if module.model_name == "seq2seq":
+        # An autoregressive decoder is two graphs driven by a loop the Recognizer lacks yet.
+        raise ConfigError(
+            "seq2seq models export as an encoder graph plus a decoder-step graph: call "
+            "text_recognizer.networks.transformer.export_onnx(network, encoder_path, step_path) "
+            "(see docs/models.md); `text-recognizer export` and the Recognizer take char and "
+            "CTC models"
+        )
     output = Path(output).with_suffix(".onnx")
     output.parent.mkdir(parents=True, exist_ok=True)
     network = module.network.eval()
