@@ -149,24 +149,10 @@ def build_trainer(config: ExperimentConfig, run_dir: Path) -> L.Trainer:
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
     bar = config.callbacks.progress_bar
+    # Every TrainerConfig key but num_threads is a Lightning Trainer argument of that name.
     return L.Trainer(
         default_root_dir=run_dir,
-        max_epochs=t.max_epochs,
-        max_steps=t.max_steps,
-        max_time=t.max_time,
-        accelerator=t.accelerator,
-        devices=t.devices,
-        strategy=t.strategy,
-        num_nodes=t.num_nodes,
-        precision=t.precision,  # type: ignore[arg-type]
-        deterministic=t.deterministic,
-        gradient_clip_val=t.gradient_clip_val,
-        accumulate_grad_batches=t.accumulate_grad_batches,
-        limit_train_batches=t.limit_train_batches,
-        limit_val_batches=t.limit_val_batches,
-        limit_test_batches=t.limit_test_batches,
-        val_check_interval=t.val_check_interval,
-        log_every_n_steps=t.log_every_n_steps,
+        **t.model_dump(exclude={"num_threads"}),
         callbacks=build_callbacks(config, run_dir),
         logger=build_loggers(config, run_dir),
         plugins=[AtomicCheckpointIO()],
