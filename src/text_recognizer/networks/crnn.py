@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from text_recognizer.networks.resnet import ResNetEncoder, Stride
+from text_recognizer.networks.resnet import ResNetEncoder, Stride, check_line_images
 
 
 def reverse_padded(sequences: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -112,12 +112,7 @@ class Crnn(nn.Module):
 
         ``widths`` (true image widths, optional) keeps right-padding out of the BiLSTM.
         """
-        tracing = torch.jit.is_tracing()  # shapes are symbolic while exporting to ONNX
-        if not tracing and (images.dim() != 4 or images.shape[1:3] != (1, self.input_height)):
-            raise ValueError(
-                f"expected images of shape [B, 1, {self.input_height}, W]; got "
-                f"{tuple(images.shape)} (resize lines to the network's input_height)"
-            )
+        check_line_images(images, self.input_height)
         sequence = self.collapse(self.encoder(images)).squeeze(2).transpose(1, 2)  # [B, T, C]
         lengths = None
         if widths is not None:

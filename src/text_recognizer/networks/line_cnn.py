@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from text_recognizer.networks.resnet import conv_bn_relu, conv_out_size
+from text_recognizer.networks.resnet import check_line_images, conv_bn_relu, conv_out_size
 
 
 class LineCnn(nn.Module):
@@ -79,11 +79,6 @@ class LineCnn(nn.Module):
 
         ``widths`` is accepted (and unused) so every line network has one signature.
         """
-        tracing = torch.jit.is_tracing()  # shapes are symbolic while exporting to ONNX
-        if not tracing and (images.dim() != 4 or images.shape[1:3] != (1, self.input_height)):
-            raise ValueError(
-                f"expected images of shape [B, 1, {self.input_height}, W]; got "
-                f"{tuple(images.shape)} (resize lines to the network's input_height)"
-            )
+        check_line_images(images, self.input_height)
         features = self.window(self.convs(images)).squeeze(2).transpose(1, 2)  # [B, T, fc_dim]
         return self.classifier(features)

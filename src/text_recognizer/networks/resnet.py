@@ -15,6 +15,17 @@ from torch import nn
 Stride = tuple[int, int]
 
 
+def check_line_images(images: torch.Tensor, input_height: int) -> None:
+    """Every line network's input check: ``[B, 1, input_height, W]``, with a hint to resize."""
+    if torch.jit.is_tracing():  # shapes are symbolic while exporting to ONNX
+        return
+    if images.dim() != 4 or images.shape[1:3] != (1, input_height):
+        raise ValueError(
+            f"expected images of shape [B, 1, {input_height}, W]; got "
+            f"{tuple(images.shape)} (resize lines to the network's input_height)"
+        )
+
+
 def conv_out_size(size: int, stride: int, kernel: int = 3, padding: int = 1) -> int:
     """Output size of a convolution along one axis (the formula ``nn.Conv2d`` uses)."""
     return (size + 2 * padding - kernel) // stride + 1

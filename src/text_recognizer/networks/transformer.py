@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from text_recognizer.charset import DEFAULT_CHARSET
-from text_recognizer.networks.resnet import ResNetEncoder, Stride
+from text_recognizer.networks.resnet import ResNetEncoder, Stride, check_line_images
 
 
 def sinusoids(positions: torch.Tensor, channels: int) -> torch.Tensor:
@@ -220,11 +220,7 @@ class TransformerRecognizer(nn.Module):
         ``widths`` are the true image widths of a right-padded batch; memory columns that
         lie wholly in the padding are marked False and never attended to.
         """
-        if images.dim() != 4 or images.shape[1] != 1 or images.shape[2] != self.input_height:
-            raise ValueError(
-                f"expected images of shape [B, 1, {self.input_height}, W]; got "
-                f"{tuple(images.shape)} (resize lines to the network's input_height)"
-            )
+        check_line_images(images, self.input_height)
         features = self.project(self.encoder(images))  # [B, D, H', W']
         _, channels, height, width = features.shape
         features = features + positional_encoding_2d(height, width, channels, features.device)
