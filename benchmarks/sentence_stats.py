@@ -107,8 +107,8 @@ def quantiles(values: Sequence[int]) -> str:
     return f"{values[n // 10]} / {values[n // 2]} / {values[n * 9 // 10]}"
 
 
-def generation_rate(source: str, pieces: int = 200_000) -> float:
-    generator = SentenceGenerator(max_length=32, source=source, seed=0)
+def generation_rate(source: str, pieces: int = 200_000, numbers: float = 0.0) -> float:
+    generator = SentenceGenerator(max_length=32, source=source, seed=0, numbers=numbers)
     generator.generate()  # loads the corpus
     start = time.perf_counter()
     for _ in range(pieces):
@@ -215,6 +215,22 @@ def main() -> None:
     print("\n## SentenceGenerator (default source)\n")
     print(f"- first load of the corpus: {load_seconds:.2f} s")
     print(f"- pieces of up to 32 characters: {generation_rate('default'):,.0f} per second")
+    print(
+        "- the same with `numbers=0.1` (SyntheticLines' default): "
+        f"{generation_rate('default', numbers=0.1):,.0f} per second"
+    )
+    print("\n| pieces of up to 48 characters | digits, share of characters | pieces with a digit |")
+    print("|---|---:|---:|")
+    for numbers in (0.0, 0.1, 0.2):
+        generator = SentenceGenerator(max_length=48, seed=0, numbers=numbers)
+        pieces = [generator.generate() for _ in range(50_000)]
+        digits = sum(c.isdigit() for piece in pieces for c in piece)
+        with_digit = sum(any(c.isdigit() for c in piece) for piece in pieces)
+        print(
+            f"| `numbers={numbers}` | {digits / sum(map(len, pieces)):.2%} | "
+            f"{with_digit / len(pieces):.1%} |"
+        )
+    print(f"| for scale: Brown's sentences | {brown.share('digits'):.2%} | |")
 
 
 if __name__ == "__main__":

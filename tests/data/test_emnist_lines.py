@@ -143,6 +143,7 @@ def test_cache_key_changes_with_every_parameter(tmp_path: Path) -> None:
         {"num_val": 5},
         {"num_test": 5},
         {"sentence_source": "brown"},
+        {"numbers": 0.2},
         {"seed": 1},
     ]
     files = {make(tmp_path, **{**base, **v}).cache_file for v in variants}
@@ -182,6 +183,8 @@ def test_built_by_name_through_the_registry_with_config_checks(tmp_path: Path) -
         DATASETS.build("emnist_lines", {"sentence_source": "wiki"})
     with pytest.raises(ConfigError, match="num_val"):
         DATASETS.build("emnist_lines", {"num_val": -1})
+    with pytest.raises(ConfigError, match="numbers"):
+        DATASETS.build("emnist_lines", {"numbers": 2})
 
 
 def test_a_source_without_letters_is_a_clear_error(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import re
 import sys
 import types
 from pathlib import Path
@@ -10,7 +12,7 @@ import pytest
 
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data import sentences as sentences_module
-from text_recognizer.data.sentences import SentenceGenerator
+from text_recognizer.data.sentences import SentenceGenerator, add_numbers, random_number
 from text_recognizer.data.sources import corpus
 from text_recognizer.errors import ConfigError, DataError
 
@@ -81,6 +83,43 @@ def test_pieces_are_whole_words_of_one_real_sentence(joined_corpus: str) -> None
     assert not _occurs_as_whole_words("Emma Wood", joined_corpus)  # the check can fail
 
 
+def test_numbers_zero_keeps_the_corpus_pieces() -> None:
+    plain, zero = SentenceGenerator(seed=5), SentenceGenerator(seed=5, numbers=0.0)
+    assert [plain.generate() for _ in range(300)] == [zero.generate() for _ in range(300)]
+
+
+@pytest.mark.parametrize("max_length", [3, 12, 48])
+def test_numbers_are_written_into_about_the_asked_share(max_length: int) -> None:
+    generator = SentenceGenerator(max_length=max_length, seed=4, numbers=0.3)
+    pieces = [generator.generate() for _ in range(3000)]
+    assert all(1 <= len(p) <= max_length and p == p.strip() for p in pieces)
+    assert all(set(p) <= CHARSET and "  " not in p for p in pieces)
+    with_digits = sum(any(c.isdigit() for c in p) for p in pieces) / len(pieces)
+    assert 0.25 < with_digits < 0.36  # 0.3, plus the corpus's own rare digits
+    again = SentenceGenerator(max_length=max_length, seed=4, numbers=0.3)
+    assert [again.generate() for _ in range(3000)] == pieces
+
+
+def test_random_numbers_cover_the_usual_forms() -> None:
+    rng = random.Random(0)
+    numbers = [random_number(rng) for _ in range(20_000)]
+    assert all(any(c.isdigit() for c in n) and set(n) <= CHARSET for n in numbers)
+    for form in [r"\d{4}", r"\d+\.\d\d", r"\d+:\d\d", r"\d+/\d+/\d+", r"\d+(st|nd|rd|th)",
+                 r"\d+,\d{3}", r"No\. \d+", r"\(\d+\)"]:  # fmt: skip
+        assert any(re.fullmatch(form, n) for n in numbers), form
+    assert {n for n in numbers if n.endswith(("st", "nd", "rd", "th"))} >= {"11th", "21st", "3rd"}
+
+
+def test_add_numbers_keeps_punctuation_and_the_limit() -> None:
+    rng = random.Random(1)
+    for _ in range(500):
+        piece = add_numbers('"Yes, the sea," he said.', 24, rng)
+        assert 1 <= len(piece) <= 24 and piece == piece.strip()
+        assert any(c.isdigit() for c in piece)
+        if piece.startswith('"'):  # "Yes, kept, or replaced with its quote and comma kept
+            assert piece.startswith('"Yes,') or re.match(r'"[^,]*\d[^,]*,', piece), piece
+
+
 def test_bad_arguments_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="max_length"):
         SentenceGenerator(max_length=0)
@@ -88,6 +127,8 @@ def test_bad_arguments_are_config_errors() -> None:
         SentenceGenerator(source="wiki")
     with pytest.raises(ConfigError, match="max_length"):
         SentenceGenerator().generate(0)
+    with pytest.raises(ConfigError, match=r"numbers = 1\.5"):
+        SentenceGenerator(numbers=1.5)
 
 
 def test_no_word_short_enough_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -118,6 +118,7 @@ def test_cache_key_changes_with_every_parameter(tmp_path: Path) -> None:
         {"stroke_fraction": 0.3},
         {"seed": 1},
         {"sentence_source": "brown"},
+        {"numbers": 0.0},
     ]
     files = {base.cache_file("val")}
     for change in changes:
@@ -132,7 +133,9 @@ def test_cache_key_changes_with_every_parameter(tmp_path: Path) -> None:
 
 
 def test_streamed_training_lines_are_deterministic_and_fresh_each_epoch(tmp_path: Path) -> None:
-    spec = LineSpec("train", seed=0, max_length=20, stroke_fraction=0.5, sentence_source="default")
+    spec = LineSpec(
+        "train", seed=0, max_length=20, stroke_fraction=0.5, sentence_source="default", numbers=0.1
+    )
     first, second = StreamedLines(spec, 5), StreamedLines(spec, 5)
     epoch_a = [(image, target) for image, target in first]
     epoch_b = [(image, target) for image, target in second]
@@ -166,6 +169,8 @@ def test_registry_builds_it_and_bad_values_are_rejected(tmp_path: Path) -> None:
         SyntheticLines(stroke_fraction=2.0)
     with pytest.raises(ConfigError, match="num_val"):
         SyntheticLines(num_val=0)
+    with pytest.raises(ConfigError, match="numbers"):
+        SyntheticLines(numbers=-0.1)
 
 
 def test_write_samples_uses_test_sources(tmp_path: Path) -> None:
@@ -188,7 +193,9 @@ def test_parallel_build_and_loader_workers_give_the_same_data(tmp_path: Path) ->
     parallel.setup()
     np.testing.assert_array_equal(serial.data_train.strip, parallel.data_train.strip)  # type: ignore[union-attr]
 
-    spec = LineSpec("train", seed=0, max_length=20, stroke_fraction=0.5, sentence_source="default")
+    spec = LineSpec(
+        "train", seed=0, max_length=20, stroke_fraction=0.5, sentence_source="default", numbers=0.1
+    )
     dataset = StreamedLines(spec, 600)
     in_process = sorted(tuple(t.tolist()) for _, t in dataset)
     loader = DataLoader(

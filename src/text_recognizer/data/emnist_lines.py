@@ -54,6 +54,8 @@ class EmnistLines(BaseDataModule):
             characters, as a share of the character width; drawn once per line.
         num_train, num_val, num_test: number of lines in each split.
         sentence_source: where the text comes from (``"default"`` offline, or ``"brown"``).
+        numbers: share of lines with numbers written into the text (see
+            :class:`SentenceGenerator`); 0, FSDL's choice, keeps the corpus's text.
         char_module: a character dataset object to use instead of building
             ``char_source`` (a seam for tests and notebooks); its cache key is a hash of
             its images and targets.
@@ -75,6 +77,7 @@ class EmnistLines(BaseDataModule):
         num_val: int = 2_000,
         num_test: int = 2_000,
         sentence_source: str = "default",
+        numbers: float = 0.0,
         batch_size: int = 128,
         num_workers: int = 0,
         seed: int = 0,
@@ -97,6 +100,8 @@ class EmnistLines(BaseDataModule):
             raise ConfigError(
                 f"unknown sentence_source {sentence_source!r}; allowed: {', '.join(SOURCES)}"
             )
+        if not 0.0 <= numbers <= 1.0:
+            raise ConfigError(f"numbers = {numbers} must be a share between 0 and 1")
         self.char_source = char_source
         self.char_source_args = dict(char_source_args or {})
         self.max_length = max_length
@@ -104,6 +109,7 @@ class EmnistLines(BaseDataModule):
         self.max_overlap = max_overlap
         self.num_lines = {"train": num_train, "val": num_val, "test": num_test}
         self.sentence_source = sentence_source
+        self.numbers = float(numbers)
         self._char_module = char_module
         self._char_module_hash: str | None = None
 
@@ -124,6 +130,7 @@ class EmnistLines(BaseDataModule):
             "overlap": [self.min_overlap, self.max_overlap],
             "num_lines": self.num_lines,
             "sentence_source": self.sentence_source,
+            "numbers": self.numbers,
             "seed": self.seed,
         }
 
@@ -148,7 +155,9 @@ class EmnistLines(BaseDataModule):
         for index, split in enumerate(SPLITS):
             # Independent, reproducible streams per split: text and glyph choices.
             text_seed, glyph_seed = np.random.SeedSequence([self.seed, index]).generate_state(2)
-            sentences = SentenceGenerator(self.max_length, self.sentence_source, int(text_seed))
+            sentences = SentenceGenerator(
+                self.max_length, self.sentence_source, int(text_seed), self.numbers
+            )
             rng = np.random.default_rng(glyph_seed)
             texts, images = [], []
             for _ in tqdm(range(self.num_lines[split]), desc=f"EmnistLines {split}", unit="line"):

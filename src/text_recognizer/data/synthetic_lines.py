@@ -61,6 +61,7 @@ class LineSpec:
     max_length: int
     stroke_fraction: float
     sentence_source: str
+    numbers: float
 
 
 @functools.lru_cache(maxsize=8)
@@ -74,7 +75,7 @@ def render_lines(spec: LineSpec, chunk: int, count: int, epoch: int = 0) -> Iter
     seed = np.random.SeedSequence(spec.seed, spawn_key=(SPLITS.index(spec.split), epoch, chunk))
     rng = np.random.default_rng(seed)
     sentences = SentenceGenerator(
-        spec.max_length, spec.sentence_source, seed=int(rng.integers(2**63))
+        spec.max_length, spec.sentence_source, int(rng.integers(2**63)), spec.numbers
     )
     renderer = _renderer(spec.split, spec.stroke_fraction, spec.seed)
     for _ in range(count):
@@ -188,6 +189,8 @@ class SyntheticLines(BaseDataModule):
             rest use outline handwriting fonts.
         stream: render training lines on the fly instead of caching them.
         sentence_source: corpus for :class:`SentenceGenerator`.
+        numbers: share of lines with numbers written into the text (prose alone has
+            almost no digits; see :class:`SentenceGenerator`).
         build_workers: processes rendering the caches (default: all cores); the data
             does not depend on it.
 
@@ -206,6 +209,7 @@ class SyntheticLines(BaseDataModule):
         stroke_fraction: float = 0.5,
         stream: bool = False,
         sentence_source: str = "default",
+        numbers: float = 0.1,
         seed: int = 0,
         batch_size: int = 64,
         num_workers: int = 0,
@@ -220,11 +224,14 @@ class SyntheticLines(BaseDataModule):
             raise ConfigError(f"max_length = {max_length} must be at least 1")
         if not 0.0 <= stroke_fraction <= 1.0:
             raise ConfigError(f"stroke_fraction = {stroke_fraction} must be between 0 and 1")
+        if not 0.0 <= numbers <= 1.0:
+            raise ConfigError(f"numbers = {numbers} must be a share between 0 and 1")
         self.sizes: dict[Split, int] = {"train": num_train, "val": num_val, "test": num_test}
         self.max_length = max_length
         self.stroke_fraction = float(stroke_fraction)
         self.stream = stream
         self.sentence_source = sentence_source
+        self.numbers = float(numbers)
         self.build_workers = build_workers if build_workers is not None else (os.cpu_count() or 1)
 
     @property
@@ -233,7 +240,12 @@ class SyntheticLines(BaseDataModule):
 
     def spec(self, split: Split) -> LineSpec:
         return LineSpec(
-            split, self.seed, self.max_length, self.stroke_fraction, self.sentence_source
+            split,
+            self.seed,
+            self.max_length,
+            self.stroke_fraction,
+            self.sentence_source,
+            self.numbers,
         )
 
     def cached_splits(self) -> tuple[Split, ...]:
@@ -255,6 +267,7 @@ class SyntheticLines(BaseDataModule):
             "max_length": self.max_length,
             "stroke_fraction": self.stroke_fraction,
             "sentence_source": self.sentence_source,
+            "numbers": self.numbers,
             "seed": self.seed,
             "charset": hashlib.sha256("\n".join(DEFAULT_CHARSET.tokens).encode()).hexdigest()[:16],
             "sources": hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:16],
@@ -359,7 +372,7 @@ class SyntheticLines(BaseDataModule):
         lines = [
             f"SyntheticLines({self._split_sizes()}, kind=line, height={HEIGHT}, "
             f"max_length={self.max_length}, stroke_fraction={self.stroke_fraction}, "
-            f"stream={self.stream}, seed={self.seed})"
+            f"numbers={self.numbers}, stream={self.stream}, seed={self.seed})"
         ]
         for split in SPLITS:
             fonts, faces = len(list_fonts(split)), len(list_faces(split))
