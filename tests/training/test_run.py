@@ -41,6 +41,10 @@ def test_run_writes_folder_and_learns(tiny_chars: str) -> None:
     assert list((run_dir / "tensorboard").glob("events.*"))
     assert summary["epochs"] == 3
     assert summary["training_time_s"] > 0
+    assert summary["train_samples"] == 3 * 192  # 3 epochs of the 384 - 2 * 96 training images
+    assert summary["train_samples_per_s"] == pytest.approx(
+        summary["train_samples"] / summary["training_time_s"], rel=0.01
+    )
     assert summary["test"]["test/acc"] > 0.9
     assert json.loads((run_dir / "summary.json").read_text())["best_score"] == summary["best_score"]
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -66,6 +70,7 @@ def test_resume_continues_same_run(tiny_chars: str) -> None:
     assert resumed["run_dir"] == str(run_dir)
     assert resumed["epochs"] == 2
     assert resumed["training_time_s"] >= summary["training_time_s"]
+    assert resumed["train_samples"] == 2 * summary["train_samples"]  # counted across the resume
 
 
 def test_resume_needs_a_run_folder(tmp_path: Path) -> None:

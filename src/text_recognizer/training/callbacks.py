@@ -64,11 +64,16 @@ class RngStateCallback(L.Callback):
 
 
 class TrainingTimeCallback(L.Callback):
-    """Total wall time spent in ``fit``, summed over resumed segments of one run."""
+    """Total wall time spent in ``fit`` and samples trained on, summed over resumed segments.
+
+    ``samples / total_s`` is the run's end-to-end throughput (validation included): the
+    figure a user's wall clock sees, not a step-only profile.
+    """
 
     def __init__(self) -> None:
         self.previous_s = 0.0
         self.started: float | None = None
+        self.samples = 0
 
     @property
     def total_s(self) -> float:
@@ -78,12 +83,23 @@ class TrainingTimeCallback(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started = time.perf_counter()
 
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        self.samples += len(batch[0])  # every batch is (inputs, ...) with inputs first
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.previous_s = self.total_s
         self.started = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"total_s": self.total_s}
+        return {"total_s": self.total_s, "samples": self.samples}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.previous_s = float(state_dict.get("total_s", 0.0))
+        self.samples = int(state_dict.get("samples", 0))

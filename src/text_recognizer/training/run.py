@@ -234,6 +234,10 @@ def run_experiment(
         else:
             os.environ[RUN_DIR_ENV] = previous
 
+    # Read before testing: loading the best checkpoint for the test also restores this
+    # callback's state, which would report the time and samples at the best epoch.
+    timer = next(c for c in trainer.callbacks if isinstance(c, TrainingTimeCallback))  # type: ignore[attr-defined]
+    training_s, samples = timer.total_s, timer.samples
     checkpoint = trainer.checkpoint_callback
     best_path = getattr(checkpoint, "best_model_path", "") or str(last)
     test_metrics: dict[str, float] = {}
@@ -242,7 +246,6 @@ def run_experiment(
             model, datamodule=datamodule, ckpt_path=best_path, verbose=False, weights_only=False
         )
         test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
-    timer = next(c for c in trainer.callbacks if isinstance(c, TrainingTimeCallback))  # type: ignore[attr-defined]
     best_score = getattr(checkpoint, "best_model_score", None)
     summary = {
         "name": config.name,
@@ -253,7 +256,10 @@ def run_experiment(
         "best_checkpoint": best_path,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
-        "training_time_s": round(timer.total_s, 2),
+        "training_time_s": round(training_s, 2),
+        # Per process: under DDP each rank counts its own share of the data.
+        "train_samples": samples,
+        "train_samples_per_s": round(samples / training_s, 1) if training_s else None,
         "test": test_metrics,
         "git_commit": git_commit(),
         "command": shlex.join(sys.argv),
