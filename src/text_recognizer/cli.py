@@ -155,12 +155,23 @@ def recognize(
     ] = "default",
     kind: Annotated[Kind, typer.Option(help="char, line or auto (by aspect ratio).")] = Kind.auto,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image.")] = False,
+    beam: Annotated[
+        int, typer.Option(help="Lines: 1 decodes greedily; N > 1 runs a CTC beam search of N.")
+    ] = 1,
+    lm: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="Lines: character LM for the beam search: 'default' (built from the shipped "
+            "corpus on first use) or an ARPA file."
+        ),
+    ] = None,
+    lm_weight: Annotated[float, typer.Option(help="Weight of the LM's scores.")] = 1.0,
 ) -> None:
     """Read handwritten characters or lines from images."""
     from text_recognizer.recognizer import Recognizer
 
     try:
-        recognizer = Recognizer.from_pretrained(model)
+        recognizer = Recognizer.from_pretrained(model, beam_size=beam, lm=lm, lm_weight=lm_weight)
     except TextRecognizerError as error:
         raise fail(error) from error
     failures = 0

@@ -3,6 +3,10 @@
 Images of any size, polarity and colour mode go in; text and a confidence come out.
 ONNX Runtime runs the shipped models (fast on a CPU, no training code needed); a
 Lightning checkpoint or run folder runs in PyTorch eager mode instead.
+
+Lines are decoded greedily by default; ``beam_size`` > 1 switches to CTC beam search,
+optionally guided by a character n-gram LM (``lm="default"``: one counted from the
+shipped sentence corpus, built once into the data cache).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import cv2
 import numpy as np
@@ -21,6 +25,9 @@ from text_recognizer.charset import Charset
 from text_recognizer.errors import ConfigError, ImageError
 from text_recognizer.paths import MODELS_DIR
 from text_recognizer.preprocessing import emnist_style, normalize_polarity, to_grey
+
+if TYPE_CHECKING:
+    from text_recognizer.decoding.ngram import CharNgramLm
 
 ImageInput = str | Path | Image.Image | np.ndarray
 Kind = Literal["char", "line", "auto"]
@@ -155,22 +162,47 @@ def open_model(source: str | Path) -> Model:
 
 
 class Recognizer:
-    """Reads characters and/or lines, with whichever models it was given."""
+    """Reads characters and/or lines, with whichever models it was given.
 
-    def __init__(self, models: Sequence[Model]) -> None:
+    Args:
+        models: one model per kind (``char``, ``line``).
+        beam_size: 1 decodes lines greedily; more runs a CTC beam search keeping that
+            many prefixes per frame.
+        lm: character LM for the beam search: a :class:`CharNgramLm`, an ARPA file, or
+            ``"default"`` (counted from the shipped corpus on first use, then cached).
+        lm_weight: weight of the LM's scores against the line model's.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[Model],
+        beam_size: int = 1,
+        lm: CharNgramLm | str | Path | None = None,
+        lm_weight: float = 1.0,
+    ) -> None:
         if not models:
             raise ConfigError("a Recognizer needs at least one model")
+        if beam_size < 1:
+            raise ConfigError(f"beam_size must be 1 (greedy) or more, got {beam_size}")
+        if lm is not None and beam_size == 1:
+            raise ConfigError("a language model needs beam search: pass beam_size > 1 (e.g. 10)")
         self.models = {model.meta["kind"]: model for model in models}
+        self.beam_size = beam_size
+        self.lm = _open_lm(lm)
+        self.lm_weight = lm_weight
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path = "default") -> Recognizer:
-        """``"default"`` loads every bundled model; otherwise one model file or run folder."""
+    def from_pretrained(cls, name_or_path: str | Path = "default", **decoding: Any) -> Recognizer:
+        """``"default"`` loads every bundled model; otherwise one model file or run folder.
+
+        ``decoding`` (``beam_size``, ``lm``, ``lm_weight``) goes to the constructor.
+        """
         if str(name_or_path) == "default":
             bundled = sorted(MODELS_DIR.glob("*.onnx"))
             if not bundled:
                 raise ConfigError(f"no bundled models in {MODELS_DIR}; reinstall the package")
-            return cls([OnnxModel(path) for path in bundled])
-        return cls([open_model(name_or_path)])
+            return cls([OnnxModel(path) for path in bundled], **decoding)
+        return cls([open_model(name_or_path)], **decoding)
 
     @property
     def kinds(self) -> list[str]:
@@ -215,7 +247,7 @@ class Recognizer:
         return results
 
     def _read_lines(self, greys: list[np.ndarray]) -> list[Result]:
-        from text_recognizer.decoding import greedy_ctc_decode
+        from text_recognizer.decoding import beam_search_decode, greedy_ctc_decode
 
         model = self.models["line"]
         charset = Charset.from_tokens(model.meta["charset"])
@@ -226,5 +258,20 @@ class Recognizer:
         for i, line in enumerate(lines):
             batch[i, 0, :, : line.shape[1]] = line
         log_probs, lengths = model.line_log_probs(batch, widths)
-        decoded = greedy_ctc_decode(log_probs, lengths, charset)
+        if self.beam_size == 1:
+            decoded = greedy_ctc_decode(log_probs, lengths, charset)
+        else:
+            decoded = beam_search_decode(
+                log_probs, lengths, charset, self.beam_size, self.lm, self.lm_weight
+            )
         return [Result(text, confidence, "line") for text, confidence in decoded]
+
+
+def _open_lm(lm: CharNgramLm | str | Path | None) -> CharNgramLm | None:
+    from text_recognizer.decoding.ngram import CharNgramLm
+
+    if lm is None or isinstance(lm, CharNgramLm):
+        return lm
+    if str(lm) == "default":
+        return CharNgramLm.from_corpus()
+    return CharNgramLm(lm)

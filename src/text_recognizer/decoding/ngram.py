@@ -154,6 +154,9 @@ def write_arpa(counts: list[Counter[str]], vocabulary: Iterable[str], path: Path
         tmp.unlink(missing_ok=True)
 
 
+DEFAULT_ORDER = 6  # the order behind the decoding figures in docs/benchmarks.md
+
+
 class CharNgramLm:
     """A character n-gram LM in an ARPA file, queried through flashlight-text's KenLM.
 
@@ -231,6 +234,17 @@ class CharNgramLm:
             write_arpa(counts, (c for c in charset.tokens if c not in SPECIAL_TOKENS), path)
             log.info("wrote %s (%d sentences)", path, len(sentences))
         return cls(path)
+
+    @classmethod
+    def from_corpus(cls, source: str = "default", order: int = DEFAULT_ORDER) -> CharNgramLm:
+        """The LM of a sentence source (the shipped corpus by default), built once and cached.
+
+        A first call counts the corpus (with a progress bar); later calls,
+        in any process, open the cached ARPA file.
+        """
+        from text_recognizer.data.sources.corpus import load_sentences
+
+        return cls.build(load_sentences(source), order)
 
     def kenlm(self, charset: Charset = DEFAULT_CHARSET) -> Any:
         """The model loaded in flashlight-text's KenLM, with charset indices as its tokens."""
