@@ -1,12 +1,18 @@
 """CER gain and cost of beam search (with and without a character LM) on a trained line model.
 
-Runs the model once over a line dataset's test split, then decodes the same
+Runs the model once over a line dataset's test (or val) split, then decodes the same
 log-probabilities greedily, with beam search, and with beam search plus a character
 n-gram LM, printing CER, WER and decoding ms/line side by side.
 
-The LM must not have seen the test sentences: by default it is built from the Brown
-corpus in ``../shared/corpora`` (evaluation only), a text independent of the package's
-sentence corpus that the synthetic test lines are cut from.
+The LM must not have seen the test sentences. Two LMs are measured:
+
+- ``brown``: built from the Brown corpus in ``../shared/corpora`` (evaluation only), a
+  text independent of the package's corpus that the synthetic test lines are cut from;
+- ``corpus, held out``: what ``Recognizer(lm="default")`` uses — the shipped corpus —
+  minus every sentence that shares a run of four words with a test line, so the LM
+  knows the test lines' language but not their sentences.
+
+The dataset is the one the model's training config names (same arguments and seed).
 
     python benchmarks/decoding_gain.py --model src/text_recognizer/assets/models/line.onnx
 """
@@ -16,41 +22,60 @@ from __future__ import annotations
 import argparse
 import gzip
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from text_recognizer.charset import Charset
-from text_recognizer.data import DATASETS
+from text_recognizer.data.sources.corpus import load_sentences
 from text_recognizer.decoding import CharNgramLm, beam_search_decode, greedy_ctc_decode
 from text_recognizer.metrics import cer, wer
 from text_recognizer.recognizer import OnnxModel
+from text_recognizer.training.config import load_config
+from text_recognizer.training.run import build_datamodule
 
 BROWN = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "brown_sentences.txt.gz"
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "lines_crnn.yaml"
+RUN = 4  # words: a sentence sharing a run this long with a test line is left out of the LM
+
+
+def word_runs(text: str) -> set[tuple[str, ...]]:
+    words = text.lower().split()
+    return {tuple(words[i : i + RUN]) for i in range(len(words) - RUN + 1)}
+
+
+def corpus_without(lines: Iterable[str]) -> tuple[list[str], int]:
+    """The shipped corpus minus sentences sharing a run of ``RUN`` words with ``lines``."""
+    held_out = set().union(*(word_runs(line) for line in lines))
+    sentences = load_sentences("default")
+    kept = [s for s in sentences if held_out.isdisjoint(word_runs(s))]
+    return kept, len(sentences) - len(kept)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="line .onnx")
-    parser.add_argument("--data", default="synthetic_lines")
     parser.add_argument(
-        "--seed", type=int, default=42, help="the dataset seed the model was trained with"
+        "--config", type=Path, default=CONFIG, help="the model's training config (its data)"
     )
-    parser.add_argument("--lines", type=int, default=500)
+    parser.add_argument("--split", choices=("val", "test"), default="test")
+    parser.add_argument("--lines", type=int, default=2000)
     parser.add_argument(
-        "--lm-text", type=Path, default=BROWN, help="gzipped text, one sentence per line"
+        "--weights", type=float, nargs="+", default=[0.3, 0.6, 1.0, 1.5, 2.0], help="LM weights"
+    )
+    parser.add_argument(
+        "--brown", type=Path, default=BROWN, help="gzipped Brown text, one sentence per line"
     )
     parser.add_argument("--order", type=int, default=6)
     args = parser.parse_args()
 
     model = OnnxModel(args.model, threads=1)
     charset = Charset.from_tokens(model.meta["charset"])
-    data = DATASETS.build(
-        args.data, {"num_train": 200000, "num_val": 2000, "num_test": 2000}, seed=args.seed
-    )
-    data.prepare_data()
-    data.setup("test")
-    dataset = data.data_test
+    config = load_config(args.config)
+    data = build_datamodule(config)
+    data.setup(args.split)  # builds only what is missing
+    dataset = getattr(data, f"data_{args.split}")
     items = [dataset[i] for i in range(min(args.lines, len(dataset)))]  # type: ignore[arg-type]
     references = [charset.decode(t.tolist()) for _, t in items]
     log_probs, lengths = [], []
@@ -61,8 +86,10 @@ def main() -> None:
         log_probs.append(lp[0])
         lengths.append(int(n[0]))
 
-    with gzip.open(args.lm_text, "rt", encoding="utf-8") as f:
-        lm = CharNgramLm.build((line.strip() for line in f), order=args.order)
+    with gzip.open(args.brown, "rt", encoding="utf-8") as f:
+        brown = CharNgramLm.build((line.strip() for line in f), order=args.order)
+    kept, dropped = corpus_without(references)
+    shipped = CharNgramLm.build(kept, order=args.order)
 
     def run(name: str, decode) -> None:  # type: ignore[no-untyped-def]
         start = time.perf_counter()
@@ -70,22 +97,24 @@ def main() -> None:
             decode(lp[None], np.array([n]))[0][0] for lp, n in zip(log_probs, lengths, strict=True)
         ]
         ms = (time.perf_counter() - start) * 1000 / len(texts)
-        print(f"{name:<32}{cer(texts, references):>8.4f}{wer(texts, references):>8.4f}{ms:>10.2f}")
+        print(f"{name:<40}{cer(texts, references):>8.4f}{wer(texts, references):>8.4f}{ms:>10.2f}")
 
     print(
-        f"{len(references)} test lines of {args.data}; "
-        f"LM: {args.order}-gram from {args.lm_text.name}"
+        f"{len(references)} {args.split} lines of {config.data.name}; {args.order}-gram LMs "
+        f"from {args.brown.name} and from the shipped corpus minus {dropped} sentences "
+        f"sharing {RUN} words with a {args.split} line"
     )
-    print(f"{'decoder':<32}{'CER':>8}{'WER':>8}{'ms/line':>10}")
+    print(f"{'decoder':<40}{'CER':>8}{'WER':>8}{'ms/line':>10}")
     run("greedy", lambda lp, n: greedy_ctc_decode(lp, n, charset))
     run("beam 10", lambda lp, n: beam_search_decode(lp, n, charset, beam_size=10))
-    for weight in (0.3, 0.6, 1.0):
-        run(
-            f"beam 10 + LM (weight {weight})",
-            lambda lp, n, w=weight: beam_search_decode(
-                lp, n, charset, beam_size=10, lm=lm, lm_weight=w
-            ),
-        )
+    for name, lm in (("brown", brown), ("corpus, held out", shipped)):
+        for weight in args.weights:
+            run(
+                f"beam 10 + LM {name} (weight {weight})",
+                lambda lp, n, w=weight, lm=lm: beam_search_decode(
+                    lp, n, charset, beam_size=10, lm=lm, lm_weight=w
+                ),
+            )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ the bundled sample images, after a warm-up, and prints the median per image side
 
     python benchmarks/inference_speed.py                          # bundled ONNX models only
     python benchmarks/inference_speed.py --checkpoint RUN_DIR     # plus PyTorch eager on a run
+
+Lines are also timed with beam search (10) and beam search + the default character LM
+(``Recognizer(beam_size=10, lm="default")``; the LM is built once, before timing).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -46,16 +50,20 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"{'model':<28}{'kind':<6}{'runtime':<14}{'ms/image (median)':>18}")
-    rows = []
+    rows: list[tuple[str, OnnxModel | TorchModel, str, dict[str, Any]]] = []
     for path in sorted(MODELS_DIR.glob("*.onnx")):
         model = OnnxModel(path, threads=1)
-        rows.append((path.name, model, "onnxruntime"))
+        rows.append((path.name, model, "onnxruntime", {}))
+        if model.meta["kind"] == "line":
+            rows.append((f"{path.name} beam 10", model, "onnxruntime", {"beam_size": 10}))
+            decoding = {"beam_size": 10, "lm": "default"}
+            rows.append((f"{path.name} beam 10 + LM", model, "onnxruntime", decoding))
     for checkpoint in args.checkpoint:
-        rows.append((checkpoint.name, TorchModel(checkpoint), "torch eager"))
-    for name, model, runtime in rows:
+        rows.append((checkpoint.name, TorchModel(checkpoint), "torch eager", {}))
+    for name, model, runtime, decoding in rows:
         kind = model.meta["kind"]
         images = [path for path, _ in read_labels(SAMPLES_DIR / f"{kind}s")]
-        ms = median_ms(Recognizer([model]), images, kind, args.repeats)
+        ms = median_ms(Recognizer([model], **decoding), images, kind, args.repeats)
         print(f"{name:<28}{kind:<6}{runtime:<14}{ms:>18.2f}")
 
 

@@ -66,15 +66,23 @@ def test_greedy_by_default_beam_alone_agrees_and_the_lm_fixes_the_word(lm_file: 
     assert with_lm[0].confidence < Recognizer([model]).recognize(LINE).confidence
 
 
-def test_default_lm_is_counted_from_the_corpus_once(
-    isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("source", ["default", "brown"])
+def test_a_named_lm_is_counted_from_its_sentence_source_once(
+    source: str, isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(corpus, "load_sentences", lambda source="default": tuple(LM_TEXTS))
-    first = Recognizer([NearMissLineModel()], beam_size=8, lm="default")
+    asked: list[str] = []
+
+    def load_sentences(name: str = "default") -> tuple[str, ...]:
+        asked.append(name)
+        return tuple(LM_TEXTS)
+
+    monkeypatch.setattr(corpus, "load_sentences", load_sentences)
+    first = Recognizer([NearMissLineModel()], beam_size=8, lm=source)
+    assert asked == [source]
     assert first.recognize(LINE).text == "the cat"
     assert first.lm is not None and first.lm.path.is_relative_to(isolated_dirs / "data")
     written = first.lm.path.stat().st_mtime_ns
-    again = Recognizer([NearMissLineModel()], beam_size=8, lm="default")
+    again = Recognizer([NearMissLineModel()], beam_size=8, lm=source)
     assert again.lm is not None and again.lm.path.stat().st_mtime_ns == written
 
 

@@ -161,8 +161,8 @@ def recognize(
     lm: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
-            help="Lines: character LM for the beam search: 'default' (built from the shipped "
-            "corpus on first use) or an ARPA file."
+            help="Lines: character LM for the beam search: 'default' (counted from the shipped "
+            "corpus on first use), 'brown' (from NLTK's Brown corpus) or an ARPA file."
         ),
     ] = None,
     lm_weight: Annotated[float, typer.Option(help="Weight of the LM's scores.")] = 1.0,

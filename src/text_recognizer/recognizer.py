@@ -168,8 +168,9 @@ class Recognizer:
         models: one model per kind (``char``, ``line``).
         beam_size: 1 decodes lines greedily; more runs a CTC beam search keeping that
             many prefixes per frame.
-        lm: character LM for the beam search: a :class:`CharNgramLm`, an ARPA file, or
-            ``"default"`` (counted from the shipped corpus on first use, then cached).
+        lm: character LM for the beam search: a :class:`CharNgramLm`, an ARPA file, or a
+            sentence source to count one from on first use, then cached: ``"default"``
+            (the shipped corpus, ~10 s) or ``"brown"`` (NLTK's Brown corpus).
         lm_weight: weight of the LM's scores against the line model's.
     """
 
@@ -268,10 +269,11 @@ class Recognizer:
 
 
 def _open_lm(lm: CharNgramLm | str | Path | None) -> CharNgramLm | None:
+    from text_recognizer.data.sources.corpus import SOURCES
     from text_recognizer.decoding.ngram import CharNgramLm
 
     if lm is None or isinstance(lm, CharNgramLm):
         return lm
-    if str(lm) == "default":
-        return CharNgramLm.from_corpus()
+    if str(lm) in SOURCES:  # "default" or "brown": counted from that sentence source
+        return CharNgramLm.from_corpus(str(lm))
     return CharNgramLm(lm)
