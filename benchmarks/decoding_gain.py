@@ -67,7 +67,8 @@ def main() -> None:
     parser.add_argument(
         "--brown", type=Path, default=BROWN, help="gzipped Brown text, one sentence per line"
     )
-    parser.add_argument("--order", type=int, default=6)
+    parser.add_argument("--order", type=int, default=6, help="n-gram order of both LMs (2-6)")
+    parser.add_argument("--beam", type=int, default=10, help="beam size")
     args = parser.parse_args()
 
     model = OnnxModel(args.model, threads=1)
@@ -106,13 +107,14 @@ def main() -> None:
     )
     print(f"{'decoder':<40}{'CER':>8}{'WER':>8}{'ms/line':>10}")
     run("greedy", lambda lp, n: greedy_ctc_decode(lp, n, charset))
-    run("beam 10", lambda lp, n: beam_search_decode(lp, n, charset, beam_size=10))
+    beam = args.beam
+    run(f"beam {beam}", lambda lp, n: beam_search_decode(lp, n, charset, beam_size=beam))
     for name, lm in (("brown", brown), ("corpus, held out", shipped)):
         for weight in args.weights:
             run(
-                f"beam 10 + LM {name} (weight {weight})",
+                f"beam {beam} + LM {name} (weight {weight})",
                 lambda lp, n, w=weight, lm=lm: beam_search_decode(
-                    lp, n, charset, beam_size=10, lm=lm, lm_weight=w
+                    lp, n, charset, beam_size=beam, lm=lm, lm_weight=w
                 ),
             )
 

@@ -90,3 +90,12 @@ def test_skips_texts_outside_the_charset_and_refuses_none_left(tmp_path: Path) -
         CharNgramLm.build(TEXTS, order=1)
     with pytest.raises(DataError, match="does not exist"):
         CharNgramLm(tmp_path / "missing.arpa")
+
+
+def test_orders_kenlm_cannot_read_are_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at most 6-grams"):
+        CharNgramLm.build(TEXTS, order=7, path=tmp_path / "seven.arpa")
+    arpa = tmp_path / "seven.arpa"  # an ARPA file written elsewhere, with 7-grams
+    arpa.write_text("\\data\\\nngram 1=1\nngram 7=1\n\n\\end\\\n")
+    with pytest.raises(DataError, match="7-gram LM"):
+        CharNgramLm(arpa).kenlm()

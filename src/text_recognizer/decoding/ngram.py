@@ -155,6 +155,7 @@ def write_arpa(counts: list[Counter[str]], vocabulary: Iterable[str], path: Path
 
 
 DEFAULT_ORDER = 6  # the order behind the decoding figures in docs/benchmarks.md
+MAX_ORDER = 6  # flashlight-text's KenLM is compiled with KENLM_MAX_ORDER=6
 
 
 class CharNgramLm:
@@ -194,8 +195,11 @@ class CharNgramLm:
         Without ``path`` the file goes to ``data_dir()/lm`` named by a hash of the texts,
         the order and the charset, so the same inputs never count twice.
         """
-        if not 2 <= order <= 10:
-            raise ValueError(f"order={order} is out of range; use 2..10 (4-6 suits characters)")
+        if not 2 <= order <= MAX_ORDER:
+            raise ValueError(
+                f"order={order} is out of range; use 2..{MAX_ORDER} (flashlight-text's KenLM "
+                f"reads at most {MAX_ORDER}-grams; 4-6 suits characters)"
+            )
         if WORD_BOUNDARY in charset:
             raise ValueError(
                 f"the charset contains {WORD_BOUNDARY!r}, the LM's word-boundary token"
@@ -249,6 +253,11 @@ class CharNgramLm:
     def kenlm(self, charset: Charset = DEFAULT_CHARSET) -> Any:
         """The model loaded in flashlight-text's KenLM, with charset indices as its tokens."""
         key = charset.tokens
+        if key not in self._kenlm and self.order > MAX_ORDER:
+            raise DataError(
+                f"{self.path} is a {self.order}-gram LM; flashlight-text's KenLM reads at most "
+                f"{MAX_ORDER}-grams: rebuild it with CharNgramLm.build(..., order={MAX_ORDER})"
+            )
         if key not in self._kenlm:
             from flashlight.lib.text.decoder.kenlm import KenLM
             from flashlight.lib.text.dictionary import Dictionary
