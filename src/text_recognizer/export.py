@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -19,6 +19,9 @@ from text_recognizer import __version__
 from text_recognizer.errors import ConfigError
 from text_recognizer.models.base import RecognitionModule
 from text_recognizer.models.loading import load_module, resolve_checkpoint
+
+if TYPE_CHECKING:
+    from text_recognizer.networks.transformer import TransformerRecognizer
 
 OPSET = 17
 
@@ -51,6 +54,124 @@ class LineExport(nn.Module):
         return log_probs, self.network.output_lengths(widths)  # type: ignore[operator]
 
 
+class EncoderExport(nn.Module):
+    """ONNX graph 1: ``images [B,1,H,W]``, ``widths [B]`` -> ``memory_keys_values``,
+    ``memory_valid`` (see :meth:`TransformerRecognizer.memory_keys_values`).
+
+    Inference only: the wrapper puts itself (and so the network) in eval mode, because
+    ``torch.onnx.export`` restores the *wrapper's* mode on the network afterwards.
+    """
+
+    def __init__(self, network: TransformerRecognizer) -> None:
+        super().__init__()
+        self.network = network
+        self.eval()
+
+    def forward(
+        self, images: torch.Tensor, widths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        memory, memory_valid = self.network.encode(images, widths)
+        return self.network.memory_keys_values(memory), memory_valid
+
+
+class DecoderStepExport(nn.Module):
+    """ONNX graph 2: ``token [B]``, ``cache``, ``memory_keys_values``, ``memory_valid`` ->
+    ``log_probs [B, C]``, ``cache`` (one token longer). Start with a cache of length 0."""
+
+    def __init__(self, network: TransformerRecognizer) -> None:
+        super().__init__()
+        self.network = network
+        self.eval()
+
+    def forward(
+        self,
+        token: torch.Tensor,
+        cache: torch.Tensor,
+        memory_keys_values: torch.Tensor,
+        memory_valid: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.network.decode_step(token, cache, memory_keys_values, memory_valid)
+
+
+def write_onnx(
+    wrapper: nn.Module,
+    args: tuple[Any, ...],
+    path: Path,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+    opset: int = OPSET,
+) -> Path:
+    """Trace ``wrapper`` to ``path`` atomically: a temp file, renamed once complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
+        torch.onnx.export(
+            wrapper,
+            args,
+            str(tmp),
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
+            opset_version=opset,
+            dynamo=False,
+        )
+    tmp.replace(path)
+    return path
+
+
+def export_seq2seq_graphs(
+    network: TransformerRecognizer, encoder_path: Path, step_path: Path, opset: int = OPSET
+) -> None:
+    """Write the encoder and decoder-step graphs, each atomically (temp file, then rename).
+
+    Batch, image width, memory length and cache length stay dynamic; see ``docs/models.md``
+    for the loop that drives them.
+    """
+    was_training = network.training
+    network.eval()
+    images, widths = torch.zeros(1, 1, network.input_height, 128), torch.tensor([128])
+    memory, memory_valid = network.encode(images, widths)
+    memory_keys_values = network.memory_keys_values(memory)
+    # Trace the step with a non-empty cache: a zero-length trace could specialise on it.
+    start = torch.full((1, 1), network.start_index)
+    _, cache = network.decode_cached(
+        start, network.empty_cache(memory_keys_values), memory_keys_values, memory_valid
+    )
+    memory_axes = {
+        "memory_keys_values": {2: "batch", 4: "positions"},
+        "memory_valid": {0: "batch", 1: "positions"},
+    }
+    graphs: list[tuple[nn.Module, tuple[torch.Tensor, ...], Path, list[str], list[str], Any]] = [
+        (
+            EncoderExport(network),
+            (images, widths),
+            encoder_path,
+            ["images", "widths"],
+            ["memory_keys_values", "memory_valid"],
+            {"images": {0: "batch", 3: "width"}, "widths": {0: "batch"}, **memory_axes},
+        ),
+        (
+            DecoderStepExport(network),
+            (start[:, 0], cache, memory_keys_values, memory_valid),
+            step_path,
+            ["token", "cache", "memory_keys_values", "memory_valid"],
+            ["log_probs", "new_cache"],
+            {
+                "token": {0: "batch"},
+                "cache": {2: "batch", 4: "length"},
+                "log_probs": {0: "batch"},
+                "new_cache": {2: "batch", 4: "length"},
+                **memory_axes,
+            },
+        ),
+    ]
+    for wrapper, args, path, inputs, outputs, axes in graphs:
+        write_onnx(wrapper, args, Path(path), inputs, outputs, axes, opset)
+    network.train(was_training)
+
+
 def metadata(module: RecognitionModule, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "format": "text-recognizer-onnx/1",
@@ -71,12 +192,11 @@ def export_module(
         # An autoregressive decoder is two graphs driven by a loop the Recognizer lacks yet.
         raise ConfigError(
             "seq2seq models export as an encoder graph plus a decoder-step graph: call "
-            "text_recognizer.networks.transformer.export_onnx(network, encoder_path, step_path) "
+            "text_recognizer.export.export_seq2seq_graphs(network, encoder_path, step_path) "
             "(see docs/models.md); `text-recognizer export` and the Recognizer take char and "
             "CTC models"
         )
     output = Path(output).with_suffix(".onnx")
-    output.parent.mkdir(parents=True, exist_ok=True)
     network = module.network.eval()
     height = module.input_height
     wrapper: nn.Module
@@ -95,20 +215,7 @@ def export_module(
             "log_probs": {0: "batch", 1: "time"},
             "lengths": {0: "batch"},
         }
-    tmp = output.with_name(f".{output.name}.tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
-        torch.onnx.export(
-            wrapper,
-            args,
-            str(tmp),
-            input_names=names,
-            output_names=outputs,
-            dynamic_axes=axes,
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    tmp.replace(output)
+    write_onnx(wrapper, args, output, names, outputs, axes)
     output.with_suffix(".json").write_text(json.dumps(metadata(module, metrics), indent=2))
     return output
 

@@ -9,12 +9,9 @@ import pytest
 import torch
 
 from text_recognizer.charset import DEFAULT_CHARSET
+from text_recognizer.export import export_seq2seq_graphs
 from text_recognizer.networks import NETWORKS
-from text_recognizer.networks.transformer import (
-    TransformerRecognizer,
-    export_onnx,
-    positional_encoding_2d,
-)
+from text_recognizer.networks.transformer import TransformerRecognizer, positional_encoding_2d
 
 SMALL = {"d_model": 32, "num_heads": 2, "dim_feedforward": 64, "channels": (8, 8, 16, 32)}
 START, END, PAD = DEFAULT_CHARSET.start, DEFAULT_CHARSET.end, DEFAULT_CHARSET.pad
@@ -189,7 +186,7 @@ def test_onnx_encoder_and_decoder_step_match_pytorch(tmp_path: Path) -> None:
     network = small_network(4)
     randomise_batch_norm(network)
     network.train()  # export traces in eval mode and leaves the mode as it found it
-    export_onnx(network, tmp_path / "encoder.onnx", tmp_path / "step.onnx")
+    export_seq2seq_graphs(network, tmp_path / "encoder.onnx", tmp_path / "step.onnx")
     assert network.training
     network.eval()
     encoder, step = (

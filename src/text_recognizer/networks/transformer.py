@@ -14,19 +14,17 @@ cross-attention by a memory mask built from the true widths.
 Inference keeps a key/value cache: the memory's cross-attention keys and values are
 projected once per image and every step feeds only the newest token, so a line of ``L``
 characters costs ``L`` one-token steps rather than ``L`` re-reads of the whole prefix.
-The same two functions are the two exported graphs (:func:`export_onnx`):
-:class:`EncoderExport` (image -> memory keys/values) and :class:`DecoderStepExport` (one
-token + cache -> next-token log-probabilities + cache); ``docs/models.md`` shows the
+The same two functions are the two exported graphs
+(:func:`text_recognizer.export.export_seq2seq_graphs`): image -> memory keys/values, and
+one token + cache -> next-token log-probabilities + cache; ``docs/models.md`` shows the
 runtime loop.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -395,108 +393,3 @@ class TransformerRecognizer(nn.Module):
                 break
         best_scores, best = (totals / lengths).max(dim=1)
         return history[torch.arange(batch, device=device), best], best_scores
-
-
-class EncoderExport(nn.Module):
-    """ONNX graph 1: ``images [B,1,H,W]``, ``widths [B]`` -> ``memory_keys_values``,
-    ``memory_valid`` (see :meth:`TransformerRecognizer.memory_keys_values`).
-
-    Inference only: the wrapper puts itself (and so the network) in eval mode, because
-    ``torch.onnx.export`` restores the *wrapper's* mode on the network afterwards.
-    """
-
-    def __init__(self, network: TransformerRecognizer) -> None:
-        super().__init__()
-        self.network = network
-        self.eval()
-
-    def forward(
-        self, images: torch.Tensor, widths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        memory, memory_valid = self.network.encode(images, widths)
-        return self.network.memory_keys_values(memory), memory_valid
-
-
-class DecoderStepExport(nn.Module):
-    """ONNX graph 2: ``token [B]``, ``cache``, ``memory_keys_values``, ``memory_valid`` ->
-    ``log_probs [B, C]``, ``cache`` (one token longer). Start with a cache of length 0."""
-
-    def __init__(self, network: TransformerRecognizer) -> None:
-        super().__init__()
-        self.network = network
-        self.eval()
-
-    def forward(
-        self,
-        token: torch.Tensor,
-        cache: torch.Tensor,
-        memory_keys_values: torch.Tensor,
-        memory_valid: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.network.decode_step(token, cache, memory_keys_values, memory_valid)
-
-
-def export_onnx(
-    network: TransformerRecognizer, encoder_path: Path, step_path: Path, opset: int = 17
-) -> None:
-    """Write the encoder and decoder-step graphs, each atomically (temp file, then rename).
-
-    Batch, image width, memory length and cache length stay dynamic; see ``docs/models.md``
-    for the loop that drives them.
-    """
-    was_training = network.training
-    network.eval()
-    images, widths = torch.zeros(1, 1, network.input_height, 128), torch.tensor([128])
-    memory, memory_valid = network.encode(images, widths)
-    memory_keys_values = network.memory_keys_values(memory)
-    # Trace the step with a non-empty cache: a zero-length trace could specialise on it.
-    start = torch.full((1, 1), network.start_index)
-    _, cache = network.decode_cached(
-        start, network.empty_cache(memory_keys_values), memory_keys_values, memory_valid
-    )
-    memory_axes = {
-        "memory_keys_values": {2: "batch", 4: "positions"},
-        "memory_valid": {0: "batch", 1: "positions"},
-    }
-    graphs: list[tuple[nn.Module, tuple[torch.Tensor, ...], Path, list[str], list[str], Any]] = [
-        (
-            EncoderExport(network),
-            (images, widths),
-            encoder_path,
-            ["images", "widths"],
-            ["memory_keys_values", "memory_valid"],
-            {"images": {0: "batch", 3: "width"}, "widths": {0: "batch"}, **memory_axes},
-        ),
-        (
-            DecoderStepExport(network),
-            (start[:, 0], cache, memory_keys_values, memory_valid),
-            step_path,
-            ["token", "cache", "memory_keys_values", "memory_valid"],
-            ["log_probs", "new_cache"],
-            {
-                "token": {0: "batch"},
-                "cache": {2: "batch", 4: "length"},
-                "log_probs": {0: "batch"},
-                "new_cache": {2: "batch", 4: "length"},
-                **memory_axes,
-            },
-        ),
-    ]
-    for wrapper, args, path, inputs, outputs, axes in graphs:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
-            torch.onnx.export(
-                wrapper,
-                args,
-                str(tmp),
-                input_names=inputs,
-                output_names=outputs,
-                dynamic_axes=axes,
-                opset_version=opset,
-                dynamo=False,
-            )
-        tmp.replace(path)
-    network.train(was_training)
