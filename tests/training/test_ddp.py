@@ -62,3 +62,4 @@ def test_two_process_gloo_run_shares_one_folder_and_agrees(tmp_path: Path) -> No
     assert rank0["global_step"] == rank1["global_step"] == summary["global_step"] == 4
     assert rank0["weights"] == rank1["weights"]  # gradients were all-reduced every step
     assert rank0["metrics"]["val/acc"] == rank1["metrics"]["val/acc"]  # synced across ranks
+    assert rank0["metrics"]["val/loss"] == rank1["metrics"]["val/loss"]  # sync_dist=True

@@ -94,7 +94,10 @@ class LineModule(RecognitionModule):
         cer, wer = self.error_rates[f"{split}_cer"], self.error_rates[f"{split}_wer"]
         cer(predictions, references)
         wer(predictions, references)
-        self.log(f"{split}/loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
+        # Averaged over DDP ranks at epoch end (the metric objects sync themselves).
+        self.log(
+            f"{split}/loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True
+        )
         self.log(f"{split}/cer", cer, on_epoch=True, prog_bar=True, batch_size=size)  # type: ignore[arg-type]
         self.log(f"{split}/wer", wer, on_epoch=True, batch_size=size)  # type: ignore[arg-type]
         return loss

@@ -39,6 +39,9 @@ class CharClassifier(RecognitionModule):
             on_epoch=True,
             prog_bar=True,
             batch_size=len(targets),
+            # Evaluation losses are averaged over DDP ranks at epoch end; syncing the
+            # training loss would cost an all-reduce per step for a progress-bar figure.
+            sync_dist=not on_step,
         )
         self.log(f"{split}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
         return loss
