@@ -75,9 +75,9 @@ def random_number(rng: random.Random) -> str:
 def add_numbers(piece: str, limit: int, rng: random.Random) -> str:
     """``piece`` with one or two words written as numbers, or a run of numbers instead.
 
-    A replaced word keeps the punctuation around it (``sea,`` -> ``1851,``). What does not
-    fit in ``limit`` characters is dropped, words around the first number first; a lone
-    number that is still too long is cut to its first ``limit`` characters.
+    A replaced word keeps the punctuation around it (``sea,`` -> ``1851,``). The result is
+    the widest run of words around the first number that fits in ``limit`` characters; a
+    lone number that is still too long is cut to its first ``limit`` characters.
     """
     if rng.random() < 0.25:
         words = [random_number(rng) for _ in range(rng.randint(1, 4))]
@@ -89,7 +89,6 @@ def add_numbers(piece: str, limit: int, rng: random.Random) -> str:
             before, _, after = _WORD.match(words[index]).groups()  # type: ignore[union-attr]
             words[index] = f"{before}{random_number(rng)}{after}"
         first = min(chosen)
-    # The widest run of words around the first number that fits.
     low, high = first, first + 1
     while high < len(words) and len(" ".join(words[low : high + 1])) <= limit:
         high += 1
