@@ -58,6 +58,10 @@ def wer(predictions: Sequence[str], references: Sequence[str]) -> float:
     return _rate(*word_errors(predictions, references))
 
 
+def _as_list(texts: str | list[str]) -> list[str]:
+    return [texts] if isinstance(texts, str) else texts
+
+
 class CharErrorRate(_TorchmetricsCer):
     """torchmetrics' ``CharErrorRate`` (same states, sync and compute) with a fast update."""
 
@@ -65,11 +69,7 @@ class CharErrorRate(_TorchmetricsCer):
     total: torch.Tensor
 
     def update(self, preds: str | list[str], target: str | list[str]) -> None:
-        preds, target = (
-            [preds] if isinstance(preds, str) else preds,
-            [target] if isinstance(target, str) else target,
-        )
-        errors, total = char_errors(preds, target)
+        errors, total = char_errors(_as_list(preds), _as_list(target))
         self.errors += errors
         self.total += total
 
@@ -81,10 +81,6 @@ class WordErrorRate(_TorchmetricsWer):
     total: torch.Tensor
 
     def update(self, preds: str | list[str], target: str | list[str]) -> None:
-        preds, target = (
-            [preds] if isinstance(preds, str) else preds,
-            [target] if isinstance(target, str) else target,
-        )
-        errors, total = word_errors(preds, target)
+        errors, total = word_errors(_as_list(preds), _as_list(target))
         self.errors += errors
         self.total += total
