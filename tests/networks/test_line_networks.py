@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import warnings
 from pathlib import Path
 
 import cv2
@@ -16,6 +15,7 @@ from torch import nn
 
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.decoding import greedy_ctc_decode
+from text_recognizer.export import write_onnx
 from text_recognizer.metrics import cer
 from text_recognizer.networks import NETWORKS, Crnn, LineCnn
 
@@ -130,18 +130,7 @@ def export_onnx(network: nn.Module, path: Path, with_widths: bool) -> ort.Infere
     if with_widths:
         args, names = (*args, torch.tensor([96, 60])), ["images", "widths"]
         axes["widths"] = {0: "batch"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and LSTM notices
-        torch.onnx.export(
-            module,
-            args,
-            str(path),
-            input_names=names,
-            output_names=["logits"],
-            dynamic_axes=axes,
-            opset_version=17,
-            dynamo=False,
-        )
+    write_onnx(module, args, path, names, ["logits"], axes)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
