@@ -96,6 +96,10 @@ class ResNetEncoder(nn.Module):
             stages.append(nn.Sequential(*stage))
         self.stages = nn.Sequential(*stages)
         self.out_channels = channels[-1]
+        # oneDNN's CPU convolutions run ~15 % faster on NHWC (channels-last) tensors: a
+        # CRNN training step here went from 216-244 to 248-286 lines/s. Layout only; the
+        # values, state_dict and ONNX graph are the same.
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """Feature-map size ``(H', W')`` for an input of ``height`` x ``width``."""
@@ -110,4 +114,4 @@ class ResNetEncoder(nn.Module):
         return widths
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(x))
+        return self.stages(self.stem(x.contiguous(memory_format=torch.channels_last)))
