@@ -86,8 +86,10 @@ def random_batch(
 
 
 def training_step_time(
-    network: nn.Module, batch_size: int, width: int, steps: int, threads: int
+    network: nn.Module, batch_size: int, width: int, steps: int, threads: int, bf16: bool = False
 ) -> Timing:
+    """One training step; ``bf16`` runs the forward pass under bfloat16 autocast, as
+    ``trainer.precision: bf16-mixed`` does (weights and loss stay float32)."""
     torch.set_num_threads(threads)
     network.train()
     optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3)
@@ -95,7 +97,9 @@ def training_step_time(
     frames = network.output_lengths(widths)  # type: ignore[operator]
 
     def step() -> None:
-        log_probs = network(images, widths).log_softmax(-1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = network(images, widths)
+        log_probs = logits.float().log_softmax(-1)
         loss = F.ctc_loss(log_probs.transpose(0, 1), targets, frames, lengths, zero_infinity=True)
         optimizer.zero_grad()
         loss.backward()
@@ -143,20 +147,31 @@ def benchmark_networks(args: argparse.Namespace) -> None:
         f"inference: batch 1, width {args.width}, 1 thread, {args.repeats} runs "
         "(wall median, CPU time)\n"
     )
+    bf16_header = (
+        f" train lines/s bf16-mixed, {args.threads} thr | bf16/fp32 |" if args.bf16 else ""
+    )
     print(
-        f"| network | params | train lines/s, {args.threads} thr | train lines/s, 1 thr CPU "
-        "| torch ms/line | ORT ms/line | torch/ORT (CPU) |\n|---|---:|---:|---:|---:|---:|---:|"
+        f"| network | params | train lines/s, {args.threads} thr |{bf16_header} train lines/s, "
+        "1 thr CPU | torch ms/line | ORT ms/line | torch/ORT (CPU) |\n"
+        f"|---|---:|---:|{'---:|---:|' if args.bf16 else ''}---:|---:|---:|---:|"
     )
     for label, name, config in CONFIGS:
         network = NETWORKS.build(name, config, num_classes=len(DEFAULT_CHARSET))
         params = sum(p.numel() for p in network.parameters())
         batch = args.batch_size
         train = training_step_time(network, batch, args.width, args.steps, args.threads)
+        bf16_cells = ""
+        if args.bf16:
+            fast = training_step_time(network, batch, args.width, args.steps, args.threads, True)
+            bf16_cells = (
+                f"| {batch / fast.median:.0f} ({batch / fast.best:.0f}) "
+                f"| {train.median / fast.median:.2f}x "
+            )
         single = training_step_time(network, batch, args.width, args.steps, 1)
         eager, onnx = inference_time(network, args.width, args.repeats)
         print(
             f"| {label} | {params / 1e6:.2f}M "
-            f"| {batch / train.median:.0f} ({batch / train.best:.0f}) "
+            f"| {batch / train.median:.0f} ({batch / train.best:.0f}) {bf16_cells}"
             f"| {batch / single.cpu:.0f} "
             f"| {1e3 * eager.median:.1f} ({1e3 * eager.cpu:.1f}) "
             f"| {1e3 * onnx.median:.1f} ({1e3 * onnx.cpu:.1f}) "
@@ -275,6 +290,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads for training")
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per network")
     parser.add_argument("--repeats", type=int, default=30, help="timed inference runs per network")
+    parser.add_argument(
+        "--bf16", action="store_true", help="also time training steps under bfloat16 autocast"
+    )
     parser.add_argument("--decoding", action="store_true", help="also benchmark the decoders")
     parser.add_argument("--no-networks", action="store_true", help="skip the network table")
     parser.add_argument("--lines", type=int, default=400, help="held-out lines to decode")

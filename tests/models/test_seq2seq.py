@@ -5,15 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import lightning as L
-import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
+from tests.models.lines import fit_one_batch, line_batch
 from text_recognizer.charset import DEFAULT_CHARSET
-from text_recognizer.data.module import collate_lines
 from text_recognizer.errors import ConfigError
 from text_recognizer.models import MODELS, Seq2SeqLineModel
 from text_recognizer.models.loading import load_module
@@ -32,21 +29,6 @@ PAD, START, END = DEFAULT_CHARSET.pad, DEFAULT_CHARSET.start, DEFAULT_CHARSET.en
 @pytest.fixture(autouse=True)
 def one_thread() -> None:
     torch.set_num_threads(1)
-
-
-def render_line(text: str, height: int = 32) -> torch.Tensor:
-    """A synthetic line: bright text on black, ``[1, height, W]`` in [0, 1]."""
-    font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.7, 1
-    (width, text_height), _ = cv2.getTextSize(text, font, scale, thickness)
-    image = np.zeros((height, width + 8), np.uint8)
-    cv2.putText(
-        image, text, (4, (height + text_height) // 2), font, scale, 255, thickness, cv2.LINE_AA
-    )
-    return torch.from_numpy(image).float().div(255)[None]
-
-
-def line_batch(texts: list[str]) -> tuple[torch.Tensor, ...]:
-    return collate_lines([(render_line(t), torch.tensor(DEFAULT_CHARSET.encode(t))) for t in texts])
 
 
 def build(network_args: dict[str, Any] | None = None, **model_args: Any) -> Seq2SeqLineModel:
@@ -100,20 +82,8 @@ def memorise(
     """Train on one fixed batch through Lightning, then check val CER/WER are logged as 0."""
     L.seed_everything(0, verbose=False)
     model = build({**network_args, "dropout": 0.0})
+    metrics = fit_one_batch(model, texts, steps, tmp_path)
     batch = line_batch(texts)
-    loader = DataLoader([batch], batch_size=None)  # the same batch every step
-    trainer = L.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(model, train_dataloaders=loader)
-    metrics = trainer.validate(model, dataloaders=loader, verbose=False)[0]
     assert metrics["val/cer"] == 0.0, [text for text, _ in model.recognize(batch[0], batch[1])]
     assert metrics["val/wer"] == 0.0
     assert metrics["val/loss"] < 0.1

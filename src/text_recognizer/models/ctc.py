@@ -21,7 +21,9 @@ class CtcLineModel(LineModule):
 
     def _loss(self, batch: LineBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         images, widths, targets, target_lengths = batch
-        log_probs = F.log_softmax(self(images, widths), dim=-1)
+        # float32 first: under bf16 autocast on CPU log_softmax would stay in bfloat16,
+        # too coarse for the CTC loss's sums over long alignments.
+        log_probs = F.log_softmax(self(images, widths).float(), dim=-1)
         input_lengths = self.output_lengths(widths).clamp(max=log_probs.shape[1])
         loss = F.ctc_loss(
             log_probs.transpose(0, 1),  # CTC wants [T, B, C]

@@ -78,7 +78,7 @@ class Seq2SeqLineModel(LineModule):
     def _loss(self, batch: LineBatch) -> torch.Tensor:
         images, widths, targets, target_lengths = batch
         inputs, outputs = self.teacher_forcing(targets, target_lengths)
-        logits = self(images, inputs, widths)
+        logits = self(images, inputs, widths).float()  # float32 loss under bf16 autocast
         return F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), outputs.reshape(-1), ignore_index=self.charset.pad
         )

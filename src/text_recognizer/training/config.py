@@ -103,7 +103,10 @@ class TrainerConfig(Section):
     devices: int | str = 1
     strategy: str = "auto"
     num_nodes: int = Field(1, ge=1)
-    precision: str = "32-true"
+    precision: Literal["32-true", "32", "bf16-mixed", "16-mixed", "64-true"] = Field(
+        "32-true",
+        description="bf16-mixed: bfloat16 autocast, ~1.7x faster CRNN training on AVX512-BF16 CPUs",
+    )
     deterministic: bool = True
     gradient_clip_val: float | None = None
     accumulate_grad_batches: int = Field(1, ge=1)
