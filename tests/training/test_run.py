@@ -1,4 +1,5 @@
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,7 @@ import yaml
 
 from text_recognizer.models import CharClassifier
 from text_recognizer.training.config import parse_config
-from text_recognizer.training.run import resume_run, run_experiment
+from text_recognizer.training.run import git_commit, git_dirty, resume_run, run_experiment
 
 
 def tiny_config(dataset: str, **overrides: object) -> dict:
@@ -78,3 +79,20 @@ def test_resume_needs_a_run_folder(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="not a run folder"):
         resume_run(tmp_path)
+
+
+def test_summary_says_whether_the_code_was_modified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git_commit alone cannot rebuild a run trained from a modified checkout: say so."""
+    monkeypatch.chdir(tmp_path)
+    assert git_commit() is None and git_dirty() is None  # not a checkout
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "model.py").write_text("a = 1\n")
+    subprocess.run([*git, "add", "model.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    (tmp_path / "notes.txt").write_text("untracked files do not count\n")
+    assert git_commit() is not None and git_dirty() is False
+    (tmp_path / "model.py").write_text("a = 2\n")
+    assert git_dirty() is True

@@ -187,10 +187,11 @@ def latest_run(group: str | None = None, name: str | None = None) -> Path:
     return max(runs, key=_run_order)
 
 
-def git_commit() -> str | None:
+def _git(*args: str) -> str | None:
+    """``git ARGS`` in the current folder: its output, or None outside a checkout."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, fixed arguments
+        out = subprocess.run(  # noqa: S603 - only this module's fixed arguments
+            ["git", *args],  # noqa: S607 - git from PATH
             capture_output=True,
             text=True,
             timeout=5,
@@ -198,7 +199,18 @@ def git_commit() -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    return _git("rev-parse", "HEAD") or None
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from the commit: then ``git_commit`` alone cannot rebuild
+    the run's code."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status)
 
 
 def run_experiment(
@@ -262,6 +274,7 @@ def run_experiment(
         "train_samples_per_s": round(samples / training_s, 1) if training_s else None,
         "test": test_metrics,
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
         "command": shlex.join(sys.argv),
     }
     if trainer.is_global_zero:
