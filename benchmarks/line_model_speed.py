@@ -43,6 +43,11 @@ CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
     ("crnn small (16-32-48-96, h64)", "crnn", {"channels": [16, 32, 48, 96], "lstm_hidden": 64}),
     ("crnn default (16-32-64-96, h64)", "crnn", {}),
     ("crnn 16-32-64-128, h96", "crnn", {"channels": [16, 32, 64, 128], "lstm_hidden": 96}),
+    (
+        "crnn shipped (16-32-64-128, blocks 1-2-1, h96)",
+        "crnn",
+        {"channels": [16, 32, 64, 128], "blocks": [1, 2, 1], "lstm_hidden": 96},
+    ),
     ("crnn wide (24-48-96-160, h128)", "crnn", {"channels": [24, 48, 96, 160], "lstm_hidden": 128}),
 ]
 
