@@ -5,17 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
-import pytest
 import torch
 
 from tests.models.lines import fit_one_batch, line_batch
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.models import MODELS, CtcLineModel
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> None:
-    torch.set_num_threads(1)
 
 
 def build() -> CtcLineModel:

@@ -26,11 +26,6 @@ SMALL_NETWORK = {
 PAD, START, END = DEFAULT_CHARSET.pad, DEFAULT_CHARSET.start, DEFAULT_CHARSET.end
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 def build(network_args: dict[str, Any] | None = None, **model_args: Any) -> Seq2SeqLineModel:
     model = MODELS.build(
         "seq2seq",
