@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from text_recognizer.demo import read_labels
+from text_recognizer.labels import read_labels
 from text_recognizer.paths import MODELS_DIR, SAMPLES_DIR
 from text_recognizer.recognizer import OnnxModel, Recognizer, TorchModel
 
@@ -62,7 +62,7 @@ def main() -> None:
         rows.append((checkpoint.name, TorchModel(checkpoint), "torch eager", {}))
     for name, model, runtime, decoding in rows:
         kind = model.meta["kind"]
-        images = [path for path, _ in read_labels(SAMPLES_DIR / f"{kind}s")]
+        images = [row.image for row in read_labels(SAMPLES_DIR / f"{kind}s")]
         ms = median_ms(Recognizer([model], **decoding), images, kind, args.repeats)
         print(f"{name:<28}{kind:<6}{runtime:<14}{ms:>18.2f}")
 

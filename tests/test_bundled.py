@@ -5,7 +5,8 @@ import json
 import pytest
 
 from text_recognizer.charset import DEFAULT_CHARSET
-from text_recognizer.demo import read_labels, run_demo
+from text_recognizer.demo import run_demo
+from text_recognizer.labels import read_labels
 from text_recognizer.paths import MODELS_DIR, SAMPLES_DIR
 from text_recognizer.recognizer import Recognizer
 
@@ -23,7 +24,7 @@ def test_samples_have_labels_and_files() -> None:
     for kind in ("chars", "lines"):
         labelled = read_labels(SAMPLES_DIR / kind)
         assert len(labelled) >= 8
-        assert all(path.is_file() and text for path, text in labelled)
+        assert all(row.image.is_file() and row.text for row in labelled)
 
 
 def test_default_recognizer_loads_both_kinds() -> None:

@@ -14,6 +14,7 @@ from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.cli import app
 from text_recognizer.data import DATASETS, BaseDataModule
 from text_recognizer.data.module import ArrayDataset, collate_lines
+from text_recognizer.decoding import CtcDecoder
 from text_recognizer.errors import ConfigError
 from text_recognizer.evaluate import batch_truths, evaluate, predict_batch, score
 from text_recognizer.models import CtcLineModel
@@ -177,3 +178,56 @@ def test_line_model_must_match_a_line_dataset(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="is a line model; the dataset holds chars"):
         evaluate(checkpoint, "tiny_chars", "test")
+
+
+def test_all_splits_one_after_another(tiny_lines: str, tmp_path: Path) -> None:
+    module = CtcLineModel("line_cnn", network_args={"input_height": 32}, input_height=32)
+    checkpoint = tmp_path / "lines.ckpt"
+    torch.save(
+        {"model_name": "ctc", "hyper_parameters": dict(module.hparams),
+         "state_dict": module.state_dict()},
+        checkpoint,
+    )  # fmt: skip
+    report = evaluate(checkpoint, tiny_lines, "all")
+    assert report.num_samples == 3 * 12 and report.split == "all"
+    assert all(sample.name is None for sample in report.worst)  # TinyLines has no file names
+
+
+def test_a_labelled_folder_scores_as_the_recognizer_reads_it() -> None:
+    from text_recognizer.metrics import cer
+    from text_recognizer.paths import SAMPLES_DIR
+    from text_recognizer.recognizer import Recognizer
+
+    folder = SAMPLES_DIR / "lines"
+    paths = sorted(folder.glob("*.png"))
+    truths = dict(line.split("\t") for line in (folder / "labels.tsv").read_text().splitlines())
+    for beam in (1, 4):
+        report = evaluate(
+            "default", "folder", "all", {"path": str(folder)}, decoder=CtcDecoder(beam)
+        )
+        read = Recognizer.from_pretrained(beam_size=beam).recognize_batch(paths, kind="line")
+        expected = cer([r.text for r in read], [truths[p.name] for p in paths])
+        assert report.num_samples == len(paths)
+        assert report.metrics["cer"] == pytest.approx(expected, abs=1e-12)
+        assert report.decoder == ("greedy" if beam == 1 else "beam 4")
+        for sample in report.worst:
+            assert sample.name is not None
+            assert sample.prediction == read[paths.index(folder / sample.name)].text
+
+
+@uses_tiny_chars
+def test_cli_decodes_lines_with_a_beam_and_refuses_it_for_chars(tiny_char_run: Path) -> None:
+    from text_recognizer.paths import SAMPLES_DIR
+
+    result = runner.invoke(
+        app,
+        ["evaluate", "default", "--data", "folder", "--data-arg",
+         f"path={SAMPLES_DIR / 'lines'}", "--split", "all", "--beam", "4", "--worst", "2"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "on folder/all (8 samples, beam 4): cer=" in result.output
+    assert "line_0" in result.output  # the worst lines are named by their image
+    result = runner.invoke(app, ["evaluate", "default", "--data", "folder", "--lm", "default"])
+    assert result.exit_code == 1 and "needs beam search" in result.output
+    with pytest.raises(ConfigError, match="beam search and LMs decode lines"):
+        evaluate(tiny_char_run, "tiny_chars", "test", {"size": 384}, decoder=CtcDecoder(4))

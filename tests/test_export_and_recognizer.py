@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from text_recognizer.errors import ConfigError, ImageError
+from text_recognizer.errors import ConfigError
 from text_recognizer.export import export_onnx
-from text_recognizer.recognizer import Recognizer, load_image
+from text_recognizer.recognizer import Recognizer
 
 
 def bar_image(label: int, dark_on_light: bool = False, scale: int = 1) -> np.ndarray:
@@ -42,33 +42,6 @@ def test_reads_file_of_any_polarity_and_size(tiny_char_run: Path, tmp_path: Path
         results.append(recognizer.recognize(path))
     assert all(r.kind == "char" and 0 <= r.confidence <= 1 for r in results)
     assert len(results[0].alternatives) == 3
-
-
-def test_unreadable_inputs_raise_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match="no such file"):
-        load_image(tmp_path / "missing.png")
-    bad = tmp_path / "bad.png"
-    bad.write_bytes(b"not an image at all")
-    with pytest.raises(ImageError, match="not a readable image"):
-        load_image(bad)
-    truncated = tmp_path / "truncated.png"
-    noise = np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)
-    Image.fromarray(noise).save(truncated)
-    truncated.write_bytes(truncated.read_bytes()[:200])
-    with pytest.raises(ImageError, match="corrupt or truncated"):
-        load_image(truncated)
-
-
-def test_huge_image_refused_before_decoding(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import text_recognizer.recognizer as recognizer
-
-    monkeypatch.setattr(recognizer, "MAX_PIXELS", 1000)
-    path = tmp_path / "big.png"
-    Image.new("L", (100, 100)).save(path)
-    with pytest.raises(ImageError, match="larger than 1,000 pixels"):
-        load_image(path)
 
 
 def test_bad_model_sources(tmp_path: Path) -> None:

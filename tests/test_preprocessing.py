@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
 from text_recognizer.errors import ImageError
-from text_recognizer.preprocessing import emnist_style, normalize_polarity, to_grey
+from text_recognizer.preprocessing import emnist_style, load_image, normalize_polarity, to_grey
 
 
 def dark_on_white(size: int = 96) -> np.ndarray:
@@ -100,3 +102,30 @@ def test_to_grey_handles_modes_and_composites_alpha_on_white() -> None:
 def test_to_grey_rejects_unusable_arrays(bad: np.ndarray) -> None:
     with pytest.raises(ImageError):
         to_grey(bad)
+
+
+def test_unreadable_inputs_raise_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="no such file"):
+        load_image(tmp_path / "missing.png")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(ImageError, match="not a readable image"):
+        load_image(bad)
+    truncated = tmp_path / "truncated.png"
+    noise = np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)
+    Image.fromarray(noise).save(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        load_image(truncated)
+
+
+def test_huge_image_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import text_recognizer.preprocessing as preprocessing
+
+    monkeypatch.setattr(preprocessing, "MAX_PIXELS", 1000)
+    path = tmp_path / "big.png"
+    Image.new("L", (100, 100)).save(path)
+    with pytest.raises(ImageError, match="larger than 1,000 pixels"):
+        load_image(path)

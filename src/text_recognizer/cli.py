@@ -147,6 +147,20 @@ def config_schema() -> None:
     print(schema_reference())
 
 
+# Line decoding options, the same for `recognize` and `evaluate`.
+BeamOption = Annotated[
+    int, typer.Option(min=1, help="Lines: 1 decodes greedily; N > 1 runs a CTC beam search of N.")
+]
+LmOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        help="Lines: character LM for the beam search: 'default' (counted from the shipped "
+        "corpus on first use), 'brown' (from NLTK's Brown corpus) or an ARPA file."
+    ),
+]
+LmWeightOption = Annotated[float, typer.Option(help="Weight of the LM's scores.")]
+
+
 @app.command()
 def recognize(
     images: Annotated[list[Path], typer.Argument(help="Image files to read.")],
@@ -155,17 +169,9 @@ def recognize(
     ] = "default",
     kind: Annotated[Kind, typer.Option(help="char, line or auto (by aspect ratio).")] = Kind.auto,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image.")] = False,
-    beam: Annotated[
-        int, typer.Option(help="Lines: 1 decodes greedily; N > 1 runs a CTC beam search of N.")
-    ] = 1,
-    lm: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            help="Lines: character LM for the beam search: 'default' (counted from the shipped "
-            "corpus on first use), 'brown' (from NLTK's Brown corpus) or an ARPA file."
-        ),
-    ] = None,
-    lm_weight: Annotated[float, typer.Option(help="Weight of the LM's scores.")] = 1.0,
+    beam: BeamOption = 1,
+    lm: LmOption = None,
+    lm_weight: LmWeightOption = 1.0,
 ) -> None:
     """Read handwritten characters or lines from images."""
     from text_recognizer.recognizer import Recognizer
@@ -303,7 +309,9 @@ def evaluate(
         Optional[str],  # noqa: UP045
         typer.Option(help="Dataset name (`text-recognizer data list`); default: the run's own."),
     ] = None,
-    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    split: Annotated[
+        str, typer.Option(help="train, val, test, or all (every split the dataset has).")
+    ] = "test",
     data_arg: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option("--data-arg", help="Dataset argument key=value (repeatable)."),
@@ -322,30 +330,48 @@ def evaluate(
         Optional[Path],  # noqa: UP045
         typer.Option("--output", "-o", help="Write the full report as JSON here."),
     ] = None,
+    beam: BeamOption = 1,
+    lm: LmOption = None,
+    lm_weight: LmWeightOption = 1.0,
 ) -> None:
     """Score a model on a dataset split: accuracy (characters) or CER/WER (lines), plus the
-    worst samples. A run folder is scored on its own dataset unless --data says otherwise."""
+    worst samples. A run folder is scored on its own dataset unless --data says otherwise.
+    Your own labelled images: --data folder --data-arg path=DIR --split all."""
+    from text_recognizer.decoding.decoder import CtcDecoder
     from text_recognizer.evaluate import evaluate as run_evaluation
     from text_recognizer.training.config import apply_overrides
 
     try:
         args = apply_overrides({}, data_arg or [])
+        decoder = CtcDecoder.from_options(beam, lm, lm_weight)
         report = run_evaluation(
-            model, data, split, args, batch_size=batch_size, worst=worst, limit=limit, seed=seed
+            model,
+            data,
+            split,
+            args,
+            batch_size=batch_size,
+            worst=worst,
+            limit=limit,
+            seed=seed,
+            decoder=decoder,
         )
     except TextRecognizerError as error:
         raise fail(error) from error
     metrics = ", ".join(
         f"{k}={int(v)}" if k == "errors" else f"{k}={v:.4f}" for k, v in report.metrics.items()
     )
-    print(f"{report.model} on {report.data}/{split} ({report.num_samples} samples): {metrics}")
+    samples = f"{report.num_samples} samples"
+    if report.kind == "line":
+        samples += f", {report.decoder}"
+    print(f"{report.model} on {report.data}/{split} ({samples}): {metrics}")
     if report.worst:
+        named = any(sample.name for sample in report.worst)
         table = Table(title=f"{len(report.worst)} worst samples")
-        for column in ("index", "truth", "prediction", "confidence", "CER"):
+        for column in ("image" if named else "index", "truth", "prediction", "confidence", "CER"):
             table.add_column(column, overflow="fold")
         for sample in report.worst:
             table.add_row(
-                str(sample.index),
+                sample.name or str(sample.index),
                 repr(sample.truth),
                 repr(sample.prediction),
                 f"{sample.confidence:.3f}",

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
+from text_recognizer.labels import read_labels
 from text_recognizer.metrics import cer
 from text_recognizer.paths import SAMPLES_DIR
 from text_recognizer.recognizer import Recognizer
-
-
-def read_labels(folder: Path) -> list[tuple[Path, str]]:
-    """``labels.tsv``: one ``filename<TAB>text`` row per sample image."""
-    with (folder / "labels.tsv").open(newline="", encoding="utf-8") as f:
-        return [
-            (folder / row[0], row[1])
-            for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        ]
 
 
 def run_demo(model: str = "default", samples: Path = SAMPLES_DIR) -> tuple[list[list[str]], str]:
@@ -28,18 +19,18 @@ def run_demo(model: str = "default", samples: Path = SAMPLES_DIR) -> tuple[list[
         if kind not in recognizer.kinds or not (folder / "labels.tsv").is_file():
             continue
         labelled = read_labels(folder)
-        results = recognizer.recognize_batch([path for path, _ in labelled], kind=kind)
-        truths = [text for _, text in labelled]
+        results = recognizer.recognize_batch([row.image for row in labelled], kind=kind)
+        truths = [row.text for row in labelled]
         predictions = [r.text for r in results]
-        for (path, truth), result in zip(labelled, results, strict=True):
+        for row, result in zip(labelled, results, strict=True):
             rows.append(
                 [
-                    path.name,
+                    row.image.name,
                     kind,
-                    truth,
+                    row.text,
                     result.text,
                     f"{result.confidence:.2f}",
-                    f"{cer([result.text], [truth]):.3f}",
+                    f"{cer([result.text], [row.text]):.3f}",
                 ]
             )
         if kind == "char":

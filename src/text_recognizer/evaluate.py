@@ -25,10 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from rapidfuzz.distance import Levenshtein
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from text_recognizer.charset import Charset
+from text_recognizer.decoding.decoder import CtcDecoder
 from text_recognizer.errors import ConfigError
 from text_recognizer.metrics import cer, wer
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 Batch = Sequence[torch.Tensor]
 #: A batch of dataset samples -> ``(text, confidence)`` per sample.
 Predictor = Callable[[Batch], list[tuple[str, float]]]
+SPLITS = ("train", "val", "test")
 
 
 def batch_truths(batch: Batch, charset: Charset) -> list[str]:
@@ -48,12 +50,14 @@ def batch_truths(batch: Batch, charset: Charset) -> list[str]:
 
 
 @torch.no_grad()
-def predict_batch(module: torch.nn.Module, batch: Batch) -> list[tuple[str, float]]:
+def predict_batch(
+    module: torch.nn.Module, batch: Batch, decoder: CtcDecoder | None = None
+) -> list[tuple[str, float]]:
     """``(text, confidence)`` per sample from one of our LightningModules (in eval mode).
 
     Characters: the most probable class and its softmax probability. Lines: the model's
-    own ``recognize`` when it has one (seq2seq), else greedy CTC decoding, whose
-    confidence is the probability of the whole line.
+    own ``recognize`` when it has one (seq2seq), else CTC decoding by ``decoder``
+    (greedy by default), whose confidence is the probability of the whole line.
     """
     charset: Charset = module.charset  # type: ignore[assignment]
     if len(batch) == 2:
@@ -63,13 +67,11 @@ def predict_batch(module: torch.nn.Module, batch: Batch) -> list[tuple[str, floa
     images, widths = batch[0], batch[1]
     if hasattr(module, "recognize"):
         return module.recognize(images, widths)  # type: ignore[operator]
-    from text_recognizer.decoding.greedy import greedy_ctc_decode
-
     log_probs = F.log_softmax(module(images, widths), dim=-1)
-    return greedy_ctc_decode(log_probs, module.output_lengths(widths), charset)  # type: ignore[operator]
+    return (decoder or CtcDecoder())(log_probs, module.output_lengths(widths), charset)  # type: ignore[operator]
 
 
-def _onnx_predictor(model: Any, kind: str) -> Predictor:
+def _onnx_predictor(model: Any, kind: str, decoder: CtcDecoder) -> Predictor:
     """Adapt an exported model (``recognizer.OnnxModel``) to dataset batches."""
     charset = Charset.from_tokens(model.meta["charset"])
 
@@ -78,18 +80,24 @@ def _onnx_predictor(model: Any, kind: str) -> Predictor:
             probs = model.char_probs(batch[0].numpy())
             best = probs.argmax(axis=-1)
             return [(charset.tokens[int(i)], float(p[i])) for i, p in zip(best, probs, strict=True)]
-        from text_recognizer.decoding.greedy import greedy_ctc_decode
-
         log_probs, lengths = model.line_log_probs(batch[0].numpy(), batch[1].numpy())
-        return greedy_ctc_decode(log_probs, lengths, charset)
+        return decoder(log_probs, lengths, charset)
 
     return predict
 
 
-def load_predictor(source: str | Path, kind: str) -> tuple[Predictor, dict[str, Any]]:
-    """A predictor for ``kind`` ("char"/"line") samples and what it is (name, input height)."""
+def load_predictor(
+    source: str | Path, kind: str, decoder: CtcDecoder | None = None
+) -> tuple[Predictor, dict[str, Any]]:
+    """A predictor for ``kind`` ("char"/"line") samples and what it is (name, input height).
+
+    ``decoder`` decodes a CTC line model's output (greedy by default).
+    """
     from text_recognizer.recognizer import OnnxModel, Recognizer
 
+    decoder = decoder or CtcDecoder()
+    if kind == "char" and decoder.beam_size > 1:
+        raise ConfigError("beam search and LMs decode lines; this dataset holds characters")
     path = Path(source)
     if path.suffix == ".ckpt" or path.is_dir():
         from text_recognizer.models.loading import load_module
@@ -97,8 +105,13 @@ def load_predictor(source: str | Path, kind: str) -> tuple[Predictor, dict[str, 
         module = load_module(path)
         if module.kind != kind:
             raise ConfigError(f"{source} is a {module.kind} model; the dataset holds {kind}s")
+        if hasattr(module, "recognize") and decoder.beam_size > 1:
+            raise ConfigError(
+                f"{source} is a seq2seq model: it decodes with its own beam search "
+                "(model.args.beam_size), not a CTC beam"
+            )
         info = {"model": str(source), "input_height": module.input_height, "runtime": "torch"}
-        return (lambda batch: predict_batch(module, batch)), info
+        return (lambda batch: predict_batch(module, batch, decoder)), info
     if path.suffix == ".onnx":
         model = OnnxModel(path)
     else:  # a bundled model name
@@ -117,7 +130,7 @@ def load_predictor(source: str | Path, kind: str) -> tuple[Predictor, dict[str, 
         "input_height": int(model.meta["input_height"]),
         "runtime": "onnx",
     }
-    return _onnx_predictor(model, kind), info
+    return _onnx_predictor(model, kind, decoder), info
 
 
 @dataclass
@@ -127,6 +140,7 @@ class Sample:
     prediction: str
     confidence: float
     cer: float
+    name: str | None = None  # the source image, where the dataset knows it
 
 
 @dataclass
@@ -140,6 +154,7 @@ class EvaluationReport:
     worst: list[Sample] = field(default_factory=list)
     data_args: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    decoder: str = "greedy"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,13 +165,17 @@ class EvaluationReport:
 
 
 def score(
-    truths: Sequence[str], predictions: Sequence[tuple[str, float]], kind: str, worst: int
+    truths: Sequence[str],
+    predictions: Sequence[tuple[str, float]],
+    kind: str,
+    worst: int,
+    names: Sequence[str] | None = None,
 ) -> tuple[dict[str, float], list[Sample]]:
     """Metrics over the whole split and the ``worst`` samples, worst first."""
     texts = [text for text, _ in predictions]
     exact = float(np.mean([p == t for p, t in zip(texts, truths, strict=True)]))
     samples = [
-        Sample(i, t, p, c, Levenshtein.distance(p, t) / max(len(t), 1))
+        Sample(i, t, p, c, Levenshtein.distance(p, t) / max(len(t), 1), names[i] if names else None)
         for i, (t, (p, c)) in enumerate(zip(truths, predictions, strict=True))
     ]
     if kind == "char":
@@ -195,18 +214,22 @@ def evaluate(
     worst: int = 10,
     limit: int | None = None,
     seed: int | None = None,
+    decoder: CtcDecoder | None = None,
 ) -> EvaluationReport:
     """Run a model over one split of a dataset (built by name, as in a config).
 
     A run folder's own dataset (name, arguments and seed) is the default, so
     ``evaluate(run_dir)`` scores exactly the run's test split; ``data``, ``data_args``
-    and ``seed`` override it.
+    and ``seed`` override it. ``split="all"`` scores every split the dataset has, one
+    after another (a folder of your own labelled lines, for example). ``decoder`` decodes
+    line models as the Recognizer would with the same options (greedy by default).
     """
     from text_recognizer.data import DATASETS
     from text_recognizer.data.module import collate_lines
 
-    if split not in ("train", "val", "test"):
-        raise ConfigError(f"split must be train, val or test, not {split!r}")
+    if split not in (*SPLITS, "all"):
+        raise ConfigError(f"split must be train, val, test or all, not {split!r}")
+    decoder = decoder or CtcDecoder()
     trained_on = run_data(source)
     data = data or (trained_on[0] if trained_on else None)
     if data is None:
@@ -216,7 +239,7 @@ def evaluate(
     if seed is None:
         seed = trained_on[2] if trained_on and same_data else 0
     datamodule = DATASETS.build(data, args, batch_size=batch_size, seed=seed)
-    predict, info = load_predictor(source, datamodule.kind)
+    predict, info = load_predictor(source, datamodule.kind, decoder)
     if info["input_height"] != datamodule.input_height:
         raise ConfigError(
             f"{source} reads images {info['input_height']} pixels high but {data} yields "
@@ -224,11 +247,20 @@ def evaluate(
         )
     datamodule.prepare_data()
     datamodule.setup("test" if split == "test" else "fit")
-    dataset = getattr(datamodule, f"data_{split}")
-    if dataset is None:
+    if split == "all" and datamodule.data_test is None:
+        datamodule.setup("test")  # datasets that build the test split only for "test"
+    splits = SPLITS if split == "all" else (split,)
+    parts = [getattr(datamodule, f"data_{s}") for s in splits]
+    parts = [part for part in parts if part is not None]
+    if not parts:
         raise ConfigError(f"dataset {data} has no {split} split")
+    names: list[str] | None = []
+    for part in parts:
+        part_names = getattr(part, "names", None)
+        names = names + list(part_names) if names is not None and part_names else None
+    dataset: Dataset[Any] = parts[0] if len(parts) == 1 else ConcatDataset(parts)
     if limit is not None:
-        dataset = torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))
+        dataset = Subset(dataset, range(min(limit, len(dataset))))  # type: ignore[arg-type]
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -243,7 +275,9 @@ def evaluate(
         predictions += predict(batch)
     if not truths:
         raise ConfigError(f"the {split} split of {data} is empty")
-    metrics, worst_samples = score(truths, predictions, datamodule.kind, worst)
+    metrics, worst_samples = score(
+        truths, predictions, datamodule.kind, worst, names[: len(truths)] if names else None
+    )
     return EvaluationReport(
         model=info["model"],
         data=data,
@@ -254,4 +288,5 @@ def evaluate(
         worst=worst_samples,
         data_args=args,
         seed=seed,
+        decoder=str(decoder) if datamodule.kind == "line" else "argmax",
     )

@@ -11,11 +11,18 @@ downsample to 28x28 with bicubic interpolation and stretch the intensities to 0.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from text_recognizer.errors import ImageError
+
+ImageInput = str | Path | Image.Image | np.ndarray
+
+#: Larger images are refused before decoding (a decompression bomb or a mistake).
+MAX_PIXELS = 40_000_000
 
 # EMNIST worked on 128x128 NIST scans; we scale every region of interest to that frame so
 # the sigma-1 blur and the 2-pixel pad mean the same thing whatever the input resolution.
@@ -166,3 +173,43 @@ def emnist_style(grey_bright_ink: np.ndarray, size: int = 28) -> np.ndarray:
     if top_value <= 0.0:  # a speck smaller than one output pixel
         raise ImageError("the image's ink is too small to read; pass a larger crop")
     return np.clip(np.rint(out * (255.0 / top_value)), 0, 255).astype(np.uint8)
+
+
+def load_image(source: ImageInput) -> np.ndarray:
+    """Read a path, Pillow image or array into uint8 grey; a clear ``ImageError`` otherwise."""
+    if isinstance(source, np.ndarray | Image.Image):
+        return to_grey(source)
+    path = Path(source)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise ImageError(
+                    f"{path}: {image.width}x{image.height} is larger than {MAX_PIXELS:,} pixels; "
+                    "crop or downscale it first"
+                )
+            image.load()
+            return to_grey(image)
+    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+        raise ImageError(f"{path}: not a readable image ({error})") from None
+    except OSError as error:
+        raise ImageError(f"{path}: the image is corrupt or truncated ({error})") from None
+
+
+def prepare_line(grey: np.ndarray, height: int) -> np.ndarray:
+    """Bright-ink grey line -> float32 ``[height, W]`` cropped to the ink, aspect kept."""
+    ink = normalize_polarity(grey).astype(np.float32)
+    background = float(np.median(ink))
+    ink = np.clip(ink - background, 0, None)
+    peak = float(ink.max())
+    if peak < 16:
+        raise ImageError("the image is blank: no ink found")
+    rows, cols = np.nonzero(ink > 0.25 * peak)
+    margin = max(2, (rows.max() - rows.min()) // 10)
+    top, bottom = max(0, rows.min() - margin), min(ink.shape[0], rows.max() + margin + 1)
+    left, right = max(0, cols.min() - margin), min(ink.shape[1], cols.max() + margin + 1)
+    crop = ink[top:bottom, left:right] / peak
+    width = max(height // 2, round(crop.shape[1] * height / crop.shape[0]))
+    interpolation = cv2.INTER_AREA if crop.shape[0] > height else cv2.INTER_CUBIC
+    return np.clip(cv2.resize(crop, (width, height), interpolation=interpolation), 0, 1)

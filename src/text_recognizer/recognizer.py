@@ -17,23 +17,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from text_recognizer.charset import Charset
-from text_recognizer.errors import ConfigError, ImageError
+from text_recognizer.errors import ConfigError
 from text_recognizer.paths import MODELS_DIR
-from text_recognizer.preprocessing import emnist_style, normalize_polarity, to_grey
+from text_recognizer.preprocessing import (
+    ImageInput,
+    emnist_style,
+    load_image,
+    normalize_polarity,
+    prepare_line,
+)
 
 if TYPE_CHECKING:
     from text_recognizer.decoding.ngram import CharNgramLm
 
-ImageInput = str | Path | Image.Image | np.ndarray
 Kind = Literal["char", "line", "auto"]
 
-#: Larger images are refused before decoding (a decompression bomb or a mistake).
-MAX_PIXELS = 40_000_000
 #: width / height above which ``kind="auto"`` treats an image as a line.
 LINE_ASPECT = 2.0
 
@@ -47,46 +48,6 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def load_image(source: ImageInput) -> np.ndarray:
-    """Read a path, Pillow image or array into uint8 grey; a clear ``ImageError`` otherwise."""
-    if isinstance(source, np.ndarray | Image.Image):
-        return to_grey(source)
-    path = Path(source)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    try:
-        with Image.open(path) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise ImageError(
-                    f"{path}: {image.width}x{image.height} is larger than {MAX_PIXELS:,} pixels; "
-                    "crop or downscale it first"
-                )
-            image.load()
-            return to_grey(image)
-    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
-        raise ImageError(f"{path}: not a readable image ({error})") from None
-    except OSError as error:
-        raise ImageError(f"{path}: the image is corrupt or truncated ({error})") from None
-
-
-def prepare_line(grey: np.ndarray, height: int) -> np.ndarray:
-    """Bright-ink grey line -> float32 ``[height, W]`` cropped to the ink, aspect kept."""
-    ink = normalize_polarity(grey).astype(np.float32)
-    background = float(np.median(ink))
-    ink = np.clip(ink - background, 0, None)
-    peak = float(ink.max())
-    if peak < 16:
-        raise ImageError("the image is blank: no ink found")
-    rows, cols = np.nonzero(ink > 0.25 * peak)
-    margin = max(2, (rows.max() - rows.min()) // 10)
-    top, bottom = max(0, rows.min() - margin), min(ink.shape[0], rows.max() + margin + 1)
-    left, right = max(0, cols.min() - margin), min(ink.shape[1], cols.max() + margin + 1)
-    crop = ink[top:bottom, left:right] / peak
-    width = max(height // 2, round(crop.shape[1] * height / crop.shape[0]))
-    interpolation = cv2.INTER_AREA if crop.shape[0] > height else cv2.INTER_CUBIC
-    return np.clip(cv2.resize(crop, (width, height), interpolation=interpolation), 0, 1)
 
 
 class Model(Protocol):
@@ -183,14 +144,14 @@ class Recognizer:
     ) -> None:
         if not models:
             raise ConfigError("a Recognizer needs at least one model")
-        if beam_size < 1:
-            raise ConfigError(f"beam_size must be 1 (greedy) or more, got {beam_size}")
-        if lm is not None and beam_size == 1:
-            raise ConfigError("a language model needs beam search: pass beam_size > 1 (e.g. 10)")
+        from text_recognizer.decoding.decoder import CtcDecoder
+
         self.models = {model.meta["kind"]: model for model in models}
-        self.beam_size = beam_size
-        self.lm = _open_lm(lm)
-        self.lm_weight = lm_weight
+        self.decoder = CtcDecoder.from_options(beam_size, lm, lm_weight)
+
+    @property
+    def lm(self) -> CharNgramLm | None:
+        return self.decoder.lm
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "default", **decoding: Any) -> Recognizer:
@@ -248,8 +209,6 @@ class Recognizer:
         return results
 
     def _read_lines(self, greys: list[np.ndarray]) -> list[Result]:
-        from text_recognizer.decoding import beam_search_decode, greedy_ctc_decode
-
         model = self.models["line"]
         charset = Charset.from_tokens(model.meta["charset"])
         height = int(model.meta["input_height"])
@@ -259,21 +218,5 @@ class Recognizer:
         for i, line in enumerate(lines):
             batch[i, 0, :, : line.shape[1]] = line
         log_probs, lengths = model.line_log_probs(batch, widths)
-        if self.beam_size == 1:
-            decoded = greedy_ctc_decode(log_probs, lengths, charset)
-        else:
-            decoded = beam_search_decode(
-                log_probs, lengths, charset, self.beam_size, self.lm, self.lm_weight
-            )
+        decoded = self.decoder(log_probs, lengths, charset)
         return [Result(text, confidence, "line") for text, confidence in decoded]
-
-
-def _open_lm(lm: CharNgramLm | str | Path | None) -> CharNgramLm | None:
-    from text_recognizer.data.sources.corpus import SOURCES
-    from text_recognizer.decoding.ngram import CharNgramLm
-
-    if lm is None or isinstance(lm, CharNgramLm):
-        return lm
-    if str(lm) in SOURCES:  # "default" or "brown": counted from that sentence source
-        return CharNgramLm.from_corpus(str(lm))
-    return CharNgramLm(lm)

@@ -2,6 +2,7 @@
 
 from text_recognizer.data.emnist import Emnist
 from text_recognizer.data.emnist_lines import EmnistLines
+from text_recognizer.data.folder import LabelledFolder
 from text_recognizer.data.module import BaseDataModule
 from text_recognizer.data.synthetic_chars import SyntheticChars
 from text_recognizer.data.synthetic_lines import SyntheticLines
@@ -11,6 +12,7 @@ DATASETS: Registry[BaseDataModule] = Registry("dataset")
 
 DATASETS.register("emnist")(Emnist)
 DATASETS.register("emnist_lines")(EmnistLines)
+DATASETS.register("folder")(LabelledFolder)
 DATASETS.register("synthetic_chars")(SyntheticChars)
 DATASETS.register("synthetic_lines")(SyntheticLines)
 

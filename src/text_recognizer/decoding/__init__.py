@@ -6,7 +6,8 @@ confidence is the model's probability of exactly that text.
 """
 
 from text_recognizer.decoding.beam import beam_search_decode
+from text_recognizer.decoding.decoder import CtcDecoder
 from text_recognizer.decoding.greedy import greedy_ctc_decode
 from text_recognizer.decoding.ngram import CharNgramLm
 
-__all__ = ["CharNgramLm", "beam_search_decode", "greedy_ctc_decode"]
+__all__ = ["CharNgramLm", "CtcDecoder", "beam_search_decode", "greedy_ctc_decode"]

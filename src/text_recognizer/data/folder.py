@@ -1,0 +1,188 @@
+"""Your own labelled images as a dataset: to measure a model on them, or to train on them.
+
+A folder holds images and a labels file with each image's transcription (``labels.tsv``
+or ``labels.jsonl``, see :mod:`text_recognizer.labels`). Either the folder's labels file is one
+pool that is split by ``val_fraction`` / ``test_fraction`` (seeded), or subfolders
+``train/``, ``val/`` and ``test/`` each hold a labels file and are the splits as they are.
+
+Images go through the very preprocessing the Recognizer applies to a user's image
+(``prepare_line`` or ``emnist_style``), so a model scores here as it would in use. They
+are read and prepared in ``setup`` (with a progress bar), not cached: the folder is the
+user's, and a cache of it would go stale the moment they fix a label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from text_recognizer.charset import DEFAULT_CHARSET
+from text_recognizer.data.module import ArrayDataset, BaseDataModule, Kind
+from text_recognizer.errors import ConfigError, DataError, ImageError
+from text_recognizer.labels import Labelled, read_labels
+from text_recognizer.preprocessing import emnist_style, load_image, normalize_polarity, prepare_line
+
+SPLITS = ("train", "val", "test")
+#: How many bad rows an error message lists before it says "and N more".
+_SHOWN_PROBLEMS = 5
+
+
+class LabelledArrays(ArrayDataset):
+    """Prepared images with their targets, plus the source image of each (for reports)."""
+
+    def __init__(
+        self, images: list[np.ndarray], targets: Sequence[object], names: list[str]
+    ) -> None:
+        super().__init__(images, targets)
+        self.names = names
+
+    @property
+    def widths(self) -> np.ndarray:
+        return np.array([image.shape[-1] for image in self.images], dtype=np.int64)
+
+
+class LabelledFolder(BaseDataModule):
+    """Images and transcriptions from a folder of your own (layouts: module docstring).
+
+    Args:
+        path: the folder.
+        kind: ``line`` (transcriptions are text lines) or ``char`` (one character each).
+        input_height: height images are scaled to (32: the shipped line model; chars are
+            square, 28 for EMNIST-style models).
+        val_fraction, test_fraction: shares of a single labels file held out (seeded);
+            ignored when the folder has ``train/``, ``val/`` and ``test/`` subfolders.
+    """
+
+    data_train: LabelledArrays | None
+    data_val: LabelledArrays | None
+    data_test: LabelledArrays | None
+
+    def __init__(
+        self,
+        path: str | Path = ".",
+        kind: Kind = "line",
+        input_height: int | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+        root: Path | None = None,
+    ) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, root=root)
+        if kind not in ("line", "char"):
+            raise ConfigError(f"kind must be 'line' or 'char', got {kind!r}")
+        if not (0 <= val_fraction <= 1 and 0 <= test_fraction <= 1) or (
+            val_fraction + test_fraction > 1
+        ):
+            raise ConfigError(
+                f"val_fraction={val_fraction} and test_fraction={test_fraction} must be in "
+                "[0, 1] and add up to 1 at most"
+            )
+        self.path = Path(path)
+        self.kind = kind  # type: ignore[misc]  # a class constant elsewhere; chosen here
+        self.height = input_height or (32 if kind == "line" else 28)
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self._rows: dict[str, list[Labelled]] | None = None
+
+    @property
+    def input_height(self) -> int:
+        return self.height
+
+    def split_rows(self) -> dict[str, list[Labelled]]:
+        """The labels file rows of each split (subfolders, or one file split by seed)."""
+        if self._rows is not None:
+            return self._rows
+        if not self.path.is_dir():
+            raise DataError(f"{self.path}: no such folder; pass data.args.path=YOUR_FOLDER")
+        subfolders = [s for s in SPLITS if (self.path / s).is_dir()]
+        if subfolders:
+            rows = {s: read_labels(self.path / s) if s in subfolders else [] for s in SPLITS}
+        else:
+            pool = read_labels(self.path)
+            order = np.random.default_rng(self.seed).permutation(len(pool))
+            num_test = round(self.test_fraction * len(pool))
+            num_val = round(self.val_fraction * len(pool))
+            chosen = {
+                "test": order[:num_test],
+                "val": order[num_test : num_test + num_val],
+                "train": order[num_test + num_val :],
+            }
+            # Each split keeps the file's order, so reports list rows as the user wrote them.
+            rows = {s: [pool[i] for i in sorted(chosen[s].tolist())] for s in SPLITS}
+        self._rows = rows
+        return rows
+
+    def prepare_data(self) -> None:
+        """Check the labels before anything is trained: every image exists, every text is
+        writable with the charset (and one character long for ``kind="char"``)."""
+        problems = []
+        for split, rows in self.split_rows().items():
+            for row in rows:
+                problem = self._check_row(row)
+                if problem:
+                    problems.append(f"{split}: {row.row}: {problem}")
+        self._raise_if(problems, "rows")
+
+    def _check_row(self, row: Labelled) -> str | None:
+        if not row.image.is_file():
+            return f"{row.image.name}: no such image"
+        if not row.text.strip():
+            return "empty transcription"
+        unknown = DEFAULT_CHARSET.unknown(row.text)
+        if unknown:
+            return f"characters outside the charset: {''.join(sorted(set(unknown)))!r}"
+        if self.kind == "char" and len(row.text) != 1:
+            return f"a char dataset needs one character per image, got {row.text!r}"
+        return None
+
+    def _raise_if(self, problems: list[str], what: str) -> None:
+        if not problems:
+            return
+        shown = "\n  ".join(problems[:_SHOWN_PROBLEMS])
+        more = len(problems) - _SHOWN_PROBLEMS
+        raise DataError(
+            f"{self.path}: {len(problems)} bad {what}:\n  {shown}"
+            + (f"\n  ... and {more} more" if more > 0 else "")
+            + "\nfix or remove those rows of the labels file"
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        self.prepare_data()
+        splits = self.split_rows()
+        wanted = ("test",) if stage == "test" else SPLITS
+        problems: list[str] = []
+        for split in wanted:
+            rows = splits[split]
+            images, targets, names = [], [], []
+            progress = tqdm(rows, desc=f"reading {split} images", unit="image", disable=None)
+            for row in progress:
+                try:
+                    images.append(self._prepare(row.image))
+                except ImageError as error:
+                    problems.append(f"{split}: {row.row}: {error}")
+                    continue
+                encoded = DEFAULT_CHARSET.encode(row.text)
+                targets.append(encoded[0] if self.kind == "char" else np.array(encoded))
+                names.append(str(row.image.relative_to(self.path)))
+            dataset = LabelledArrays(images, targets, names) if rows else None
+            setattr(self, f"data_{split}", dataset)
+        self._raise_if(problems, "images")
+
+    def _prepare(self, path: Path) -> np.ndarray:
+        """uint8 ``[H, W]`` with bright ink, as the Recognizer would feed the model."""
+        grey = load_image(path)
+        if self.kind == "char":
+            return emnist_style(normalize_polarity(grey), self.height)
+        line = prepare_line(grey, self.height)
+        return np.rint(line * 255.0).astype(np.uint8)
+
+    def __repr__(self) -> str:
+        return (
+            f"LabelledFolder(path={str(self.path)!r}, kind={self.kind}, "
+            f"input_height={self.height}, {self._split_sizes()}, batch_size={self.batch_size})"
+        )

@@ -1,0 +1,70 @@
+"""Labels files: the transcription of every image in a folder.
+
+One format for the bundled demo samples and for users' own data (``data/folder.py``):
+
+* ``labels.tsv``: ``image<TAB>text`` per row (no header, no quoting), or
+* ``labels.jsonl``: ``{"image": ..., "text": ...}`` per line,
+
+with image paths relative to the labels file. Kept apart from ``data/`` so that reading
+the demo's labels does not import the training stack.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from text_recognizer.errors import DataError
+
+LABEL_FILES = ("labels.tsv", "labels.jsonl")
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """One row of a labels file: an image and its transcription."""
+
+    image: Path
+    text: str
+    row: str  # "labels.tsv:12", for messages
+
+
+def read_labels(folder: Path) -> list[Labelled]:
+    """The rows of ``folder``'s labels file (``labels.tsv`` or ``labels.jsonl``)."""
+    found = [folder / name for name in LABEL_FILES if (folder / name).is_file()]
+    if not found:
+        raise DataError(
+            f"{folder} has no labels file: add labels.tsv (image<TAB>text per row) or "
+            'labels.jsonl ({"image": ..., "text": ...} per line) beside the images'
+        )
+    if len(found) > 1:
+        raise DataError(f"{folder} has both {' and '.join(LABEL_FILES)}: keep one of them")
+    path = found[0]
+    rows: list[Labelled] = []
+    with path.open(newline="", encoding="utf-8") as f:
+        if path.suffix == ".tsv":
+            for number, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
+                if not row or row == [""]:
+                    continue
+                if len(row) != 2:
+                    raise DataError(
+                        f"{path}:{number}: expected 'image<TAB>text', got {len(row)} fields"
+                    )
+                rows.append(Labelled(folder / row[0], row[1], f"{path.name}:{number}"))
+        else:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                    rows.append(
+                        Labelled(folder / entry["image"], entry["text"], f"{path.name}:{number}")
+                    )
+                except (json.JSONDecodeError, KeyError, TypeError) as error:
+                    raise DataError(
+                        f"{path}:{number}: expected a JSON object with 'image' and 'text' ({error})"
+                    ) from None
+    if not rows:
+        raise DataError(f"{path} lists no images")
+    return rows

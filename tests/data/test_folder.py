@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from tests.models.lines import render_line
+
+from text_recognizer.charset import DEFAULT_CHARSET
+from text_recognizer.data import DATASETS
+from text_recognizer.data.folder import LabelledFolder
+from text_recognizer.errors import ConfigError, DataError
+from text_recognizer.preprocessing import load_image, prepare_line
+
+TEXTS = [f"line {i} of {w}" for i, w in enumerate(["ten", "cats", "sat", "on", "a", "mat"] * 2)]
+
+
+def write_lines(folder: Path, texts: list[str], jsonl: bool = False) -> None:
+    """Dark-on-white PNG scans of ``texts`` plus their labels file, as a user would have them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, text in enumerate(texts):
+        ink = (render_line(text, height=48)[0].numpy() * 255).astype(np.uint8)
+        Image.fromarray(255 - ink).convert("RGB").save(folder / f"scan_{i:02d}.png")
+        rows.append((f"scan_{i:02d}.png", text))
+    if jsonl:
+        lines = [json.dumps({"image": name, "text": text}) for name, text in rows]
+        (folder / "labels.jsonl").write_text("\n".join(lines) + "\n")
+    else:
+        (folder / "labels.tsv").write_text("".join(f"{n}\t{t}\n" for n, t in rows))
+
+
+def test_one_labels_file_is_split_by_seed_and_keeps_file_order(tmp_path: Path) -> None:
+    write_lines(tmp_path, TEXTS)
+    data = DATASETS.build("folder", {"path": str(tmp_path), "val_fraction": 0.25}, seed=1)
+    data.prepare_data()
+    data.setup("fit")
+    assert data.data_train and data.data_val and data.data_test
+    sizes = [len(data.data_train), len(data.data_val), len(data.data_test)]
+    assert sizes == [8, 3, 1]  # round(0.25 * 12), round(0.1 * 12), the rest
+    names = data.data_train.names + data.data_val.names + data.data_test.names
+    assert sorted(names) == [f"scan_{i:02d}.png" for i in range(12)]
+    assert data.data_val.names == sorted(data.data_val.names)
+    again = LabelledFolder(tmp_path, val_fraction=0.25, seed=1)
+    again.setup("fit")
+    assert again.data_val is not None and again.data_val.names == data.data_val.names
+    other = LabelledFolder(tmp_path, val_fraction=0.25, seed=2)
+    other.setup("fit")
+    assert other.data_val is not None and other.data_val.names != data.data_val.names
+    assert "path=" in repr(data) and "train=8" in repr(data)
+
+
+def test_items_are_what_the_recognizer_would_feed_the_model(tmp_path: Path) -> None:
+    write_lines(tmp_path, TEXTS[:3])
+    data = LabelledFolder(tmp_path, test_fraction=1.0, val_fraction=0.0)
+    data.setup("test")
+    assert data.data_test is not None and data.data_train is None
+    image, target = data.data_test[0]
+    expected = prepare_line(load_image(tmp_path / "scan_00.png"), 32)
+    assert image.shape == (1, 32, expected.shape[1])
+    np.testing.assert_allclose(image[0].numpy(), expected, atol=0.5 / 255 + 1e-6)
+    assert DEFAULT_CHARSET.decode(target.tolist()) == TEXTS[0]
+    np.testing.assert_array_equal(
+        data.data_test.widths, [i.shape[-1] for i in data.data_test.images]
+    )
+
+
+def test_split_subfolders_and_jsonl(tmp_path: Path) -> None:
+    write_lines(tmp_path / "train", TEXTS[:4], jsonl=True)
+    write_lines(tmp_path / "test", TEXTS[4:6])
+    data = LabelledFolder(tmp_path)
+    data.setup("fit")
+    assert data.data_train is not None and len(data.data_train) == 4
+    assert data.data_val is None  # no val/ subfolder: no validation split
+    assert data.data_test is not None and data.data_test.names == [
+        "test/scan_00.png",
+        "test/scan_01.png",
+    ]
+
+
+def test_character_folders(tmp_path: Path) -> None:
+    tmp_path.mkdir(exist_ok=True)
+    rows = []
+    for i, char in enumerate("AbC"):
+        image = Image.new("L", (60, 80), 255)
+        image.paste(0, (20 + i, 10, 40, 70))  # a dark bar on white paper
+        image.save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png\t{char}\n")
+    (tmp_path / "labels.tsv").write_text("".join(rows))
+    data = LabelledFolder(tmp_path, kind="char", test_fraction=1.0, val_fraction=0.0)
+    data.setup("test")
+    assert data.kind == "char" and data.input_height == 28
+    image, target = data.data_test[1]  # type: ignore[index]
+    assert image.shape == (1, 28, 28) and int(target) == DEFAULT_CHARSET.index("b")
+
+
+def test_bad_rows_are_all_named_in_one_error(tmp_path: Path) -> None:
+    write_lines(tmp_path, TEXTS[:3])
+    (tmp_path / "corrupt.png").write_bytes(b"not a png")
+    with (tmp_path / "labels.tsv").open("a") as f:
+        f.write("missing.png\thello\n")
+        f.write("scan_00.png\tnaïve €\n")
+        f.write("scan_01.png\t\n")
+        f.write("corrupt.png\tok\n")
+    data = LabelledFolder(tmp_path)
+    with pytest.raises(DataError) as error:
+        data.prepare_data()
+    message = str(error.value)
+    assert "3 bad rows" in message and "labels.tsv:4" in message
+    assert "missing.png: no such image" in message
+    assert "outside the charset" in message and "empty transcription" in message
+    assert "fix or remove those rows" in message
+    # The corrupt image passes the labels check and fails, named, when it is read.
+    (tmp_path / "labels.tsv").write_text("scan_00.png\tok\ncorrupt.png\tok\n")
+    with pytest.raises(DataError, match=r"1 bad images:\n  .*labels.tsv:2: .*corrupt.png"):
+        LabelledFolder(tmp_path, val_fraction=0, test_fraction=0).setup("fit")
+
+
+def test_clear_errors_for_a_wrong_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such folder"):
+        LabelledFolder(tmp_path / "nope").prepare_data()
+    with pytest.raises(DataError, match="has no labels file"):
+        LabelledFolder(tmp_path).prepare_data()
+    with pytest.raises(ConfigError, match="add up to 1 at most"):
+        LabelledFolder(tmp_path, val_fraction=0.6, test_fraction=0.6)
+    with pytest.raises(ConfigError, match="kind must be"):
+        LabelledFolder(tmp_path, kind="page")  # type: ignore[arg-type]
+    Image.new("L", (30, 30)).save(tmp_path / "a.png")
+    (tmp_path / "labels.jsonl").write_text('{"image": "a.png", "text": "ab"}\n')
+    with pytest.raises(DataError, match="one character per image"):
+        LabelledFolder(tmp_path, kind="char").prepare_data()
+
+
+def test_a_line_model_trains_on_a_folder(tmp_path: Path) -> None:
+    from text_recognizer.training.config import parse_config
+    from text_recognizer.training.run import run_experiment
+
+    write_lines(tmp_path / "scans", TEXTS)
+    config = {
+        "name": "own_lines",
+        "data": {"name": "folder", "args": {"path": str(tmp_path / "scans"), "val_fraction": 0.25},
+                 "batch_size": 4},
+        "network": {"name": "line_cnn"},
+        "model": {"name": "ctc"},
+        "callbacks": {"checkpoint": {"monitor": "val/cer", "mode": "min"}, "progress_bar": "none"},
+        "trainer": {"max_epochs": 1, "num_threads": 1},
+    }  # fmt: skip
+    summary = run_experiment(parse_config(config))
+    assert summary["train_samples"] == 8  # 12 rows - 3 val - 1 test
+    assert summary["test"]["test/cer"] >= 0
