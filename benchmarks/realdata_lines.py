@@ -12,6 +12,9 @@ It measures real pen strokes and real letter shapes, not real cursive joins or r
 page texture: read it as a lower bound on the gap to real handwriting, not as IAM CER.
 
     python benchmarks/realdata_lines.py --model src/text_recognizer/assets/models/line.onnx
+
+``--write-folder DIR`` also saves the lines as a labelled folder (never commit it: the
+characters are ``../shared`` data), which ``text-recognizer evaluate`` reads directly.
 """
 
 from __future__ import annotations
@@ -90,6 +93,15 @@ def load_pools(realdata: Path) -> dict[str, dict[str, list[np.ndarray]]]:
     return pools
 
 
+def write_folder(folder: Path, images: list[np.ndarray], texts: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, (image, text) in enumerate(zip(images, texts, strict=True)):
+        cv2.imwrite(str(folder / f"line_{i:04d}.png"), image)
+        rows.append(f"line_{i:04d}.png\t{text}\n")
+    (folder / "labels.tsv").write_text("".join(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -98,7 +110,13 @@ def main() -> None:
     parser.add_argument("--realdata", type=Path, default=DEFAULT_REALDATA)
     parser.add_argument("--lines", type=int, default=300, help="lines per set")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save-examples", type=Path, help="write a few composed lines as PNG here")
+    parser.add_argument(
+        "--write-folder",
+        type=Path,
+        help="also write the lines as PNG + labels.tsv in DIR/digits and DIR/vowels, a "
+        "`folder` dataset: text-recognizer evaluate MODEL --data folder "
+        "--data-arg path=DIR/digits --split all scores them the same way",
+    )
     args = parser.parse_args()
 
     recognizer = Recognizer.from_pretrained(args.model)
@@ -108,10 +126,8 @@ def main() -> None:
     for name, pool in pools.items():
         texts = [random_text("".join(sorted(pool)), rng) for _ in range(args.lines)]
         images = [compose(text, pool, rng) for text in texts]
-        if args.save_examples:
-            args.save_examples.mkdir(parents=True, exist_ok=True)
-            for i in range(4):
-                cv2.imwrite(str(args.save_examples / f"{name}_{i}.png"), images[i])
+        if args.write_folder:
+            write_folder(args.write_folder / name, images, texts)
         predictions = [r.text for r in recognizer.recognize_batch(images, kind="line")]
         report[name] = {
             "lines": len(texts),

@@ -60,7 +60,7 @@ def test_items_are_what_the_recognizer_would_feed_the_model(tmp_path: Path) -> N
     image, target = data.data_test[0]
     expected = prepare_line(load_image(tmp_path / "scan_00.png"), 32)
     assert image.shape == (1, 32, expected.shape[1])
-    np.testing.assert_allclose(image[0].numpy(), expected, atol=0.5 / 255 + 1e-6)
+    np.testing.assert_array_equal(image[0].numpy(), expected)  # exactly, not rounded to uint8
     assert DEFAULT_CHARSET.decode(target.tolist()) == TEXTS[0]
     np.testing.assert_array_equal(
         data.data_test.widths, [i.shape[-1] for i in data.data_test.images]

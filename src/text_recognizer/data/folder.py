@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET
@@ -31,7 +32,11 @@ _SHOWN_PROBLEMS = 5
 
 
 class LabelledArrays(ArrayDataset):
-    """Prepared images with their targets, plus the source image of each (for reports)."""
+    """Prepared images with their targets, plus the source image of each (for reports).
+
+    Lines are kept as the float32 ``[0, 1]`` arrays ``prepare_line`` returns, not rounded
+    to uint8 like cached datasets, so that a line scores exactly as the Recognizer reads it.
+    """
 
     def __init__(
         self, images: list[np.ndarray], targets: Sequence[object], names: list[str]
@@ -42,6 +47,12 @@ class LabelledArrays(ArrayDataset):
     @property
     def widths(self) -> np.ndarray:
         return np.array([image.shape[-1] for image in self.images], dtype=np.int64)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.images[index]
+        if image.dtype == np.uint8:
+            return super().__getitem__(index)
+        return torch.from_numpy(image).unsqueeze(0), torch.as_tensor(self.targets[index])
 
 
 class LabelledFolder(BaseDataModule):
@@ -174,12 +185,12 @@ class LabelledFolder(BaseDataModule):
         self._raise_if(problems, "images")
 
     def _prepare(self, path: Path) -> np.ndarray:
-        """uint8 ``[H, W]`` with bright ink, as the Recognizer would feed the model."""
+        """``[H, W]`` with bright ink, as the Recognizer feeds it to the model: uint8
+        characters, float32 lines."""
         grey = load_image(path)
         if self.kind == "char":
             return emnist_style(normalize_polarity(grey), self.height)
-        line = prepare_line(grey, self.height)
-        return np.rint(line * 255.0).astype(np.uint8)
+        return prepare_line(grey, self.height).astype(np.float32, copy=False)
 
     def __repr__(self) -> str:
         return (
