@@ -254,10 +254,8 @@ def evaluate(
     parts = [part for part in parts if part is not None]
     if not parts:
         raise ConfigError(f"dataset {data} has no {split} split")
-    names: list[str] | None = []
-    for part in parts:
-        part_names = getattr(part, "names", None)
-        names = names + list(part_names) if names is not None and part_names else None
+    part_names = [getattr(part, "names", None) for part in parts]  # image files, if known
+    names = [n for names_ in part_names for n in names_] if all(part_names) else None  # type: ignore[union-attr]
     dataset: Dataset[Any] = parts[0] if len(parts) == 1 else ConcatDataset(parts)
     if limit is not None:
         dataset = Subset(dataset, range(min(limit, len(dataset))))  # type: ignore[arg-type]
