@@ -50,3 +50,15 @@ def test_recognize_reports_bad_files_and_keeps_going(tiny_char_run: Path, tmp_pa
     lines = [line for line in result.output.splitlines() if line.startswith("{")]
     assert '"error"' in lines[0] and "bad.png" in lines[0]
     assert '"text"' in lines[1] and '"confidence"' in lines[1]
+
+
+def test_data_info_takes_dataset_arguments() -> None:
+    from text_recognizer.paths import SAMPLES_DIR
+
+    lines = str(SAMPLES_DIR / "lines")
+    result = runner.invoke(app, ["data", "info", "folder", "--data-arg", f"path={lines}"])
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.output.split())  # rich wraps at the terminal width
+    assert "LabelledFolder(" in printed and "train=6, val=1, test=1" in printed
+    result = runner.invoke(app, ["data", "info", "folder", "--data-arg", "path=nowhere"])
+    assert result.exit_code == 1 and "--data-arg path=DIR" in " ".join(result.output.split())

@@ -80,16 +80,26 @@ def main(
     configure_logging(-1 if quiet else verbose)
 
 
+# Dataset arguments on the command line, as `data.args` in a config.
+DataArgOption = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option("--data-arg", help="Dataset argument key=value (repeatable)."),
+]
+
+
 @data_app.command("download")
 def data_download(
     name: Annotated[str, typer.Argument(help="Dataset name, e.g. emnist, synthetic_chars.")],
     root: Annotated[Optional[Path], typer.Option(help="Data folder (default ./data).")] = None,  # noqa: UP045
+    data_arg: DataArgOption = None,
 ) -> None:
     """Download (or build, for synthetic datasets) a dataset's files and caches."""
     from text_recognizer.data import DATASETS
+    from text_recognizer.training.config import apply_overrides
 
     try:
-        module = DATASETS.build(name, {"root": root} if root else {})
+        args = apply_overrides({}, data_arg or [])
+        module = DATASETS.build(name, {**args, "root": root} if root else args)
         module.prepare_data()
     except TextRecognizerError as error:
         raise fail(error) from error
@@ -100,12 +110,15 @@ def data_download(
 def data_info(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
     root: Annotated[Optional[Path], typer.Option(help="Data folder (default ./data).")] = None,  # noqa: UP045
+    data_arg: DataArgOption = None,
 ) -> None:
     """Prepare a dataset if needed and print its sizes, shapes and balance."""
     from text_recognizer.data import DATASETS
+    from text_recognizer.training.config import apply_overrides
 
     try:
-        module = DATASETS.build(name, {"root": root} if root else {})
+        args = apply_overrides({}, data_arg or [])
+        module = DATASETS.build(name, {**args, "root": root} if root else args)
         module.prepare_data()
         module.setup("fit")
     except TextRecognizerError as error:
@@ -312,10 +325,7 @@ def evaluate(
     split: Annotated[
         str, typer.Option(help="train, val, test, or all (every split the dataset has).")
     ] = "test",
-    data_arg: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--data-arg", help="Dataset argument key=value (repeatable)."),
-    ] = None,
+    data_arg: DataArgOption = None,
     seed: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(help="Dataset seed (synthetic data); default: the run's, else 0."),

@@ -109,7 +109,10 @@ class LabelledFolder(BaseDataModule):
         if self._rows is not None:
             return self._rows
         if not self.path.is_dir():
-            raise DataError(f"{self.path}: no such folder; pass data.args.path=YOUR_FOLDER")
+            raise DataError(
+                f"{self.path}: no such folder; point the dataset at yours: "
+                "--data-arg path=DIR on the command line, data.args.path in a config"
+            )
         subfolders = [s for s in SPLITS if (self.path / s).is_dir()]
         if subfolders:
             rows = {s: read_labels(self.path / s) if s in subfolders else [] for s in SPLITS}
