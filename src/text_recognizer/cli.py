@@ -6,7 +6,7 @@ import json
 import logging
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.table import Table
 
 from text_recognizer import __version__
 from text_recognizer.errors import TextRecognizerError
+
+if TYPE_CHECKING:
+    from text_recognizer.data import BaseDataModule
 
 app = typer.Typer(
     help="Handwritten text recognition: recognise images, build datasets, train and export models.",
@@ -87,6 +90,15 @@ DataArgOption = Annotated[
 ]
 
 
+def _build_dataset(name: str, root: Path | None, data_arg: list[str] | None) -> BaseDataModule:
+    """``data download`` / ``data info``: the dataset named, with its ``--data-arg`` values."""
+    from text_recognizer.data import DATASETS
+    from text_recognizer.training.config import apply_overrides
+
+    args = apply_overrides({}, data_arg or [])
+    return DATASETS.build(name, {**args, "root": root} if root else args)
+
+
 @data_app.command("download")
 def data_download(
     name: Annotated[str, typer.Argument(help="Dataset name, e.g. emnist, synthetic_chars.")],
@@ -94,12 +106,8 @@ def data_download(
     data_arg: DataArgOption = None,
 ) -> None:
     """Download (or build, for synthetic datasets) a dataset's files and caches."""
-    from text_recognizer.data import DATASETS
-    from text_recognizer.training.config import apply_overrides
-
     try:
-        args = apply_overrides({}, data_arg or [])
-        module = DATASETS.build(name, {**args, "root": root} if root else args)
+        module = _build_dataset(name, root, data_arg)
         module.prepare_data()
     except TextRecognizerError as error:
         raise fail(error) from error
@@ -113,12 +121,8 @@ def data_info(
     data_arg: DataArgOption = None,
 ) -> None:
     """Prepare a dataset if needed and print its sizes, shapes and balance."""
-    from text_recognizer.data import DATASETS
-    from text_recognizer.training.config import apply_overrides
-
     try:
-        args = apply_overrides({}, data_arg or [])
-        module = DATASETS.build(name, {**args, "root": root} if root else args)
+        module = _build_dataset(name, root, data_arg)
         module.prepare_data()
         module.setup("fit")
     except TextRecognizerError as error:
