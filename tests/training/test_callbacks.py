@@ -73,6 +73,33 @@ def test_swa_runs(tiny_chars: str) -> None:
     assert run_experiment(parse_config(config))["epochs"] == 3
 
 
+def test_ema_validates_and_checkpoints_the_average(tiny_chars: str) -> None:
+    config = tiny_config(
+        tiny_chars,
+        callbacks={
+            "checkpoint": {"monitor": "val/acc", "mode": "max"},
+            "ema": {"decay": 0.9, "start_step": 2},
+            "progress_bar": "none",
+        },
+    )
+    summary = run_experiment(parse_config(config))
+    checkpoint = torch.load(
+        Path(summary["run_dir"]) / "checkpoints" / "last.ckpt", weights_only=True
+    )
+    # state_dict (what export and evaluate load) is the average; the raw weights ride along.
+    average, raw = checkpoint["state_dict"], checkpoint["current_model_state"]
+    assert average.keys() == raw.keys()
+    assert any(not torch.equal(average[k], raw[k]) for k in average)
+    assert int(checkpoint["averaging_state"]["n_averaged"]) == summary["global_step"] - 2
+    assert summary["test"]["test/acc"] > 0.9
+
+
+def test_swa_and_ema_together_are_refused() -> None:
+    config = tiny_config("tiny_chars", callbacks={"swa": {}, "ema": {}})
+    with pytest.raises(ConfigError, match="swa and ema both average the weights"):
+        parse_config(config)
+
+
 @pytest.mark.parametrize(
     ("name", "args", "interval"),
     [

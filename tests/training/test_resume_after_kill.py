@@ -77,7 +77,9 @@ def wait_for_line(process: subprocess.Popen[str], marker: str, timeout: float) -
 
 
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    raw = checkpoint.get("current_model_state", {})  # the un-averaged weights, with ema
+    return {**checkpoint["state_dict"], **{f"raw.{k}": v for k, v in raw.items()}}
 
 
 def assert_same_run(resumed: dict, unbroken: dict) -> None:
@@ -96,11 +98,15 @@ class Crash(StallAfterBatch):
             raise RuntimeError("simulated crash")
 
 
+@pytest.mark.parametrize("ema", [None, {"decay": 0.9}], ids=["plain", "ema"])
 def test_crash_mid_epoch_then_resume_equals_unbroken_run(
-    tiny_chars: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ema: dict | None, tiny_chars: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The in-process twin of the SIGKILL test below: fast, same guarantee."""
-    config = parse_config(CONFIG)
+    """The in-process twin of the SIGKILL test below: fast, same guarantee.
+
+    With a weight average, both the raw weights and the average must continue exactly.
+    """
+    config = parse_config({**CONFIG, "callbacks": {**CONFIG["callbacks"], "ema": ema}})
     build_callbacks = run.build_callbacks
 
     def crashing(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]:

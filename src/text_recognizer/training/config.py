@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from text_recognizer.errors import ConfigError
 
@@ -83,6 +83,15 @@ class SwaConfig(Section):
     start_epoch: float | int = Field(0.8, description="fraction of max_epochs, or an epoch index")
 
 
+class EmaConfig(Section):
+    """An exponential moving average of the weights, used for validation, checkpoints and export."""
+
+    decay: float = Field(
+        0.999, gt=0, lt=1, description="weight of the old average per step (horizon 1/(1-decay))"
+    )
+    start_step: int = Field(0, ge=0, description="first step (0-based) that updates the average")
+
+
 class CallbacksConfig(Section):
     early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
@@ -91,6 +100,13 @@ class CallbacksConfig(Section):
         "auto", description="auto: tqdm on a terminal, none otherwise"
     )
     swa: SwaConfig | None = None
+    ema: EmaConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_weight_average(self) -> CallbacksConfig:
+        if self.swa is not None and self.ema is not None:
+            raise ValueError("swa and ema both average the weights: set one of them to null")
+        return self
 
 
 class TrainerConfig(Section):

@@ -122,6 +122,12 @@ def build_callbacks(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]
     if cb.swa is not None:
         start = cb.swa.start_epoch
         callbacks.append(lc.StochasticWeightAveraging(swa_lrs=cb.swa.lr, swa_epoch_start=start))
+    if cb.ema is not None:
+        # Validation, the best/last checkpoints' ``state_dict`` and hence export see the
+        # average; the raw weights ride along in the checkpoint so a resume continues both.
+        callbacks.append(
+            lc.EMAWeightAveraging(decay=cb.ema.decay, update_starting_at_step=cb.ema.start_step)
+        )
     if config.logger.wandb is not None and config.logger.wandb.prediction_images > 0:
         from text_recognizer.training.wandb import PredictionImageLogger
 
