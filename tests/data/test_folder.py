@@ -127,6 +127,8 @@ def test_clear_errors_for_a_wrong_folder(tmp_path: Path) -> None:
         LabelledFolder(tmp_path, val_fraction=0.6, test_fraction=0.6)
     with pytest.raises(ConfigError, match="kind must be"):
         LabelledFolder(tmp_path, kind="page")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="width_stretch stretches text lines"):
+        LabelledFolder(tmp_path, kind="char", width_stretch=[0.8, 1.2])
     Image.new("L", (30, 30)).save(tmp_path / "a.png")
     (tmp_path / "labels.jsonl").write_text('{"image": "a.png", "text": "ab"}\n')
     with pytest.raises(DataError, match="one character per image"):
@@ -140,7 +142,8 @@ def test_a_line_model_trains_on_a_folder(tmp_path: Path) -> None:
     write_lines(tmp_path / "scans", TEXTS)
     config = {
         "name": "own_lines",
-        "data": {"name": "folder", "args": {"path": str(tmp_path / "scans"), "val_fraction": 0.25},
+        "data": {"name": "folder", "args": {"path": str(tmp_path / "scans"), "val_fraction": 0.25,
+                                            "width_stretch": [0.7, 1.3]},
                  "batch_size": 4},
         "network": {"name": "line_cnn"},
         "model": {"name": "ctc"},

@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import numpy as np
+import pytest
 import torch
 
 from text_recognizer.data.module import EpochShuffleSampler, WidthBucketBatchSampler, collate_lines
@@ -37,3 +40,49 @@ def test_collate_pads_with_background_and_keeps_lengths() -> None:
     assert widths.tolist() == [3, 5] and lengths.tolist() == [2, 1]
     assert images[0, :, :, 3:].sum() == 0
     assert targets[1, 1] == 1  # <pad>
+
+
+def test_stretch_scales_a_whole_batch_by_one_factor_in_range() -> None:
+    from text_recognizer.data.module import StretchWidths
+
+    batch = [(torch.rand(1, 32, width), torch.tensor([1, 2, 3])) for width in (200, 240, 260)]
+    stretch = StretchWidths(0.5, 2.0)
+    factors = []
+    for seed in range(40):
+        torch.manual_seed(seed)
+        images, widths, targets, lengths = stretch(batch)
+        ratio = widths.double() / torch.tensor([200.0, 240.0, 260.0])
+        assert torch.allclose(ratio, ratio[0].expand(3), atol=0.01)  # one factor per batch
+        assert images.shape == (3, 1, 32, int(widths.max()))
+        assert lengths.tolist() == [3, 3, 3] and targets[0].tolist() == [1, 2, 3]
+        factors.append(float(ratio[0]))
+    assert 0.5 - 0.01 <= min(factors) < 0.8 and 1.4 < max(factors) <= 2.0 + 0.01
+    torch.manual_seed(7)
+    first = stretch(batch)[1]
+    torch.manual_seed(7)
+    assert torch.equal(stretch(batch)[1], first)  # drawn from torch's (checkpointed) RNG
+
+
+def test_stretch_never_squeezes_below_the_frames_ctc_needs() -> None:
+    from text_recognizer.data.module import StretchWidths
+
+    text = torch.arange(1, 21)  # 20 characters
+    tight = (torch.rand(1, 32, 140), text)  # already under 8 px per character: left alone
+    roomy = (torch.rand(1, 32, 400), text)  # squeezed at most to 8 px per character
+    widths = StretchWidths(0.1, 0.1)([tight, roomy])[1]
+    assert widths.tolist() == [140, 160]
+
+
+def test_only_training_line_batches_are_stretched(tmp_path: Path) -> None:
+    from text_recognizer.data.module import StretchWidths, collate_lines
+    from text_recognizer.data.synthetic_lines import SyntheticLines
+    from text_recognizer.errors import ConfigError
+
+    module = SyntheticLines(num_train=4, num_val=2, num_test=2, root=tmp_path,
+                            width_stretch=[0.7, 1.4], build_workers=1)  # fmt: skip
+    assert isinstance(module.collate_fn("train"), StretchWidths)
+    assert module.collate_fn("val") is collate_lines
+    assert "width_stretch=(0.7, 1.4)" in repr(module)
+    assert SyntheticLines(root=tmp_path).collate_fn("train") is collate_lines
+    with pytest.raises(ConfigError, match="0 < low <= high"):
+        SyntheticLines(root=tmp_path, width_stretch=[1.5, 0.5])

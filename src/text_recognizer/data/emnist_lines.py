@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -59,6 +59,8 @@ class EmnistLines(BaseDataModule):
         char_module: a character dataset object to use instead of building
             ``char_source`` (a seam for tests and notebooks); its cache key is a hash of
             its images and targets.
+        width_stretch: ``[low, high]`` random horizontal stretch of every training batch
+            (:class:`~text_recognizer.data.module.StretchWidths`); ``None``: off.
     """
 
     kind: ClassVar[Kind] = "line"
@@ -83,8 +85,15 @@ class EmnistLines(BaseDataModule):
         seed: int = 0,
         root: Path | None = None,
         char_module: BaseDataModule | None = None,
+        width_stretch: Sequence[float] | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, root=root)
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            seed=seed,
+            root=root,
+            width_stretch=width_stretch,
+        )
         if max_length < 1:
             raise ConfigError(f"max_length must be at least 1, got {max_length}")
         if not 0.0 <= min_overlap <= max_overlap < 1.0:

@@ -65,6 +65,8 @@ class LabelledFolder(BaseDataModule):
             square, 28 for EMNIST-style models).
         val_fraction, test_fraction: shares of a single labels file held out (seeded);
             ignored when the folder has ``train/``, ``val/`` and ``test/`` subfolders.
+        width_stretch: lines only: ``[low, high]`` random horizontal stretch of every
+            training batch (:class:`~text_recognizer.data.module.StretchWidths`).
     """
 
     data_train: LabelledArrays | None
@@ -82,10 +84,19 @@ class LabelledFolder(BaseDataModule):
         num_workers: int = 0,
         seed: int = 0,
         root: Path | None = None,
+        width_stretch: Sequence[float] | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, root=root)
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            seed=seed,
+            root=root,
+            width_stretch=width_stretch,
+        )
         if kind not in ("line", "char"):
             raise ConfigError(f"kind must be 'line' or 'char', got {kind!r}")
+        if kind == "char" and width_stretch is not None:
+            raise ConfigError("width_stretch stretches text lines; remove it for kind: char")
         if not (0 <= val_fraction <= 1 and 0 <= test_fraction <= 1) or (
             val_fraction + test_fraction > 1
         ):

@@ -8,16 +8,19 @@ float32 ``[1, H, W]`` tensor in [0, 1] with bright ink on a dark background, and
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
 
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from text_recognizer.charset import DEFAULT_CHARSET, Charset
+from text_recognizer.errors import ConfigError
 from text_recognizer.paths import data_dir
 
 Kind = Literal["char", "line"]
@@ -62,6 +65,41 @@ def collate_lines(
     for i, target in enumerate(targets):
         padded_targets[i, : len(target)] = target
     return padded, widths, padded_targets, lengths
+
+
+class StretchWidths:
+    """Training collate for lines: stretch each batch horizontally by one random factor.
+
+    A font or a stroke face writes at one width-to-height ratio and people do not: the
+    shipped line model read a narrow held-out hand at CER 0.23, and the same lines
+    stretched 1.45x at 0.12 (real digit lines went the other way). The factor is
+    log-uniform in ``[low, high]`` and drawn from torch's global generator, whose state
+    every checkpoint saves, so a resumed run draws the same factors. One factor per batch
+    keeps width-bucketed batches free of padding. A line is never squeezed below
+    ``MIN_PX_PER_CHAR`` pixels per character, so CTC keeps enough frames to spell it.
+    """
+
+    MIN_PX_PER_CHAR = 8
+
+    def __init__(self, low: float, high: float, pad_index: int = DEFAULT_CHARSET.pad) -> None:
+        self.low, self.high, self.pad_index = low, high, pad_index
+
+    def __call__(
+        self, batch: Sequence[tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        log_low, log_high = math.log(self.low), math.log(self.high)
+        factor = math.exp(log_low + (log_high - log_low) * float(torch.rand(())))
+        stretched = []
+        for image, target in batch:
+            height, width = image.shape[-2:]
+            floor = min(1.0, self.MIN_PX_PER_CHAR * len(target) / width)
+            new_width = max(1, round(width * max(factor, floor)))
+            if new_width != width:
+                image = F.interpolate(
+                    image[None], size=(height, new_width), mode="bilinear", antialias=True
+                )[0]
+            stretched.append((image, target))
+        return collate_lines(stretched, self.pad_index)
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -134,8 +172,17 @@ class BaseDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         root: Path | None = None,
+        width_stretch: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
+        if width_stretch is not None:
+            low, high = (float(v) for v in width_stretch)
+            if not 0 < low <= high:
+                raise ConfigError(
+                    f"width_stretch = {list(width_stretch)} must be [low, high] with "
+                    "0 < low <= high, e.g. [0.65, 1.55]; null turns it off"
+                )
+        self.width_stretch = None if width_stretch is None else (low, high)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
@@ -156,7 +203,7 @@ class BaseDataModule(L.LightningDataModule):
             raise RuntimeError(f"call setup() before asking for the {split} loader")
         common = {
             "num_workers": self.num_workers,
-            "collate_fn": collate_lines if self.kind == "line" else None,
+            "collate_fn": self.collate_fn(split),
             "persistent_workers": self.num_workers > 0,
             "multiprocessing_context": "spawn" if self.num_workers > 0 else None,
         }
@@ -170,6 +217,14 @@ class BaseDataModule(L.LightningDataModule):
             else None
         )
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, **common)  # type: ignore[arg-type]
+
+    def collate_fn(self, split: str) -> Callable[..., object] | None:
+        """How a split's items become a batch: padded lines, stretched when training."""
+        if self.kind != "line":
+            return None
+        if split == "train" and self.width_stretch is not None:
+            return StretchWidths(*self.width_stretch)
+        return collate_lines
 
     def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
         return self._loader("train", shuffle=True)

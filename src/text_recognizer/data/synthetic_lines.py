@@ -25,7 +25,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -39,7 +39,7 @@ from tqdm import tqdm
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data.cache import cache_path, read_h5, write_h5
 from text_recognizer.data.line_render import HEIGHT, LineRenderer, RenderedLine
-from text_recognizer.data.module import BaseDataModule, collate_lines
+from text_recognizer.data.module import BaseDataModule
 from text_recognizer.data.sentences import SentenceGenerator
 from text_recognizer.data.sources.fonts import list_fonts
 from text_recognizer.data.sources.strokes import list_faces
@@ -193,6 +193,9 @@ class SyntheticLines(BaseDataModule):
             almost no digits; see :class:`SentenceGenerator`).
         build_workers: processes rendering the caches (default: all cores); the data
             does not depend on it.
+        width_stretch: ``[low, high]``: stretch every training batch horizontally by a
+            random factor in that range (:class:`~text_recognizer.data.module.StretchWidths`);
+            ``None`` trains on the widths as rendered.
 
     Items are ``(image [1, 32, W] float32 in [0, 1], target LongTensor of charset indices)``;
     ``collate_lines`` pads batches.
@@ -215,8 +218,15 @@ class SyntheticLines(BaseDataModule):
         num_workers: int = 0,
         root: Path | None = None,
         build_workers: int | None = None,
+        width_stretch: Sequence[float] | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, root=root)
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            seed=seed,
+            root=root,
+            width_stretch=width_stretch,
+        )
         for name, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
             if value < 1:
                 raise ConfigError(f"{name} = {value} must be at least 1")
@@ -362,7 +372,7 @@ class SyntheticLines(BaseDataModule):
             self.data_train,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
-            collate_fn=collate_lines,
+            collate_fn=self.collate_fn("train"),
             worker_init_fn=_init_worker,
             persistent_workers=self.num_workers > 0,
             multiprocessing_context="spawn" if self.num_workers > 0 else None,
@@ -372,7 +382,8 @@ class SyntheticLines(BaseDataModule):
         lines = [
             f"SyntheticLines({self._split_sizes()}, kind=line, height={HEIGHT}, "
             f"max_length={self.max_length}, stroke_fraction={self.stroke_fraction}, "
-            f"numbers={self.numbers}, stream={self.stream}, seed={self.seed})"
+            f"numbers={self.numbers}, stream={self.stream}, width_stretch={self.width_stretch}, "
+            f"seed={self.seed})"
         ]
         for split in SPLITS:
             fonts, faces = len(list_fonts(split)), len(list_faces(split))
