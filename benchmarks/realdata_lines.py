@@ -93,6 +93,18 @@ def load_pools(realdata: Path) -> dict[str, dict[str, list[np.ndarray]]]:
     return pools
 
 
+def real_lines(
+    realdata: Path, lines: int, seed: int
+) -> dict[str, tuple[list[np.ndarray], list[str]]]:
+    """``lines`` digit lines and vowel lines: (images, texts) per set, a function of ``seed``."""
+    rng = np.random.default_rng(seed)
+    sets = {}
+    for name, pool in load_pools(realdata).items():
+        texts = [random_text("".join(sorted(pool)), rng) for _ in range(lines)]
+        sets[name] = ([compose(text, pool, rng) for text in texts], texts)
+    return sets
+
+
 def write_folder(folder: Path, images: list[np.ndarray], texts: list[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -120,12 +132,8 @@ def main() -> None:
     args = parser.parse_args()
 
     recognizer = Recognizer.from_pretrained(args.model)
-    pools = load_pools(args.realdata)
-    rng = np.random.default_rng(args.seed)
     report = {}
-    for name, pool in pools.items():
-        texts = [random_text("".join(sorted(pool)), rng) for _ in range(args.lines)]
-        images = [compose(text, pool, rng) for text in texts]
+    for name, (images, texts) in real_lines(args.realdata, args.lines, args.seed).items():
         if args.write_folder:
             write_folder(args.write_folder / name, images, texts)
         predictions = [r.text for r in recognizer.recognize_batch(images, kind="line")]

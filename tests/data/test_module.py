@@ -67,10 +67,11 @@ def test_stretch_never_squeezes_below_the_frames_ctc_needs() -> None:
     from text_recognizer.data.module import StretchWidths
 
     text = torch.arange(1, 21)  # 20 characters
-    tight = (torch.rand(1, 32, 140), text)  # already under 8 px per character: left alone
+    squeeze = StretchWidths(0.1, 0.1)
     roomy = (torch.rand(1, 32, 400), text)  # squeezed at most to 8 px per character
-    widths = StretchWidths(0.1, 0.1)([tight, roomy])[1]
-    assert widths.tolist() == [140, 160]
+    assert squeeze([roomy])[1].tolist() == [160]
+    tight = (torch.rand(1, 32, 140), text)  # already under 8 px per character: left alone
+    assert squeeze([tight, roomy])[1].tolist() == [140, 400]  # and so is its batch
 
 
 def test_only_training_line_batches_are_stretched(tmp_path: Path) -> None:
@@ -86,3 +87,16 @@ def test_only_training_line_batches_are_stretched(tmp_path: Path) -> None:
     assert SyntheticLines(root=tmp_path).collate_fn("train") is collate_lines
     with pytest.raises(ConfigError, match="0 < low <= high"):
         SyntheticLines(root=tmp_path, width_stretch=[1.5, 0.5])
+
+
+def test_stretch_resizes_each_line_horizontally_only() -> None:
+    from text_recognizer.data.module import StretchWidths
+
+    rows = torch.linspace(0, 1, 32)[:, None]
+    short = (rows.expand(32, 100)[None].clone(), torch.tensor([1]))  # every row its own value
+    long = (torch.ones(1, 32, 200), torch.tensor([1]))
+    images, widths, _, _ = StretchWidths(1.5, 1.5)([short, long])
+    assert widths.tolist() == [150, 300] and images.shape == (2, 1, 32, 300)
+    torch.testing.assert_close(images[0, 0, :, :149], rows.expand(32, 149))  # no row mixing
+    assert float(images[0, 0, :, 152:].abs().max()) == 0.0  # padding stays background
+    torch.testing.assert_close(images[1, 0], torch.ones(32, 300))

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
 
+import cv2
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from text_recognizer.charset import DEFAULT_CHARSET, Charset
@@ -75,8 +75,9 @@ class StretchWidths:
     stretched 1.45x at 0.12 (real digit lines went the other way). The factor is
     log-uniform in ``[low, high]`` and drawn from torch's global generator, whose state
     every checkpoint saves, so a resumed run draws the same factors. One factor per batch
-    keeps width-bucketed batches free of padding. A line is never squeezed below
-    ``MIN_PX_PER_CHAR`` pixels per character, so CTC keeps enough frames to spell it.
+    keeps width-bucketed batches free of padding and makes it one resize of the padded
+    batch (rows stacked: a horizontal resize never mixes rows). No line of the batch is
+    squeezed below ``MIN_PX_PER_CHAR`` pixels per character, so CTC keeps enough frames.
     """
 
     MIN_PX_PER_CHAR = 8
@@ -87,19 +88,20 @@ class StretchWidths:
     def __call__(
         self, batch: Sequence[tuple[torch.Tensor, torch.Tensor]]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        images, widths, targets, lengths = collate_lines(batch, self.pad_index)
         log_low, log_high = math.log(self.low), math.log(self.high)
         factor = math.exp(log_low + (log_high - log_low) * float(torch.rand(())))
-        stretched = []
-        for image, target in batch:
-            height, width = image.shape[-2:]
-            floor = min(1.0, self.MIN_PX_PER_CHAR * len(target) / width)
-            new_width = max(1, round(width * max(factor, floor)))
-            if new_width != width:
-                image = F.interpolate(
-                    image[None], size=(height, new_width), mode="bilinear", antialias=True
-                )[0]
-            stretched.append((image, target))
-        return collate_lines(stretched, self.pad_index)
+        floor = float((self.MIN_PX_PER_CHAR * lengths / widths).clamp(max=1.0).max())
+        factor = max(factor, floor)
+        batch_size, _, height, width = images.shape
+        new_width = max(1, round(width * factor))
+        if new_width == width:
+            return images, widths, targets, lengths
+        rows = images.reshape(batch_size * height, width).numpy()
+        resized = cv2.resize(rows, (new_width, batch_size * height), interpolation=cv2.INTER_LINEAR)
+        stretched = torch.from_numpy(resized).reshape(batch_size, 1, height, new_width)
+        new_widths = (widths * factor).round().long().clamp(1, new_width)
+        return stretched, new_widths, targets, lengths
 
 
 class EpochShuffleSampler(Sampler[int]):
