@@ -58,6 +58,8 @@ def main() -> None:
             rows.append((f"{path.name} beam 10", model, "onnxruntime", {"beam_size": 10}))
             decoding = {"beam_size": 10, "lm": "default"}
             rows.append((f"{path.name} beam 10 + LM", model, "onnxruntime", decoding))
+            searching = {"width_search": True}
+            rows.append((f"{path.name} width search", model, "onnxruntime", searching))
     for checkpoint in args.checkpoint:
         rows.append((checkpoint.name, TorchModel(checkpoint), "torch eager", {}))
     for name, model, runtime, decoding in rows:

@@ -57,18 +57,26 @@ def main() -> None:
     parser.add_argument("--num-train", type=int, default=300_000, help="the splits' cache key")
     parser.add_argument("--seed", type=int, default=42, help="the synthetic data's seed")
     parser.add_argument("--realdata", type=Path, default=DEFAULT_REALDATA)
+    parser.add_argument(
+        "--width-search", action="store_true", help="add a column: Recognizer(width_search=True)"
+    )
     args = parser.parse_args()
 
     recognizer = Recognizer.from_pretrained(args.model)
+    searching = Recognizer.from_pretrained(args.model, width_search=True)
     sets = synthetic_sets(args.num_train, args.seed)
     if args.realdata.is_dir():
         sets |= {f"real: {k}": v for k, v in real_lines(args.realdata, 300, 0).items()}
-    print(f"| set | lines | {' | '.join(f'x{f:g}' for f in args.factors)} |")
-    print(f"|---|---:|{'---:|' * len(args.factors)}")
+    columns = [f"x{f:g}" for f in args.factors] + (["width search"] if args.width_search else [])
+    print(f"| set | lines | {' | '.join(columns)} |")
+    print(f"|---|---:|{'---:|' * len(columns)}")
     for name, (images, texts) in sets.items():
         row = []
         for factor in args.factors:
             results = recognizer.recognize_batch([stretch(im, factor) for im in images], "line")
+            row.append(f"{cer([r.text for r in results], texts):.3f}")
+        if args.width_search:
+            results = searching.recognize_batch(images, "line")
             row.append(f"{cer([r.text for r in results], texts):.3f}")
         print(f"| {name} | {len(texts)} | {' | '.join(row)} |", flush=True)
 

@@ -231,3 +231,31 @@ def test_cli_decodes_lines_with_a_beam_and_refuses_it_for_chars(tiny_char_run: P
     assert result.exit_code == 1 and "needs beam search" in result.output
     with pytest.raises(ConfigError, match="beam search and LMs decode lines"):
         evaluate(tiny_char_run, "tiny_chars", "test", {"size": 384}, decoder=CtcDecoder(4))
+
+
+@uses_tiny_chars
+def test_width_search_scores_as_the_recognizer_reads(tiny_char_run: Path) -> None:
+    from text_recognizer.metrics import cer
+    from text_recognizer.paths import SAMPLES_DIR
+    from text_recognizer.recognizer import WIDTH_SEARCH, Recognizer
+
+    folder = SAMPLES_DIR / "lines"
+    paths = sorted(folder.glob("*.png"))
+    truths = dict(line.split("\t") for line in (folder / "labels.tsv").read_text().splitlines())
+    report = evaluate("default", "folder", "all", {"path": str(folder)}, width_search=True)
+    read = Recognizer.from_pretrained(width_search=True).recognize_batch(paths, kind="line")
+    expected = cer([r.text for r in read], [truths[p.name] for p in paths])
+    assert report.metrics["cer"] == pytest.approx(expected, abs=1e-12)
+    assert report.decoder == "greedy, best of widths 0.85/1/1.25"
+    plain = Recognizer.from_pretrained().recognize_batch(paths, kind="line")
+    for searched, one in zip(read, plain, strict=True):  # 1.0 is one of the widths tried
+        assert searched.confidence >= one.confidence
+    assert 1.0 in WIDTH_SEARCH
+    result = runner.invoke(
+        app,
+        ["evaluate", "default", "--data", "folder", "--data-arg", f"path={folder}",
+         "--split", "all", "--width-search", "--worst", "0"],
+    )  # fmt: skip
+    assert result.exit_code == 0 and "best of widths 0.85/1/1.25): cer=" in result.output
+    with pytest.raises(ConfigError, match="width search reads lines"):
+        evaluate(tiny_char_run, "tiny_chars", "test", {"size": 384}, width_search=True)

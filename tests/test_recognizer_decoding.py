@@ -109,3 +109,29 @@ def test_cli_reads_bundled_lines_with_beam_search_and_an_lm(lm_file: Path) -> No
     assert lm.exit_code == 0 and str(samples[0]) in lm.output
     refused = runner.invoke(app, ["recognize", "--lm", str(lm_file), str(samples[0])])
     assert refused.exit_code != 0 and "needs beam search" in refused.output
+
+
+def test_read_at_widths_keeps_each_lines_most_confident_reading() -> None:
+    from text_recognizer.recognizer import read_at_widths
+
+    lines = [np.ones((4, 20), np.float32), np.ones((4, 40), np.float32)]
+    seen: list[list[int]] = []
+
+    def read(batch: list[np.ndarray]) -> list[tuple[str, float]]:
+        widths = [line.shape[1] for line in batch]
+        seen.append(widths)
+        # line 0 reads best squeezed, line 1 best stretched
+        return [(f"w{widths[0]}", 1 / widths[0]), (f"w{widths[1]}", float(widths[1]))]
+
+    assert read_at_widths(lines, read, (0.5, 1.0, 2.0)) == [("w10", 0.1), ("w80", 80.0)]
+    assert seen == [[10, 20], [20, 40], [40, 80]]  # one read per factor, heights kept
+
+
+def test_width_search_is_off_by_default_and_checked() -> None:
+    from text_recognizer.recognizer import WIDTH_SEARCH, width_factors
+
+    assert Recognizer.from_pretrained().width_factors == (1.0,)
+    assert Recognizer.from_pretrained(width_search=True).width_factors == WIDTH_SEARCH
+    assert Recognizer.from_pretrained(width_search=[0.9, 1.1]).width_factors == (0.9, 1.1)
+    with pytest.raises(ConfigError, match="must be positive"):
+        width_factors([1.0, 0.0])

@@ -176,6 +176,13 @@ LmOption = Annotated[
     ),
 ]
 LmWeightOption = Annotated[float, typer.Option(help="Weight of the LM's scores.")]
+WidthSearchOption = Annotated[
+    bool,
+    typer.Option(
+        help="Lines: read each line at 0.85x, 1x and 1.25x its width and keep the most "
+        "confident reading (more accurate on unusually narrow or wide hands, 3x the time)."
+    ),
+]
 
 
 @app.command()
@@ -189,12 +196,15 @@ def recognize(
     beam: BeamOption = 1,
     lm: LmOption = None,
     lm_weight: LmWeightOption = 1.0,
+    width_search: WidthSearchOption = False,
 ) -> None:
     """Read handwritten characters or lines from images."""
     from text_recognizer.recognizer import Recognizer
 
     try:
-        recognizer = Recognizer.from_pretrained(model, beam_size=beam, lm=lm, lm_weight=lm_weight)
+        recognizer = Recognizer.from_pretrained(
+            model, beam_size=beam, lm=lm, lm_weight=lm_weight, width_search=width_search
+        )
     except TextRecognizerError as error:
         raise fail(error) from error
     failures = 0
@@ -347,6 +357,7 @@ def evaluate(
     beam: BeamOption = 1,
     lm: LmOption = None,
     lm_weight: LmWeightOption = 1.0,
+    width_search: WidthSearchOption = False,
 ) -> None:
     """Score a model on a dataset split: accuracy (characters) or CER/WER (lines), plus the
     worst samples. A run folder is scored on its own dataset unless --data says otherwise.
@@ -368,6 +379,7 @@ def evaluate(
             limit=limit,
             seed=seed,
             decoder=decoder,
+            width_search=width_search,
         )
     except TextRecognizerError as error:
         raise fail(error) from error

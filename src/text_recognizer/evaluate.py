@@ -86,13 +86,44 @@ def _onnx_predictor(model: Any, kind: str, decoder: CtcDecoder) -> Predictor:
     return predict
 
 
+def _searching_widths(predict: Predictor, factors: tuple[float, ...]) -> Predictor:
+    """``predict`` reading every line of a batch at several widths, as the Recognizer does."""
+    from text_recognizer.recognizer import pad_lines, read_at_widths
+
+    def read(lines: list[np.ndarray]) -> list[tuple[str, float]]:
+        images, widths = pad_lines(lines)
+        return predict((torch.from_numpy(images), torch.from_numpy(widths), None, None))  # type: ignore[arg-type]
+
+    def predict_searching(batch: Batch) -> list[tuple[str, float]]:
+        images, widths = batch[0].numpy(), batch[1].numpy()
+        lines = [images[i, 0, :, : int(w)] for i, w in enumerate(widths)]
+        return read_at_widths(lines, read, factors)
+
+    return predict_searching
+
+
 def load_predictor(
-    source: str | Path, kind: str, decoder: CtcDecoder | None = None
+    source: str | Path,
+    kind: str,
+    decoder: CtcDecoder | None = None,
+    width_factors: tuple[float, ...] = (1.0,),
 ) -> tuple[Predictor, dict[str, Any]]:
     """A predictor for ``kind`` ("char"/"line") samples and what it is (name, input height).
 
-    ``decoder`` decodes a CTC line model's output (greedy by default).
+    ``decoder`` decodes a CTC line model's output (greedy by default); more than one
+    ``width_factors`` reads each line at those widths (``Recognizer(width_search=...)``).
     """
+    predict, info = _load_predictor(source, kind, decoder)
+    if width_factors != (1.0,):
+        if kind != "line":
+            raise ConfigError("width search reads lines; this dataset holds characters")
+        predict = _searching_widths(predict, width_factors)
+    return predict, info
+
+
+def _load_predictor(
+    source: str | Path, kind: str, decoder: CtcDecoder | None = None
+) -> tuple[Predictor, dict[str, Any]]:
     from text_recognizer.recognizer import OnnxModel, Recognizer
 
     decoder = decoder or CtcDecoder()
@@ -215,6 +246,7 @@ def evaluate(
     limit: int | None = None,
     seed: int | None = None,
     decoder: CtcDecoder | None = None,
+    width_search: bool | Sequence[float] = False,
 ) -> EvaluationReport:
     """Run a model over one split of a dataset (built by name, as in a config).
 
@@ -222,7 +254,8 @@ def evaluate(
     ``evaluate(run_dir)`` scores exactly the run's test split; ``data``, ``data_args``
     and ``seed`` override it. ``split="all"`` scores every split the dataset has, one
     after another (a folder of your own labelled lines, for example). ``decoder`` decodes
-    line models as the Recognizer would with the same options (greedy by default).
+    line models as the Recognizer would with the same options (greedy by default);
+    ``width_search`` reads each line at several widths, as ``Recognizer(width_search=...)``.
     """
     from text_recognizer.data import DATASETS
     from text_recognizer.data.module import collate_lines
@@ -239,7 +272,10 @@ def evaluate(
     if seed is None:
         seed = trained_on[2] if trained_on and same_data else 0
     datamodule = DATASETS.build(data, args, batch_size=batch_size, seed=seed)
-    predict, info = load_predictor(source, datamodule.kind, decoder)
+    from text_recognizer.recognizer import width_factors
+
+    factors = width_factors(width_search)
+    predict, info = load_predictor(source, datamodule.kind, decoder, factors)
     if info["input_height"] != datamodule.input_height:
         raise ConfigError(
             f"{source} reads images {info['input_height']} pixels high but {data} yields "
@@ -286,5 +322,14 @@ def evaluate(
         worst=worst_samples,
         data_args=args,
         seed=seed,
-        decoder=str(decoder) if datamodule.kind == "line" else "argmax",
+        decoder=(
+            str(decoder)
+            + (
+                f", best of widths {'/'.join(f'{f:g}' for f in factors)}"
+                if len(factors) > 1
+                else ""
+            )
+            if datamodule.kind == "line"
+            else "argmax"
+        ),
     )
