@@ -312,6 +312,9 @@ def evaluate(
     metrics, worst_samples = score(
         truths, predictions, datamodule.kind, worst, names[: len(truths)] if names else None
     )
+    decoder_name = str(decoder) if datamodule.kind == "line" else "argmax"
+    if len(factors) > 1:
+        decoder_name += f", best of widths {'/'.join(f'{f:g}' for f in factors)}"
     return EvaluationReport(
         model=info["model"],
         data=data,
@@ -322,14 +325,5 @@ def evaluate(
         worst=worst_samples,
         data_args=args,
         seed=seed,
-        decoder=(
-            str(decoder)
-            + (
-                f", best of widths {'/'.join(f'{f:g}' for f in factors)}"
-                if len(factors) > 1
-                else ""
-            )
-            if datamodule.kind == "line"
-            else "argmax"
-        ),
+        decoder=decoder_name,
     )

@@ -53,7 +53,7 @@ def read_at_widths(
     People write wider or narrower than any font the model learnt from, and a line model
     reads best near the proportions it was trained on. Reading each line squeezed, as
     is and stretched, and keeping the reading the model is surest of, lowered the shipped
-    model's CER on every held-out hand and on lines of real characters
+    model's CER on nearly every held-out hand and on lines of real characters
     (``docs/benchmarks.md``), for one model run per factor. ``read`` decodes a list of
     ``[H, W]`` float lines into ``(text, confidence)`` pairs.
     """
