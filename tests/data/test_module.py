@@ -87,6 +87,8 @@ def test_only_training_line_batches_are_stretched(tmp_path: Path) -> None:
     assert SyntheticLines(root=tmp_path).collate_fn("train") is collate_lines
     with pytest.raises(ConfigError, match="0 < low <= high"):
         SyntheticLines(root=tmp_path, width_stretch=[1.5, 0.5])
+    with pytest.raises(ConfigError, match=r"must be \[low, high\]"):
+        SyntheticLines(root=tmp_path, width_stretch=[0.5, 1.0, 1.5])
 
 
 def test_stretch_resizes_each_line_horizontally_only() -> None:

@@ -177,14 +177,15 @@ class BaseDataModule(L.LightningDataModule):
         width_stretch: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
+        self.width_stretch: tuple[float, float] | None = None
         if width_stretch is not None:
-            low, high = (float(v) for v in width_stretch)
-            if not 0 < low <= high:
+            bounds = [float(v) for v in width_stretch]
+            if len(bounds) != 2 or not 0 < bounds[0] <= bounds[1]:
                 raise ConfigError(
                     f"width_stretch = {list(width_stretch)} must be [low, high] with "
-                    "0 < low <= high, e.g. [0.65, 1.55]; null turns it off"
+                    "0 < low <= high, e.g. [0.6, 1.6]; null turns it off"
                 )
-        self.width_stretch = None if width_stretch is None else (low, high)
+            self.width_stretch = (bounds[0], bounds[1])
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
