@@ -43,3 +43,25 @@ def test_demo_reads_the_samples() -> None:
     assert sum(row[2] == row[3] for row in chars) >= len(chars) - 2
     lines = [float(row[5]) for row in rows[1:] if row[1] == "line"]
     assert sum(lines) / len(lines) < 0.25
+
+
+def test_the_bundled_line_model_reads_a_tilted_sample_as_well_as_a_level_one() -> None:
+    import numpy as np
+
+    from text_recognizer.metrics import cer
+    from text_recognizer.preprocessing import load_image, rotate
+
+    row = read_labels(SAMPLES_DIR / "lines")[0]
+    level = load_image(row.image)
+    paper = float(np.median(level))
+    tilted = rotate(level.astype(np.float32), 3.0, paper).astype(np.uint8)
+    reader = Recognizer.from_pretrained()
+    as_is = Recognizer.from_pretrained(deskew=False)
+    read_level = reader.recognize(level, kind="line").text
+    assert (
+        cer([reader.recognize(tilted, kind="line").text], [row.text])
+        <= cer([read_level], [row.text]) + 0.05
+    )
+    assert cer([as_is.recognize(tilted, kind="line").text], [row.text]) > cer(
+        [reader.recognize(tilted, kind="line").text], [row.text]
+    )

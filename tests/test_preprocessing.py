@@ -129,3 +129,31 @@ def test_huge_image_refused_before_decoding(
     Image.new("L", (100, 100)).save(path)
     with pytest.raises(ImageError, match="larger than 1,000 pixels"):
         load_image(path)
+
+
+def text_line() -> np.ndarray:
+    """A level line of text, dark on white, 400 x 40 (PIL's default font, scaled up)."""
+    image = Image.new("L", (200, 20), 255)
+    ImageDraw.Draw(image).text((4, 4), "level lines of text here", fill=0)
+    return np.asarray(image.resize((400, 40), Image.Resampling.NEAREST)).copy()
+
+
+@pytest.mark.parametrize("tilt", [-3.0, -1.5, 2.0, 3.5])
+def test_skew_angle_undoes_a_tilt(tilt: float) -> None:
+    from text_recognizer.preprocessing import rotate, skew_angle
+
+    ink = (255 - text_line()).astype(np.float32)
+    assert skew_angle(ink) == 0.0
+    assert abs(skew_angle(rotate(ink, tilt)) + tilt) <= 0.5
+
+
+def test_prepare_line_levels_a_tilted_line_so_its_text_keeps_its_size() -> None:
+    from text_recognizer.preprocessing import prepare_line, rotate
+
+    line = text_line()
+    tilted = 255 - rotate(255 - line.astype(np.float32), 3.0).astype(np.uint8)
+    level = prepare_line(line, 32)
+    assert abs(prepare_line(tilted, 32).shape[1] - level.shape[1]) <= 0.05 * level.shape[1]
+    assert prepare_line(tilted, 32, deskew=False).shape[1] < 0.8 * level.shape[1]
+    word = line[:, :120]  # too short to measure a tilt: left as it is
+    np.testing.assert_array_equal(prepare_line(word, 32), prepare_line(word, 32, deskew=False))

@@ -197,19 +197,96 @@ def load_image(source: ImageInput) -> np.ndarray:
         raise ImageError(f"{path}: the image is corrupt or truncated ({error})") from None
 
 
-def prepare_line(grey: np.ndarray, height: int) -> np.ndarray:
-    """Bright-ink grey line -> float32 ``[height, W]`` cropped to the ink, aspect kept."""
+def prepare_line(grey: np.ndarray, height: int, deskew: bool = True) -> np.ndarray:
+    """Bright-ink grey line -> float32 ``[height, W]`` cropped to the ink, aspect kept.
+
+    With ``deskew`` a tilted line is first turned level (:func:`skew_angle`): a line's
+    bounding box grows with its tilt, and the text would shrink once the box is resized
+    to ``height`` (the shipped model read test lines tilted 2 degrees at CER 0.11
+    instead of 0.06).
+    """
     ink = normalize_polarity(grey).astype(np.float32)
     background = float(np.median(ink))
     ink = np.clip(ink - background, 0, None)
-    peak = float(ink.max())
-    if peak < 16:
-        raise ImageError("the image is blank: no ink found")
-    rows, cols = np.nonzero(ink > 0.25 * peak)
-    margin = max(2, (rows.max() - rows.min()) // 10)
-    top, bottom = max(0, rows.min() - margin), min(ink.shape[0], rows.max() + margin + 1)
-    left, right = max(0, cols.min() - margin), min(ink.shape[1], cols.max() + margin + 1)
-    crop = ink[top:bottom, left:right] / peak
+    crop = _crop_to_ink(ink)
+    if deskew:
+        angle = skew_angle(crop)
+        if angle:
+            crop = _crop_to_ink(rotate(crop, angle))
+    crop = crop / float(crop.max())
     width = max(height // 2, round(crop.shape[1] * height / crop.shape[0]))
     interpolation = cv2.INTER_AREA if crop.shape[0] > height else cv2.INTER_CUBIC
     return np.clip(cv2.resize(crop, (width, height), interpolation=interpolation), 0, 1)
+
+
+def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    if float(ink.max()) < MIN_CONTRAST:
+        raise ImageError("the image is blank: no ink found")
+    return ink[ink_box(ink)]
+
+
+def ink_box(ink: np.ndarray) -> tuple[slice, slice]:
+    """Rows and columns of the ink's bounding box plus a margin of a tenth of its height.
+
+    ``ink`` is background-free (paper at 0, any scale) and not blank. Training
+    augmentations that re-crop a line (``PageCuts``) use it too, to crop as inference does.
+    """
+    rows, cols = np.nonzero(ink > INK_FRACTION * float(ink.max()))
+    margin = max(2, (rows.max() - rows.min()) // 10)
+    top, bottom = max(0, rows.min() - margin), min(ink.shape[0], rows.max() + margin + 1)
+    left, right = max(0, cols.min() - margin), min(ink.shape[1], cols.max() + margin + 1)
+    return slice(top, bottom), slice(left, right)
+
+
+#: Tilts tried by ``skew_angle``, in degrees (counter-clockwise positive, as OpenCV).
+SKEW_ANGLES = np.linspace(-4.0, 4.0, 17)
+# Height at which the tilt is measured: enough rows to tell 0.5 degree apart on a line.
+SKEW_HEIGHT = 24
+# A tilt must sharpen the row profile by this factor over level, or the line is left as is.
+SKEW_MIN_GAIN = 1.05
+
+
+def skew_angle(ink: np.ndarray) -> float:
+    """The rotation (degrees) that levels a line of text: 0.0 when it is level or unsure.
+
+    The classic projection-profile method: a level line puts its ink in few rows, so the
+    sum of squared row sums peaks at the right angle. Each candidate tilt is applied as
+    a vertical shear of the ink pixels (exact enough below 5 degrees) on a copy
+    ``SKEW_HEIGHT`` pixels high. Lines under four times wider than high are left alone:
+    a word or two gives no reliable angle.
+    """
+    height, width = ink.shape
+    if width < 4 * height:
+        return 0.0
+    scale = min(1.0, SKEW_HEIGHT / height)
+    small = cv2.resize(ink, (max(1, round(width * scale)), max(1, round(height * scale))),
+                       interpolation=cv2.INTER_AREA)  # fmt: skip
+    rows, cols = np.nonzero(small > INK_FRACTION * float(small.max()))
+    weights = small[rows, cols]
+    slopes = np.tan(np.radians(SKEW_ANGLES))[:, None]
+    pad = int(np.ceil(small.shape[1] * float(slopes.max()))) + 1
+    span = small.shape[0] + 2 * pad
+    # Rotating counter-clockwise by a lifts the right end: row y at column x goes to y - x*tan(a).
+    shifted = rows[None] - np.rint((cols[None] - small.shape[1] / 2) * slopes).astype(np.int64)
+    index = shifted + pad + np.arange(len(SKEW_ANGLES))[:, None] * span
+    profiles = np.bincount(
+        index.ravel(), np.broadcast_to(weights, index.shape).ravel(), span * len(SKEW_ANGLES)
+    ).reshape(len(SKEW_ANGLES), span)
+    scores = (profiles**2).sum(axis=1)
+    best, level = int(scores.argmax()), int(np.abs(SKEW_ANGLES).argmin())
+    if scores[best] < SKEW_MIN_GAIN * scores[level]:
+        return 0.0
+    return float(SKEW_ANGLES[best])
+
+
+def rotate(image: np.ndarray, degrees: float, background: float = 0.0) -> np.ndarray:
+    """Rotate about the centre (counter-clockwise positive) onto a canvas keeping every corner."""
+    height, width = image.shape
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    new_width, new_height = int(height * sin + width * cos) + 1, int(height * cos + width * sin) + 1
+    matrix[0, 2] += new_width / 2 - width / 2
+    matrix[1, 2] += new_height / 2 - height / 2
+    return cv2.warpAffine(
+        image, matrix, (new_width, new_height), flags=cv2.INTER_LINEAR, borderValue=background
+    )

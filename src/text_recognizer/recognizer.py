@@ -1,6 +1,8 @@
 """The public inference API: ``Recognizer.from_pretrained().recognize(image)``.
 
 Images of any size, polarity and colour mode go in; text and a confidence come out.
+Lines are cropped to their ink, levelled when tilted (``preprocessing.skew_angle``) and
+resized to the model's height.
 ONNX Runtime runs the shipped models (fast on a CPU, no training code needed); a
 Lightning checkpoint or run folder runs in PyTorch eager mode instead.
 
@@ -176,6 +178,9 @@ class Recognizer:
             the factors given) and keep the most confident reading
             (:func:`read_at_widths`): more accurate on hands wider or narrower than the
             training fonts, one model run per factor.
+        deskew: level tilted lines before reading them
+            (:func:`~text_recognizer.preprocessing.skew_angle`); turn it off only for
+            lines known to be level, or to measure what it does.
     """
 
     def __init__(
@@ -185,6 +190,7 @@ class Recognizer:
         lm: CharNgramLm | str | Path | None = None,
         lm_weight: float = 1.0,
         width_search: bool | Sequence[float] = False,
+        deskew: bool = True,
     ) -> None:
         if not models:
             raise ConfigError("a Recognizer needs at least one model")
@@ -193,6 +199,7 @@ class Recognizer:
         self.models = {model.meta["kind"]: model for model in models}
         self.decoder = CtcDecoder.from_options(beam_size, lm, lm_weight)
         self.width_factors = width_factors(width_search)
+        self.deskew = deskew
 
     @property
     def lm(self) -> CharNgramLm | None:
@@ -202,8 +209,8 @@ class Recognizer:
     def from_pretrained(cls, name_or_path: str | Path = "default", **decoding: Any) -> Recognizer:
         """``"default"`` loads every bundled model; otherwise one model file or run folder.
 
-        ``decoding`` (``beam_size``, ``lm``, ``lm_weight``, ``width_search``) goes to the
-        constructor.
+        ``decoding`` (``beam_size``, ``lm``, ``lm_weight``, ``width_search``, ``deskew``) goes
+        to the constructor.
         """
         if str(name_or_path) == "default":
             bundled = sorted(MODELS_DIR.glob("*.onnx"))
@@ -258,7 +265,7 @@ class Recognizer:
         model = self.models["line"]
         charset = Charset.from_tokens(model.meta["charset"])
         height = int(model.meta["input_height"])
-        lines = [prepare_line(g, height) for g in greys]
+        lines = [prepare_line(g, height, self.deskew) for g in greys]
 
         def read(lines: list[np.ndarray]) -> list[tuple[str, float]]:
             batch, widths = pad_lines(lines)
