@@ -50,13 +50,18 @@ def synthetic_sets(num_train: int, seed: int) -> dict[str, tuple[list[np.ndarray
     return dict(sets)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_set_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model and the sets it reads: shared with ``line_robustness.py``."""
     parser.add_argument("--model", default="default", help="bundled name, .onnx, .ckpt or run")
-    parser.add_argument("--factors", type=float, nargs="+", default=[0.7, 0.85, 1.0, 1.2, 1.45])
     parser.add_argument("--num-train", type=int, default=300_000, help="the splits' cache key")
     parser.add_argument("--seed", type=int, default=42, help="the synthetic data's seed")
     parser.add_argument("--realdata", type=Path, default=DEFAULT_REALDATA)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_set_arguments(parser)
+    parser.add_argument("--factors", type=float, nargs="+", default=[0.7, 0.85, 1.0, 1.2, 1.45])
     parser.add_argument(
         "--width-search", action="store_true", help="add a column: Recognizer(width_search=True)"
     )

@@ -75,13 +75,15 @@ def test_stretch_never_squeezes_below_the_frames_ctc_needs() -> None:
 
 
 def test_only_training_line_batches_are_stretched(tmp_path: Path) -> None:
-    from text_recognizer.data.module import StretchWidths, collate_lines
+    from text_recognizer.data.module import TrainingLineCollate, collate_lines
     from text_recognizer.data.synthetic_lines import SyntheticLines
     from text_recognizer.errors import ConfigError
 
     module = SyntheticLines(num_train=4, num_val=2, num_test=2, root=tmp_path,
                             width_stretch=[0.7, 1.4], build_workers=1)  # fmt: skip
-    assert isinstance(module.collate_fn("train"), StretchWidths)
+    collate = module.collate_fn("train")
+    assert isinstance(collate, TrainingLineCollate) and collate.cut is None
+    assert collate.stretch is not None and (collate.stretch.low, collate.stretch.high) == (0.7, 1.4)
     assert module.collate_fn("val") is collate_lines
     assert "width_stretch=(0.7, 1.4)" in repr(module)
     assert SyntheticLines(root=tmp_path).collate_fn("train") is collate_lines
@@ -102,3 +104,77 @@ def test_stretch_resizes_each_line_horizontally_only() -> None:
     torch.testing.assert_close(images[0, 0, :, :149], rows.expand(32, 149))  # no row mixing
     assert float(images[0, 0, :, 152:].abs().max()) == 0.0  # padding stays background
     torch.testing.assert_close(images[1, 0], torch.ones(32, 300))
+
+
+def _lines(widths: tuple[int, ...], ink_rows: slice = slice(8, 24)) -> list[np.ndarray]:
+    """Float bright-ink lines on grey paper (0.1) with ink in ``ink_rows`` only."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for width in widths:
+        line = np.full((32, width), 0.1, np.float32)
+        line[ink_rows] = np.where(
+            rng.random((ink_rows.stop - ink_rows.start, width)) < 0.3, 0.9, 0.1
+        )
+        lines.append(line)
+    return lines
+
+
+def test_page_cuts_put_neighbours_ink_on_the_edges_only() -> None:
+    from text_recognizer.data.module import PageCuts
+
+    lines = _lines((300, 280, 320))
+    cuts = PageCuts(probability=1.0, max_rotation=0.0)  # no tilt: the frame stays as it is
+    edges_inked = 0
+    for seed in range(20):
+        torch.manual_seed(seed)
+        out = cuts.cut(lines[0], lines, length=10)
+        assert out.shape == lines[0].shape and out is not lines[0]
+        np.testing.assert_array_equal(out[8:24], lines[0][8:24])  # the text itself untouched
+        edges_inked += int(out[:8].max() > 0.5) + int(out[24:].max() > 0.5)
+        assert out.min() >= 0.1 - 1e-6 and out.max() <= 1.0  # ink on the line's own paper
+    assert 10 < edges_inked < 30  # top and bottom each about half the time
+    np.testing.assert_array_equal(lines[0][:8], np.float32(0.1))  # the input is not modified
+
+
+def test_page_cuts_tilt_within_the_ctc_floor_and_repeat_under_a_seed() -> None:
+    from text_recognizer.data.module import PageCuts, StretchWidths
+
+    lines = _lines((400,))
+    cuts = PageCuts(probability=1.0, max_rotation=3.0)
+    widths = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        out = cuts.cut(lines[0], lines, length=5)
+        assert out.shape[0] == 32
+        widths.add(out.shape[1])
+    assert min(widths) < 400  # some lines tilted: a taller box, so a narrower line at 32 px
+    for seed in range(20):  # 50 characters in 400 px: any tilt would go under 8 px/character
+        torch.manual_seed(seed)
+        assert cuts.cut(lines[0], lines, length=50).shape[1] == 400
+    torch.manual_seed(3)
+    first = cuts.cut(lines[0], lines, length=5)
+    torch.manual_seed(3)
+    np.testing.assert_array_equal(cuts.cut(lines[0], lines, length=5), first)
+    assert min(widths) >= StretchWidths.MIN_PX_PER_CHAR * 5
+
+
+def test_page_cuts_in_the_training_collate_only(tmp_path: Path) -> None:
+    from text_recognizer.data.folder import LabelledFolder
+    from text_recognizer.data.module import TrainingLineCollate, collate_lines
+    from text_recognizer.data.synthetic_lines import SyntheticLines
+    from text_recognizer.errors import ConfigError
+
+    module = SyntheticLines(root=tmp_path, page_cuts=0.5)
+    collate = module.collate_fn("train")
+    assert isinstance(collate, TrainingLineCollate) and collate.stretch is None
+    assert collate.cut is not None and collate.cut.probability == 0.5
+    assert module.collate_fn("val") is collate_lines and "page_cuts=0.5" in repr(module)
+    batch = [(torch.from_numpy(line)[None], torch.arange(1, 6)) for line in _lines((200, 240))]
+    torch.manual_seed(0)
+    images, widths, targets, lengths = collate(batch)
+    assert images.shape[:3] == (2, 1, 32) and lengths.tolist() == [5, 5]
+    assert int(widths.max()) == images.shape[-1] and targets.shape == (2, 5)
+    with pytest.raises(ConfigError, match="probability"):
+        SyntheticLines(root=tmp_path, page_cuts=1.5)
+    with pytest.raises(ConfigError, match="kind: char"):
+        LabelledFolder(path=tmp_path, kind="char", page_cuts=0.5)

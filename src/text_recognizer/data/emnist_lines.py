@@ -61,6 +61,8 @@ class EmnistLines(BaseDataModule):
             its images and targets.
         width_stretch: ``[low, high]`` random horizontal stretch of every training batch
             (:class:`~text_recognizer.data.module.StretchWidths`); ``None``: off.
+        page_cuts: share of training lines made to look cut from a page: tilted, with
+            neighbouring lines' ink (:class:`~text_recognizer.data.module.PageCuts`); 0: off.
     """
 
     kind: ClassVar[Kind] = "line"
@@ -86,6 +88,7 @@ class EmnistLines(BaseDataModule):
         root: Path | None = None,
         char_module: BaseDataModule | None = None,
         width_stretch: Sequence[float] | None = None,
+        page_cuts: float = 0.0,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -93,6 +96,7 @@ class EmnistLines(BaseDataModule):
             seed=seed,
             root=root,
             width_stretch=width_stretch,
+            page_cuts=page_cuts,
         )
         if max_length < 1:
             raise ConfigError(f"max_length must be at least 1, got {max_length}")

@@ -67,6 +67,8 @@ class LabelledFolder(BaseDataModule):
             ignored when the folder has ``train/``, ``val/`` and ``test/`` subfolders.
         width_stretch: lines only: ``[low, high]`` random horizontal stretch of every
             training batch (:class:`~text_recognizer.data.module.StretchWidths`).
+        page_cuts: lines only: share of training lines made to look cut from a page:
+            tilted, with neighbouring lines' ink (:class:`~text_recognizer.data.module.PageCuts`).
     """
 
     data_train: LabelledArrays | None
@@ -85,6 +87,7 @@ class LabelledFolder(BaseDataModule):
         seed: int = 0,
         root: Path | None = None,
         width_stretch: Sequence[float] | None = None,
+        page_cuts: float = 0.0,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -92,11 +95,14 @@ class LabelledFolder(BaseDataModule):
             seed=seed,
             root=root,
             width_stretch=width_stretch,
+            page_cuts=page_cuts,
         )
         if kind not in ("line", "char"):
             raise ConfigError(f"kind must be 'line' or 'char', got {kind!r}")
         if kind == "char" and width_stretch is not None:
             raise ConfigError("width_stretch stretches text lines; remove it for kind: char")
+        if kind == "char" and page_cuts:
+            raise ConfigError("page_cuts augments text lines; remove it for kind: char")
         if not (0 <= val_fraction <= 1 and 0 <= test_fraction <= 1) or (
             val_fraction + test_fraction > 1
         ):

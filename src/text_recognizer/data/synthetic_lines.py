@@ -196,6 +196,9 @@ class SyntheticLines(BaseDataModule):
         width_stretch: ``[low, high]``: stretch every training batch horizontally by a
             random factor in that range (:class:`~text_recognizer.data.module.StretchWidths`);
             ``None`` trains on the widths as rendered.
+        page_cuts: share of training lines made to look cut from a scanned page: tilted,
+            with ink of the neighbouring lines at the top and bottom
+            (:class:`~text_recognizer.data.module.PageCuts`); 0: off.
 
     Items are ``(image [1, 32, W] float32 in [0, 1], target LongTensor of charset indices)``;
     ``collate_lines`` pads batches.
@@ -219,6 +222,7 @@ class SyntheticLines(BaseDataModule):
         root: Path | None = None,
         build_workers: int | None = None,
         width_stretch: Sequence[float] | None = None,
+        page_cuts: float = 0.0,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -226,6 +230,7 @@ class SyntheticLines(BaseDataModule):
             seed=seed,
             root=root,
             width_stretch=width_stretch,
+            page_cuts=page_cuts,
         )
         for name, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
             if value < 1:
@@ -383,7 +388,7 @@ class SyntheticLines(BaseDataModule):
             f"SyntheticLines({self._split_sizes()}, kind=line, height={HEIGHT}, "
             f"max_length={self.max_length}, stroke_fraction={self.stroke_fraction}, "
             f"numbers={self.numbers}, stream={self.stream}, width_stretch={self.width_stretch}, "
-            f"seed={self.seed})"
+            f"page_cuts={self.page_cuts}, seed={self.seed})"
         ]
         for split in SPLITS:
             fonts, faces = len(list_fonts(split)), len(list_faces(split))
