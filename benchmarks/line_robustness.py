@@ -36,19 +36,10 @@ from realdata_lines import real_lines
 from width_sensitivity import add_set_arguments, synthetic_sets
 
 from text_recognizer.metrics import cer
+from text_recognizer.preprocessing import rotate
 from text_recognizer.recognizer import Recognizer
 
 Transform = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (line, another line) -> line
-
-
-def tilt(line: np.ndarray, degrees: float) -> np.ndarray:
-    height, width = line.shape
-    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
-    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
-    size = (int(height * sin + width * cos) + 1, int(height * cos + width * sin) + 1)
-    matrix[0, 2] += size[0] / 2 - width / 2
-    matrix[1, 2] += size[1] / 2 - height / 2
-    return cv2.warpAffine(line, matrix, size, borderValue=int(np.median(line)))
 
 
 def ink_rows(line: np.ndarray) -> np.ndarray:
@@ -96,7 +87,7 @@ def low_resolution(line: np.ndarray) -> np.ndarray:
 
 TRANSFORMS: dict[str, Transform] = {
     "as is": lambda line, other: line,
-    "tilt 2 deg": lambda line, other: tilt(line, 2.0),
+    "tilt 2 deg": lambda line, other: rotate(line, 2.0, int(np.median(line))),
     "neighbours' ink": neighbours,
     "mark above the box": lambda line, other: mark_above(line),
     "slant +0.3": lambda line, other: shear(line, 0.3),
