@@ -157,3 +157,18 @@ def test_prepare_line_levels_a_tilted_line_so_its_text_keeps_its_size() -> None:
     assert prepare_line(tilted, 32, deskew=False).shape[1] < 0.8 * level.shape[1]
     word = line[:, :120]  # too short to measure a tilt: left as it is
     np.testing.assert_array_equal(prepare_line(word, 32), prepare_line(word, 32, deskew=False))
+
+
+def test_prepare_line_drops_a_mark_far_above_the_text_and_keeps_i_dots() -> None:
+    from text_recognizer.preprocessing import drop_stray_marks, prepare_line
+
+    line = text_line()  # "level lines of text here": i-dots, ascenders
+    ink = (255 - line).astype(np.float32)
+    assert drop_stray_marks(ink) is ink  # nothing of the line itself is dropped
+    loose = np.full((100, line.shape[1]), 255, np.uint8)
+    loose[60:] = line
+    loose[2:6, 200:215] = 0  # a short stroke far above the text
+    np.testing.assert_array_equal(prepare_line(loose, 32), prepare_line(line, 32))
+    np.testing.assert_array_equal(
+        prepare_line(line, 32), prepare_line(np.pad(line, 20, constant_values=255), 32)
+    )

@@ -203,7 +203,8 @@ def prepare_line(grey: np.ndarray, height: int, deskew: bool = True) -> np.ndarr
     With ``deskew`` a tilted line is first turned level (:func:`skew_angle`): a line's
     bounding box grows with its tilt, and the text would shrink once the box is resized
     to ``height`` (the shipped model read test lines tilted 2 degrees at CER 0.11
-    instead of 0.06).
+    instead of 0.06). Marks far above or below the text are dropped for the same reason
+    (:func:`drop_stray_marks`).
     """
     ink = normalize_polarity(grey).astype(np.float32)
     background = float(np.median(ink))
@@ -213,6 +214,7 @@ def prepare_line(grey: np.ndarray, height: int, deskew: bool = True) -> np.ndarr
         angle = skew_angle(crop)
         if angle:
             crop = _crop_to_ink(rotate(crop, angle))
+    crop = _crop_to_ink(drop_stray_marks(crop))
     crop = crop / float(crop.max())
     width = max(height // 2, round(crop.shape[1] * height / crop.shape[0]))
     interpolation = cv2.INTER_AREA if crop.shape[0] > height else cv2.INTER_CUBIC
@@ -236,6 +238,36 @@ def ink_box(ink: np.ndarray) -> tuple[slice, slice]:
     top, bottom = max(0, rows.min() - margin), min(ink.shape[0], rows.max() + margin + 1)
     left, right = max(0, cols.min() - margin), min(ink.shape[1], cols.max() + margin + 1)
     return slice(top, bottom), slice(left, right)
+
+
+# Ink lying wholly farther than this many core heights above or below a line's core band
+# is not part of the line: ascenders, descenders and i-dots stay well within one.
+STRAY_REACH = 1.0
+
+
+def drop_stray_marks(ink: np.ndarray) -> np.ndarray:
+    """Erase ink blobs lying wholly far above or below the line's core band.
+
+    A loosely cut line can hold a mark well outside the text (a stroke of another line, a
+    speck): cropped to all the ink, the text shrinks in the frame (one short mark half a
+    line above took test lines from CER 0.05 to 0.24). The core band is the rows holding
+    at least 35 % of the densest row's ink; a connected blob is dropped when it ends more
+    than ``STRAY_REACH`` core heights above the band or starts that far below it.
+    """
+    mask = (ink > INK_FRACTION * float(ink.max())).astype(np.uint8)
+    profile = mask.sum(axis=1)
+    core = np.nonzero(profile >= 0.35 * profile.max())[0]
+    reach = STRAY_REACH * (core[-1] - core[0] + 1)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    tops = stats[:, cv2.CC_STAT_TOP]
+    bottoms = tops + stats[:, cv2.CC_STAT_HEIGHT] - 1
+    stray = (bottoms < core[0] - reach) | (tops > core[-1] + reach)
+    stray[0] = False  # label 0 is the background
+    if not stray.any():
+        return ink
+    kept = ink.copy()
+    kept[stray[labels]] = 0
+    return kept
 
 
 #: Tilts tried by ``skew_angle``, in degrees (counter-clockwise positive, as OpenCV).
