@@ -214,7 +214,9 @@ def prepare_line(grey: np.ndarray, height: int, deskew: bool = True) -> np.ndarr
         angle = skew_angle(crop)
         if angle:
             crop = _crop_to_ink(rotate(crop, angle))
-    crop = _crop_to_ink(drop_stray_marks(crop))
+    kept = drop_stray_marks(crop)
+    if kept is not crop:  # something was dropped: the ink's box shrank
+        crop = _crop_to_ink(kept)
     crop = crop / float(crop.max())
     width = max(height // 2, round(crop.shape[1] * height / crop.shape[0]))
     interpolation = cv2.INTER_AREA if crop.shape[0] > height else cv2.INTER_CUBIC
