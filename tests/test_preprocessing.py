@@ -172,3 +172,13 @@ def test_prepare_line_drops_a_mark_far_above_the_text_and_keeps_i_dots() -> None
     np.testing.assert_array_equal(
         prepare_line(line, 32), prepare_line(np.pad(line, 20, constant_values=255), 32)
     )
+
+
+def test_prepare_line_drops_a_far_mark_before_levelling_so_it_cannot_sway_the_tilt() -> None:
+    from text_recognizer.preprocessing import prepare_line, rotate
+
+    tilted = 255 - rotate(255 - text_line().astype(np.float32), 3.0).astype(np.uint8)
+    loose = np.full((tilted.shape[0] + 80, tilted.shape[1]), 255, np.uint8)
+    loose[80:] = tilted
+    loose[2:6, 200:215] = 0  # a short stroke far above the tilted text
+    np.testing.assert_array_equal(prepare_line(loose, 32), prepare_line(tilted, 32))
