@@ -1,9 +1,9 @@
 """The public inference API: ``Recognizer.from_pretrained().recognize(image)``.
 
 Images of any size, polarity and colour mode go in; text and a confidence come out.
-Lines are cropped to their ink, levelled when tilted (``preprocessing.skew_angle``), rid
-of marks far above or below the text (``drop_stray_marks``) and resized to the model's
-height.
+Lines are cropped to their ink, rid of marks far above or below the text
+(``preprocessing.drop_stray_marks``), levelled when tilted (``skew_angle``) and resized to
+the model's height.
 ONNX Runtime runs the shipped models (fast on a CPU, no training code needed); a
 Lightning checkpoint or run folder runs in PyTorch eager mode instead.
 
