@@ -14,6 +14,9 @@ the lines pasted from real characters (``realdata_lines.py``).
 - **slant +-**: shear the line right or left (a writer's slant beyond the renderer's).
 - **low resolution**: through half the resolution and back (a coarse scan or photo).
 - **bolder / thinner**: dilate or erode the strokes by one pixel (pen width).
+- **fine pen 0.5 / 1 px**: strokes thinned by half a pixel or one pixel with their grey
+  levels kept (``augment.thin_strokes``): a fine pen scanned at the model's height, whose
+  strokes come out faint and about a pixel wide rather than broken up.
 
 The Recognizer levels tilted lines (``deskew``, on by default); ``--no-deskew`` measures
 without it.
@@ -35,11 +38,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from realdata_lines import real_lines
 from width_sensitivity import add_set_arguments, synthetic_sets
 
+from text_recognizer.data.augment import thin_strokes
 from text_recognizer.metrics import cer
 from text_recognizer.preprocessing import rotate
 from text_recognizer.recognizer import Recognizer
 
 Transform = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (line, another line) -> line
+RNG = np.random.default_rng(0)  # for augment functions given a fixed amount: never drawn
 
 
 def ink_rows(line: np.ndarray) -> np.ndarray:
@@ -95,6 +100,8 @@ TRANSFORMS: dict[str, Transform] = {
     "low resolution": lambda line, other: low_resolution(line),
     "bolder": lambda line, other: cv2.dilate(line, np.ones((2, 2), np.uint8)),
     "thinner": lambda line, other: cv2.erode(line, np.ones((2, 2), np.uint8)),
+    "fine pen 0.5 px": lambda line, other: thin_strokes(line, RNG, (0.5, 0.5)),
+    "fine pen 1 px": lambda line, other: thin_strokes(line, RNG, (1.0, 1.0)),
 }
 
 
@@ -102,6 +109,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_set_arguments(parser)
     parser.add_argument("--lines", type=int, default=500, help="lines sampled per synthetic split")
+    parser.add_argument(
+        "--only", nargs="+", choices=TRANSFORMS, metavar="TRANSFORM", help="these rows only"
+    )
     parser.add_argument(
         "--no-deskew", action="store_true", help="read lines as they are: Recognizer(deskew=False)"
     )
@@ -127,6 +137,8 @@ def main() -> None:
     print(f"| transform | {' | '.join(sets)} |")
     print(f"|---|{'---:|' * len(sets)}")
     for name, transform in TRANSFORMS.items():
+        if args.only and name not in args.only:
+            continue
         row = []
         for images, texts in sets.values():
             others = images[1:] + images[:1]

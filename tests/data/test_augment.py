@@ -15,6 +15,7 @@ FUNCTIONS: list[Callable[[np.ndarray, np.random.Generator], np.ndarray]] = [
     augment.noise,
     augment.binarize,
     augment.ink_intensity,
+    augment.thin_strokes,
 ]
 
 
@@ -64,3 +65,17 @@ def test_stroke_width_changes_the_amount_of_ink() -> None:
         for s in range(20)
     }
     assert amounts >= {-1, 1}  # both thinner and thicker strokes occur
+
+
+def test_thin_strokes_fades_a_stroke_by_a_fraction_of_a_pixel_and_thins_it_by_one() -> None:
+    image = glyph()
+    rng = np.random.default_rng(0)
+    half = augment.thin_strokes(image, rng, (0.5, 0.5))
+    one = augment.thin_strokes(image, rng, (1.0, 1.0))
+    ink = (image > 127).sum()
+    assert (one > 127).sum() < (half > 127).sum() < ink  # thinner with the amount
+    assert half[20, 21:25].min() == 255  # the stroke's core keeps its ink
+    assert 0 < half[20, 20] < 255  # its edge fades instead of vanishing: a sub-pixel amount
+    np.testing.assert_array_equal(augment.thin_strokes(image, rng, (0.0, 0.1)), image)
+    as_float = augment.thin_strokes(image.astype(np.float32) / 255, rng, (1.0, 1.0))
+    assert as_float.dtype == np.float32 and np.abs(as_float * 255 - one).max() < 2

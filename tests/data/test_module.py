@@ -178,3 +178,32 @@ def test_page_cuts_in_the_training_collate_only(tmp_path: Path) -> None:
         SyntheticLines(root=tmp_path, page_cuts=1.5)
     with pytest.raises(ConfigError, match="kind: char"):
         LabelledFolder(path=tmp_path, kind="char", page_cuts=0.5)
+
+
+def test_fine_pens_thin_some_training_lines_only_and_repeat_under_a_seed(tmp_path: Path) -> None:
+    from text_recognizer.data.folder import LabelledFolder
+    from text_recognizer.data.module import FinePens, TrainingLineCollate, collate_lines
+    from text_recognizer.data.synthetic_lines import SyntheticLines
+    from text_recognizer.errors import ConfigError
+
+    batch = [(torch.from_numpy(line)[None], torch.arange(1, 6)) for line in _lines((200,) * 20)]
+    pens = FinePens(probability=0.5)
+    torch.manual_seed(0)
+    out = pens(batch)
+    thinned = [float(o[0].sum()) < float(b[0].sum()) for o, b in zip(out, batch, strict=True)]
+    assert 3 < sum(thinned) < 17  # about half the lines, each with less ink
+    assert all(o[0].shape == b[0].shape for o, b in zip(out, batch, strict=True))
+    torch.manual_seed(0)
+    again = pens(batch)
+    for o, a in zip(out, again, strict=True):
+        np.testing.assert_array_equal(o[0].numpy(), a[0].numpy())
+
+    module = SyntheticLines(root=tmp_path, fine_pens=0.3)
+    collate = module.collate_fn("train")
+    assert isinstance(collate, TrainingLineCollate) and collate.pens is not None
+    assert collate.pens.probability == 0.3 and collate.cut is None and collate.stretch is None
+    assert module.collate_fn("val") is collate_lines and "fine_pens=0.3" in repr(module)
+    with pytest.raises(ConfigError, match=r"fine_pens = -0\.1 is a probability"):
+        SyntheticLines(root=tmp_path, fine_pens=-0.1)
+    with pytest.raises(ConfigError, match="fine_pens augments text lines"):
+        LabelledFolder(path=tmp_path, kind="char", fine_pens=0.5)

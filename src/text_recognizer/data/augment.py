@@ -73,6 +73,27 @@ def stroke_width(
     return thinned
 
 
+def thin_strokes(
+    image: np.ndarray, rng: np.random.Generator, pixels: tuple[float, float] = (0.25, 1.0)
+) -> np.ndarray:
+    """Thin every stroke by a number of pixels in all drawn from ``pixels`` (fractions too),
+    keeping grey levels: a finer pen.
+
+    A fine pen scanned and scaled to the model's height leaves strokes about a pixel wide
+    and fainter than the paper's contrast; eroding at this resolution would break them up
+    instead. The erosion runs at four times the resolution, so sub-pixel amounts fade the
+    stroke edges the way downsampling a fine pen does. Any dtype ``cv2`` resizes.
+    """
+    scale = 4
+    radius = round(rng.uniform(*pixels) * scale / 2)  # per side, at the high resolution
+    if radius <= 0:
+        return image.copy()
+    height, width = image.shape
+    big = cv2.resize(image, (width * scale, height * scale), interpolation=cv2.INTER_LINEAR)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.resize(cv2.erode(big, kernel), (width, height), interpolation=cv2.INTER_AREA)
+
+
 def elastic(
     image: np.ndarray, rng: np.random.Generator, alpha: float = 4.0, sigma: float = 6.0
 ) -> np.ndarray:

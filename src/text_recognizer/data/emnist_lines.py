@@ -63,6 +63,8 @@ class EmnistLines(BaseDataModule):
             (:class:`~text_recognizer.data.module.StretchWidths`); ``None``: off.
         page_cuts: share of training lines made to look cut from a page: tilted, with
             neighbouring lines' ink (:class:`~text_recognizer.data.module.PageCuts`); 0: off.
+        fine_pens: share of training lines with thinner strokes
+            (:class:`~text_recognizer.data.module.FinePens`); 0: off.
     """
 
     kind: ClassVar[Kind] = "line"
@@ -89,6 +91,7 @@ class EmnistLines(BaseDataModule):
         char_module: BaseDataModule | None = None,
         width_stretch: Sequence[float] | None = None,
         page_cuts: float = 0.0,
+        fine_pens: float = 0.0,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -97,6 +100,7 @@ class EmnistLines(BaseDataModule):
             root=root,
             width_stretch=width_stretch,
             page_cuts=page_cuts,
+            fine_pens=fine_pens,
         )
         if max_length < 1:
             raise ConfigError(f"max_length must be at least 1, got {max_length}")

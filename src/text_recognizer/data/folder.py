@@ -69,6 +69,8 @@ class LabelledFolder(BaseDataModule):
             training batch (:class:`~text_recognizer.data.module.StretchWidths`).
         page_cuts: lines only: share of training lines made to look cut from a page:
             tilted, with neighbouring lines' ink (:class:`~text_recognizer.data.module.PageCuts`).
+        fine_pens: lines only: share of training lines with thinner strokes
+            (:class:`~text_recognizer.data.module.FinePens`).
     """
 
     data_train: LabelledArrays | None
@@ -88,6 +90,7 @@ class LabelledFolder(BaseDataModule):
         root: Path | None = None,
         width_stretch: Sequence[float] | None = None,
         page_cuts: float = 0.0,
+        fine_pens: float = 0.0,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -96,13 +99,15 @@ class LabelledFolder(BaseDataModule):
             root=root,
             width_stretch=width_stretch,
             page_cuts=page_cuts,
+            fine_pens=fine_pens,
         )
         if kind not in ("line", "char"):
             raise ConfigError(f"kind must be 'line' or 'char', got {kind!r}")
         if kind == "char" and width_stretch is not None:
             raise ConfigError("width_stretch stretches text lines; remove it for kind: char")
-        if kind == "char" and page_cuts:
-            raise ConfigError("page_cuts augments text lines; remove it for kind: char")
+        for name, value in (("page_cuts", page_cuts), ("fine_pens", fine_pens)):
+            if kind == "char" and value:
+                raise ConfigError(f"{name} augments text lines; remove it for kind: char")
         if not (0 <= val_fraction <= 1 and 0 <= test_fraction <= 1) or (
             val_fraction + test_fraction > 1
         ):

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from text_recognizer.charset import DEFAULT_CHARSET, Charset
+from text_recognizer.data.augment import thin_strokes
 from text_recognizer.errors import ConfigError
 from text_recognizer.paths import data_dir
 from text_recognizer.preprocessing import ink_box, rotate
@@ -186,15 +187,44 @@ class PageCuts:
         )
 
 
+class FinePens:
+    """Training lines written with a finer pen: strokes thinned by up to ``max_pixels``.
+
+    Rendered strokes are about 3 px wide at 32 px (median, binarised at half the ink's
+    maximum); a fine pen scanned and scaled down to the model's height leaves strokes
+    nearer one pixel, faint rather than broken. With probability ``probability`` a
+    line's strokes are thinned by ``[0.25, max_pixels]`` pixels in all
+    (:func:`~text_recognizer.data.augment.thin_strokes`). Draws come from torch's global
+    generator (checkpointed, as for :class:`StretchWidths`).
+    """
+
+    def __init__(self, probability: float = 0.3, max_pixels: float = 1.0) -> None:
+        self.probability, self.max_pixels = probability, max_pixels
+
+    def __call__(
+        self, batch: Sequence[tuple[torch.Tensor, torch.Tensor]]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        out = list(batch)
+        for i, (image, target) in enumerate(batch):
+            if float(torch.rand(())) < self.probability:
+                rng = np.random.default_rng(int(torch.randint(2**31, ())))
+                line = thin_strokes(image[0].numpy(), rng, (0.25, self.max_pixels))
+                out[i] = (torch.from_numpy(line)[None], target)
+        return out
+
+
 class TrainingLineCollate:
-    """Training collate for lines: cut some as from a page (per line), pad, stretch (per batch)."""
+    """Training collate for lines: thin the pen and cut as from a page (per line), pad,
+    stretch (per batch)."""
 
     def __init__(
         self,
         width_stretch: tuple[float, float] | None = None,
         page_cuts: float = 0.0,
         pad_index: int = DEFAULT_CHARSET.pad,
+        fine_pens: float = 0.0,
     ) -> None:
+        self.pens = FinePens(fine_pens) if fine_pens > 0 else None
         self.cut = PageCuts(page_cuts) if page_cuts > 0 else None
         self.stretch = StretchWidths(*width_stretch, pad_index) if width_stretch else None
         self.pad_index = pad_index
@@ -202,6 +232,8 @@ class TrainingLineCollate:
     def __call__(
         self, batch: Sequence[tuple[torch.Tensor, torch.Tensor]]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.pens is not None:
+            batch = self.pens(batch)
         if self.cut is not None:
             batch = self.cut(batch)
         if self.stretch is not None:
@@ -281,14 +313,17 @@ class BaseDataModule(L.LightningDataModule):
         root: Path | None = None,
         width_stretch: Sequence[float] | None = None,
         page_cuts: float = 0.0,
+        fine_pens: float = 0.0,
     ) -> None:
         super().__init__()
-        if not 0.0 <= page_cuts <= 1.0:
-            raise ConfigError(
-                f"page_cuts = {page_cuts} is a probability: use a value in [0, 1], "
-                "e.g. 0.5; 0 turns it off"
-            )
+        for name, value in (("page_cuts", page_cuts), ("fine_pens", fine_pens)):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(
+                    f"{name} = {value} is a probability: use a value in [0, 1], "
+                    "e.g. 0.25; 0 turns it off"
+                )
         self.page_cuts = float(page_cuts)
+        self.fine_pens = float(fine_pens)
         self.width_stretch: tuple[float, float] | None = None
         if width_stretch is not None:
             bounds = [float(v) for v in width_stretch]
@@ -337,8 +372,9 @@ class BaseDataModule(L.LightningDataModule):
         """How a split's items become a batch: padded lines, augmented when training."""
         if self.kind != "line":
             return None
-        if split == "train" and (self.width_stretch is not None or self.page_cuts > 0):
-            return TrainingLineCollate(self.width_stretch, self.page_cuts)
+        augmented = self.width_stretch is not None or self.page_cuts > 0 or self.fine_pens > 0
+        if split == "train" and augmented:
+            return TrainingLineCollate(self.width_stretch, self.page_cuts, fine_pens=self.fine_pens)
         return collate_lines
 
     def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:

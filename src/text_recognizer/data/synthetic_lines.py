@@ -199,6 +199,8 @@ class SyntheticLines(BaseDataModule):
         page_cuts: share of training lines made to look cut from a scanned page: tilted,
             with ink of the neighbouring lines at the top and bottom
             (:class:`~text_recognizer.data.module.PageCuts`); 0: off.
+        fine_pens: share of training lines whose strokes are thinned as a fine pen's
+            (:class:`~text_recognizer.data.module.FinePens`); 0: off.
 
     Items are ``(image [1, 32, W] float32 in [0, 1], target LongTensor of charset indices)``;
     ``collate_lines`` pads batches.
@@ -223,6 +225,7 @@ class SyntheticLines(BaseDataModule):
         build_workers: int | None = None,
         width_stretch: Sequence[float] | None = None,
         page_cuts: float = 0.0,
+        fine_pens: float = 0.0,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -231,6 +234,7 @@ class SyntheticLines(BaseDataModule):
             root=root,
             width_stretch=width_stretch,
             page_cuts=page_cuts,
+            fine_pens=fine_pens,
         )
         for name, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
             if value < 1:
@@ -388,7 +392,7 @@ class SyntheticLines(BaseDataModule):
             f"SyntheticLines({self._split_sizes()}, kind=line, height={HEIGHT}, "
             f"max_length={self.max_length}, stroke_fraction={self.stroke_fraction}, "
             f"numbers={self.numbers}, stream={self.stream}, width_stretch={self.width_stretch}, "
-            f"page_cuts={self.page_cuts}, seed={self.seed})"
+            f"page_cuts={self.page_cuts}, fine_pens={self.fine_pens}, seed={self.seed})"
         ]
         for split in SPLITS:
             fonts, faces = len(list_fonts(split)), len(list_faces(split))
