@@ -190,10 +190,11 @@ class PageCuts:
 class FinePens:
     """Training lines written with a finer pen: strokes thinned by up to ``max_pixels``.
 
-    Rendered strokes are about 3 px wide at 32 px (median, binarised at half the ink's
-    maximum); a fine pen scanned and scaled down to the model's height leaves strokes
-    nearer one pixel, faint rather than broken. With probability ``probability`` a
-    line's strokes are thinned by ``[0.25, max_pixels]`` pixels in all
+    Rendered strokes measure 1.0-2.7 px at 32 px (10th to 90th percentile,
+    ``benchmarks/stroke_widths.py``); a fine pen scanned and scaled down to the model's
+    height leaves strokes at the thin end or below it, faint rather than broken. With
+    probability ``probability`` a line's strokes are thinned by ``[0.25, max_pixels]``
+    pixels in all
     (:func:`~text_recognizer.data.augment.thin_strokes`). Draws come from torch's global
     generator (checkpointed, as for :class:`StretchWidths`).
     """
