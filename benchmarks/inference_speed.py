@@ -7,7 +7,8 @@ the bundled sample images, after a warm-up, and prints the median per image side
     python benchmarks/inference_speed.py --checkpoint RUN_DIR     # plus PyTorch eager on a run
 
 Lines are also timed with beam search (10) and beam search + the default character LM
-(``Recognizer(beam_size=10, lm="default")``; the LM is built once, before timing).
+(``Recognizer(beam_size=10, lm="default")``; the LM is built once, before timing), with
+width search, and without deslanting or levelling, to show what those cost.
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ def main() -> None:
             rows.append((f"{path.name} beam 10 + LM", model, "onnxruntime", decoding))
             searching = {"width_search": True}
             rows.append((f"{path.name} width search", model, "onnxruntime", searching))
+            # What levelling and deslanting cost: the same greedy path without them.
+            rows.append((f"{path.name} no deslant", model, "onnxruntime", {"deslant": False}))
+            plain = {"deskew": False, "deslant": False}
+            rows.append((f"{path.name} neither", model, "onnxruntime", plain))
     for checkpoint in args.checkpoint:
         rows.append((checkpoint.name, TorchModel(checkpoint), "torch eager", {}))
     for name, model, runtime, decoding in rows:

@@ -11,15 +11,16 @@ the lines pasted from real characters (``realdata_lines.py``).
   highest 6 over the bottom rows, as in a box cut from a page of lines.
 - **mark above the box**: one short stroke a half line-height above the text, outside
   its box (a loosely cut line): the crop to the ink grows 1.5x.
-- **slant +-**: shear the line right or left (a writer's slant beyond the renderer's).
+- **slant +-**: shear the line right or left (a writer's lean beyond the renderer's).
 - **low resolution**: through half the resolution and back (a coarse scan or photo).
 - **bolder / thinner**: dilate or erode the strokes by one pixel (pen width).
 - **fine pen 0.5 / 1 px**: strokes thinned by half a pixel or one pixel with their grey
   levels kept (``augment.thin_strokes``): a fine pen scanned at the model's height, whose
   strokes come out faint and about a pixel wide rather than broken up.
 
-The Recognizer levels tilted lines (``deskew``, on by default); ``--no-deskew`` measures
-without it.
+The Recognizer levels tilted lines (``deskew``) and shears strokes to the lean it reads
+best (``deslant``), both on by default; ``--no-deskew`` and ``--no-deslant`` measure
+without them.
 
     python benchmarks/line_robustness.py --model src/text_recognizer/assets/models/line.onnx
 """
@@ -115,6 +116,11 @@ def main() -> None:
     parser.add_argument(
         "--no-deskew", action="store_true", help="read lines as they are: Recognizer(deskew=False)"
     )
+    parser.add_argument(
+        "--no-deslant",
+        action="store_true",
+        help="keep the strokes' lean as it is: Recognizer(deslant=False)",
+    )
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -133,7 +139,9 @@ def main() -> None:
             # Pasted dark on white; the transforms assume bright ink like the caches.
             sets[f"real {name}"] = ([255 - image for image in images], texts)
 
-    recognizer = Recognizer.from_pretrained(args.model, deskew=not args.no_deskew)
+    recognizer = Recognizer.from_pretrained(
+        args.model, deskew=not args.no_deskew, deslant=not args.no_deslant
+    )
     print(f"| transform | {' | '.join(sets)} |")
     print(f"|---|{'---:|' * len(sets)}")
     for name, transform in TRANSFORMS.items():

@@ -1,6 +1,7 @@
 """The shipped models and samples: consistent metadata, and `make demo` reads the samples."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,48 @@ def test_the_bundled_line_model_reads_tilted_samples_nearly_as_well_as_level_one
     unlevelled_cer = cer([r.text for r in as_is.recognize_batch(tilted, kind="line")], texts)
     assert levelled_cer <= level_cer + 0.05
     assert unlevelled_cer > levelled_cer + 0.03
+
+
+def test_the_bundled_line_model_reads_leaning_samples_nearly_as_well_as_upright_ones() -> None:
+    import numpy as np
+
+    from text_recognizer.metrics import cer
+    from text_recognizer.preprocessing import load_image, shear
+
+    rows = read_labels(SAMPLES_DIR / "lines")
+    texts = [row.text for row in rows]
+    uprights = [load_image(row.image) for row in rows]
+    reader = Recognizer.from_pretrained()
+    as_is = Recognizer.from_pretrained(deslant=False)
+    upright_cer = cer([r.text for r in reader.recognize_batch(uprights, kind="line")], texts)
+    for lean in (0.5, -0.3):  # far right, and back-handed
+        leaning = [
+            255 - shear(255 - image.astype(np.float32), lean).astype(np.uint8) for image in uprights
+        ]
+        deslanted_cer = cer([r.text for r in reader.recognize_batch(leaning, kind="line")], texts)
+        leaning_cer = cer([r.text for r in as_is.recognize_batch(leaning, kind="line")], texts)
+        assert deslanted_cer <= upright_cer + 0.03
+        assert leaning_cer > deslanted_cer + 0.02
+
+
+def test_cli_recognize_deslants_unless_told_not_to(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from text_recognizer.cli import app
+    from text_recognizer.preprocessing import load_image, shear
+
+    row = read_labels(SAMPLES_DIR / "lines")[5]
+    leaning = shear(255 - load_image(row.image).astype(np.float32), -0.4)  # back-handed
+    path = tmp_path / "leaning.png"
+    Image.fromarray(255 - np.clip(leaning, 0, 255).astype(np.uint8)).save(path)
+    expected = {
+        flag: Recognizer.from_pretrained(deslant=deslant).recognize(path, kind="line").text
+        for flag, deslant in (("--deslant", True), ("--no-deslant", False))
+    }
+    assert expected["--deslant"] != expected["--no-deslant"]
+    for flag, text in expected.items():
+        result = CliRunner().invoke(app, ["recognize", "--kind", "line", "--json", flag, str(path)])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["text"] == text

@@ -159,6 +159,26 @@ def test_prepare_line_levels_a_tilted_line_so_its_text_keeps_its_size() -> None:
     np.testing.assert_array_equal(prepare_line(word, 32), prepare_line(word, 32, deskew=False))
 
 
+@pytest.mark.parametrize("lean", [-0.4, -0.2, 0.3, 0.6])
+def test_slant_measures_how_far_the_strokes_lean(lean: float) -> None:
+    from text_recognizer.preprocessing import shear, slant
+
+    ink = (255 - text_line()).astype(np.float32)
+    upright = slant(ink)
+    assert abs(upright) <= 0.05  # PIL's default font is upright
+    assert abs(slant(shear(ink, lean)) - (upright + lean)) <= 0.05
+
+
+def test_prepare_line_shears_a_leaning_line_to_the_target_lean() -> None:
+    from text_recognizer.preprocessing import SLANT_TARGET, prepare_line, shear, slant
+
+    line = text_line()
+    for lean in (-0.4, 0.0, 0.6):
+        leaning = 255 - shear(255 - line.astype(np.float32), lean).astype(np.uint8)
+        assert abs(slant(prepare_line(leaning, 32)) - SLANT_TARGET) <= 0.05
+        assert abs(slant(prepare_line(leaning, 32, deslant=False)) - lean) <= 0.05
+
+
 def test_prepare_line_drops_a_mark_far_above_the_text_and_keeps_i_dots() -> None:
     from text_recognizer.preprocessing import drop_stray_marks, prepare_line
 

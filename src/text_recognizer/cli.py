@@ -183,6 +183,12 @@ WidthSearchOption = Annotated[
         "confident reading (more accurate on unusually narrow or wide hands, 3x the time)."
     ),
 ]
+DeslantOption = Annotated[
+    bool,
+    typer.Option(
+        help="Lines: shear a line leaning far left or right to the lean the model reads best."
+    ),
+]
 
 
 @app.command()
@@ -197,13 +203,19 @@ def recognize(
     lm: LmOption = None,
     lm_weight: LmWeightOption = 1.0,
     width_search: WidthSearchOption = False,
+    deslant: DeslantOption = True,
 ) -> None:
     """Read handwritten characters or lines from images."""
     from text_recognizer.recognizer import Recognizer
 
     try:
         recognizer = Recognizer.from_pretrained(
-            model, beam_size=beam, lm=lm, lm_weight=lm_weight, width_search=width_search
+            model,
+            beam_size=beam,
+            lm=lm,
+            lm_weight=lm_weight,
+            width_search=width_search,
+            deslant=deslant,
         )
     except TextRecognizerError as error:
         raise fail(error) from error

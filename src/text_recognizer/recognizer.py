@@ -2,8 +2,8 @@
 
 Images of any size, polarity and colour mode go in; text and a confidence come out.
 Lines are cropped to their ink, rid of marks far above or below the text
-(``preprocessing.drop_stray_marks``), levelled when tilted (``skew_angle``) and resized to
-the model's height.
+(``preprocessing.drop_stray_marks``), levelled when tilted (``skew_angle``), sheared to
+the lean the model reads best (``slant``) and resized to the model's height.
 ONNX Runtime runs the shipped models (fast on a CPU, no training code needed); a
 Lightning checkpoint or run folder runs in PyTorch eager mode instead.
 
@@ -182,6 +182,8 @@ class Recognizer:
         deskew: level tilted lines before reading them
             (:func:`~text_recognizer.preprocessing.skew_angle`); turn it off only for
             lines known to be level, or to measure what it does.
+        deslant: shear every line's strokes to the lean the model reads best
+            (:func:`~text_recognizer.preprocessing.slant`); off only to measure what it does.
     """
 
     def __init__(
@@ -192,6 +194,7 @@ class Recognizer:
         lm_weight: float = 1.0,
         width_search: bool | Sequence[float] = False,
         deskew: bool = True,
+        deslant: bool = True,
     ) -> None:
         if not models:
             raise ConfigError("a Recognizer needs at least one model")
@@ -201,6 +204,7 @@ class Recognizer:
         self.decoder = CtcDecoder.from_options(beam_size, lm, lm_weight)
         self.width_factors = width_factors(width_search)
         self.deskew = deskew
+        self.deslant = deslant
 
     @property
     def lm(self) -> CharNgramLm | None:
@@ -210,8 +214,8 @@ class Recognizer:
     def from_pretrained(cls, name_or_path: str | Path = "default", **decoding: Any) -> Recognizer:
         """``"default"`` loads every bundled model; otherwise one model file or run folder.
 
-        ``decoding`` (``beam_size``, ``lm``, ``lm_weight``, ``width_search``, ``deskew``) goes
-        to the constructor.
+        ``decoding`` (``beam_size``, ``lm``, ``lm_weight``, ``width_search``, ``deskew``,
+        ``deslant``) goes to the constructor.
         """
         if str(name_or_path) == "default":
             bundled = sorted(MODELS_DIR.glob("*.onnx"))
@@ -266,7 +270,7 @@ class Recognizer:
         model = self.models["line"]
         charset = Charset.from_tokens(model.meta["charset"])
         height = int(model.meta["input_height"])
-        lines = [prepare_line(g, height, self.deskew) for g in greys]
+        lines = [prepare_line(g, height, self.deskew, self.deslant) for g in greys]
 
         def read(lines: list[np.ndarray]) -> list[tuple[str, float]]:
             batch, widths = pad_lines(lines)

@@ -67,6 +67,25 @@ def test_items_are_what_the_recognizer_would_feed_the_model(tmp_path: Path) -> N
     )
 
 
+def test_deslant_false_reads_lines_as_recognizer_deslant_false_does(tmp_path: Path) -> None:
+    from text_recognizer.preprocessing import shear
+
+    tmp_path.mkdir(exist_ok=True)
+    ink = render_line(TEXTS[0], height=48)[0].numpy().astype(np.float32)
+    leaning = 255 - np.clip(shear(ink, 0.7) * 255, 0, 255).astype(np.uint8)  # far right
+    Image.fromarray(leaning).save(tmp_path / "scan_00.png")
+    (tmp_path / "labels.tsv").write_text(f"scan_00.png\t{TEXTS[0]}\n")
+    items = {}
+    for deslant in (True, False):
+        data = LabelledFolder(tmp_path, test_fraction=1.0, val_fraction=0.0, deslant=deslant)
+        data.setup("test")
+        assert data.data_test is not None
+        items[deslant] = data.data_test[0][0][0].numpy()
+        expected = prepare_line(leaning, 32, deslant=deslant)
+        np.testing.assert_array_equal(items[deslant], expected)
+    assert items[True].shape[1] < items[False].shape[1]  # upright-er: narrower
+
+
 def test_split_subfolders_and_jsonl(tmp_path: Path) -> None:
     write_lines(tmp_path / "train", TEXTS[:4], jsonl=True)
     write_lines(tmp_path / "test", TEXTS[4:6])

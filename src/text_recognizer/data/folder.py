@@ -71,6 +71,9 @@ class LabelledFolder(BaseDataModule):
             tilted, with neighbouring lines' ink (:class:`~text_recognizer.data.module.PageCuts`).
         fine_pens: lines only: share of training lines with thinner strokes
             (:class:`~text_recognizer.data.module.FinePens`).
+        deslant: lines only: shear each line to the lean the model reads best, as the
+            Recognizer does by default (``prepare_line``); ``False`` reads lines as
+            ``Recognizer(deslant=False)`` does.
     """
 
     data_train: LabelledArrays | None
@@ -91,6 +94,7 @@ class LabelledFolder(BaseDataModule):
         width_stretch: Sequence[float] | None = None,
         page_cuts: float = 0.0,
         fine_pens: float = 0.0,
+        deslant: bool = True,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -118,6 +122,7 @@ class LabelledFolder(BaseDataModule):
         self.path = Path(path)
         self.kind = kind  # type: ignore[misc]  # a class constant elsewhere; chosen here
         self.height = input_height or (32 if kind == "line" else 28)
+        self.deslant = deslant
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self._rows: dict[str, list[Labelled]] | None = None
@@ -215,7 +220,7 @@ class LabelledFolder(BaseDataModule):
         grey = load_image(path)
         if self.kind == "char":
             return emnist_style(normalize_polarity(grey), self.height)
-        return prepare_line(grey, self.height).astype(np.float32, copy=False)
+        return prepare_line(grey, self.height, deslant=self.deslant).astype(np.float32, copy=False)
 
     def __repr__(self) -> str:
         return (
