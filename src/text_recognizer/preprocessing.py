@@ -332,8 +332,8 @@ SLANT_HEIGHT = 32
 #: median at 0.2 and 0.05; among targets 0 to 0.3, 0.2 read them and the real-character
 #: lines best (docs/benchmarks.md).
 SLANT_TARGET = 0.2
-# Lines leaning within this of the target are left as they are: the training lines lean
-# from about -0.1 to 0.5, and shearing lines in that range did not help width search.
+# Lines leaning within this of the target are left as they are: rendered lines lean -0.15
+# to 0.4 (10th-90th percentile), and shearing lines in that range did not help width search.
 SLANT_TOLERANCE = 0.175
 
 
