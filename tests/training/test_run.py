@@ -7,6 +7,7 @@ import torch
 import yaml
 
 from text_recognizer.models import CharClassifier
+from text_recognizer.training import run
 from text_recognizer.training.config import parse_config
 from text_recognizer.training.run import git_commit, git_dirty, resume_run, run_experiment
 
@@ -52,6 +53,7 @@ def test_run_writes_folder_and_learns(tiny_chars: str) -> None:
     )
     assert rate_bounds[0] - 0.05 <= summary["train_samples_per_s"] <= rate_bounds[1] + 0.05
     assert summary["test"]["test/acc"] > 0.9
+    assert summary["precision"] == "32-true"
     assert json.loads((run_dir / "summary.json").read_text())["best_score"] == summary["best_score"]
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["optimizer"]["lr"] == 1e-2
@@ -101,3 +103,38 @@ def test_summary_says_whether_the_code_was_modified(
     assert git_commit() is not None and git_dirty() is False
     (tmp_path / "model.py").write_text("a = 2\n")
     assert git_dirty() is True
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16-mixed"), (False, "32-true")])
+def test_precision_auto_uses_bfloat16_only_where_the_cpu_computes_in_it(
+    monkeypatch: pytest.MonkeyPatch, native: bool, expected: str
+) -> None:
+    monkeypatch.setattr(run, "cpu_has_bf16", lambda: native)
+    assert run.resolve_precision("auto", "cpu") == expected
+    assert run.resolve_precision("32-true", "cpu") == "32-true"
+
+
+def test_explicit_bf16_on_a_cpu_without_it_is_kept_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(run, "cpu_has_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="text_recognizer.training.run"):
+        assert run.resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
+    assert "no bfloat16 instructions" in caplog.text and "precision: auto" in caplog.text
+    monkeypatch.setattr(run, "cpu_has_bf16", lambda: True)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="text_recognizer.training.run"):
+        run.resolve_precision("bf16-mixed", "cpu")
+    assert not caplog.text
+
+
+def test_a_run_with_precision_auto_records_what_it_trained_in(
+    tiny_chars: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run, "cpu_has_bf16", lambda: False)
+    config = tiny_config(tiny_chars)
+    config["trainer"] = {**config["trainer"], "max_epochs": 1, "precision": "auto"}
+    summary = run_experiment(parse_config(config))
+    assert summary["precision"] == "32-true"
+    saved = yaml.safe_load((Path(summary["run_dir"]) / "config.yaml").read_text())
+    assert saved["trainer"]["precision"] == "auto"  # a resume on another host decides anew

@@ -119,9 +119,11 @@ class TrainerConfig(Section):
     devices: int | str = 1
     strategy: str = "auto"
     num_nodes: int = Field(1, ge=1)
-    precision: Literal["32-true", "32", "bf16-mixed", "16-mixed", "64-true"] = Field(
+    precision: Literal["auto", "32-true", "32", "bf16-mixed", "16-mixed", "64-true"] = Field(
         "32-true",
-        description="bf16-mixed: bfloat16 autocast, 1.2-2.2x faster training on AVX512-BF16 CPUs",
+        description="bf16-mixed: bfloat16 autocast, 1.2-2.2x faster training on AVX512-BF16 "
+        "CPUs and >10x slower on CPUs without bfloat16 instructions; auto: bf16-mixed where "
+        "the CPU or GPU has them, else 32-true",
     )
     deterministic: bool = True
     gradient_clip_val: float | None = None
