@@ -125,3 +125,51 @@ def test_bad_scheduler_args_are_named() -> None:
         build_scheduler(optimizer, SchedulerConfig(name="step", args={"gamma_typo": 1}), 20, 4)
     with pytest.raises(ConfigError, match="warmup_epochs cannot be combined with plateau"):
         build_scheduler(optimizer, SchedulerConfig(name="plateau", warmup_epochs=1), 20, 4)
+
+
+def forecast_case(limit_s: float) -> tuple[object, object, object]:
+    """A MaxTimeForecast, a Timer with ``limit_s`` of budget, and a trainer at step 0 of 100."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.callbacks import Timer
+
+    from text_recognizer.training.callbacks import MaxTimeForecast
+
+    clock = SimpleNamespace(elapsed=0.0)
+    timer = Timer(duration={"seconds": limit_s})
+    timer.time_elapsed = lambda stage="train": clock.elapsed  # type: ignore[method-assign]
+    timer.time_remaining = lambda stage="train": limit_s - clock.elapsed  # type: ignore[method-assign]
+    trainer = SimpleNamespace(callbacks=[timer], global_step=0, estimated_stepping_batches=100)
+    trainer.clock = clock
+    return MaxTimeForecast(after_steps=10), timer, trainer
+
+
+def advance(forecast, trainer, steps: int, seconds_per_step: float) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(steps):
+        trainer.global_step += 1
+        trainer.clock.elapsed += seconds_per_step
+        forecast.on_train_batch_end(trainer, None, None, None, 0)
+
+
+def test_max_time_forecast_warns_once_when_the_schedule_cannot_finish(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    forecast, _, trainer = forecast_case(limit_s=60.0)
+    trainer.clock.elapsed = 5.0  # data preparation before the first step does not count
+    forecast.on_train_start(trainer, None)
+    with caplog.at_level("WARNING", logger="text_recognizer.training.callbacks"):
+        advance(forecast, trainer, 9, 1.0)
+        assert not caplog.text  # too few steps to judge the pace
+        advance(forecast, trainer, 20, 1.0)
+    assert caplog.text.count("at this pace") == 1
+    assert "step 55 of 100" in caplog.text and "trainer.max_time=null" in caplog.text
+
+
+def test_max_time_forecast_is_silent_when_the_schedule_fits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    forecast, _, trainer = forecast_case(limit_s=120.0)
+    forecast.on_train_start(trainer, None)
+    with caplog.at_level("WARNING", logger="text_recognizer.training.callbacks"):
+        advance(forecast, trainer, 30, 1.0)
+    assert not caplog.text

@@ -7,6 +7,7 @@ checkpoint writes atomic so a kill during a save never corrupts ``last.ckpt``.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -17,7 +18,10 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.utilities.cloud_io import _atomic_save
+from lightning.pytorch import callbacks as lc
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+log = logging.getLogger(__name__)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -61,6 +65,67 @@ class RngStateCallback(L.Callback):
             kind, keys, pos, has_gauss, gauss = states["numpy"]
             np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
             torch.set_rng_state(states["torch"])
+
+
+class MaxTimeForecast(L.Callback):
+    """Warn early when ``max_time`` will stop the run before its last step.
+
+    A one-cycle schedule anneals the learning rate only near its end, so a run cut short
+    by ``max_time`` keeps a high learning rate and ends with a worse model; on a slower CPU
+    than the config was sized for, that happens silently. After ``after_steps`` steps
+    this projects the finish from their pace (validation to come not included, so it
+    warns only when even the optimistic projection is over) and says what to change.
+    """
+
+    def __init__(self, after_steps: int = 300) -> None:
+        self.after_steps = after_steps
+        self.start: tuple[int, float] | None = None  # (step, elapsed s) when training began
+        self.done = False
+
+    @staticmethod
+    def _timer(trainer: L.Trainer) -> lc.Timer | None:
+        return next((c for c in trainer.callbacks if isinstance(c, lc.Timer)), None)  # type: ignore[attr-defined]
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        timer = self._timer(trainer)
+        if timer is not None:
+            self.start = (trainer.global_step, timer.time_elapsed("train"))
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        timer = self._timer(trainer)
+        if self.done or self.start is None or timer is None:
+            return
+        steps = trainer.global_step - self.start[0]
+        if steps < self.after_steps:
+            return
+        self.done = True
+        elapsed = timer.time_elapsed("train")
+        limit = elapsed + (timer.time_remaining("train") or 0.0)
+        pace = (elapsed - self.start[1]) / steps
+        total = int(trainer.estimated_stepping_batches)
+        finish = elapsed + (total - trainer.global_step) * pace
+        if finish <= limit:
+            return
+        reach = trainer.global_step + int((limit - elapsed) / pace)
+        log.warning(
+            "at this pace (%.2f s/step) trainer.max_time (%.0f min) will stop the run at about "
+            "step %s of %s, before its learning-rate schedule ends: the model will be worse "
+            "than the schedule would make it. To finish the schedule, lift the limit "
+            "(--set trainer.max_time=null: about %.0f min in all) or shorten the schedule "
+            "(trainer.limit_train_batches / max_epochs).",
+            pace,
+            limit / 60,
+            f"{reach:,}",
+            f"{total:,}",
+            finish / 60,
+        )
 
 
 class TrainingTimeCallback(L.Callback):

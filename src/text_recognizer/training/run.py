@@ -32,6 +32,7 @@ from text_recognizer.networks import NETWORKS
 from text_recognizer.paths import runs_dir
 from text_recognizer.training.callbacks import (
     AtomicCheckpointIO,
+    MaxTimeForecast,
     RngStateCallback,
     TrainingTimeCallback,
 )
@@ -102,6 +103,7 @@ def build_callbacks(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]
         ),
         RngStateCallback(),
         TrainingTimeCallback(),
+        MaxTimeForecast(),
     ]
     if cb.early_stopping is not None:
         es = cb.early_stopping
