@@ -348,14 +348,17 @@ def slant(ink: np.ndarray) -> float:
     scale = min(1.0, SLANT_HEIGHT / height)
     small = cv2.resize(ink, (max(1, round(width * scale)), max(1, round(height * scale))),
                        interpolation=cv2.INTER_AREA)  # fmt: skip
-    rows, cols = np.nonzero(small > INK_FRACTION * float(small.max()))
+    mask = (small > INK_FRACTION * float(small.max())).astype(np.int16)
+    rows = np.arange(mask.shape[0])
     # Undo a lean s: row y moves left by s * (bottom - y), rounded to whole columns.
-    rises = small.shape[0] - 1 - np.arange(small.shape[0])
-    shifts = np.rint(rises[None] * SLANTS[:, None]).astype(np.intp)
+    shifts = np.rint((mask.shape[0] - 1 - rows)[None] * SLANTS[:, None]).astype(np.intp)
     pad = int(np.abs(shifts).max()) + 1
-    span = small.shape[1] + 2 * pad
-    index = cols + (pad + np.arange(len(SLANTS)) * span)[:, None] - shifts[:, rows]
-    profiles = np.bincount(index.ravel(), minlength=span * len(SLANTS)).reshape(len(SLANTS), span)
+    span = mask.shape[1] + 2 * pad
+    padded = np.zeros((mask.shape[0], span + 2 * pad), np.int16)
+    padded[:, 2 * pad : 2 * pad + mask.shape[1]] = mask
+    # Every window of `span` columns of each row; row y of lean k starts at pad + shift.
+    windows = np.lib.stride_tricks.sliding_window_view(padded, span, axis=1)
+    profiles = windows[rows[None], pad + shifts].sum(axis=1)  # [lean, column]
     scores = np.einsum("ij,ij->i", profiles, profiles)
     return float(SLANTS[int(scores.argmax())])
 
