@@ -111,7 +111,7 @@ class MaxTimeForecast(L.Callback):
         pace = (elapsed - self.start[1]) / steps
         total = int(trainer.estimated_stepping_batches)
         finish = elapsed + (total - trainer.global_step) * pace
-        if finish <= limit:
+        if pace <= 0 or finish <= limit:
             return
         reach = trainer.global_step + int((limit - elapsed) / pace)
         log.warning(
