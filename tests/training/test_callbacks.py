@@ -141,6 +141,8 @@ def forecast_case(limit_s: float) -> tuple[object, object, object]:
     timer.time_remaining = lambda stage="train": limit_s - clock.elapsed  # type: ignore[method-assign]
     trainer = SimpleNamespace(callbacks=[timer], global_step=0, estimated_stepping_batches=100)
     trainer.clock = clock
+    trainer.lr_scheduler_configs = []
+    trainer.fit_loop = SimpleNamespace(epoch_loop=SimpleNamespace(max_steps=-1))
     return MaxTimeForecast(after_steps=10), timer, trainer
 
 
@@ -173,3 +175,55 @@ def test_max_time_forecast_is_silent_when_the_schedule_fits(
     with caplog.at_level("WARNING", logger="text_recognizer.training.callbacks"):
         advance(forecast, trainer, 30, 1.0)
     assert not caplog.text
+
+
+def one_cycle(total_steps: int) -> torch.optim.lr_scheduler.OneCycleLR:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=total_steps)
+
+
+def test_shorten_one_cycle_anneals_by_the_new_end() -> None:
+    from text_recognizer.training.callbacks import shorten_one_cycle
+
+    full, short = one_cycle(100), one_cycle(100)
+    for _ in range(10):
+        full.optimizer.step()
+        full.step()
+        short.optimizer.step()
+        short.step()
+    shorten_one_cycle(short, 50)
+    for _ in range(39):
+        short.optimizer.step()
+        short.step()
+    for _ in range(89):
+        full.optimizer.step()
+        full.step()
+    assert short.get_last_lr() == pytest.approx(full.get_last_lr())  # both at the floor
+    assert short.get_last_lr()[0] < 1e-5
+    short.step()  # step 50: a run of 50 optimizer steps steps its scheduler 50 times
+    with pytest.raises(ValueError, match="total steps"):
+        short.step()
+
+
+def test_fit_to_max_time_shortens_the_schedule_and_the_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from text_recognizer.training.callbacks import MaxTimeForecast
+
+    _, _, trainer = forecast_case(limit_s=60.0)
+    forecast = MaxTimeForecast(after_steps=10, fit=True)
+    scheduler = one_cycle(100)
+    trainer.lr_scheduler_configs = [type("Config", (), {"scheduler": scheduler})()]
+    trainer.clock.elapsed = 5.0
+    forecast.on_train_start(trainer, None)
+    with caplog.at_level("WARNING", logger="text_recognizer.training.callbacks"):
+        advance(forecast, trainer, 10, 1.0)
+    # 45 s left at 1 s/step: 90 % of them, 40 steps, after the 10 done
+    assert forecast.fitted_steps == 50 and scheduler.total_steps == 50
+    assert trainer.fit_loop.epoch_loop.max_steps == 50
+    assert "now ends at step 50" in caplog.text
+    # a resumed run stops at the same step
+    resumed, _, again = forecast_case(limit_s=60.0)
+    resumed.load_state_dict(forecast.state_dict())
+    resumed.on_train_start(again, None)
+    assert again.fit_loop.epoch_loop.max_steps == 50

@@ -20,6 +20,7 @@ import torch
 from lightning.fabric.utilities.cloud_io import _atomic_save
 from lightning.pytorch import callbacks as lc
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torch.optim import lr_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -67,29 +68,59 @@ class RngStateCallback(L.Callback):
             torch.set_rng_state(states["torch"])
 
 
+def shorten_one_cycle(scheduler: lr_scheduler.OneCycleLR, total_steps: int) -> None:
+    """Make a OneCycleLR end at ``total_steps``: every phase boundary scaled alike."""
+    scale = (total_steps - 1) / (scheduler.total_steps - 1)
+    for phase in scheduler._schedule_phases:
+        phase["end_step"] = phase["end_step"] * scale
+    scheduler.total_steps = total_steps
+
+
 class MaxTimeForecast(L.Callback):
-    """Warn early when ``max_time`` will stop the run before its last step.
+    """Warn early when ``max_time`` will stop the run before its last step, or (``fit``)
+    shorten a one-cycle schedule so that it ends in time.
 
     A one-cycle schedule anneals the learning rate only near its end, so a run cut short
     by ``max_time`` keeps a high learning rate and ends with a worse model; on a slower CPU
     than the config was sized for, that happens silently. After ``after_steps`` steps
     this projects the finish from their pace (validation to come not included, so it
-    warns only when even the optimistic projection is over) and says what to change.
+    acts only when even the optimistic projection is over). It then warns and says what
+    to change or, with ``fit``, compresses the schedule to end at the step the pace
+    reaches in 90 % of the time left, and stops the run there. The shortened length is
+    saved in checkpoints (the scheduler's own state holds the compressed phases), so a
+    resumed run ends at the same step.
     """
 
-    def __init__(self, after_steps: int = 300) -> None:
+    def __init__(self, after_steps: int = 300, fit: bool = False) -> None:
         self.after_steps = after_steps
+        self.fit = fit
         self.start: tuple[int, float] | None = None  # (step, elapsed s) when training began
         self.done = False
+        self.fitted_steps: int | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"fitted_steps": self.fitted_steps}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.fitted_steps = state_dict.get("fitted_steps")
 
     @staticmethod
     def _timer(trainer: L.Trainer) -> lc.Timer | None:
         return next((c for c in trainer.callbacks if isinstance(c, lc.Timer)), None)  # type: ignore[attr-defined]
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.fitted_steps is not None:  # resumed after the schedule was shortened
+            trainer.fit_loop.epoch_loop.max_steps = self.fitted_steps
+            self.done = True
         timer = self._timer(trainer)
         if timer is not None:
             self.start = (trainer.global_step, timer.time_elapsed("train"))
+
+    @staticmethod
+    def _one_cycle(trainer: L.Trainer) -> lr_scheduler.OneCycleLR | None:
+        schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
+        found = [s for s in schedulers if isinstance(s, lr_scheduler.OneCycleLR)]
+        return found[0] if len(found) == 1 else None
 
     def on_train_batch_end(
         self,
@@ -114,6 +145,25 @@ class MaxTimeForecast(L.Callback):
         if pace <= 0 or finish <= limit:
             return
         reach = trainer.global_step + int((limit - elapsed) / pace)
+        scheduler = self._one_cycle(trainer) if self.fit else None
+        if scheduler is not None:
+            steps_left = int(0.9 * (limit - elapsed) / pace)
+            self.fitted_steps = max(trainer.global_step + 1, trainer.global_step + steps_left)
+            shorten_one_cycle(scheduler, self.fitted_steps)
+            trainer.fit_loop.epoch_loop.max_steps = self.fitted_steps
+            log.warning(
+                "at this pace (%.2f s/step) trainer.max_time (%.0f min) would stop the run at "
+                "about step %s of %s, before its learning-rate schedule ends: the schedule "
+                "now ends at step %s instead (callbacks.fit_to_max_time). To train the whole "
+                "schedule, lift the limit (--set trainer.max_time=null: about %.0f min in all).",
+                pace,
+                limit / 60,
+                f"{reach:,}",
+                f"{total:,}",
+                f"{self.fitted_steps:,}",
+                finish / 60,
+            )
+            return
         log.warning(
             "at this pace (%.2f s/step) trainer.max_time (%.0f min) will stop the run at about "
             "step %s of %s, before its learning-rate schedule ends: the model will be worse "

@@ -101,6 +101,11 @@ class CallbacksConfig(Section):
     )
     swa: SwaConfig | None = None
     ema: EmaConfig | None = None
+    fit_to_max_time: bool = Field(
+        False,
+        description="when trainer.max_time would stop the run before a onecycle schedule "
+        "ends, shorten the schedule and the run to end by then (decided after 300 steps)",
+    )
 
     @model_validator(mode="after")
     def _one_weight_average(self) -> CallbacksConfig:

@@ -103,7 +103,7 @@ def build_callbacks(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]
         ),
         RngStateCallback(),
         TrainingTimeCallback(),
-        MaxTimeForecast(),
+        MaxTimeForecast(fit=cb.fit_to_max_time),
     ]
     if cb.early_stopping is not None:
         es = cb.early_stopping
