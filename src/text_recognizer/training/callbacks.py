@@ -94,7 +94,8 @@ class MaxTimeForecast(L.Callback):
     def __init__(self, after_steps: int = 300, fit: bool = False) -> None:
         self.after_steps = after_steps
         self.fit = fit
-        self.start: tuple[int, float] | None = None  # (step, elapsed s) when training began
+        self.timer: lc.Timer | None = None  # Lightning's, present when max_time is set
+        self.start: tuple[int, float] = (0, 0.0)  # (step, elapsed s) when training began
         self.done = False
         self.fitted_steps: int | None = None
 
@@ -104,17 +105,14 @@ class MaxTimeForecast(L.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.fitted_steps = state_dict.get("fitted_steps")
 
-    @staticmethod
-    def _timer(trainer: L.Trainer) -> lc.Timer | None:
-        return next((c for c in trainer.callbacks if isinstance(c, lc.Timer)), None)  # type: ignore[attr-defined]
-
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.fitted_steps is not None:  # resumed after the schedule was shortened
             trainer.fit_loop.epoch_loop.max_steps = self.fitted_steps
             self.done = True
-        timer = self._timer(trainer)
-        if timer is not None:
-            self.start = (trainer.global_step, timer.time_elapsed("train"))
+        callbacks = trainer.callbacks  # type: ignore[attr-defined]
+        self.timer = next((c for c in callbacks if isinstance(c, lc.Timer)), None)
+        if self.timer is not None:
+            self.start = (trainer.global_step, self.timer.time_elapsed("train"))
 
     @staticmethod
     def _one_cycle(trainer: L.Trainer) -> lr_scheduler.OneCycleLR | None:
@@ -130,8 +128,8 @@ class MaxTimeForecast(L.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        timer = self._timer(trainer)
-        if self.done or self.start is None or timer is None:
+        timer = self.timer
+        if self.done or timer is None:
             return
         steps = trainer.global_step - self.start[0]
         if steps < self.after_steps:
@@ -147,33 +145,28 @@ class MaxTimeForecast(L.Callback):
         reach = trainer.global_step + int((limit - elapsed) / pace)
         scheduler = self._one_cycle(trainer) if self.fit else None
         if scheduler is not None:
-            steps_left = int(0.9 * (limit - elapsed) / pace)
-            self.fitted_steps = max(trainer.global_step + 1, trainer.global_step + steps_left)
+            self.fitted_steps = trainer.global_step + max(1, int(0.9 * (limit - elapsed) / pace))
             shorten_one_cycle(scheduler, self.fitted_steps)
             trainer.fit_loop.epoch_loop.max_steps = self.fitted_steps
-            log.warning(
-                "at this pace (%.2f s/step) trainer.max_time (%.0f min) would stop the run at "
-                "about step %s of %s, before its learning-rate schedule ends: the schedule "
-                "now ends at step %s instead (callbacks.fit_to_max_time). To train the whole "
-                "schedule, lift the limit (--set trainer.max_time=null: about %.0f min in all).",
-                pace,
-                limit / 60,
-                f"{reach:,}",
-                f"{total:,}",
-                f"{self.fitted_steps:,}",
-                finish / 60,
+            outcome = (
+                f"the schedule now ends at step {self.fitted_steps:,} instead "
+                "(callbacks.fit_to_max_time). To train the whole schedule,"
             )
-            return
+        else:
+            outcome = (
+                "the model will be worse than the schedule would make it. To finish the "
+                "schedule, shorten it (trainer.limit_train_batches / max_epochs) or"
+            )
         log.warning(
-            "at this pace (%.2f s/step) trainer.max_time (%.0f min) will stop the run at about "
-            "step %s of %s, before its learning-rate schedule ends: the model will be worse "
-            "than the schedule would make it. To finish the schedule, lift the limit "
-            "(--set trainer.max_time=null: about %.0f min in all) or shorten the schedule "
-            "(trainer.limit_train_batches / max_epochs).",
+            "at this pace (%.2f s/step) trainer.max_time (%.0f min) %s stop the run at about "
+            "step %s of %s, before its learning-rate schedule ends: %s lift the limit "
+            "(--set trainer.max_time=null: about %.0f min in all).",
             pace,
             limit / 60,
+            "would" if scheduler is not None else "will",
             f"{reach:,}",
             f"{total:,}",
+            outcome,
             finish / 60,
         )
 
