@@ -291,6 +291,14 @@ SKEW_HEIGHT = 24
 SKEW_MIN_GAIN = 1.05
 
 
+def _at_most(ink: np.ndarray, rows: int) -> np.ndarray:
+    """``ink`` shrunk to ``rows`` high, aspect kept (as it is when already lower)."""
+    height, width = ink.shape
+    scale = min(1.0, rows / height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(ink, size, interpolation=cv2.INTER_AREA)
+
+
 def skew_angle(ink: np.ndarray) -> float:
     """The rotation (degrees) that levels a line of text: 0.0 when it is level or unsure.
 
@@ -303,9 +311,7 @@ def skew_angle(ink: np.ndarray) -> float:
     height, width = ink.shape
     if width < 4 * height:
         return 0.0
-    scale = min(1.0, SKEW_HEIGHT / height)
-    small = cv2.resize(ink, (max(1, round(width * scale)), max(1, round(height * scale))),
-                       interpolation=cv2.INTER_AREA)  # fmt: skip
+    small = _at_most(ink, SKEW_HEIGHT)
     rows, cols = np.nonzero(small > INK_FRACTION * float(small.max()))
     weights = small[rows, cols]
     slopes = np.tan(np.radians(SKEW_ANGLES))[:, None]
@@ -344,10 +350,7 @@ def slant(ink: np.ndarray) -> float:
     upright stacks their ink in the fewest columns, so it maximises the sum of squared
     column sums (a simpler relative of Vinciarelli and Luettin's deslanting criterion).
     """
-    height, width = ink.shape
-    scale = min(1.0, SLANT_HEIGHT / height)
-    small = cv2.resize(ink, (max(1, round(width * scale)), max(1, round(height * scale))),
-                       interpolation=cv2.INTER_AREA)  # fmt: skip
+    small = _at_most(ink, SLANT_HEIGHT)
     mask = (small > INK_FRACTION * float(small.max())).astype(np.int16)
     rows = np.arange(mask.shape[0])
     # Undo a lean s: row y moves left by s * (bottom - y), rounded to whole columns.
