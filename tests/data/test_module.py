@@ -33,6 +33,38 @@ def test_width_buckets_cover_everything_once_and_cut_padding() -> None:
     assert list(sampler) != batches
 
 
+def test_samplers_resume_part_way_through_one_epoch_only() -> None:
+    shuffle = EpochShuffleSampler(100, seed=1)
+    shuffle.set_epoch(2)
+    epoch2 = list(shuffle)
+    shuffle.resume_at(2, 30)
+    assert list(shuffle) == epoch2[30:]
+    assert list(shuffle) == epoch2  # the next pass starts at the beginning again
+    shuffle.resume_at(2, 30)
+    shuffle.set_epoch(3)  # a pending resume for another epoch is dropped
+    shuffle.set_epoch(2)
+    assert list(shuffle) == epoch2
+
+    widths = np.random.default_rng(0).integers(50, 900, 500)
+    buckets = WidthBucketBatchSampler(widths, batch_size=32, seed=3, pool=5)
+    buckets.sampler.set_epoch(1)
+    batches = list(buckets)
+    buckets.sampler.resume_at(1, 4)
+    assert list(buckets) == batches[4:]
+
+
+def test_samplers_draw_the_order_when_iterated_not_when_the_iterator_is_made() -> None:
+    """Lightning makes the loader's iterator before it sets the epoch of a resumed run."""
+    widths = np.random.default_rng(0).integers(50, 900, 500)
+    buckets = WidthBucketBatchSampler(widths, batch_size=32, seed=3, pool=5)
+    buckets.sampler.set_epoch(1)
+    epoch1 = list(buckets)
+    buckets.sampler.set_epoch(0)
+    iterator = iter(buckets)
+    buckets.sampler.set_epoch(1)
+    assert list(iterator) == epoch1
+
+
 def test_collate_pads_with_background_and_keeps_lengths() -> None:
     batch = [(torch.ones(1, 4, 3), torch.tensor([5, 6])), (torch.ones(1, 4, 5), torch.tensor([7]))]
     images, widths, targets, lengths = collate_lines(batch)

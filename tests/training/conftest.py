@@ -1,3 +1,3 @@
-from tests.training.fakes import tiny_chars
+from tests.training.fakes import tiny_chars, tiny_lines
 
-__all__ = ["tiny_chars"]
+__all__ = ["tiny_chars", "tiny_lines"]

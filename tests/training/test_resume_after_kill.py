@@ -2,8 +2,11 @@
 
 The killed run is a real ``text-recognizer train`` process (``tests.training.fake_cli``),
 stalled at a known batch in the middle of its second epoch and killed there, so the test
-does not depend on timing. Its ``last.ckpt`` is the end of the first epoch; the resume
-replays the second epoch from there and must reproduce the unbroken run bit for bit.
+does not depend on timing. Its ``last.ckpt`` is the batch before (a checkpoint after
+every batch: ``last_every_minutes: 0``); the resume continues from there and must
+reproduce the unbroken run bit for bit. In-process twins crash instead of being killed,
+with checkpoints at epoch ends only or mid-epoch, on characters and on lines (whose
+loader is width-bucketed and whose batches are augmented with random numbers).
 """
 
 from __future__ import annotations
@@ -47,6 +50,34 @@ CONFIG = {
         "progress_bar": "none",
     },
     "trainer": {"max_epochs": 3, "num_threads": 1, "deterministic": True},
+}
+
+
+LINES_CONFIG = {
+    "name": "killed_lines",
+    "group": "tests",
+    "seed": 5,
+    "data": {
+        "name": "tiny_lines",
+        "args": {"size": 320, "width_stretch": [0.8, 1.25], "page_cuts": 0.5, "fine_pens": 0.5},
+        "batch_size": 16,
+    },  # 10 batches/epoch
+    "network": {"name": "crnn", "args": {"channels": [4, 8, 8, 16], "lstm_hidden": 16}},
+    "model": {"name": "ctc"},
+    "optimizer": {"name": "adamw", "lr": 1e-2},
+    "scheduler": {"name": "onecycle"},
+    "callbacks": {
+        "checkpoint": {"monitor": "val/cer", "mode": "min"},
+        "early_stopping": None,
+        "progress_bar": "none",
+    },
+    # Validation mid-epoch as well: a resume must not skip or repeat one.
+    "trainer": {
+        "max_epochs": 3,
+        "num_threads": 1,
+        "deterministic": True,
+        "val_check_interval": 0.5,
+    },
 }
 
 
@@ -98,34 +129,75 @@ class Crash(StallAfterBatch):
             raise RuntimeError("simulated crash")
 
 
-@pytest.mark.parametrize("ema", [None, {"decay": 0.9}], ids=["plain", "ema"])
+def with_callbacks(config: dict, **changes: object) -> dict:
+    return {**config, "callbacks": {**config["callbacks"], **changes}}
+
+
+EVERY_BATCH = {"checkpoint": {"monitor": "val/acc", "mode": "max", "last_every_minutes": 0}}
+
+
+LINES_EVERY_BATCH = {"checkpoint": {"monitor": "val/cer", "mode": "min", "last_every_minutes": 0}}
+
+
+@pytest.mark.parametrize(
+    ("config", "crash_batch", "saved_step"),
+    [
+        pytest.param(CONFIG, 6, 12, id="chars-epoch-end"),
+        pytest.param(with_callbacks(CONFIG, **EVERY_BATCH), 6, 18, id="chars-mid-epoch"),
+        pytest.param(
+            with_callbacks(CONFIG, **EVERY_BATCH, ema={"decay": 0.9}),
+            6,
+            18,
+            id="chars-mid-epoch-ema",
+        ),
+        pytest.param(LINES_CONFIG, 6, 10, id="lines-epoch-end"),
+        pytest.param(
+            with_callbacks(LINES_CONFIG, **LINES_EVERY_BATCH), 6, 16, id="lines-mid-epoch"
+        ),
+        # Saved after batch 4, before the validation that follows it: the resume runs it.
+        pytest.param(
+            with_callbacks(LINES_CONFIG, **LINES_EVERY_BATCH), 5, 15, id="lines-before-validation"
+        ),
+    ],
+)
 def test_crash_mid_epoch_then_resume_equals_unbroken_run(
-    ema: dict | None, tiny_chars: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    config: dict,
+    crash_batch: int,
+    saved_step: int,
+    tiny_chars: str,
+    tiny_lines: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The in-process twin of the SIGKILL test below: fast, same guarantee.
 
-    With a weight average, both the raw weights and the average must continue exactly.
+    A crash in the second epoch leaves ``last.ckpt`` at the end of the first epoch, or
+    at the batch before the crash when it is written every batch. With a weight average,
+    both the raw weights and the average must continue exactly.
     """
-    config = parse_config({**CONFIG, "callbacks": {**CONFIG["callbacks"], "ema": ema}})
+    parsed = parse_config(config)
     build_callbacks = run.build_callbacks
 
     def crashing(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]:
-        return [*build_callbacks(config, run_dir), Crash(epoch=1, batch=6)]
+        return [*build_callbacks(config, run_dir), Crash(epoch=1, batch=crash_batch)]
 
     monkeypatch.setattr(run, "build_callbacks", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run_experiment(config, run_dir=tmp_path / "crashed")
+        run_experiment(parsed, run_dir=tmp_path / "crashed")
     monkeypatch.setattr(run, "build_callbacks", build_callbacks)
+    saved = torch.load(tmp_path / "crashed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == saved_step
 
     resumed = resume_run(tmp_path / "crashed")
-    unbroken = run_experiment(config, run_dir=tmp_path / "unbroken")
+    unbroken = run_experiment(parsed, run_dir=tmp_path / "unbroken")
     assert_same_run(resumed, unbroken)
 
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_unbroken_run(tiny_chars: str, tmp_path: Path) -> None:
+    config = with_callbacks(CONFIG, **EVERY_BATCH)
     config_file = tmp_path / "killed.yaml"
-    config_file.write_text(yaml.safe_dump(CONFIG))
+    config_file.write_text(yaml.safe_dump(config))
     killed_dir = tmp_path / "runs" / "killed"
 
     # Kill it after batch 6 of epoch 1 (0-based): well inside the second epoch.
@@ -143,7 +215,7 @@ def test_sigkill_mid_epoch_then_resume_equals_unbroken_run(tiny_chars: str, tmp_
         process.stdout.close()
     assert not (killed_dir / "summary.json").exists()
     saved = torch.load(killed_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    assert saved["global_step"] == 12, "last.ckpt should be the end of the first epoch"
+    assert saved["global_step"] == 18, "last.ckpt should be batch 5 of the second epoch"
 
     # Resume through the real CLI, in a fresh process, as a user would.
     resumed = subprocess.run(
@@ -158,7 +230,7 @@ def test_sigkill_mid_epoch_then_resume_equals_unbroken_run(tiny_chars: str, tmp_
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     resumed_summary = json.loads((killed_dir / "summary.json").read_text())
 
-    unbroken_summary = run_experiment(parse_config(CONFIG), run_dir=tmp_path / "runs" / "unbroken")
+    unbroken_summary = run_experiment(parse_config(config), run_dir=tmp_path / "runs" / "unbroken")
 
     assert_same_run(resumed_summary, unbroken_summary)
     # Both segments of the killed run count towards its training time.

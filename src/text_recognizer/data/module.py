@@ -245,23 +245,45 @@ class TrainingLineCollate:
 class EpochShuffleSampler(Sampler[int]):
     """A shuffle that depends only on (seed, epoch), so a resumed run sees the same order.
 
-    Lightning calls ``set_epoch`` at the start of every training epoch.
+    Lightning calls ``set_epoch`` at the start of every training epoch. ``resume_at``
+    makes the first pass of a given epoch start part-way through it, where a run killed
+    mid-epoch stopped. Iteration is lazy: the order is drawn when the first item is asked
+    for, after Lightning has set the epoch, even where it made the loader's iterator
+    before (as it does when a run resumes).
     """
 
     def __init__(self, size: int, seed: int = 0) -> None:
         self.size = size
         self.seed = seed
         self.epoch = 0
+        self._resume: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
+        if self._resume is not None and self._resume[0] != epoch:
+            self._resume = None  # training has moved on to another epoch
         self.epoch = epoch
+
+    def resume_at(self, epoch: int, skip: int) -> None:
+        """Start epoch ``epoch`` at ``skip`` items in; later passes start at the beginning."""
+        self.epoch = epoch
+        self._resume = (epoch, skip)
+
+    def take_skip(self) -> int:
+        """Where this pass starts; clears a pending ``resume_at``."""
+        resume, self._resume = self._resume, None
+        return resume[1] if resume is not None else 0
 
     def __len__(self) -> int:
         return self.size
 
-    def __iter__(self) -> Iterator[int]:
+    def order(self) -> torch.Tensor:
+        """This epoch's permutation of all items."""
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+        return torch.randperm(self.size, generator=generator)
+
+    def __iter__(self) -> Iterator[int]:
+        skip = self.take_skip()
+        yield from self.order()[skip:].tolist()
 
 
 class WidthBucketBatchSampler(Sampler[list[int]]):
@@ -270,7 +292,8 @@ class WidthBucketBatchSampler(Sampler[list[int]]):
     Padding every line to the widest in its batch wastes about half the compute on
     random batches of sentence lines; sorting each pool of ``pool`` batches by width
     and then shuffling the batches keeps the randomness and drops most of the padding.
-    ``sampler`` is public so Lightning calls its ``set_epoch``.
+    ``sampler`` is public so Lightning calls its ``set_epoch``; its ``resume_at`` counts
+    batches here.
     """
 
     def __init__(self, widths: np.ndarray, batch_size: int, seed: int = 0, pool: int = 50) -> None:
@@ -283,7 +306,8 @@ class WidthBucketBatchSampler(Sampler[list[int]]):
         return -(-len(self.widths) // self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        order = np.fromiter(self.sampler, dtype=np.int64, count=len(self.sampler))
+        skip = self.sampler.take_skip()
+        order = self.sampler.order().numpy()
         span = self.batch_size * self.pool
         batches: list[list[int]] = []
         for start in range(0, len(order), span):
@@ -296,9 +320,8 @@ class WidthBucketBatchSampler(Sampler[list[int]]):
         generator = torch.Generator().manual_seed(
             self.sampler.seed * 1_000_003 + self.sampler.epoch + 1
         )
-        return iter(
-            [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-        )
+        for i in torch.randperm(len(batches), generator=generator)[skip:].tolist():
+            yield batches[i]
 
 
 class BaseDataModule(L.LightningDataModule):
@@ -342,11 +365,17 @@ class BaseDataModule(L.LightningDataModule):
         self.data_train: Dataset[tuple[torch.Tensor, torch.Tensor]] | None = None
         self.data_val: Dataset[tuple[torch.Tensor, torch.Tensor]] | None = None
         self.data_test: Dataset[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._resume: tuple[int, int] | None = None
 
     @property
     def input_height(self) -> int:
         """Height in pixels of every image this module yields."""
         raise NotImplementedError
+
+    def resume_at(self, epoch: int, batches: int) -> None:
+        """Start the training data at batch ``batches`` of epoch ``epoch``: where a resumed
+        run stopped. Call before the training loader is built."""
+        self._resume = (epoch, batches)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
         dataset = getattr(self, f"data_{split}")
@@ -357,16 +386,24 @@ class BaseDataModule(L.LightningDataModule):
             "collate_fn": self.collate_fn(split),
             "persistent_workers": self.num_workers > 0,
             "multiprocessing_context": "spawn" if self.num_workers > 0 else None,
+            # Its own generator: starting an epoch then draws nothing from the global RNG,
+            # so a run resumed mid-epoch (no new epoch started) draws what an unbroken one does.
+            "generator": torch.Generator().manual_seed(self.seed),
         }
+        resume, self._resume = (self._resume, None) if shuffle else (None, self._resume)
         widths = getattr(dataset, "widths", None)
         if shuffle and self.kind == "line" and widths is not None:
             batch_sampler = WidthBucketBatchSampler(widths, self.batch_size, self.seed)
+            if resume is not None:
+                batch_sampler.sampler.resume_at(*resume)
             return DataLoader(dataset, batch_sampler=batch_sampler, **common)  # type: ignore[arg-type]
         sampler = (
             EpochShuffleSampler(len(dataset), self.seed)
             if shuffle and hasattr(dataset, "__len__")
             else None
         )
+        if resume is not None and sampler is not None:
+            sampler.resume_at(resume[0], resume[1] * self.batch_size)
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, **common)  # type: ignore[arg-type]
 
     def collate_fn(self, split: str) -> Callable[..., object] | None:

@@ -23,6 +23,7 @@ import argparse
 import functools
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
@@ -50,6 +51,8 @@ SPLITS: tuple[Split, ...] = ("train", "val", "test")
 # Bump when rendering changes, so old caches are never reused.
 RENDER_VERSION = 1
 CHUNK_SIZE = 256  # lines per work unit, each with its own seed
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -377,6 +380,18 @@ class SyntheticLines(BaseDataModule):
             return super().train_dataloader()
         if self.data_train is None:
             raise RuntimeError("call setup() before asking for the train loader")
+        resume, self._resume = self._resume, None
+        if resume is not None:  # a resumed run: render the lines of the epoch it stopped in
+            assert isinstance(self.data_train, StreamedLines)
+            self.data_train.epoch = resume[0]
+            if resume[1] > 0:
+                log.warning(
+                    "resuming at batch %d of epoch %d: streamed lines cannot skip ahead, so "
+                    "the resumed run sees that epoch's first lines again and differs slightly "
+                    "from an unbroken run (cached lines, stream=false, resume exactly)",
+                    resume[1],
+                    resume[0],
+                )
         return DataLoader(  # an IterableDataset: no shuffling, workers take chunks in turn
             self.data_train,
             batch_size=self.batch_size,
@@ -385,6 +400,7 @@ class SyntheticLines(BaseDataModule):
             worker_init_fn=_init_worker,
             persistent_workers=self.num_workers > 0,
             multiprocessing_context="spawn" if self.num_workers > 0 else None,
+            generator=torch.Generator().manual_seed(self.seed),  # see BaseDataModule._loader
         )
 
     def __repr__(self) -> str:

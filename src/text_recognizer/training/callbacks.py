@@ -68,6 +68,45 @@ class RngStateCallback(L.Callback):
             torch.set_rng_state(states["torch"])
 
 
+class DataPositionCallback(L.Callback):
+    """Save where the training data stood in its epoch; start a resumed run's data there.
+
+    Lightning restores the loops' counters from a checkpoint but not the loader's
+    position: resumed mid-epoch, it would train on the epoch's first batches again and
+    never on the last ones. Our samplers depend only on (seed, epoch), so the position
+    is two numbers; the data module builds the training loader to start there.
+    """
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        epoch = trainer.current_epoch
+        batches = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        if batches >= trainer.num_training_batches:  # saved as the epoch ends
+            epoch, batches = epoch + 1, 0
+        checkpoint["data_position"] = {"epoch": epoch, "batches": batches}
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # Runs before Lightning builds the training loader (it does so to count the
+        # steps of the LR schedule), so the loader is built at the right place.
+        position = checkpoint.get("data_position")
+        resume_at = getattr(getattr(trainer, "datamodule", None), "resume_at", None)
+        if position is None or resume_at is None:
+            return
+        if position["batches"] > 0 and trainer.world_size > 1:
+            log.warning(
+                "resuming at batch %d of epoch %d under %d processes: the distributed "
+                "sampler cannot start mid-epoch, so this epoch starts from its beginning",
+                position["batches"],
+                position["epoch"],
+                trainer.world_size,
+            )
+            position = {"epoch": position["epoch"], "batches": 0}
+        resume_at(position["epoch"], position["batches"])
+
+
 def shorten_one_cycle(scheduler: lr_scheduler.OneCycleLR, total_steps: int) -> None:
     """Make a OneCycleLR end at ``total_steps``: every phase boundary scaled alike."""
     scale = (total_steps - 1) / (scheduler.total_steps - 1)

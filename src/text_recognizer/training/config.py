@@ -76,6 +76,13 @@ class EarlyStoppingConfig(Section):
 class CheckpointConfig(Section):
     monitor: str = "val/loss"
     mode: Literal["min", "max"] = "min"
+    last_every_minutes: float | None = Field(
+        10.0,
+        ge=0,
+        description="also write last.ckpt every this many minutes of training, in the "
+        "middle of an epoch too, so a killed run resumes where it stopped and loses at most "
+        "that much; null: at epoch ends only",
+    )
 
 
 class SwaConfig(Section):

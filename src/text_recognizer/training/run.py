@@ -15,7 +15,9 @@ import shlex
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from text_recognizer.networks import NETWORKS
 from text_recognizer.paths import runs_dir
 from text_recognizer.training.callbacks import (
     AtomicCheckpointIO,
+    DataPositionCallback,
     MaxTimeForecast,
     RngStateCallback,
     TrainingTimeCallback,
@@ -91,9 +94,7 @@ def build_callbacks(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]
             auto_insert_metric_name=False,
         ),
         # The latest state, for resume, at the end of every training epoch. Not ``save_last``:
-        # since Lightning 2.6 it only writes when the best improves. Not mid-epoch: the data
-        # loader's position is not restored (Lightning sets the loader up before it restores
-        # the loops, for ``estimated_stepping_batches``), so only an epoch end resumes exactly.
+        # since Lightning 2.6 it only writes when the best improves.
         lc.ModelCheckpoint(
             dirpath=run_dir / "checkpoints",
             filename="last",
@@ -101,10 +102,22 @@ def build_callbacks(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]
             save_on_train_epoch_end=True,
             enable_version_counter=False,
         ),
+        DataPositionCallback(),  # with it a mid-epoch last.ckpt resumes exactly
         RngStateCallback(),
         TrainingTimeCallback(),
         MaxTimeForecast(fit=cb.fit_to_max_time),
     ]
+    if cb.checkpoint.last_every_minutes is not None:
+        # And in between, so a killed run loses minutes, not a whole epoch.
+        callbacks.append(
+            lc.ModelCheckpoint(
+                dirpath=run_dir / "checkpoints",
+                filename="last",
+                save_top_k=1,
+                train_time_interval=timedelta(minutes=cb.checkpoint.last_every_minutes),
+                enable_version_counter=False,
+            )
+        )
     if cb.early_stopping is not None:
         es = cb.early_stopping
         callbacks.append(
@@ -289,7 +302,13 @@ def run_experiment(
     previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)  # inherited by the ranks DDP launches inside fit()
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+        with warnings.catch_warnings():
+            # Lightning cannot see that DataPositionCallback starts the loader mid-epoch.
+            warnings.filterwarnings(
+                "ignore",
+                message="You're resuming from a checkpoint that ended before the epoch ended",
+            )
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
     finally:
         if previous is None:
             del os.environ[RUN_DIR_ENV]
