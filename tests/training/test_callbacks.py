@@ -143,7 +143,7 @@ def forecast_case(limit_s: float) -> tuple[object, object, object]:
     trainer.clock = clock
     trainer.lr_scheduler_configs = []
     trainer.fit_loop = SimpleNamespace(epoch_loop=SimpleNamespace(max_steps=-1))
-    return MaxTimeForecast(after_steps=10), timer, trainer
+    return MaxTimeForecast(every=10), timer, trainer
 
 
 def advance(forecast, trainer, steps: int, seconds_per_step: float) -> None:  # type: ignore[no-untyped-def]
@@ -211,7 +211,7 @@ def test_fit_to_max_time_shortens_the_schedule_and_the_run(
     from text_recognizer.training.callbacks import MaxTimeForecast
 
     _, _, trainer = forecast_case(limit_s=60.0)
-    forecast = MaxTimeForecast(after_steps=10, fit=True)
+    forecast = MaxTimeForecast(every=10, fit=True)
     scheduler = one_cycle(100)
     trainer.lr_scheduler_configs = [type("Config", (), {"scheduler": scheduler})()]
     trainer.clock.elapsed = 5.0
@@ -227,3 +227,26 @@ def test_fit_to_max_time_shortens_the_schedule_and_the_run(
     resumed.load_state_dict(forecast.state_dict())
     resumed.on_train_start(again, None)
     assert again.fit_loop.epoch_loop.max_steps == 50
+
+
+def test_fit_to_max_time_shortens_again_when_the_run_slows_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from text_recognizer.training.callbacks import MaxTimeForecast
+
+    _, _, trainer = forecast_case(limit_s=60.0)
+    forecast = MaxTimeForecast(every=10, fit=True)
+    scheduler = one_cycle(100)
+    trainer.lr_scheduler_configs = [type("Config", (), {"scheduler": scheduler})()]
+    trainer.clock.elapsed = 5.0
+    forecast.on_train_start(trainer, None)
+    advance(forecast, trainer, 10, 1.0)
+    assert forecast.fitted_steps == 50
+    advance(forecast, trainer, 10, 1.0)  # on pace: 25 s for the 30 steps left, 35 s left
+    assert forecast.fitted_steps == 50
+    with caplog.at_level("WARNING", logger="text_recognizer.training.callbacks"):
+        advance(forecast, trainer, 10, 2.0)
+    # 40 s for 30 steps since the start; 15 s left: 90 % of them, 10 steps, after the 30 done
+    assert forecast.fitted_steps == 40 and scheduler.total_steps == 40
+    assert trainer.fit_loop.epoch_loop.max_steps == 40
+    assert "slowed to 1.33 s/step" in caplog.text and "now ends at step 40" in caplog.text

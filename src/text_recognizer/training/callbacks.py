@@ -121,21 +121,24 @@ class MaxTimeForecast(L.Callback):
 
     A one-cycle schedule anneals the learning rate only near its end, so a run cut short
     by ``max_time`` keeps a high learning rate and ends with a worse model; on a slower CPU
-    than the config was sized for, that happens silently. After ``after_steps`` steps
-    this projects the finish from their pace (validation to come not included, so it
-    acts only when even the optimistic projection is over). It then warns and says what
-    to change or, with ``fit``, compresses the schedule to end at the step the pace
-    reaches in 90 % of the time left, and stops the run there. The shortened length is
-    saved in checkpoints (the scheduler's own state holds the compressed phases), so a
-    resumed run ends at the same step.
+    than the config was sized for, that happens silently. Every ``every`` steps this
+    projects the finish from the pace so far (the first time, after ``every`` steps, with
+    no validation in it yet, so it acts only when even that optimistic projection is
+    over). When the projection is over, it warns once and says what to change or, with
+    ``fit``, compresses the schedule to end at the step the pace reaches in 90 % of the
+    time left, and stops the run there; if the run then slows down (a busier host, the
+    validations), a later check shortens it again. The shortened length is saved in
+    checkpoints (the scheduler's own state holds the compressed phases), so a resumed run
+    ends at the same step.
     """
 
-    def __init__(self, after_steps: int = 300, fit: bool = False) -> None:
-        self.after_steps = after_steps
+    def __init__(self, every: int = 300, fit: bool = False) -> None:
+        self.every = every
         self.fit = fit
         self.timer: lc.Timer | None = None  # Lightning's, present when max_time is set
         self.start: tuple[int, float] = (0, 0.0)  # (step, elapsed s) when training began
-        self.done = False
+        self.next_check = every  # steps after the start
+        self.warned = False
         self.fitted_steps: int | None = None
 
     def state_dict(self) -> dict[str, Any]:
@@ -147,7 +150,7 @@ class MaxTimeForecast(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.fitted_steps is not None:  # resumed after the schedule was shortened
             trainer.fit_loop.epoch_loop.max_steps = self.fitted_steps
-            self.done = True
+            self.warned = True
         callbacks = trainer.callbacks  # type: ignore[attr-defined]
         self.timer = next((c for c in callbacks if isinstance(c, lc.Timer)), None)
         if self.timer is not None:
@@ -168,17 +171,16 @@ class MaxTimeForecast(L.Callback):
         batch_idx: int,
     ) -> None:
         timer = self.timer
-        if self.done or timer is None:
-            return
         steps = trainer.global_step - self.start[0]
-        if steps < self.after_steps:
+        if timer is None or steps < self.next_check:
             return
-        self.done = True
+        self.next_check = steps + self.every
         elapsed = timer.time_elapsed("train")
         limit = elapsed + (timer.time_remaining("train") or 0.0)
         pace = (elapsed - self.start[1]) / steps
         total = int(trainer.estimated_stepping_batches)
-        finish = elapsed + (total - trainer.global_step) * pace
+        end = self.fitted_steps or total
+        finish = elapsed + (end - trainer.global_step) * pace
         if pace <= 0 or finish <= limit:
             return
         reach = trainer.global_step + int((limit - elapsed) / pace)
@@ -187,15 +189,28 @@ class MaxTimeForecast(L.Callback):
             self.fitted_steps = trainer.global_step + max(1, int(0.9 * (limit - elapsed) / pace))
             shorten_one_cycle(scheduler, self.fitted_steps)
             trainer.fit_loop.epoch_loop.max_steps = self.fitted_steps
+            if self.warned:
+                log.warning(
+                    "the run slowed to %.2f s/step: trainer.max_time would stop it at about "
+                    "step %s of %s, so the schedule now ends at step %s",
+                    pace,
+                    f"{reach:,}",
+                    f"{end:,}",
+                    f"{self.fitted_steps:,}",
+                )
+                return
             outcome = (
                 f"the schedule now ends at step {self.fitted_steps:,} instead "
                 "(callbacks.fit_to_max_time). To train the whole schedule,"
             )
+        elif self.warned:
+            return
         else:
             outcome = (
                 "the model will be worse than the schedule would make it. To finish the "
                 "schedule, shorten it (trainer.limit_train_batches / max_epochs) or"
             )
+        self.warned = True
         log.warning(
             "at this pace (%.2f s/step) trainer.max_time (%.0f min) %s stop the run at about "
             "step %s of %s, before its learning-rate schedule ends: %s lift the limit "
@@ -206,7 +221,7 @@ class MaxTimeForecast(L.Callback):
             f"{reach:,}",
             f"{total:,}",
             outcome,
-            finish / 60,
+            (elapsed + (total - trainer.global_step) * pace) / 60,
         )
 
 

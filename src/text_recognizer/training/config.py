@@ -111,7 +111,7 @@ class CallbacksConfig(Section):
     fit_to_max_time: bool = Field(
         False,
         description="when trainer.max_time would stop the run before a onecycle schedule "
-        "ends, shorten the schedule and the run to end by then (decided after 300 steps)",
+        "ends, shorten the schedule and the run to end by then (projected every 300 steps)",
     )
 
     @model_validator(mode="after")
