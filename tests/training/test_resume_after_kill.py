@@ -11,6 +11,7 @@ loader is width-bucketed and whose batches are augmented with random numbers).
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -113,9 +114,23 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return {**checkpoint["state_dict"], **{f"raw.{k}": v for k, v in raw.items()}}
 
 
+def metric_rows(run_dir: Path) -> list[dict[str, str]]:
+    """metrics.csv, without the epoch means of training metrics: Lightning does not
+    checkpoint its running means, so after a mid-epoch resume they cover the batches
+    trained since (per-step values, validation metrics and the weights are exact)."""
+    with (run_dir / "metrics.csv").open(newline="") as f:
+        rows = [
+            {k: v for k, v in row.items() if not k.startswith("train/") or k.endswith("_step")}
+            for row in csv.DictReader(f)
+        ]
+    return sorted(rows, key=lambda row: sorted(row.items()))
+
+
 def assert_same_run(resumed: dict, unbroken: dict) -> None:
     for key in ("epochs", "global_step", "best_score", "test"):
         assert resumed[key] == unbroken[key], key
+    # metrics.csv keeps what was logged before the kill: the same rows as the unbroken run's
+    assert metric_rows(Path(resumed["run_dir"])) == metric_rows(Path(unbroken["run_dir"]))
     expected = final_weights(Path(unbroken["run_dir"]))
     actual = final_weights(Path(resumed["run_dir"]))
     assert expected.keys() == actual.keys()

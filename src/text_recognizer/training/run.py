@@ -7,6 +7,7 @@ Each run gets ``runs/<group>/<name>/<timestamp>/`` holding the resolved ``config
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ import torch
 import yaml
 from lightning.pytorch import callbacks as lc
 from lightning.pytorch import loggers as ll
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from text_recognizer.data import DATASETS, BaseDataModule
 from text_recognizer.errors import ConfigError
@@ -150,8 +152,42 @@ def build_callbacks(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]
     return callbacks
 
 
-def build_loggers(config: ExperimentConfig, run_dir: Path) -> list[Any]:
-    loggers: list[Any] = [ll.CSVLogger(save_dir=run_dir, name="", version="")]
+class MetricsCsvLogger(ll.CSVLogger):
+    """Lightning's CSV logger, but a resumed run keeps its ``metrics.csv``.
+
+    Lightning deletes the file when a logger opens a folder that has one, which would drop
+    every metric logged before a kill. With ``resume_step`` the rows logged before that
+    step are kept (later ones belong to training the checkpoint does not hold, which the
+    resumed run repeats) and the new rows are appended.
+    """
+
+    def __init__(self, run_dir: Path, resume_step: int | None = None) -> None:
+        super().__init__(save_dir=run_dir, name="", version="")
+        self.resume_step = resume_step
+
+    @property
+    def experiment(self) -> Any:
+        path = Path(self.log_dir) / "metrics.csv"
+        if self._experiment is not None or self.resume_step is None or not path.is_file():
+            return super().experiment
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            header = list(reader.fieldnames or [])
+            rows = [r for r in reader if int(float(r["step"] or 0)) < self.resume_step]
+        writer = super().experiment  # deletes metrics.csv
+        if isinstance(writer, ExperimentWriter):  # rank 0
+            with path.open("w", newline="") as f:
+                out = csv.DictWriter(f, fieldnames=header)
+                out.writeheader()
+                out.writerows(rows)
+            writer.metrics_keys = header
+        return writer
+
+
+def build_loggers(
+    config: ExperimentConfig, run_dir: Path, resume_step: int | None = None
+) -> list[Any]:
+    loggers: list[Any] = [MetricsCsvLogger(run_dir, resume_step)]
     if config.logger.tensorboard:
         loggers.append(
             ll.TensorBoardLogger(
@@ -206,7 +242,9 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     return precision
 
 
-def build_trainer(config: ExperimentConfig, run_dir: Path) -> L.Trainer:
+def build_trainer(
+    config: ExperimentConfig, run_dir: Path, resume_step: int | None = None
+) -> L.Trainer:
     t = config.trainer
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
@@ -217,7 +255,7 @@ def build_trainer(config: ExperimentConfig, run_dir: Path) -> L.Trainer:
         **t.model_dump(exclude={"num_threads", "precision"}),
         precision=resolve_precision(t.precision, t.accelerator),  # type: ignore[arg-type]
         callbacks=build_callbacks(config, run_dir),
-        logger=build_loggers(config, run_dir),
+        logger=build_loggers(config, run_dir, resume_step),
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=bar != "none" and (bar != "auto" or sys.stderr.isatty()),
         enable_model_summary=logging.getLogger("text_recognizer").isEnabledFor(logging.INFO),
@@ -295,7 +333,10 @@ def run_experiment(
     model = build_model(config, datamodule)
     log.info("preparing dataset %s", config.data.name)
     datamodule.prepare_data()  # download / build caches before training starts, with progress
-    trainer = build_trainer(config, run_dir)
+    resume_step = (
+        torch.load(last, map_location="cpu", weights_only=True)["global_step"] if resume else None
+    )
+    trainer = build_trainer(config, run_dir, resume_step)
     if trainer.is_global_zero:
         (run_dir / "config.yaml").write_text(dump_config(config))
     ckpt_path = str(last) if resume else None
