@@ -182,8 +182,8 @@ def one_cycle(total_steps: int) -> torch.optim.lr_scheduler.OneCycleLR:
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=total_steps)
 
 
-def test_shorten_one_cycle_anneals_by_the_new_end() -> None:
-    from text_recognizer.training.callbacks import shorten_one_cycle
+def test_rescale_one_cycle_anneals_by_the_new_end() -> None:
+    from text_recognizer.training.callbacks import rescale_one_cycle
 
     full, short = one_cycle(100), one_cycle(100)
     for _ in range(10):
@@ -191,7 +191,7 @@ def test_shorten_one_cycle_anneals_by_the_new_end() -> None:
         full.step()
         short.optimizer.step()
         short.step()
-    shorten_one_cycle(short, 50)
+    rescale_one_cycle(short, 50)
     for _ in range(39):
         short.optimizer.step()
         short.step()
@@ -250,3 +250,23 @@ def test_fit_to_max_time_shortens_again_when_the_run_slows_down(
     assert forecast.fitted_steps == 40 and scheduler.total_steps == 40
     assert trainer.fit_loop.epoch_loop.max_steps == 40
     assert "slowed to 1.33 s/step" in caplog.text and "now ends at step 40" in caplog.text
+
+
+def test_fit_to_max_time_gives_steps_back_when_the_run_speeds_up() -> None:
+    from text_recognizer.training.callbacks import MaxTimeForecast
+
+    _, _, trainer = forecast_case(limit_s=60.0)
+    forecast = MaxTimeForecast(every=10, fit=True)
+    scheduler = one_cycle(100)
+    trainer.lr_scheduler_configs = [type("Config", (), {"scheduler": scheduler})()]
+    trainer.clock.elapsed = 5.0
+    forecast.on_train_start(trainer, None)
+    advance(forecast, trainer, 10, 1.0)  # a slow spell: fitted to 50 steps
+    assert forecast.fitted_steps == 50
+    advance(forecast, trainer, 10, 0.25)
+    # 12.5 s for 20 steps: the 30 steps left need 19 s of the 42.5 left; 90 % of them
+    # reach 61 more steps, within the configured 100
+    assert forecast.fitted_steps == 81 and scheduler.total_steps == 81
+    assert trainer.fit_loop.epoch_loop.max_steps == 81
+    advance(forecast, trainer, 50, 0.25)  # never beyond the configured length
+    assert forecast.fitted_steps <= 100

@@ -107,7 +107,7 @@ class DataPositionCallback(L.Callback):
         resume_at(position["epoch"], position["batches"])
 
 
-def shorten_one_cycle(scheduler: lr_scheduler.OneCycleLR, total_steps: int) -> None:
+def rescale_one_cycle(scheduler: lr_scheduler.OneCycleLR, total_steps: int) -> None:
     """Make a OneCycleLR end at ``total_steps``: every phase boundary scaled alike."""
     scale = (total_steps - 1) / (scheduler.total_steps - 1)
     for phase in scheduler._schedule_phases:
@@ -176,19 +176,32 @@ class MaxTimeForecast(L.Callback):
             return
         self.next_check = steps + self.every
         elapsed = timer.time_elapsed("train")
-        limit = elapsed + (timer.time_remaining("train") or 0.0)
+        left = timer.time_remaining("train") or 0.0
         pace = (elapsed - self.start[1]) / steps
-        total = int(trainer.estimated_stepping_batches)
-        end = self.fitted_steps or total
-        finish = elapsed + (end - trainer.global_step) * pace
-        if pace <= 0 or finish <= limit:
+        if pace <= 0:
             return
-        reach = trainer.global_step + int((limit - elapsed) / pace)
+        step, total = trainer.global_step, int(trainer.estimated_stepping_batches)
+        end = self.fitted_steps or total
+        needed = (end - step) * pace
+        fit_end = step + max(1, int(0.9 * left / pace))  # the step 90 % of the time left reaches
         scheduler = self._one_cycle(trainer) if self.fit else None
+        if scheduler is not None and self.fitted_steps is not None and needed < 0.8 * left:
+            # Ahead of the fitted schedule (it was fitted in a slow spell): give steps back,
+            # up to the configured length, unless the schedule is nearly over.
+            longer = min(total, fit_end)
+            if longer > end and step < 0.9 * end:
+                self._refit(trainer, scheduler, longer)
+                log.info(
+                    "the run sped up (%.2f s/step): the schedule now ends at step %s",
+                    pace,
+                    f"{longer:,}",
+                )
+            return
+        if needed <= left:
+            return
+        reach = step + int(left / pace)
         if scheduler is not None:
-            self.fitted_steps = trainer.global_step + max(1, int(0.9 * (limit - elapsed) / pace))
-            shorten_one_cycle(scheduler, self.fitted_steps)
-            trainer.fit_loop.epoch_loop.max_steps = self.fitted_steps
+            self._refit(trainer, scheduler, fit_end)
             if self.warned:
                 log.warning(
                     "the run slowed to %.2f s/step: trainer.max_time would stop it at about "
@@ -196,11 +209,11 @@ class MaxTimeForecast(L.Callback):
                     pace,
                     f"{reach:,}",
                     f"{end:,}",
-                    f"{self.fitted_steps:,}",
+                    f"{fit_end:,}",
                 )
                 return
             outcome = (
-                f"the schedule now ends at step {self.fitted_steps:,} instead "
+                f"the schedule now ends at step {fit_end:,} instead "
                 "(callbacks.fit_to_max_time). To train the whole schedule,"
             )
         elif self.warned:
@@ -216,13 +229,18 @@ class MaxTimeForecast(L.Callback):
             "step %s of %s, before its learning-rate schedule ends: %s lift the limit "
             "(--set trainer.max_time=null: about %.0f min in all).",
             pace,
-            limit / 60,
+            (elapsed + left) / 60,
             "would" if scheduler is not None else "will",
             f"{reach:,}",
             f"{total:,}",
             outcome,
-            (elapsed + (total - trainer.global_step) * pace) / 60,
+            (elapsed + (total - step) * pace) / 60,
         )
+
+    def _refit(self, trainer: L.Trainer, scheduler: lr_scheduler.OneCycleLR, steps: int) -> None:
+        self.fitted_steps = steps
+        rescale_one_cycle(scheduler, steps)
+        trainer.fit_loop.epoch_loop.max_steps = steps
 
 
 class TrainingTimeCallback(L.Callback):
