@@ -182,6 +182,19 @@ def one_cycle(total_steps: int) -> torch.optim.lr_scheduler.OneCycleLR:
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=total_steps)
 
 
+def fit_case(limit_s: float) -> tuple[object, torch.optim.lr_scheduler.OneCycleLR, object]:
+    """A fitting MaxTimeForecast started 5 s into ``limit_s``, a 100-step one-cycle schedule."""
+    from text_recognizer.training.callbacks import MaxTimeForecast
+
+    _, _, trainer = forecast_case(limit_s)
+    forecast = MaxTimeForecast(every=10, fit=True)
+    scheduler = one_cycle(100)
+    trainer.lr_scheduler_configs = [type("Config", (), {"scheduler": scheduler})()]
+    trainer.clock.elapsed = 5.0  # data preparation before the first step does not count
+    forecast.on_train_start(trainer, None)
+    return forecast, scheduler, trainer
+
+
 def test_rescale_one_cycle_anneals_by_the_new_end() -> None:
     from text_recognizer.training.callbacks import rescale_one_cycle
 
@@ -208,14 +221,7 @@ def test_rescale_one_cycle_anneals_by_the_new_end() -> None:
 def test_fit_to_max_time_shortens_the_schedule_and_the_run(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from text_recognizer.training.callbacks import MaxTimeForecast
-
-    _, _, trainer = forecast_case(limit_s=60.0)
-    forecast = MaxTimeForecast(every=10, fit=True)
-    scheduler = one_cycle(100)
-    trainer.lr_scheduler_configs = [type("Config", (), {"scheduler": scheduler})()]
-    trainer.clock.elapsed = 5.0
-    forecast.on_train_start(trainer, None)
+    forecast, scheduler, trainer = fit_case(limit_s=60.0)
     with caplog.at_level("WARNING", logger="text_recognizer.training.callbacks"):
         advance(forecast, trainer, 10, 1.0)
     # 45 s left at 1 s/step: 90 % of them, 40 steps, after the 10 done
@@ -232,14 +238,7 @@ def test_fit_to_max_time_shortens_the_schedule_and_the_run(
 def test_fit_to_max_time_shortens_again_when_the_run_slows_down(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from text_recognizer.training.callbacks import MaxTimeForecast
-
-    _, _, trainer = forecast_case(limit_s=60.0)
-    forecast = MaxTimeForecast(every=10, fit=True)
-    scheduler = one_cycle(100)
-    trainer.lr_scheduler_configs = [type("Config", (), {"scheduler": scheduler})()]
-    trainer.clock.elapsed = 5.0
-    forecast.on_train_start(trainer, None)
+    forecast, scheduler, trainer = fit_case(limit_s=60.0)
     advance(forecast, trainer, 10, 1.0)
     assert forecast.fitted_steps == 50
     advance(forecast, trainer, 10, 1.0)  # on pace: 25 s for the 30 steps left, 35 s left
@@ -253,14 +252,7 @@ def test_fit_to_max_time_shortens_again_when_the_run_slows_down(
 
 
 def test_fit_to_max_time_gives_steps_back_when_the_run_speeds_up() -> None:
-    from text_recognizer.training.callbacks import MaxTimeForecast
-
-    _, _, trainer = forecast_case(limit_s=60.0)
-    forecast = MaxTimeForecast(every=10, fit=True)
-    scheduler = one_cycle(100)
-    trainer.lr_scheduler_configs = [type("Config", (), {"scheduler": scheduler})()]
-    trainer.clock.elapsed = 5.0
-    forecast.on_train_start(trainer, None)
+    forecast, scheduler, trainer = fit_case(limit_s=60.0)
     advance(forecast, trainer, 10, 1.0)  # a slow spell: fitted to 50 steps
     assert forecast.fitted_steps == 50
     advance(forecast, trainer, 10, 0.25)

@@ -390,7 +390,9 @@ class BaseDataModule(L.LightningDataModule):
             # so a run resumed mid-epoch (no new epoch started) draws what an unbroken one does.
             "generator": torch.Generator().manual_seed(self.seed),
         }
-        resume, self._resume = (self._resume, None) if shuffle else (None, self._resume)
+        resume = None
+        if shuffle:  # the training loader: where a resumed run starts, once
+            resume, self._resume = self._resume, None
         widths = getattr(dataset, "widths", None)
         if shuffle and self.kind == "line" and widths is not None:
             batch_sampler = WidthBucketBatchSampler(widths, self.batch_size, self.seed)

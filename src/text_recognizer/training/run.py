@@ -174,13 +174,16 @@ class MetricsCsvLogger(ll.CSVLogger):
             reader = csv.DictReader(f)
             header = list(reader.fieldnames or [])
             rows = [r for r in reader if int(float(r["step"] or 0)) < self.resume_step]
+        kept = path.with_name(".metrics.csv.kept")
+        with kept.open("w", newline="") as f:
+            out = csv.DictWriter(f, fieldnames=header)
+            out.writeheader()
+            out.writerows(rows)
         writer = super().experiment  # deletes metrics.csv
         if isinstance(writer, ExperimentWriter):  # rank 0
-            with path.open("w", newline="") as f:
-                out = csv.DictWriter(f, fieldnames=header)
-                out.writeheader()
-                out.writerows(rows)
+            kept.replace(path)
             writer.metrics_keys = header
+        kept.unlink(missing_ok=True)
         return writer
 
 
