@@ -138,3 +138,20 @@ def test_a_run_with_precision_auto_records_what_it_trained_in(
     assert summary["precision"] == "32-true"
     saved = yaml.safe_load((Path(summary["run_dir"]) / "config.yaml").read_text())
     assert saved["trainer"]["precision"] == "auto"  # a resume on another host decides anew
+
+
+def test_resumed_csv_logger_keeps_rows_before_the_checkpoint(tmp_path: Path) -> None:
+    """Lightning deletes metrics.csv when its logger opens the folder; ours keeps the rows
+    logged before the resumed step, also from the copy a kill mid-way would leave."""
+    from text_recognizer.training.run import MetricsCsvLogger
+
+    rows = "epoch,step,val/cer\n0,99,0.5\n0,199,0.4\n0,299,0.3\n"
+    for name in ("metrics.csv", ".metrics.csv.kept"):
+        (tmp_path / name).write_text(rows)
+        logger = MetricsCsvLogger(tmp_path, resume_step=200)
+        logger.log_metrics({"val/cer": 0.2}, step=249)
+        logger.save()
+        lines = (tmp_path / "metrics.csv").read_text().splitlines()
+        assert [line.split(",")[1] for line in lines[1:]] == ["99", "199", "249"], name
+        assert not (tmp_path / ".metrics.csv.kept").exists()
+        (tmp_path / "metrics.csv").unlink()

@@ -168,13 +168,14 @@ class MetricsCsvLogger(ll.CSVLogger):
     @property
     def experiment(self) -> Any:
         path = Path(self.log_dir) / "metrics.csv"
-        if self._experiment is not None or self.resume_step is None or not path.is_file():
+        kept = path.with_name(".metrics.csv.kept")  # what a kill at the wrong moment left
+        source = path if path.is_file() else kept
+        if self._experiment is not None or self.resume_step is None or not source.is_file():
             return super().experiment
-        with path.open(newline="") as f:
+        with source.open(newline="") as f:
             reader = csv.DictReader(f)
             header = list(reader.fieldnames or [])
             rows = [r for r in reader if int(float(r["step"] or 0)) < self.resume_step]
-        kept = path.with_name(".metrics.csv.kept")
         with kept.open("w", newline="") as f:
             out = csv.DictWriter(f, fieldnames=header)
             out.writeheader()
