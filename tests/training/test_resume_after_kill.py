@@ -148,31 +148,27 @@ def with_callbacks(config: dict, **changes: object) -> dict:
     return {**config, "callbacks": {**config["callbacks"], **changes}}
 
 
-EVERY_BATCH = {"checkpoint": {"monitor": "val/acc", "mode": "max", "last_every_minutes": 0}}
-
-
-LINES_EVERY_BATCH = {"checkpoint": {"monitor": "val/cer", "mode": "min", "last_every_minutes": 0}}
+def every_batch(config: dict, **changes: object) -> dict:
+    """``config`` writing ``last.ckpt`` after every batch as well as at epoch ends."""
+    checkpoint = {**config["callbacks"]["checkpoint"], "last_every_minutes": 0}
+    return with_callbacks(config, checkpoint=checkpoint, **changes)
 
 
 @pytest.mark.parametrize(
     ("config", "crash_batch", "saved_step"),
     [
         pytest.param(CONFIG, 6, 12, id="chars-epoch-end"),
-        pytest.param(with_callbacks(CONFIG, **EVERY_BATCH), 6, 18, id="chars-mid-epoch"),
+        pytest.param(every_batch(CONFIG), 6, 18, id="chars-mid-epoch"),
         pytest.param(
-            with_callbacks(CONFIG, **EVERY_BATCH, ema={"decay": 0.9}),
+            every_batch(CONFIG, ema={"decay": 0.9}),
             6,
             18,
             id="chars-mid-epoch-ema",
         ),
         pytest.param(LINES_CONFIG, 6, 10, id="lines-epoch-end"),
-        pytest.param(
-            with_callbacks(LINES_CONFIG, **LINES_EVERY_BATCH), 6, 16, id="lines-mid-epoch"
-        ),
+        pytest.param(every_batch(LINES_CONFIG), 6, 16, id="lines-mid-epoch"),
         # Saved after batch 4, before the validation that follows it: the resume runs it.
-        pytest.param(
-            with_callbacks(LINES_CONFIG, **LINES_EVERY_BATCH), 5, 15, id="lines-before-validation"
-        ),
+        pytest.param(every_batch(LINES_CONFIG), 5, 15, id="lines-before-validation"),
     ],
 )
 def test_crash_mid_epoch_then_resume_equals_unbroken_run(
@@ -210,7 +206,7 @@ def test_crash_mid_epoch_then_resume_equals_unbroken_run(
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_unbroken_run(tiny_chars: str, tmp_path: Path) -> None:
-    config = with_callbacks(CONFIG, **EVERY_BATCH)
+    config = every_batch(CONFIG)
     config_file = tmp_path / "killed.yaml"
     config_file.write_text(yaml.safe_dump(config))
     killed_dir = tmp_path / "runs" / "killed"

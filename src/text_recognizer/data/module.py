@@ -377,6 +377,11 @@ class BaseDataModule(L.LightningDataModule):
         run stopped. Call before the training loader is built."""
         self._resume = (epoch, batches)
 
+    def take_resume(self) -> tuple[int, int] | None:
+        """The pending ``resume_at`` position, once: for the training loader being built."""
+        resume, self._resume = self._resume, None
+        return resume
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
         dataset = getattr(self, f"data_{split}")
         if dataset is None:
@@ -390,9 +395,7 @@ class BaseDataModule(L.LightningDataModule):
             # so a run resumed mid-epoch (no new epoch started) draws what an unbroken one does.
             "generator": torch.Generator().manual_seed(self.seed),
         }
-        resume = None
-        if shuffle:  # the training loader: where a resumed run starts, once
-            resume, self._resume = self._resume, None
+        resume = self.take_resume() if shuffle else None  # shuffle: the training loader
         widths = getattr(dataset, "widths", None)
         if shuffle and self.kind == "line" and widths is not None:
             batch_sampler = WidthBucketBatchSampler(widths, self.batch_size, self.seed)

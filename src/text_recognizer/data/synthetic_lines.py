@@ -380,7 +380,7 @@ class SyntheticLines(BaseDataModule):
             return super().train_dataloader()
         if self.data_train is None:
             raise RuntimeError("call setup() before asking for the train loader")
-        resume, self._resume = self._resume, None
+        resume = self.take_resume()
         if resume is not None:  # a resumed run: render the lines of the epoch it stopped in
             assert isinstance(self.data_train, StreamedLines)
             self.data_train.epoch = resume[0]

@@ -127,9 +127,11 @@ class MaxTimeForecast(L.Callback):
     over). When the projection is over, it warns once and says what to change or, with
     ``fit``, compresses the schedule to end at the step the pace reaches in 90 % of the
     time left, and stops the run there; if the run then slows down (a busier host, the
-    validations), a later check shortens it again. The shortened length is saved in
-    checkpoints (the scheduler's own state holds the compressed phases), so a resumed run
-    ends at the same step.
+    validations), a later check shortens it again, and if it speeds up so that over a
+    fifth of the time left would go unused, it gets steps back (up to the configured
+    length, not in the schedule's last tenth). The fitted length is saved in checkpoints
+    (the scheduler's own state holds the rescaled phases), so a resumed run ends at the
+    same step.
     """
 
     def __init__(self, every: int = 300, fit: bool = False) -> None:
