@@ -27,6 +27,8 @@ from text_recognizer.labels import Labelled, read_labels
 from text_recognizer.preprocessing import emnist_style, load_image, normalize_polarity, prepare_line
 
 SPLITS = ("train", "val", "test")
+#: Height of the synthetic lines ``rehearsal`` adds (SyntheticLines' only height).
+REHEARSAL_HEIGHT = 32
 #: How many bad rows an error message lists before it says "and N more".
 _SHOWN_PROBLEMS = 5
 
@@ -74,6 +76,9 @@ class LabelledFolder(BaseDataModule):
         deslant: lines only: shear each line to the lean the model reads best, as the
             Recognizer does by default (``prepare_line``); ``False`` reads lines as
             ``Recognizer(deslant=False)`` does.
+        rehearsal: lines only: this many synthetic lines (``synthetic_lines``' training
+            hands and text, seeded) are added to the training split, so a model fine-tuned
+            on a narrow folder keeps reading what it read before (docs/training.md).
     """
 
     data_train: LabelledArrays | None
@@ -95,6 +100,7 @@ class LabelledFolder(BaseDataModule):
         page_cuts: float = 0.0,
         fine_pens: float = 0.0,
         deslant: bool = True,
+        rehearsal: int = 0,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -112,6 +118,13 @@ class LabelledFolder(BaseDataModule):
         for name, value in (("page_cuts", page_cuts), ("fine_pens", fine_pens)):
             if kind == "char" and value:
                 raise ConfigError(f"{name} augments text lines; remove it for kind: char")
+        if rehearsal < 0 or (rehearsal and kind != "line"):
+            raise ConfigError(f"rehearsal={rehearsal}: a number of lines >= 0, for kind: line only")
+        if rehearsal and (input_height or 32) != REHEARSAL_HEIGHT:
+            raise ConfigError(
+                f"rehearsal lines are rendered {REHEARSAL_HEIGHT} px high; "
+                f"input_height={input_height} cannot take them"
+            )
         if not (0 <= val_fraction <= 1 and 0 <= test_fraction <= 1) or (
             val_fraction + test_fraction > 1
         ):
@@ -123,6 +136,8 @@ class LabelledFolder(BaseDataModule):
         self.kind = kind  # type: ignore[misc]  # a class constant elsewhere; chosen here
         self.height = input_height or (32 if kind == "line" else 28)
         self.deslant = deslant
+        self.rehearsal = rehearsal
+        self._rehearsal: LabelledArrays | None = None
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self._rows: dict[str, list[Labelled]] | None = None
@@ -214,6 +229,34 @@ class LabelledFolder(BaseDataModule):
             setattr(self, f"data_{split}", dataset)
         self._raise_if(problems, "images")
 
+    def training_set(self) -> LabelledArrays | None:
+        """The train split plus the rehearsal lines: those are trained on, never scored."""
+        if self.rehearsal and self._rehearsal is None:
+            self._rehearsal = self._rehearsal_lines()  # rendered once, when training starts
+        own, extra = self.data_train, self._rehearsal
+        if extra is None:
+            return own
+        if own is None:
+            return extra
+        return LabelledArrays(
+            [*own.images, *extra.images], [*own.targets, *extra.targets], own.names + extra.names
+        )
+
+    def _rehearsal_lines(self) -> LabelledArrays:
+        from text_recognizer.data.synthetic_lines import LineSpec, render_lines
+
+        # The shipped line config's mix: 30 % stroke faces, 10 % of lines with numbers.
+        spec = LineSpec("train", self.seed, 48, 0.3, "default", 0.1)
+        lines = render_lines(spec, chunk=0, count=self.rehearsal)
+        images, targets, names = [], [], []
+        for i, line in enumerate(
+            tqdm(lines, total=self.rehearsal, desc="rendering rehearsal lines", disable=None)
+        ):
+            images.append(line.image.astype(np.float32) / 255.0)
+            targets.append(np.array(DEFAULT_CHARSET.encode(line.text)))
+            names.append(f"<rehearsal line {i}>")
+        return LabelledArrays(images, targets, names)
+
     def _prepare(self, path: Path) -> np.ndarray:
         """``[H, W]`` with bright ink, as the Recognizer feeds it to the model: uint8
         characters, float32 lines."""
@@ -225,5 +268,6 @@ class LabelledFolder(BaseDataModule):
     def __repr__(self) -> str:
         return (
             f"LabelledFolder(path={str(self.path)!r}, kind={self.kind}, "
-            f"input_height={self.height}, {self._split_sizes()}, batch_size={self.batch_size})"
+            f"input_height={self.height}, rehearsal={self.rehearsal}, {self._split_sizes()}, "
+            f"batch_size={self.batch_size})"
         )

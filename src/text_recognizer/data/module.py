@@ -382,8 +382,13 @@ class BaseDataModule(L.LightningDataModule):
         resume, self._resume = self._resume, None
         return resume
 
+    def training_set(self) -> Dataset[tuple[torch.Tensor, torch.Tensor]] | None:
+        """What the training loader draws from: the train split, plus any lines a subclass
+        trains on that are not part of the split (a folder's ``rehearsal`` lines)."""
+        return self.data_train
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
-        dataset = getattr(self, f"data_{split}")
+        dataset = self.training_set() if split == "train" else getattr(self, f"data_{split}")
         if dataset is None:
             raise RuntimeError(f"call setup() before asking for the {split} loader")
         common = {

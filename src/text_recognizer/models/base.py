@@ -33,6 +33,7 @@ class RecognitionModule(L.LightningModule):
         input_height: int = 28,
         optimizer: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
+        freeze_batchnorm: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -41,9 +42,24 @@ class RecognitionModule(L.LightningModule):
         self.network = NETWORKS.build(network, network_args or {})
         self.optimizer_config = OptimizerConfig.model_validate(optimizer or {})
         self.scheduler_config = SchedulerConfig.model_validate(scheduler or {})
+        self.freeze_batchnorm = freeze_batchnorm
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.network(images)
+
+    def train(self, mode: bool = True) -> RecognitionModule:
+        """With ``freeze_batchnorm``, batch norms stay in eval mode while the rest trains."""
+        super().train(mode)
+        if mode and self.freeze_batchnorm:
+            for module in self.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
+
+    def on_train_start(self) -> None:
+        # Lightning never calls train() on a fresh module (it starts in train mode) and
+        # restores each submodule's own mode after validation: freeze once, here.
+        self.train()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["model_name"] = self.model_name

@@ -1,4 +1,4 @@
-"""Load any of our LightningModules from a checkpoint or run folder, safely.
+"""Load our LightningModules, or the network weights a run starts from, safely.
 
 Checkpoints are read with ``weights_only=True`` (no unpickling of arbitrary objects):
 our checkpoints hold only tensors and plain types, and name their model class.
@@ -6,10 +6,13 @@ our checkpoints hold only tensors and plain types, and name their model class.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.errors import ConfigError
 from text_recognizer.models.base import RecognitionModule
 
@@ -45,3 +48,57 @@ def load_module(source: Path) -> RecognitionModule:
     module.load_state_dict(checkpoint["state_dict"])
     module.eval()
     return module  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class InitialWeights:
+    """Trained network weights to start a run from, with what they were trained for."""
+
+    source: str
+    network: str
+    network_args: dict[str, Any]
+    charset_tokens: list[str]
+    input_height: int
+    state_dict: dict[str, torch.Tensor]
+    #: From an ONNX export: batch norms pass values through and must stay in eval mode.
+    folded_batchnorm: bool
+
+
+def load_initial_weights(source: str | Path, kind: str) -> InitialWeights:
+    """Network weights from ``default`` (the bundled ``kind`` model), an exported
+    ``.onnx`` (with its ``.json``), a ``.ckpt`` or a run folder."""
+    from text_recognizer.models.onnx_weights import network_from_onnx
+    from text_recognizer.paths import MODELS_DIR
+
+    path = MODELS_DIR / f"{kind}.onnx" if str(source) == "default" else Path(source)
+    if path.suffix == ".onnx":
+        if not path.is_file():
+            raise ConfigError(f"init.weights: {path} does not exist")
+        network, meta = network_from_onnx(path)
+        return InitialWeights(
+            source=str(source),
+            network=meta["network"],
+            network_args=meta["network_args"],
+            charset_tokens=list(meta["charset"]),
+            input_height=int(meta["input_height"]),
+            state_dict=network.state_dict(),
+            folded_batchnorm=True,
+        )
+    checkpoint_path = resolve_checkpoint(path)
+    try:
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        hparams = checkpoint["hyper_parameters"]
+        state = checkpoint["state_dict"]
+    except Exception as error:
+        raise ConfigError(
+            f"init.weights: {checkpoint_path} is not a readable text-recognizer checkpoint: {error}"
+        ) from None
+    return InitialWeights(
+        source=str(source),
+        network=hparams["network"],
+        network_args=hparams.get("network_args") or {},
+        charset_tokens=list(hparams.get("charset_tokens") or DEFAULT_CHARSET.tokens),
+        input_height=int(hparams.get("input_height", 28)),
+        state_dict={k[len("network.") :]: v for k, v in state.items() if k.startswith("network.")},
+        folded_batchnorm=False,
+    )

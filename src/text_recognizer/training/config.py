@@ -148,6 +148,22 @@ class TrainerConfig(Section):
     num_threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU")
 
 
+class InitConfig(Section):
+    """Start from trained network weights instead of random ones: fine-tuning."""
+
+    weights: str = Field(
+        description="default (the bundled model of the kind being trained), an exported "
+        ".onnx (its .json beside it), a .ckpt, or a run folder; the network section must "
+        "describe the same network, and the dataset use the same charset and height"
+    )
+    freeze_batchnorm: bool = Field(
+        True,
+        description="keep batch norms in eval mode (statistics as trained; their scale and "
+        "shift still learn): a small fine-tuning set gives noisy batch statistics. Required "
+        "for .onnx weights, whose batch norms are folded into the convolutions",
+    )
+
+
 class WandbConfig(Section):
     project: str = "text-recognizer"
     entity: str | None = None
@@ -167,6 +183,7 @@ class ExperimentConfig(Section):
     seed: int = 0
     data: DataConfig
     network: NetworkConfig
+    init: InitConfig | None = None
     model: ModelConfig = Field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)

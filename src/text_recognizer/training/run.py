@@ -32,6 +32,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from text_recognizer.data import DATASETS, BaseDataModule
 from text_recognizer.errors import ConfigError
 from text_recognizer.models import MODELS
+from text_recognizer.models.loading import load_initial_weights
 from text_recognizer.networks import NETWORKS
 from text_recognizer.paths import runs_dir
 from text_recognizer.training.callbacks import (
@@ -61,8 +62,14 @@ def build_datamodule(config: ExperimentConfig) -> BaseDataModule:
     )
 
 
-def build_model(config: ExperimentConfig, datamodule: BaseDataModule) -> L.LightningModule:
-    """The LightningModule, with data-dependent network arguments filled in and checked."""
+def build_model(
+    config: ExperimentConfig, datamodule: BaseDataModule, load_init: bool = True
+) -> L.LightningModule:
+    """The LightningModule, with data-dependent network arguments filled in and checked.
+
+    With ``config.init`` its network starts from trained weights (``load_init=False``
+    skips them: a resumed run restores its own).
+    """
     injected = {
         "num_classes": len(datamodule.charset),
         "input_size": datamodule.input_height,
@@ -70,7 +77,7 @@ def build_model(config: ExperimentConfig, datamodule: BaseDataModule) -> L.Light
     }
     network_args = {**config.network.args, **NETWORKS.accepted(config.network.name, injected)}
     NETWORKS.build(config.network.name, network_args)  # fail on bad args before anything else
-    return MODELS.build(
+    model = MODELS.build(
         config.model.name,
         config.model.args,
         network=config.network.name,
@@ -79,7 +86,61 @@ def build_model(config: ExperimentConfig, datamodule: BaseDataModule) -> L.Light
         input_height=datamodule.input_height,
         optimizer=config.optimizer.model_dump(),
         scheduler=config.scheduler.model_dump(),
+        freeze_batchnorm=config.init.freeze_batchnorm if config.init else False,
     )
+    if config.init is not None and load_init:
+        init_network(model, config, datamodule)
+    return model
+
+
+def init_network(
+    model: L.LightningModule, config: ExperimentConfig, datamodule: BaseDataModule
+) -> None:
+    """Load ``config.init.weights`` into the model's network, or say what does not fit."""
+    assert config.init is not None
+    kind = "char" if getattr(model, "kind", "char") == "char" else "line"
+    weights = load_initial_weights(config.init.weights, kind)
+    where = f"init.weights ({weights.source})"
+    if list(datamodule.charset.tokens) != weights.charset_tokens:
+        raise ConfigError(
+            f"{where} was trained with a different charset ({len(weights.charset_tokens)} "
+            f"tokens) from the dataset's ({len(datamodule.charset)}): their outputs would "
+            "name the wrong characters"
+        )
+    if datamodule.input_height != weights.input_height:
+        raise ConfigError(
+            f"{where} reads images {weights.input_height} px high, the dataset gives "
+            f"{datamodule.input_height}: set data.args.input_height={weights.input_height}"
+        )
+    own = {"name": weights.network, "args": _plain_args(weights.network_args)}
+    state = model.network.state_dict()  # type: ignore[union-attr]
+    differences = [
+        key
+        for key in sorted(set(state) | set(weights.state_dict))
+        if key not in state
+        or key not in weights.state_dict
+        or state[key].shape != weights.state_dict[key].shape
+    ]
+    if weights.network != config.network.name or differences:
+        raise ConfigError(
+            f"{where} is a different network from the config's {config.network.name} "
+            f"(first differing weights: {', '.join(differences[:3]) or 'none'}); set the "
+            f"network section to the weights' own:\n"
+            + yaml.safe_dump({"network": own}, sort_keys=False, default_flow_style=None)
+        )
+    if weights.folded_batchnorm and not config.init.freeze_batchnorm:
+        raise ConfigError(
+            f"{where}: an ONNX export has its batch norms folded into the convolutions, so "
+            "they must stay frozen: set init.freeze_batchnorm: true (or start from a .ckpt)"
+        )
+    model.network.load_state_dict(weights.state_dict)  # type: ignore[union-attr]
+    log.info("network weights from %s", weights.source)
+
+
+def _plain_args(args: dict[str, Any]) -> dict[str, Any]:
+    """Network arguments as a config would write them (without the injected ones)."""
+    injected = {"num_classes", "input_size", "input_height"}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in args.items() if k not in injected}
 
 
 def build_callbacks(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]:
@@ -334,7 +395,7 @@ def run_experiment(
     L.seed_everything(config.seed, workers=True, verbose=False)
 
     datamodule = build_datamodule(config)
-    model = build_model(config, datamodule)
+    model = build_model(config, datamodule, load_init=not resume)
     log.info("preparing dataset %s", config.data.name)
     datamodule.prepare_data()  # download / build caches before training starts, with progress
     resume_step = (
@@ -353,6 +414,9 @@ def run_experiment(
                 "ignore",
                 message="You're resuming from a checkpoint that ended before the epoch ended",
             )
+            # The run folder always holds config.yaml by now; MetricsCsvLogger keeps what a
+            # resumed run's metrics.csv should keep, so "previous log files" lose nothing.
+            warnings.filterwarnings("ignore", message="Experiment logs directory .* exists")
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
     finally:
         if previous is None:
