@@ -259,3 +259,23 @@ def test_width_search_scores_as_the_recognizer_reads(tiny_char_run: Path) -> Non
     assert result.exit_code == 0 and "best of widths 0.85/1/1.25): cer=" in result.output
     with pytest.raises(ConfigError, match="width search reads lines"):
         evaluate(tiny_char_run, "tiny_chars", "test", {"size": 384}, width_search=True)
+
+
+@pytest.mark.parametrize(
+    ("data", "sizes"),
+    [
+        ("synthetic_lines", {"num_train": 40, "num_val": 6, "num_test": 6}),
+        ("synthetic_chars", {"num_train": 300, "num_val": 62, "num_test": 62}),
+    ],
+)
+def test_scoring_one_split_builds_only_that_split(
+    data: str, sizes: dict[str, int], isolated_dirs: Path
+) -> None:
+    """A test split's score must not wait for (or fill the disk with) the training cache."""
+    report = evaluate("default", data, "test", sizes)
+    assert report.num_samples == 6 if data == "synthetic_lines" else 62
+    built = sorted(p.name.split("-")[0] for p in (isolated_dirs / "data").rglob("*.h5"))
+    assert built == [f"{data}_test"]
+    evaluate("default", data, "val", sizes, limit=2)
+    built = sorted(p.name.split("-")[0] for p in (isolated_dirs / "data").rglob("*.h5"))
+    assert built == [f"{data}_test", f"{data}_val"]

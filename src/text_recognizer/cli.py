@@ -124,7 +124,7 @@ def data_info(
     try:
         module = _build_dataset(name, root, data_arg)
         module.prepare_data()
-        module.setup("fit")
+        module.setup()  # every split, for the sizes
     except TextRecognizerError as error:
         raise fail(error) from error
     console.print(repr(module))

@@ -281,11 +281,13 @@ def evaluate(
             f"{source} reads images {info['input_height']} pixels high but {data} yields "
             f"{datamodule.input_height}: pass a dataset argument that matches (--data-arg)"
         )
-    datamodule.prepare_data()
-    datamodule.setup("test" if split == "test" else "fit")
+    splits = SPLITS if split == "all" else (split,)
+    # Only what the split needs: scoring a test split builds no training cache.
+    datamodule.prepare_splits(splits)
+    stages = {"all": None, "train": "fit", "val": "validate", "test": "test"}
+    datamodule.setup(stages[split])
     if split == "all" and datamodule.data_test is None:
         datamodule.setup("test")  # datasets that build the test split only for "test"
-    splits = SPLITS if split == "all" else (split,)
     parts = [getattr(datamodule, f"data_{s}") for s in splits]
     parts = [part for part in parts if part is not None]
     if not parts:

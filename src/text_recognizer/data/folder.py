@@ -153,7 +153,8 @@ class LabelledFolder(BaseDataModule):
         if not self.path.is_dir():
             raise DataError(
                 f"{self.path}: no such folder; point the dataset at yours: "
-                "--data-arg path=DIR on the command line, data.args.path in a config"
+                "`evaluate ... --data-arg path=DIR`, `train CONFIG --set data.args.path=DIR`, "
+                "or data.args.path in the config"
             )
         subfolders = [s for s in SPLITS if (self.path / s).is_dir()]
         if subfolders:

@@ -324,6 +324,19 @@ class WidthBucketBatchSampler(Sampler[list[int]]):
             yield batches[i]
 
 
+#: The splits each Lightning stage reads; any other stage (``None``) reads all three.
+STAGE_SPLITS: dict[str, tuple[str, ...]] = {
+    "fit": ("train", "val"),
+    "validate": ("val",),
+    "test": ("test",),
+    "predict": ("test",),
+}
+
+
+def splits_for(stage: str | None) -> tuple[str, ...]:
+    return STAGE_SPLITS.get(stage or "", ("train", "val", "test"))
+
+
 class BaseDataModule(L.LightningDataModule):
     """Splits, loaders and a readable ``__repr__``; subclasses fill the splits."""
 
@@ -371,6 +384,17 @@ class BaseDataModule(L.LightningDataModule):
     def input_height(self) -> int:
         """Height in pixels of every image this module yields."""
         raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        """Fill ``data_train``, ``data_val``, ``data_test`` with what ``stage`` reads
+        (:func:`splits_for`; ``None``: every split)."""
+        raise NotImplementedError
+
+    def prepare_splits(self, splits: Sequence[str]) -> None:
+        """Download or build what reading ``splits`` needs: everything, unless a subclass
+        caches each split on its own (then scoring a test split skips the training cache)."""
+        del splits
+        self.prepare_data()
 
     def resume_at(self, epoch: int, batches: int) -> None:
         """Start the training data at batch ``batches`` of epoch ``epoch``: where a resumed

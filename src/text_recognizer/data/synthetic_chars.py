@@ -33,7 +33,7 @@ from tqdm import tqdm
 from text_recognizer.charset import DEFAULT_CHARSET, EMNIST_CHARACTERS, IAM_PUNCTUATION
 from text_recognizer.data import augment as aug
 from text_recognizer.data.cache import cache_path, read_h5, write_h5
-from text_recognizer.data.module import ArrayDataset, BaseDataModule
+from text_recognizer.data.module import ArrayDataset, BaseDataModule, splits_for
 from text_recognizer.data.sources.fonts import Font, list_fonts, load_font
 from text_recognizer.errors import ConfigError, DataError
 from text_recognizer.preprocessing import emnist_style
@@ -293,9 +293,12 @@ class SyntheticChars(BaseDataModule):
 
     def prepare_data(self) -> None:
         """Render and cache every split that is not cached yet (once, on one process)."""
+        self.prepare_splits(SPLITS)
+
+    def prepare_splits(self, splits: Sequence[str]) -> None:
         for index, split in enumerate(SPLITS):
             path = self.cache_file(split)
-            if path.exists():
+            if split not in splits or path.exists():
                 continue
             # Splits get unrelated streams from one seed; fonts differ between them anyway.
             seed = np.random.SeedSequence(self.seed, spawn_key=(index,))
@@ -311,8 +314,10 @@ class SyntheticChars(BaseDataModule):
             write_h5(path, {"images": images, "labels": targets}, attrs=self.params(split))
 
     def setup(self, stage: str | None = None) -> None:
-        self.prepare_data()  # a no-op when cached; lets setup() alone work in scripts
-        for split in SPLITS:
+        """Load the splits ``stage`` reads (all for ``None``), rendering any not cached yet."""
+        wanted = splits_for(stage)
+        self.prepare_splits(wanted)  # a no-op when cached; lets setup() alone work in scripts
+        for split in wanted:
             data = read_h5(self.cache_file(split))
             self.targets[split] = data["labels"]
             setattr(self, f"data_{split}", ArrayDataset(data["images"], data["labels"].tolist()))

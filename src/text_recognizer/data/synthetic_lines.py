@@ -40,7 +40,7 @@ from tqdm import tqdm
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data.cache import cache_path, read_h5, write_h5
 from text_recognizer.data.line_render import HEIGHT, LineRenderer, RenderedLine
-from text_recognizer.data.module import BaseDataModule
+from text_recognizer.data.module import BaseDataModule, splits_for
 from text_recognizer.data.sentences import SentenceGenerator
 from text_recognizer.data.sources.fonts import list_fonts
 from text_recognizer.data.sources.strokes import list_faces
@@ -302,9 +302,12 @@ class SyntheticLines(BaseDataModule):
 
     def prepare_data(self) -> None:
         """Render and cache every split that needs it and is not cached yet."""
+        self.prepare_splits(SPLITS)
+
+    def prepare_splits(self, splits: Sequence[str]) -> None:
         for split in self.cached_splits():
             path = self.cache_file(split)
-            if not path.exists():
+            if split in splits and not path.exists():
                 self._build(split, path)
 
     def _build(self, split: Split, path: Path) -> None:
@@ -361,8 +364,12 @@ class SyntheticLines(BaseDataModule):
             progress.update(len(chunk_texts))
 
     def setup(self, stage: str | None = None) -> None:
-        self.prepare_data()  # a no-op when cached; lets setup() alone work in scripts
+        """Load the splits ``stage`` reads (all for ``None``), rendering any not cached yet."""
+        wanted = splits_for(stage)
+        self.prepare_splits(wanted)  # a no-op when cached; lets setup() alone work in scripts
         for split in self.cached_splits():
+            if split not in wanted:
+                continue
             data = read_h5(self.cache_file(split))
             dataset = PackedLines(
                 data["images"],
@@ -372,7 +379,7 @@ class SyntheticLines(BaseDataModule):
                 self.cache_file(split),
             )
             setattr(self, f"data_{split}", dataset)
-        if self.stream:
+        if self.stream and "train" in wanted:
             self.data_train = StreamedLines(self.spec("train"), self.sizes["train"])
 
     def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
