@@ -19,15 +19,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from finetune_real import CONFIG
+from finetune_real import finetune
 from realdata_lines import write_folder
 from unseen_hands import find_fonts, render_hand
 
 from text_recognizer.evaluate import evaluate
 from text_recognizer.metrics import cer
 from text_recognizer.recognizer import Recognizer
-from text_recognizer.training.config import load_config
-from text_recognizer.training.run import run_experiment
 
 
 def dark_on_white(images: list[np.ndarray]) -> list[np.ndarray]:
@@ -77,12 +75,7 @@ def main() -> None:
         )
         print(f"| bundled | - | {scores('default')} |", flush=True)
         for rehearsal in args.rehearsal or [0]:
-            overrides = [
-                f"data.args.path={root}",
-                f"data.args.rehearsal={rehearsal}",
-                "callbacks.progress_bar=none",
-            ]
-            summary = run_experiment(load_config(CONFIG, overrides))
+            summary = finetune(root, rehearsal, [])
             label = f"fine-tuned, {args.train_lines} lines + {rehearsal} rehearsal"
             print(
                 f"| {label} | {summary['training_time_s']:.0f} s | {scores(summary['run_dir'])} |",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from realdata_lines import DEFAULT_REALDATA, compose, load_pools, random_text, write_folder
@@ -88,6 +89,13 @@ def scores(model: str | Path, root: Path, synthetic_lines: int) -> list[float]:
     return figures
 
 
+def finetune(folder: Path, rehearsal: int, overrides: list[str]) -> dict[str, Any]:
+    """Run ``configs/lines_finetune.yaml`` on ``folder``; the run's summary."""
+    settings = [f"data.args.path={folder}", f"data.args.rehearsal={rehearsal}"]
+    config = load_config(CONFIG, [*settings, "callbacks.progress_bar=none", *overrides])
+    return run_experiment(config)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--realdata", type=Path, default=DEFAULT_REALDATA)
@@ -111,13 +119,7 @@ def main() -> None:
         digits, vowels, synthetic = scores("default", root, args.synthetic_lines)
         print(f"| bundled | - | {digits:.3f} | {vowels:.3f} | {synthetic:.3f} |", flush=True)
         for rehearsal in args.rehearsal or [0]:
-            overrides = [
-                f"data.args.path={root / 'finetune'}",
-                f"data.args.rehearsal={rehearsal}",
-                "callbacks.progress_bar=none",
-                *args.set,
-            ]
-            summary = run_experiment(load_config(CONFIG, overrides))
+            summary = finetune(root / "finetune", rehearsal, args.set)
             digits, vowels, synthetic = scores(summary["run_dir"], root, args.synthetic_lines)
             label = f"fine-tuned, {args.train_lines} real lines + {rehearsal} rehearsal"
             if args.set:

@@ -119,6 +119,28 @@ def test_every_scheduler_builds(name: str, args: dict, interval: str) -> None:
     assert built is not None and built["interval"] == interval
 
 
+@pytest.mark.parametrize("total_steps", [4, 5, 10, 19])
+def test_a_short_one_cycle_still_warms_up_and_anneals(total_steps: int) -> None:
+    """A small fine-tuning folder gives few steps: pct_start 0.1 of 10 steps used to leave a
+    warm-up of zero steps, and OneCycleLR divided by it."""
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    config = SchedulerConfig(name="onecycle", args={"pct_start": 0.1})
+    built = build_scheduler(optimizer, config, total_steps=total_steps, max_epochs=1)
+    assert built is not None
+    rates = []
+    for _ in range(total_steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        built["scheduler"].step()
+    assert max(rates) == pytest.approx(1e-3) and rates[0] < 1e-4 and rates[-1] < 1e-4
+
+
+def test_a_one_cycle_too_short_to_have_phases_is_refused() -> None:
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    with pytest.raises(ConfigError, match="needs at least 4 training steps; this run has 3"):
+        build_scheduler(optimizer, SchedulerConfig(name="onecycle"), 3, 1)
+
+
 def test_bad_scheduler_args_are_named() -> None:
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
     with pytest.raises(ConfigError, match=r"scheduler 'step': bad scheduler\.args"):

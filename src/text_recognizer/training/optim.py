@@ -37,8 +37,21 @@ def build_scheduler(
         if config.name == "none":
             return None
         if config.name == "onecycle":
+            # OneCycleLR divides by its warm-up's length, pct_start * total_steps - 1 steps:
+            # a short run (a small fine-tuning folder) would divide by zero. Warm up for two
+            # steps at least.
+            if total_steps < 4:
+                raise ConfigError(
+                    f"scheduler onecycle needs at least 4 training steps; this run has "
+                    f"{total_steps}: add data or epochs, or set scheduler.name: none"
+                )
+            pct_start = max(float(args.pop("pct_start", 0.3)), 2 / total_steps)
             scheduler = lr_scheduler.OneCycleLR(
-                optimizer, max_lr=args.pop("max_lr", lr), total_steps=total_steps, **args
+                optimizer,
+                max_lr=args.pop("max_lr", lr),
+                total_steps=total_steps,
+                pct_start=pct_start,
+                **args,
             )
         elif config.name == "cyclic":
             scheduler = lr_scheduler.CyclicLR(
