@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from tests.data.test_folder import TEXTS, write_lines
 from tests.training.test_run import tiny_config
@@ -144,3 +145,26 @@ def test_a_folder_rehearses_synthetic_lines_in_training_only(tmp_path: Path) -> 
         LabelledFolder(tmp_path / "scans", kind="char", rehearsal=5)
     with pytest.raises(ConfigError, match="rendered 32 px high"):
         LabelledFolder(tmp_path / "scans", input_height=48, rehearsal=5)
+
+
+def test_a_character_run_starts_from_the_bundled_character_model(tmp_path: Path) -> None:
+    rows = []
+    for i, char in enumerate("AbCdEf"):
+        image = Image.new("L", (60, 80), 255)
+        image.paste(0, (10 + 5 * i, 10, 40, 70))
+        image.save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png\t{char}\n")
+    (tmp_path / "labels.tsv").write_text("".join(rows))
+    config = parse_config(
+        {
+            "name": "chars_finetune",
+            "data": {"name": "folder", "args": {"path": str(tmp_path), "kind": "char"}},
+            "network": {"name": "lenet"},
+            "init": {"weights": "default"},
+        }
+    )
+    model = build_model(config, build_datamodule(config)).eval()
+    bundled, _ = network_from_onnx(MODELS_DIR / "char.onnx")
+    images = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(model.network(images), bundled(images))
