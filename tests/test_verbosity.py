@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from text_recognizer.cli import app
@@ -39,3 +43,25 @@ def test_flags_map_to_levels(flags: list[str], level: int) -> None:
     assert {name: logging.getLogger(name).level for name in LOGGERS} == dict.fromkeys(
         LOGGERS, level
     )
+
+
+def test_a_training_prints_lightning_lines_once_and_only_when_asked(tmp_path: Path) -> None:
+    """Lightning sets its loggers to INFO, with a console handler of its own, when the
+    training code first imports it, after the CLI has set the levels: its lines printed
+    twice, and at the default level too. A real process: in this one Lightning is loaded."""
+    from tests.data.test_folder import TEXTS, tiny_folder_config, write_lines
+
+    write_lines(tmp_path / "scans", TEXTS)
+    config = tiny_folder_config("scans")
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    outputs = {}
+    for flags in ([], ["-v"]):
+        command = [sys.executable, "-m", "text_recognizer.cli", *flags, "train", "tiny.yaml"]
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs[" ".join(flags)] = done.stderr.splitlines()
+    assert not [line for line in outputs[""] if "INFO" in line]
+    lines = [line for line in outputs["-v"] if line.startswith("INFO")]
+    assert any(line.startswith("INFO lightning.pytorch") for line in lines)
+    assert not [line for line in lines if line.startswith("INFO: ")]  # Lightning's own handler
+    assert len(lines) == len(set(lines))

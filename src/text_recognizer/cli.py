@@ -46,14 +46,29 @@ err_console = Console(stderr=True)
 log = logging.getLogger("text_recognizer")
 
 
+LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
+
+
 def configure_logging(verbosity: int) -> None:
     """-q -> errors only, default -> warnings, -v -> info, -vv -> debug (ours and Lightning's)."""
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
         max(-1, min(verbosity, 2)), logging.DEBUG
     )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
-    for name in ("text_recognizer", "lightning", "lightning.pytorch", "lightning.fabric"):
+    for name in ("text_recognizer", *LIGHTNING_LOGGERS):
         logging.getLogger(name).setLevel(level)
+
+
+def follow_our_logging() -> None:
+    """Call after the first import of Lightning, which sets its loggers to INFO and gives
+    them a console handler of their own: without this, every Lightning line printed twice,
+    at any verbosity. Lightning's loggers get our level and print through our handler."""
+    level = logging.getLogger("text_recognizer").level
+    for name in LIGHTNING_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
 
 
 def fail(error: Exception) -> typer.Exit:
@@ -277,6 +292,8 @@ def train(
     from text_recognizer.training.config import load_config
     from text_recognizer.training.run import latest_run, resume_run, train_from_config
 
+    follow_our_logging()
+
     try:
         if resume is not None and str(resume) == "last":
             # The config (and --set group=/name=) only say which experiment; the run keeps its own.
@@ -321,6 +338,8 @@ def experiments_run(
     """Run every experiment of a group, N at a time (one GPU each when present), then
     print one table of results. Exits with 1 if any experiment failed."""
     from text_recognizer.training.experiments import run_group, summary_rows
+
+    follow_our_logging()
 
     try:
         results = run_group(
@@ -430,6 +449,8 @@ def export(
 ) -> None:
     """Export a trained checkpoint to ONNX plus a JSON metadata file."""
     from text_recognizer.export import export_onnx
+
+    follow_our_logging()
 
     try:
         path = export_onnx(source, output)

@@ -32,6 +32,19 @@ def write_lines(folder: Path, texts: list[str], jsonl: bool = False) -> None:
         (folder / "labels.tsv").write_text("".join(f"{n}\t{t}\n" for n, t in rows))
 
 
+def tiny_folder_config(path: str, **data_args: object) -> dict:
+    """One quick epoch of a small line network on a folder (3 of 12 lines validate)."""
+    return {
+        "name": "own_lines",
+        "data": {"name": "folder", "args": {"path": path, "val_fraction": 0.25, **data_args},
+                 "batch_size": 4},
+        "network": {"name": "line_cnn"},
+        "model": {"name": "ctc"},
+        "callbacks": {"checkpoint": {"monitor": "val/cer", "mode": "min"}, "progress_bar": "none"},
+        "trainer": {"max_epochs": 1, "num_threads": 1},
+    }  # fmt: skip
+
+
 def test_one_labels_file_is_split_by_seed_and_keeps_file_order(tmp_path: Path) -> None:
     write_lines(tmp_path, TEXTS)
     data = DATASETS.build("folder", {"path": str(tmp_path), "val_fraction": 0.25}, seed=1)
@@ -159,16 +172,7 @@ def test_a_line_model_trains_on_a_folder(tmp_path: Path) -> None:
     from text_recognizer.training.run import run_experiment
 
     write_lines(tmp_path / "scans", TEXTS)
-    config = {
-        "name": "own_lines",
-        "data": {"name": "folder", "args": {"path": str(tmp_path / "scans"), "val_fraction": 0.25,
-                                            "width_stretch": [0.7, 1.3]},
-                 "batch_size": 4},
-        "network": {"name": "line_cnn"},
-        "model": {"name": "ctc"},
-        "callbacks": {"checkpoint": {"monitor": "val/cer", "mode": "min"}, "progress_bar": "none"},
-        "trainer": {"max_epochs": 1, "num_threads": 1},
-    }  # fmt: skip
+    config = tiny_folder_config(str(tmp_path / "scans"), width_stretch=[0.7, 1.3])
     summary = run_experiment(parse_config(config))
     assert summary["train_samples"] == 8  # 12 rows - 3 val - 1 test
     assert summary["test"]["test/cer"] >= 0
