@@ -75,7 +75,8 @@ def main() -> None:
     charset = Charset.from_tokens(model.meta["charset"])
     config = load_config(args.config)
     data = build_datamodule(config)
-    data.setup(args.split)  # builds only what is missing
+    # Loads (and builds, if missing) only this split: no training cache for a test score.
+    data.setup({"val": "validate", "test": "test"}[args.split])
     dataset = getattr(data, f"data_{args.split}")
     items = [dataset[i] for i in range(min(args.lines, len(dataset)))]  # type: ignore[arg-type]
     references = [charset.decode(t.tolist()) for _, t in items]
