@@ -21,14 +21,13 @@ import torch
 from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET
+from text_recognizer.data.line_render import HEIGHT  # the rendered rehearsal lines' height
 from text_recognizer.data.module import ArrayDataset, BaseDataModule, Kind
 from text_recognizer.errors import ConfigError, DataError, ImageError
 from text_recognizer.labels import Labelled, read_labels
 from text_recognizer.preprocessing import emnist_style, load_image, normalize_polarity, prepare_line
 
 SPLITS = ("train", "val", "test")
-#: Height of the synthetic lines ``rehearsal`` adds (SyntheticLines' only height).
-REHEARSAL_HEIGHT = 32
 #: How many bad rows an error message lists before it says "and N more".
 _SHOWN_PROBLEMS = 5
 
@@ -120,9 +119,9 @@ class LabelledFolder(BaseDataModule):
                 raise ConfigError(f"{name} augments text lines; remove it for kind: char")
         if rehearsal < 0 or (rehearsal and kind != "line"):
             raise ConfigError(f"rehearsal={rehearsal}: a number of lines >= 0, for kind: line only")
-        if rehearsal and (input_height or 32) != REHEARSAL_HEIGHT:
+        if rehearsal and (input_height or 32) != HEIGHT:
             raise ConfigError(
-                f"rehearsal lines are rendered {REHEARSAL_HEIGHT} px high; "
+                f"rehearsal lines are rendered {HEIGHT} px high; "
                 f"input_height={input_height} cannot take them"
             )
         if not (0 <= val_fraction <= 1 and 0 <= test_fraction <= 1) or (
