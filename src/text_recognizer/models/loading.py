@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 
-from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.errors import ConfigError
 from text_recognizer.models.base import RecognitionModule
 
@@ -84,21 +83,13 @@ def load_initial_weights(source: str | Path, kind: str) -> InitialWeights:
             state_dict=network.state_dict(),
             folded_batchnorm=True,
         )
-    checkpoint_path = resolve_checkpoint(path)
-    try:
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        hparams = checkpoint["hyper_parameters"]
-        state = checkpoint["state_dict"]
-    except Exception as error:
-        raise ConfigError(
-            f"init.weights: {checkpoint_path} is not a readable text-recognizer checkpoint: {error}"
-        ) from None
+    module = load_module(path)
     return InitialWeights(
         source=str(source),
-        network=hparams["network"],
-        network_args=hparams.get("network_args") or {},
-        charset_tokens=list(hparams.get("charset_tokens") or DEFAULT_CHARSET.tokens),
-        input_height=int(hparams.get("input_height", 28)),
-        state_dict={k[len("network.") :]: v for k, v in state.items() if k.startswith("network.")},
+        network=module.hparams["network"],
+        network_args=module.hparams.get("network_args") or {},
+        charset_tokens=list(module.charset.tokens),
+        input_height=module.input_height,
+        state_dict=module.network.state_dict(),
         folded_batchnorm=False,
     )

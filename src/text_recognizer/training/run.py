@@ -98,8 +98,7 @@ def init_network(
 ) -> None:
     """Load ``config.init.weights`` into the model's network, or say what does not fit."""
     assert config.init is not None
-    kind = "char" if getattr(model, "kind", "char") == "char" else "line"
-    weights = load_initial_weights(config.init.weights, kind)
+    weights = load_initial_weights(config.init.weights, getattr(model, "kind", "char"))
     where = f"init.weights ({weights.source})"
     if list(datamodule.charset.tokens) != weights.charset_tokens:
         raise ConfigError(
