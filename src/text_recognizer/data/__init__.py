@@ -3,6 +3,7 @@
 from text_recognizer.data.emnist import Emnist
 from text_recognizer.data.emnist_lines import EmnistLines
 from text_recognizer.data.folder import LabelledFolder
+from text_recognizer.data.iam_lines import IamLines
 from text_recognizer.data.module import BaseDataModule
 from text_recognizer.data.synthetic_chars import SyntheticChars
 from text_recognizer.data.synthetic_lines import SyntheticLines
@@ -13,6 +14,7 @@ DATASETS: Registry[BaseDataModule] = Registry("dataset")
 DATASETS.register("emnist")(Emnist)
 DATASETS.register("emnist_lines")(EmnistLines)
 DATASETS.register("folder")(LabelledFolder)
+DATASETS.register("iam_lines")(IamLines)
 DATASETS.register("synthetic_chars")(SyntheticChars)
 DATASETS.register("synthetic_lines")(SyntheticLines)
 

@@ -17,6 +17,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,32 @@ class RemoteFile:
         for url in self.urls:
             if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
                 raise ValueError(f"only http(s) URLs can be downloaded, got {url!r}")
+
+
+def remote_file(
+    filename: str,
+    default_sha256: str,
+    default_urls: Sequence[str],
+    env_prefix: str,
+    urls: Sequence[str] | None = None,
+    sha256: str | None = None,
+) -> RemoteFile:
+    """The archive to fetch: explicit arguments, else ``${env_prefix}_URLS`` /
+    ``${env_prefix}_SHA256``, else the defaults.
+
+    The environment variables let the command line use an internal mirror (URLs
+    separated by spaces or commas) without a config file.
+    """
+    urls_env, sha256_env = f"{env_prefix}_URLS", f"{env_prefix}_SHA256"
+    if urls is None and os.environ.get(urls_env, "").strip():
+        urls = [u for u in re.split(r"[\s,]+", os.environ[urls_env]) if u]
+    if sha256 is None and os.environ.get(sha256_env, "").strip():
+        sha256 = os.environ[sha256_env]
+    return RemoteFile(
+        filename,
+        sha256 if sha256 is not None else default_sha256,
+        tuple(urls) if urls is not None else tuple(default_urls),
+    )
 
 
 def sha256sum(path: Path) -> str:

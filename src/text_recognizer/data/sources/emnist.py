@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from text_recognizer.charset import EMNIST_CHARACTERS, EMNIST_LABEL_OFFSET
-from text_recognizer.data.sources.download import RemoteFile
+from text_recognizer.data.sources.download import RemoteFile, remote_file
 from text_recognizer.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -35,26 +33,13 @@ EMNIST_URLS: tuple[str, ...] = (
 BYCLASS_MEMBER = "matlab/emnist-byclass.mat"
 IMAGE_SIZE = 28
 
-URLS_ENV = "TEXT_RECOGNIZER_EMNIST_URLS"
-SHA256_ENV = "TEXT_RECOGNIZER_EMNIST_SHA256"
+ENV_PREFIX = "TEXT_RECOGNIZER_EMNIST"  # _URLS, _SHA256: see remote_file
 
 
 def emnist_remote(urls: Sequence[str] | None = None, sha256: str | None = None) -> RemoteFile:
     """The archive to fetch: explicit arguments, else ``$TEXT_RECOGNIZER_EMNIST_URLS`` /
-    ``$TEXT_RECOGNIZER_EMNIST_SHA256``, else NIST's file from the FSDL mirror then NIST.
-
-    The environment variables let the command line use an internal mirror (URLs
-    separated by spaces or commas) without a config file.
-    """
-    if urls is None and os.environ.get(URLS_ENV, "").strip():
-        urls = [u for u in re.split(r"[\s,]+", os.environ[URLS_ENV]) if u]
-    if sha256 is None and os.environ.get(SHA256_ENV, "").strip():
-        sha256 = os.environ[SHA256_ENV]
-    return RemoteFile(
-        EMNIST_FILENAME,
-        sha256 if sha256 is not None else EMNIST_SHA256,
-        tuple(urls) if urls is not None else EMNIST_URLS,
-    )
+    ``$TEXT_RECOGNIZER_EMNIST_SHA256``, else NIST's file from the FSDL mirror then NIST."""
+    return remote_file(EMNIST_FILENAME, EMNIST_SHA256, EMNIST_URLS, ENV_PREFIX, urls, sha256)
 
 
 def read_byclass(zip_path: Path, *, progress: bool = True) -> dict[str, np.ndarray]:

@@ -1,0 +1,202 @@
+"""IAM handwritten lines (real scans) as a DataModule: the benchmark real handwriting is read on.
+
+``prepare_data`` downloads ``iamdb.zip`` (checksummed; :mod:`text_recognizer.data.sources.iam`),
+cuts every line from its page and prepares it exactly as the Recognizer prepares a user's
+line (:func:`~text_recognizer.preprocessing.prepare_line`: levelled, deslanted, cropped to the
+ink, scaled to ``input_height``), then caches the three splits to HDF5, keyed by the archive's
+checksum and those parameters. The splits are writer-independent
+(:meth:`~text_recognizer.data.sources.iam.IamArchive.splits`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from tqdm import tqdm
+
+from text_recognizer.charset import DEFAULT_CHARSET
+from text_recognizer.data.cache import cache_path, read_h5, write_h5
+from text_recognizer.data.module import BaseDataModule, splits_for
+from text_recognizer.data.sources.download import RemoteFile, download
+from text_recognizer.data.sources.iam import IamArchive, iam_remote
+from text_recognizer.data.synthetic_lines import PackedLines
+from text_recognizer.errors import ConfigError, DataError, ImageError
+from text_recognizer.preprocessing import prepare_line
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+CROP_VERSION = 1  # bump when the crops change, so old caches are not read
+
+
+class IamLineSet(PackedLines):
+    """Cached IAM lines; ``names`` are the IAM line ids, for evaluation reports."""
+
+    @property
+    def names(self) -> list[str]:
+        return [str(source) for source in self.sources]
+
+
+class IamLines(BaseDataModule):
+    """IAM lines: ~13,000 lines of 657 writers, scanned, with their transcriptions.
+
+    Args:
+        input_height: height lines are scaled to (32: the shipped line model).
+        deslant: shear each line to the lean the model reads best, as the Recognizer
+            does by default; ``False`` reads lines as ``Recognizer(deslant=False)`` does.
+        padding: pixels at 300 dpi around a line's ink boxes before it is prepared
+            (at most half the gap to the next line vertically).
+        width_stretch, page_cuts, fine_pens: training augmentations, as for
+            ``synthetic_lines`` (for training or fine-tuning on IAM).
+        urls, sha256: mirrors and checksum of ``iamdb.zip`` (default: the FSDL mirror;
+            or ``$TEXT_RECOGNIZER_IAM_URLS`` / ``$TEXT_RECOGNIZER_IAM_SHA256``).
+    """
+
+    kind: ClassVar = "line"
+    data_train: IamLineSet | None
+    data_val: IamLineSet | None
+    data_test: IamLineSet | None
+
+    def __init__(
+        self,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+        root: Path | None = None,
+        input_height: int = 32,
+        deslant: bool = True,
+        padding: int = 16,
+        width_stretch: Sequence[float] | None = None,
+        page_cuts: float = 0.0,
+        fine_pens: float = 0.0,
+        urls: list[str] | None = None,
+        sha256: str | None = None,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            seed=seed,
+            root=root,
+            width_stretch=width_stretch,
+            page_cuts=page_cuts,
+            fine_pens=fine_pens,
+        )
+        if input_height < 8:
+            raise ConfigError(f"input_height = {input_height} must be at least 8")
+        if padding < 0:
+            raise ConfigError(f"padding = {padding} must be 0 or more")
+        try:
+            self.remote: RemoteFile = iam_remote(urls, sha256)
+        except ValueError as error:
+            raise ConfigError(f"iam_lines: {error}") from None
+        self.height = input_height
+        self.deslant = deslant
+        self.padding = padding
+        self.skipped: dict[str, int] = {}
+
+    @property
+    def input_height(self) -> int:
+        return self.height
+
+    @property
+    def download_dir(self) -> Path:
+        """Where ``iamdb.zip`` is downloaded to, or may be placed by hand."""
+        return self.root / "iam"
+
+    def params(self, split: str) -> dict[str, Any]:
+        """Everything that determines a split's cached lines (the cache key)."""
+        return {
+            "crops": CROP_VERSION,
+            "split": split,
+            "sha256": self.remote.sha256,
+            "input_height": self.height,
+            "deslant": self.deslant,
+            "padding": self.padding,
+        }
+
+    def cache_file(self, split: str) -> Path:
+        return cache_path(self.root / "iam", f"iam_lines_{split}", self.params(split))
+
+    def prepare_data(self) -> None:
+        """Download and cut the lines, unless every split is cached already."""
+        self.prepare_splits(SPLITS)
+
+    def prepare_splits(self, splits: Sequence[str]) -> None:
+        # One pass over the pages builds every split: a page is read once.
+        if any(not self.cache_file(split).exists() for split in splits):
+            self._build(download(self.remote, self.download_dir))
+
+    def _build(self, archive_path: Path) -> None:
+        lines: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
+        texts: dict[str, list[str]] = {split: [] for split in SPLITS}
+        ids: dict[str, list[str]] = {split: [] for split in SPLITS}
+        skipped = {"characters outside the charset": 0, "no ink": 0, "writer held out": 0}
+        with IamArchive(archive_path, self.padding) as archive:
+            forms = archive.forms()
+            split_of = archive.splits(forms)
+            for form in tqdm(forms, desc="IAM lines: cutting pages", unit="page", disable=None):
+                split = split_of.get(form.id)
+                if split is None:
+                    skipped["writer held out"] += len(form.lines)
+                    continue
+                for line, crop in archive.line_crops(form):
+                    if DEFAULT_CHARSET.unknown(line.text):
+                        skipped["characters outside the charset"] += 1
+                        continue
+                    try:
+                        prepared = prepare_line(crop, self.height, deslant=self.deslant)
+                    except ImageError:
+                        skipped["no ink"] += 1
+                        continue
+                    lines[split].append(np.rint(prepared * 255).astype(np.uint8))
+                    texts[split].append(line.text)
+                    ids[split].append(line.id)
+        empty = [split for split in SPLITS if not lines[split]]
+        if empty:
+            raise DataError(f"{archive_path}: no lines for the {empty[0]} split")
+        for split in SPLITS:
+            offsets = np.concatenate([[0], np.cumsum([im.shape[1] for im in lines[split]])])
+            arrays = {
+                "images": np.concatenate(lines[split], axis=1),
+                "offsets": offsets.astype(np.int64),
+                "texts": np.array(texts[split], dtype=object),
+                "sources": np.array(ids[split], dtype=object),
+            }
+            write_h5(self.cache_file(split), arrays, attrs=self.params(split))
+        self.skipped = {reason: count for reason, count in skipped.items() if count}
+        if self.skipped:
+            log.info("IAM lines left out: %s", self.skipped)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the splits ``stage`` reads (all for ``None``), building the caches if needed."""
+        wanted = splits_for(stage)
+        self.prepare_splits(wanted)
+        for split in wanted:
+            path = self.cache_file(split)
+            data = read_h5(path)
+            dataset = IamLineSet(
+                data["images"], data["offsets"], data["texts"], data["sources"], path
+            )
+            setattr(self, f"data_{split}", dataset)
+
+    def __repr__(self) -> str:
+        lines = [
+            f"{type(self).__name__}: IAM handwritten lines, {self.height} px high, "
+            f"deslant={self.deslant}, padding={self.padding}",
+            f"  archive: {self.download_dir / self.remote.filename}",
+        ]
+        for split in SPLITS:
+            dataset = getattr(self, f"data_{split}")
+            if dataset is None:
+                lines.append(f"  {split}: not loaded (cache {self.cache_file(split)})")
+                continue
+            widths = dataset.widths
+            lines.append(
+                f"  {split}: {len(dataset):,} lines, width {widths.mean():.0f} px "
+                f"(min {widths.min()}, max {widths.max()}), cache {self.cache_file(split)}"
+            )
+        return "\n".join(lines)

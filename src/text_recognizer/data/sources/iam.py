@@ -1,0 +1,217 @@
+"""The IAM Handwriting Database as the FSDL lineage mirrors it: scanned forms and their XML.
+
+IAM (Marti & Bunke, 2002) holds 1,539 pages of English prose (sentences of the LOB corpus)
+written by 657 people and scanned at 300 dpi. FSDL's ``iamdb.zip`` holds
+``iamdb/forms/<form>.jpg`` (the pages, stored at half resolution), ``iamdb/xml/<form>.xml``
+(each handwritten line's text and the boxes of its ink components, in full-resolution
+pixels) and ``iamdb/task/*.txt`` (the line ids of the Large Writer Independent Text Line
+Recognition Task, LWITLRT). Lines are cut from the pages by their boxes, straight out of
+the zip: nothing is extracted to disk. The scale between the XML's pixels and the page
+image's comes from the form's own ``width``, so full-resolution pages read the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from xml.etree.ElementTree import Element
+
+import numpy as np
+from defusedxml import ElementTree
+from PIL import Image, UnidentifiedImageError
+
+from text_recognizer.data.sources.download import RemoteFile, remote_file
+from text_recognizer.errors import DataError
+from text_recognizer.preprocessing import MAX_PIXELS
+
+log = logging.getLogger(__name__)
+
+IAM_FILENAME = "iamdb.zip"
+IAM_SHA256 = "f3c9e87a88a313e557c6d3548ed8a2a1af2dc3c4a678c5f3fc6f972ba4a50c55"
+IAM_URLS: tuple[str, ...] = (
+    "https://s3-us-west-2.amazonaws.com/fsdl-public-assets/iam/iamdb.zip",  # FSDL mirror
+)
+ENV_PREFIX = "TEXT_RECOGNIZER_IAM"  # _URLS, _SHA256: see remote_file
+#: The LWITLRT set files, and the split that each one's forms belong to.
+TASK_SETS = {"testset.txt": "test", "validationset1.txt": "val", "validationset2.txt": "val"}
+_XML = re.compile(r"(?:^|/)xml/([^/]+)\.xml$")
+_PAGE = re.compile(r"(?:^|/)forms/([^/]+)\.(?:jpg|jpeg|png)$", re.IGNORECASE)
+_TASK = re.compile(r"(?:^|/)task/([^/]+\.txt)$")
+
+
+def iam_remote(urls: Sequence[str] | None = None, sha256: str | None = None) -> RemoteFile:
+    """The archive to fetch: explicit arguments, else ``$TEXT_RECOGNIZER_IAM_URLS`` /
+    ``$TEXT_RECOGNIZER_IAM_SHA256``, else FSDL's mirror."""
+    return remote_file(IAM_FILENAME, IAM_SHA256, IAM_URLS, ENV_PREFIX, urls, sha256)
+
+
+@dataclass(frozen=True)
+class IamLine:
+    """One handwritten line of a form: its id (``a01-000u-00``), text and padded box
+    ``(x0, y0, x1, y1)`` in the XML's full-resolution pixels."""
+
+    id: str
+    text: str
+    box: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class IamForm:
+    id: str  # "a01-000u"
+    writer: str
+    width: int  # of the full-resolution page, for the page image's scale
+    lines: tuple[IamLine, ...]
+
+
+class IamArchive:
+    """``iamdb.zip`` opened for reading: its forms, the LWITLRT splits and line crops.
+
+    Args:
+        path: the archive.
+        padding: pixels (full resolution) added around each line's ink boxes; vertically
+            at most half the gap to the neighbouring lines, so a crop holds little of them.
+    """
+
+    def __init__(self, path: Path, padding: int = 16) -> None:
+        self.path = path
+        self.padding = padding
+        try:
+            self._zip = zipfile.ZipFile(path)
+            names = self._zip.namelist()
+        except (zipfile.BadZipFile, OSError) as error:
+            raise DataError(
+                f"cannot read {path} as a zip ({error}); delete it and download it again"
+            ) from error
+        self._xml = {m[1]: name for name in names if (m := _XML.search(name))}
+        self._pages = {m[1]: name for name in names if (m := _PAGE.search(name))}
+        self._tasks = {m[1]: name for name in names if (m := _TASK.search(name))}
+        if not self._xml:
+            shown = ", ".join(names[:5])
+            raise DataError(
+                f"{path} holds no xml/<form>.xml files (it holds: {shown}); it is not the "
+                "IAM archive iamdb.zip (forms/, xml/, task/): delete it and download it again"
+            )
+
+    def __enter__(self) -> IamArchive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._zip.close()
+
+    def _read(self, member: str) -> bytes:
+        try:
+            return self._zip.read(member)
+        except (zipfile.BadZipFile, OSError, RuntimeError) as error:  # CRC errors are BadZipFile
+            raise DataError(
+                f"{self.path}: {member} is corrupt ({error}); "
+                "delete the archive and download it again"
+            ) from error
+
+    def forms(self) -> list[IamForm]:
+        """Every form whose XML lists handwritten lines, sorted by id."""
+        return [form for key in sorted(self._xml) if (form := self._form(key)).lines]
+
+    def _form(self, key: str) -> IamForm:
+        member = self._xml[key]
+        try:
+            root = ElementTree.fromstring(self._read(member))
+            lines = _lines(root.findall("handwritten-part/line"), self.padding)
+            return IamForm(
+                root.attrib["id"], root.attrib["writer-id"], int(root.attrib["width"]), lines
+            )
+        except (ElementTree.ParseError, KeyError, ValueError) as error:
+            raise DataError(
+                f"{self.path}: {member} is not an IAM form description ({error!r})"
+            ) from error
+
+    def splits(self, forms: Sequence[IamForm]) -> dict[str, str]:
+        """Form id -> ``train`` / ``val`` / ``test``, writer-independent.
+
+        Test and validation are the forms of LWITLRT's test and validation lines (as FSDL
+        splits IAM, whole forms). Training takes every other form whose writer wrote
+        none of those, so no hand is both trained on and scored: the forms of a test or
+        validation writer outside those sets are left out.
+        """
+        missing = [name for name in TASK_SETS if name not in self._tasks]
+        if missing:
+            raise DataError(
+                f"{self.path} has no task/{missing[0]} (the LWITLRT split); it is not the "
+                "full IAM archive iamdb.zip: delete it and download it again"
+            )
+        split_of: dict[str, str] = {}
+        for name, split in TASK_SETS.items():
+            for line_id in self._read(self._tasks[name]).decode().split():
+                form_id = line_id.rsplit("-", 1)[0]
+                # A form in both lists (none in the real sets) is scored as test.
+                if split_of.get(form_id) != "test":
+                    split_of[form_id] = split
+        held_out = {form.writer for form in forms if form.id in split_of}
+        for form in forms:
+            if form.id not in split_of and form.writer not in held_out:
+                split_of[form.id] = "train"
+        return split_of
+
+    def page(self, form: IamForm) -> np.ndarray:
+        """The form's scanned page as uint8 grey (dark ink on light paper)."""
+        member = self._pages.get(form.id)
+        if member is None:
+            raise DataError(
+                f"{self.path} has no forms/{form.id}.jpg for xml/{form.id}.xml; the archive "
+                "is incomplete: delete it and download it again"
+            )
+        try:
+            with Image.open(io.BytesIO(self._read(member))) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise DataError(f"{self.path}: {member} is {image.width}x{image.height} pixels")
+                return np.asarray(image.convert("L"))
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as error:
+            raise DataError(
+                f"{self.path}: {member} is not a readable image ({error}); "
+                "delete the archive and download it again"
+            ) from error
+
+    def line_crops(self, form: IamForm) -> Iterator[tuple[IamLine, np.ndarray]]:
+        """Each line of ``form`` with its crop of the page (uint8 grey, dark ink)."""
+        page = self.page(form)
+        scale = page.shape[1] / form.width
+        for line in form.lines:
+            x0, y0, x1, y1 = (round(v * scale) for v in line.box)
+            x0, y0 = max(0, x0), max(0, y0)
+            crop = page[y0 : min(y1, page.shape[0]), x0 : min(x1, page.shape[1])]
+            if crop.size:
+                yield line, crop
+
+
+def _lines(elements: Sequence[Element], padding: int) -> tuple[IamLine, ...]:
+    """Lines with their padded boxes; a line without ink boxes (none in IAM) is skipped."""
+    found: list[tuple[str, str, tuple[int, int, int, int]]] = []
+    for element in elements:
+        boxes = [
+            tuple(int(c.attrib[key]) for key in ("x", "y", "width", "height"))
+            for c in element.findall("word/cmp")
+        ]
+        if not boxes:
+            continue
+        box = (
+            min(x for x, _, _, _ in boxes),
+            min(y for _, y, _, _ in boxes),
+            max(x + w for x, _, w, _ in boxes),
+            max(y + h for _, y, _, h in boxes),
+        )
+        # The parser turns &quot; into '"'; some files escape it twice.
+        text = element.attrib["text"].replace("&quot;", '"')
+        found.append((element.attrib["id"], text, box))
+    lines = []
+    for i, (line_id, text, (x0, y0, x1, y1)) in enumerate(found):
+        # Neighbouring lines' boxes may overlap (descenders): then no vertical padding.
+        above = y0 - found[i - 1][2][3] if i > 0 else 2 * padding
+        below = found[i + 1][2][1] - y1 if i + 1 < len(found) else 2 * padding
+        top = min(padding, max(above, 0) // 2)
+        bottom = min(padding, max(below, 0) // 2)
+        lines.append(IamLine(line_id, text, (x0 - padding, y0 - top, x1 + padding, y1 + bottom)))
+    return tuple(lines)

@@ -1,0 +1,239 @@
+"""IamLines end to end on a small ``iamdb.zip`` with IAM's layout, served from 127.0.0.1.
+
+The pages are made of the bundled sample lines pasted onto paper at "half resolution",
+with XML boxes in full-resolution pixels as IAM's are, so a crop that is cut, scaled or
+assigned wrongly reads as a different line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from text_recognizer.cli import app
+from text_recognizer.data import DATASETS
+from text_recognizer.data.iam_lines import IamLines
+from text_recognizer.errors import ConfigError, DataError
+from text_recognizer.paths import SAMPLES_DIR
+from text_recognizer.preprocessing import load_image, prepare_line
+
+if TYPE_CHECKING:
+    from http_fixtures import LocalServer
+
+pytest_plugins = ["http_fixtures"]
+
+SAMPLES = SAMPLES_DIR / "lines"
+TRUTHS = dict(line.split("\t") for line in (SAMPLES / "labels.tsv").read_text().splitlines())
+SAMPLE_NAMES = sorted(TRUTHS)
+# form id -> (writer, sample line indices). f04-000's writer also wrote the test form and
+# f04-000 is in no LWITLRT set, so it must be left out of training.
+FORMS = {
+    "f01-000": ("001", [0, 1, 2]),
+    "f02-000": ("002", [3, 4]),
+    "f03-000": ("003", [5]),
+    "f03-001": ("003", [6]),
+    "f04-000": ("001", [7]),
+}
+TASKS = {
+    "testset.txt": ["f01-000-00", "f01-000-01"],
+    "validationset1.txt": ["f02-000-00"],
+    "validationset2.txt": [],
+    "trainset.txt": ["f03-000-00"],
+}
+PAGE_WIDTH, LINE_PITCH, SCALE = 600, 70, 2  # the page image is half the XML's resolution
+
+
+def paper_white(sample: np.ndarray) -> np.ndarray:
+    """The sample line with its paper at 255, so pasting it leaves no box edge."""
+    paper = float(np.median(sample))
+    return np.clip(255 - (paper - sample.astype(np.float32)) * 255 / paper, 0, 255).astype(np.uint8)
+
+
+def form_xml(
+    form_id: str, writer: str, boxes: list[tuple[int, int, int, int]], texts: list[str]
+) -> str:
+    lines = []
+    for i, ((x0, y0, x1, y1), text) in enumerate(zip(boxes, texts, strict=True)):
+        middle = (x0 + x1) // 2  # two words, two ink components each side of the middle
+        escaped = text.replace("&", "&amp;").replace('"', "&quot;")
+        lines.append(
+            f'<line id="{form_id}-{i:02d}" text="{escaped}" segmentation="ok">'
+            f'<word id="{form_id}-{i:02d}-00" text="a"><cmp x="{x0}" y="{y0}" '
+            f'width="{middle - x0}" height="{y1 - y0}"/></word>'
+            f'<word id="{form_id}-{i:02d}-01" text="b"><cmp x="{middle}" y="{y0 + 4}" '
+            f'width="{x1 - middle}" height="{y1 - y0 - 4}"/></word></line>'
+        )
+    height = SCALE * (60 + LINE_PITCH * len(boxes))
+    return (
+        f'<?xml version="1.0" encoding="ISO-8859-1"?>\n<form id="{form_id}" writer-id="{writer}" '
+        f'width="{SCALE * PAGE_WIDTH}" height="{height}"><machine-printed-part/>'
+        f"<handwritten-part>{''.join(lines)}</handwritten-part></form>"
+    )
+
+
+def make_iamdb_zip(leave_out: str = "", page_format: str = "JPEG") -> bytes:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for form_id, (writer, indices) in FORMS.items():
+            page = np.full((60 + LINE_PITCH * len(indices), PAGE_WIDTH), 255, np.uint8)
+            boxes, texts = [], []
+            for row, index in enumerate(indices):
+                name = SAMPLE_NAMES[index]
+                line = paper_white(np.asarray(Image.open(SAMPLES / name).convert("L")))
+                top, left = 30 + row * LINE_PITCH, 20
+                page[top : top + line.shape[0], left : left + line.shape[1]] = line
+                ink = line < (255 + int(line.min())) // 2
+                rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+                x0, y0 = left + cols[0], top + rows[0]
+                x1, y1 = left + cols[-1] + 1, top + rows[-1] + 1
+                boxes.append((SCALE * x0, SCALE * y0, SCALE * x1, SCALE * y1))
+                texts.append(TRUTHS[name])
+            encoded = io.BytesIO()
+            Image.fromarray(page).save(encoded, page_format, quality=95)
+            if form_id != leave_out:
+                zf.writestr(f"iamdb/forms/{form_id}.jpg", encoded.getvalue())
+            zf.writestr(f"iamdb/xml/{form_id}.xml", form_xml(form_id, writer, boxes, texts))
+        for name, ids in TASKS.items():
+            if name != leave_out:
+                zf.writestr(f"iamdb/task/{name}", "".join(f"{i}\n" for i in ids))
+    return archive.getvalue()
+
+
+ZIP_BYTES = make_iamdb_zip()
+ZIP_SHA = hashlib.sha256(ZIP_BYTES).hexdigest()
+
+
+@pytest.fixture
+def served_zip(http_server: LocalServer) -> str:
+    return http_server.add("/iamdb.zip", ZIP_BYTES)
+
+
+def make_module(root: Path, urls: list[str], **kwargs: object) -> IamLines:
+    return IamLines(root=root, urls=urls, sha256=ZIP_SHA, **kwargs)  # type: ignore[arg-type]
+
+
+def test_download_cut_and_split_writer_independent(
+    served_zip: str, http_server: LocalServer, tmp_path: Path
+) -> None:
+    module = make_module(tmp_path, [served_zip])
+    module.prepare_data()
+    module.setup()
+    assert module.data_train is not None and module.data_val is not None
+    assert module.data_test is not None
+    # Test and val: the LWITLRT forms, whole. Train: writer 003's forms; f04-000 is
+    # writer 001's (a test writer) and is left out.
+    assert module.data_test.names == ["f01-000-00", "f01-000-01", "f01-000-02"]
+    assert module.data_val.names == ["f02-000-00", "f02-000-01"]
+    assert module.data_train.names == ["f03-000-00", "f03-001-00"]
+    assert list(module.data_test.texts) == [TRUTHS[SAMPLE_NAMES[i]] for i in (0, 1, 2)]
+    assert module.skipped == {"writer held out": 1}
+    image, target = module.data_test[0]
+    assert image.shape[:2] == (1, 32) and 0.0 <= float(image.min()) < float(image.max()) <= 1.0
+    assert len(target) == len(TRUTHS[SAMPLE_NAMES[0]])
+    # Whole lines: about as wide as the Recognizer's crop of the sample file (which also
+    # keeps some of the file's paper texture at its ends).
+    for width, name in zip(module.data_test.widths, SAMPLE_NAMES, strict=False):
+        expected = prepare_line(load_image(SAMPLES / name), 32).shape[1]
+        assert 0.8 * expected < width <= expected
+    assert http_server.hits == {"/iamdb.zip": 1}
+
+    again = make_module(tmp_path, [served_zip])
+    again.setup("test")  # cached: no download, and only the test split is loaded
+    assert http_server.hits == {"/iamdb.zip": 1}
+    assert again.data_train is None and again.data_test is not None
+    assert np.array_equal(again.data_test.strip, module.data_test.strip)
+    assert "test: 3 lines" in repr(again) and "train: not loaded" in repr(again)
+
+
+def test_lines_score_as_the_recognizer_reads_them(served_zip: str, tmp_path: Path) -> None:
+    from text_recognizer.evaluate import evaluate
+    from text_recognizer.metrics import cer
+    from text_recognizer.recognizer import Recognizer
+
+    report = evaluate("default", "iam_lines", "test", {"root": tmp_path, "urls": [served_zip],
+                                                        "sha256": ZIP_SHA})  # fmt: skip
+    paths = [SAMPLES / SAMPLE_NAMES[i] for i in (0, 1, 2)]
+    read = Recognizer.from_pretrained().recognize_batch(paths, kind="line")
+    direct = cer([r.text for r in read], [TRUTHS[p.name] for p in paths])
+    assert report.num_samples == 3
+    # Cut from a page and rounded to uint8, the lines read (almost) as the files do; a
+    # wrong crop or scale would read as another line, at CER near 1.
+    assert report.metrics["cer"] <= direct + 0.03
+    assert {sample.name for sample in report.worst} <= {"f01-000-00", "f01-000-01", "f01-000-02"}
+
+
+def test_cli_downloads_from_the_environment_mirror(
+    served_zip: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEXT_RECOGNIZER_IAM_URLS", served_zip)
+    monkeypatch.setenv("TEXT_RECOGNIZER_IAM_SHA256", ZIP_SHA)
+    runner = CliRunner()
+    result = runner.invoke(app, ["data", "info", "iam_lines", "--root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "test: 3 lines" in result.output and "train: 2 lines" in result.output
+    result = runner.invoke(
+        app, ["evaluate", "default", "--data", "iam_lines", "--data-arg", f"root={tmp_path}"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "on iam_lines/test (3 samples" in result.output
+
+
+def test_an_archive_placed_by_hand_is_used_without_the_network(
+    tmp_path: Path, refused_url: str
+) -> None:
+    (tmp_path / "iam").mkdir()
+    (tmp_path / "iam" / "iamdb.zip").write_bytes(ZIP_BYTES)
+    module = make_module(tmp_path, [refused_url], deslant=False)
+    module.setup("fit")
+    assert module.data_train is not None and len(module.data_train) == 2
+
+
+@pytest.mark.parametrize(
+    ("archive", "message"),
+    [
+        (b"not a zip at all", "cannot read .* as a zip"),
+        (make_iamdb_zip(leave_out="testset.txt"), "no task/testset.txt"),
+        (make_iamdb_zip(leave_out="f02-000"), "no forms/f02-000.jpg"),
+    ],
+)
+def test_bad_archives_are_clear_errors(
+    archive: bytes, message: str, http_server: LocalServer, tmp_path: Path
+) -> None:
+    url = http_server.add("/iamdb.zip", archive)
+    module = IamLines(root=tmp_path, urls=[url], sha256=hashlib.sha256(archive).hexdigest())
+    with pytest.raises(DataError, match=message):
+        module.prepare_data()
+    assert not list((tmp_path / "iam").glob("*.h5"))  # no cache of a bad archive
+
+
+def test_a_wrong_checksum_and_bad_arguments_are_refused(served_zip: str, tmp_path: Path) -> None:
+    module = IamLines(root=tmp_path, urls=[served_zip], sha256="0" * 64)
+    with pytest.raises(DataError, match="sha256 mismatch"):
+        module.prepare_data()
+    with pytest.raises(ConfigError, match="64 hex digits"):
+        IamLines(sha256="abc")
+    with pytest.raises(ConfigError, match="padding"):
+        DATASETS.build("iam_lines", {"padding": -1})
+    with pytest.raises(ConfigError):
+        DATASETS.build("iam_lines", {"num_train": 10})  # a synthetic_lines key
+
+
+def test_cache_key_follows_every_parameter(tmp_path: Path) -> None:
+    base = IamLines(root=tmp_path, sha256=ZIP_SHA)
+    others = [
+        IamLines(root=tmp_path, sha256="1" * 64),
+        IamLines(root=tmp_path, sha256=ZIP_SHA, input_height=48),
+        IamLines(root=tmp_path, sha256=ZIP_SHA, deslant=False),
+        IamLines(root=tmp_path, sha256=ZIP_SHA, padding=8),
+    ]
+    names = {base.cache_file("test")} | {other.cache_file("test") for other in others}
+    assert len(names) == 5
+    assert base.cache_file("train") != base.cache_file("test")
