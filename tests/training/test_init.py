@@ -168,3 +168,28 @@ def test_a_character_run_starts_from_the_bundled_character_model(tmp_path: Path)
     images = torch.rand(3, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(model.network(images), bundled(images))
+
+
+def test_fine_tuning_on_iam_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.data.test_iam_lines import ZIP_BYTES, ZIP_SHA
+
+    (tmp_path / "iam").mkdir()
+    (tmp_path / "iam" / "iamdb.zip").write_bytes(ZIP_BYTES)  # placed by hand: no network
+    monkeypatch.setenv("TEXT_RECOGNIZER_IAM_SHA256", ZIP_SHA)
+    config = load_config(
+        Path("configs/lines_iam.yaml"),
+        [
+            f"data.args.root={tmp_path}",
+            "data.batch_size=1",
+            "trainer.max_epochs=2",
+            "trainer.num_threads=1",
+            "callbacks.progress_bar=none",
+        ],
+    )
+    summary = run_experiment(config)
+    assert summary["test"]["test/cer"] < 0.5  # the bundled model's reading, barely moved
+    assert (
+        Recognizer.from_pretrained(summary["run_dir"])
+        .recognize(Path("src/text_recognizer/assets/samples/lines/line_00.png"))
+        .text
+    )
