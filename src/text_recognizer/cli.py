@@ -38,6 +38,7 @@ app.add_typer(experiments_app, name="experiments")
 class Kind(str, Enum):
     char = "char"
     line = "line"
+    paragraph = "paragraph"
     auto = "auto"
 
 
@@ -212,7 +213,13 @@ def recognize(
     model: Annotated[
         str, typer.Option(help="Bundled model name, or a .onnx/.ckpt path or run folder.")
     ] = "default",
-    kind: Annotated[Kind, typer.Option(help="char, line or auto (by aspect ratio).")] = Kind.auto,
+    kind: Annotated[
+        Kind,
+        typer.Option(
+            help="char, line, paragraph (a page of lines: each line is found, then read), "
+            "or auto (wide: a line; else several lines found: a paragraph; else a char)."
+        ),
+    ] = Kind.auto,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image.")] = False,
     beam: BeamOption = 1,
     lm: LmOption = None,
@@ -220,7 +227,7 @@ def recognize(
     width_search: WidthSearchOption = False,
     deslant: DeslantOption = True,
 ) -> None:
-    """Read handwritten characters or lines from images."""
+    """Read handwritten characters, lines or paragraphs from images."""
     from text_recognizer.recognizer import Recognizer
 
     try:
@@ -247,8 +254,11 @@ def recognize(
             continue
         if as_json:
             print(json.dumps({"image": str(path), **result.to_dict()}))
-        else:
-            console.print(f"{path}\t{result.text}\t{result.confidence:.3f}")
+        elif result.lines:  # a paragraph: one row per line, numbered from 1
+            for number, line in enumerate(result.lines, 1):
+                print(f"{path}:{number}\t{line.text}\t{line.confidence:.3f}")
+        else:  # plain print: rows stay one per line and "[b]" is not read as markup
+            print(f"{path}\t{result.text}\t{result.confidence:.3f}")
     if failures:
         raise typer.Exit(code=1)
 

@@ -299,19 +299,19 @@ def _at_most(ink: np.ndarray, rows: int) -> np.ndarray:
     return cv2.resize(ink, size, interpolation=cv2.INTER_AREA)
 
 
-def skew_angle(ink: np.ndarray) -> float:
+def skew_angle(ink: np.ndarray, height: int = SKEW_HEIGHT, min_aspect: float = 4.0) -> float:
     """The rotation (degrees) that levels a line of text: 0.0 when it is level or unsure.
 
     The classic projection-profile method: a level line puts its ink in few rows, so the
     sum of squared row sums peaks at the right angle. Each candidate tilt is applied as
     a vertical shear of the ink pixels (exact enough below 5 degrees) on a copy
-    ``SKEW_HEIGHT`` pixels high. Lines under four times wider than high are left alone:
-    a word or two gives no reliable angle.
+    ``height`` pixels high. Lines under ``min_aspect`` times wider than high are left alone: a word
+    or two gives no reliable angle. A page of lines levels the same way, measured on
+    more rows and at any aspect (:func:`~text_recognizer.segmentation.segment_lines`).
     """
-    height, width = ink.shape
-    if width < 4 * height:
+    if ink.shape[1] < min_aspect * ink.shape[0]:
         return 0.0
-    small = _at_most(ink, SKEW_HEIGHT)
+    small = _at_most(ink, height)
     rows, cols = np.nonzero(small > INK_FRACTION * float(small.max()))
     weights = small[rows, cols]
     slopes = np.tan(np.radians(SKEW_ANGLES))[:, None]

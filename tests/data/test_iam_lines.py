@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 from PIL import Image
+from tests.pages import SAMPLE_NAMES, SAMPLES, TRUTHS, sample_line
 from typer.testing import CliRunner
 
 from text_recognizer.cli import app
 from text_recognizer.data import DATASETS
 from text_recognizer.data.iam_lines import IamLines
 from text_recognizer.errors import ConfigError, DataError
-from text_recognizer.paths import SAMPLES_DIR
 from text_recognizer.preprocessing import load_image, prepare_line
 
 if TYPE_CHECKING:
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["http_fixtures"]
 
-SAMPLES = SAMPLES_DIR / "lines"
-TRUTHS = dict(line.split("\t") for line in (SAMPLES / "labels.tsv").read_text().splitlines())
-SAMPLE_NAMES = sorted(TRUTHS)
 # form id -> (writer, sample line indices). f04-000's writer also wrote the test form and
 # f04-000 is in no LWITLRT set, so it must be left out of training.
 FORMS = {
@@ -49,12 +46,6 @@ TASKS = {
     "trainset.txt": ["f03-000-00"],
 }
 PAGE_WIDTH, LINE_PITCH, SCALE = 600, 70, 2  # the page image is half the XML's resolution
-
-
-def paper_white(sample: np.ndarray) -> np.ndarray:
-    """The sample line with its paper at 255, so pasting it leaves no box edge."""
-    paper = float(np.median(sample))
-    return np.clip(255 - (paper - sample.astype(np.float32)) * 255 / paper, 0, 255).astype(np.uint8)
 
 
 def form_xml(
@@ -87,7 +78,7 @@ def make_iamdb_zip(leave_out: str = "", page_format: str = "JPEG") -> bytes:
             boxes, texts = [], []
             for row, index in enumerate(indices):
                 name = SAMPLE_NAMES[index]
-                line = paper_white(np.asarray(Image.open(SAMPLES / name).convert("L")))
+                line = sample_line(index)
                 top, left = 30 + row * LINE_PITCH, 20
                 page[top : top + line.shape[0], left : left + line.shape[1]] = line
                 ink = line < (255 + int(line.min())) // 2

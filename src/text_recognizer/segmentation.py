@@ -1,0 +1,157 @@
+"""Paragraph → lines: find the text lines of a page or paragraph image, top to bottom.
+
+The projection-profile method: rows through a line of text hold much ink, rows between
+lines little. The page is levelled first (a tilt smears neighbouring lines into each
+other), the line pitch is read off the row profile's autocorrelation, and a cut is made
+at the emptiest row between every two neighbouring line peaks whose valley is deep
+enough. Each band between cuts is cropped to its ink; ascenders and descenders of the
+neighbours that spill over a cut are left to the line model's preprocessing
+(:func:`~text_recognizer.preprocessing.prepare_line` drops marks far from a line's core).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from text_recognizer.errors import ImageError
+from text_recognizer.preprocessing import (
+    MIN_CONTRAST,
+    normalize_polarity,
+    rotate,
+    skew_angle,
+)
+
+#: Rows a page is shrunk to for measuring its tilt: enough for ~0.5 degree on a page of lines.
+PAGE_SKEW_HEIGHT = 400
+#: A pixel is ink above this share of the brightest ink: under ``INK_FRACTION``, so light
+#: lines of a page written with a heavier pen elsewhere still count.
+PAGE_INK_FRACTION = 0.15
+#: A line peak must reach this share of the median peak, or it is a speck, not a line.
+MIN_PEAK_SHARE = 0.25
+#: Two lines are cut apart only where the profile dips below this share of the lower peak.
+MAX_VALLEY_SHARE = 0.7
+#: An autocorrelation peak this close to the highest is the pitch, not a multiple of it.
+HARMONIC_SHARE = 0.8
+#: A band with less than this share of the median band's ink is not a line.
+MIN_LINE_INK = 0.1
+#: An autocorrelation this strong at the line pitch means the image holds several lines.
+MIN_PERIODICITY = 0.15
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """One line cut from a page: uint8 image (bright ink on black) and its box
+    ``(x0, y0, x1, y1)`` in the levelled page."""
+
+    image: np.ndarray
+    box: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class PageLines:
+    """The lines of a page, top to bottom, and the rotation (degrees, counter-clockwise)
+    that levelled the page before it was cut."""
+
+    lines: list[TextLine]
+    angle: float
+
+
+def segment_lines(grey: np.ndarray) -> PageLines:
+    """Cut a grey page or paragraph image (any polarity) into its text lines."""
+    ink = normalize_polarity(grey).astype(np.float32)
+    ink = np.clip(ink - float(np.median(ink)), 0, None)
+    if float(ink.max()) < MIN_CONTRAST:
+        raise ImageError("the image is blank: no ink found")
+    # Lines are found on an ink mask, so a faint line (a light pen, a pencil) weighs as
+    # much as a dark one; they are cut from the grey ink. A 3x3 median first: paper grain
+    # over a whole page adds up to rows of "ink".
+    smooth = cv2.medianBlur(np.clip(ink, 0, 255).astype(np.uint8), 3)
+    mask = (smooth >= PAGE_INK_FRACTION * float(smooth.max())).astype(np.float32)
+    angle = skew_angle(mask, height=PAGE_SKEW_HEIGHT, min_aspect=0.0)
+    if angle:
+        ink, mask = rotate(ink, angle), (rotate(mask, angle) >= 0.5).astype(np.float32)
+    rows = np.flatnonzero(mask.max(axis=1) > 0)
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    cuts = _cuts(mask[top:bottom].sum(axis=1))
+    edges = [top, *(top + cut for cut in cuts), bottom]
+    bands = list(itertools.pairwise(edges))
+    weights = np.array([float(mask[start:end].sum()) for start, end in bands])
+    # A band with a sliver of the ink of a typical line is a speck or a stray stroke.
+    keep = weights >= MIN_LINE_INK * float(np.median(weights))
+    lines = [_crop(ink, mask, *band) for band, kept in zip(bands, keep, strict=True) if kept]
+    return PageLines(lines, angle)
+
+
+def line_pitch(profile: np.ndarray) -> int | None:
+    """The distance between lines (rows), or None if the profile does not repeat.
+
+    The first peak of the profile's autocorrelation that reaches most of the highest one
+    (a page's autocorrelation also peaks at two and three pitches) and that follows a
+    real dip (a line's own ascender and core bumps make small early ones).
+    """
+    x = profile - profile.mean()
+    energy = float(x @ x)
+    if len(x) < 8 or energy <= 0:
+        return None
+    spectrum = np.fft.rfft(x, 2 * len(x))
+    # Every lag: two lines make a profile barely longer than one pitch.
+    ac = np.fft.irfft(spectrum * np.conj(spectrum))[: len(x)] / energy
+    inner = ac[1:-1]
+    candidates = 1 + np.flatnonzero((inner > 0) & (inner >= ac[:-2]) & (inner >= ac[2:]))
+    dips = np.minimum.accumulate(ac)
+    maxima = [int(m) for m in candidates if dips[m] < ac[m] - MIN_PERIODICITY]
+    if not maxima:
+        return None
+    best = max(float(ac[m]) for m in maxima)
+    if best < MIN_PERIODICITY:
+        return None
+    return next(m for m in maxima if ac[m] >= HARMONIC_SHARE * best)
+
+
+def _cuts(profile: np.ndarray) -> list[int]:
+    """Rows between lines: the emptiest row between two line peaks, where deep enough."""
+    pitch = line_pitch(profile)
+    if pitch is None:
+        return []
+    window = max(1, pitch // 4)
+    smooth = np.convolve(profile, np.ones(window) / window, mode="same")
+    peaks = _peaks(smooth, min_distance=max(1, int(0.6 * pitch)))
+    cuts: list[int] = []
+    kept = peaks[:1]
+    for peak in peaks[1:]:
+        valley = kept[-1] + int(np.argmin(smooth[kept[-1] : peak]))
+        if smooth[valley] <= MAX_VALLEY_SHARE * min(smooth[kept[-1]], smooth[peak]):
+            cuts.append(valley)
+            kept.append(peak)
+        elif smooth[peak] > smooth[kept[-1]]:
+            kept[-1] = peak  # one line, two bumps: keep the higher as its peak
+    return cuts
+
+
+def _peaks(smooth: np.ndarray, min_distance: int) -> list[int]:
+    """Local maxima at least ``min_distance`` apart (highest first), top to bottom."""
+    local = np.flatnonzero(
+        (smooth > 0) & (smooth >= np.roll(smooth, 1)) & (smooth >= np.roll(smooth, -1))
+    )
+    chosen: list[int] = []
+    for index in local[np.argsort(-smooth[local], kind="stable")]:
+        if all(abs(int(index) - other) >= min_distance for other in chosen):
+            chosen.append(int(index))
+    if not chosen:
+        return []
+    floor = MIN_PEAK_SHARE * float(np.median(smooth[chosen]))
+    return sorted(p for p in chosen if smooth[p] >= floor)
+
+
+def _crop(ink: np.ndarray, mask: np.ndarray, start: int, end: int) -> TextLine:
+    band = mask[start:end]
+    cols, rows = np.flatnonzero(band.max(axis=0)), np.flatnonzero(band.max(axis=1))
+    left, right = int(cols[0]), int(cols[-1]) + 1
+    top, bottom = start + int(rows[0]), start + int(rows[-1]) + 1
+    crop = ink[top:bottom, left:right]
+    image = cv2.convertScaleAbs(crop, alpha=255.0 / max(float(crop.max()), 1.0))
+    return TextLine(image, (left, top, right, bottom))

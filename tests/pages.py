@@ -1,0 +1,44 @@
+"""Pages made of the bundled sample lines: paragraphs whose every line and text is known."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from text_recognizer.paths import SAMPLES_DIR
+from text_recognizer.preprocessing import rotate
+
+SAMPLES = SAMPLES_DIR / "lines"
+TRUTHS = dict(line.split("\t") for line in (SAMPLES / "labels.tsv").read_text().splitlines())
+SAMPLE_NAMES = sorted(TRUTHS)
+
+
+def paper_white(sample: np.ndarray) -> np.ndarray:
+    """A dark-ink line with its paper raised to 255, so pasting it leaves no box edge."""
+    paper = float(np.median(sample))
+    return np.clip(255 - (paper - sample.astype(np.float32)) * 255 / paper, 0, 255).astype(np.uint8)
+
+
+def sample_line(index: int, scale: float = 1.0) -> np.ndarray:
+    line = paper_white(np.asarray(Image.open(SAMPLES / SAMPLE_NAMES[index]).convert("L")))
+    if scale == 1.0:
+        return line
+    return cv2.resize(line, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+
+
+def compose_page(
+    indices: list[int], pitch: float = 40, scale: float = 2.0, tilt: float = 0.0
+) -> tuple[np.ndarray, list[str]]:
+    """Sample lines ``pitch`` (sample) pixels apart on white paper, drawn ``scale`` times
+    larger and turned ``tilt`` degrees: uint8 dark ink on white, and the lines' texts."""
+    lines = [sample_line(i, scale) for i in indices]
+    height, width = lines[0].shape[0], max(line.shape[1] for line in lines)
+    page = np.full((round(pitch * scale * len(lines)) + 2 * height, width + 80), 255, np.uint8)
+    for row, line in enumerate(lines):
+        top = height // 2 + round(row * pitch * scale)
+        window = page[top : top + line.shape[0], 40 : 40 + line.shape[1]]
+        np.minimum(window, line, out=window)  # overlapping lines: ink over ink
+    if tilt:
+        page = 255 - rotate(255 - page, tilt).astype(np.uint8)
+    return page, [TRUTHS[SAMPLE_NAMES[i]] for i in indices]

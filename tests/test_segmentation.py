@@ -1,0 +1,126 @@
+"""Paragraph → lines: pages made of the sample lines are cut back into those lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from tests.pages import SAMPLE_NAMES, SAMPLES, TRUTHS, compose_page, sample_line
+from text_recognizer.cli import app
+from text_recognizer.errors import ImageError
+from text_recognizer.metrics import cer
+from text_recognizer.recognizer import Recognizer
+from text_recognizer.segmentation import line_pitch, segment_lines
+
+ALL = list(range(len(SAMPLE_NAMES)))
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    return Recognizer.from_pretrained()
+
+
+@pytest.fixture(scope="module")
+def lines_read_alone(recognizer: Recognizer) -> float:
+    """CER of the sample lines read from their own files, joined as one page."""
+    read = recognizer.recognize_batch([SAMPLES / name for name in SAMPLE_NAMES], kind="line")
+    return cer(["\n".join(r.text for r in read)], ["\n".join(TRUTHS[n] for n in SAMPLE_NAMES)])
+
+
+@pytest.mark.parametrize(
+    ("pitch", "scale", "tilt"),
+    [
+        (48, 2.0, 0.0),  # well apart
+        (30, 2.0, 0.0),  # descenders reach the next line's ascenders
+        (40, 2.0, 2.5),  # a tilted scan
+        (40, 2.0, -2.0),
+        (44, 4.0, 0.0),  # a phone photo's resolution
+        (40, 1.0, 0.0),  # as small as the model's input
+    ],
+)
+def test_pages_are_cut_into_their_lines_and_read_as_well(
+    pitch: float,
+    scale: float,
+    tilt: float,
+    recognizer: Recognizer,
+    lines_read_alone: float,
+) -> None:
+    page, truths = compose_page(ALL, pitch=pitch, scale=scale, tilt=tilt)
+    found = segment_lines(page)
+    assert len(found.lines) == len(truths)
+    tops = [line.box[1] for line in found.lines]
+    assert tops == sorted(tops)
+    assert (found.angle == 0.0) == (tilt == 0.0)
+    assert found.angle == pytest.approx(-tilt, abs=0.75)
+    result = recognizer.recognize(page, kind="paragraph")
+    assert result.text.count("\n") == len(truths) - 1
+    assert cer([result.text], ["\n".join(truths)]) <= lines_read_alone + 0.03
+
+
+def test_a_line_a_character_and_a_blank_image() -> None:
+    line = sample_line(0, scale=2.0)
+    assert len(segment_lines(line).lines) == 1
+    assert len(segment_lines(255 - line).lines) == 1  # either polarity
+    char = np.full((60, 50), 255, np.uint8)
+    char[10:50, 20:26] = 0  # an "i": stem and dot are one line
+    char[2:7, 20:26] = 0
+    assert len(segment_lines(char).lines) == 1
+    with pytest.raises(ImageError, match="blank"):
+        segment_lines(np.full((200, 300), 240, np.uint8))
+
+
+def test_specks_between_lines_are_not_lines() -> None:
+    page, truths = compose_page([0, 4, 6], pitch=60)
+    page[95:99, 300:304] = 0  # a speck in the gap between the first two lines
+    page[5:8, 700:703] = 0  # and one above the text
+    found = segment_lines(page)
+    assert len(found.lines) == len(truths)
+
+
+def test_line_pitch_of_a_profile() -> None:
+    rows = np.arange(400)
+    lines = (np.sin(2 * np.pi * rows / 37) > 0.2).astype(float) * 100
+    assert line_pitch(lines) == pytest.approx(37, abs=1)
+    one_line = np.exp(-(((rows - 200) / 30.0) ** 2))
+    assert line_pitch(one_line) is None
+    assert line_pitch(np.zeros(50)) is None
+
+
+def test_paragraph_results_and_auto_kind(recognizer: Recognizer) -> None:
+    page, _ = compose_page([0, 2, 5], pitch=44)
+    result = recognizer.recognize(page)  # auto: wide, but three lines read surer as lines
+    assert result.kind == "paragraph" and len(result.lines) == 3
+    assert result.text == "\n".join(line.text for line in result.lines)
+    assert result.confidence == pytest.approx(np.mean([r.confidence for r in result.lines]))
+    for line in result.lines:
+        assert line.kind == "line" and line.box is not None
+    as_dict = result.to_dict()
+    assert set(as_dict["lines"][0]) == {"text", "confidence", "kind", "box"}
+    tall, _ = compose_page(ALL, pitch=40, scale=1.0)
+    assert recognizer.recognize(tall).kind == "paragraph"  # narrower than a line
+    assert recognizer.recognize(SAMPLES / SAMPLE_NAMES[0]).kind == "line"
+    single = recognizer.recognize(SAMPLES / SAMPLE_NAMES[0])
+    assert "lines" not in single.to_dict() and "box" not in single.to_dict()
+    char = recognizer.recognize(SAMPLES.parent / "chars" / "char_00.png")
+    assert char.kind == "char"
+
+
+def test_cli_prints_a_row_per_line_of_a_paragraph(tmp_path: Path) -> None:
+    page, truths = compose_page([0, 4], pitch=50)
+    Image.fromarray(page).save(tmp_path / "page.png")
+    runner = CliRunner()
+    result = runner.invoke(app, ["recognize", "--kind", "paragraph", str(tmp_path / "page.png")])
+    assert result.exit_code == 0, result.output
+    rows = [row.split("\t") for row in result.output.splitlines()]
+    assert [row[0] for row in rows] == [f"{tmp_path / 'page.png'}:1", f"{tmp_path / 'page.png'}:2"]
+    assert cer([rows[0][1], rows[1][1]], truths) < 0.1
+    result = runner.invoke(app, ["recognize", "--json", str(tmp_path / "page.png")])
+    read = json.loads(result.output)
+    assert read["kind"] == "paragraph" and read["text"].count("\n") == 1
+    first, second = (line["box"] for line in read["lines"])
+    assert first[3] <= second[1]  # (x0, y0, x1, y1): the second line starts below the first
