@@ -22,9 +22,9 @@ def test_bundled_model_metadata(name: str, kind: str, height: int) -> None:
 
 
 def test_samples_have_labels_and_files() -> None:
-    for kind in ("chars", "lines"):
+    for kind, count in (("chars", 8), ("lines", 8), ("paragraphs", 2)):
         labelled = read_labels(SAMPLES_DIR / kind)
-        assert len(labelled) >= 8
+        assert len(labelled) >= count
         assert all(row.image.is_file() and row.text for row in labelled)
 
 
@@ -35,15 +35,18 @@ def test_default_recognizer_loads_both_kinds() -> None:
 def test_demo_reads_the_samples() -> None:
     rows, summary = run_demo()
     assert rows[0] == ["sample", "kind", "truth", "prediction", "confidence", "CER"]
-    assert len(rows) - 1 == len(read_labels(SAMPLES_DIR / "chars")) + len(
-        read_labels(SAMPLES_DIR / "lines")
+    assert len(rows) - 1 == sum(
+        len(read_labels(SAMPLES_DIR / kind)) for kind in ("chars", "lines", "paragraphs")
     )
     assert "characters:" in summary and "lines: CER" in summary
+    assert "pages: CER" in summary and "(10 lines found of 10)" in summary
     # Regression floors for the shipped models on their bundled samples (held-out fonts).
     chars = [row for row in rows[1:] if row[1] == "char"]
     assert sum(row[2] == row[3] for row in chars) >= len(chars) - 2
     lines = [float(row[5]) for row in rows[1:] if row[1] == "line"]
     assert sum(lines) / len(lines) < 0.25
+    pages = [float(row[5]) for row in rows[1:] if row[1] == "paragraph"]
+    assert sum(pages) / len(pages) < 0.25
 
 
 def test_the_bundled_line_model_reads_tilted_samples_nearly_as_well_as_level_ones() -> None:

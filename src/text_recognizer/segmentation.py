@@ -31,11 +31,11 @@ PAGE_SKEW_HEIGHT = 400
 #: lines of a page written with a heavier pen elsewhere still count.
 PAGE_INK_FRACTION = 0.15
 #: A line peak must reach this share of the median peak, or it is a speck, not a line.
-MIN_PEAK_SHARE = 0.25
+MIN_PEAK_SHARE = 0.15
 #: Two lines are cut apart only where the profile dips below this share of the lower peak.
-MAX_VALLEY_SHARE = 0.7
+MAX_VALLEY_SHARE = 0.5
 #: An autocorrelation peak this close to the highest is the pitch, not a multiple of it.
-HARMONIC_SHARE = 0.8
+HARMONIC_SHARE = 0.5
 #: A band with less than this share of the median band's ink is not a line.
 MIN_LINE_INK = 0.1
 #: An autocorrelation this strong at the line pitch means the image holds several lines.
@@ -113,23 +113,34 @@ def line_pitch(profile: np.ndarray) -> int | None:
 
 
 def _cuts(profile: np.ndarray) -> list[int]:
-    """Rows between lines: the emptiest row between two line peaks, where deep enough."""
-    pitch = line_pitch(profile)
+    """Rows between lines: the emptiest row between two line peaks, where deep enough.
+
+    Peaks are found on the profile smoothed over a quarter pitch (a line's own bumps
+    merge), valleys on one smoothed over a sixteenth (the few empty rows between two
+    lines that nearly touch would be filled in by the wider window).
+    """
+    # Compressed: a line of small or light writing has a fraction of a bold line's ink
+    # rows, and must still count as a line (the pitch is read on a stronger compression).
+    profile = np.sqrt(profile)
+    pitch = line_pitch(np.log1p(profile))
     if pitch is None:
         return []
-    window = max(1, pitch // 4)
-    smooth = np.convolve(profile, np.ones(window) / window, mode="same")
-    peaks = _peaks(smooth, min_distance=max(1, int(0.6 * pitch)))
+    smooth, fine = (_smooth(profile, max(1, pitch // n)) for n in (4, 16))
+    peaks = _peaks(smooth, min_distance=max(1, pitch // 2))
     cuts: list[int] = []
     kept = peaks[:1]
     for peak in peaks[1:]:
-        valley = kept[-1] + int(np.argmin(smooth[kept[-1] : peak]))
-        if smooth[valley] <= MAX_VALLEY_SHARE * min(smooth[kept[-1]], smooth[peak]):
+        valley = kept[-1] + int(np.argmin(fine[kept[-1] : peak]))
+        if fine[valley] <= MAX_VALLEY_SHARE * min(smooth[kept[-1]], smooth[peak]):
             cuts.append(valley)
             kept.append(peak)
         elif smooth[peak] > smooth[kept[-1]]:
             kept[-1] = peak  # one line, two bumps: keep the higher as its peak
     return cuts
+
+
+def _smooth(profile: np.ndarray, window: int) -> np.ndarray:
+    return np.convolve(profile, np.ones(window) / window, mode="same")
 
 
 def _peaks(smooth: np.ndarray, min_distance: int) -> list[int]:

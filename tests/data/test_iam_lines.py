@@ -228,3 +228,16 @@ def test_cache_key_follows_every_parameter(tmp_path: Path) -> None:
     names = {base.cache_file("test")} | {other.cache_file("test") for other in others}
     assert len(names) == 5
     assert base.cache_file("train") != base.cache_file("test")
+
+
+def test_a_form_s_handwritten_part_reads_as_a_paragraph(tmp_path: Path) -> None:
+    from text_recognizer.data.sources.iam import IamArchive
+    from text_recognizer.recognizer import Recognizer
+
+    (tmp_path / "iamdb.zip").write_bytes(ZIP_BYTES)
+    with IamArchive(tmp_path / "iamdb.zip") as archive:
+        form = next(form for form in archive.forms() if form.id == "f01-000")
+        image, text = archive.paragraph(form)
+    assert text == "\n".join(TRUTHS[SAMPLE_NAMES[i]] for i in (0, 1, 2))
+    read = Recognizer.from_pretrained().recognize(image, kind="paragraph")
+    assert len(read.lines) == 3

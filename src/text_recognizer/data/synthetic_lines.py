@@ -39,12 +39,19 @@ from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data.cache import cache_path, read_h5, write_h5
-from text_recognizer.data.line_render import HEIGHT, LineRenderer, RenderedLine
+from text_recognizer.data.line_render import (
+    HEIGHT,
+    LineRenderer,
+    OutlineGlyphs,
+    RenderedLine,
+    render_outline,
+)
 from text_recognizer.data.module import BaseDataModule, splits_for
 from text_recognizer.data.sentences import SentenceGenerator
-from text_recognizer.data.sources.fonts import list_fonts
+from text_recognizer.data.sources.fonts import font_supports, list_fonts
 from text_recognizer.data.sources.strokes import list_faces
 from text_recognizer.errors import ConfigError
+from text_recognizer.preprocessing import rotate
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
@@ -460,6 +467,58 @@ def write_samples(directory: Path, count: int = 8, seed: int = 0) -> list[tuple[
     return rows
 
 
+def write_page_samples(
+    directory: Path, count: int = 2, lines: int = 5, seed: int = 0
+) -> list[tuple[str, str]]:
+    """Write ``count`` demo pages, each ``lines`` lines in one *test* font on one sheet,
+    plus ``labels.jsonl`` (a page's text is its lines joined by newlines).
+
+    The lines are drawn at the font's own size (not each scaled to the line height, as
+    training lines are), so letters are as large on every line of a page, as in a hand.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    sentences = SentenceGenerator(44, seed=seed)
+    fonts = [f for f in list_fonts("test") if not f.capitals_only]
+    rows = []
+    for index in range(count):
+        font = fonts[int(rng.integers(len(fonts)))]
+        glyphs = OutlineGlyphs(str(font.path))
+        inks: list[np.ndarray] = []
+        texts: list[str] = []
+        while len(inks) < lines:
+            text = sentences.generate()
+            if len(text) >= 25 and font_supports(font, text):
+                mask = render_outline(glyphs, text, rng)
+                rows_with_ink = np.flatnonzero(mask.max(axis=1) > 40)
+                inks.append(mask[rows_with_ink[0] : rows_with_ink[-1] + 1])
+                texts.append(text)
+        pitch = round(1.3 * float(np.median([ink.shape[0] for ink in inks])))
+        margin = pitch
+        page = np.zeros(
+            (2 * margin + pitch * (lines - 1) + inks[-1].shape[0],
+             2 * margin + max(ink.shape[1] for ink in inks)),
+            np.uint8,
+        )  # fmt: skip
+        for row, ink in enumerate(inks):
+            top = margin + row * pitch + int(rng.integers(-3, 4))
+            left = margin + int(rng.integers(0, 12))
+            window = page[top : top + ink.shape[0], left : left + ink.shape[1]]
+            np.maximum(window, ink, out=window)
+        page = cv2.resize(page, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+        if index % 2:
+            page = rotate(page, float(rng.uniform(-1.5, 1.5)))  # a sheet put in crooked
+        paper = rng.uniform(225, 245) - page.astype(np.float32) * rng.uniform(0.6, 0.8)
+        paper += rng.normal(0, 3, paper.shape)
+        name = f"page_{index:02d}.png"
+        cv2.imwrite(str(directory / name), np.clip(paper, 0, 255).astype(np.uint8))
+        rows.append((name, "\n".join(texts)))
+    with (directory / "labels.jsonl").open("w") as out:
+        for name, text in rows:
+            out.write(json.dumps({"image": name, "text": text}) + "\n")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -471,9 +530,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--count", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)  # the bundled samples: two with numbers
+    parser.add_argument(
+        "--pages", action="store_true", help="write pages of lines (write_page_samples)"
+    )
     args = parser.parse_args(argv)
-    for name, text in write_samples(args.write_samples, args.count, args.seed):
-        print(f"{name}\t{text}")
+    if args.pages:
+        written = write_page_samples(args.write_samples, args.count, seed=args.seed)
+    else:
+        written = write_samples(args.write_samples, args.count, args.seed)
+    for name, text in written:
+        print(f"{name}\t{text!r}")
 
 
 if __name__ == "__main__":

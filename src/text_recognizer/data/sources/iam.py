@@ -67,6 +67,10 @@ class IamForm:
     width: int  # of the full-resolution page, for the page image's scale
     lines: tuple[IamLine, ...]
 
+    @property
+    def boxes(self) -> list[tuple[int, int, int, int]]:
+        return [line.box for line in self.lines]
+
 
 class IamArchive:
     """``iamdb.zip`` opened for reading: its forms, the LWITLRT splits and line crops.
@@ -174,6 +178,15 @@ class IamArchive:
                 f"{self.path}: {member} is not a readable image ({error}); "
                 "delete the archive and download it again"
             ) from error
+
+    def paragraph(self, form: IamForm) -> tuple[np.ndarray, str]:
+        """The handwritten part of the form (every line's box) and its text, lines joined
+        by newlines."""
+        page = self.page(form)
+        scale = page.shape[1] / form.width
+        x0, y0 = (max(0, round(min(box[i] for box in form.boxes) * scale)) for i in (0, 1))
+        x1, y1 = (round(max(box[i] for box in form.boxes) * scale) for i in (2, 3))
+        return page[y0:y1, x0:x1], "\n".join(line.text for line in form.lines)
 
     def line_crops(self, form: IamForm) -> Iterator[tuple[IamLine, np.ndarray]]:
         """Each line of ``form`` with its crop of the page (uint8 grey, dark ink)."""

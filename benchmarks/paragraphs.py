@@ -1,0 +1,121 @@
+"""Pages: how often their lines are all found, and what reading a page costs over its lines.
+
+Synthetic pages (the default): the ``synthetic_lines`` test split's lines (held-out
+hands), grouped by hand, ``--lines`` to a page, pasted 0.95-1.4 line heights apart at
+twice their size on white paper and turned by up to ``--tilt`` degrees. Each page is read
+with ``Recognizer(kind="paragraph")`` and its lines one by one from their own images; the
+CER of the pages (lines joined by newlines) against that of the lines alone is what
+finding the lines costs.
+
+IAM (``--iam data/iam/iamdb.zip``): the handwritten part of every test form of the IAM
+lines split, whose lines the XML lists; the same lines read alone are the ``iam_lines``
+crops. Needs the archive (``text-recognizer data download iam_lines``).
+
+    python benchmarks/paragraphs.py --pages 100 --lines 6
+    python benchmarks/paragraphs.py --iam data/iam/iamdb.zip
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from text_recognizer.metrics import cer
+from text_recognizer.preprocessing import rotate
+from text_recognizer.recognizer import Recognizer
+
+
+def synthetic_pages(
+    count: int, lines: int, tilt: float, seed: int
+) -> Iterator[tuple[np.ndarray, list[np.ndarray], list[str]]]:
+    """(page, its lines' own images, their texts): dark ink on white, one hand a page."""
+    from text_recognizer.data.synthetic_lines import SyntheticLines
+
+    data = SyntheticLines(num_train=300_000, seed=42, stroke_fraction=0.3)
+    data.setup("test")
+    assert data.data_test is not None
+    test = data.data_test
+    by_hand: dict[str, list[int]] = defaultdict(list)
+    for index, source in enumerate(test.sources):
+        by_hand[str(source)].append(index)
+    rng = np.random.default_rng(seed)
+    hands = sorted(hand for hand, indices in by_hand.items() if len(indices) >= lines)
+    for _ in range(count):
+        hand = hands[int(rng.integers(len(hands)))]
+        chosen = rng.choice(by_hand[hand], size=lines, replace=False)
+        images = [255 - test.image(int(i)) for i in chosen]
+        white = []
+        for image in images:  # paper to 255 so a pasted line leaves no edge
+            paper = float(np.median(image))
+            scaled = np.clip(255 - (paper - image.astype(np.float32)) * 255 / paper, 0, 255)
+            white.append(cv2.resize(scaled.astype(np.uint8), None, fx=2, fy=2))
+        height = white[0].shape[0]
+        tops = np.cumsum([0, *(rng.uniform(0.95, 1.4, lines - 1) * height)]).astype(int) + height
+        page = np.full((tops[-1] + 2 * height, max(w.shape[1] for w in white) + 120), 255, np.uint8)
+        for top, line in zip(tops, white, strict=True):
+            left = 40 + int(rng.integers(0, 40))
+            window = page[top : top + height, left : left + line.shape[1]]
+            np.minimum(window, line, out=window)
+        page = 255 - rotate(255 - page, float(rng.uniform(-tilt, tilt))).astype(np.uint8)
+        yield page, images, [str(test.texts[int(i)]) for i in chosen]
+
+
+def iam_pages(archive_path: Path) -> Iterator[tuple[np.ndarray, list[np.ndarray], list[str]]]:
+    from text_recognizer.data.sources.iam import IamArchive
+
+    with IamArchive(archive_path) as archive:
+        forms = archive.forms()
+        splits = archive.splits(forms)
+        for form in forms:
+            if splits.get(form.id) == "test":
+                page, _ = archive.paragraph(form)
+                crops = list(archive.line_crops(form))
+                yield page, [crop for _, crop in crops], [line.text for line, _ in crops]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--iam", type=Path, help="IAM's iamdb.zip: its test forms as pages")
+    parser.add_argument("--pages", type=int, default=100)
+    parser.add_argument("--lines", type=int, default=6, help="lines per synthetic page")
+    parser.add_argument("--tilt", type=float, default=2.0, help="largest tilt, degrees")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    recognizer = Recognizer.from_pretrained(args.model)
+    pages = (
+        iam_pages(args.iam)
+        if args.iam
+        else synthetic_pages(args.pages, args.lines, args.tilt, args.seed)
+    )
+    read_pages, read_lines, truths = [], [], []
+    all_found, seconds, lines_seconds = 0, 0.0, 0.0
+    for page, lines, texts in pages:
+        start = time.perf_counter()
+        result = recognizer.recognize(page, kind="paragraph")
+        seconds += time.perf_counter() - start
+        start = time.perf_counter()
+        alone = recognizer.recognize_batch(lines, kind="line")
+        lines_seconds += time.perf_counter() - start
+        all_found += len(result.lines) == len(texts)
+        read_pages.append(result.text)
+        read_lines.append("\n".join(r.text for r in alone))
+        truths.append("\n".join(texts))
+    count = len(truths)
+    print(f"{count} pages, {sum(t.count(chr(10)) + 1 for t in truths)} lines ({args.model})")
+    print(f"pages whose lines were all found: {all_found / count:.3f}")
+    print(f"CER, pages read whole:            {cer(read_pages, truths):.4f}")
+    print(f"CER, their lines read alone:      {cer(read_lines, truths):.4f}")
+    print(f"ms per page, whole / lines alone: {1000 * seconds / count:.0f} / "
+          f"{1000 * lines_seconds / count:.0f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
