@@ -123,6 +123,11 @@ def _cuts(profile: np.ndarray) -> list[int]:
     # rows, and must still count as a line (the pitch is read on a stronger compression).
     profile = np.sqrt(profile)
     pitch = line_pitch(np.log1p(profile))
+    # A few lines spaced unevenly barely repeat; where empty rows part the ink into
+    # blocks, a block is a line or several, so their median height bounds the pitch too.
+    blocks = _block_heights(profile)
+    if blocks is not None:
+        pitch = blocks if pitch is None else min(pitch, blocks)
     if pitch is None:
         return []
     smooth, fine = (_smooth(profile, max(1, pitch // n)) for n in (4, 16))
@@ -137,6 +142,16 @@ def _cuts(profile: np.ndarray) -> list[int]:
         elif smooth[peak] > smooth[kept[-1]]:
             kept[-1] = peak  # one line, two bumps: keep the higher as its peak
     return cuts
+
+
+def _block_heights(profile: np.ndarray) -> int | None:
+    """The median height of the ink blocks that empty rows part, if there are two or more
+    (blocks with a sliver of a typical block's ink, specks, left out)."""
+    edges = np.diff(np.concatenate([[0], (profile > 0).astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    weights = np.array([float(profile[a:b].sum()) for a, b in zip(starts, ends, strict=True)])
+    heights = (ends - starts)[weights >= MIN_LINE_INK * float(np.median(weights))]
+    return int(np.median(heights)) if len(heights) >= 2 else None
 
 
 def _smooth(profile: np.ndarray, window: int) -> np.ndarray:
