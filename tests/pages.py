@@ -42,3 +42,21 @@ def compose_page(
     if tilt:
         page = 255 - rotate(255 - page, tilt).astype(np.uint8)
     return page, [TRUTHS[SAMPLE_NAMES[i]] for i in indices]
+
+
+def draw_rules(
+    image: np.ndarray, rows: list[int], level: int = 150, thickness: int = 2
+) -> np.ndarray:
+    """Ruled paper: grey lines ``thickness`` rows thick across the image at ``rows``."""
+    out = image.copy()
+    for row in rows:
+        band = out[row : row + thickness]
+        np.minimum(band, level, out=band)
+    return out
+
+
+def on_margin(line: np.ndarray, margin: int = 15) -> np.ndarray:
+    """A line on white paper with ``margin`` pixels around it, room for rules above and below."""
+    page = np.full((line.shape[0] + 2 * margin, line.shape[1] + 20), 255, np.uint8)
+    page[margin : margin + line.shape[0], 10 : 10 + line.shape[1]] = line
+    return page

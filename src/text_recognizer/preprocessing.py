@@ -206,7 +206,8 @@ def prepare_line(
     bounding box grows with its tilt, and the text would shrink once the box is resized
     to ``height`` (the shipped model read test lines tilted 2 degrees at CER 0.11
     instead of 0.06). Marks far above or below the text are dropped for the same reason
-    (:func:`drop_stray_marks`), before levelling too: a far mark sways the tilt estimate.
+    (:func:`drop_stray_marks`), before levelling too: a far mark sways the tilt estimate;
+    ruled lines (:func:`erase_rules`) are erased before either.
     With ``deslant`` the strokes' lean (:func:`slant`) is then sheared to ``SLANT_TARGET``:
     writers lean anywhere from left to far right, and the model reads best near the lean
     of its training lines.
@@ -214,7 +215,10 @@ def prepare_line(
     ink = normalize_polarity(grey).astype(np.float32)
     background = float(np.median(ink))
     ink = np.clip(ink - background, 0, None)
-    crop = _drop_stray_marks_and_crop(_crop_to_ink(ink))
+    crop = _crop_to_ink(ink)
+    # Rules first: a rule would pass for the line's core band, and level itself, not the text.
+    unruled = erase_rules(crop, max(crop.shape[1] // 2, RULE_SPAN_HEIGHTS * crop.shape[0]))
+    crop = _drop_stray_marks_and_crop(crop if unruled is crop else _crop_to_ink(unruled))
     if deskew:
         angle = skew_angle(crop)
         if angle:
@@ -281,6 +285,111 @@ def drop_stray_marks(ink: np.ndarray) -> np.ndarray:
     kept = ink.copy()
     kept[stray[labels]] = 0
     return kept
+
+
+#: A ruled line spans at least this share of the image's width...
+RULE_SPAN = 0.5
+#: ...and at least this many times the image's height when reading a single line, so the
+#: joined strokes along a cursive word's baseline are never taken for one.
+RULE_SPAN_HEIGHTS = 5
+# Steepest rule (rise over run) and the most pixels a rule's own stroke may be thick.
+RULE_MAX_SLOPE = 0.07
+RULE_MAX_THICKNESS = 8
+
+
+def erase_rules(ink: np.ndarray, min_length: int | None = None) -> np.ndarray:
+    """Erase ruled lines (notebook paper, a form's lines) from background-free ink.
+
+    A rule is a straight, nearly level run of ink at least ``min_length`` long (default:
+    ``RULE_SPAN`` of the width), found by a probabilistic Hough transform that bridges
+    no gap wider than two pixels (a text line's gaps between letters and words are
+    wider). Its rows, faint antialiased edges included, are erased except where a stroke
+    crosses it: ink, however light, running on vertically beyond the rule's own thickness
+    is kept. Returns ``ink`` itself when there is no rule. A rule through the text took
+    the bundled model from CER 0.05 to 0.27 on the sample lines (0.06 erased).
+    """
+    length = min_length or int(RULE_SPAN * ink.shape[1])
+    if length < 16 or length > ink.shape[1]:
+        return ink
+    mask = (ink > INK_FRACTION * float(ink.max())).astype(np.uint8)
+    if not _has_long_row(mask, length):
+        return ink  # the Hough transform costs several times the rest of prepare_line
+    found = cv2.HoughLinesP(
+        mask, 1, np.pi / 720, threshold=length * 3 // 4, minLineLength=length, maxLineGap=2
+    )
+    centre = np.zeros_like(mask)
+    thickness = 0
+    segments = np.zeros((0, 4), np.int32) if found is None else found.reshape(-1, 4)
+    for x1, y1, x2, y2 in segments.astype(int).tolist():
+        if abs(y2 - y1) > RULE_MAX_SLOPE * abs(x2 - x1):
+            continue
+        thick = _rule_thickness(mask, (x1, y1, x2, y2))
+        if thick is not None:
+            cv2.line(centre, (x1, y1), (x2, y2), 1)
+            thickness = max(thickness, thick)
+    if not centre.any():
+        return ink
+    # The rule's rows (with its faint, antialiased edges), less the strokes that cross it
+    # (ink running on vertically further than the rule is thick).
+    rule = cv2.dilate(centre, np.ones((thickness + 4, 1), np.uint8)).astype(bool)
+    faint = (ink > MIN_CONTRAST).astype(np.uint8)  # light strokes may cross a rule too
+    crossing = cv2.morphologyEx(faint, cv2.MORPH_OPEN, np.ones((thickness + 3, 1), np.uint8))
+    erased = rule & ~cv2.dilate(crossing, np.ones((1, 3), np.uint8)).astype(bool)
+    out = ink.copy()
+    out[erased] = 0
+    return out
+
+
+def _rule_thickness(mask: np.ndarray, segment: tuple[int, int, int, int]) -> int | None:
+    """How many pixels thick the ink along ``segment`` is (the median vertical run through
+    it), or None if it is no rule: broken in more than a tenth of its columns, or thicker
+    than ``RULE_MAX_THICKNESS`` or a tenth of the image's height (a row through the
+    middle of joined lowercase writing passes the Hough test at a line's scale, but runs
+    through its letters' strokes, not a thin rule)."""
+    x1, y1, x2, y2 = segment
+    xs = np.arange(min(x1, x2), max(x1, x2) + 1)
+    ys = np.rint(y1 + (y2 - y1) * (xs - x1) / max(1, x2 - x1)).astype(np.int64)
+    on = mask[ys, xs].astype(bool)
+    if on.mean() < 0.9:
+        return None
+    runs = on.astype(np.int64)
+    for step in (-1, 1):
+        going = on.copy()
+        for offset in range(1, RULE_MAX_THICKNESS + 1):
+            rows = np.clip(ys + step * offset, 0, mask.shape[0] - 1)
+            going &= mask[rows, xs].astype(bool)
+            runs += going
+    thickness = int(np.median(runs[on]))
+    limit = min(RULE_MAX_THICKNESS, max(2, mask.shape[0] // 10))
+    return thickness if thickness <= limit else None
+
+
+def _has_long_row(mask: np.ndarray, length: int) -> bool:
+    """A cheap test that a rule may be there: a nearly level straight row (at one of a
+    few slopes up to ``RULE_MAX_SLOPE``) along which ink runs unbroken, but for gaps of
+    three pixels, for three quarters of ``length`` (a row of writing is broken between
+    letters and words). Only the two fullest rows over all slopes are looked at: a rule's
+    row holds more ink than any row of writing."""
+    rows, cols = np.nonzero(mask)
+    need = length * 3 // 4
+    if len(rows) < need:
+        return False
+    slopes = np.linspace(-RULE_MAX_SLOPE, RULE_MAX_SLOPE, 9)[:, None]
+    shifted = rows[None] - np.rint(cols[None] * slopes).astype(np.int64)
+    shifted -= shifted.min()
+    span = int(shifted.max()) + 1
+    counts = np.bincount((shifted + np.arange(len(slopes))[:, None] * span).ravel())
+    for cell in np.argsort(counts)[-2:]:
+        if counts[cell] < need:
+            continue
+        slope, row = divmod(int(cell), span)
+        along = np.unique(cols[shifted[slope] == row])
+        breaks = np.flatnonzero(np.diff(along) > 3)
+        starts = np.concatenate([[0], breaks + 1])
+        ends = np.concatenate([breaks, [len(along) - 1]])
+        if int((along[ends] - along[starts]).max()) + 1 >= need:
+            return True
+    return False
 
 
 #: Tilts tried by ``skew_angle``, in degrees (counter-clockwise positive, as OpenCV).

@@ -282,15 +282,16 @@ class Recognizer:
             for i, result in zip(chars, self._read_chars([greys[i] for i in chars]), strict=True):
                 results[i] = result
         # Every line of every paragraph goes into one batch with the lone lines.
-        pages = {i: segment_lines(greys[i]).lines for i, k in enumerate(kinds) if k == "paragraph"}
         lone = [i for i, k in enumerate(kinds) if k == "line"]
-        crops = [greys[i] for i in lone] + [line.image for i in pages for line in pages[i]]
-        if crops:
-            read = iter(self._read_lines(crops))
+        pages = {i: self._page_lines(greys[i]) for i, k in enumerate(kinds) if k == "paragraph"}
+        prepared = self._prepare_lines([greys[i] for i in lone]) if lone else []
+        prepared += [line for i in pages for _, line in pages[i]]
+        if prepared:
+            read = iter(self._read_prepared(prepared))
             for i in lone:
                 results[i] = next(read)
             for i, lines in pages.items():
-                parts = [replace(next(read), box=line.box) for line in lines]
+                parts = [replace(next(read), box=found.box) for found, _ in lines]
                 results[i] = Result(
                     "\n".join(part.text for part in parts),
                     float(np.mean([part.confidence for part in parts])),
@@ -298,6 +299,19 @@ class Recognizer:
                     lines=parts,
                 )
         return [r for r in results if r is not None]
+
+    def _page_lines(self, grey: np.ndarray) -> list[tuple[TextLine, np.ndarray]]:
+        """A page's lines, each with its prepared image; a band with no line in it (a
+        stray mark, a ruled line's remains) is left out."""
+        lines = []
+        for found in segment_lines(grey).lines:
+            try:
+                lines.append((found, self._prepare_lines([found.image])[0]))
+            except ImageError:
+                continue
+        if not lines:
+            raise ImageError("no line of text found in the image")
+        return lines
 
     def _read_chars(self, greys: list[np.ndarray]) -> list[Result]:
         model = self.models["char"]
@@ -313,10 +327,15 @@ class Recognizer:
         return results
 
     def _read_lines(self, greys: list[np.ndarray]) -> list[Result]:
+        return self._read_prepared(self._prepare_lines(greys))
+
+    def _prepare_lines(self, greys: list[np.ndarray]) -> list[np.ndarray]:
+        height = int(self.models["line"].meta["input_height"])
+        return [prepare_line(g, height, self.deskew, self.deslant) for g in greys]
+
+    def _read_prepared(self, lines: list[np.ndarray]) -> list[Result]:
         model = self.models["line"]
         charset = Charset.from_tokens(model.meta["charset"])
-        height = int(model.meta["input_height"])
-        lines = [prepare_line(g, height, self.deskew, self.deslant) for g in greys]
 
         def read(lines: list[np.ndarray]) -> list[tuple[str, float]]:
             batch, widths = pad_lines(lines)

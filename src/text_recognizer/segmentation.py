@@ -1,12 +1,14 @@
 """Paragraph → lines: find the text lines of a page or paragraph image, top to bottom.
 
 The projection-profile method: rows through a line of text hold much ink, rows between
-lines little. The page is levelled first (a tilt smears neighbouring lines into each
-other), the line pitch is read off the row profile's autocorrelation, and a cut is made
-at the emptiest row between every two neighbouring line peaks whose valley is deep
-enough. Each band between cuts is cropped to its ink; ascenders and descenders of the
-neighbours that spill over a cut are left to the line model's preprocessing
-(:func:`~text_recognizer.preprocessing.prepare_line` drops marks far from a line's core).
+lines little. Ruled lines are erased first
+(:func:`~text_recognizer.preprocessing.erase_rules`), the page is levelled (a tilt
+smears neighbouring lines into each other), the line pitch is read off the row
+profile's autocorrelation, and a cut is made at the emptiest row between every two
+neighbouring line peaks whose valley is deep enough. Each band between cuts is cropped
+to its ink; ascenders and descenders of the neighbours that spill over a cut are left to
+the line model's preprocessing (:func:`~text_recognizer.preprocessing.prepare_line`
+drops marks far from a line's core).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from text_recognizer.errors import ImageError
 from text_recognizer.preprocessing import (
     MIN_CONTRAST,
+    erase_rules,
     normalize_polarity,
     rotate,
     skew_angle,
@@ -66,6 +69,7 @@ def segment_lines(grey: np.ndarray) -> PageLines:
     ink = np.clip(ink - float(np.median(ink)), 0, None)
     if float(ink.max()) < MIN_CONTRAST:
         raise ImageError("the image is blank: no ink found")
+    ink = erase_rules(ink)  # ruled paper's lines would pass for lines of text
     # Lines are found on an ink mask, so a faint line (a light pen, a pencil) weighs as
     # much as a dark one; they are cut from the grey ink. A 3x3 median first: paper grain
     # over a whole page adds up to rows of "ink".

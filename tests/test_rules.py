@@ -1,0 +1,84 @@
+"""Ruled paper: rules are erased before a line is read, and only rules are."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.pages import SAMPLE_NAMES, TRUTHS, compose_page, draw_rules, on_margin, sample_line
+from text_recognizer import preprocessing
+from text_recognizer.data.line_render import LineRenderer
+from text_recognizer.data.sentences import SentenceGenerator
+from text_recognizer.data.sources.fonts import list_fonts
+from text_recognizer.metrics import cer
+from text_recognizer.preprocessing import RULE_SPAN_HEIGHTS, erase_rules, rotate
+from text_recognizer.recognizer import Recognizer
+
+ALL = list(range(len(SAMPLE_NAMES)))
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    return Recognizer.from_pretrained()
+
+
+def ruled_lines(where: str) -> list[np.ndarray]:
+    lines = []
+    for index in ALL:
+        line = on_margin(sample_line(index, scale=2.0))
+        height = line.shape[0] - 30  # the sample line's own height
+        rows = {
+            "below": [15 + height + 5],
+            "through": [15 + int(0.72 * height)],  # about where the text sits
+            "above and below": [8, 15 + height + 5],
+        }[where]
+        lines.append(draw_rules(line, rows))
+    return lines
+
+
+@pytest.mark.parametrize("where", ["below", "through", "above and below"])
+def test_ruled_lines_read_nearly_as_plain_ones(
+    where: str, recognizer: Recognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    truths = [TRUTHS[name] for name in SAMPLE_NAMES]
+    plain = [on_margin(sample_line(i, scale=2.0)) for i in ALL]
+    plain_cer = cer([r.text for r in recognizer.recognize_batch(plain, kind="line")], truths)
+    ruled = ruled_lines(where)
+    ruled_cer = cer([r.text for r in recognizer.recognize_batch(ruled, kind="line")], truths)
+    assert ruled_cer <= plain_cer + 0.03
+    monkeypatch.setattr(preprocessing, "erase_rules", lambda ink, min_length=None: ink)
+    unerased = cer([r.text for r in recognizer.recognize_batch(ruled, kind="line")], truths)
+    assert unerased > plain_cer + 0.08  # what the rules cost without the eraser
+
+
+@pytest.mark.parametrize("tilt", [0.0, 2.0])
+def test_a_notebook_page_reads_nearly_as_a_plain_one(tilt: float, recognizer: Recognizer) -> None:
+    page, truths = compose_page(ALL, pitch=40)
+    plain = recognizer.recognize(page, kind="paragraph")
+    paper = np.full((page.shape[0] + 200, page.shape[1]), 255, np.uint8)
+    paper[: page.shape[0]] = page
+    # A rule under every line of text, and more under the text, as on a notebook page.
+    notebook = draw_rules(paper, list(range(32 + 56, paper.shape[0] - 2, 80)))
+    if tilt:
+        notebook = 255 - rotate(255 - notebook, tilt).astype(np.uint8)
+    read = recognizer.recognize(notebook, kind="paragraph")
+    assert len(read.lines) == len(truths)
+    joined = "\n".join(truths)
+    assert cer([read.text], [joined]) <= cer([plain.text], [joined]) + 0.03
+
+
+def test_lines_without_rules_are_left_alone() -> None:
+    """No rule is found in lines of joined scripts, whose connected lowercase letters
+    make long runs of ink along a row at the model's scale."""
+    joined = [f for f in list_fonts("train") if f.name in ("allura", "great-vibes", "satisfy")]
+    assert joined
+    renderer = LineRenderer(joined, [], stroke_fraction=0.0)
+    sentences = SentenceGenerator(48, seed=3)
+    rng = np.random.default_rng(3)
+    lines = [renderer.render(sentences.generate(), rng).image for _ in range(60)]
+    lines += [255 - sample_line(i) for i in ALL]
+    for line in lines:
+        ink = line.astype(np.float32)
+        ink = np.clip(ink - np.median(ink), 0, None)
+        length = max(ink.shape[1] // 2, RULE_SPAN_HEIGHTS * ink.shape[0])
+        assert erase_rules(ink, length) is ink
