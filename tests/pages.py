@@ -60,3 +60,16 @@ def on_margin(line: np.ndarray, margin: int = 15) -> np.ndarray:
     page = np.full((line.shape[0] + 2 * margin, line.shape[1] + 20), 255, np.uint8)
     page[margin : margin + line.shape[0], 10 : 10 + line.shape[1]] = line
     return page
+
+
+def lit(image: np.ndarray, light: str) -> np.ndarray:
+    """``image`` photographed in uneven light: ``gradient`` dims it to half across its
+    width, ``shadow`` darkens a patch right of centre by 45 %; ``even`` leaves it."""
+    height, width = image.shape
+    x, y = np.linspace(0, 1, width)[None], np.linspace(0, 1, height)[:, None]
+    field = {
+        "even": np.ones_like(x),
+        "gradient": 1.0 - 0.5 * x,
+        "shadow": 1.0 - 0.45 * np.exp(-(((x - 0.6) / 0.15) ** 2 + ((y - 0.5) / 0.4) ** 2)),
+    }[light]
+    return np.clip(image.astype(np.float32) * field, 0, 255).astype(np.uint8)

@@ -26,10 +26,13 @@ from text_recognizer.preprocessing import (
     normalize_polarity,
     rotate,
     skew_angle,
+    subtract_paper,
 )
 
 #: Rows a page is shrunk to for measuring its tilt: enough for ~0.5 degree on a page of lines.
 PAGE_SKEW_HEIGHT = 400
+#: The paper's level is estimated over windows this share of the page's shorter side.
+PAGE_PAPER_WINDOW = 0.2
 #: A pixel is ink above this share of the brightest ink: under ``INK_FRACTION``, so light
 #: lines of a page written with a heavier pen elsewhere still count.
 PAGE_INK_FRACTION = 0.15
@@ -65,8 +68,9 @@ class PageLines:
 
 def segment_lines(grey: np.ndarray) -> PageLines:
     """Cut a grey page or paragraph image (any polarity) into its text lines."""
+    # Paper levels over a fifth of the page: far larger than a letter, smaller than a shadow.
     ink = normalize_polarity(grey).astype(np.float32)
-    ink = np.clip(ink - float(np.median(ink)), 0, None)
+    ink = subtract_paper(ink, int(PAGE_PAPER_WINDOW * min(ink.shape)))
     if float(ink.max()) < MIN_CONTRAST:
         raise ImageError("the image is blank: no ink found")
     ink = erase_rules(ink)  # ruled paper's lines would pass for lines of text

@@ -1,17 +1,34 @@
-"""Ruled paper: rules are erased before a line is read, and only rules are."""
+"""Paper as photographed: ruled lines are erased (and only they are), uneven light is
+levelled (and even light left as it was)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tests.pages import SAMPLE_NAMES, TRUTHS, compose_page, draw_rules, on_margin, sample_line
-from text_recognizer import preprocessing
+from tests.pages import (
+    SAMPLE_NAMES,
+    SAMPLES,
+    TRUTHS,
+    compose_page,
+    draw_rules,
+    lit,
+    on_margin,
+    sample_line,
+)
+from text_recognizer import preprocessing, segmentation
 from text_recognizer.data.line_render import LineRenderer
 from text_recognizer.data.sentences import SentenceGenerator
 from text_recognizer.data.sources.fonts import list_fonts
 from text_recognizer.metrics import cer
-from text_recognizer.preprocessing import RULE_SPAN_HEIGHTS, erase_rules, rotate
+from text_recognizer.preprocessing import (
+    RULE_SPAN_HEIGHTS,
+    erase_rules,
+    load_image,
+    normalize_polarity,
+    rotate,
+    subtract_paper,
+)
 from text_recognizer.recognizer import Recognizer
 
 ALL = list(range(len(SAMPLE_NAMES)))
@@ -82,3 +99,42 @@ def test_lines_without_rules_are_left_alone() -> None:
         ink = np.clip(ink - np.median(ink), 0, None)
         length = max(ink.shape[1] // 2, RULE_SPAN_HEIGHTS * ink.shape[0])
         assert erase_rules(ink, length) is ink
+
+
+def one_level(ink: np.ndarray, window: int | None = None) -> np.ndarray:
+    return np.clip(ink - float(np.median(ink)), 0, None)
+
+
+@pytest.mark.parametrize("light", ["gradient", "shadow"])
+def test_unevenly_lit_lines_and_pages_read_nearly_as_evenly_lit_ones(
+    light: str, recognizer: Recognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    truths = [TRUTHS[name] for name in SAMPLE_NAMES]
+    lines = [on_margin(sample_line(i, scale=2.0)) for i in ALL]
+    page, page_truths = compose_page(ALL, pitch=40)
+    joined = "\n".join(page_truths)
+
+    def scores() -> tuple[float, float, int]:
+        read = recognizer.recognize_batch([lit(line, light) for line in lines], kind="line")
+        whole = recognizer.recognize(lit(page, light), kind="paragraph")
+        return cer([r.text for r in read], truths), cer([whole.text], [joined]), len(whole.lines)
+
+    even_lines = cer([r.text for r in recognizer.recognize_batch(lines, kind="line")], truths)
+    even_page = cer([recognizer.recognize(page, kind="paragraph").text], [joined])
+    lines_cer, page_cer, found = scores()
+    assert lines_cer <= even_lines + 0.03
+    assert found == len(page_truths) and page_cer <= even_page + 0.03
+    for module in (preprocessing, segmentation):
+        monkeypatch.setattr(module, "subtract_paper", one_level)
+    lines_cer, page_cer, found = scores()
+    assert lines_cer > even_lines + 0.05 and found < len(page_truths)  # one level fails
+
+
+def test_evenly_lit_images_keep_one_paper_level() -> None:
+    """Clean scans are read exactly as before local levels existed: one level, the median."""
+    for name in SAMPLE_NAMES:
+        ink = normalize_polarity(load_image(SAMPLES / name)).astype(np.float32)
+        assert np.array_equal(subtract_paper(ink), one_level(ink))
+    page, _ = compose_page(ALL, pitch=40)
+    ink = normalize_polarity(page).astype(np.float32)
+    assert np.array_equal(subtract_paper(ink, min(ink.shape) // 5), one_level(ink))

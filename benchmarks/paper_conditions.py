@@ -1,0 +1,121 @@
+"""Paper as photographed: ruled lines, and uneven light, on the bundled sample lines.
+
+Rules: each sample line is drawn twice as large on white paper with a grey rule two
+pixels thick below it, through it (where the text sits) or above and below it, and read
+with and without the rule eraser (``preprocessing.erase_rules``); then a page of all
+eight lines with a rule under every line and more below the text, level and turned 2
+degrees. Light: the lines and that page (without rules) lit unevenly, a gradient to half
+brightness across the image or a shadow darkening a patch by 45 %, read with and without
+the local paper level (``preprocessing.subtract_paper``).
+
+    python benchmarks/paper_conditions.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.pages: the page builders
+
+from tests.pages import (
+    SAMPLE_NAMES,
+    TRUTHS,
+    compose_page,
+    draw_rules,
+    lit,
+    on_margin,
+    sample_line,
+)
+
+from text_recognizer import preprocessing, segmentation
+from text_recognizer.metrics import cer
+from text_recognizer.preprocessing import rotate
+from text_recognizer.recognizer import Recognizer
+
+
+def lines(where: str) -> list[np.ndarray]:
+    out = []
+    for index in range(len(SAMPLE_NAMES)):
+        line = on_margin(sample_line(index, scale=2.0))
+        height = line.shape[0] - 30
+        rows = {
+            "none": [],
+            "below": [15 + height + 5],
+            "through": [15 + int(0.72 * height)],
+            "above and below": [8, 15 + height + 5],
+        }[where]
+        out.append(draw_rules(line, rows))
+    return out
+
+
+def notebook(tilt: float) -> tuple[np.ndarray, str]:
+    page, truths = compose_page(list(range(len(SAMPLE_NAMES))), pitch=40)
+    paper = np.full((page.shape[0] + 200, page.shape[1]), 255, np.uint8)
+    paper[: page.shape[0]] = page
+    ruled = draw_rules(paper, list(range(32 + 56, paper.shape[0] - 2, 80)))
+    if tilt:
+        ruled = 255 - rotate(255 - ruled, tilt).astype(np.uint8)
+    return ruled, "\n".join(truths)
+
+
+def main() -> None:
+    recognizer = Recognizer.from_pretrained()
+    truths = [TRUTHS[name] for name in SAMPLE_NAMES]
+    rules(recognizer, truths)
+    print()
+    light(recognizer, truths)
+
+
+def light(recognizer: Recognizer, truths: list[str]) -> None:
+    page, page_truths = compose_page(list(range(len(SAMPLE_NAMES))), pitch=40)
+    page_truth = "\n".join(page_truths)
+    level = preprocessing.subtract_paper
+
+    def one_level(ink: np.ndarray, window: int | None = None) -> np.ndarray:
+        return np.clip(ink - float(np.median(ink)), 0, None)
+
+    print("| light | lines: local paper | lines: one level | page: local paper | page: one level |")
+    print("|---|---:|---:|---:|---:|")
+    for kind in ("even", "gradient", "shadow"):
+        images = [lit(on_margin(sample_line(i, scale=2.0)), kind) for i in range(len(SAMPLE_NAMES))]
+        row = []
+        for subtract in (level, one_level):
+            preprocessing.subtract_paper = subtract
+            segmentation.subtract_paper = subtract
+            read = recognizer.recognize_batch(images, kind="line")
+            whole = recognizer.recognize(lit(page, kind), kind="paragraph")
+            row += [
+                f"{cer([r.text for r in read], truths):.3f}",
+                f"{cer([whole.text], [page_truth]):.3f} ({len(whole.lines)} lines)",
+            ]
+        preprocessing.subtract_paper = segmentation.subtract_paper = level
+        print(f"| {kind} | {row[0]} | {row[2]} | {row[1]} | {row[3]} |")
+
+
+def rules(recognizer: Recognizer, truths: list[str]) -> None:
+    erase = preprocessing.erase_rules
+    print("| rules | CER, rules erased | CER, rules kept |")
+    print("|---|---:|---:|")
+    for where in ("none", "below", "through", "above and below"):
+        images = lines(where)
+        figures = []
+        for eraser in (erase, lambda ink, min_length=None: ink):
+            preprocessing.erase_rules = eraser
+            read = recognizer.recognize_batch(images, kind="line")
+            figures.append(cer([r.text for r in read], truths))
+        preprocessing.erase_rules = erase
+        print(f"| {where} | {figures[0]:.3f} | {figures[1]:.3f} |")
+    for tilt in (0.0, 2.0):
+        page, truth = notebook(tilt)
+        read = recognizer.recognize(page, kind="paragraph")
+        print(
+            f"| notebook page, tilt {tilt:g} | {cer([read.text], [truth]):.3f} "
+            f"({len(read.lines)} lines found of {truth.count(chr(10)) + 1}) | |"
+        )
+
+
+if __name__ == "__main__":
+    main()
