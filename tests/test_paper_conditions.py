@@ -20,6 +20,7 @@ from text_recognizer import preprocessing, segmentation
 from text_recognizer.data.line_render import LineRenderer
 from text_recognizer.data.sentences import SentenceGenerator
 from text_recognizer.data.sources.fonts import list_fonts
+from text_recognizer.errors import ImageError
 from text_recognizer.metrics import cer
 from text_recognizer.preprocessing import (
     RULE_SPAN_HEIGHTS,
@@ -138,3 +139,9 @@ def test_evenly_lit_images_keep_one_paper_level() -> None:
     page, _ = compose_page(ALL, pitch=40)
     ink = normalize_polarity(page).astype(np.float32)
     assert np.array_equal(subtract_paper(ink, min(ink.shape) // 5), one_level(ink))
+
+
+def test_a_ruled_page_without_writing_is_blank() -> None:
+    paper = draw_rules(np.full((400, 600), 250, np.uint8), list(range(40, 400, 50)))
+    with pytest.raises(ImageError, match="blank"):
+        segmentation.segment_lines(paper)

@@ -1,7 +1,9 @@
 """Paragraph → lines: find the text lines of a page or paragraph image, top to bottom.
 
 The projection-profile method: rows through a line of text hold much ink, rows between
-lines little. Ruled lines are erased first
+lines little. The paper's level is taken out (locally where the light is uneven:
+:func:`~text_recognizer.preprocessing.subtract_paper`, over a fifth of the page, far
+larger than a letter and smaller than a shadow) and ruled lines are erased
 (:func:`~text_recognizer.preprocessing.erase_rules`), the page is levelled (a tilt
 smears neighbouring lines into each other), the line pitch is read off the row
 profile's autocorrelation, and a cut is made at the emptiest row between every two
@@ -68,12 +70,11 @@ class PageLines:
 
 def segment_lines(grey: np.ndarray) -> PageLines:
     """Cut a grey page or paragraph image (any polarity) into its text lines."""
-    # Paper levels over a fifth of the page: far larger than a letter, smaller than a shadow.
     ink = normalize_polarity(grey).astype(np.float32)
     ink = subtract_paper(ink, int(PAGE_PAPER_WINDOW * min(ink.shape)))
-    if float(ink.max()) < MIN_CONTRAST:
-        raise ImageError("the image is blank: no ink found")
     ink = erase_rules(ink)  # ruled paper's lines would pass for lines of text
+    if float(ink.max()) < MIN_CONTRAST:
+        raise ImageError("the image is blank: no writing found (ruled lines are not read)")
     # Lines are found on an ink mask, so a faint line (a light pen, a pencil) weighs as
     # much as a dark one; they are cut from the grey ink. A 3x3 median first: paper grain
     # over a whole page adds up to rows of "ink".
