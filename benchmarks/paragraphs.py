@@ -11,8 +11,13 @@ IAM (``--iam data/iam/iamdb.zip``): the handwritten part of every test form of t
 lines split, whose lines the XML lists; the same lines read alone are the ``iam_lines``
 crops. Needs the archive (``text-recognizer data download iam_lines``).
 
+Your own pages (``--folder DIR``): images and a ``labels.jsonl`` whose texts hold the
+lines joined by newlines (``{"image": "page.jpg", "text": "first line\\nsecond"}``);
+there are no line crops to read alone, so that column is left out.
+
     python benchmarks/paragraphs.py --pages 100 --lines 6
     python benchmarks/paragraphs.py --iam data/iam/iamdb.zip
+    python benchmarks/paragraphs.py --folder my_pages
 """
 
 from __future__ import annotations
@@ -79,10 +84,19 @@ def iam_pages(archive_path: Path) -> Iterator[tuple[np.ndarray, list[np.ndarray]
                 yield page, [crop for _, crop in crops], [line.text for line, _ in crops]
 
 
+def folder_pages(folder: Path) -> Iterator[tuple[np.ndarray, list[np.ndarray], list[str]]]:
+    from text_recognizer.labels import read_labels
+    from text_recognizer.preprocessing import load_image
+
+    for row in read_labels(folder):
+        yield load_image(row.image), [], row.text.split("\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
     parser.add_argument("--iam", type=Path, help="IAM's iamdb.zip: its test forms as pages")
+    parser.add_argument("--folder", type=Path, help="your pages: images and labels.jsonl")
     parser.add_argument("--pages", type=int, default=100)
     parser.add_argument("--lines", type=int, default=6, help="lines per synthetic page")
     parser.add_argument("--tilt", type=float, default=2.0, help="largest tilt, degrees")
@@ -90,11 +104,12 @@ def main() -> None:
     args = parser.parse_args()
 
     recognizer = Recognizer.from_pretrained(args.model)
-    pages = (
-        iam_pages(args.iam)
-        if args.iam
-        else synthetic_pages(args.pages, args.lines, args.tilt, args.seed)
-    )
+    if args.iam:
+        pages = iam_pages(args.iam)
+    elif args.folder:
+        pages = folder_pages(args.folder)
+    else:
+        pages = synthetic_pages(args.pages, args.lines, args.tilt, args.seed)
     read_pages, read_lines, truths = [], [], []
     all_found, seconds, lines_seconds = 0, 0.0, 0.0
     for page, lines, texts in pages:
@@ -102,7 +117,7 @@ def main() -> None:
         result = recognizer.recognize(page, kind="paragraph")
         seconds += time.perf_counter() - start
         start = time.perf_counter()
-        alone = recognizer.recognize_batch(lines, kind="line")
+        alone = recognizer.recognize_batch(lines, kind="line") if lines else []
         lines_seconds += time.perf_counter() - start
         all_found += len(result.lines) == len(texts)
         read_pages.append(result.text)
@@ -112,6 +127,9 @@ def main() -> None:
     print(f"{count} pages, {sum(t.count(chr(10)) + 1 for t in truths)} lines ({args.model})")
     print(f"pages whose lines were all found: {all_found / count:.3f}")
     print(f"CER, pages read whole:            {cer(read_pages, truths):.4f}")
+    if args.folder:
+        print(f"ms per page:                      {1000 * seconds / count:.0f}")
+        return
     print(f"CER, their lines read alone:      {cer(read_lines, truths):.4f}")
     print(f"ms per page, whole / lines alone: {1000 * seconds / count:.0f} / "
           f"{1000 * lines_seconds / count:.0f}")  # fmt: skip
