@@ -241,3 +241,64 @@ def test_a_form_s_handwritten_part_reads_as_a_paragraph(tmp_path: Path) -> None:
     assert text == "\n".join(TRUTHS[SAMPLE_NAMES[i]] for i in (0, 1, 2))
     read = Recognizer.from_pretrained().recognize(image, kind="paragraph")
     assert len(read.lines) == 3
+
+
+def write_official_layout(folder: Path) -> None:
+    """The sample lines as IAM's authors distribute lines: PNGs, lines.txt, forms.txt, sets."""
+    rows, forms = [], []
+    for form_id, (writer, indices) in FORMS.items():
+        forms.append(f"{form_id} {writer} 2 prt 7 5 52 36")
+        for row, index in enumerate(indices):
+            line_id = f"{form_id}-{row:02d}"
+            target = folder / "lines" / form_id.split("-")[0] / form_id / f"{line_id}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes((SAMPLES / SAMPLE_NAMES[index]).read_bytes())
+            words = TRUTHS[SAMPLE_NAMES[index]].replace(" ", "|")
+            rows.append(f"{line_id} ok 154 19 408 746 1661 89 {words}")
+    (folder / "ascii").mkdir()
+    header = "#--- lines.txt ---#\n# format: a01-000u-00 ok 154 19 408 746 1663 91 A|MOVE|to\n"
+    (folder / "ascii" / "lines.txt").write_text(header + "\n".join(rows) + "\n")
+    (folder / "ascii" / "forms.txt").write_text("# forms.txt\n" + "\n".join(forms) + "\n")
+    (folder / "task").mkdir()
+    for name, ids in TASKS.items():
+        (folder / "task" / name).write_text("".join(f"{i}\n" for i in ids))
+
+
+def test_iam_as_its_authors_distribute_it(tmp_path: Path, refused_url: str) -> None:
+    from text_recognizer.evaluate import evaluate
+    from text_recognizer.metrics import cer
+    from text_recognizer.recognizer import Recognizer
+
+    write_official_layout(tmp_path / "IAM")
+    module = IamLines(root=tmp_path / "data", path=tmp_path / "IAM", urls=[refused_url])
+    module.setup()  # no download: the folder is the source
+    assert module.data_test is not None and module.data_train is not None
+    assert module.data_test.names == ["f01-000-00", "f01-000-01", "f01-000-02"]
+    assert module.data_train.names == ["f03-000-00", "f03-001-00"]
+    assert list(module.data_test.texts) == [TRUTHS[SAMPLE_NAMES[i]] for i in (0, 1, 2)]
+    assert module.skipped == {"writer held out": 1}
+    # The line files are the sample files, so they score as the Recognizer reads those.
+    report = evaluate("default", "iam_lines", "test", {"root": tmp_path / "data",
+                                                        "path": tmp_path / "IAM"})  # fmt: skip
+    paths = [SAMPLES / SAMPLE_NAMES[i] for i in (0, 1, 2)]
+    read = Recognizer.from_pretrained().recognize_batch(paths, kind="line")
+    expected = cer([r.text for r in read], [TRUTHS[p.name] for p in paths])
+    assert report.metrics["cer"] == pytest.approx(expected, abs=0.02)
+    # Another transcription is another cache.
+    before = module.cache_file("test")
+    lines_txt = tmp_path / "IAM" / "ascii" / "lines.txt"
+    lines_txt.write_text(lines_txt.read_text().replace("|", " |"))
+    assert IamLines(root=tmp_path / "data", path=tmp_path / "IAM").cache_file("test") != before
+
+
+def test_an_incomplete_official_layout_says_what_is_missing(tmp_path: Path) -> None:
+    write_official_layout(tmp_path / "IAM")
+    (tmp_path / "IAM" / "ascii" / "forms.txt").unlink()
+    with pytest.raises(DataError, match=r"no forms.txt .*extract IAM's lines.tgz, ascii.tgz"):
+        IamLines(root=tmp_path / "data", path=tmp_path / "IAM").prepare_data()
+    write_official_layout(tmp_path / "IAM2")
+    (tmp_path / "IAM2" / "lines" / "f02" / "f02-000" / "f02-000-01.png").unlink()
+    with pytest.raises(DataError, match=r"f02-000-01\.png: no such file.*lines\.tgz completely"):
+        IamLines(root=tmp_path / "data", path=tmp_path / "IAM2").prepare_data()
+    with pytest.raises(DataError, match="no such folder"):
+        IamLines(root=tmp_path / "data", path=tmp_path / "nowhere").prepare_data()

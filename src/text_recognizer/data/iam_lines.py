@@ -11,7 +11,7 @@ checksum and those parameters. The splits are writer-independent
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,14 +22,16 @@ from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data.cache import cache_path, read_h5, write_h5
 from text_recognizer.data.module import BaseDataModule, splits_for
 from text_recognizer.data.sources.download import RemoteFile, download
-from text_recognizer.data.sources.iam import IamArchive, iam_remote
+from text_recognizer.data.sources.iam import IamArchive, IamLineFiles, iam_remote
 from text_recognizer.data.synthetic_lines import PackedLines
 from text_recognizer.errors import ConfigError, DataError, ImageError
-from text_recognizer.preprocessing import prepare_line
+from text_recognizer.preprocessing import load_image, prepare_line
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+#: (split or None when left out, line id, text, grey crop or None when left out)
+Line = tuple[str | None, str, str, np.ndarray | None]
 CROP_VERSION = 1  # bump when the crops change, so old caches are not read
 
 
@@ -54,6 +56,9 @@ class IamLines(BaseDataModule):
             ``synthetic_lines`` (for training or fine-tuning on IAM).
         urls, sha256: mirrors and checksum of ``iamdb.zip`` (default: the FSDL mirror;
             or ``$TEXT_RECOGNIZER_IAM_URLS`` / ``$TEXT_RECOGNIZER_IAM_SHA256``).
+        path: instead of ``iamdb.zip``, a folder holding IAM as its authors distribute it,
+            extracted (:class:`~text_recognizer.data.sources.iam.IamLineFiles`): their line
+            images, ``lines.txt``, ``forms.txt`` and the LWITLRT set files.
     """
 
     kind: ClassVar = "line"
@@ -75,6 +80,7 @@ class IamLines(BaseDataModule):
         fine_pens: float = 0.0,
         urls: list[str] | None = None,
         sha256: str | None = None,
+        path: str | Path | None = None,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -96,6 +102,8 @@ class IamLines(BaseDataModule):
         self.height = input_height
         self.deslant = deslant
         self.padding = padding
+        self.path = None if path is None else Path(path)
+        self._source_hash: str | None = None
         self.skipped: dict[str, int] = {}
 
     @property
@@ -112,11 +120,17 @@ class IamLines(BaseDataModule):
         return {
             "crops": CROP_VERSION,
             "split": split,
-            "sha256": self.remote.sha256,
+            "sha256": self.remote.sha256 if self.path is None else self._fingerprint(),
             "input_height": self.height,
             "deslant": self.deslant,
             "padding": self.padding,
         }
+
+    def _fingerprint(self) -> str:
+        if self._source_hash is None:
+            assert self.path is not None
+            self._source_hash = IamLineFiles(self.path).fingerprint()
+        return self._source_hash
 
     def cache_file(self, split: str) -> Path:
         return cache_path(self.root / "iam", f"iam_lines_{split}", self.params(split))
@@ -126,38 +140,62 @@ class IamLines(BaseDataModule):
         self.prepare_splits(SPLITS)
 
     def prepare_splits(self, splits: Sequence[str]) -> None:
-        # One pass over the pages builds every split: a page is read once.
-        if any(not self.cache_file(split).exists() for split in splits):
-            self._build(download(self.remote, self.download_dir))
+        # One pass over the pages (or line files) builds every split.
+        if all(self.cache_file(split).exists() for split in splits):
+            return
+        if self.path is not None:
+            self._build(self._official_lines(IamLineFiles(self.path)), str(self.path))
+            return
+        archive_path = download(self.remote, self.download_dir)
+        with IamArchive(archive_path, self.padding) as archive:
+            self._build(self._archive_lines(archive), str(archive_path))
 
-    def _build(self, archive_path: Path) -> None:
+    def _archive_lines(self, archive: IamArchive) -> Iterator[Line]:
+        forms = archive.forms()
+        split_of = archive.splits(forms)
+        for form in tqdm(forms, desc="IAM lines: cutting pages", unit="page", disable=None):
+            split = split_of.get(form.id)
+            if split is None:
+                yield from ((None, line.id, line.text, None) for line in form.lines)
+                continue
+            for line, crop in archive.line_crops(form):
+                yield split, line.id, line.text, crop
+
+    def _official_lines(self, files: IamLineFiles) -> Iterator[Line]:
+        split_of = files.splits()
+        for line_id, text, png in tqdm(files.lines(), desc="IAM lines", unit="line", disable=None):
+            split = split_of.get(line_id.rsplit("-", 1)[0])
+            if split is None:
+                yield None, line_id, text, None
+                continue
+            try:
+                yield split, line_id, text, load_image(png)
+            except ImageError as error:
+                raise DataError(f"{error}: extract IAM's lines.tgz completely") from None
+
+    def _build(self, source: Iterator[Line], where: str) -> None:
         lines: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
         texts: dict[str, list[str]] = {split: [] for split in SPLITS}
         ids: dict[str, list[str]] = {split: [] for split in SPLITS}
         skipped = {"characters outside the charset": 0, "no ink": 0, "writer held out": 0}
-        with IamArchive(archive_path, self.padding) as archive:
-            forms = archive.forms()
-            split_of = archive.splits(forms)
-            for form in tqdm(forms, desc="IAM lines: cutting pages", unit="page", disable=None):
-                split = split_of.get(form.id)
-                if split is None:
-                    skipped["writer held out"] += len(form.lines)
-                    continue
-                for line, crop in archive.line_crops(form):
-                    if DEFAULT_CHARSET.unknown(line.text):
-                        skipped["characters outside the charset"] += 1
-                        continue
-                    try:
-                        prepared = prepare_line(crop, self.height, deslant=self.deslant)
-                    except ImageError:
-                        skipped["no ink"] += 1
-                        continue
-                    lines[split].append(np.rint(prepared * 255).astype(np.uint8))
-                    texts[split].append(line.text)
-                    ids[split].append(line.id)
+        for split, line_id, text, crop in source:
+            if split is None or crop is None:
+                skipped["writer held out"] += 1
+                continue
+            if DEFAULT_CHARSET.unknown(text):
+                skipped["characters outside the charset"] += 1
+                continue
+            try:
+                prepared = prepare_line(crop, self.height, deslant=self.deslant)
+            except ImageError:
+                skipped["no ink"] += 1
+                continue
+            lines[split].append(np.rint(prepared * 255).astype(np.uint8))
+            texts[split].append(text)
+            ids[split].append(line_id)
         empty = [split for split in SPLITS if not lines[split]]
         if empty:
-            raise DataError(f"{archive_path}: no lines for the {empty[0]} split")
+            raise DataError(f"{where}: no lines for the {empty[0]} split")
         for split in SPLITS:
             offsets = np.concatenate([[0], np.cumsum([im.shape[1] for im in lines[split]])])
             arrays = {
@@ -187,7 +225,7 @@ class IamLines(BaseDataModule):
         lines = [
             f"{type(self).__name__}: IAM handwritten lines, {self.height} px high, "
             f"deslant={self.deslant}, padding={self.padding}",
-            f"  archive: {self.download_dir / self.remote.filename}",
+            f"  source:  {self.path or self.download_dir / self.remote.filename}",
         ]
         for split in SPLITS:
             dataset = getattr(self, f"data_{split}")

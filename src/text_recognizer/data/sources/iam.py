@@ -12,11 +12,12 @@ image's comes from the form's own ``width``, so full-resolution pages read the s
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import re
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree.ElementTree import Element
@@ -134,31 +135,15 @@ class IamArchive:
             ) from error
 
     def splits(self, forms: Sequence[IamForm]) -> dict[str, str]:
-        """Form id -> ``train`` / ``val`` / ``test``, writer-independent.
-
-        Test and validation are the forms of LWITLRT's test and validation lines (as FSDL
-        splits IAM, whole forms). Training takes every other form whose writer wrote
-        none of those, so no hand is both trained on and scored: the forms of a test or
-        validation writer outside those sets are left out.
-        """
+        """Form id -> ``train`` / ``val`` / ``test`` (:func:`writer_independent_splits`)."""
         missing = [name for name in TASK_SETS if name not in self._tasks]
         if missing:
             raise DataError(
                 f"{self.path} has no task/{missing[0]} (the LWITLRT split); it is not the "
                 "full IAM archive iamdb.zip: delete it and download it again"
             )
-        split_of: dict[str, str] = {}
-        for name, split in TASK_SETS.items():
-            for line_id in self._read(self._tasks[name]).decode().split():
-                form_id = line_id.rsplit("-", 1)[0]
-                # A form in both lists (none in the real sets) is scored as test.
-                if split_of.get(form_id) != "test":
-                    split_of[form_id] = split
-        held_out = {form.writer for form in forms if form.id in split_of}
-        for form in forms:
-            if form.id not in split_of and form.writer not in held_out:
-                split_of[form.id] = "train"
-        return split_of
+        task_sets = {name: self._read(self._tasks[name]).decode() for name in TASK_SETS}
+        return writer_independent_splits({form.id: form.writer for form in forms}, task_sets)
 
     def page(self, form: IamForm) -> np.ndarray:
         """The form's scanned page as uint8 grey (dark ink on light paper)."""
@@ -228,3 +213,104 @@ def _lines(elements: Sequence[Element], padding: int) -> tuple[IamLine, ...]:
         bottom = min(padding, max(below, 0) // 2)
         lines.append(IamLine(line_id, text, (x0 - padding, y0 - top, x1 + padding, y1 + bottom)))
     return tuple(lines)
+
+
+def writer_independent_splits(
+    writers: Mapping[str, str], task_sets: Mapping[str, str]
+) -> dict[str, str]:
+    """Form id -> ``train`` / ``val`` / ``test``, from every form's writer and the text of
+    each LWITLRT set file (``TASK_SETS``: line ids).
+
+    Test and validation are the forms of LWITLRT's test and validation lines (as FSDL
+    splits IAM, whole forms). Training takes every other form whose writer wrote none of
+    those, so no hand is both trained on and scored: the forms of a test or validation
+    writer outside those sets are left out.
+    """
+    split_of: dict[str, str] = {}
+    for name, split in TASK_SETS.items():
+        for line_id in task_sets[name].split():
+            form_id = line_id.rsplit("-", 1)[0]
+            # A form in both lists (none in the real sets) is scored as test.
+            if split_of.get(form_id) != "test":
+                split_of[form_id] = split
+    held_out = {writers[form] for form in split_of if form in writers}
+    for form, writer in writers.items():
+        if form not in split_of and writer not in held_out:
+            split_of[form] = "train"
+    return split_of
+
+
+class IamLineFiles:
+    """IAM as its authors distribute it, extracted into one folder (after registering):
+    the line images (``lines.tgz``: ``lines/a01/a01-000u/a01-000u-00.png``), ``lines.txt``
+    and ``forms.txt`` (``ascii.tgz``), and the LWITLRT set files
+    (``largeWriterIndependentTextLineRecognitionTask.zip``), anywhere under the folder.
+
+    A line's text is its ``lines.txt`` transcription with the ``|`` between words read
+    as spaces, as IAM line benchmarks read it (so ``said , and`` where the form's XML has
+    ``said, and``).
+    """
+
+    NEEDED = ("lines.txt", "forms.txt", *TASK_SETS)
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise DataError(f"{self.folder}: no such folder (IAM's extracted files go there)")
+        self.files: dict[str, Path] = {}
+        for name in self.NEEDED:
+            found = sorted(self.folder.rglob(name))
+            if not found:
+                raise DataError(
+                    f"{self.folder} has no {name} (anywhere under it): extract IAM's "
+                    "lines.tgz, ascii.tgz and largeWriterIndependentTextLineRecognitionTask.zip "
+                    "into it"
+                )
+            self.files[name] = found[0]
+
+    def fingerprint(self) -> str:
+        """A hash of the transcriptions, writers and sets: the cache key's source."""
+        digest = hashlib.sha256()
+        for name in self.NEEDED:
+            digest.update(self.files[name].read_bytes())
+        return digest.hexdigest()
+
+    def lines(self) -> list[tuple[str, str, Path]]:
+        """(line id, text, image path) for every line of ``lines.txt``, in its order."""
+        text = self.files["lines.txt"].read_text(encoding="utf-8", errors="replace")
+        rows = []
+        for number, row in enumerate(text.splitlines(), 1):
+            if not row.strip() or row.startswith("#"):
+                continue
+            fields = row.split(" ", 8)
+            if len(fields) != 9:
+                raise DataError(f"{self.files['lines.txt']}:{number}: not a lines.txt row: {row!r}")
+            rows.append((fields[0], fields[8].replace("|", " ").replace("&quot;", '"')))
+        if not rows:
+            raise DataError(f"{self.files['lines.txt']} lists no lines")
+        images = self._images_folder(rows[0][0])
+        return [(line_id, words, images / _line_path(line_id)) for line_id, words in rows]
+
+    def splits(self) -> dict[str, str]:
+        """Form id -> split (:func:`writer_independent_splits`), writers from ``forms.txt``."""
+        writers = {}
+        for row in self.files["forms.txt"].read_text(errors="replace").splitlines():
+            fields = row.split()
+            if len(fields) >= 2 and not row.startswith("#"):
+                writers[fields[0]] = fields[1]
+        task_sets = {name: self.files[name].read_text() for name in TASK_SETS}
+        return writer_independent_splits(writers, task_sets)
+
+    def _images_folder(self, line_id: str) -> Path:
+        """The folder under which ``a01/a01-000u/a01-000u-00.png`` and the rest lie."""
+        for candidate in sorted(self.folder.rglob(f"{line_id}.png")):
+            return candidate.parents[2]
+        raise DataError(
+            f"{self.folder} has no {line_id}.png (the first line of lines.txt): extract "
+            "IAM's lines.tgz into it"
+        )
+
+
+def _line_path(line_id: str) -> Path:
+    form = line_id.rsplit("-", 1)[0]
+    return Path(form.split("-")[0]) / form / f"{line_id}.png"
