@@ -124,3 +124,12 @@ def test_cli_prints_a_row_per_line_of_a_paragraph(tmp_path: Path) -> None:
     assert read["kind"] == "paragraph" and read["text"].count("\n") == 1
     first, second = (line["box"] for line in read["lines"])
     assert first[3] <= second[1]  # (x0, y0, x1, y1): the second line starts below the first
+
+
+def test_the_quick_test_for_several_lines() -> None:
+    from text_recognizer.segmentation import may_hold_lines
+
+    assert not any(may_hold_lines(sample_line(i)) for i in ALL)
+    assert may_hold_lines(compose_page([0, 4], pitch=50)[0])
+    assert may_hold_lines(compose_page(ALL, pitch=36)[0])
+    assert not may_hold_lines(np.full((40, 300), 200, np.uint8))  # blank

@@ -35,7 +35,7 @@ from text_recognizer.preprocessing import (
     normalize_polarity,
     prepare_line,
 )
-from text_recognizer.segmentation import TextLine, segment_lines
+from text_recognizer.segmentation import TextLine, may_hold_lines, segment_lines
 
 if TYPE_CHECKING:
     from text_recognizer.decoding.ngram import CharNgramLm
@@ -258,6 +258,8 @@ class Recognizer:
             return "char"
         height, width = grey.shape
         wide = width / max(height, 1) > LINE_ASPECT
+        if wide and not may_hold_lines(grey):
+            return "line"  # the common case, told cheaply: one line
         lines = _found_lines(grey)
         if not lines:
             return "line" if wide or "char" not in self.models else "char"

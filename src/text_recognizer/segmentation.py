@@ -95,6 +95,20 @@ def segment_lines(grey: np.ndarray) -> PageLines:
     return PageLines(lines, angle)
 
 
+def may_hold_lines(grey: np.ndarray) -> bool:
+    """A quick test that an image may hold more than one line of text: its ink rows part
+    into two or more lines, with one paper level and no levelling. ``kind="auto"`` asks
+    it of every line-shaped image before cutting one into lines, which costs more than
+    reading it; a short paragraph tilted so far that its lines merge in the row profile
+    is then read as one line (``kind="paragraph"`` reads it)."""
+    ink = normalize_polarity(grey).astype(np.float32)
+    ink -= float(np.median(ink))
+    if float(ink.max()) < MIN_CONTRAST:
+        return False
+    mask = ink >= PAGE_INK_FRACTION * float(ink.max())
+    return bool(_cuts(mask.sum(axis=1).astype(np.float64)))
+
+
 def line_pitch(profile: np.ndarray) -> int | None:
     """The distance between lines (rows), or None if the profile does not repeat.
 
