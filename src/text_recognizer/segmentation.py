@@ -74,11 +74,13 @@ def segment_lines(grey: np.ndarray) -> PageLines:
     ink = subtract_paper(ink, int(PAGE_PAPER_WINDOW * min(ink.shape)))
     ink = erase_rules(ink)  # ruled paper's lines would pass for lines of text
     if float(ink.max()) < MIN_CONTRAST:
-        raise ImageError("the image is blank: no writing found (ruled lines are not read)")
+        raise ImageError("the image is blank: no writing found")
     # Lines are found on an ink mask, so a faint line (a light pen, a pencil) weighs as
     # much as a dark one; they are cut from the grey ink. A 3x3 median first: paper grain
     # over a whole page adds up to rows of "ink".
     smooth = cv2.medianBlur(np.clip(ink, 0, 255).astype(np.uint8), 3)
+    if float(smooth.max()) < MIN_CONTRAST:
+        raise ImageError("the image is blank: no writing found, only specks")
     mask = (smooth >= PAGE_INK_FRACTION * float(smooth.max())).astype(np.float32)
     angle = skew_angle(mask, height=PAGE_SKEW_HEIGHT, min_aspect=0.0)
     if angle:
