@@ -11,12 +11,17 @@ IAM (``--iam data/iam/iamdb.zip``): the handwritten part of every test form of t
 lines split, whose lines the XML lists; the same lines read alone are the ``iam_lines``
 crops. Needs the archive (``text-recognizer data download iam_lines``).
 
+Pages of real handwriting's lines (``--line-folder DIR``): lines of a labelled folder,
+such as the lines of real characters ``realdata_lines.py --write-folder`` writes, made
+into pages as the synthetic ones.
+
 Your own pages (``--folder DIR``): images and a ``labels.jsonl`` whose texts hold the
 lines joined by newlines (``{"image": "page.jpg", "text": "first line\\nsecond"}``);
 there are no line crops to read alone, so that column is left out.
 
     python benchmarks/paragraphs.py --pages 100 --lines 6
     python benchmarks/paragraphs.py --iam data/iam/iamdb.zip
+    python benchmarks/paragraphs.py --line-folder /tmp/real/digits --pages 60 --lines 5
     python benchmarks/paragraphs.py --folder my_pages
 """
 
@@ -35,10 +40,12 @@ from text_recognizer.metrics import cer
 from text_recognizer.preprocessing import rotate
 from text_recognizer.recognizer import Recognizer
 
+Page = tuple[np.ndarray, list[np.ndarray], list[str]]
+
 
 def synthetic_pages(
-    count: int, lines: int, tilt: float, seed: int
-) -> Iterator[tuple[np.ndarray, list[np.ndarray], list[str]]]:
+    count: int, lines: int, tilt: float, seed: int, spacing: tuple[float, float] = (0.95, 1.4)
+) -> Iterator[Page]:
     """(page, its lines' own images, their texts): dark ink on white, one hand a page."""
     from text_recognizer.data.synthetic_lines import SyntheticLines
 
@@ -49,29 +56,68 @@ def synthetic_pages(
     by_hand: dict[str, list[int]] = defaultdict(list)
     for index, source in enumerate(test.sources):
         by_hand[str(source)].append(index)
+    images = [255 - test.image(i) for i in range(len(test))]
+    texts = [str(text) for text in test.texts]
+    groups = [by_hand[hand] for hand in sorted(by_hand)]
+    yield from composed_pages(images, texts, groups, count, lines, tilt, seed, spacing)
+
+
+def folder_line_pages(
+    folder: Path,
+    count: int,
+    lines: int,
+    tilt: float,
+    seed: int,
+    spacing: tuple[float, float] = (0.95, 1.4),
+) -> Iterator[Page]:
+    """Pages made of the lines of a labelled folder (e.g. ``realdata_lines.py --write-folder``)."""
+    from text_recognizer.labels import read_labels
+    from text_recognizer.preprocessing import load_image, normalize_polarity
+
+    rows = read_labels(folder)
+    images = [255 - normalize_polarity(load_image(row.image)) for row in rows]
+    texts = [row.text for row in rows]
+    groups = [list(range(len(rows)))]
+    yield from composed_pages(images, texts, groups, count, lines, tilt, seed, spacing)
+
+
+def composed_pages(
+    images: list[np.ndarray],
+    texts: list[str],
+    groups: list[list[int]],
+    count: int,
+    lines: int,
+    tilt: float,
+    seed: int,
+    spacing: tuple[float, float] = (0.95, 1.4),
+) -> Iterator[Page]:
+    """``count`` pages of ``lines`` lines of one group each (dark-ink ``images``), scaled
+    to 64 px, pasted ``spacing`` line heights apart on white paper, turned up to ``tilt``."""
     rng = np.random.default_rng(seed)
-    hands = sorted(hand for hand, indices in by_hand.items() if len(indices) >= lines)
+    groups = [group for group in groups if len(group) >= lines]
     for _ in range(count):
-        hand = hands[int(rng.integers(len(hands)))]
-        chosen = rng.choice(by_hand[hand], size=lines, replace=False)
-        images = [255 - test.image(int(i)) for i in chosen]
+        group = groups[int(rng.integers(len(groups)))]
+        chosen = [int(i) for i in rng.choice(group, size=lines, replace=False)]
         white = []
-        for image in images:  # paper to 255 so a pasted line leaves no edge
+        for index in chosen:  # paper to 255 so a pasted line leaves no edge
+            image = images[index]
             paper = float(np.median(image))
             scaled = np.clip(255 - (paper - image.astype(np.float32)) * 255 / paper, 0, 255)
-            white.append(cv2.resize(scaled.astype(np.uint8), None, fx=2, fy=2))
-        height = white[0].shape[0]
-        tops = np.cumsum([0, *(rng.uniform(0.95, 1.4, lines - 1) * height)]).astype(int) + height
+            factor = 64 / image.shape[0]
+            white.append(cv2.resize(scaled.astype(np.uint8), None, fx=factor, fy=factor))
+        height = 64
+        steps = rng.uniform(*spacing, lines - 1) * height
+        tops = np.cumsum([0, *steps]).astype(int) + height
         page = np.full((tops[-1] + 2 * height, max(w.shape[1] for w in white) + 120), 255, np.uint8)
         for top, line in zip(tops, white, strict=True):
             left = 40 + int(rng.integers(0, 40))
             window = page[top : top + height, left : left + line.shape[1]]
             np.minimum(window, line, out=window)
         page = 255 - rotate(255 - page, float(rng.uniform(-tilt, tilt))).astype(np.uint8)
-        yield page, images, [str(test.texts[int(i)]) for i in chosen]
+        yield page, [images[i] for i in chosen], [texts[i] for i in chosen]
 
 
-def iam_pages(archive_path: Path) -> Iterator[tuple[np.ndarray, list[np.ndarray], list[str]]]:
+def iam_pages(archive_path: Path) -> Iterator[Page]:
     from text_recognizer.data.sources.iam import IamArchive
 
     with IamArchive(archive_path) as archive:
@@ -84,7 +130,7 @@ def iam_pages(archive_path: Path) -> Iterator[tuple[np.ndarray, list[np.ndarray]
                 yield page, [crop for _, crop in crops], [line.text for line, _ in crops]
 
 
-def folder_pages(folder: Path) -> Iterator[tuple[np.ndarray, list[np.ndarray], list[str]]]:
+def folder_pages(folder: Path) -> Iterator[Page]:
     from text_recognizer.labels import read_labels
     from text_recognizer.preprocessing import load_image
 
@@ -97,9 +143,20 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--iam", type=Path, help="IAM's iamdb.zip: its test forms as pages")
     parser.add_argument("--folder", type=Path, help="your pages: images and labels.jsonl")
+    parser.add_argument(
+        "--line-folder", type=Path, help="compose pages of a labelled folder's line images"
+    )
     parser.add_argument("--pages", type=int, default=100)
     parser.add_argument("--lines", type=int, default=6, help="lines per synthetic page")
     parser.add_argument("--tilt", type=float, default=2.0, help="largest tilt, degrees")
+    parser.add_argument(
+        "--spacing",
+        type=float,
+        nargs=2,
+        default=(0.95, 1.4),
+        metavar=("LOW", "HIGH"),
+        help="composed pages: line pitch range, in line heights (under 1: lines overlap)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -108,8 +165,13 @@ def main() -> None:
         pages = iam_pages(args.iam)
     elif args.folder:
         pages = folder_pages(args.folder)
+    elif args.line_folder:
+        pages = folder_line_pages(
+            args.line_folder, args.pages, args.lines, args.tilt, args.seed, tuple(args.spacing)
+        )
     else:
-        pages = synthetic_pages(args.pages, args.lines, args.tilt, args.seed)
+        spacing = tuple(args.spacing)
+        pages = synthetic_pages(args.pages, args.lines, args.tilt, args.seed, spacing)
     read_pages, read_lines, truths = [], [], []
     all_found, seconds, lines_seconds = 0, 0.0, 0.0
     for page, lines, texts in pages:

@@ -133,3 +133,17 @@ def test_the_quick_test_for_several_lines() -> None:
     assert may_hold_lines(compose_page([0, 4], pitch=50)[0])
     assert may_hold_lines(compose_page(ALL, pitch=36)[0])
     assert not may_hold_lines(np.full((40, 300), 200, np.uint8))  # blank
+
+
+@pytest.mark.parametrize("pitch", [24, 22])
+def test_overlapping_lines_a_pitch_apart_are_cut(
+    pitch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sample lines 32 px high set 22-24 px apart: descenders over the next ascenders, so
+    the profile dips little between them; a shallower dip suffices a pitch apart."""
+    from text_recognizer import segmentation
+
+    page, truths = compose_page(ALL, pitch=pitch)
+    assert len(segment_lines(page).lines) == len(truths)
+    monkeypatch.setattr(segmentation, "MAX_TOUCHING_SHARE", segmentation.MAX_VALLEY_SHARE)
+    assert len(segment_lines(page).lines) < len(truths)

@@ -40,12 +40,17 @@ PAGE_PAPER_WINDOW = 0.2
 PAGE_INK_FRACTION = 0.15
 #: A line peak must reach this share of the median peak, or it is a speck, not a line.
 MIN_PEAK_SHARE = 0.15
-#: Two lines are cut apart only where the profile dips below this share of the lower peak.
+#: Two lines are cut apart only where the profile dips below this share of the lower peak,
+#: or of this one for peaks a line pitch apart or more.
 MAX_VALLEY_SHARE = 0.5
+MAX_TOUCHING_SHARE = 0.8
 #: An autocorrelation peak this close to the highest is the pitch, not a multiple of it.
 HARMONIC_SHARE = 0.5
 #: A band with less than this share of the median band's ink is not a line.
 MIN_LINE_INK = 0.1
+#: A block of rows (between empty rows) with less than this share of the fullest block's
+#: ink is a speck: its height says nothing of the pitch.
+MIN_BLOCK_INK = 0.05
 #: An autocorrelation this strong at the line pitch means the image holds several lines.
 MIN_PERIODICITY = 0.15
 
@@ -161,7 +166,12 @@ def _cuts(profile: np.ndarray) -> list[int]:
     kept = peaks[:1]
     for peak in peaks[1:]:
         valley = kept[-1] + int(np.argmin(fine[kept[-1] : peak]))
-        if fine[valley] <= MAX_VALLEY_SHARE * min(smooth[kept[-1]], smooth[peak]):
+        # Peaks a line apart need a shallower dip (lines whose ink touches dip little),
+        # where the image is tall enough for the pitch to be a page's, not one line's bumps;
+        # other peaks a deep one (a line's own ascender and core bumps dip too).
+        apart = peak - kept[-1] >= 0.8 * pitch and len(profile) >= 2.5 * pitch
+        share = MAX_TOUCHING_SHARE if apart else MAX_VALLEY_SHARE
+        if fine[valley] <= share * min(smooth[kept[-1]], smooth[peak]):
             cuts.append(valley)
             kept.append(peak)
         elif smooth[peak] > smooth[kept[-1]]:
@@ -171,11 +181,11 @@ def _cuts(profile: np.ndarray) -> list[int]:
 
 def _block_heights(profile: np.ndarray) -> int | None:
     """The median height of the ink blocks that empty rows part, if there are two or more
-    (blocks with a sliver of a typical block's ink, specks, left out)."""
+    (blocks with under ``MIN_BLOCK_INK`` of the fullest one's ink, specks, left out)."""
     edges = np.diff(np.concatenate([[0], (profile > 0).astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     weights = np.array([float(profile[a:b].sum()) for a, b in zip(starts, ends, strict=True)])
-    heights = (ends - starts)[weights >= MIN_LINE_INK * float(np.median(weights))]
+    heights = (ends - starts)[weights >= MIN_BLOCK_INK * float(weights.max())]
     return int(np.median(heights)) if len(heights) >= 2 else None
 
 
