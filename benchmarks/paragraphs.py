@@ -43,10 +43,13 @@ from text_recognizer.recognizer import Recognizer
 Page = tuple[np.ndarray, list[np.ndarray], list[str]]
 
 
-def synthetic_pages(
-    count: int, lines: int, tilt: float, seed: int, spacing: tuple[float, float] = (0.95, 1.4)
-) -> Iterator[Page]:
-    """(page, its lines' own images, their texts): dark ink on white, one hand a page."""
+#: Lines to make pages of: dark-ink images, their texts, and groups of indices (one
+#: group a page: a hand's lines).
+Material = tuple[list[np.ndarray], list[str], list[list[int]]]
+
+
+def synthetic_lines() -> Material:
+    """The synthetic test split's lines, grouped by hand."""
     from text_recognizer.data.synthetic_lines import SyntheticLines
 
     data = SyntheticLines(num_train=300_000, seed=42, stroke_fraction=0.3)
@@ -57,42 +60,31 @@ def synthetic_pages(
     for index, source in enumerate(test.sources):
         by_hand[str(source)].append(index)
     images = [255 - test.image(i) for i in range(len(test))]
-    texts = [str(text) for text in test.texts]
-    groups = [by_hand[hand] for hand in sorted(by_hand)]
-    yield from composed_pages(images, texts, groups, count, lines, tilt, seed, spacing)
+    return images, [str(text) for text in test.texts], [by_hand[h] for h in sorted(by_hand)]
 
 
-def folder_line_pages(
-    folder: Path,
-    count: int,
-    lines: int,
-    tilt: float,
-    seed: int,
-    spacing: tuple[float, float] = (0.95, 1.4),
-) -> Iterator[Page]:
-    """Pages made of the lines of a labelled folder (e.g. ``realdata_lines.py --write-folder``)."""
+def folder_lines(folder: Path) -> Material:
+    """A labelled folder's lines (e.g. ``realdata_lines.py --write-folder``), one group."""
     from text_recognizer.labels import read_labels
     from text_recognizer.preprocessing import load_image, normalize_polarity
 
     rows = read_labels(folder)
     images = [255 - normalize_polarity(load_image(row.image)) for row in rows]
-    texts = [row.text for row in rows]
-    groups = [list(range(len(rows)))]
-    yield from composed_pages(images, texts, groups, count, lines, tilt, seed, spacing)
+    return images, [row.text for row in rows], [list(range(len(rows)))]
 
 
 def composed_pages(
-    images: list[np.ndarray],
-    texts: list[str],
-    groups: list[list[int]],
+    material: Material,
     count: int,
     lines: int,
     tilt: float,
     seed: int,
     spacing: tuple[float, float] = (0.95, 1.4),
 ) -> Iterator[Page]:
-    """``count`` pages of ``lines`` lines of one group each (dark-ink ``images``), scaled
+    """(page, its lines' own images, their texts): ``count`` pages, dark ink on white, of
+    ``lines`` lines of one group each, scaled
     to 64 px, pasted ``spacing`` line heights apart on white paper, turned up to ``tilt``."""
+    images, texts, groups = material
     rng = np.random.default_rng(seed)
     groups = [group for group in groups if len(group) >= lines]
     for _ in range(count):
@@ -165,13 +157,10 @@ def main() -> None:
         pages = iam_pages(args.iam)
     elif args.folder:
         pages = folder_pages(args.folder)
-    elif args.line_folder:
-        pages = folder_line_pages(
-            args.line_folder, args.pages, args.lines, args.tilt, args.seed, tuple(args.spacing)
-        )
     else:
-        spacing = tuple(args.spacing)
-        pages = synthetic_pages(args.pages, args.lines, args.tilt, args.seed, spacing)
+        material = folder_lines(args.line_folder) if args.line_folder else synthetic_lines()
+        layout = (args.pages, args.lines, args.tilt, args.seed, tuple(args.spacing))
+        pages = composed_pages(material, *layout)
     read_pages, read_lines, truths = [], [], []
     all_found, seconds, lines_seconds = 0, 0.0, 0.0
     for page, lines, texts in pages:
