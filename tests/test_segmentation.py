@@ -147,3 +147,28 @@ def test_overlapping_lines_a_pitch_apart_are_cut(
     assert len(segment_lines(page).lines) == len(truths)
     monkeypatch.setattr(segmentation, "MAX_TOUCHING_SHARE", segmentation.MAX_VALLEY_SHARE)
     assert len(segment_lines(page).lines) < len(truths)
+
+
+def test_a_heading_written_larger_stays_one_line(recognizer: Recognizer) -> None:
+    head = sample_line(0, scale=4.0)  # twice the size of the lines below it
+    body = [sample_line(i, scale=2.0) for i in range(1, 7)]
+    page = np.full((head.shape[0] + 30 + 80 * len(body) + 60, head.shape[1] + 80), 255, np.uint8)
+    top = 20
+    for line in [head, *body]:
+        window = page[top : top + line.shape[0], 40 : 40 + line.shape[1]]
+        np.minimum(window, line, out=window)
+        top += int(line.shape[0] * 1.2)
+    read = recognizer.recognize(page, kind="paragraph")
+    assert len(read.lines) == 7
+    assert cer([read.lines[0].text], [TRUTHS[SAMPLE_NAMES[0]]]) < 0.1
+
+
+def test_tall_bands_are_split_only_where_their_middle_dips() -> None:
+    from text_recognizer.segmentation import _split_tall_bands
+
+    line = np.concatenate([np.linspace(1, 10, 15), np.linspace(10, 1, 15)])  # one line, 30 rows
+    merged = np.concatenate([line[:28], line[2:]])  # two lines overlapping by 4 rows: cut at 87
+    heading = np.concatenate([np.linspace(1, 10, 26), np.linspace(10, 1, 26)])  # one tall line
+    for tall, expected in ((merged, [30, 60, 87, 116]), (heading, [30, 60, 112])):
+        fine = np.concatenate([line, line, tall, line])
+        assert _split_tall_bands([30, 60, 60 + len(tall)], fine) == expected

@@ -46,6 +46,8 @@ MAX_VALLEY_SHARE = 0.5
 MAX_TOUCHING_SHARE = 0.8
 #: An autocorrelation peak this close to the highest is the pitch, not a multiple of it.
 HARMONIC_SHARE = 0.5
+#: A band this many times taller than the median band holds two overlapping lines.
+TALL_BAND = 1.6
 #: A band with less than this share of the median band's ink is not a line.
 MIN_LINE_INK = 0.1
 #: A block of rows (between empty rows) with less than this share of the fullest block's
@@ -176,7 +178,29 @@ def _cuts(profile: np.ndarray) -> list[int]:
             kept.append(peak)
         elif smooth[peak] > smooth[kept[-1]]:
             kept[-1] = peak  # one line, two bumps: keep the higher as its peak
-    return cuts
+    return _split_tall_bands(cuts, fine)
+
+
+def _split_tall_bands(cuts: list[int], fine: np.ndarray) -> list[int]:
+    """Cut bands over ``TALL_BAND`` times the median band's height at their emptiest row
+    in the middle, where it dips: two lines whose ink overlaps that much made one band."""
+    edges = [0, *cuts, len(fine)]
+    heights = np.diff(edges)
+    if len(heights) < 3:  # too few bands to know a line's height
+        return cuts
+    typical = float(np.median(heights))
+    out = []
+    for start, end in itertools.pairwise(edges):
+        if end - start > TALL_BAND * typical:
+            low, high = start + int(0.35 * (end - start)), end - int(0.35 * (end - start))
+            row = low + int(np.argmin(fine[low:high]))
+            # Only where the middle dips deep: a line written larger (a heading) is dense
+            # there, its letters' cores.
+            if fine[row] <= MAX_VALLEY_SHARE * float(fine[start:end].max()):
+                out.append(row)
+        if end < len(fine):
+            out.append(end)
+    return out
 
 
 def _block_heights(profile: np.ndarray) -> int | None:
