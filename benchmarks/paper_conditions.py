@@ -4,7 +4,9 @@ Rules: each sample line is drawn twice as large on white paper with a grey rule 
 pixels thick below it, through it (where the text sits) or above and below it, and read
 with and without the rule eraser (``preprocessing.erase_rules``); then a page of all
 eight lines with a rule under every line and more below the text, level and turned 2
-degrees. Light: the lines and that page (without rules) lit unevenly, a gradient to half
+degrees. Frames: a dark border round the lines and the page (a scanner's edge, the desk
+under a photographed page), cut away or not (``preprocessing.trim_frame``). Light: the
+lines and that page (without rules) lit unevenly, a gradient to half
 brightness across the image or a shadow darkening a patch by 45 %, read with and without
 the local paper level (``preprocessing.subtract_paper``).
 
@@ -67,6 +69,40 @@ def main() -> None:
     rules(recognizer, truths)
     print()
     light(recognizer, truths)
+    print()
+    frames(recognizer, truths)
+
+
+def frames(recognizer: Recognizer, truths: list[str]) -> None:
+    """A dark frame (level 50) round the lines (``width`` px) and the page (4x as wide)."""
+    page, page_truths = compose_page(list(range(len(SAMPLE_NAMES))), pitch=40)
+    page_truth = "\n".join(page_truths)
+    trim = preprocessing.trim_frame
+
+    def untrimmed(grey: np.ndarray) -> tuple[np.ndarray, int, int]:
+        return grey, 0, 0
+
+    print("| dark frame | lines: cut away | lines: kept | page: cut away | page: kept |")
+    print("|---|---:|---:|---:|---:|")
+    for width in (0, 1, 15):
+        images = [frame(on_margin(sample_line(i, scale=2.0)), width) for i in range(8)]
+        row = []
+        for trimmer in (trim, untrimmed):
+            preprocessing.trim_frame = segmentation.trim_frame = trimmer
+            read = recognizer.recognize_batch(images, kind="line")
+            whole = recognizer.recognize(frame(page, 4 * width), kind="paragraph")
+            row += [
+                f"{cer([r.text for r in read], truths):.3f}",
+                f"{cer([whole.text], [page_truth]):.3f} ({len(whole.lines)} lines)",
+            ]
+        preprocessing.trim_frame = segmentation.trim_frame = trim
+        print(f"| {width} px / {4 * width} px | {row[0]} | {row[2]} | {row[1]} | {row[3]} |")
+
+
+def frame(image: np.ndarray, width: int) -> np.ndarray:
+    out = np.full((image.shape[0] + 2 * width, image.shape[1] + 2 * width), 50, np.uint8)
+    out[width : width + image.shape[0], width : width + image.shape[1]] = image
+    return out
 
 
 def light(recognizer: Recognizer, truths: list[str]) -> None:

@@ -29,6 +29,7 @@ from text_recognizer.preprocessing import (
     normalize_polarity,
     rotate,
     subtract_paper,
+    trim_frame,
 )
 from text_recognizer.recognizer import Recognizer
 
@@ -145,3 +146,45 @@ def test_a_ruled_page_without_writing_is_blank() -> None:
     paper = draw_rules(np.full((400, 600), 250, np.uint8), list(range(40, 400, 50)))
     with pytest.raises(ImageError, match="blank"):
         segmentation.segment_lines(paper)
+
+
+def framed(image: np.ndarray, width: int, level: int = 50) -> np.ndarray:
+    out = np.full((image.shape[0] + 2 * width, image.shape[1] + 2 * width), level, np.uint8)
+    out[width : width + image.shape[0], width : width + image.shape[1]] = image
+    return out
+
+
+@pytest.mark.parametrize("width", [1, 15])
+def test_a_dark_frame_around_lines_and_pages_is_cut_away(
+    width: int, recognizer: Recognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    truths = [TRUTHS[name] for name in SAMPLE_NAMES]
+    lines = [framed(on_margin(sample_line(i, scale=2.0)), width) for i in ALL]
+    plain = [on_margin(sample_line(i, scale=2.0)) for i in ALL]
+    plain_cer = cer([r.text for r in recognizer.recognize_batch(plain, kind="line")], truths)
+    assert cer([r.text for r in recognizer.recognize_batch(lines, kind="line")], truths) <= (
+        plain_cer + 0.01
+    )
+    page, page_truths = compose_page(ALL, pitch=40)
+    read = recognizer.recognize(framed(page, 4 * width), kind="paragraph")
+    assert len(read.lines) == len(page_truths)
+    unframed = recognizer.recognize(page, kind="paragraph")
+    for line, plain_line in zip(read.lines, unframed.lines, strict=True):
+        assert line.box is not None and plain_line.box is not None
+        assert line.box == tuple(v + 4 * width for v in plain_line.box)  # the image's own frame
+    monkeypatch.setattr(preprocessing, "trim_frame", lambda grey: (grey, 0, 0))
+    unframed_cer = cer([r.text for r in recognizer.recognize_batch(lines, kind="line")], truths)
+    assert unframed_cer > plain_cer + 0.1  # what the frame costs when it is read as paper
+
+
+def test_frames_are_only_edges_far_from_the_paper() -> None:
+    line = on_margin(sample_line(3, scale=2.0))  # bold capitals, touching nothing
+    assert trim_frame(line)[0].shape == line.shape
+    tight = 255 - (255 - line)[15:-15]  # cut to the ink: strokes reach the edges
+    assert trim_frame(tight)[0].shape == tight.shape
+    white_on_black = 255 - line
+    assert trim_frame(white_on_black)[0].shape == line.shape
+    trimmed, top, left = trim_frame(framed(line, 7, level=0))
+    assert (trimmed.shape, top, left) == (line.shape, 7, 7)
+    bright = framed(white_on_black, 5, level=230)  # a light frame round a dark board
+    assert trim_frame(bright)[0].shape == line.shape

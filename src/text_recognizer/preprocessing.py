@@ -102,6 +102,37 @@ def _to_unit_float(array: np.ndarray) -> np.ndarray:
     raise ImageError(f"image array has unsupported dtype {array.dtype}")
 
 
+#: An edge row or column is frame, not paper, when this share of its pixels is far from the
+#: paper's level (half the way to the image's farther extreme or more).
+FRAME_SHARE = 0.9
+
+
+def trim_frame(grey: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Cut away a frame around the paper; returns the rest and how many rows and columns
+    were cut from the top and the left.
+
+    A scanner's dark edge or the desk around a photographed page makes the image's border
+    look like its background, and the paper like ink: a 1-pixel dark frame took the bundled
+    model from CER 0.05 to 0.21 on the sample lines, and a page on a dark desk was read as
+    one line. Edge rows, then edge columns, are cut while ``FRAME_SHARE`` of their pixels
+    lie far from the paper's level (the image's median: paper is most of a page or line).
+    A row of writing is far from that; a frame across a tilted photo's corner is not cut.
+    """
+    grey = to_grey(grey)
+    paper = float(np.median(grey))
+    reach = max(float(grey.max()) - paper, paper - float(grey.min()))
+    far = np.abs(grey.astype(np.float32) - paper) > max(reach / 2, MIN_CONTRAST)
+    rows = np.flatnonzero(far.mean(axis=1) < FRAME_SHARE)
+    if len(rows) == 0:
+        return grey, 0, 0
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    cols = np.flatnonzero(far[top:bottom].mean(axis=0) < FRAME_SHARE)
+    if len(cols) == 0:
+        return grey, 0, 0
+    left, right = int(cols[0]), int(cols[-1]) + 1
+    return grey[top:bottom, left:right], top, left
+
+
 def normalize_polarity(grey: np.ndarray) -> np.ndarray:
     """Return a uint8 copy with bright ink on a dark background, whatever the input's polarity.
 
@@ -254,13 +285,14 @@ def prepare_line(
     to ``height`` (the shipped model read test lines tilted 2 degrees at CER 0.11
     instead of 0.06). Marks far above or below the text are dropped for the same reason
     (:func:`drop_stray_marks`), before levelling too: a far mark sways the tilt estimate;
-    ruled lines (:func:`erase_rules`) are erased before either, and the paper's level is
-    taken out first (:func:`subtract_paper`: locally, where a photo's light is uneven).
+    ruled lines (:func:`erase_rules`) are erased before either, and before that a frame
+    round the paper is cut away (:func:`trim_frame`) and the paper's level taken out
+    (:func:`subtract_paper`: locally, where a photo's light is uneven).
     With ``deslant`` the strokes' lean (:func:`slant`) is then sheared to ``SLANT_TARGET``:
     writers lean anywhere from left to far right, and the model reads best near the lean
     of its training lines.
     """
-    ink = subtract_paper(normalize_polarity(grey).astype(np.float32))
+    ink = subtract_paper(normalize_polarity(trim_frame(grey)[0]).astype(np.float32))
     crop = _crop_to_ink(ink)
     # Rules first: a rule would pass for the line's core band, and level itself, not the text.
     unruled = erase_rules(crop, max(crop.shape[1] // 2, RULE_SPAN_HEIGHTS * crop.shape[0]))

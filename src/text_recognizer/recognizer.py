@@ -34,6 +34,7 @@ from text_recognizer.preprocessing import (
     load_image,
     normalize_polarity,
     prepare_line,
+    trim_frame,
 )
 from text_recognizer.segmentation import TextLine, may_hold_lines, segment_lines
 
@@ -319,7 +320,8 @@ class Recognizer:
         model = self.models["char"]
         charset = Charset.from_tokens(model.meta["charset"])
         size = int(model.meta["input_height"])
-        batch = np.stack([emnist_style(normalize_polarity(g), size) for g in greys])
+        frameless = [normalize_polarity(trim_frame(g)[0]) for g in greys]
+        batch = np.stack([emnist_style(g, size) for g in frameless])
         probs = model.char_probs((batch.astype(np.float32) / 255.0)[:, None])
         results = []
         for row in probs:

@@ -29,6 +29,7 @@ from text_recognizer.preprocessing import (
     rotate,
     skew_angle,
     subtract_paper,
+    trim_frame,
 )
 
 #: Rows a page is shrunk to for measuring its tilt: enough for ~0.5 degree on a page of lines.
@@ -60,7 +61,7 @@ MIN_PERIODICITY = 0.15
 @dataclass(frozen=True)
 class TextLine:
     """One line cut from a page: uint8 image (bright ink on black) and its box
-    ``(x0, y0, x1, y1)`` in the levelled page."""
+    ``(x0, y0, x1, y1)`` in the image as given, or in the levelled page if it was turned."""
 
     image: np.ndarray
     box: tuple[int, int, int, int]
@@ -77,6 +78,7 @@ class PageLines:
 
 def segment_lines(grey: np.ndarray) -> PageLines:
     """Cut a grey page or paragraph image (any polarity) into its text lines."""
+    grey, top_cut, left_cut = trim_frame(grey)  # the desk around a photographed page
     ink = normalize_polarity(grey).astype(np.float32)
     ink = subtract_paper(ink, int(PAGE_PAPER_WINDOW * min(ink.shape)))
     ink = erase_rules(ink)  # ruled paper's lines would pass for lines of text
@@ -101,7 +103,14 @@ def segment_lines(grey: np.ndarray) -> PageLines:
     # A band with a sliver of the ink of a typical line is a speck or a stray stroke.
     keep = weights >= MIN_LINE_INK * float(np.median(weights))
     lines = [_crop(ink, mask, *band) for band, kept in zip(bands, keep, strict=True) if kept]
+    if not angle:  # boxes in the image as given, less nothing
+        lines = [_shifted(line, left_cut, top_cut) for line in lines]
     return PageLines(lines, angle)
+
+
+def _shifted(line: TextLine, dx: int, dy: int) -> TextLine:
+    x0, y0, x1, y1 = line.box
+    return TextLine(line.image, (x0 + dx, y0 + dy, x1 + dx, y1 + dy))
 
 
 def may_hold_lines(grey: np.ndarray) -> bool:
