@@ -202,3 +202,18 @@ def test_prepare_line_drops_a_far_mark_before_levelling_so_it_cannot_sway_the_ti
     loose[80:] = tilted
     loose[2:6, 200:215] = 0  # a short stroke far above the tilted text
     np.testing.assert_array_equal(prepare_line(loose, 32), prepare_line(tilted, 32))
+
+
+def test_a_photo_is_turned_as_its_exif_orientation_says(tmp_path: Path) -> None:
+    """Phones save photos as the sensor saw them, with an EXIF tag saying how to turn them."""
+    upright = np.full((40, 200), 255, np.uint8)
+    upright[10:30, 20:180:10] = 0  # a wide "line": 16 strokes
+    sideways = Image.fromarray(np.rot90(upright, k=1))  # stored turned, 200 high and 40 wide
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    sideways.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    loaded = load_image(tmp_path / "photo.jpg")
+    assert loaded.shape == upright.shape
+    assert np.abs(loaded.astype(int) - upright).mean() < 10
+    with Image.open(tmp_path / "photo.jpg") as image:
+        assert load_image(image).shape == upright.shape  # a Pillow image too

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from text_recognizer.errors import ImageError
 
@@ -254,8 +254,11 @@ def emnist_style(grey_bright_ink: np.ndarray, size: int = 28) -> np.ndarray:
 
 
 def load_image(source: ImageInput) -> np.ndarray:
-    """Read a path, Pillow image or array into uint8 grey; a clear ``ImageError`` otherwise."""
-    if isinstance(source, np.ndarray | Image.Image):
+    """Read a path, Pillow image or array into uint8 grey, upright as its EXIF orientation
+    says; a clear ``ImageError`` otherwise."""
+    if isinstance(source, Image.Image):
+        return to_grey(ImageOps.exif_transpose(source))
+    if isinstance(source, np.ndarray):
         return to_grey(source)
     path = Path(source)
     if not path.is_file():
@@ -268,7 +271,8 @@ def load_image(source: ImageInput) -> np.ndarray:
                     "crop or downscale it first"
                 )
             image.load()
-            return to_grey(image)
+            # Phones store a photo as the sensor saw it and say in EXIF how to turn it.
+            return to_grey(ImageOps.exif_transpose(image))
     except (UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise ImageError(f"{path}: not a readable image ({error})") from None
     except OSError as error:
