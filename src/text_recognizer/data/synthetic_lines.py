@@ -468,13 +468,15 @@ def write_samples(directory: Path, count: int = 8, seed: int = 0) -> list[tuple[
 
 
 def write_page_samples(
-    directory: Path, count: int = 2, lines: int = 5, seed: int = 0
+    directory: Path, count: int = 3, lines: int = 5, seed: int = 0
 ) -> list[tuple[str, str]]:
     """Write ``count`` demo pages, each ``lines`` lines in one *test* font on one sheet,
     plus ``labels.jsonl`` (a page's text is its lines joined by newlines).
 
     The lines are drawn at the font's own size (not each scaled to the line height, as
     training lines are), so letters are as large on every line of a page, as in a hand.
+    Every second page is turned a little; every third is photographed ruled paper: a rule
+    under each line, light falling off across it, a dark desk round it.
     """
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -500,16 +502,25 @@ def write_page_samples(
              2 * margin + max(ink.shape[1] for ink in inks)),
             np.uint8,
         )  # fmt: skip
+        notebook = index % 3 == 2  # every third page: a photo of ruled paper on a desk
         for row, ink in enumerate(inks):
             top = margin + row * pitch + int(rng.integers(-3, 4))
             left = margin + int(rng.integers(0, 12))
             window = page[top : top + ink.shape[0], left : left + ink.shape[1]]
             np.maximum(window, ink, out=window)
+            if notebook:  # a rule just under the line, across the sheet
+                page[top + ink.shape[0] + 1] = np.maximum(page[top + ink.shape[0] + 1], 110)
         page = cv2.resize(page, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
         if index % 2:
             page = rotate(page, float(rng.uniform(-1.5, 1.5)))  # a sheet put in crooked
         paper = rng.uniform(225, 245) - page.astype(np.float32) * rng.uniform(0.6, 0.8)
         paper += rng.normal(0, 3, paper.shape)
+        if notebook:  # lit from the left, lying on a dark desk
+            paper *= np.linspace(1.0, 0.6, paper.shape[1], dtype=np.float32)[None]
+            paper = np.asarray(
+                cv2.copyMakeBorder(paper, 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=45.0),
+                dtype=np.float32,
+            )
         name = f"page_{index:02d}.png"
         cv2.imwrite(str(directory / name), np.clip(paper, 0, 255).astype(np.uint8))
         rows.append((name, "\n".join(texts)))
