@@ -407,7 +407,11 @@ def erase_rules(ink: np.ndarray, min_length: int | None = None) -> np.ndarray:
             continue
         thick = _rule_thickness(mask, (x1, y1, x2, y2))
         if thick is not None:
-            cv2.line(centre, (x1, y1), (x2, y2), 1)
+            # A rule runs on where it grows too faint for the mask (a photo's dim side).
+            slope = (y2 - y1) / max(1, x2 - x1)
+            far = ink.shape[1] - 1
+            ends = ((0, round(y1 - slope * x1)), (far, round(y1 + slope * (far - x1))))
+            cv2.line(centre, *ends, 1)
             thickness = max(thickness, thick)
     if not centre.any():
         return ink
