@@ -172,3 +172,13 @@ def test_tall_bands_are_split_only_where_their_middle_dips() -> None:
     for tall, expected in ((merged, [30, 60, 87, 116]), (heading, [30, 60, 112])):
         fine = np.concatenate([line, line, tall, line])
         assert _split_tall_bands([30, 60, 60 + len(tall)], fine) == expected
+
+
+@pytest.mark.parametrize("tilt", [7.0, -12.0])
+def test_pages_photographed_crooked_are_levelled(tilt: float, recognizer: Recognizer) -> None:
+    page, truths = compose_page(ALL, pitch=40, tilt=tilt)
+    found = segment_lines(page)
+    assert found.angle == pytest.approx(-tilt, abs=1.0)
+    assert len(found.lines) == len(truths)
+    read = recognizer.recognize(page, kind="paragraph")
+    assert cer([read.text], ["\n".join(truths)]) < 0.1

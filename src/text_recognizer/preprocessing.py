@@ -494,7 +494,13 @@ def _at_most(ink: np.ndarray, rows: int) -> np.ndarray:
     return cv2.resize(ink, size, interpolation=cv2.INTER_AREA)
 
 
-def skew_angle(ink: np.ndarray, height: int = SKEW_HEIGHT, min_aspect: float = 4.0) -> float:
+def skew_angle(
+    ink: np.ndarray,
+    height: int = SKEW_HEIGHT,
+    min_aspect: float = 4.0,
+    angles: np.ndarray = SKEW_ANGLES,
+    min_gain: float = SKEW_MIN_GAIN,
+) -> float:
     """The rotation (degrees) that levels a line of text: 0.0 when it is level or unsure.
 
     The classic projection-profile method: a level line puts its ink in few rows, so the
@@ -502,27 +508,29 @@ def skew_angle(ink: np.ndarray, height: int = SKEW_HEIGHT, min_aspect: float = 4
     a vertical shear of the ink pixels (exact enough below 5 degrees) on a copy
     ``height`` pixels high. Lines under ``min_aspect`` times wider than high are left alone: a word
     or two gives no reliable angle. A page of lines levels the same way, measured on
-    more rows and at any aspect (:func:`~text_recognizer.segmentation.segment_lines`).
+    more rows, at any aspect and over wider ``angles``
+    (:func:`~text_recognizer.segmentation.segment_lines`). The best angle must sharpen
+    the profile ``min_gain`` times over the tried angle nearest level.
     """
     if ink.shape[1] < min_aspect * ink.shape[0]:
         return 0.0
     small = _at_most(ink, height)
     rows, cols = np.nonzero(small > INK_FRACTION * float(small.max()))
     weights = small[rows, cols]
-    slopes = np.tan(np.radians(SKEW_ANGLES))[:, None]
-    pad = int(np.ceil(small.shape[1] * float(slopes.max()))) + 1
+    slopes = np.tan(np.radians(angles))[:, None]
+    pad = int(np.ceil(small.shape[1] * float(np.abs(slopes).max()))) + 1
     span = small.shape[0] + 2 * pad
     # Rotating counter-clockwise by a lifts the right end: row y at column x goes to y - x*tan(a).
     shifted = rows[None] - np.rint((cols[None] - small.shape[1] / 2) * slopes).astype(np.int64)
-    index = shifted + pad + np.arange(len(SKEW_ANGLES))[:, None] * span
+    index = shifted + pad + np.arange(len(angles))[:, None] * span
     profiles = np.bincount(
-        index.ravel(), np.broadcast_to(weights, index.shape).ravel(), span * len(SKEW_ANGLES)
-    ).reshape(len(SKEW_ANGLES), span)
+        index.ravel(), np.broadcast_to(weights, index.shape).ravel(), span * len(angles)
+    ).reshape(len(angles), span)
     scores = (profiles**2).sum(axis=1)
-    best, level = int(scores.argmax()), int(np.abs(SKEW_ANGLES).argmin())
-    if scores[best] < SKEW_MIN_GAIN * scores[level]:
+    best, level = int(scores.argmax()), int(np.abs(angles).argmin())
+    if scores[best] < min_gain * scores[level]:
         return 0.0
-    return float(SKEW_ANGLES[best])
+    return float(angles[best])
 
 
 #: Leans tried by ``slant``: horizontal shift per unit of height (0.3 is ~17 degrees).

@@ -24,6 +24,7 @@ import numpy as np
 from text_recognizer.errors import ImageError
 from text_recognizer.preprocessing import (
     MIN_CONTRAST,
+    SKEW_MIN_GAIN,
     erase_rules,
     normalize_polarity,
     rotate,
@@ -34,6 +35,9 @@ from text_recognizer.preprocessing import (
 
 #: Rows a page is shrunk to for measuring its tilt: enough for ~0.5 degree on a page of lines.
 PAGE_SKEW_HEIGHT = 400
+#: Tilts tried on a page (degrees), coarsely, then in half degrees round the best: a
+#: photographed sheet lies crooked by more than a line is written (``SKEW_ANGLES``: 4).
+PAGE_SKEW_ANGLES = np.arange(-15.0, 15.5, 2.5)
 #: The paper's level is estimated over windows this share of the page's shorter side.
 PAGE_PAPER_WINDOW = 0.2
 #: A pixel is ink above this share of the brightest ink: under ``INK_FRACTION``, so light
@@ -91,7 +95,7 @@ def segment_lines(grey: np.ndarray) -> PageLines:
     if float(smooth.max()) < MIN_CONTRAST:
         raise ImageError("the image is blank: no writing found, only specks")
     mask = (smooth >= PAGE_INK_FRACTION * float(smooth.max())).astype(np.float32)
-    angle = skew_angle(mask, height=PAGE_SKEW_HEIGHT, min_aspect=0.0)
+    angle = page_skew(mask)
     if angle:
         ink, mask = rotate(ink, angle), (rotate(mask, angle) >= 0.5).astype(np.float32)
     rows = np.flatnonzero(mask.max(axis=1) > 0)
@@ -111,6 +115,15 @@ def segment_lines(grey: np.ndarray) -> PageLines:
 def _shifted(line: TextLine, dx: int, dy: int) -> TextLine:
     x0, y0, x1, y1 = line.box
     return TextLine(line.image, (x0 + dx, y0 + dy, x1 + dx, y1 + dy))
+
+
+def page_skew(mask: np.ndarray) -> float:
+    """The rotation (degrees) that levels a page: up to 15 degrees either way, found in
+    steps of 2.5 and then of 0.5 round the best (a page left level stays exactly level)."""
+    coarse = skew_angle(mask, PAGE_SKEW_HEIGHT, min_aspect=0.0, angles=PAGE_SKEW_ANGLES)
+    near = coarse + np.linspace(-1.5, 1.5, 7)
+    # Round a tilt found, the best of the fine angles whatever its gain over the others.
+    return skew_angle(mask, PAGE_SKEW_HEIGHT, 0.0, near, min_gain=1.0 if coarse else SKEW_MIN_GAIN)
 
 
 def may_hold_lines(grey: np.ndarray) -> bool:
