@@ -246,31 +246,35 @@ class Recognizer:
     def kinds(self) -> list[str]:
         return sorted(self.models)
 
-    def _kind_for(self, grey: np.ndarray, kind: Kind) -> str:
+    def _kind_for(self, grey: np.ndarray, kind: Kind) -> tuple[str, list[TextLine] | None]:
+        """The kind to read ``grey`` as, and its lines where telling the kind found them."""
+        lines = None
         if kind == "auto":
-            kind = self._auto_kind(grey)
+            kind, lines = self._auto_kind(grey)
         needed = "line" if kind == "paragraph" else kind
         if needed not in self.models:
             raise ConfigError(f"no {needed} model loaded (have: {', '.join(self.kinds)})")
-        return kind
+        return kind, lines
 
-    def _auto_kind(self, grey: np.ndarray) -> Kind:
+    def _auto_kind(self, grey: np.ndarray) -> tuple[Kind, list[TextLine] | None]:
         if "line" not in self.models:
-            return "char"
+            return "char", None
         height, width = grey.shape
         wide = width / max(height, 1) > LINE_ASPECT
         if wide and not may_hold_lines(grey):
-            return "line"  # the common case, told cheaply: one line
+            return "line", None  # the common case, told cheaply: one line
         lines = _found_lines(grey)
         if not lines:
-            return "line" if wide or "char" not in self.models else "char"
+            return ("line" if wide or "char" not in self.models else "char"), None
         if not wide:
-            return "paragraph"
+            return "paragraph", lines
         # A wide image may be a short paragraph, or one line cut in bands by mistake (2 of
         # the 2,000 synthetic test lines): read it both ways, keep the surer reading.
         as_line = self._read_lines([grey])[0].confidence
         parts = self._read_lines([line.image for line in lines])
-        return "paragraph" if np.mean([r.confidence for r in parts]) > as_line else "line"
+        if np.mean([r.confidence for r in parts]) > as_line:
+            return "paragraph", lines
+        return "line", None
 
     def recognize(self, image: ImageInput, kind: Kind = "auto") -> Result:
         return self.recognize_batch([image], kind)[0]
@@ -278,7 +282,8 @@ class Recognizer:
     def recognize_batch(self, images: Sequence[ImageInput], kind: Kind = "auto") -> list[Result]:
         """Read many images; characters and lines (paragraphs' too) are batched separately."""
         greys = [load_image(image) for image in images]
-        kinds = [self._kind_for(grey, kind) for grey in greys]
+        decided = [self._kind_for(grey, kind) for grey in greys]
+        kinds = [which for which, _ in decided]
         results: list[Result | None] = [None] * len(greys)
         chars = [i for i, k in enumerate(kinds) if k == "char"]
         if chars:
@@ -286,7 +291,11 @@ class Recognizer:
                 results[i] = result
         # Every line of every paragraph goes into one batch with the lone lines.
         lone = [i for i, k in enumerate(kinds) if k == "line"]
-        pages = {i: self._page_lines(greys[i]) for i, k in enumerate(kinds) if k == "paragraph"}
+        pages = {
+            i: self._page_lines(greys[i], decided[i][1])
+            for i, k in enumerate(kinds)
+            if k == "paragraph"
+        }
         prepared = self._prepare_lines([greys[i] for i in lone]) if lone else []
         prepared += [line for i in pages for _, line in pages[i]]
         if prepared:
@@ -303,11 +312,13 @@ class Recognizer:
                 )
         return [r for r in results if r is not None]
 
-    def _page_lines(self, grey: np.ndarray) -> list[tuple[TextLine, np.ndarray]]:
-        """A page's lines, each with its prepared image; a band with no line in it (a
-        stray mark, a ruled line's remains) is left out."""
+    def _page_lines(
+        self, grey: np.ndarray, found_lines: list[TextLine] | None = None
+    ) -> list[tuple[TextLine, np.ndarray]]:
+        """A page's lines (cut now, unless ``kind="auto"`` cut them already), each with its
+        prepared image; a band with no line in it (a stray mark, a rule's remains) is left out."""
         lines = []
-        for found in segment_lines(grey).lines:
+        for found in segment_lines(grey).lines if found_lines is None else found_lines:
             try:
                 lines.append((found, self._prepare_lines([found.image])[0]))
             except ImageError:
