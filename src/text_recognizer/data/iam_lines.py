@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET
-from text_recognizer.data.cache import cache_path, read_h5, write_h5
+from text_recognizer.data.cache import cache_path
 from text_recognizer.data.module import BaseDataModule, splits_for
 from text_recognizer.data.sources.download import RemoteFile, download
 from text_recognizer.data.sources.iam import IamArchive, IamLineFiles, iam_remote
@@ -197,14 +197,9 @@ class IamLines(BaseDataModule):
         if empty:
             raise DataError(f"{where}: no lines for the {empty[0]} split")
         for split in SPLITS:
-            offsets = np.concatenate([[0], np.cumsum([im.shape[1] for im in lines[split]])])
-            arrays = {
-                "images": np.concatenate(lines[split], axis=1),
-                "offsets": offsets.astype(np.int64),
-                "texts": np.array(texts[split], dtype=object),
-                "sources": np.array(ids[split], dtype=object),
-            }
-            write_h5(self.cache_file(split), arrays, attrs=self.params(split))
+            IamLineSet.write(
+                self.cache_file(split), lines[split], texts[split], ids[split], self.params(split)
+            )
         self.skipped = {reason: count for reason, count in skipped.items() if count}
         if self.skipped:
             log.info("IAM lines left out: %s", self.skipped)
@@ -214,12 +209,7 @@ class IamLines(BaseDataModule):
         wanted = splits_for(stage)
         self.prepare_splits(wanted)
         for split in wanted:
-            path = self.cache_file(split)
-            data = read_h5(path)
-            dataset = IamLineSet(
-                data["images"], data["offsets"], data["texts"], data["sources"], path
-            )
-            setattr(self, f"data_{split}", dataset)
+            setattr(self, f"data_{split}", IamLineSet.read(self.cache_file(split)))
 
     def __repr__(self) -> str:
         lines = [

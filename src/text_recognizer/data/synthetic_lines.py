@@ -29,7 +29,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import cv2
 import numpy as np
@@ -113,6 +113,9 @@ def _encode(text: str) -> torch.Tensor:
     return torch.tensor(DEFAULT_CHARSET.encode(text), dtype=torch.long)
 
 
+PackedT = TypeVar("PackedT", bound="PackedLines")
+
+
 class PackedLines(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Variable-width lines stored side by side in one ``[32, total_width]`` uint8 strip.
 
@@ -132,6 +135,30 @@ class PackedLines(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     ) -> None:
         self.strip, self.offsets, self.texts, self.sources = strip, offsets, texts, sources
         self.cache_file = cache_file
+
+    @staticmethod
+    def write(
+        path: Path,
+        images: Sequence[np.ndarray],
+        texts: Sequence[str],
+        sources: Sequence[str],
+        attrs: dict[str, Any],
+    ) -> None:
+        """Cache lines (uint8 ``[H, W_i]``) side by side, with their texts and sources."""
+        widths = np.array([image.shape[1] for image in images], dtype=np.int64)
+        arrays = {
+            "images": np.concatenate(images, axis=1),
+            "offsets": np.concatenate([[0], np.cumsum(widths)]).astype(np.int64),
+            "texts": np.array(texts, dtype=object),
+            "sources": np.array(sources, dtype=object),
+        }
+        write_h5(path, arrays, attrs=attrs)
+
+    @classmethod
+    def read(cls: type[PackedT], path: Path) -> PackedT:
+        """The lines a cache written by :meth:`write` holds."""
+        data = read_h5(path)
+        return cls(data["images"], data["offsets"], data["texts"], data["sources"], path)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -345,16 +372,7 @@ class SyntheticLines(BaseDataModule):
                     min(self.build_workers, len(tasks)), initializer=_init_worker
                 ) as pool:
                     self._collect(pool.imap(_render_chunk, tasks), images, texts, sources, progress)
-        offsets = np.concatenate([[0], np.cumsum([image.shape[1] for image in images])]).astype(
-            np.int64
-        )
-        arrays = {
-            "images": np.concatenate(images, axis=1),
-            "offsets": offsets,
-            "texts": np.array(texts, dtype=object),
-            "sources": np.array(sources, dtype=object),
-        }
-        write_h5(path, arrays, attrs=self.params(split))
+        PackedLines.write(path, images, texts, sources, self.params(split))
 
     @staticmethod
     def _collect(
@@ -377,15 +395,7 @@ class SyntheticLines(BaseDataModule):
         for split in self.cached_splits():
             if split not in wanted:
                 continue
-            data = read_h5(self.cache_file(split))
-            dataset = PackedLines(
-                data["images"],
-                data["offsets"],
-                data["texts"],
-                data["sources"],
-                self.cache_file(split),
-            )
-            setattr(self, f"data_{split}", dataset)
+            setattr(self, f"data_{split}", PackedLines.read(self.cache_file(split)))
         if self.stream and "train" in wanted:
             self.data_train = StreamedLines(self.spec("train"), self.sizes["train"])
 
