@@ -196,10 +196,11 @@ def subtract_paper(ink: np.ndarray, window: int | None = None) -> np.ndarray:
     if step > 1:
         paper = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
     low, high = np.percentile(paper, [5, 95])
-    if high - low < PAPER_UNEVEN * (float(ink.max()) - float(np.median(ink))):
+    level = float(np.median(ink))
+    if high - low < PAPER_UNEVEN * (float(ink.max()) - level):
         # Evenly lit: one level for the whole image, the median (the opening sits at the
         # paper's darkest grain, and following the grain costs accuracy on clean scans).
-        return np.clip(ink - float(np.median(ink)), 0, None)
+        return np.clip(ink - level, 0, None)
     # Only the paper's unevenness is taken out; the image's median is then its level, as
     # for evenly lit paper (where ink is dense it lies above the paper, and subtracting it
     # cleans the haze around bold strokes).
