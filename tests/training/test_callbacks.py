@@ -284,3 +284,50 @@ def test_fit_to_max_time_gives_steps_back_when_the_run_speeds_up() -> None:
     assert trainer.fit_loop.epoch_loop.max_steps == 81
     advance(forecast, trainer, 50, 0.25)  # never beyond the configured length
     assert forecast.fitted_steps <= 100
+
+
+def test_a_fitted_run_validates_at_its_last_step_before_stopping() -> None:
+    """The fitted end falls mid-epoch; Lightning's max_steps stop alone skips validation
+    there, so the annealed last steps were never scored or checkpointed as the best."""
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from text_recognizer.training.callbacks import MaxTimeForecast
+
+    class Tiny(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+            self.validated_at: list[int] = []
+
+        def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+            return self.layer(batch[0]).pow(2).mean()
+
+        def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+            self.log("val/loss", self.layer(batch[0]).pow(2).mean())
+
+        def on_validation_epoch_end(self) -> None:
+            if not self.trainer.sanity_checking:
+                self.validated_at.append(self.trainer.global_step)
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    data = DataLoader(TensorDataset(torch.randn(40, 2)), batch_size=2)
+    forecast = MaxTimeForecast(fit=True)
+    forecast.load_state_dict({"fitted_steps": 7})  # as a resumed fitted run would
+    module = Tiny()
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=10,
+        limit_val_batches=1,
+        callbacks=[forecast],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, data, data)
+    assert trainer.global_step == 7
+    assert module.validated_at == [7]

@@ -131,7 +131,8 @@ class MaxTimeForecast(L.Callback):
     fifth of the time left would go unused, it gets steps back (up to the configured
     length, not in the schedule's last tenth). The fitted length is saved in checkpoints
     (the scheduler's own state holds the rescaled phases), so a resumed run ends at the
-    same step.
+    same step, and the run validates at that step before it stops, as it would at an
+    epoch's end.
     """
 
     def __init__(self, every: int = 300, fit: bool = False) -> None:
@@ -172,6 +173,11 @@ class MaxTimeForecast(L.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
+        if self.fitted_steps is not None and trainer.global_step >= self.fitted_steps:
+            # Stopping by max_steps alone skips validation when the end falls mid-epoch:
+            # the annealed last steps would never be scored or saved as the best model.
+            trainer.should_stop = True
+            return
         timer = self.timer
         steps = trainer.global_step - self.start[0]
         if timer is None or steps < self.next_check:
