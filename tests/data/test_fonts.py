@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,3 +108,12 @@ def test_manifest_matches_a_fresh_scan(name: str) -> None:
     scanned = fonts_module.scan_font(font.path)
     assert set(scanned["missing"]) == set(font.missing)
     assert scanned["capitals_only"] == font.capitals_only
+
+
+def test_docs_list_every_shipped_font() -> None:
+    """docs/datasets/synthetic.md's font table is generated from fonts.json: a font added
+    without regenerating it would ship undocumented (licence and source unseen by users)."""
+    docs = (Path(__file__).resolve().parents[2] / "docs/datasets/synthetic.md").read_text()
+    rows = {row.split(" | ")[0].lstrip("| ") for row in docs.splitlines() if row.startswith("| ")}
+    missing = [str(e["name"]) for e in manifest_entries() if str(e["name"]) not in rows]
+    assert not missing, f"regenerate the font table in docs/datasets/synthetic.md: {missing}"

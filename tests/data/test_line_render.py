@@ -89,6 +89,21 @@ def test_capitals_only_fonts_get_upper_case_labels(font: Font) -> None:
     assert line.text == "MIXED CASE, 42." and line.source == "shouty"
 
 
+def test_capitals_share_fixes_the_all_caps_lines_however_many_fonts(font: Font) -> None:
+    capitals = dataclasses.replace(font, name="shouty", capitals_only=True)
+    lowercase = [dataclasses.replace(font, name=f"hand{i}") for i in range(9)]
+    rng = np.random.default_rng(0)
+    alike = LineRenderer([capitals, *lowercase], [], stroke_fraction=0.0)
+    fixed = LineRenderer([capitals, *lowercase], [], stroke_fraction=0.0, capitals_share=0.5)
+    shares = [
+        np.mean([r.render("ab", rng).source == "shouty" for _ in range(400)])
+        for r in (alike, fixed)
+    ]
+    assert shares[0] == pytest.approx(0.1, abs=0.05) and shares[1] == pytest.approx(0.5, abs=0.08)
+    with pytest.raises(DataError, match="capitals_share"):
+        LineRenderer([font], [], capitals_share=1.5)
+
+
 def test_fonts_missing_a_glyph_are_never_used_for_it(font: Font) -> None:
     lacking = dataclasses.replace(font, name="lacking", missing=frozenset("?"))
     renderer = LineRenderer([lacking, font], [])

@@ -72,12 +72,15 @@ class LineSpec:
     stroke_fraction: float
     sentence_source: str
     numbers: float
+    capitals_share: float | None = None
 
 
 @functools.lru_cache(maxsize=8)
-def _renderer(split: Split, stroke_fraction: float, seed: int) -> LineRenderer:
+def _renderer(
+    split: Split, stroke_fraction: float, seed: int, capitals_share: float | None = None
+) -> LineRenderer:
     """One renderer per process and split: its glyph caches are reused across chunks."""
-    return LineRenderer(list_fonts(split), list_faces(split), stroke_fraction, texture_seed=seed)
+    return LineRenderer(list_fonts(split), list_faces(split), stroke_fraction, seed, capitals_share)
 
 
 def render_lines(spec: LineSpec, chunk: int, count: int, epoch: int = 0) -> Iterator[RenderedLine]:
@@ -87,7 +90,7 @@ def render_lines(spec: LineSpec, chunk: int, count: int, epoch: int = 0) -> Iter
     sentences = SentenceGenerator(
         spec.max_length, spec.sentence_source, int(rng.integers(2**63)), spec.numbers
     )
-    renderer = _renderer(spec.split, spec.stroke_fraction, spec.seed)
+    renderer = _renderer(spec.split, spec.stroke_fraction, spec.seed, spec.capitals_share)
     for _ in range(count):
         # The longer of two pieces: lines on a page are mostly long, and the generator's
         # pieces are uniform in length.
@@ -238,6 +241,9 @@ class SyntheticLines(BaseDataModule):
             (:class:`~text_recognizer.data.module.PageCuts`); 0: off.
         fine_pens: share of training lines whose strokes are thinned as a fine pen's
             (:class:`~text_recognizer.data.module.FinePens`); 0: off.
+        capitals_share: share of the training lines drawn with outline fonts that
+            capitals-only fonts write (``None``: every font alike, so the share falls as
+            lowercase fonts are added); val and test always pick fonts alike.
 
     Items are ``(image [1, 32, W] float32 in [0, 1], target LongTensor of charset indices)``;
     ``collate_lines`` pads batches.
@@ -263,6 +269,7 @@ class SyntheticLines(BaseDataModule):
         width_stretch: Sequence[float] | None = None,
         page_cuts: float = 0.0,
         fine_pens: float = 0.0,
+        capitals_share: float | None = None,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -282,6 +289,9 @@ class SyntheticLines(BaseDataModule):
             raise ConfigError(f"stroke_fraction = {stroke_fraction} must be between 0 and 1")
         if not 0.0 <= numbers <= 1.0:
             raise ConfigError(f"numbers = {numbers} must be a share between 0 and 1")
+        if capitals_share is not None and not 0.0 <= capitals_share <= 1.0:
+            raise ConfigError(f"capitals_share = {capitals_share} must be between 0 and 1")
+        self.capitals_share = None if capitals_share is None else float(capitals_share)
         self.sizes: dict[Split, int] = {"train": num_train, "val": num_val, "test": num_test}
         self.max_length = max_length
         self.stroke_fraction = float(stroke_fraction)
@@ -302,6 +312,7 @@ class SyntheticLines(BaseDataModule):
             self.stroke_fraction,
             self.sentence_source,
             self.numbers,
+            self.capitals_share if split == "train" else None,
         )
 
     def cached_splits(self) -> tuple[Split, ...]:
@@ -324,6 +335,12 @@ class SyntheticLines(BaseDataModule):
             "stroke_fraction": self.stroke_fraction,
             "sentence_source": self.sentence_source,
             "numbers": self.numbers,
+            # only when set, so that existing caches keep their keys
+            **(
+                {"capitals_share": self.capitals_share}
+                if split == "train" and self.capitals_share is not None
+                else {}
+            ),
             "seed": self.seed,
             "charset": hashlib.sha256("\n".join(DEFAULT_CHARSET.tokens).encode()).hexdigest()[:16],
             "sources": hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:16],
