@@ -132,6 +132,17 @@ def test_cache_key_changes_with_every_parameter(tmp_path: Path) -> None:
     assert base.cache_file("train") != base.cache_file("val")
 
 
+def test_capitals_share_keys_the_training_cache_only(tmp_path: Path) -> None:
+    base = SyntheticLines(**SMALL, root=tmp_path)
+    shares = [SyntheticLines(**SMALL, capitals_share=v, root=tmp_path) for v in (0.0, 0.11)]
+    trains = {base.cache_file("train"), *(m.cache_file("train") for m in shares)}
+    assert len(trains) == 3  # a share of 0 is not "fonts alike"
+    assert {m.cache_file(split) for m in shares for split in ("val", "test")} == {
+        base.cache_file("val"),
+        base.cache_file("test"),
+    }
+
+
 def test_streamed_training_lines_are_deterministic_and_fresh_each_epoch(tmp_path: Path) -> None:
     spec = LineSpec(
         "train", seed=0, max_length=20, stroke_fraction=0.5, sentence_source="default", numbers=0.1

@@ -335,10 +335,10 @@ class SyntheticLines(BaseDataModule):
             "stroke_fraction": self.stroke_fraction,
             "sentence_source": self.sentence_source,
             "numbers": self.numbers,
-            # only when set, so that existing caches keep their keys
+            # only when set (training split only), so that existing caches keep their keys
             **(
-                {"capitals_share": self.capitals_share}
-                if split == "train" and self.capitals_share is not None
+                {"capitals_share": share}
+                if (share := self.spec(split).capitals_share) is not None
                 else {}
             ),
             "seed": self.seed,
