@@ -78,6 +78,12 @@ def test_known_capitals_only_fonts_are_flagged() -> None:
     assert not {"caveat", "patrick-hand", "kalam", "comic-neue"} & flagged
 
 
+def test_joined_scripts_are_told_from_print() -> None:
+    joined = {f.name for f in list_fonts() if f.joined}
+    assert {"dancing-script", "great-vibes", "allura", "homemade-apple"} <= joined
+    assert not {"caveat", "patrick-hand", "kalam", "comic-neue", "humor-sans"} & joined
+
+
 def test_every_recorded_glyph_draws_ink_and_no_box() -> None:
     """What the manifest says a font can draw really is a glyph: not blank, not a box."""
     for font in list_fonts():
@@ -101,13 +107,14 @@ def test_box_detector() -> None:
     assert not fonts_module._looks_like_box(letter_o)
 
 
-@pytest.mark.parametrize("name", ["tomson-talks", "caveat", "because-we-build"])
+@pytest.mark.parametrize("name", ["tomson-talks", "caveat", "because-we-build", "great-vibes"])
 def test_manifest_matches_a_fresh_scan(name: str) -> None:
     pytest.importorskip("fontTools")
     font = by_name(name)
     scanned = fonts_module.scan_font(font.path)
     assert set(scanned["missing"]) == set(font.missing)
     assert scanned["capitals_only"] == font.capitals_only
+    assert scanned["joined"] == font.joined
 
 
 def test_docs_list_every_shipped_font() -> None:

@@ -104,6 +104,22 @@ def test_capitals_share_fixes_the_all_caps_lines_however_many_fonts(font: Font) 
         LineRenderer([font], [], capitals_share=1.5)
 
 
+def test_joined_share_fixes_the_script_lines_and_leaves_capitals_alone(font: Font) -> None:
+    capitals = dataclasses.replace(font, name="shouty", capitals_only=True, joined=False)
+    scripts = [dataclasses.replace(font, name=f"script{i}", joined=True) for i in range(2)]
+    prints = [dataclasses.replace(font, name=f"print{i}", joined=False) for i in range(7)]
+    renderer = LineRenderer(
+        [capitals, *scripts, *prints], [], stroke_fraction=0.0, capitals_share=0.2, joined_share=0.5
+    )
+    rng = np.random.default_rng(0)
+    sources = [renderer.render("ab", rng).source for _ in range(600)]
+    caps = np.mean([s == "shouty" for s in sources])
+    joined = sum(s.startswith("script") for s in sources) / sum(s != "shouty" for s in sources)
+    assert caps == pytest.approx(0.2, abs=0.05) and joined == pytest.approx(0.5, abs=0.07)
+    with pytest.raises(DataError, match="joined_share"):
+        LineRenderer([font], [], joined_share=-0.1)
+
+
 def test_fonts_missing_a_glyph_are_never_used_for_it(font: Font) -> None:
     lacking = dataclasses.replace(font, name="lacking", missing=frozenset("?"))
     renderer = LineRenderer([lacking, font], [])

@@ -143,6 +143,18 @@ def test_capitals_share_keys_the_training_cache_only(tmp_path: Path) -> None:
     }
 
 
+def test_joined_share_keys_the_training_cache_only(tmp_path: Path) -> None:
+    base = SyntheticLines(**SMALL, root=tmp_path)
+    joined = SyntheticLines(**SMALL, joined_share=0.3, root=tmp_path)
+    assert joined.cache_file("train") != base.cache_file("train")
+    assert joined.params("train")["joined_share"] == 0.3
+    assert [joined.cache_file(s) for s in ("val", "test")] == [
+        base.cache_file(s) for s in ("val", "test")
+    ]
+    with pytest.raises(ConfigError, match="joined_share"):
+        SyntheticLines(**SMALL, joined_share=2.0, root=tmp_path)
+
+
 def test_streamed_training_lines_are_deterministic_and_fresh_each_epoch(tmp_path: Path) -> None:
     spec = LineSpec(
         "train", seed=0, max_length=20, stroke_fraction=0.5, sentence_source="default", numbers=0.1

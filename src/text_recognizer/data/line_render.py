@@ -297,9 +297,11 @@ class LineRenderer:
     picked twice as often as print faces because most real writers join their letters.
     A source is only picked if it has every glyph of the text (capitals-only fonts get
     the text upper-cased, label included), so no line shows a missing-glyph box.
-    Outline fonts are picked uniformly, or with ``capitals_share`` set, capitals-only
-    fonts write that share of the outline-font lines, however many lowercase fonts
-    there are (all-caps writing is a style of its own, not an accident of font counts).
+    Outline fonts are picked uniformly, or by style: with ``capitals_share`` set,
+    capitals-only fonts write that share of the outline-font lines, and with
+    ``joined_share`` set, joined scripts write that share of the rest, however many
+    fonts each style has (a style's share of the lines is then a choice, not an
+    accident of font counts, so fonts can be added without shifting the mix).
     """
 
     def __init__(
@@ -309,14 +311,17 @@ class LineRenderer:
         stroke_fraction: float = 0.5,
         texture_seed: int = 0,
         capitals_share: float | None = None,
+        joined_share: float | None = None,
     ) -> None:
         if not fonts and not faces:
             raise DataError("no fonts and no stroke faces to render with")
         if not 0.0 <= stroke_fraction <= 1.0:
             raise DataError(f"stroke_fraction must be in [0, 1], got {stroke_fraction}")
-        if capitals_share is not None and not 0.0 <= capitals_share <= 1.0:
-            raise DataError(f"capitals_share must be in [0, 1], got {capitals_share}")
+        for name, share in (("capitals_share", capitals_share), ("joined_share", joined_share)):
+            if share is not None and not 0.0 <= share <= 1.0:
+                raise DataError(f"{name} must be in [0, 1], got {share}")
         self.capitals_share = capitals_share
+        self.joined_share = joined_share
         self.fonts = list(fonts)
         self.faces = list(faces)
         self.stroke_fraction = 1.0 if not self.fonts else 0.0 if not self.faces else stroke_fraction
@@ -331,11 +336,15 @@ class LineRenderer:
             (font, label) for font in self.fonts if (label := _font_text(font, text)) is not None
         ]
         if usable:
-            if self.capitals_share is not None:
-                capitals = [pick for pick in usable if pick[0].capitals_only]
-                lowercase = [pick for pick in usable if not pick[0].capitals_only]
-                if capitals and lowercase:
-                    usable = capitals if rng.random() < self.capitals_share else lowercase
+            for share, is_style in (
+                (self.capitals_share, lambda font: font.capitals_only),
+                (self.joined_share, lambda font: font.joined),
+            ):
+                if share is not None:
+                    styled = [pick for pick in usable if is_style(pick[0])]
+                    others = [pick for pick in usable if not is_style(pick[0])]
+                    if styled and others:
+                        usable = styled if rng.random() < share else others
             font, label = usable[int(rng.integers(len(usable)))]
             key = str(font.path)
             if key not in self._glyphs:

@@ -73,14 +73,20 @@ class LineSpec:
     sentence_source: str
     numbers: float
     capitals_share: float | None = None
+    joined_share: float | None = None
 
 
 @functools.lru_cache(maxsize=8)
 def _renderer(
-    split: Split, stroke_fraction: float, seed: int, capitals_share: float | None = None
+    split: Split,
+    stroke_fraction: float,
+    seed: int,
+    capitals_share: float | None = None,
+    joined_share: float | None = None,
 ) -> LineRenderer:
     """One renderer per process and split: its glyph caches are reused across chunks."""
-    return LineRenderer(list_fonts(split), list_faces(split), stroke_fraction, seed, capitals_share)
+    fonts, faces = list_fonts(split), list_faces(split)
+    return LineRenderer(fonts, faces, stroke_fraction, seed, capitals_share, joined_share)
 
 
 def render_lines(spec: LineSpec, chunk: int, count: int, epoch: int = 0) -> Iterator[RenderedLine]:
@@ -90,7 +96,9 @@ def render_lines(spec: LineSpec, chunk: int, count: int, epoch: int = 0) -> Iter
     sentences = SentenceGenerator(
         spec.max_length, spec.sentence_source, int(rng.integers(2**63)), spec.numbers
     )
-    renderer = _renderer(spec.split, spec.stroke_fraction, spec.seed, spec.capitals_share)
+    renderer = _renderer(
+        spec.split, spec.stroke_fraction, spec.seed, spec.capitals_share, spec.joined_share
+    )
     for _ in range(count):
         # The longer of two pieces: lines on a page are mostly long, and the generator's
         # pieces are uniform in length.
@@ -244,6 +252,8 @@ class SyntheticLines(BaseDataModule):
         capitals_share: share of the training lines drawn with outline fonts that
             capitals-only fonts write (``None``: every font alike, so the share falls as
             lowercase fonts are added); val and test always pick fonts alike.
+        joined_share: share of the other outline-font training lines that joined
+            scripts write (``None``: every font alike); val and test pick fonts alike.
 
     Items are ``(image [1, 32, W] float32 in [0, 1], target LongTensor of charset indices)``;
     ``collate_lines`` pads batches.
@@ -270,6 +280,7 @@ class SyntheticLines(BaseDataModule):
         page_cuts: float = 0.0,
         fine_pens: float = 0.0,
         capitals_share: float | None = None,
+        joined_share: float | None = None,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -289,9 +300,11 @@ class SyntheticLines(BaseDataModule):
             raise ConfigError(f"stroke_fraction = {stroke_fraction} must be between 0 and 1")
         if not 0.0 <= numbers <= 1.0:
             raise ConfigError(f"numbers = {numbers} must be a share between 0 and 1")
-        if capitals_share is not None and not 0.0 <= capitals_share <= 1.0:
-            raise ConfigError(f"capitals_share = {capitals_share} must be between 0 and 1")
+        for name, share in (("capitals_share", capitals_share), ("joined_share", joined_share)):
+            if share is not None and not 0.0 <= share <= 1.0:
+                raise ConfigError(f"{name} = {share} must be between 0 and 1")
         self.capitals_share = None if capitals_share is None else float(capitals_share)
+        self.joined_share = None if joined_share is None else float(joined_share)
         self.sizes: dict[Split, int] = {"train": num_train, "val": num_val, "test": num_test}
         self.max_length = max_length
         self.stroke_fraction = float(stroke_fraction)
@@ -313,6 +326,7 @@ class SyntheticLines(BaseDataModule):
             self.sentence_source,
             self.numbers,
             self.capitals_share if split == "train" else None,
+            self.joined_share if split == "train" else None,
         )
 
     def cached_splits(self) -> tuple[Split, ...]:
@@ -320,9 +334,22 @@ class SyntheticLines(BaseDataModule):
 
     def params(self, split: Split) -> dict[str, Any]:
         """Everything that determines a split's cached lines (the cache key)."""
+        spec = self.spec(split)
+        # the shares and the joined flags only when set (training split only), so that
+        # existing caches keep their keys
+        shares = {
+            name: share
+            for name, share in (
+                ("capitals_share", spec.capitals_share),
+                ("joined_share", spec.joined_share),
+            )
+            if share is not None
+        }
+        joined = spec.joined_share is not None
         sources = {
             "fonts": [
                 [f.name, f.path.name, "".join(sorted(f.missing)), f.capitals_only]
+                + ([f.joined] if joined else [])
                 for f in list_fonts(split)
             ],
             "faces": [face.name for face in list_faces(split)],
@@ -335,12 +362,7 @@ class SyntheticLines(BaseDataModule):
             "stroke_fraction": self.stroke_fraction,
             "sentence_source": self.sentence_source,
             "numbers": self.numbers,
-            # only when set (training split only), so that existing caches keep their keys
-            **(
-                {"capitals_share": share}
-                if (share := self.spec(split).capitals_share) is not None
-                else {}
-            ),
+            **shares,
             "seed": self.seed,
             "charset": hashlib.sha256("\n".join(DEFAULT_CHARSET.tokens).encode()).hexdigest()[:16],
             "sources": hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:16],

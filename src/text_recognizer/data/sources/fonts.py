@@ -3,8 +3,9 @@
 Every font lives in its own folder with its licence file(s) beside it. ``fonts.json``
 records, per font, its licence, where it came from, which split it belongs to, which
 charset characters it cannot draw (so nothing ever renders a missing glyph as a box or
-a blank) and whether it draws lowercase as capitals. The split matters: val/test fonts
-are never rendered for training, so validation measures a hand the model has not seen.
+a blank), whether it draws lowercase as capitals and whether it joins its letters. The
+split matters: val/test fonts are never rendered for training, so validation measures a
+hand the model has not seen.
 
 The coverage fields are measured, not typed in: ``python -m text_recognizer.data.sources.fonts``
 rescans every font (needs ``fonttools``) and rewrites the manifest, keeping the
@@ -19,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -48,6 +50,7 @@ class Font:
     missing: frozenset[str]  # charset characters (DEFAULT_CHARSET.characters) with no glyph
     capitals_only: bool  # draws lowercase as capitals: upper-case its labels or skip it
     split: Split  # held-out fonts make val/test measure an unseen hand
+    joined: bool = False  # a script that joins its letters (see ``pieces_per_letter``)
 
 
 @cache
@@ -67,6 +70,7 @@ def _load_manifest() -> tuple[Font, ...]:
             missing=frozenset(entry["missing"]),
             capitals_only=entry["capitals_only"],
             split=entry["split"],
+            joined=entry.get("joined", False),
         )
         for entry in entries
         if not entry.get("excluded")
@@ -107,6 +111,10 @@ ASCENDER_LETTERS = "bdhkl"
 DESCENDER_LETTERS = "gpqy"
 MIN_ASCENDER_RATIO = 1.15  # ascender height / x-height; real lowercase: 1.25 to 3
 MIN_DESCENDER_RATIO = 0.35  # descender depth / x-height; real lowercase: 0.4 to 2
+# Joined scripts draw a word in few pieces of ink, print in about one per letter (dots of
+# i and j aside). Measured on the shipped fonts: scripts 0.2-0.55, print 0.65-1.8.
+JOINED_WORDS = ("minimum", "handwriting", "quickly", "summer", "another")
+MAX_JOINED_PIECES = 0.6
 
 
 def _render_glyph(font: ImageFont.FreeTypeFont, char: str) -> np.ndarray:
@@ -138,6 +146,22 @@ def case_metrics(font: ImageFont.FreeTypeFont) -> tuple[float, float]:
     return ascender / x_height, descender / x_height
 
 
+def pieces_per_letter(font: ImageFont.FreeTypeFont) -> float:
+    """Separate pieces of ink per letter over a few lowercase words (specks ignored)."""
+    pieces = letters = 0
+    for word in JOINED_WORDS:
+        left, top, right, bottom = font.getbbox(word)
+        image = Image.new("L", (int(right - left) + 16, int(bottom - top) + 16), 0)
+        ImageDraw.Draw(image).text((8 - left, 8 - top), word, fill=255, font=font)
+        ink = (np.asarray(image) > 127).astype(np.uint8)
+        _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        if areas.size:  # a dot or a speck is far smaller than the typical piece
+            pieces += int((areas > 0.15 * np.median(areas)).sum())
+        letters += len(word)
+    return pieces / letters
+
+
 def _looks_like_box(bitmap: np.ndarray) -> bool:
     """A hollow rectangle: the .notdef "tofu" some fonts draw for characters they lack."""
     if min(bitmap.shape) < 6:
@@ -156,7 +180,8 @@ def scan_font(path: Path) -> dict[str, Any]:
     A character is missing when the font's cmap lacks it, maps it to ``.notdef``, its glyph
     has no ink, or it renders exactly like ``.notdef``, like a hollow box, or exactly like
     two or more other characters (a placeholder drawn in place of real glyphs).
-    ``capitals_only`` comes from :func:`case_metrics`.
+    ``capitals_only`` comes from :func:`case_metrics`, ``joined`` from
+    :func:`pieces_per_letter`.
     """
     from fontTools.ttLib import TTFont
 
@@ -192,11 +217,14 @@ def scan_font(path: Path) -> dict[str, Any]:
         if len(chars) >= 3:
             missing.update(chars)
     ascender, descender = case_metrics(font)
+    pieces = pieces_per_letter(font)
     return {
         "missing": "".join(c for c in DEFAULT_CHARSET.characters if c in missing),
         "capitals_only": ascender < MIN_ASCENDER_RATIO and descender < MIN_DESCENDER_RATIO,
         "ascender_ratio": round(ascender, 2),
         "descender_ratio": round(descender, 2),
+        "joined": pieces < MAX_JOINED_PIECES,
+        "pieces_per_letter": round(pieces, 2),
     }
 
 
@@ -234,5 +262,5 @@ def write_manifest(fonts_dir: Path = FONTS_DIR) -> list[dict[str, Any]]:
 
 if __name__ == "__main__":
     for entry in write_manifest():
-        flags = " CAPITALS-ONLY" if entry["capitals_only"] else ""
+        flags = " CAPITALS-ONLY" if entry["capitals_only"] else " joined" if entry["joined"] else ""
         print(f"{entry['name']:28} {entry['split']:5} missing={entry['missing']!r}{flags}")
