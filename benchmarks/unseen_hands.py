@@ -54,7 +54,8 @@ def find_fonts(folder: Path) -> list[Font]:
         if missing & set("abcdefghijklmnopqrstuvwxyz") and not scanned["capitals_only"]:
             print(f"skipped {name}: no glyph for {''.join(sorted(missing))!r}")
             continue
-        fonts.append(Font(name, path, "unknown", missing, scanned["capitals_only"], "test"))
+        capitals, joined = scanned["capitals_only"], scanned["joined"]
+        fonts.append(Font(name, path, "unknown", missing, capitals, "test", joined))
     return fonts
 
 

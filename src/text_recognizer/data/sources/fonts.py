@@ -70,7 +70,7 @@ def _load_manifest() -> tuple[Font, ...]:
             missing=frozenset(entry["missing"]),
             capitals_only=entry["capitals_only"],
             split=entry["split"],
-            joined=entry.get("joined", False),
+            joined=entry["joined"],
         )
         for entry in entries
         if not entry.get("excluded")
