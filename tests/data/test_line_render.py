@@ -11,6 +11,7 @@ from text_recognizer.data.line_render import (
     OutlineGlyphs,
     TextureBank,
     draw_trajectory,
+    jitter_glyph,
     render_outline,
     scan,
 )
@@ -70,6 +71,39 @@ def test_outline_rendering_is_deterministic(font: Font) -> None:
     np.testing.assert_array_equal(a, b)
     assert a.shape != c.shape or not np.array_equal(a, c)
     assert (a > 128).sum() > 100
+
+
+def test_jitter_glyph_keeps_the_glyph_at_the_pen_on_the_baseline() -> None:
+    mask = np.zeros((20, 10), np.uint8)
+    mask[:, 4:6] = 255  # an "l": a bar from 20 px above the baseline down to it
+    left, top = 3, -20
+    same, same_left, same_top = jitter_glyph(mask, left, top, (1.0, 1.0), 0.0, 0.0)
+    np.testing.assert_array_equal(same, mask)
+    assert (same_left, same_top) == (left, top)
+    tall, tall_left, tall_top = jitter_glyph(mask, left, top, (1.0, 1.5), 0.0, 0.0)
+    rows = np.flatnonzero(tall.max(axis=1) > 128)
+    assert tall_top == -30 and tall_left == left  # grown upwards from the baseline
+    assert tall_top + rows[-1] + 1 == 0 and len(rows) == 30  # its foot still on the baseline
+    leaning, lean_left, _ = jitter_glyph(mask, left, top, (1.0, 1.0), 0.0, 0.3)
+    top_ink = np.flatnonzero(leaning[0] > 128) + lean_left
+    foot_ink = np.flatnonzero(leaning[-1] > 128) + lean_left
+    assert top_ink.mean() > foot_ink.mean() + 4  # leans right, like a positive slant
+    assert abs(foot_ink.mean() - (left + 4.5)) < 1.0  # the foot stays where it was
+
+
+def test_glyph_jitter_is_deterministic_and_zero_leaves_the_lines_as_they_were(font: Font) -> None:
+    glyphs = OutlineGlyphs(str(font.path))
+
+    def draw(jitter: float) -> np.ndarray:
+        return render_outline(glyphs, "ooooo", np.random.default_rng(5), jitter)
+
+    plain = render_outline(glyphs, "ooooo", np.random.default_rng(5))
+    np.testing.assert_array_equal(plain, draw(0.0))
+    a = draw(2.0)
+    np.testing.assert_array_equal(a, draw(2.0))
+    assert a.shape != plain.shape or not np.array_equal(a, plain)
+    with pytest.raises(DataError, match="glyph_jitter"):
+        LineRenderer([font], [], glyph_jitter=-1.0)
 
 
 @pytest.mark.parametrize("stroke_fraction", [0.0, 1.0])

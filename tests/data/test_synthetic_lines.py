@@ -155,6 +155,22 @@ def test_joined_share_keys_the_training_cache_only(tmp_path: Path) -> None:
         SyntheticLines(**SMALL, joined_share=2.0, root=tmp_path)
 
 
+def test_glyph_jitter_keys_the_training_cache_only(tmp_path: Path) -> None:
+    base = SyntheticLines(**SMALL, root=tmp_path)
+    off = SyntheticLines(**SMALL, glyph_jitter=0.0, root=tmp_path)
+    jittered = SyntheticLines(**SMALL, glyph_jitter=1.0, root=tmp_path)
+    assert "glyph_jitter" not in base.params("train")  # caches built before it keep their keys
+    assert off.cache_file("train") == base.cache_file("train")
+    assert jittered.cache_file("train") != base.cache_file("train")
+    assert [jittered.cache_file(s) for s in ("val", "test")] == [
+        base.cache_file(s) for s in ("val", "test")
+    ]
+    assert jittered.spec("val").glyph_jitter == 0.0  # held-out hands are drawn as the fonts are
+    for bad in (-0.5, 4.0):
+        with pytest.raises(ConfigError, match="glyph_jitter"):
+            SyntheticLines(**SMALL, glyph_jitter=bad, root=tmp_path)
+
+
 def test_streamed_training_lines_are_deterministic_and_fresh_each_epoch(tmp_path: Path) -> None:
     spec = LineSpec(
         "train", seed=0, max_length=20, stroke_fraction=0.5, sentence_source="default", numbers=0.1

@@ -168,12 +168,51 @@ class OutlineGlyphs:
         return self._cache[char]
 
 
-def render_outline(glyphs: OutlineGlyphs, text: str, rng: np.random.Generator) -> np.ndarray:
-    """Place glyph bitmaps with jitter, then warp the line like a hand would: uint8 ink mask."""
+def jitter_glyph(
+    mask: np.ndarray, left: int, top: int, scale: Sequence[float], rotation: float, shear: float
+) -> tuple[np.ndarray, int, int]:
+    """Scale, shear and rotate one glyph bitmap about its pen position on the baseline.
+
+    Returns the new ``(mask, left, top)``: the glyph stays on the baseline at the pen, so
+    neighbours keep their places. ``scale`` is ``(x, y)``; ``shear`` leans the glyph like
+    slant does (x grows with height above the baseline); ``rotation`` in radians.
+    """
+    cos, sin = np.cos(rotation), np.sin(rotation)
+    matrix = (
+        np.array([[cos, -sin], [sin, cos]])
+        @ np.array([[1.0, -shear], [0.0, 1.0]])
+        @ np.diag([scale[0], scale[1]])
+    )
+    height, width = mask.shape
+    right, bottom = left + width, top + height
+    corners = np.array([[left, top], [right, top], [left, bottom], [right, bottom]], float)
+    moved = corners @ matrix.T
+    new_left, new_top = np.floor(moved.min(axis=0)).astype(int)
+    new_right, new_bottom = np.ceil(moved.max(axis=0)).astype(int)
+    # mask pixel (u, v) -> matrix @ (u + left, v + top) - (new_left, new_top)
+    offset = matrix @ np.array([left, top], float) - (new_left, new_top)
+    affine = np.hstack([matrix, offset[:, None]]).astype(np.float32)
+    size = (max(1, int(new_right - new_left)), max(1, int(new_bottom - new_top)))
+    moved_mask = cv2.warpAffine(mask, affine, size, flags=cv2.INTER_LINEAR)
+    return moved_mask, int(new_left), int(new_top)
+
+
+def render_outline(
+    glyphs: OutlineGlyphs, text: str, rng: np.random.Generator, glyph_jitter: float = 0.0
+) -> np.ndarray:
+    """Place glyph bitmaps with jitter, then warp the line like a hand would: uint8 ink mask.
+
+    ``glyph_jitter`` > 0 also varies each letter's shape (size, width, lean, rotation; up to
+    ``glyph_jitter`` times the stroke faces' per-glyph ranges): a font draws every "e" of a
+    line alike, a hand never does. 0 leaves the random stream as it was.
+    """
     unit = OUTLINE_UNIT_PX
     letter_spacing = rng.uniform(-0.03, 0.12) * unit
     word_scale = rng.uniform(0.7, 1.5)
     shift_sd = rng.uniform(0.0, 0.05) * unit
+    if glyph_jitter > 0:
+        # per-line spreads, as HandStyle draws them for the stroke faces
+        size_sd, width_sd, rotation_sd, shear_sd = rng.uniform(0.0, 0.07, 4) * glyph_jitter
     placed = []
     x = 0.0
     for char in text:
@@ -181,6 +220,18 @@ def render_outline(glyphs: OutlineGlyphs, text: str, rng: np.random.Generator) -
         if char == " ":
             x += advance * word_scale * rng.uniform(0.8, 1.25)
             continue
+        if glyph_jitter > 0:
+            size = float(np.exp(rng.normal(0.0, size_sd)))
+            width_scale = size * float(np.exp(rng.normal(0.0, width_sd)))
+            mask, left, top = jitter_glyph(
+                mask,
+                left,
+                top,
+                (width_scale, size),
+                float(rng.normal(0.0, rotation_sd)),
+                float(rng.normal(0.0, shear_sd)),
+            )
+            advance *= width_scale
         placed.append((mask, round(x) + left, round(rng.normal(0.0, shift_sd)) + top))
         x += advance + letter_spacing
     if not placed:
@@ -302,6 +353,7 @@ class LineRenderer:
     ``joined_share`` set, joined scripts write that share of the rest, however many
     fonts each style has (a style's share of the lines is then a choice, not an
     accident of font counts, so fonts can be added without shifting the mix).
+    ``glyph_jitter`` varies each outline-font letter's shape (see :func:`render_outline`).
     """
 
     def __init__(
@@ -312,6 +364,7 @@ class LineRenderer:
         texture_seed: int = 0,
         capitals_share: float | None = None,
         joined_share: float | None = None,
+        glyph_jitter: float = 0.0,
     ) -> None:
         if not fonts and not faces:
             raise DataError("no fonts and no stroke faces to render with")
@@ -320,8 +373,11 @@ class LineRenderer:
         for name, share in (("capitals_share", capitals_share), ("joined_share", joined_share)):
             if share is not None and not 0.0 <= share <= 1.0:
                 raise DataError(f"{name} must be in [0, 1], got {share}")
+        if glyph_jitter < 0:
+            raise DataError(f"glyph_jitter must be 0 or more, got {glyph_jitter}")
         self.capitals_share = capitals_share
         self.joined_share = joined_share
+        self.glyph_jitter = glyph_jitter
         self.fonts = list(fonts)
         self.faces = list(faces)
         self.stroke_fraction = 1.0 if not self.fonts else 0.0 if not self.faces else stroke_fraction
@@ -349,7 +405,7 @@ class LineRenderer:
             key = str(font.path)
             if key not in self._glyphs:
                 self._glyphs[key] = OutlineGlyphs(key)
-            mask = render_outline(self._glyphs[key], label, rng)
+            mask = render_outline(self._glyphs[key], label, rng, self.glyph_jitter)
             return RenderedLine(scan(mask, rng, self.textures), label, font.name)
         if (line := self._write(text, rng)) is not None:  # no outline font can: try the pen
             return line

@@ -74,6 +74,7 @@ class LineSpec:
     numbers: float
     capitals_share: float | None = None
     joined_share: float | None = None
+    glyph_jitter: float = 0.0
 
 
 @functools.lru_cache(maxsize=8)
@@ -83,10 +84,13 @@ def _renderer(
     seed: int,
     capitals_share: float | None = None,
     joined_share: float | None = None,
+    glyph_jitter: float = 0.0,
 ) -> LineRenderer:
     """One renderer per process and split: its glyph caches are reused across chunks."""
     fonts, faces = list_fonts(split), list_faces(split)
-    return LineRenderer(fonts, faces, stroke_fraction, seed, capitals_share, joined_share)
+    return LineRenderer(
+        fonts, faces, stroke_fraction, seed, capitals_share, joined_share, glyph_jitter
+    )
 
 
 def render_lines(spec: LineSpec, chunk: int, count: int, epoch: int = 0) -> Iterator[RenderedLine]:
@@ -97,7 +101,12 @@ def render_lines(spec: LineSpec, chunk: int, count: int, epoch: int = 0) -> Iter
         spec.max_length, spec.sentence_source, int(rng.integers(2**63)), spec.numbers
     )
     renderer = _renderer(
-        spec.split, spec.stroke_fraction, spec.seed, spec.capitals_share, spec.joined_share
+        spec.split,
+        spec.stroke_fraction,
+        spec.seed,
+        spec.capitals_share,
+        spec.joined_share,
+        spec.glyph_jitter,
     )
     for _ in range(count):
         # The longer of two pieces: lines on a page are mostly long, and the generator's
@@ -254,6 +263,9 @@ class SyntheticLines(BaseDataModule):
             lowercase fonts are added); val and test always pick fonts alike.
         joined_share: share of the other outline-font training lines that joined
             scripts write (``None``: every font alike); val and test pick fonts alike.
+        glyph_jitter: vary the size, width, lean and rotation of each letter of the
+            outline-font training lines, so that a line's letters are not copies of one
+            bitmap (1.0: the stroke faces' per-letter ranges; 0: off); val and test never.
 
     Items are ``(image [1, 32, W] float32 in [0, 1], target LongTensor of charset indices)``;
     ``collate_lines`` pads batches.
@@ -281,6 +293,7 @@ class SyntheticLines(BaseDataModule):
         fine_pens: float = 0.0,
         capitals_share: float | None = None,
         joined_share: float | None = None,
+        glyph_jitter: float = 0.0,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -303,6 +316,12 @@ class SyntheticLines(BaseDataModule):
         for name, share in (("capitals_share", capitals_share), ("joined_share", joined_share)):
             if share is not None and not 0.0 <= share <= 1.0:
                 raise ConfigError(f"{name} = {share} must be between 0 and 1")
+        if not 0.0 <= glyph_jitter <= 3.0:
+            raise ConfigError(
+                f"glyph_jitter = {glyph_jitter} must be between 0 (off) and 3 (1: the stroke "
+                "faces' per-letter ranges)"
+            )
+        self.glyph_jitter = float(glyph_jitter)
         self.capitals_share = None if capitals_share is None else float(capitals_share)
         self.joined_share = None if joined_share is None else float(joined_share)
         self.sizes: dict[Split, int] = {"train": num_train, "val": num_val, "test": num_test}
@@ -327,6 +346,7 @@ class SyntheticLines(BaseDataModule):
             self.numbers,
             self.capitals_share if split == "train" else None,
             self.joined_share if split == "train" else None,
+            self.glyph_jitter if split == "train" else 0.0,
         )
 
     def cached_splits(self) -> tuple[Split, ...]:
@@ -335,8 +355,8 @@ class SyntheticLines(BaseDataModule):
     def params(self, split: Split) -> dict[str, Any]:
         """Everything that determines a split's cached lines (the cache key)."""
         spec = self.spec(split)
-        # the shares and the joined flags only when set (training split only), so that
-        # existing caches keep their keys
+        # the shares, the glyph jitter and the joined flags only when set (training split
+        # only), so that existing caches keep their keys
         shares = {
             name: share
             for name, share in (
@@ -345,6 +365,8 @@ class SyntheticLines(BaseDataModule):
             )
             if share is not None
         }
+        if spec.glyph_jitter > 0:
+            shares["glyph_jitter"] = spec.glyph_jitter
         joined = spec.joined_share is not None
         sources = {
             "fonts": [
@@ -471,7 +493,8 @@ class SyntheticLines(BaseDataModule):
             f"SyntheticLines({self._split_sizes()}, kind=line, height={HEIGHT}, "
             f"max_length={self.max_length}, stroke_fraction={self.stroke_fraction}, "
             f"numbers={self.numbers}, stream={self.stream}, width_stretch={self.width_stretch}, "
-            f"page_cuts={self.page_cuts}, fine_pens={self.fine_pens}, seed={self.seed})"
+            f"page_cuts={self.page_cuts}, fine_pens={self.fine_pens}, "
+            f"glyph_jitter={self.glyph_jitter}, seed={self.seed})"
         ]
         for split in SPLITS:
             fonts, faces = len(list_fonts(split)), len(list_faces(split))
