@@ -239,3 +239,37 @@ def test_fine_pens_thin_some_training_lines_only_and_repeat_under_a_seed(tmp_pat
         SyntheticLines(root=tmp_path, fine_pens=-0.1)
     with pytest.raises(ConfigError, match="fine_pens augments text lines"):
         LabelledFolder(path=tmp_path, kind="char", fine_pens=0.5)
+
+
+def test_width_multiple_pads_training_batches_only_and_draws_nothing(tmp_path: Path) -> None:
+    from text_recognizer.data.folder import LabelledFolder
+    from text_recognizer.data.module import TrainingLineCollate, collate_lines, pad_to_multiple
+    from text_recognizer.data.synthetic_lines import SyntheticLines
+    from text_recognizer.errors import ConfigError
+
+    images = torch.rand(2, 1, 32, 100)
+    padded = pad_to_multiple(images, 64)
+    assert padded.shape == (2, 1, 32, 128) and not padded[..., 100:].any()
+    assert torch.equal(padded[..., :100], images)
+    assert pad_to_multiple(padded, 64) is padded and pad_to_multiple(images, 1) is images
+
+    module = SyntheticLines(root=tmp_path, width_multiple=64)
+    collate = module.collate_fn("train")
+    assert isinstance(collate, TrainingLineCollate) and collate.width_multiple == 64
+    assert module.collate_fn("val") is collate_lines and "width_multiple=64" in repr(module)
+    batch = [(torch.rand(1, 32, w), torch.arange(1, 6)) for w in (150, 170)]
+    augmented = {"width_stretch": (0.7, 1.4), "page_cuts": 0.5}
+    results = []
+    for multiple in (1, 64):
+        torch.manual_seed(0)
+        results.append(TrainingLineCollate(**augmented, width_multiple=multiple)(batch))
+    (plain, plain_widths, _, _), (rounded, widths, _, lengths) = results
+    assert rounded.shape[-1] % 64 == 0 and rounded.shape[-1] - plain.shape[-1] < 64
+    # the same lines and random draws: only background added at the right
+    assert torch.equal(rounded[..., : plain.shape[-1]], plain) and torch.equal(widths, plain_widths)
+    assert lengths.tolist() == [5, 5]
+    for bad in (0, 1000, 1.5):
+        with pytest.raises(ConfigError, match="width_multiple"):
+            SyntheticLines(root=tmp_path, width_multiple=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="kind: char"):
+        LabelledFolder(path=tmp_path, kind="char", width_multiple=64)

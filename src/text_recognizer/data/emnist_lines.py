@@ -65,6 +65,9 @@ class EmnistLines(BaseDataModule):
             neighbouring lines' ink (:class:`~text_recognizer.data.module.PageCuts`); 0: off.
         fine_pens: share of training lines with thinner strokes
             (:class:`~text_recognizer.data.module.FinePens`); 0: off.
+        width_multiple: pad every training batch to a multiple of this many pixels, so
+            CPU convolution kernels are reused across batches
+            (:func:`~text_recognizer.data.module.pad_to_multiple`); 1: off.
     """
 
     kind: ClassVar[Kind] = "line"
@@ -92,6 +95,7 @@ class EmnistLines(BaseDataModule):
         width_stretch: Sequence[float] | None = None,
         page_cuts: float = 0.0,
         fine_pens: float = 0.0,
+        width_multiple: int = 1,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -101,6 +105,7 @@ class EmnistLines(BaseDataModule):
             width_stretch=width_stretch,
             page_cuts=page_cuts,
             fine_pens=fine_pens,
+            width_multiple=width_multiple,
         )
         if max_length < 1:
             raise ConfigError(f"max_length must be at least 1, got {max_length}")

@@ -72,6 +72,8 @@ class LabelledFolder(BaseDataModule):
             tilted, with neighbouring lines' ink (:class:`~text_recognizer.data.module.PageCuts`).
         fine_pens: lines only: share of training lines with thinner strokes
             (:class:`~text_recognizer.data.module.FinePens`).
+        width_multiple: lines only: pad every training batch to a multiple of this many
+            pixels (:func:`~text_recognizer.data.module.pad_to_multiple`); 1: off.
         deslant: lines only: shear each line to the lean the model reads best, as the
             Recognizer does by default (``prepare_line``); ``False`` reads lines as
             ``Recognizer(deslant=False)`` does.
@@ -98,6 +100,7 @@ class LabelledFolder(BaseDataModule):
         width_stretch: Sequence[float] | None = None,
         page_cuts: float = 0.0,
         fine_pens: float = 0.0,
+        width_multiple: int = 1,
         deslant: bool = True,
         rehearsal: int = 0,
     ) -> None:
@@ -109,12 +112,17 @@ class LabelledFolder(BaseDataModule):
             width_stretch=width_stretch,
             page_cuts=page_cuts,
             fine_pens=fine_pens,
+            width_multiple=width_multiple,
         )
         if kind not in ("line", "char"):
             raise ConfigError(f"kind must be 'line' or 'char', got {kind!r}")
         if kind == "char" and width_stretch is not None:
             raise ConfigError("width_stretch stretches text lines; remove it for kind: char")
-        for name, value in (("page_cuts", page_cuts), ("fine_pens", fine_pens)):
+        for name, value in (
+            ("page_cuts", page_cuts),
+            ("fine_pens", fine_pens),
+            ("width_multiple", width_multiple - 1),
+        ):
             if kind == "char" and value:
                 raise ConfigError(f"{name} augments text lines; remove it for kind: char")
         if rehearsal < 0 or (rehearsal and kind != "line"):

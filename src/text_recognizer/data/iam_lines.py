@@ -52,8 +52,8 @@ class IamLines(BaseDataModule):
             does by default; ``False`` reads lines as ``Recognizer(deslant=False)`` does.
         padding: pixels at 300 dpi around a line's ink boxes before it is prepared
             (at most half the gap to the next line vertically).
-        width_stretch, page_cuts, fine_pens: training augmentations, as for
-            ``synthetic_lines`` (for training or fine-tuning on IAM).
+        width_stretch, page_cuts, fine_pens, width_multiple: training augmentations and
+            batch padding, as for ``synthetic_lines`` (for training or fine-tuning on IAM).
         urls, sha256: mirrors and checksum of ``iamdb.zip`` (default: the FSDL mirror;
             or ``$TEXT_RECOGNIZER_IAM_URLS`` / ``$TEXT_RECOGNIZER_IAM_SHA256``).
         path: instead of ``iamdb.zip``, a folder holding IAM as its authors distribute it,
@@ -78,6 +78,7 @@ class IamLines(BaseDataModule):
         width_stretch: Sequence[float] | None = None,
         page_cuts: float = 0.0,
         fine_pens: float = 0.0,
+        width_multiple: int = 1,
         urls: list[str] | None = None,
         sha256: str | None = None,
         path: str | Path | None = None,
@@ -90,6 +91,7 @@ class IamLines(BaseDataModule):
             width_stretch=width_stretch,
             page_cuts=page_cuts,
             fine_pens=fine_pens,
+            width_multiple=width_multiple,
         )
         if input_height < 8:
             raise ConfigError(f"input_height = {input_height} must be at least 8")

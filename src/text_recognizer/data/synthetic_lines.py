@@ -258,6 +258,10 @@ class SyntheticLines(BaseDataModule):
             (:class:`~text_recognizer.data.module.PageCuts`); 0: off.
         fine_pens: share of training lines whose strokes are thinned as a fine pen's
             (:class:`~text_recognizer.data.module.FinePens`); 0: off.
+        width_multiple: pad every training batch with background to a multiple of this
+            many pixels (:func:`~text_recognizer.data.module.pad_to_multiple`): oneDNN
+            then reuses its convolution kernels instead of building new ones for nearly
+            every batch width; 1: off.
         capitals_share: share of the training lines drawn with outline fonts that
             capitals-only fonts write (``None``: every font alike, so the share falls as
             lowercase fonts are added); val and test always pick fonts alike.
@@ -291,6 +295,7 @@ class SyntheticLines(BaseDataModule):
         width_stretch: Sequence[float] | None = None,
         page_cuts: float = 0.0,
         fine_pens: float = 0.0,
+        width_multiple: int = 1,
         capitals_share: float | None = None,
         joined_share: float | None = None,
         glyph_jitter: float = 0.0,
@@ -303,6 +308,7 @@ class SyntheticLines(BaseDataModule):
             width_stretch=width_stretch,
             page_cuts=page_cuts,
             fine_pens=fine_pens,
+            width_multiple=width_multiple,
         )
         for name, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
             if value < 1:
@@ -494,6 +500,7 @@ class SyntheticLines(BaseDataModule):
             f"max_length={self.max_length}, stroke_fraction={self.stroke_fraction}, "
             f"numbers={self.numbers}, stream={self.stream}, width_stretch={self.width_stretch}, "
             f"page_cuts={self.page_cuts}, fine_pens={self.fine_pens}, "
+            f"width_multiple={self.width_multiple}, "
             f"glyph_jitter={self.glyph_jitter}, seed={self.seed})"
         ]
         for split in SPLITS:
