@@ -25,7 +25,7 @@ import time
 
 
 def measure(multiple: int, steps: int, num_train: int, threads: int) -> dict[str, float]:
-    """ms per training step (and per loaded batch) with batch widths rounded up to ``multiple``."""
+    """ms per training step, and batch widths seen, with widths rounded up to ``multiple``."""
     import torch
     import torch.nn.functional as F
 
