@@ -1,12 +1,11 @@
 """Training-step time of the shipped line network when batch widths are rounded up.
 
 Cached lines vary in width, so nearly every training batch has a new width, and oneDNN
-builds (JIT-compiles) convolution kernels per shape. Bringing each batch to a multiple
-of ``M`` pixels (the line datasets' ``width_multiple``: with ``width_stretch`` on, as
-here, the stretch factor is nudged onto the multiple; until commit 7665bde the batch
-was padded up to it with background) lets the kernels be reused. Each setting runs in
-its own process (the kernel cache is per process), in turn, for several rounds: the
-median of the rounds is the figure, the spread shows the host's noise. Real batches of the shipped
+builds (JIT-compiles) convolution kernels per shape. Padding each batch with background
+up to a multiple of ``M`` pixels (the line datasets' ``width_multiple``) costs a little
+more arithmetic and lets the kernels be reused. Each setting runs in its own process
+(the kernel cache is per process), in turn, for several rounds: the median of the
+rounds is the figure, the spread shows the host's noise. Real batches of the shipped
 config (cached ``synthetic_lines``, width stretch, page cuts, fine pens; 32 lines), the
 shipped network, bfloat16 autocast where the CPU has it, CTC loss, gradient clipping
 and AdamW as in training, 2 threads.

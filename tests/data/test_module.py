@@ -241,7 +241,7 @@ def test_fine_pens_thin_some_training_lines_only_and_repeat_under_a_seed(tmp_pat
         LabelledFolder(path=tmp_path, kind="char", fine_pens=0.5)
 
 
-def test_width_multiple_pads_unstretched_training_batches_only(tmp_path: Path) -> None:
+def test_width_multiple_pads_training_batches_only_and_draws_nothing(tmp_path: Path) -> None:
     from text_recognizer.data.folder import LabelledFolder
     from text_recognizer.data.module import TrainingLineCollate, collate_lines, pad_to_multiple
     from text_recognizer.data.synthetic_lines import SyntheticLines
@@ -258,13 +258,14 @@ def test_width_multiple_pads_unstretched_training_batches_only(tmp_path: Path) -
     assert isinstance(collate, TrainingLineCollate) and collate.width_multiple == 64
     assert module.collate_fn("val") is collate_lines and "width_multiple=64" in repr(module)
     batch = [(torch.rand(1, 32, w), torch.arange(1, 6)) for w in (150, 170)]
+    augmented = {"width_stretch": (0.7, 1.4), "page_cuts": 0.5}
     results = []
     for multiple in (1, 64):
         torch.manual_seed(0)
-        results.append(TrainingLineCollate(page_cuts=0.5, width_multiple=multiple)(batch))
+        results.append(TrainingLineCollate(**augmented, width_multiple=multiple)(batch))
     (plain, plain_widths, _, _), (rounded, widths, _, lengths) = results
     assert rounded.shape[-1] % 64 == 0 and rounded.shape[-1] - plain.shape[-1] < 64
-    # no stretch: the same lines and random draws, only background added at the right
+    # the same lines and random draws: only background added at the right
     assert torch.equal(rounded[..., : plain.shape[-1]], plain) and torch.equal(widths, plain_widths)
     assert lengths.tolist() == [5, 5]
     for bad in (0, 1000, 1.5):
@@ -272,26 +273,3 @@ def test_width_multiple_pads_unstretched_training_batches_only(tmp_path: Path) -
             SyntheticLines(root=tmp_path, width_multiple=bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="kind: char"):
         LabelledFolder(path=tmp_path, kind="char", width_multiple=64)
-
-
-def test_width_multiple_lands_the_stretch_on_a_multiple_without_padding() -> None:
-    from text_recognizer.data.module import StretchWidths, TrainingLineCollate
-
-    batch = [(torch.rand(1, 32, w), torch.arange(1, 6)) for w in (300, 330)]
-    collate = TrainingLineCollate(width_stretch=(0.6, 1.6), width_multiple=64)
-    plain = StretchWidths(0.6, 1.6)
-    for seed in range(30):
-        torch.manual_seed(seed)
-        images, widths, _, _ = collate(batch)
-        after = torch.rand(())
-        torch.manual_seed(seed)
-        free_widths = plain(batch)[1]
-        assert torch.equal(torch.rand(()), after)  # no extra draws
-        assert images.shape[-1] % 64 == 0 and int(widths.max()) == images.shape[-1]  # no padding
-        # the nearest multiple to the free stretch, one factor for the whole batch
-        assert abs(images.shape[-1] - int(free_widths.max())) <= 32 + 1
-        assert abs(float(widths[0] / widths[1]) - 300 / 330) < 0.01
-    # the CTC floor still holds: 20 characters need 160 px, the nearest multiple would be 128
-    text = torch.arange(1, 21)
-    squeezed = StretchWidths(0.1, 0.1, multiple=64)([(torch.rand(1, 32, 400), text)])
-    assert squeezed[1].tolist() == [192] and squeezed[0].shape[-1] == 192

@@ -65,9 +65,8 @@ class EmnistLines(BaseDataModule):
             neighbouring lines' ink (:class:`~text_recognizer.data.module.PageCuts`); 0: off.
         fine_pens: share of training lines with thinner strokes
             (:class:`~text_recognizer.data.module.FinePens`); 0: off.
-        width_multiple: bring every training batch to a multiple of this many pixels
-            wide (through the stretch factor, else by padding), so CPU convolution kernels
-            are reused across batches
+        width_multiple: pad every training batch to a multiple of this many pixels, so
+            CPU convolution kernels are reused across batches
             (:func:`~text_recognizer.data.module.pad_to_multiple`); 1: off.
     """
 

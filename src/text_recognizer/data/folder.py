@@ -72,9 +72,8 @@ class LabelledFolder(BaseDataModule):
             tilted, with neighbouring lines' ink (:class:`~text_recognizer.data.module.PageCuts`).
         fine_pens: lines only: share of training lines with thinner strokes
             (:class:`~text_recognizer.data.module.FinePens`).
-        width_multiple: lines only: bring every training batch to a multiple of this many
-            pixels wide (through the stretch factor, else by padding;
-            :func:`~text_recognizer.data.module.pad_to_multiple`); 1: off.
+        width_multiple: lines only: pad every training batch to a multiple of this many
+            pixels (:func:`~text_recognizer.data.module.pad_to_multiple`); 1: off.
         deslant: lines only: shear each line to the lean the model reads best, as the
             Recognizer does by default (``prepare_line``); ``False`` reads lines as
             ``Recognizer(deslant=False)`` does.

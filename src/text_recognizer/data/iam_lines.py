@@ -53,7 +53,7 @@ class IamLines(BaseDataModule):
         padding: pixels at 300 dpi around a line's ink boxes before it is prepared
             (at most half the gap to the next line vertically).
         width_stretch, page_cuts, fine_pens, width_multiple: training augmentations and
-            batch widths, as for ``synthetic_lines`` (for training or fine-tuning on IAM).
+            batch padding, as for ``synthetic_lines`` (for training or fine-tuning on IAM).
         urls, sha256: mirrors and checksum of ``iamdb.zip`` (default: the FSDL mirror;
             or ``$TEXT_RECOGNIZER_IAM_URLS`` / ``$TEXT_RECOGNIZER_IAM_SHA256``).
         path: instead of ``iamdb.zip``, a folder holding IAM as its authors distribute it,

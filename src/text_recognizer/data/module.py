@@ -80,17 +80,12 @@ class StretchWidths:
     keeps width-bucketed batches free of padding and makes it one resize of the padded
     batch (rows stacked: a horizontal resize never mixes rows). No line of the batch is
     squeezed below ``MIN_PX_PER_CHAR`` pixels per character, so CTC keeps enough frames.
-    With ``multiple`` > 1 the factor is nudged so the batch lands on a multiple of that
-    many pixels (the nearest one the floor allows): the few batch shapes that padding
-    to a multiple buys (:func:`pad_to_multiple`), without the padding.
     """
 
     MIN_PX_PER_CHAR = 8
 
-    def __init__(
-        self, low: float, high: float, pad_index: int = DEFAULT_CHARSET.pad, multiple: int = 1
-    ) -> None:
-        self.low, self.high, self.pad_index, self.multiple = low, high, pad_index, multiple
+    def __init__(self, low: float, high: float, pad_index: int = DEFAULT_CHARSET.pad) -> None:
+        self.low, self.high, self.pad_index = low, high, pad_index
 
     def __call__(
         self, batch: Sequence[tuple[torch.Tensor, torch.Tensor]]
@@ -102,12 +97,6 @@ class StretchWidths:
         factor = max(factor, floor)
         batch_size, _, height, width = images.shape
         new_width = max(1, round(width * factor))
-        if self.multiple > 1:
-            step = self.multiple
-            new_width = max(step, round(width * factor / step) * step)
-            if new_width < width * floor:
-                new_width = math.ceil(width * floor / step) * step
-            factor = new_width / width
         if new_width == width:
             return images, widths, targets, lengths
         rows = images.reshape(batch_size * height, width).numpy()
@@ -241,8 +230,7 @@ def pad_to_multiple(images: torch.Tensor, multiple: int) -> torch.Tensor:
 
 class TrainingLineCollate:
     """Training collate for lines: thin the pen and cut as from a page (per line), pad,
-    stretch (per batch) and bring the width to a multiple of ``width_multiple``: through
-    the stretch factor when there is one, else by padding."""
+    stretch (per batch), then pad the width to a multiple of ``width_multiple``."""
 
     def __init__(
         self,
@@ -254,9 +242,7 @@ class TrainingLineCollate:
     ) -> None:
         self.pens = FinePens(fine_pens) if fine_pens > 0 else None
         self.cut = PageCuts(page_cuts) if page_cuts > 0 else None
-        self.stretch = (
-            StretchWidths(*width_stretch, pad_index, width_multiple) if width_stretch else None
-        )
+        self.stretch = StretchWidths(*width_stretch, pad_index) if width_stretch else None
         self.pad_index = pad_index
         self.width_multiple = width_multiple
 

@@ -258,11 +258,10 @@ class SyntheticLines(BaseDataModule):
             (:class:`~text_recognizer.data.module.PageCuts`); 0: off.
         fine_pens: share of training lines whose strokes are thinned as a fine pen's
             (:class:`~text_recognizer.data.module.FinePens`); 0: off.
-        width_multiple: bring every training batch to a multiple of this many pixels
-            wide, through the ``width_stretch`` factor when there is one, else by padding
-            (:func:`~text_recognizer.data.module.pad_to_multiple`): oneDNN then reuses its
-            convolution kernels instead of building new ones for nearly every batch
-            width; 1: off.
+        width_multiple: pad every training batch with background to a multiple of this
+            many pixels (:func:`~text_recognizer.data.module.pad_to_multiple`): oneDNN
+            then reuses its convolution kernels instead of building new ones for nearly
+            every batch width; 1: off.
         capitals_share: share of the training lines drawn with outline fonts that
             capitals-only fonts write (``None``: every font alike, so the share falls as
             lowercase fonts are added); val and test always pick fonts alike.
