@@ -222,8 +222,8 @@ def pad_to_multiple(images: torch.Tensor, multiple: int) -> torch.Tensor:
     rounded up to 64 px, padding included, a training step of the shipped line network
     ran 1.09-1.21x faster, and a short training run 1.25x
     (``benchmarks/batch_width_padding.py``, ``docs/benchmarks.md``). True widths travel
-    beside the batch, so the padding never reaches the BiLSTM or the CTC loss; it does
-    enter the batch-norm statistics, and over a whole schedule it cost a little accuracy.
+    beside the batch, so the padding never reaches the BiLSTM or the CTC loss; over the
+    shipped config's whole schedule it still cost a little accuracy (``docs/benchmarks.md``).
     """
     extra = -images.shape[-1] % multiple
     return torch.nn.functional.pad(images, (0, extra)) if extra else images
