@@ -22,10 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import cv2
 import numpy as np
+from rapidfuzz.distance import Levenshtein
 
 sys.path.insert(0, str(Path(__file__).parent))
 from realdata_chars import DEFAULT_REALDATA, _mnist_labels
@@ -105,6 +107,18 @@ def real_lines(
     return sets
 
 
+def confusions(predictions: list[str], texts: list[str], top: int) -> list[list[object]]:
+    """The commonest edits from truth to reading, ``[truth, read, count]`` ("" for an
+    inserted or deleted character): which errors are shapes alike, which spacing."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for prediction, text in zip(predictions, texts, strict=True):
+        for op in Levenshtein.editops(text, prediction):
+            truth = "" if op.tag == "insert" else text[op.src_pos]
+            read = "" if op.tag == "delete" else prediction[op.dest_pos]
+            counts[truth, read] += 1
+    return [[truth, read, n] for (truth, read), n in counts.most_common(top)]
+
+
 def write_folder(folder: Path, images: list[np.ndarray], texts: list[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -145,6 +159,10 @@ def main() -> None:
             ),
             "wer": round(wer(predictions, texts), 4),
             "examples": [[t, p] for t, p in zip(texts[:5], predictions[:5], strict=True)],
+            "errors": sum(
+                Levenshtein.distance(p, t) for p, t in zip(predictions, texts, strict=True)
+            ),
+            "top_confusions": confusions(predictions, texts, 12),
         }
     print(json.dumps(report, indent=2))
 

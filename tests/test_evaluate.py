@@ -74,7 +74,8 @@ def test_cli_prints_metrics_and_writes_json(tiny_char_run: Path, tmp_path: Path)
     report = json.loads(out.read_text())
     assert report["num_samples"] == 40 and report["split"] == "val"
     assert report["data_args"] == {"size": 384}
-    assert set(report["metrics"]) == {"accuracy", "errors"}
+    char_metrics = {"accuracy", "errors", "accuracy_most_confident_80pct"}
+    assert char_metrics <= set(report["metrics"]) <= char_metrics | {"confidence_auroc"}
 
 
 @uses_tiny_chars
@@ -97,13 +98,24 @@ def test_worst_lines_rank_by_cer_then_confidence() -> None:
     assert metrics["cer"] == pytest.approx(3 / 21)
     assert metrics["wer"] == pytest.approx(3 / 5)
     assert [(s.index, round(s.cer, 3)) for s in worst] == [(1, 0.333), (3, 0.333)]
+    # The three surest lines (0.99, 0.9, 0.5) hold 2 errors in 18 characters, and the one
+    # right line is the surest of all: a perfect ranking.
+    assert metrics["cer_most_confident_80pct"] == pytest.approx(2 / 18)
+    assert metrics["confidence_auroc"] == 1.0
 
 
 def test_worst_chars_are_the_most_confident_mistakes() -> None:
     metrics, worst = score(
         list("ABCD"), [("A", 0.9), ("B", 0.4), ("X", 0.3), ("Y", 0.8)], "char", 5
     )
-    assert metrics == {"accuracy": 0.5, "errors": 2.0}
+    # The surest three are A (right), Y (wrong), B (right); of the four (right, wrong)
+    # pairs only B 0.4 < Y 0.8 is ranked the wrong way round.
+    assert metrics == {
+        "accuracy": 0.5,
+        "errors": 2.0,
+        "accuracy_most_confident_80pct": pytest.approx(2 / 3),
+        "confidence_auroc": 0.75,
+    }
     assert [s.index for s in worst] == [3, 2]
 
 
@@ -147,7 +159,8 @@ def test_line_checkpoint_evaluates_with_cer_and_wer(tiny_lines: str, tmp_path: P
     )
     report = evaluate(checkpoint, tiny_lines, "test", batch_size=5, worst=3)
     assert report.kind == "line" and report.num_samples == 12
-    assert set(report.metrics) == {"cer", "wer", "line_accuracy"}
+    line_metrics = {"cer", "wer", "line_accuracy", "cer_most_confident_80pct"}
+    assert line_metrics <= set(report.metrics) <= line_metrics | {"confidence_auroc"}
     # Each listed prediction is the eager module's own greedy decoding of that line.
     data = TinyLines()
     data.setup()

@@ -8,7 +8,14 @@ import string
 import pytest
 import torchmetrics.text
 
-from text_recognizer.metrics import CharErrorRate, WordErrorRate, cer, wer
+from text_recognizer.metrics import (
+    CharErrorRate,
+    WordErrorRate,
+    cer,
+    confidence_auroc,
+    most_confident,
+    wer,
+)
 
 
 def test_cer_by_hand() -> None:
@@ -82,3 +89,22 @@ def test_accumulators_sum_over_batches_like_torchmetrics() -> None:
     ours.reset()
     ours.update("abc", "abd")  # torchmetrics also accepts a single string
     assert ours.compute().item() == pytest.approx(1 / 3)
+
+
+def test_confidence_auroc_by_hand() -> None:
+    assert confidence_auroc([0.9, 0.8, 0.1], [True, True, False]) == 1.0
+    assert confidence_auroc([0.1, 0.8, 0.9], [True, True, False]) == 0.0
+    # (right, wrong) pairs: 0.9 > 0.3, 0.9 > 0.8, 0.4 > 0.3, 0.4 < 0.8 -> 3 of 4.
+    assert confidence_auroc([0.9, 0.4, 0.3, 0.8], [True, True, False, False]) == 0.75
+    assert confidence_auroc([0.5, 0.5], [True, False]) == 0.5  # a tie counts half
+    assert confidence_auroc([0.5, 0.7], [True, True]) is None  # nothing to rank
+    with pytest.raises(ValueError, match="2 confidences but 1 outcomes"):
+        confidence_auroc([0.5, 0.7], [True])
+
+
+def test_most_confident_keeps_the_surest_share_first() -> None:
+    assert most_confident([0.2, 0.9, 0.5, 0.7], 0.5).tolist() == [1, 3]
+    assert most_confident([0.2, 0.9, 0.5, 0.7], 1.0).tolist() == [1, 3, 2, 0]
+    assert most_confident([0.3], 0.1).tolist() == [0]  # never empty
+    with pytest.raises(ValueError, match="share"):
+        most_confident([0.3], 0.0)

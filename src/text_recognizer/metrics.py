@@ -1,4 +1,5 @@
-"""Character and word error rates: total edit distance over total reference length.
+"""Character and word error rates (total edit distance over total reference length), and
+how far a model's confidence can be trusted to pick out its mistakes.
 
 Length-normalised over the whole set (not averaged per line), case-sensitive, spaces
 kept as characters; words are whitespace-split. This is torchmetrics' definition, so
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from rapidfuzz.distance import Levenshtein
 from torchmetrics.text import CharErrorRate as _TorchmetricsCer
@@ -56,6 +58,35 @@ def cer(predictions: Sequence[str], references: Sequence[str]) -> float:
 def wer(predictions: Sequence[str], references: Sequence[str]) -> float:
     """Word error rate: sum of word-level edit distances / sum of reference word counts."""
     return _rate(*word_errors(predictions, references))
+
+
+def confidence_auroc(confidences: Sequence[float], correct: Sequence[bool]) -> float | None:
+    """How well confidence ranks right readings above wrong ones: the probability that a
+    random right reading is more confident than a random wrong one (ties count half).
+
+    0.5 is chance, 1.0 a perfect ranking: the figure that says whether thresholding the
+    confidence sends the wrong lines, and few right ones, to a person. ``None`` when every
+    reading is right or every one wrong (nothing to rank).
+    """
+    if len(confidences) != len(correct):
+        raise ValueError(f"{len(confidences)} confidences but {len(correct)} outcomes")
+    from scipy.stats import rankdata
+
+    right = np.asarray(correct, dtype=bool)
+    n_right, n_wrong = int(right.sum()), int((~right).sum())
+    if n_right == 0 or n_wrong == 0:
+        return None
+    ranks = rankdata(np.asarray(confidences, dtype=np.float64))  # ties get their mean rank
+    return float((ranks[right].sum() - n_right * (n_right + 1) / 2) / (n_right * n_wrong))
+
+
+def most_confident(confidences: Sequence[float], share: float) -> np.ndarray:
+    """Indices of the ``share`` (0-1] of samples with the highest confidence, surest first:
+    what a reader keeps who accepts those and sends the rest to a person."""
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    order = np.argsort(-np.asarray(confidences, dtype=np.float64), kind="stable")
+    return order[: max(1, round(share * len(order)))] if len(order) else order
 
 
 def _as_list(texts: str | list[str]) -> list[str]:
