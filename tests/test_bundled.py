@@ -3,10 +3,12 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.demo import run_demo
+from text_recognizer.errors import ImageError
 from text_recognizer.labels import read_labels
 from text_recognizer.paths import MODELS_DIR, SAMPLES_DIR
 from text_recognizer.recognizer import Recognizer
@@ -115,3 +117,12 @@ def test_cli_recognize_deslants_unless_told_not_to(tmp_path: Path) -> None:
         result = CliRunner().invoke(app, ["recognize", "--kind", "line", "--json", flag, str(path)])
         assert result.exit_code == 0, result.output
         assert json.loads(result.output)["text"] == text
+
+
+@pytest.mark.parametrize("level", [0, 255])
+def test_a_blank_character_says_so_whatever_its_shade(level: int) -> None:
+    """The Recognizer has turned the ink bright already: the error must not ask for that."""
+    blank = np.full((30, 30), level, dtype=np.uint8)
+    with pytest.raises(ImageError, match="the image is blank: no ink found") as caught:
+        Recognizer.from_pretrained().recognize(blank, kind="char")
+    assert "bright ink" not in str(caught.value)

@@ -208,6 +208,18 @@ def subtract_paper(ink: np.ndarray, window: int | None = None) -> np.ndarray:
     return np.clip(flat - float(np.median(flat)), 0, None)
 
 
+def _ink_above_background(grey: np.ndarray) -> np.ndarray:
+    # Whichever is darker: a bold glyph can cover most of a tight crop, or touch its border.
+    background = min(float(np.median(grey)), _border_median(grey))
+    return np.clip(grey - background, 0.0, None)
+
+
+def ink_contrast(grey_bright_ink: np.ndarray) -> float:
+    """How far the brightest ink stands above the background, in grey levels: below
+    ``MIN_CONTRAST`` an image holds nothing to read (:func:`emnist_style` refuses it)."""
+    return float(_ink_above_background(to_grey(grey_bright_ink).astype(np.float32)).max())
+
+
 def emnist_style(grey_bright_ink: np.ndarray, size: int = 28) -> np.ndarray:
     """EMNIST's conversion: uint8 bright-ink image of any size -> uint8 ``[size, size]``.
 
@@ -219,10 +231,7 @@ def emnist_style(grey_bright_ink: np.ndarray, size: int = 28) -> np.ndarray:
 
     Raises ``ImageError`` when there is no ink to find (a blank or flat image).
     """
-    grey = to_grey(grey_bright_ink).astype(np.float32)
-    # Whichever is darker: a bold glyph can cover most of a tight crop, or touch its border.
-    background = min(float(np.median(grey)), _border_median(grey))
-    ink = np.clip(grey - background, 0.0, None)
+    ink = _ink_above_background(to_grey(grey_bright_ink).astype(np.float32))
     peak = float(ink.max())
     if peak < MIN_CONTRAST:
         raise ImageError(

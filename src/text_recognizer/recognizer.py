@@ -29,8 +29,10 @@ from text_recognizer.charset import Charset
 from text_recognizer.errors import ConfigError, ImageError
 from text_recognizer.paths import MODELS_DIR
 from text_recognizer.preprocessing import (
+    MIN_CONTRAST,
     ImageInput,
     emnist_style,
+    ink_contrast,
     load_image,
     normalize_polarity,
     prepare_line,
@@ -332,6 +334,13 @@ class Recognizer:
         charset = Charset.from_tokens(model.meta["charset"])
         size = int(model.meta["input_height"])
         frameless = [normalize_polarity(trim_frame(g)[0]) for g in greys]
+        for grey in frameless:
+            if (contrast := ink_contrast(grey)) < MIN_CONTRAST:
+                # emnist_style would ask for bright ink, which normalize_polarity made it.
+                raise ImageError(
+                    f"the image is blank: no ink found (contrast {contrast:.0f} grey levels, "
+                    f"need {MIN_CONTRAST})"
+                )
         batch = np.stack([emnist_style(g, size) for g in frameless])
         probs = model.char_probs((batch.astype(np.float32) / 255.0)[:, None])
         results = []
