@@ -13,6 +13,9 @@ The LM must not have seen the test sentences. Two LMs are measured:
   knows the test lines' language but not their sentences.
 
 The dataset is the one the model's training config names (same arguments and seed).
+With ``--width-search`` every line is also read at 0.85x and 1.25x its width and each
+decoder keeps its most confident reading, as ``Recognizer(width_search=True)`` does:
+the figures of every option together (ms/line then counts the three decodings).
 
     python benchmarks/decoding_gain.py --model src/text_recognizer/assets/models/line.onnx
 """
@@ -31,7 +34,7 @@ from text_recognizer.charset import Charset
 from text_recognizer.data.sources.corpus import load_sentences
 from text_recognizer.decoding import CharNgramLm, beam_search_decode, greedy_ctc_decode
 from text_recognizer.metrics import cer, wer
-from text_recognizer.recognizer import OnnxModel
+from text_recognizer.recognizer import WIDTH_SEARCH, OnnxModel, _scale_width
 from text_recognizer.training.config import load_config
 from text_recognizer.training.run import build_datamodule
 
@@ -69,7 +72,11 @@ def main() -> None:
     )
     parser.add_argument("--order", type=int, default=6, help="n-gram order of both LMs (2-6)")
     parser.add_argument("--beam", type=int, default=10, help="beam size")
+    parser.add_argument(
+        "--width-search", action="store_true", help="read every line at WIDTH_SEARCH's widths"
+    )
     args = parser.parse_args()
+    factors = WIDTH_SEARCH if args.width_search else (1.0,)
 
     model = OnnxModel(args.model, threads=1)
     charset = Charset.from_tokens(model.meta["charset"])
@@ -80,13 +87,16 @@ def main() -> None:
     dataset = getattr(data, f"data_{args.split}")
     items = [dataset[i] for i in range(min(args.lines, len(dataset)))]  # type: ignore[arg-type]
     references = [charset.decode(t.tolist()) for _, t in items]
-    log_probs, lengths = [], []
-    for image, _ in items:
-        lp, n = model.line_log_probs(
-            image.numpy()[None], np.array([image.shape[-1]], dtype=np.int64)
-        )
-        log_probs.append(lp[0])
-        lengths.append(int(n[0]))
+    views = []  # per width factor, per line: (log-probabilities, frames)
+    for factor in factors:
+        view = []
+        for image, _ in items:
+            line = _scale_width(image.numpy()[0], factor)
+            lp, n = model.line_log_probs(
+                line[None, None], np.array([line.shape[-1]], dtype=np.int64)
+            )
+            view.append((lp[0], int(n[0])))
+        views.append(view)
 
     with gzip.open(args.brown, "rt", encoding="utf-8") as f:
         brown = CharNgramLm.build((line.strip() for line in f), order=args.order)
@@ -95,9 +105,10 @@ def main() -> None:
 
     def run(name: str, decode) -> None:  # type: ignore[no-untyped-def]
         start = time.perf_counter()
-        texts = [
-            decode(lp[None], np.array([n]))[0][0] for lp, n in zip(log_probs, lengths, strict=True)
-        ]
+        texts = []
+        for i in range(len(references)):
+            readings = [decode(view[i][0][None], np.array([view[i][1]]))[0] for view in views]
+            texts.append(max(readings, key=lambda reading: reading[1])[0])  # most confident
         ms = (time.perf_counter() - start) * 1000 / len(texts)
         print(f"{name:<40}{cer(texts, references):>8.4f}{wer(texts, references):>8.4f}{ms:>10.2f}")
 
@@ -105,6 +116,7 @@ def main() -> None:
         f"{len(references)} {args.split} lines of {config.data.name}; {args.order}-gram LMs "
         f"from {args.brown.name} and from the shipped corpus minus {dropped} sentences "
         f"sharing {RUN} words with a {args.split} line"
+        + (f"; best of widths {'/'.join(f'{f:g}' for f in factors)}" if args.width_search else "")
     )
     print(f"{'decoder':<40}{'CER':>8}{'WER':>8}{'ms/line':>10}")
     run("greedy", lambda lp, n: greedy_ctc_decode(lp, n, charset))
