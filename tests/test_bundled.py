@@ -1,6 +1,8 @@
 """The shipped models and samples: consistent metadata, and `make demo` reads the samples."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +128,16 @@ def test_a_blank_character_says_so_whatever_its_shade(level: int) -> None:
     with pytest.raises(ImageError, match="the image is blank: no ink found") as caught:
         Recognizer.from_pretrained().recognize(blank, kind="char")
     assert "bright ink" not in str(caught.value)
+
+
+def test_reading_with_the_bundled_models_never_imports_lightning() -> None:
+    """Lightning takes ~2 s to import: a recognize call must not pay for training code."""
+    code = (
+        "import sys\n"
+        "from text_recognizer.paths import SAMPLES_DIR\n"
+        "from text_recognizer.recognizer import Recognizer\n"
+        "Recognizer.from_pretrained().recognize(SAMPLES_DIR / 'lines' / 'line_00.png')\n"
+        "print(sorted(m for m in ('lightning', 'pytorch_lightning') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

@@ -69,10 +69,11 @@ class CtcDecoder:
 
 def open_lm(lm: CharNgramLm | str | Path | None) -> CharNgramLm | None:
     """A sentence source's name (its LM, counted once), an ARPA file, or an LM as it is."""
-    from text_recognizer.data.sources.corpus import SOURCES
-
     if lm is None or isinstance(lm, CharNgramLm):
         return lm
+    # Importing data/ imports Lightning (~2 s): only a sentence source's name needs it.
+    from text_recognizer.data.sources.corpus import SOURCES
+
     if str(lm) in SOURCES:
         return CharNgramLm.from_corpus(str(lm))
     return CharNgramLm(lm)
