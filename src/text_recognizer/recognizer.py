@@ -334,14 +334,7 @@ class Recognizer:
         charset = Charset.from_tokens(model.meta["charset"])
         size = int(model.meta["input_height"])
         frameless = [normalize_polarity(trim_frame(g)[0]) for g in greys]
-        for grey in frameless:
-            if (contrast := ink_contrast(grey)) < MIN_CONTRAST:
-                # emnist_style would ask for bright ink, which normalize_polarity made it.
-                raise ImageError(
-                    f"the image is blank: no ink found (contrast {contrast:.0f} grey levels, "
-                    f"need {MIN_CONTRAST})"
-                )
-        batch = np.stack([emnist_style(g, size) for g in frameless])
+        batch = np.stack([_emnist_style(g, size) for g in frameless])
         probs = model.char_probs((batch.astype(np.float32) / 255.0)[:, None])
         results = []
         for row in probs:
@@ -368,6 +361,17 @@ class Recognizer:
 
         decoded = read_at_widths(lines, read, self.width_factors)
         return [Result(text, confidence, "line") for text, confidence in decoded]
+
+
+def _emnist_style(bright_ink: np.ndarray, size: int) -> np.ndarray:
+    try:
+        return emnist_style(bright_ink, size)
+    except ImageError:  # blank: its message asks for bright ink, which the image already is
+        contrast = ink_contrast(bright_ink)
+        raise ImageError(
+            f"the image is blank: no ink found (contrast {contrast:.0f} grey levels, "
+            f"need {MIN_CONTRAST})"
+        ) from None
 
 
 def width_factors(width_search: bool | Sequence[float]) -> tuple[float, ...]:
