@@ -32,7 +32,7 @@ from rapidfuzz.distance import Levenshtein
 sys.path.insert(0, str(Path(__file__).parent))
 from realdata_chars import DEFAULT_REALDATA, _mnist_labels
 
-from text_recognizer.metrics import cer, wer
+from text_recognizer.metrics import cer, char_errors, wer
 from text_recognizer.preprocessing import normalize_polarity
 from text_recognizer.recognizer import Recognizer
 
@@ -159,9 +159,7 @@ def main() -> None:
             ),
             "wer": round(wer(predictions, texts), 4),
             "examples": [[t, p] for t, p in zip(texts[:5], predictions[:5], strict=True)],
-            "errors": sum(
-                Levenshtein.distance(p, t) for p, t in zip(predictions, texts, strict=True)
-            ),
+            "errors": char_errors(predictions, texts)[0],
             "top_confusions": confusions(predictions, texts, 12),
         }
     print(json.dumps(report, indent=2))
