@@ -130,14 +130,17 @@ def test_a_blank_character_says_so_whatever_its_shade(level: int) -> None:
     assert "bright ink" not in str(caught.value)
 
 
-def test_reading_with_the_bundled_models_never_imports_lightning() -> None:
-    """Lightning takes ~2 s to import: a recognize call must not pay for training code."""
+def test_reading_with_the_bundled_models_never_imports_torch_or_lightning() -> None:
+    """Lightning takes ~2 s to import and torch ~1 s: a recognize call pays for neither."""
     code = (
         "import sys\n"
         "from text_recognizer.paths import SAMPLES_DIR\n"
         "from text_recognizer.recognizer import Recognizer\n"
-        "Recognizer.from_pretrained().recognize(SAMPLES_DIR / 'lines' / 'line_00.png')\n"
-        "print(sorted(m for m in ('lightning', 'pytorch_lightning') if m in sys.modules))\n"
+        "recognizer = Recognizer.from_pretrained()\n"
+        "for sample in ('lines/line_00.png', 'chars/char_00.png', 'paragraphs/page_00.png'):\n"
+        "    recognizer.recognize(SAMPLES_DIR / sample)\n"
+        "heavy = ('lightning', 'pytorch_lightning', 'torch')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout

@@ -8,7 +8,7 @@ import torch
 
 from text_recognizer.charset import DEFAULT_CHARSET, Charset
 from text_recognizer.decoding import greedy_ctc_decode
-from text_recognizer.decoding.greedy import collapse_path
+from text_recognizer.decoding.greedy import as_log_probs, collapse_path, sequence_confidences
 
 CS = DEFAULT_CHARSET
 BLANK = CS.blank
@@ -51,6 +51,8 @@ def test_torch_numpy_logits_and_log_probs_agree() -> None:
         result = greedy_ctc_decode(variant, torch.from_numpy(lengths))
         assert [t for t, _ in result] == [t for t, _ in expected]
         assert [c for _, c in result] == pytest.approx([c for _, c in expected], rel=1e-5)
+    half = greedy_ctc_decode(logits.bfloat16(), lengths)  # as a bf16-autocast model emits
+    assert [t for t, _ in half] == [t for t, _ in expected]
 
 
 def test_confidence_sums_over_every_alignment() -> None:
@@ -60,6 +62,27 @@ def test_confidence_sums_over_every_alignment() -> None:
     ((text, confidence),) = greedy_ctc_decode(np.log(p)[None], [2], charset)
     assert text == "a"
     assert confidence == pytest.approx(0.7 * 0.6 + 0.7 * 0.4 + 0.3 * 0.6, rel=1e-5)
+
+
+def test_confidence_matches_torch_ctc_loss() -> None:
+    """The numpy forward algorithm against PyTorch's CTC loss: repeats, padding, long lines."""
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        batch, frames, classes = rng.integers(1, 5), rng.integers(1, 80), 5
+        logits = rng.normal(size=(batch, frames, classes)) * rng.uniform(0.5, 8)
+        lengths = rng.integers(1, frames + 1, size=batch)
+        labels = [rng.integers(1, classes, size=rng.integers(0, 30)).tolist() for _ in range(batch)]
+        log_probs, counts = as_log_probs(logits.astype(np.float32), lengths)
+        ours = sequence_confidences(log_probs, counts, labels, blank=0)
+        nll = torch.nn.functional.ctc_loss(
+            torch.log_softmax(torch.from_numpy(logits), -1).transpose(0, 1),
+            torch.tensor([token for line in labels for token in line], dtype=torch.long),
+            torch.from_numpy(lengths),
+            torch.tensor([len(line) for line in labels]),
+            reduction="none",
+        )
+        expected = torch.exp(-nll).tolist()  # 0 where the text cannot fit the frames
+        assert ours == pytest.approx(expected, rel=1e-4, abs=1e-280)
 
 
 def test_confidence_falls_with_ambiguity() -> None:

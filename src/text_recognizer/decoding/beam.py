@@ -86,7 +86,7 @@ def beam_search_decode(
         if n == 0:
             paths.append([])
             continue
-        emissions = np.ascontiguousarray(scores[i, :n].numpy(), dtype=np.float32)
+        emissions = np.ascontiguousarray(scores[i, :n], dtype=np.float32)
         best = decoder.decode(emissions.ctypes.data, n, num_classes)[0]
         # tokens has T + 2 entries: a silence sentinel at each end.
         paths.append(collapse_path(list(best.tokens)[1:-1], charset.blank))

@@ -11,60 +11,129 @@ most frames are confident blanks.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from text_recognizer.charset import DEFAULT_CHARSET, Charset
 
-ArrayLike = torch.Tensor | np.ndarray
-Lengths = torch.Tensor | np.ndarray | Sequence[int]
+if TYPE_CHECKING:
+    import torch
+
+# numpy only at run time: reading with the bundled ONNX models never imports torch (~1 s of
+# every CLI call); torch tensors are still accepted and converted.
+ArrayLike: TypeAlias = "torch.Tensor | np.ndarray"
+Lengths: TypeAlias = "torch.Tensor | np.ndarray | Sequence[int]"
+
+
+def _as_numpy(values: Any) -> np.ndarray:
+    if hasattr(values, "detach"):  # a torch tensor, possibly bfloat16 or on a GPU
+        values = values.detach().cpu()
+        if values.is_floating_point():
+            values = values.float()
+        values = values.numpy()
+    return np.asarray(values)
 
 
 def as_log_probs(
     scores: ArrayLike, lengths: Lengths | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Normalise ``[B, T, C]`` logits or log-probabilities (tensor or numpy) to log-probabilities.
 
-    ``log_softmax`` leaves log-probabilities unchanged, so callers may pass either. Missing
+    A log-softmax leaves log-probabilities unchanged, so callers may pass either. Missing
     ``lengths`` mean every frame is real. Lengths are clamped to ``T``.
+
+    Returns:
+        float32 log-probabilities ``[B, T, C]`` and int64 frame counts ``[B]``.
     """
-    tensor = torch.as_tensor(scores).detach().float().cpu()
-    if tensor.dim() != 3:
+    array = _as_numpy(scores).astype(np.float32, copy=False)
+    if array.ndim != 3:
         raise ValueError(
-            f"expected scores of shape [batch, frames, classes]; got {tuple(tensor.shape)}"
+            f"expected scores of shape [batch, frames, classes]; got {tuple(array.shape)}"
             " (add a batch dimension for a single line)"
         )
     if lengths is None:
-        frame_counts = torch.full((tensor.shape[0],), tensor.shape[1], dtype=torch.long)
+        frame_counts = np.full(array.shape[0], array.shape[1], dtype=np.int64)
     else:
-        frame_counts = torch.as_tensor(lengths).detach().long().cpu().reshape(-1)
-        if frame_counts.numel() != tensor.shape[0]:
-            raise ValueError(
-                f"{frame_counts.numel()} lengths for a batch of {tensor.shape[0]} lines"
-            )
-    return F.log_softmax(tensor, dim=-1), frame_counts.clamp(0, tensor.shape[1])
+        frame_counts = _as_numpy(lengths).astype(np.int64).reshape(-1)
+        if frame_counts.size != array.shape[0]:
+            raise ValueError(f"{frame_counts.size} lengths for a batch of {array.shape[0]} lines")
+    peak = array.max(axis=-1, keepdims=True)
+    log_norm = peak + np.log(np.exp(array - peak).sum(axis=-1, keepdims=True))
+    return array - log_norm, np.clip(frame_counts, 0, array.shape[1])
 
 
 def sequence_confidences(
-    log_probs: torch.Tensor, lengths: torch.Tensor, labels: Sequence[Sequence[int]], blank: int
+    log_probs: np.ndarray, lengths: np.ndarray, labels: Sequence[Sequence[int]], blank: int
 ) -> list[float]:
-    """``P(labels[i] | frames of line i)`` for each line: exp(-CTC loss), in [0, 1]."""
-    if len(labels) == 0:
+    """``P(labels[i] | frames of line i)`` for each line, in [0, 1]: the CTC forward algorithm.
+
+    Args:
+        log_probs: ``[B, T, C]`` log-probabilities (as :func:`as_log_probs` returns them).
+        lengths: real frames per line ``[B]``.
+        labels: the token ids whose probability is wanted, one sequence per line.
+        blank: the CTC blank's id.
+
+    The recursion runs on probabilities, not logs (no log-add: numpy's per-call cost is
+    what a line of ~100 frames pays for), scaled by each frame's best label probability
+    and renormalised every few frames, keeping the log of every scale. All lines of a
+    batch advance together. Exact to float64 rounding for any probability above ~1e-290;
+    an impossible text (more tokens than the frames allow) gets 0.
+    """
+    batch = len(labels)
+    if batch == 0:
         return []
-    flat = torch.tensor([token for line in labels for token in line], dtype=torch.long)
-    label_lengths = torch.tensor([len(line) for line in labels], dtype=torch.long)
-    nll = F.ctc_loss(
-        log_probs.transpose(0, 1),  # [T, B, C]
-        flat,
-        lengths,
-        label_lengths,
-        blank=blank,
-        reduction="none",
-        zero_infinity=False,  # an impossible text gets -log p = inf: confidence 0
-    )
-    return torch.exp(-nll).clamp(0.0, 1.0).tolist()
+    frames = int(lengths.max(initial=0))
+    states = 2 * max(len(line) for line in labels) + 1
+    # Extended labels: blank, l1, blank, l2, ..., blank; states past a line's own emit nothing.
+    extended = np.full((batch, states), blank, dtype=np.int64)
+    allowed = np.zeros((batch, states), dtype=bool)
+    skip = np.zeros((batch, states))  # s-2 -> s is allowed between two differing tokens
+    for i, line in enumerate(labels):
+        tokens = np.asarray(line, dtype=np.int64)
+        extended[i, 1 : 2 * len(tokens) : 2] = tokens
+        allowed[i, : 2 * len(tokens) + 1] = True
+        skip[i, 3 : 2 * len(tokens) : 2] = tokens[1:] != tokens[:-1]
+    confidences = [1.0 if len(line) == 0 else 0.0 for line in labels]  # lines of 0 frames
+    if frames == 0:
+        return confidences
+    emitted = np.take_along_axis(
+        log_probs[:, :frames].astype(np.float64), extended[:, None, :], axis=2
+    )  # [B, T, S]
+    emitted[~np.broadcast_to(allowed[:, None, :], emitted.shape)] = -np.inf
+    frame_peak = emitted.max(axis=2)  # [B, T]
+    emit = np.exp(emitted - frame_peak[:, :, None])
+    finishing: dict[int, list[int]] = {}
+    for i, count in enumerate(lengths.tolist()):
+        if count > 0:
+            finishing.setdefault(count - 1, []).append(i)
+
+    alpha = np.zeros((batch, states))
+    alpha[:, :2] = emit[:, 0, :2]
+    log_scale = np.zeros(batch)
+    step = np.empty_like(alpha)
+    skipped = np.empty((batch, max(states - 2, 0)))
+    for t in range(frames):
+        if t > 0:
+            step[:, 0] = alpha[:, 0]
+            np.add(alpha[:, 1:], alpha[:, :-1], out=step[:, 1:])
+            np.multiply(alpha[:, :-2], skip[:, 2:], out=skipped)
+            step[:, 2:] += skipped
+            np.multiply(step, emit[:, t], out=alpha)
+        # Renormalised every 8 frames: what underflows in between is below 1e-308 of the
+        # last total, so it matters only for texts that are already impossible (~0).
+        if t % 8 == 7 or t in finishing:
+            total = alpha.sum(axis=1)
+            total[total == 0] = 1.0
+            alpha /= total[:, None]
+            log_scale += np.log(total)
+        for i in finishing.get(t, ()):
+            last = 2 * len(labels[i])
+            end = alpha[i, last] + (alpha[i, last - 1] if last > 0 else 0.0)
+            if end > 0:
+                log_p = log_scale[i] + frame_peak[i, : t + 1].sum() + np.log(end)
+                confidences[i] = float(min(1.0, np.exp(log_p)))
+    return confidences
 
 
 def collapse_path(path: Sequence[int], blank: int) -> list[int]:
@@ -97,7 +166,7 @@ def greedy_ctc_decode(
             f"scores have {scores.shape[-1]} classes but the charset has {len(charset)} tokens;"
             " decode with the charset the model was trained with"
         )
-    best = scores.argmax(dim=-1)
+    best = scores.argmax(axis=-1)
     paths = [
         collapse_path(best[i, : int(n)].tolist(), charset.blank) for i, n in enumerate(frame_counts)
     ]
