@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,7 +125,9 @@ def test_download_cut_and_split_writer_independent(
     assert module.data_test.names == ["f01-000-00", "f01-000-01", "f01-000-02"]
     assert module.data_val.names == ["f02-000-00", "f02-000-01"]
     assert module.data_train.names == ["f03-000-00", "f03-001-00"]
+    # Text as written, from the forms' XML, by default.
     assert list(module.data_test.texts) == [TRUTHS[SAMPLE_NAMES[i]] for i in (0, 1, 2)]
+    assert "the heart, he" in module.data_test.texts[0]
     assert module.skipped == {"writer held out": 1}
     image, target = module.data_test[0]
     assert image.shape[:2] == (1, 32) and 0.0 <= float(image.min()) < float(image.max()) <= 1.0
@@ -243,17 +246,27 @@ def test_a_form_s_handwritten_part_reads_as_a_paragraph(tmp_path: Path) -> None:
     assert len(read.lines) == 3
 
 
+def tokenised(text: str) -> str:
+    """``lines.txt``'s form of a text: punctuation marks are words of their own."""
+    return re.sub(r"([,;])", r" \1", text)
+
+
 def write_official_layout(folder: Path) -> None:
-    """The sample lines as IAM's authors distribute lines: PNGs, lines.txt, forms.txt, sets."""
+    """The sample lines as IAM's authors distribute lines: PNGs, lines.txt (tokenised
+    text), forms.txt, the LWITLRT sets and the forms' XML (text as written)."""
     rows, forms = [], []
+    (folder / "xml").mkdir(parents=True)
     for form_id, (writer, indices) in FORMS.items():
         forms.append(f"{form_id} {writer} 2 prt 7 5 52 36")
+        boxes = [(0, LINE_PITCH * row, 400, LINE_PITCH * row + 60) for row in range(len(indices))]
+        texts = [TRUTHS[SAMPLE_NAMES[index]] for index in indices]
+        (folder / "xml" / f"{form_id}.xml").write_text(form_xml(form_id, writer, boxes, texts))
         for row, index in enumerate(indices):
             line_id = f"{form_id}-{row:02d}"
             target = folder / "lines" / form_id.split("-")[0] / form_id / f"{line_id}.png"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes((SAMPLES / SAMPLE_NAMES[index]).read_bytes())
-            words = TRUTHS[SAMPLE_NAMES[index]].replace(" ", "|")
+            words = tokenised(TRUTHS[SAMPLE_NAMES[index]]).replace(" ", "|")
             rows.append(f"{line_id} ok 154 19 408 746 1661 89 {words}")
     (folder / "ascii").mkdir()
     header = "#--- lines.txt ---#\n# format: a01-000u-00 ok 154 19 408 746 1663 91 A|MOVE|to\n"
@@ -275,7 +288,9 @@ def test_iam_as_its_authors_distribute_it(tmp_path: Path, refused_url: str) -> N
     assert module.data_test is not None and module.data_train is not None
     assert module.data_test.names == ["f01-000-00", "f01-000-01", "f01-000-02"]
     assert module.data_train.names == ["f03-000-00", "f03-001-00"]
+    # Text as written, from the forms' XML, by default.
     assert list(module.data_test.texts) == [TRUTHS[SAMPLE_NAMES[i]] for i in (0, 1, 2)]
+    assert "the heart, he" in module.data_test.texts[0]
     assert module.skipped == {"writer held out": 1}
     # The line files are the sample files, so they score as the Recognizer reads those.
     report = evaluate("default", "iam_lines", "test", {"root": tmp_path / "data",
@@ -284,11 +299,25 @@ def test_iam_as_its_authors_distribute_it(tmp_path: Path, refused_url: str) -> N
     read = Recognizer.from_pretrained().recognize_batch(paths, kind="line")
     expected = cer([r.text for r in read], [TRUTHS[p.name] for p in paths])
     assert report.metrics["cer"] == pytest.approx(expected, abs=0.02)
-    # Another transcription is another cache.
+    # lines.txt's tokenised text on request, cached apart.
     before = module.cache_file("test")
+    tokens = IamLines(root=tmp_path / "data", path=tmp_path / "IAM", transcription="lines.txt")
+    assert tokens.cache_file("test") != before
+    tokens.setup("test")
+    assert tokens.data_test is not None
+    assert list(tokens.data_test.texts) == [tokenised(TRUTHS[SAMPLE_NAMES[i]]) for i in (0, 1, 2)]
+    assert "the heart , he" in tokens.data_test.texts[0]
+    assert "text from lines.txt" in repr(tokens)
+    # Another transcription is another cache.
     lines_txt = tmp_path / "IAM" / "ascii" / "lines.txt"
     lines_txt.write_text(lines_txt.read_text().replace("|", " |"))
     assert IamLines(root=tmp_path / "data", path=tmp_path / "IAM").cache_file("test") != before
+    xml = tmp_path / "IAM" / "xml" / "f01-000.xml"
+    xml.write_text(xml.read_text().replace("the heart", "the hearth"))
+    changed = IamLines(root=tmp_path / "data", path=tmp_path / "IAM")
+    assert changed.cache_file("test") != before
+    changed.setup("test")
+    assert changed.data_test is not None and "the hearth, he" in changed.data_test.texts[0]
 
 
 def test_an_incomplete_official_layout_says_what_is_missing(tmp_path: Path) -> None:
@@ -302,3 +331,13 @@ def test_an_incomplete_official_layout_says_what_is_missing(tmp_path: Path) -> N
         IamLines(root=tmp_path / "data", path=tmp_path / "IAM2").prepare_data()
     with pytest.raises(DataError, match="no such folder"):
         IamLines(root=tmp_path / "data", path=tmp_path / "nowhere").prepare_data()
+    write_official_layout(tmp_path / "IAM3")
+    for xml in (tmp_path / "IAM3" / "xml").iterdir():
+        xml.unlink()
+    with pytest.raises(DataError, match=r"no form XML files.*xml\.tgz.*transcription=lines\.txt"):
+        IamLines(root=tmp_path / "data", path=tmp_path / "IAM3").prepare_data()
+    IamLines(root=tmp_path / "data", path=tmp_path / "IAM3", transcription="lines.txt").setup()
+    with pytest.raises(ConfigError, match="needs path="):
+        IamLines(root=tmp_path / "data", transcription="lines.txt")
+    with pytest.raises(ConfigError, match=r"expected one of xml, lines\.txt"):
+        IamLines(root=tmp_path / "data", path=tmp_path / "IAM3", transcription="words")

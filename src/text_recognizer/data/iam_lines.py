@@ -22,7 +22,12 @@ from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data.cache import cache_path
 from text_recognizer.data.module import BaseDataModule, splits_for
 from text_recognizer.data.sources.download import RemoteFile, download
-from text_recognizer.data.sources.iam import IamArchive, IamLineFiles, iam_remote
+from text_recognizer.data.sources.iam import (
+    TRANSCRIPTIONS,
+    IamArchive,
+    IamLineFiles,
+    iam_remote,
+)
 from text_recognizer.data.synthetic_lines import PackedLines
 from text_recognizer.errors import ConfigError, DataError, ImageError
 from text_recognizer.preprocessing import load_image, prepare_line
@@ -58,7 +63,10 @@ class IamLines(BaseDataModule):
             or ``$TEXT_RECOGNIZER_IAM_URLS`` / ``$TEXT_RECOGNIZER_IAM_SHA256``).
         path: instead of ``iamdb.zip``, a folder holding IAM as its authors distribute it,
             extracted (:class:`~text_recognizer.data.sources.iam.IamLineFiles`): their line
-            images, ``lines.txt``, ``forms.txt`` and the LWITLRT set files.
+            images, ``lines.txt``, ``forms.txt``, the LWITLRT set files and the forms' XML.
+        transcription: with ``path``, ``"xml"`` scores against each line's text as written
+            (``said, and``; ``iamdb.zip``'s lines are always read so) and ``"lines.txt"``
+            against ``lines.txt``'s tokenised text (``said , and``).
     """
 
     kind: ClassVar = "line"
@@ -82,6 +90,7 @@ class IamLines(BaseDataModule):
         urls: list[str] | None = None,
         sha256: str | None = None,
         path: str | Path | None = None,
+        transcription: str = "xml",
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -104,7 +113,17 @@ class IamLines(BaseDataModule):
         self.height = input_height
         self.deslant = deslant
         self.padding = padding
+        if transcription not in TRANSCRIPTIONS:
+            raise ConfigError(
+                f"transcription = {transcription!r}: expected one of {', '.join(TRANSCRIPTIONS)}"
+            )
+        if path is None and transcription != "xml":
+            raise ConfigError(
+                f"transcription = {transcription!r} needs path= (IAM as its authors distribute "
+                "it): iamdb.zip holds only the forms' XML, whose text is as written"
+            )
         self.path = None if path is None else Path(path)
+        self.transcription = transcription
         self._source_hash: str | None = None
         self.skipped: dict[str, int] = {}
 
@@ -126,12 +145,13 @@ class IamLines(BaseDataModule):
             "input_height": self.height,
             "deslant": self.deslant,
             "padding": self.padding,
+            "transcription": self.transcription,
         }
 
     def _fingerprint(self) -> str:
         if self._source_hash is None:
             assert self.path is not None
-            self._source_hash = IamLineFiles(self.path).fingerprint()
+            self._source_hash = IamLineFiles(self.path, self.transcription).fingerprint()
         return self._source_hash
 
     def cache_file(self, split: str) -> Path:
@@ -146,7 +166,8 @@ class IamLines(BaseDataModule):
         if all(self.cache_file(split).exists() for split in splits):
             return
         if self.path is not None:
-            self._build(self._official_lines(IamLineFiles(self.path)), str(self.path))
+            files = IamLineFiles(self.path, self.transcription)
+            self._build(self._official_lines(files), str(self.path))
             return
         archive_path = download(self.remote, self.download_dir)
         with IamArchive(archive_path, self.padding) as archive:
@@ -217,7 +238,8 @@ class IamLines(BaseDataModule):
         lines = [
             f"{type(self).__name__}: IAM handwritten lines, {self.height} px high, "
             f"deslant={self.deslant}, padding={self.padding}",
-            f"  source:  {self.path or self.download_dir / self.remote.filename}",
+            f"  source:  {self.path or self.download_dir / self.remote.filename}"
+            + (f" (text from {self.transcription})" if self.path is not None else ""),
         ]
         for split in SPLITS:
             dataset = getattr(self, f"data_{split}")

@@ -25,9 +25,10 @@ from xml.etree.ElementTree import Element
 import numpy as np
 from defusedxml import ElementTree
 from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from text_recognizer.data.sources.download import RemoteFile, remote_file
-from text_recognizer.errors import DataError
+from text_recognizer.errors import ConfigError, DataError
 from text_recognizer.preprocessing import MAX_PIXELS
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ TASK_SETS = {"testset.txt": "test", "validationset1.txt": "val", "validationset2
 _XML = re.compile(r"(?:^|/)xml/([^/]+)\.xml$")
 _PAGE = re.compile(r"(?:^|/)forms/([^/]+)\.(?:jpg|jpeg|png)$", re.IGNORECASE)
 _TASK = re.compile(r"(?:^|/)task/([^/]+\.txt)$")
+_FORM_ID = re.compile(r"[a-z]\d\d-\d\d\d[a-z]?")  # a01-000u
 
 
 def iam_remote(urls: Sequence[str] | None = None, sha256: str | None = None) -> RemoteFile:
@@ -201,9 +203,7 @@ def _lines(elements: Sequence[Element], padding: int) -> tuple[IamLine, ...]:
             max(x + w for x, _, w, _ in boxes),
             max(y + h for _, y, _, h in boxes),
         )
-        # The parser turns &quot; into '"'; some files escape it twice.
-        text = element.attrib["text"].replace("&quot;", '"')
-        found.append((element.attrib["id"], text, box))
+        found.append((element.attrib["id"], _line_text(element), box))
     lines = []
     for i, (line_id, text, (x0, y0, x1, y1)) in enumerate(found):
         # Neighbouring lines' boxes may overlap (descenders): then no vertical padding.
@@ -213,6 +213,12 @@ def _lines(elements: Sequence[Element], padding: int) -> tuple[IamLine, ...]:
         bottom = min(padding, max(below, 0) // 2)
         lines.append(IamLine(line_id, text, (x0 - padding, y0 - top, x1 + padding, y1 + bottom)))
     return tuple(lines)
+
+
+def _line_text(element: Element) -> str:
+    """A line's text as written (``said, and``); the parser turns &quot; into '"', and
+    some files escape it twice."""
+    return element.attrib["text"].replace("&quot;", '"')
 
 
 def writer_independent_splits(
@@ -240,21 +246,35 @@ def writer_independent_splits(
     return split_of
 
 
+#: Where a line's text comes from, in IAM as its authors distribute it.
+TRANSCRIPTIONS = ("xml", "lines.txt")
+
+
 class IamLineFiles:
     """IAM as its authors distribute it, extracted into one folder (after registering):
     the line images (``lines.tgz``: ``lines/a01/a01-000u/a01-000u-00.png``), ``lines.txt``
-    and ``forms.txt`` (``ascii.tgz``), and the LWITLRT set files
-    (``largeWriterIndependentTextLineRecognitionTask.zip``), anywhere under the folder.
+    and ``forms.txt`` (``ascii.tgz``), the LWITLRT set files
+    (``largeWriterIndependentTextLineRecognitionTask.zip``) and, for the default
+    transcription, the forms' XML (``xml.tgz``: ``a01-000u.xml``), anywhere under the folder.
 
-    A line's text is its ``lines.txt`` transcription with the ``|`` between words read
-    as spaces, as IAM line benchmarks read it (so ``said , and`` where the form's XML has
-    ``said, and``).
+    Args:
+        folder: where they were extracted.
+        transcription: ``"xml"`` takes each line's text as written from its form's XML
+            (``said, and``), as ``iamdb.zip``'s lines have it; ``"lines.txt"`` takes
+            ``lines.txt``'s tokenised text, the ``|`` between words read as spaces
+            (``said , and``), as IAM line benchmarks trained on it score. A model that
+            writes punctuation as written pays one error per separated mark there.
     """
 
     NEEDED = ("lines.txt", "forms.txt", *TASK_SETS)
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, transcription: str = "xml") -> None:
         self.folder = Path(folder)
+        if transcription not in TRANSCRIPTIONS:
+            raise ConfigError(
+                f"transcription = {transcription!r}: expected one of {', '.join(TRANSCRIPTIONS)}"
+            )
+        self.transcription = transcription
         if not self.folder.is_dir():
             raise DataError(f"{self.folder}: no such folder (IAM's extracted files go there)")
         self.files: dict[str, Path] = {}
@@ -267,12 +287,23 @@ class IamLineFiles:
                     "into it"
                 )
             self.files[name] = found[0]
+        self.xml_files: list[Path] = []
+        if transcription == "xml":
+            self.xml_files = sorted(
+                path for path in self.folder.rglob("*.xml") if _FORM_ID.fullmatch(path.stem)
+            )
+            if not self.xml_files:
+                raise DataError(
+                    f"{self.folder} has no form XML files (a01-000u.xml ...), which hold the "
+                    "lines' text as written: extract IAM's xml.tgz into it, or pass "
+                    "transcription=lines.txt to score against lines.txt's tokenised text"
+                )
 
     def fingerprint(self) -> str:
         """A hash of the transcriptions, writers and sets: the cache key's source."""
-        digest = hashlib.sha256()
-        for name in self.NEEDED:
-            digest.update(self.files[name].read_bytes())
+        digest = hashlib.sha256(self.transcription.encode())
+        for path in [self.files[name] for name in self.NEEDED] + self.xml_files:
+            digest.update(path.read_bytes())
         return digest.hexdigest()
 
     def lines(self) -> list[tuple[str, str, Path]]:
@@ -288,8 +319,29 @@ class IamLineFiles:
             rows.append((fields[0], fields[8].replace("|", " ").replace("&quot;", '"')))
         if not rows:
             raise DataError(f"{self.files['lines.txt']} lists no lines")
+        if self.transcription == "xml":
+            written = self._written()
+            missing = [line_id for line_id, _ in rows if line_id not in written]
+            if missing:
+                raise DataError(
+                    f"{self.folder}: {len(missing)} lines of lines.txt ({missing[0]} ...) are "
+                    "in no form XML file: extract IAM's xml.tgz completely"
+                )
+            rows = [(line_id, written[line_id]) for line_id, _ in rows]
         images = self._images_folder(rows[0][0])
         return [(line_id, words, images / _line_path(line_id)) for line_id, words in rows]
+
+    def _written(self) -> dict[str, str]:
+        """Line id -> its text as written, from every form's XML."""
+        texts = {}
+        for path in tqdm(self.xml_files, desc="IAM forms' XML", unit="form", disable=None):
+            try:
+                root = ElementTree.fromstring(path.read_bytes())
+                for element in root.findall("handwritten-part/line"):
+                    texts[element.attrib["id"]] = _line_text(element)
+            except (ElementTree.ParseError, KeyError) as error:
+                raise DataError(f"{path} is not an IAM form description ({error!r})") from error
+        return texts
 
     def splits(self) -> dict[str, str]:
         """Form id -> split (:func:`writer_independent_splits`), writers from ``forms.txt``."""
