@@ -85,6 +85,17 @@ def test_confidence_matches_torch_ctc_loss() -> None:
         assert ours == pytest.approx(expected, rel=1e-4, abs=1e-280)
 
 
+def test_impossible_frames_give_confidence_zero_not_nan() -> None:
+    log_probs = np.full((1, 3, len(CS)), -np.inf, np.float32)
+    log_probs[0, [0, 2], BLANK] = 0.0
+    log_probs[0, 1, CS.index("b")] = 0.0  # surely blank, "b", blank: nothing else possible
+    ((text, confidence),) = greedy_ctc_decode(log_probs)
+    assert (text, confidence) == ("b", 1.0)
+    scores, counts = as_log_probs(log_probs)
+    assert sequence_confidences(scores, counts, [[CS.index("a")]], BLANK) == [0.0]
+    assert sequence_confidences(scores, counts, [[]], BLANK) == [0.0]
+
+
 def test_confidence_falls_with_ambiguity() -> None:
     sure, _ = posteriors("ab", peak=0.99)
     unsure, _ = posteriors("ab", peak=0.5)

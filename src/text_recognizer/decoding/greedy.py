@@ -101,7 +101,8 @@ def sequence_confidences(
         log_probs[:, :frames].astype(np.float64), extended[:, None, :], axis=2
     )  # [B, T, S]
     emitted[~np.broadcast_to(allowed[:, None, :], emitted.shape)] = -np.inf
-    frame_peak = emitted.max(axis=2)  # [B, T]
+    # A frame where no state of the text can be emitted (all -inf) makes the text impossible.
+    frame_peak = np.maximum(emitted.max(axis=2), -1e30)  # [B, T]
     emit = np.exp(emitted - frame_peak[:, :, None])
     finishing: dict[int, list[int]] = {}
     for i, count in enumerate(lengths.tolist()):
@@ -130,6 +131,7 @@ def sequence_confidences(
         for i in finishing.get(t, ()):
             last = 2 * len(labels[i])
             end = alpha[i, last] + (alpha[i, last - 1] if last > 0 else 0.0)
+            confidences[i] = 0.0  # the text cannot be read from these frames
             if end > 0:
                 log_p = log_scale[i] + frame_peak[i, : t + 1].sum() + np.log(end)
                 confidences[i] = float(min(1.0, np.exp(log_p)))
