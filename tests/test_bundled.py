@@ -130,17 +130,57 @@ def test_a_blank_character_says_so_whatever_its_shade(level: int) -> None:
     assert "bright ink" not in str(caught.value)
 
 
-def test_reading_with_the_bundled_models_never_imports_torch_or_lightning() -> None:
-    """Lightning takes ~2 s to import and torch ~1 s: a recognize call pays for neither."""
-    code = (
-        "import sys\n"
+# Run first in a subprocess: the training dependencies cannot be imported there, as in an
+# inference-only install (`pip install text-recognizer`, without `[train]`).
+WITHOUT_TRAINING = """
+import sys
+from text_recognizer.cli import TRAINING_MODULES
+
+class LeftOut:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in TRAINING_MODULES:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, LeftOut())
+"""
+
+
+def run_without_training(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_TRAINING + code], capture_output=True, text=True
+    )
+
+
+def test_reading_needs_none_of_the_training_dependencies() -> None:
+    """An inference-only install reads every kind of image, greedily and by beam search,
+    and runs the demo; torch alone would add ~1 s to every command, Lightning ~2 s."""
+    done = run_without_training(
         "from text_recognizer.paths import SAMPLES_DIR\n"
         "from text_recognizer.recognizer import Recognizer\n"
-        "recognizer = Recognizer.from_pretrained()\n"
-        "for sample in ('lines/line_00.png', 'chars/char_00.png', 'paragraphs/page_00.png'):\n"
-        "    recognizer.recognize(SAMPLES_DIR / sample)\n"
-        "heavy = ('lightning', 'pytorch_lightning', 'torch')\n"
-        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "for options in ({}, {'beam_size': 5}, {'width_search': True}):\n"
+        "    recognizer = Recognizer.from_pretrained(**options)\n"
+        "    for sample in ('lines/line_00.png', 'chars/char_00.png', 'paragraphs/page_00.png'):\n"
+        "        print(recognizer.recognize(SAMPLES_DIR / sample).text)\n"
+        "from text_recognizer.cli import run\n"
+        "sys.argv = ['text-recognizer', 'demo']\n"
+        "run()\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]", done.stdout
+    assert done.returncode == 0, done.stderr
+    assert "the heart, he would" in done.stdout
+    assert "lines: CER" in done.stdout
+
+
+def test_commands_that_need_training_dependencies_say_how_to_get_them(tmp_path: Path) -> None:
+    done = run_without_training(
+        "from text_recognizer.cli import run\n"
+        f"sys.argv = 'text-recognizer data info synthetic_chars --root {tmp_path}'.split()\n"
+        "run()\n"
+    )
+    assert done.returncode == 1
+    assert "pip install 'text-recognizer[train]'" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = run_without_training(
+        "from text_recognizer.recognizer import Recognizer\n"
+        f"Recognizer.from_pretrained({str(tmp_path / 'model.ckpt')!r})\n"
+    )
+    assert "pip install 'text-recognizer[train]', or read the model exported to ONNX" in done.stderr

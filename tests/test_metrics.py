@@ -8,14 +8,8 @@ import string
 import pytest
 import torchmetrics.text
 
-from text_recognizer.metrics import (
-    CharErrorRate,
-    WordErrorRate,
-    cer,
-    confidence_auroc,
-    most_confident,
-    wer,
-)
+from text_recognizer.metrics import cer, confidence_auroc, most_confident, wer
+from text_recognizer.models.base import CharErrorRate, WordErrorRate
 
 
 def test_cer_by_hand() -> None:

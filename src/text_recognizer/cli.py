@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from text_recognizer import __version__
@@ -73,7 +74,7 @@ def follow_our_logging() -> None:
 
 
 def fail(error: Exception) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {error}")
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}")  # messages may hold [...]
     return typer.Exit(code=1)
 
 
@@ -250,7 +251,7 @@ def recognize(
             if as_json:
                 print(json.dumps({"image": str(path), "error": str(error)}))
             else:
-                err_console.print(f"[red]{path}: {error}[/]")
+                err_console.print(f"[red]{escape(f'{path}: {error}')}[/]")
             continue
         if as_json:
             print(json.dumps({"image": str(path), **result.to_dict()}))
@@ -278,7 +279,7 @@ def demo(
     for column in table[0]:
         out.add_column(column)
     for row in table[1:]:
-        out.add_row(*row)
+        out.add_row(*(escape(cell) for cell in row))  # a reading may hold "[b]"
     console.print(out)
     console.print(summary)
 
@@ -469,5 +470,28 @@ def export(
     console.print(f"wrote {path} and {path.with_suffix('.json')}")
 
 
+#: What ``pip install text-recognizer`` leaves out and ``[train]`` adds (import names).
+TRAINING_MODULES = frozenset(
+    {"torch", "lightning", "torchmetrics", "h5py", "scipy", "omegaconf", "onnx", "yaml",
+     "defusedxml", "tensorboard"}
+)  # fmt: skip
+
+
+def run() -> None:
+    """The ``text-recognizer`` command. Reading images needs only the inference
+    dependencies; a command that needs the training ones says how to get them."""
+    try:
+        app()
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in TRAINING_MODULES:
+            raise
+        message = (
+            f"this needs {error.name}, one of the training dependencies that an "
+            "inference-only install leaves out: pip install 'text-recognizer[train]'"
+        )
+        err_console.print(f"[bold red]error:[/] {escape(message)}")
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    run()

@@ -2,10 +2,11 @@
 how far a model's confidence can be trusted to pick out its mistakes.
 
 Length-normalised over the whole set (not averaged per line), case-sensitive, spaces
-kept as characters; words are whitespace-split. This is torchmetrics' definition, so
-the Lightning accumulators below are torchmetrics' own classes with only the edit
-distance swapped for rapidfuzz's C++ one (torchmetrics' is pure Python, ~1000x slower:
-0.8 s against 1 ms for 2000 lines of 45 characters).
+kept as characters; words are whitespace-split. This is torchmetrics' definition; the
+edit distance is rapidfuzz's C++ one (torchmetrics' is pure Python, ~1000x slower: 0.8 s
+against 1 ms for 2000 lines of 45 characters). Plain functions, no torch: the demo and
+``evaluate`` score with them, and the Lightning modules' accumulators
+(``models.base.CharErrorRate``) count with them.
 """
 
 from __future__ import annotations
@@ -13,10 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from rapidfuzz.distance import Levenshtein
-from torchmetrics.text import CharErrorRate as _TorchmetricsCer
-from torchmetrics.text import WordErrorRate as _TorchmetricsWer
 
 
 def _check_pairs(predictions: Sequence[str], references: Sequence[str]) -> None:
@@ -87,31 +85,3 @@ def most_confident(confidences: Sequence[float], share: float) -> np.ndarray:
         raise ValueError(f"share must be in (0, 1], got {share}")
     order = np.argsort(-np.asarray(confidences, dtype=np.float64), kind="stable")
     return order[: max(1, round(share * len(order)))] if len(order) else order
-
-
-def _as_list(texts: str | list[str]) -> list[str]:
-    return [texts] if isinstance(texts, str) else texts
-
-
-class CharErrorRate(_TorchmetricsCer):
-    """torchmetrics' ``CharErrorRate`` (same states, sync and compute) with a fast update."""
-
-    errors: torch.Tensor
-    total: torch.Tensor
-
-    def update(self, preds: str | list[str], target: str | list[str]) -> None:
-        errors, total = char_errors(_as_list(preds), _as_list(target))
-        self.errors += errors
-        self.total += total
-
-
-class WordErrorRate(_TorchmetricsWer):
-    """torchmetrics' ``WordErrorRate`` (same states, sync and compute) with a fast update."""
-
-    errors: torch.Tensor
-    total: torch.Tensor
-
-    def update(self, preds: str | list[str], target: str | list[str]) -> None:
-        errors, total = word_errors(_as_list(preds), _as_list(target))
-        self.errors += errors
-        self.total += total

@@ -150,8 +150,15 @@ class TorchModel:
     """A Lightning checkpoint or run folder, run in eager mode."""
 
     def __init__(self, source: Path) -> None:
-        from text_recognizer.export import metadata
-        from text_recognizer.models.loading import load_module
+        try:
+            from text_recognizer.export import metadata
+            from text_recognizer.models.loading import load_module
+        except ModuleNotFoundError as error:
+            raise ConfigError(
+                f"{source}: reading a checkpoint or run folder needs PyTorch and Lightning "
+                f"({error.name} is not installed): pip install 'text-recognizer[train]', or "
+                "read the model exported to ONNX (text-recognizer export)"
+            ) from None
 
         self.module = load_module(source)
         self.meta = metadata(self.module)

@@ -11,12 +11,42 @@ from typing import Any, ClassVar
 
 import lightning as L
 import torch
+from torchmetrics.text import CharErrorRate as _TorchmetricsCer
+from torchmetrics.text import WordErrorRate as _TorchmetricsWer
 
 from text_recognizer.charset import DEFAULT_CHARSET, Charset
-from text_recognizer.metrics import CharErrorRate, WordErrorRate
+from text_recognizer.metrics import char_errors, word_errors
 from text_recognizer.networks import NETWORKS
 from text_recognizer.training.config import OptimizerConfig, SchedulerConfig
 from text_recognizer.training.optim import build_optimizer, build_scheduler
+
+
+def _as_list(texts: str | list[str]) -> list[str]:
+    return [texts] if isinstance(texts, str) else texts
+
+
+class CharErrorRate(_TorchmetricsCer):
+    """torchmetrics' ``CharErrorRate`` (same states, sync and compute) with a fast update."""
+
+    errors: torch.Tensor
+    total: torch.Tensor
+
+    def update(self, preds: str | list[str], target: str | list[str]) -> None:
+        errors, total = char_errors(_as_list(preds), _as_list(target))
+        self.errors += errors
+        self.total += total
+
+
+class WordErrorRate(_TorchmetricsWer):
+    """torchmetrics' ``WordErrorRate`` (same states, sync and compute) with a fast update."""
+
+    errors: torch.Tensor
+    total: torch.Tensor
+
+    def update(self, preds: str | list[str], target: str | list[str]) -> None:
+        errors, total = word_errors(_as_list(preds), _as_list(target))
+        self.errors += errors
+        self.total += total
 
 
 class RecognitionModule(L.LightningModule):
