@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.demo import run_demo
@@ -184,3 +185,22 @@ def test_commands_that_need_training_dependencies_say_how_to_get_them(tmp_path: 
         f"Recognizer.from_pretrained({str(tmp_path / 'model.ckpt')!r})\n"
     )
     assert "pip install 'text-recognizer[train]', or read the model exported to ONNX" in done.stderr
+
+
+def test_a_batch_of_lines_is_read_by_width_and_returned_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """recognize_batch sorts lines by width into network runs and puts the readings back
+    in the images' order: with one line per run, each reads exactly as it does alone."""
+    import text_recognizer.recognizer as recognizer_module
+
+    recognizer = Recognizer.from_pretrained()
+    lines = sorted((SAMPLES_DIR / "lines").glob("*.png"))
+    images = [np.asarray(Image.open(path).convert("L")) for path in lines]
+    # Widths in no order: each sample cut to a different share of its width.
+    cuts = [image[:, : image.shape[1] * (3 + i % 5) // 7] for i, image in enumerate(images)]
+    alone = [recognizer.recognize(image, kind="line") for image in cuts]
+    monkeypatch.setattr(recognizer_module, "LINE_BATCH", 1)
+    batched = recognizer.recognize_batch(cuts, kind="line")
+    assert len({image.shape[1] for image in cuts}) == len(cuts)
+    assert [(r.text, r.confidence) for r in batched] == [(r.text, r.confidence) for r in alone]

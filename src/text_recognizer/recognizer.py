@@ -49,6 +49,9 @@ Kind = Literal["char", "line", "paragraph", "auto"]
 #: image in which several lines are found is a paragraph, and otherwise a character.
 LINE_ASPECT = 2.0
 
+#: Lines per network run in ``recognize_batch`` (sorted by width first).
+LINE_BATCH = 32
+
 #: Horizontal scales a line is read at with ``width_search=True``.
 WIDTH_SEARCH = (0.85, 1.0, 1.25)
 
@@ -291,11 +294,11 @@ class Recognizer:
     def recognize_batch(self, images: Sequence[ImageInput], kind: Kind = "auto") -> list[Result]:
         """Read many images; characters and lines (paragraphs' too) are batched separately.
 
-        Lines are padded to the batch's widest, and the padding shifts the scores of a
-        line's last frames a little: a line may read slightly differently than alone
-        (the CER over a set stays the same). ``recognize`` one image at a time where every
-        reading must not depend on the others; the batch saves little time on lines of
-        mixed widths."""
+        Lines go through the network ``LINE_BATCH`` at a time, sorted by width, each
+        padded to the widest of its batch; the padding shifts the scores of a line's last
+        frames a little, so a line may read slightly differently than alone (the CER over
+        a set stays the same). ``recognize`` one image at a time where every reading must
+        not depend on the others."""
         greys = [load_image(image) for image in images]
         decided = [self._kind_for(grey, kind) for grey in greys]
         kinds = [which for which, _ in decided]
@@ -368,9 +371,18 @@ class Recognizer:
         charset = Charset.from_tokens(model.meta["charset"])
 
         def read(lines: list[np.ndarray]) -> list[tuple[str, float]]:
-            batch, widths = pad_lines(lines)
-            log_probs, lengths = model.line_log_probs(batch, widths)
-            return self.decoder(log_probs, lengths, charset)
+            # Batches of lines of similar width: little padding to compute (network and
+            # decoding took 1.9-2.2 ms per line against 3.4-3.9 in the given order).
+            order = np.argsort([line.shape[1] for line in lines], kind="stable")
+            readings: list[tuple[str, float]] = [("", 0.0)] * len(lines)
+            for start in range(0, len(order), LINE_BATCH):
+                chunk = order[start : start + LINE_BATCH]
+                batch, widths = pad_lines([lines[i] for i in chunk])
+                log_probs, lengths = model.line_log_probs(batch, widths)
+                decoded = self.decoder(log_probs, lengths, charset)
+                for i, reading in zip(chunk, decoded, strict=True):
+                    readings[i] = reading
+            return readings
 
         decoded = read_at_widths(lines, read, self.width_factors)
         return [Result(text, confidence, "line") for text, confidence in decoded]
