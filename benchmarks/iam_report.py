@@ -14,6 +14,7 @@ punctuation as written pays ~0.03 CER more (``iam_tokenisation.py``). Without it
 
     python benchmarks/iam_report.py --path IAM                # IAM's own files
     python benchmarks/iam_report.py                           # the FSDL mirror's iamdb.zip
+    python benchmarks/iam_report.py --lm default --lm brown   # also Brown's LM (needs nltk)
 """
 
 from __future__ import annotations
@@ -26,12 +27,24 @@ from typing import Any
 from text_recognizer.decoding.decoder import CtcDecoder
 from text_recognizer.evaluate import evaluate
 
-OPTIONS: dict[str, dict[str, Any]] = {
-    "greedy (default)": {},
-    "width search": {"width_search": True},
-    "beam 10 + default LM": {"beam_size": 10, "lm": "default"},
-    "width search + beam 10 + default LM": {"width_search": True, "beam_size": 10, "lm": "default"},
-}
+
+def options(lms: list[str]) -> dict[str, dict[str, Any]]:
+    """Decoding option rows: greedy, width search, then beam 10 with each LM, alone and
+    with width search."""
+    rows: dict[str, dict[str, Any]] = {
+        "greedy (default)": {},
+        "width search": {"width_search": True},
+    }
+    for lm in lms:
+        rows[f"beam 10 + {lm} LM"] = {"beam_size": 10, "lm": lm}
+        rows[f"width search + beam 10 + {lm} LM"] = {
+            "width_search": True,
+            "beam_size": 10,
+            "lm": lm,
+        }
+    return rows
+
+
 METRICS = ("cer", "wer", "line_accuracy", "confidence_auroc", "cer_most_confident_80pct")
 
 
@@ -41,6 +54,12 @@ def main() -> None:
     parser.add_argument("--path", type=Path, help="IAM as its authors distribute it, extracted")
     parser.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
     parser.add_argument("--limit", type=int, help="read only this many lines (a quick look)")
+    parser.add_argument(
+        "--lm",
+        action="append",
+        help="LM for the beam rows (repeatable; default: default). 'brown' (NLTK's Brown "
+        "corpus, 1961 American prose) is nearer IAM's LOB text than the shipped corpus",
+    )
     args = parser.parse_args()
 
     transcriptions = ["xml", "lines.txt"] if args.path else ["xml"]
@@ -50,8 +69,8 @@ def main() -> None:
         data_args: dict[str, Any] = {}
         if args.path:
             data_args = {"path": args.path, "transcription": transcription}
-        for name, options in OPTIONS.items():
-            decoder = CtcDecoder.from_options(options.get("beam_size", 1), options.get("lm"))
+        for name, option in options(args.lm or ["default"]).items():
+            decoder = CtcDecoder.from_options(option.get("beam_size", 1), option.get("lm"))
             start = time.perf_counter()
             report = evaluate(
                 args.model,
@@ -60,7 +79,7 @@ def main() -> None:
                 data_args,
                 limit=args.limit,
                 decoder=decoder,
-                width_search=options.get("width_search", False),
+                width_search=option.get("width_search", False),
             )
             seconds = time.perf_counter() - start
             figures = " | ".join(
