@@ -23,9 +23,9 @@ from text_recognizer.data.cache import cache_path
 from text_recognizer.data.module import BaseDataModule, splits_for
 from text_recognizer.data.sources.download import RemoteFile, download
 from text_recognizer.data.sources.iam import (
-    TRANSCRIPTIONS,
     IamArchive,
     IamLineFiles,
+    check_transcription,
     iam_remote,
 )
 from text_recognizer.data.synthetic_lines import PackedLines
@@ -113,11 +113,7 @@ class IamLines(BaseDataModule):
         self.height = input_height
         self.deslant = deslant
         self.padding = padding
-        if transcription not in TRANSCRIPTIONS:
-            raise ConfigError(
-                f"transcription = {transcription!r}: expected one of {', '.join(TRANSCRIPTIONS)}"
-            )
-        if path is None and transcription != "xml":
+        if check_transcription(transcription) != "xml" and path is None:
             raise ConfigError(
                 f"transcription = {transcription!r} needs path= (IAM as its authors distribute "
                 "it): iamdb.zip holds only the forms' XML, whose text is as written"

@@ -250,6 +250,14 @@ def writer_independent_splits(
 TRANSCRIPTIONS = ("xml", "lines.txt")
 
 
+def check_transcription(transcription: str) -> str:
+    if transcription not in TRANSCRIPTIONS:
+        raise ConfigError(
+            f"transcription = {transcription!r}: expected one of {', '.join(TRANSCRIPTIONS)}"
+        )
+    return transcription
+
+
 class IamLineFiles:
     """IAM as its authors distribute it, extracted into one folder (after registering):
     the line images (``lines.tgz``: ``lines/a01/a01-000u/a01-000u-00.png``), ``lines.txt``
@@ -270,11 +278,7 @@ class IamLineFiles:
 
     def __init__(self, folder: Path, transcription: str = "xml") -> None:
         self.folder = Path(folder)
-        if transcription not in TRANSCRIPTIONS:
-            raise ConfigError(
-                f"transcription = {transcription!r}: expected one of {', '.join(TRANSCRIPTIONS)}"
-            )
-        self.transcription = transcription
+        self.transcription = check_transcription(transcription)
         if not self.folder.is_dir():
             raise DataError(f"{self.folder}: no such folder (IAM's extracted files go there)")
         self.files: dict[str, Path] = {}
