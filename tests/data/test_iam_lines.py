@@ -337,6 +337,10 @@ def test_an_incomplete_official_layout_says_what_is_missing(tmp_path: Path) -> N
     with pytest.raises(DataError, match=r"no form XML files.*xml\.tgz.*transcription=lines\.txt"):
         IamLines(root=tmp_path / "data", path=tmp_path / "IAM3").prepare_data()
     IamLines(root=tmp_path / "data", path=tmp_path / "IAM3", transcription="lines.txt").setup()
+    write_official_layout(tmp_path / "IAM4")
+    (tmp_path / "IAM4" / "xml" / "f02-000.xml").unlink()
+    with pytest.raises(DataError, match=r"2 lines of lines.txt \(f02-000-00 ...\) are in no form"):
+        IamLines(root=tmp_path / "data", path=tmp_path / "IAM4").prepare_data()
     with pytest.raises(ConfigError, match="needs path="):
         IamLines(root=tmp_path / "data", transcription="lines.txt")
     with pytest.raises(ConfigError, match=r"expected one of xml, lines\.txt"):
