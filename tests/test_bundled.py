@@ -171,6 +171,27 @@ def test_reading_needs_none_of_the_training_dependencies() -> None:
     assert "lines: CER" in done.stdout
 
 
+def test_beam_search_with_the_default_language_model_needs_no_training_dependency(
+    tmp_path: Path,
+) -> None:
+    """``--lm default`` counts the shipped corpus (cut short here: the whole takes ~10 s)
+    with the dataset package's light parts only."""
+    done = run_without_training(
+        "import os\n"
+        f"os.environ['TEXT_RECOGNIZER_DATA'] = {str(tmp_path)!r}\n"
+        "from text_recognizer.data.sources import corpus\n"
+        "whole = corpus.load_sentences\n"
+        "corpus.load_sentences = lambda source: whole(source)[:500]\n"
+        "from text_recognizer.paths import SAMPLES_DIR\n"
+        "from text_recognizer.recognizer import Recognizer\n"
+        "recognizer = Recognizer.from_pretrained(beam_size=5, lm='default')\n"
+        "print(recognizer.recognize(SAMPLES_DIR / 'lines/line_00.png').text)\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "the heart, he would" in done.stdout
+    assert list((tmp_path / "lm").glob("*.arpa"))
+
+
 def test_commands_that_need_training_dependencies_say_how_to_get_them(tmp_path: Path) -> None:
     done = run_without_training(
         "from text_recognizer.cli import run\n"

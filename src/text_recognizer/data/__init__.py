@@ -1,21 +1,45 @@
-"""Datasets as LightningDataModules, built by name: ``DATASETS.build("emnist", {...})``."""
+"""Datasets as LightningDataModules, built by name: ``DATASETS.build("emnist", {...})``.
 
-from text_recognizer.data.emnist import Emnist
-from text_recognizer.data.emnist_lines import EmnistLines
-from text_recognizer.data.folder import LabelledFolder
-from text_recognizer.data.iam_lines import IamLines
-from text_recognizer.data.module import BaseDataModule
-from text_recognizer.data.synthetic_chars import SyntheticChars
-from text_recognizer.data.synthetic_lines import SyntheticLines
-from text_recognizer.registry import Registry
+The registry is built on first use: the datasets import Lightning (~2 s, and only with the
+``train`` extra), while their light parts (the sentence corpus, the cache key) also serve the
+inference-only reader.
+"""
 
-DATASETS: Registry[BaseDataModule] = Registry("dataset")
+from __future__ import annotations
 
-DATASETS.register("emnist")(Emnist)
-DATASETS.register("emnist_lines")(EmnistLines)
-DATASETS.register("folder")(LabelledFolder)
-DATASETS.register("iam_lines")(IamLines)
-DATASETS.register("synthetic_chars")(SyntheticChars)
-DATASETS.register("synthetic_lines")(SyntheticLines)
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from text_recognizer.data.module import BaseDataModule
+    from text_recognizer.registry import Registry
+
+    DATASETS: Registry[BaseDataModule]
 
 __all__ = ["DATASETS", "BaseDataModule"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BaseDataModule":
+        from text_recognizer.data.module import BaseDataModule
+
+        return BaseDataModule
+    if name != "DATASETS":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from text_recognizer.data.emnist import Emnist
+    from text_recognizer.data.emnist_lines import EmnistLines
+    from text_recognizer.data.folder import LabelledFolder
+    from text_recognizer.data.iam_lines import IamLines
+    from text_recognizer.data.module import BaseDataModule
+    from text_recognizer.data.synthetic_chars import SyntheticChars
+    from text_recognizer.data.synthetic_lines import SyntheticLines
+    from text_recognizer.registry import Registry
+
+    datasets: Registry[BaseDataModule] = Registry("dataset")
+    datasets.register("emnist")(Emnist)
+    datasets.register("emnist_lines")(EmnistLines)
+    datasets.register("folder")(LabelledFolder)
+    datasets.register("iam_lines")(IamLines)
+    datasets.register("synthetic_chars")(SyntheticChars)
+    datasets.register("synthetic_lines")(SyntheticLines)
+    globals()["DATASETS"] = datasets  # built once; later lookups skip __getattr__
+    return datasets

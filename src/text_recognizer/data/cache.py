@@ -2,7 +2,8 @@
 
 The key is a hash of every parameter, so a change of parameters never reads a stale
 cache, and files are written under a temporary name and renamed so a killed build
-never leaves a half-written cache behind.
+never leaves a half-written cache behind. h5py is imported where files are read or
+written: it comes with the ``train`` extra, and the reader's LM cache needs only the key.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from text_recognizer.errors import DataError
@@ -40,6 +40,8 @@ def write_h5(
     String arrays are stored as UTF-8 variable-length strings; ``attrs`` (e.g. the
     parameters) are stored as JSON so a cache documents how it was built.
     """
+    import h5py
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -64,6 +66,8 @@ def write_h5(
 
 def read_h5(path: Path) -> dict[str, np.ndarray]:
     """Read every dataset of an HDF5 cache into memory; strings come back as ``str``."""
+    import h5py
+
     try:
         with h5py.File(path, "r") as f:
             out: dict[str, np.ndarray] = {}

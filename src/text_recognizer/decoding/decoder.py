@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from text_recognizer.charset import Charset
+from text_recognizer.data.sources.corpus import SOURCES
 from text_recognizer.decoding.beam import beam_search_decode
 from text_recognizer.decoding.greedy import ArrayLike, Lengths, greedy_ctc_decode
 from text_recognizer.decoding.ngram import CharNgramLm
@@ -71,18 +72,6 @@ def open_lm(lm: CharNgramLm | str | Path | None) -> CharNgramLm | None:
     """A sentence source's name (its LM, counted once), an ARPA file, or an LM as it is."""
     if lm is None or isinstance(lm, CharNgramLm):
         return lm
-    if Path(lm).suffix == ".arpa":
-        return CharNgramLm(lm)
-    # Importing data/ imports Lightning (~2 s): only a sentence source's name needs it.
-    try:
-        from text_recognizer.data.sources.corpus import SOURCES
-    except ModuleNotFoundError as error:
-        raise ConfigError(
-            f"counting a language model from the sentence source {str(lm)!r} needs the "
-            f"training dependencies ({error.name} is not installed): pip install "
-            "'text-recognizer[train]', or pass an ARPA file"
-        ) from None
-
     if str(lm) in SOURCES:
         return CharNgramLm.from_corpus(str(lm))
     return CharNgramLm(lm)

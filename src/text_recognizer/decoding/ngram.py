@@ -26,6 +26,7 @@ from typing import Any
 from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET, SPECIAL_TOKENS, Charset
+from text_recognizer.data.cache import cache_key
 from text_recognizer.errors import DataError
 from text_recognizer.paths import data_dir
 
@@ -221,8 +222,6 @@ class CharNgramLm:
                 "outside the charset); pass sentences written with the charset's characters"
             )
         if path is None:
-            from text_recognizer.data.cache import cache_key  # data/ is heavy; only needed here
-
             digest = hashlib.sha256("\n".join(sentences).encode()).hexdigest()
             params = {
                 "format": ARPA_FORMAT_VERSION,
