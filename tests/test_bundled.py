@@ -225,3 +225,24 @@ def test_a_batch_of_lines_is_read_by_width_and_returned_in_order(
     batched = recognizer.recognize_batch(cuts, kind="line")
     assert len({image.shape[1] for image in cuts}) == len(cuts)
     assert [(r.text, r.confidence) for r in batched] == [(r.text, r.confidence) for r in alone]
+
+
+def test_a_mixed_batch_reads_each_image_as_it_reads_alone() -> None:
+    recognizer = Recognizer.from_pretrained()
+    paths = [SAMPLES_DIR / name for name in ("chars/char_00.png", "paragraphs/page_00.png")]
+    paths += [SAMPLES_DIR / "lines/line_00.png", SAMPLES_DIR / "chars/char_01.png"]
+    batched = recognizer.recognize_batch(paths)
+    alone = [recognizer.recognize(path) for path in paths]
+    assert [r.kind for r in batched] == ["char", "paragraph", "line", "char"]
+    assert [r.text for r in batched] == [r.text for r in alone]
+    assert [line.box for line in batched[1].lines] == [line.box for line in alone[1].lines]
+
+
+def test_an_unreadable_image_in_a_batch_is_named() -> None:
+    recognizer = Recognizer.from_pretrained()
+    line = np.asarray(Image.open(SAMPLES_DIR / "lines/line_00.png").convert("L"))
+    blank = np.full((40, 400), 255, dtype=np.uint8)
+    with pytest.raises(ImageError, match=r"^image 2 of 3: .*no ink"):
+        recognizer.recognize_batch([line, blank, line], kind="line")
+    with pytest.raises(ImageError, match=r"^the image is blank"):  # alone: nothing to name
+        recognizer.recognize(np.zeros((28, 28), dtype=np.uint8), kind="char")

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,14 @@ def test_recognize_reports_bad_files_and_keeps_going(tiny_char_run: Path, tmp_pa
     lines = [line for line in result.output.splitlines() if line.startswith("{")]
     assert '"error"' in lines[0] and "bad.png" in lines[0]
     assert '"text"' in lines[1] and '"confidence"' in lines[1]
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(blank)
+    arguments = ["recognize", "--model", str(tiny_char_run), "--json", str(blank), str(tmp_path)]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 1
+    errors = [json.loads(line)["error"] for line in result.output.splitlines() if line[:1] == "{"]
+    assert errors[0].startswith(f"{blank}: the image is blank")  # the file named once
+    assert errors[1].startswith(f"{tmp_path}: a folder, not an image")
 
 
 def test_data_info_takes_dataset_arguments() -> None:

@@ -251,7 +251,7 @@ def recognize(
             if as_json:
                 print(json.dumps({"image": str(path), "error": str(error)}))
             else:
-                err_console.print(f"[red]{escape(f'{path}: {error}')}[/]")
+                err_console.print(f"[red]{escape(str(error))}[/]")  # it names the file
             continue
         if as_json:
             print(json.dumps({"image": str(path), **result.to_dict()}))

@@ -271,6 +271,8 @@ def load_image(source: ImageInput) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return to_grey(source)
     path = Path(source)
+    if path.is_dir():
+        raise ImageError(f"{path}: a folder, not an image; pass the images in it ({path}/*.png)")
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     try:

@@ -299,36 +299,51 @@ class Recognizer:
         frames a little, so a line may read slightly differently than alone (the CER over
         a set stays the same). ``recognize`` one image at a time where every reading must
         not depend on the others."""
-        greys = [load_image(image) for image in images]
-        decided = [self._kind_for(grey, kind) for grey in greys]
-        kinds = [which for which, _ in decided]
-        results: list[Result | None] = [None] * len(greys)
-        chars = [i for i, k in enumerate(kinds) if k == "char"]
-        if chars:
-            for i, result in zip(chars, self._read_chars([greys[i] for i in chars]), strict=True):
-                results[i] = result
+        count = len(images)
+        prepared = [
+            self._prepare(image, kind, _name(image, i, count)) for i, image in enumerate(images)
+        ]
+        chars = [item.char for item in prepared if item.char is not None]
+        char_results = iter(self._read_chars(np.stack(chars)) if chars else [])
         # Every line of every paragraph goes into one batch with the lone lines.
-        lone = [i for i, k in enumerate(kinds) if k == "line"]
-        pages = {
-            i: self._page_lines(greys[i], decided[i][1])
-            for i, k in enumerate(kinds)
-            if k == "paragraph"
-        }
-        prepared = self._prepare_lines([greys[i] for i in lone]) if lone else []
-        prepared += [line for i in pages for _, line in pages[i]]
-        if prepared:
-            read = iter(self._read_prepared(prepared))
-            for i in lone:
-                results[i] = next(read)
-            for i, lines in pages.items():
-                parts = [replace(next(read), box=found.box) for found, _ in lines]
-                results[i] = Result(
-                    "\n".join(part.text for part in parts),
-                    float(np.mean([part.confidence for part in parts])),
-                    "paragraph",
-                    lines=parts,
+        lines = [line for item in prepared for line in item.lines]
+        line_results = iter(self._read_prepared(lines) if lines else [])
+        results = []
+        for item in prepared:
+            if item.kind == "char":
+                results.append(next(char_results))
+            elif item.kind == "line":
+                results.append(next(line_results))
+            else:
+                parts = [replace(next(line_results), box=box) for box in item.boxes]
+                results.append(
+                    Result(
+                        "\n".join(part.text for part in parts),
+                        float(np.mean([part.confidence for part in parts])),
+                        "paragraph",
+                        lines=parts,
+                    )
                 )
-        return [r for r in results if r is not None]
+        return results
+
+    def _prepare(self, image: ImageInput, kind: Kind, name: str | None) -> _Prepared:
+        """One image made ready for its network; an error names the image (``name``) so
+        that one bad image in a batch can be found."""
+        grey = load_image(image)  # its errors name the file already
+        try:
+            which, found_lines = self._kind_for(grey, kind)
+            if which == "char":
+                bright_ink = normalize_polarity(trim_frame(grey)[0])
+                return _Prepared("char", char=_emnist_style(bright_ink, self._char_size))
+            if which == "line":
+                return _Prepared("line", lines=self._prepare_lines([grey]))
+            page = self._page_lines(grey, found_lines)
+            lines = [line for _, line in page]
+            return _Prepared("paragraph", lines=lines, boxes=[found.box for found, _ in page])
+        except ImageError as error:
+            if name is None:
+                raise
+            raise ImageError(f"{name}: {error}") from None
 
     def _page_lines(
         self, grey: np.ndarray, found_lines: list[TextLine] | None = None
@@ -345,12 +360,14 @@ class Recognizer:
             raise ImageError("no line of text found in the image")
         return lines
 
-    def _read_chars(self, greys: list[np.ndarray]) -> list[Result]:
+    @property
+    def _char_size(self) -> int:
+        return int(self.models["char"].meta["input_height"])
+
+    def _read_chars(self, batch: np.ndarray) -> list[Result]:
+        """``[N, size, size]`` uint8 characters (``_emnist_style``) -> one result each."""
         model = self.models["char"]
         charset = Charset.from_tokens(model.meta["charset"])
-        size = int(model.meta["input_height"])
-        frameless = [normalize_polarity(trim_frame(g)[0]) for g in greys]
-        batch = np.stack([_emnist_style(g, size) for g in frameless])
         probs = model.char_probs((batch.astype(np.float32) / 255.0)[:, None])
         results = []
         for row in probs:
@@ -386,6 +403,24 @@ class Recognizer:
 
         decoded = read_at_widths(lines, read, self.width_factors)
         return [Result(text, confidence, "line") for text, confidence in decoded]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One image ready for its network: a character's input, or its lines' (a paragraph's
+    with the boxes they were found in)."""
+
+    kind: str
+    char: np.ndarray | None = None
+    lines: list[np.ndarray] = field(default_factory=list)
+    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+
+def _name(image: ImageInput, index: int, count: int) -> str | None:
+    """How an error names an image: its path, else its place in a batch of several."""
+    if isinstance(image, str | Path):
+        return str(image)
+    return f"image {index + 1} of {count}" if count > 1 else None
 
 
 def _emnist_style(bright_ink: np.ndarray, size: int) -> np.ndarray:
