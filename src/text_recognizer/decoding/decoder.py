@@ -16,6 +16,11 @@ from text_recognizer.decoding.greedy import ArrayLike, Lengths, greedy_ctc_decod
 from text_recognizer.decoding.ngram import CharNgramLm
 from text_recognizer.errors import ConfigError
 
+LM_NEEDS_BEAM = (
+    "a language model needs beam search: pass beam_size > 1 (e.g. 10; --beam 10 on the "
+    "command line)"
+)
+
 
 @dataclass(frozen=True)
 class CtcDecoder:
@@ -35,7 +40,7 @@ class CtcDecoder:
         if self.beam_size < 1:
             raise ConfigError(f"beam_size must be 1 (greedy) or more, got {self.beam_size}")
         if self.lm is not None and self.beam_size == 1:
-            raise ConfigError("a language model needs beam search: pass beam_size > 1 (e.g. 10)")
+            raise ConfigError(LM_NEEDS_BEAM)
 
     @classmethod
     def from_options(
@@ -47,7 +52,7 @@ class CtcDecoder:
         """As the CLI and ``Recognizer`` take it: ``lm`` may name a sentence source
         (``"default"``, ``"brown"``: its LM is counted once and cached) or an ARPA file."""
         if lm is not None and beam_size == 1:  # before counting an LM that cannot be used
-            raise ConfigError("a language model needs beam search: pass beam_size > 1 (e.g. 10)")
+            raise ConfigError(LM_NEEDS_BEAM)
         return cls(beam_size, open_lm(lm), lm_weight)
 
     def __call__(
