@@ -346,8 +346,9 @@ def experiments_run(
         int, typer.Option("--jobs", "-j", min=1, help="Experiments run at the same time.")
     ] = 1,
 ) -> None:
-    """Run every experiment of a group, N at a time (one GPU each when present), then
-    print one table of results. Exits with 1 if any experiment failed."""
+    """Run every experiment of a group, N at a time, then print one table of results.
+
+    Each run gets one GPU when there are any. Exits with 1 if any experiment failed."""
     from text_recognizer.training.experiments import run_group, summary_rows
 
     follow_our_logging()
@@ -401,9 +402,10 @@ def evaluate(
     lm_weight: LmWeightOption = 1.0,
     width_search: WidthSearchOption = False,
 ) -> None:
-    """Score a model on a dataset split: accuracy (characters) or CER/WER (lines), plus the
-    worst samples. A run folder is scored on its own dataset unless --data says otherwise.
-    Your own labelled images: --data folder --data-arg path=DIR --split all."""
+    """Score a model on a dataset split: accuracy or CER/WER, and the worst samples.
+
+    A run folder is scored on its own dataset unless --data says otherwise. Your own
+    labelled images: --data folder --data-arg path=DIR --split all."""
     from text_recognizer.decoding.decoder import CtcDecoder
     from text_recognizer.evaluate import evaluate as run_evaluation
     from text_recognizer.training.config import apply_overrides
