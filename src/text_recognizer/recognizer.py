@@ -334,7 +334,8 @@ class Recognizer:
             which, found_lines = self._kind_for(grey, kind)
             if which == "char":
                 bright_ink = normalize_polarity(trim_frame(grey)[0])
-                return _Prepared("char", char=_emnist_style(bright_ink, self._char_size))
+                size = int(self.models["char"].meta["input_height"])
+                return _Prepared("char", char=_emnist_style(bright_ink, size))
             if which == "line":
                 return _Prepared("line", lines=self._prepare_lines([grey]))
             page = self._page_lines(grey, found_lines)
@@ -359,10 +360,6 @@ class Recognizer:
         if not lines:
             raise ImageError("no line of text found in the image")
         return lines
-
-    @property
-    def _char_size(self) -> int:
-        return int(self.models["char"].meta["input_height"])
 
     def _read_chars(self, batch: np.ndarray) -> list[Result]:
         """``[N, size, size]`` uint8 characters (``_emnist_style``) -> one result each."""
