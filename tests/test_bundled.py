@@ -11,7 +11,7 @@ from PIL import Image
 
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.demo import run_demo
-from text_recognizer.errors import ImageError
+from text_recognizer.errors import ConfigError, ImageError
 from text_recognizer.labels import read_labels
 from text_recognizer.paths import MODELS_DIR, SAMPLES_DIR
 from text_recognizer.recognizer import Recognizer
@@ -35,6 +35,15 @@ def test_samples_have_labels_and_files() -> None:
 
 def test_default_recognizer_loads_both_kinds() -> None:
     assert Recognizer.from_pretrained().kinds == ["char", "line"]
+
+
+def test_a_bundled_model_loads_by_its_name_and_a_wrong_name_lists_them() -> None:
+    assert Recognizer.from_pretrained("line").kinds == ["line"]
+    assert Recognizer.from_pretrained("char").kinds == ["char"]
+    with pytest.raises(
+        ConfigError, match=r"lines: not a bundled model \('default', 'char', 'line'"
+    ):
+        Recognizer.from_pretrained("lines")
 
 
 def test_demo_reads_the_samples() -> None:

@@ -45,7 +45,7 @@ def test_reads_file_of_any_polarity_and_size(tiny_char_run: Path, tmp_path: Path
 
 
 def test_bad_model_sources(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="expected a bundled model name"):
+    with pytest.raises(ConfigError, match="not a bundled model"):
         Recognizer.from_pretrained(tmp_path / "model.bin")
     with pytest.raises(ConfigError, match="has no checkpoints"):
         Recognizer.from_pretrained(tmp_path)

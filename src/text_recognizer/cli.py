@@ -212,7 +212,10 @@ DeslantOption = Annotated[
 def recognize(
     images: Annotated[list[Path], typer.Argument(help="Image files to read.")],
     model: Annotated[
-        str, typer.Option(help="Bundled model name, or a .onnx/.ckpt path or run folder.")
+        str,
+        typer.Option(
+            help="Bundled model (default: all; line; char), or a .onnx/.ckpt path or run folder."
+        ),
     ] = "default",
     kind: Annotated[
         Kind,
@@ -373,7 +376,10 @@ def experiments_run(
 @app.command()
 def evaluate(
     model: Annotated[
-        str, typer.Argument(help="Run folder, .ckpt, .onnx, or a bundled model name (default).")
+        str,
+        typer.Argument(
+            help="Run folder, .ckpt, .onnx, or a bundled model (default: all; line; char)."
+        ),
     ],
     data: Annotated[
         Optional[str],  # noqa: UP045

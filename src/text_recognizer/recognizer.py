@@ -184,13 +184,20 @@ class TorchModel:
 
 
 def open_model(source: str | Path) -> Model:
+    """A bundled model by name (``"line"``, ``"char"``), an ONNX file, a checkpoint or a
+    run folder."""
     path = Path(source)
     if path.suffix == ".onnx":
         return OnnxModel(path)
     if path.suffix == ".ckpt" or path.is_dir():
         return TorchModel(path)
+    bundled = sorted(p.stem for p in MODELS_DIR.glob("*.onnx"))
+    if str(source) in bundled:
+        return OnnxModel(MODELS_DIR / f"{source}.onnx")
+    names = ", ".join(repr(name) for name in ["default", *bundled])
     raise ConfigError(
-        f"{source}: expected a bundled model name, a .onnx file, a .ckpt file or a run folder"
+        f"{source}: not a bundled model ({names}: 'default' is all of them), a .onnx file, "
+        "a .ckpt file or a run folder"
     )
 
 
@@ -242,7 +249,7 @@ class Recognizer:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "default", **decoding: Any) -> Recognizer:
-        """``"default"`` loads every bundled model; otherwise one model file or run folder.
+        """``"default"`` loads every bundled model; otherwise one model (see ``open_model``).
 
         ``decoding`` (``beam_size``, ``lm``, ``lm_weight``, ``width_search``, ``deskew``,
         ``deslant``) goes to the constructor.
