@@ -61,6 +61,22 @@ def test_recognize_reports_bad_files_and_keeps_going(tiny_char_run: Path, tmp_pa
     assert errors[1].startswith(f"{tmp_path}: a folder, not an image")
 
 
+def test_recognize_reads_in_batches_and_a_bad_file_loses_only_itself(tmp_path: Path) -> None:
+    from text_recognizer.paths import SAMPLES_DIR
+
+    bad = tmp_path / "bad.png"
+    bad.write_text("nope")
+    lines = [str(SAMPLES_DIR / "lines" / f"line_0{i}.png") for i in range(3)]
+    images = [lines[0], str(bad), lines[1], lines[2]]
+    result = runner.invoke(app, ["recognize", "--json", "--batch", "3", *images])
+    assert result.exit_code == 1
+    read = [json.loads(line) for line in result.output.splitlines() if line[:1] == "{"]
+    assert [row["image"] for row in read] == images
+    assert read[1]["error"].startswith(f"{bad}: not a readable image")
+    assert [row.get("kind") for row in read] == ["line", None, "line", "line"]
+    assert read[0]["text"].startswith("the heart, he would")
+
+
 def test_data_info_takes_dataset_arguments() -> None:
     from text_recognizer.paths import SAMPLES_DIR
 

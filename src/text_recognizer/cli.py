@@ -17,7 +17,11 @@ from text_recognizer import __version__
 from text_recognizer.errors import TextRecognizerError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from text_recognizer.data import BaseDataModule
+    from text_recognizer.recognizer import Kind as ReadKind
+    from text_recognizer.recognizer import Recognizer, Result
 
 app = typer.Typer(
     help="Handwritten text recognition: recognise images, build datasets, train and export models.",
@@ -230,6 +234,15 @@ def recognize(
     lm_weight: LmWeightOption = 1.0,
     width_search: WidthSearchOption = False,
     deslant: DeslantOption = True,
+    batch: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Images read together (e.g. 256): their lines go through the network 32 at "
+            "a time, sorted by width (~30 % faster on many lines); a doubtful line may then "
+            "read slightly differently than alone.",
+        ),
+    ] = 1,
 ) -> None:
     """Read handwritten characters, lines or paragraphs from images."""
     from text_recognizer.recognizer import Recognizer
@@ -246,15 +259,13 @@ def recognize(
     except TextRecognizerError as error:
         raise fail(error) from error
     failures = 0
-    for path in images:
-        try:
-            result = recognizer.recognize(path, kind=kind.value)
-        except TextRecognizerError as error:
+    for path, result in _read_in_batches(recognizer, images, kind.value, batch):
+        if isinstance(result, TextRecognizerError):
             failures += 1
             if as_json:
-                print(json.dumps({"image": str(path), "error": str(error)}))
+                print(json.dumps({"image": str(path), "error": str(result)}))
             else:
-                err_console.print(f"[red]{escape(str(error))}[/]")  # it names the file
+                err_console.print(f"[red]{escape(str(result))}[/]")  # it names the file
             continue
         if as_json:
             print(json.dumps({"image": str(path), **result.to_dict()}))
@@ -265,6 +276,25 @@ def recognize(
             print(f"{path}\t{result.text}\t{result.confidence:.3f}")
     if failures:
         raise typer.Exit(code=1)
+
+
+def _read_in_batches(
+    recognizer: Recognizer, images: list[Path], kind: ReadKind, size: int
+) -> Iterator[tuple[Path, Result | TextRecognizerError]]:
+    """Each image with its result or its error, ``size`` images per ``recognize_batch``
+    call; a batch that fails is read again one image at a time, so that only the bad
+    image is lost."""
+    for start in range(0, len(images), size):
+        chunk = images[start : start + size]
+        try:
+            results = recognizer.recognize_batch(chunk, kind=kind)
+        except TextRecognizerError as error:
+            if len(chunk) == 1:
+                yield chunk[0], error
+                continue
+            yield from _read_in_batches(recognizer, chunk, kind, 1)
+            continue
+        yield from zip(chunk, results, strict=True)
 
 
 @app.command()
