@@ -119,6 +119,24 @@ def test_unreadable_inputs_raise_clear_errors(tmp_path: Path) -> None:
         load_image(truncated)
 
 
+def test_image_bytes_read_like_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "line.png"
+    Image.fromarray(text_line()).save(path)
+    assert np.array_equal(load_image(path.read_bytes()), load_image(path))
+    with pytest.raises(ImageError, match=r"^not a readable image: not in a format Pillow reads"):
+        load_image(b"not an image at all")
+    with pytest.raises(ImageError, match=r"^the image is corrupt or truncated"):
+        load_image(path.read_bytes()[:200])
+
+
+def test_decompression_bomb_refused_before_decoding(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.png"
+    Image.new("1", (20_000, 10_000)).save(path)  # 200 M pixels, a 30 kB file
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ImageError, match="larger than 40,000,000 pixels"):
+        load_image(path)
+
+
 def test_huge_image_refused_before_decoding(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,6 +11,7 @@ downsample to 28x28 with bicubic interpolation and stretch the intensities to 0.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
@@ -19,7 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from text_recognizer.errors import ImageError
 
-ImageInput = str | Path | Image.Image | np.ndarray
+ImageInput = str | Path | bytes | Image.Image | np.ndarray
 
 #: Larger images are refused before decoding (a decompression bomb or a mistake).
 MAX_PIXELS = 40_000_000
@@ -264,31 +265,45 @@ def emnist_style(grey_bright_ink: np.ndarray, size: int = 28) -> np.ndarray:
 
 
 def load_image(source: ImageInput) -> np.ndarray:
-    """Read a path, Pillow image or array into uint8 grey, upright as its EXIF orientation
-    says; a clear ``ImageError`` otherwise."""
+    """Read a path, an image file's bytes, a Pillow image or an array into uint8 grey,
+    upright as its EXIF orientation says; a clear ``ImageError`` otherwise."""
     if isinstance(source, Image.Image):
         return to_grey(ImageOps.exif_transpose(source))
     if isinstance(source, np.ndarray):
         return to_grey(source)
+    if isinstance(source, bytes):
+        return _decode(io.BytesIO(source), "")
     path = Path(source)
     if path.is_dir():
         raise ImageError(f"{path}: a folder, not an image; pass the images in it ({path}/*.png)")
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
+    return _decode(path, f"{path}: ")
+
+
+def _decode(file: Path | io.BytesIO, prefix: str) -> np.ndarray:
+    """``prefix`` names a file in an error; bytes have no name."""
     try:
-        with Image.open(path) as image:
+        with Image.open(file) as image:
             if image.width * image.height > MAX_PIXELS:
                 raise ImageError(
-                    f"{path}: {image.width}x{image.height} is larger than {MAX_PIXELS:,} pixels; "
+                    f"{prefix}{image.width}x{image.height} is larger than {MAX_PIXELS:,} pixels; "
                     "crop or downscale it first"
                 )
             image.load()
             # Phones store a photo as the sensor saw it and say in EXIF how to turn it.
             return to_grey(ImageOps.exif_transpose(image))
-    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
-        raise ImageError(f"{path}: not a readable image ({error})") from None
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"{prefix}not a readable image: not in a format Pillow reads "
+            "(PNG, JPEG, TIFF, BMP, GIF, WebP, ...)"
+        ) from None
+    except Image.DecompressionBombError as error:  # too large for Pillow even to open
+        raise ImageError(
+            f"{prefix}larger than {MAX_PIXELS:,} pixels ({error}); crop or downscale it first"
+        ) from None
     except OSError as error:
-        raise ImageError(f"{path}: the image is corrupt or truncated ({error})") from None
+        raise ImageError(f"{prefix}the image is corrupt or truncated ({error})") from None
 
 
 def prepare_line(

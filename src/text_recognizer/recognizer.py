@@ -336,8 +336,8 @@ class Recognizer:
     def _prepare(self, image: ImageInput, kind: Kind, name: str | None) -> _Prepared:
         """One image made ready for its network; an error names the image (``name``) so
         that one bad image in a batch can be found."""
-        grey = load_image(image)  # its errors name the file already
         try:
+            grey = load_image(image)
             which, found_lines = self._kind_for(grey, kind)
             if which == "char":
                 bright_ink = normalize_polarity(trim_frame(grey)[0])
@@ -349,7 +349,7 @@ class Recognizer:
             lines = [line for _, line in page]
             return _Prepared("paragraph", lines=lines, boxes=[found.box for found, _ in page])
         except ImageError as error:
-            if name is None:
+            if name is None or str(error).startswith(f"{name}: "):  # a file names itself
                 raise
             raise ImageError(f"{name}: {error}") from None
 
