@@ -1,14 +1,13 @@
 """The shipped models and samples: consistent metadata, and `make demo` reads the samples."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.inference_only import run_without_training
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.demo import run_demo
 from text_recognizer.errors import ConfigError, ImageError
@@ -138,27 +137,6 @@ def test_a_blank_character_says_so_whatever_its_shade(level: int) -> None:
     with pytest.raises(ImageError, match="the image is blank: no ink found") as caught:
         Recognizer.from_pretrained().recognize(blank, kind="char")
     assert "bright ink" not in str(caught.value)
-
-
-# Run first in a subprocess: the training dependencies cannot be imported there, as in an
-# inference-only install (`pip install text-recognizer`, without `[train]`).
-WITHOUT_TRAINING = """
-import sys
-from text_recognizer.cli import TRAINING_MODULES
-
-class LeftOut:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in TRAINING_MODULES:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-sys.meta_path.insert(0, LeftOut())
-"""
-
-
-def run_without_training(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", WITHOUT_TRAINING + code], capture_output=True, text=True
-    )
 
 
 def test_reading_needs_none_of_the_training_dependencies() -> None:

@@ -212,6 +212,25 @@ DeslantOption = Annotated[
 ]
 
 
+def open_recognizer(
+    model: str, beam: int, lm: str | None, lm_weight: float, width_search: bool, deslant: bool
+) -> Recognizer:
+    """The Recognizer that ``recognize`` and ``serve`` read with; a bad option fails cleanly."""
+    from text_recognizer.recognizer import Recognizer
+
+    try:
+        return Recognizer.from_pretrained(
+            model,
+            beam_size=beam,
+            lm=lm,
+            lm_weight=lm_weight,
+            width_search=width_search,
+            deslant=deslant,
+        )
+    except TextRecognizerError as error:
+        raise fail(error) from error
+
+
 @app.command()
 def recognize(
     images: Annotated[list[Path], typer.Argument(help="Image files to read.")],
@@ -245,19 +264,7 @@ def recognize(
     ] = 1,
 ) -> None:
     """Read handwritten characters, lines or paragraphs from images."""
-    from text_recognizer.recognizer import Recognizer
-
-    try:
-        recognizer = Recognizer.from_pretrained(
-            model,
-            beam_size=beam,
-            lm=lm,
-            lm_weight=lm_weight,
-            width_search=width_search,
-            deslant=deslant,
-        )
-    except TextRecognizerError as error:
-        raise fail(error) from error
+    recognizer = open_recognizer(model, beam, lm, lm_weight, width_search, deslant)
     failures = 0
     for path, result in _read_in_batches(recognizer, images, kind.value, batch):
         if isinstance(result, TextRecognizerError):
@@ -315,6 +322,60 @@ def demo(
         out.add_row(*(escape(cell) for cell in row))  # a reading may hold "[b]"
     console.print(out)
     console.print(summary)
+
+
+#: What the HTTP service needs beyond an inference-only install (import names).
+SERVING_MODULES = ("fastapi", "uvicorn", "python_multipart", "prometheus_client")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; 0.0.0.0 opens it to other machines.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    model: Annotated[
+        str, typer.Option(help="Bundled model (default: all; line; char), or a model path.")
+    ] = "default",
+    beam: BeamOption = 1,
+    lm: LmOption = None,
+    lm_weight: LmWeightOption = 1.0,
+    width_search: WidthSearchOption = False,
+    deslant: DeslantOption = True,
+    max_upload_mb: Annotated[
+        float, typer.Option(min=0.01, help="Larger request bodies are refused (413).")
+    ] = 10.0,
+) -> None:
+    """Serve the recognizer over HTTP: web page, JSON API, metrics."""
+    import importlib.util
+
+    missing = [name for name in SERVING_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise fail(
+            TextRecognizerError(
+                f"the HTTP service needs {', '.join(missing)}: pip install 'text-recognizer[serve]'"
+            )
+        )
+    import uvicorn
+
+    from text_recognizer.serving.app import create_app
+
+    recognizer = open_recognizer(model, beam, lm, lm_weight, width_search, deslant)
+    if host not in LOOPBACK:
+        err_console.print(
+            f"[yellow]warning:[/] listening on {escape(host)}: other machines can reach this "
+            "service, and it has no authentication; put it behind a proxy that has"
+        )
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"serving on http://{shown}:{port}/ (Ctrl+C stops)")
+    level = logging.getLogger("text_recognizer").getEffectiveLevel()
+    uvicorn.run(
+        create_app(recognizer, max_upload_bytes=int(max_upload_mb * 1024 * 1024)),
+        host=host,
+        port=port,
+        log_level="info" if level <= logging.INFO else "warning",
+    )
 
 
 @app.command()

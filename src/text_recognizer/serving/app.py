@@ -1,0 +1,182 @@
+"""The FastAPI app: ``GET /`` the page, ``POST /api/recognize`` an image in, text out.
+
+One :class:`~text_recognizer.recognizer.Recognizer` serves every request, one image at a
+time (a lock): ONNX Runtime already spreads one image's network run over every core, and
+the beam-search decoder is not documented as safe to share between threads. Requests wait
+in line rather than slow each other down.
+
+Uploads are capped in bytes before they are parsed (``UploadLimit``) and in pixels before
+they are decoded (``preprocessing.MAX_PIXELS``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from text_recognizer.errors import TextRecognizerError
+from text_recognizer.recognizer import Recognizer
+
+#: Default cap on one request's body: a photographed page is 2-8 MB as JPEG.
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
+PAGE = Path(__file__).with_name("static") / "index.html"
+
+ReadKind = Literal["auto", "char", "line", "paragraph"]
+
+
+class Metrics:
+    """The service's Prometheus metrics, in a registry of its own so that several apps
+    (tests, one process serving two models) never clash."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.images = Counter(
+            "text_recognizer_images",
+            "Images received, by what they were read as (kind) and how it went (outcome).",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+        self.seconds = Histogram(
+            "text_recognizer_recognize_seconds",
+            "Time to read one image (decoding, preprocessing, network, decoding).",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.too_large = Counter(
+            "text_recognizer_uploads_too_large",
+            "Requests refused because their body was over the upload limit.",
+            registry=self.registry,
+        )
+
+
+class UploadLimit:
+    """Refuses a request body over ``limit`` bytes with 413, before anything parses it.
+
+    The body is read here (at most ``limit`` bytes, however the client sends it: with a
+    Content-Length or chunked) and handed on whole; a larger one is cut off as soon as it
+    passes the limit, so an endless upload costs neither memory nor disk."""
+
+    def __init__(self, app: ASGIApp, limit: int, metrics: Metrics) -> None:
+        self.app = app
+        self.limit = limit
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body: Message | None = {"type": "http.request", "body": b"".join(chunks)}
+
+        async def replay() -> Message:
+            nonlocal body
+            if body is None:
+                return await receive()  # after the body: wait for the disconnect
+            message, body = body, None
+            return message
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.metrics.too_large.inc()
+        megabytes = self.limit / 2**20
+        response = JSONResponse(
+            {"detail": f"the upload is larger than {megabytes:.3g} MB; send a smaller image"},
+            status_code=413,
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
+def create_app(recognizer: Recognizer, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
+    """The service around ``recognizer``; ``uvicorn.run(create_app(...))`` serves it."""
+    app = FastAPI(
+        title="text-recognizer",
+        version=version("text-recognizer"),
+        summary="Reads handwritten characters, lines and pages.",
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN; the schema
+        # (/openapi.json) is served from here.
+        docs_url=None,
+        redoc_url=None,
+    )
+    metrics = Metrics()
+    app.add_middleware(UploadLimit, limit=max_upload_bytes, metrics=metrics)
+    lock = threading.Lock()
+    page = PAGE.read_text(encoding="utf-8")
+
+    def read(data: bytes, kind: ReadKind) -> dict[str, Any]:
+        with lock:
+            start = time.perf_counter()
+            result = recognizer.recognize(data, kind=kind)
+            seconds = time.perf_counter() - start
+        metrics.seconds.observe(seconds)
+        return {**result.to_dict(), "milliseconds": round(seconds * 1000, 1)}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> str:
+        return page
+
+    @app.get("/api/health")
+    def health() -> dict[str, Any]:
+        """Whether the service is up, and which kinds of image its models read."""
+        return {
+            "status": "ok",
+            "kinds": recognizer.kinds,
+            "max_upload_bytes": max_upload_bytes,
+        }
+
+    @app.post("/api/recognize")
+    async def recognize(
+        image: UploadFile = File(description="The image: PNG, JPEG, TIFF, BMP, ..."),  # noqa: B008
+        kind: ReadKind = Form("auto", description="What the image holds; auto tells."),  # noqa: B008
+    ) -> dict[str, Any]:
+        """Read one image: its text, confidence and kind (and a page's lines with their
+        boxes). A 422 says why an image cannot be read."""
+        data = await image.read()
+        try:
+            result = await anyio.to_thread.run_sync(read, data, kind)
+        except TextRecognizerError as error:
+            metrics.images.labels(kind=kind, outcome="error").inc()
+            raise HTTPException(422, detail=str(error)) from None
+        metrics.images.labels(kind=result["kind"], outcome="ok").inc()
+        return result
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

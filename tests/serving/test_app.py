@@ -1,0 +1,151 @@
+"""The HTTP API in process (TestClient): what goes in, what comes out, what is refused."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+
+from fastapi.testclient import TestClient
+
+from tests.inference_only import run_without_training
+from text_recognizer.paths import SAMPLES_DIR
+from text_recognizer.recognizer import Recognizer
+from text_recognizer.serving.app import create_app
+
+LINE = SAMPLES_DIR / "lines" / "line_00.png"
+PAGE = SAMPLES_DIR / "paragraphs" / "page_00.png"
+LIMIT = 1_000_000  # bytes; the sample page is 239 kB
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    return Recognizer.from_pretrained()
+
+
+@pytest.fixture
+def client(recognizer: Recognizer) -> Iterator[TestClient]:
+    with TestClient(create_app(recognizer, max_upload_bytes=LIMIT)) as client:
+        yield client
+
+
+def post(client: TestClient, data: bytes, **form: str) -> tuple[int, dict]:
+    response = client.post("/api/recognize", files={"image": ("x.png", data)}, data=form)
+    return response.status_code, response.json()
+
+
+def png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_page_and_health(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    assert 'id="pad"' in page.text and 'id="file"' in page.text
+    assert client.get("/api/health").json() == {
+        "status": "ok",
+        "kinds": ["char", "line"],
+        "max_upload_bytes": LIMIT,
+    }
+    assert "/api/recognize" in client.get("/openapi.json").json()["paths"]
+    assert client.get("/docs").status_code == 404  # FastAPI's page would load a CDN's scripts
+
+
+def test_a_line_reads_as_the_python_api_reads_it(
+    client: TestClient, recognizer: Recognizer
+) -> None:
+    status, body = post(client, LINE.read_bytes())
+    assert status == 200
+    expected = recognizer.recognize(LINE).to_dict()
+    assert body.pop("milliseconds") > 0
+    assert body.pop("confidence") == pytest.approx(expected.pop("confidence"))
+    assert body == expected
+    assert body["kind"] == "line" and body["text"]
+
+
+def test_a_page_gives_its_lines_with_boxes(client: TestClient, recognizer: Recognizer) -> None:
+    status, body = post(client, PAGE.read_bytes(), kind="paragraph")
+    assert status == 200
+    assert body["kind"] == "paragraph"
+    expected = recognizer.recognize(PAGE, kind="paragraph")
+    assert [line["text"] for line in body["lines"]] == [line.text for line in expected.lines]
+    assert all(len(line["box"]) == 4 for line in body["lines"])
+
+
+def test_a_character_when_asked(client: TestClient) -> None:
+    status, body = post(client, (SAMPLES_DIR / "chars" / "char_00.png").read_bytes(), kind="char")
+    assert status == 200
+    assert body["kind"] == "char" and len(body["text"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "not a readable image"),
+        (b"%PDF-1.4 not an image", "not a readable image"),
+        (png(Image.new("L", (300, 60), 255)), "blank"),
+        (png(Image.new("1", (20_000, 10_000))), "larger than 40,000,000 pixels"),
+    ],
+    ids=["empty", "not-an-image", "blank", "too-many-pixels"],
+)
+def test_unreadable_images_get_422_saying_why(
+    client: TestClient, data: bytes, message: str
+) -> None:
+    status, body = post(client, data)
+    assert status == 422
+    assert message in body["detail"]
+
+
+def test_a_truncated_image_gets_422(client: TestClient) -> None:
+    status, body = post(client, LINE.read_bytes()[:300])
+    assert status == 422
+    assert "corrupt or truncated" in body["detail"]
+
+
+def test_bad_form_gets_422(client: TestClient) -> None:
+    status, body = post(client, LINE.read_bytes(), kind="word")
+    assert status == 422
+    assert "'auto', 'char', 'line' or 'paragraph'" in body["detail"][0]["msg"]
+    missing = client.post("/api/recognize", data={"kind": "line"})
+    assert missing.status_code == 422
+    assert missing.json()["detail"][0]["loc"] == ["body", "image"]
+
+
+def test_an_upload_over_the_limit_is_refused_with_413(client: TestClient) -> None:
+    status, body = post(client, b"\0" * 1_100_000)
+    assert status == 413
+    assert body["detail"] == "the upload is larger than 0.954 MB; send a smaller image"
+
+
+def test_metrics_count_images_by_kind_and_outcome(client: TestClient) -> None:
+    post(client, LINE.read_bytes())
+    post(client, LINE.read_bytes())
+    post(client, b"junk")
+    post(client, b"\0" * 1_100_000)
+    text = client.get("/metrics").text
+    assert 'text_recognizer_images_total{kind="line",outcome="ok"} 2.0' in text
+    assert 'text_recognizer_images_total{kind="auto",outcome="error"} 1.0' in text
+    assert "text_recognizer_uploads_too_large_total 1.0" in text
+    assert "text_recognizer_recognize_seconds_count 2.0" in text
+
+
+def test_the_service_needs_none_of_the_training_dependencies() -> None:
+    done = run_without_training(
+        "from fastapi.testclient import TestClient\n"
+        "from text_recognizer.paths import SAMPLES_DIR\n"
+        "from text_recognizer.recognizer import Recognizer\n"
+        "from text_recognizer.serving.app import create_app\n"
+        "client = TestClient(create_app(Recognizer.from_pretrained()))\n"
+        "image = (SAMPLES_DIR / 'lines/line_00.png').read_bytes()\n"
+        "print(client.post('/api/recognize', files={'image': ('x.png', image)}).json()['text'])\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in TRAINING_MODULES))\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["the heart, he would have cared", "[]"]

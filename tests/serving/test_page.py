@@ -1,0 +1,112 @@
+"""The web page in a real browser (Playwright driving Debian's chromium) against a real server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("fastapi")
+
+from tests.serving.server import Server, post_image, running_server  # noqa: E402
+from text_recognizer.paths import SAMPLES_DIR  # noqa: E402
+
+CHROMIUM = os.environ.get("TEXT_RECOGNIZER_CHROMIUM") or shutil.which("chromium")
+if CHROMIUM is None:
+    pytest.skip(
+        "no chromium to drive: apt-get install chromium (or set TEXT_RECOGNIZER_CHROMIUM)",
+        allow_module_level=True,
+    )
+
+LINE = SAMPLES_DIR / "lines" / "line_00.png"
+PAGE = SAMPLES_DIR / "paragraphs" / "page_00.png"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    with running_server("--max-upload-mb", "1") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[sync_api.Browser]:
+    with sync_api.sync_playwright() as playwright:
+        # No sandbox: tests run as root in containers, where chromium's sandbox cannot start.
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: sync_api.Browser, server: Server) -> Iterator[sync_api.Page]:
+    page = browser.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(server.url)
+    sync_api.expect(page.locator("#models")).to_contain_text("char, line")
+    yield page
+    page.close()
+    # The page works offline: everything it asks for comes from the server (or itself).
+    assert requested
+    assert all(url.startswith((server.url, "blob:", "data:")) for url in requested), requested
+
+
+def test_an_uploaded_line_is_read(page: sync_api.Page, server: Server) -> None:
+    read = page.locator("#read-file")
+    sync_api.expect(read).to_be_disabled()
+    page.set_input_files("#file", LINE)
+    sync_api.expect(page.locator("#preview")).to_be_visible()
+    read.click()
+    sync_api.expect(page.locator("#details")).to_contain_text("read as line")
+    _, expected = post_image(server.url, LINE.read_bytes())
+    assert page.inner_text("#text") == expected["text"]
+
+
+def test_a_page_lists_its_lines(page: sync_api.Page, server: Server) -> None:
+    page.select_option("#kind", "paragraph")
+    page.set_input_files("#file", PAGE)
+    page.click("#read-file")
+    sync_api.expect(page.locator("#details")).to_contain_text("read as paragraph")
+    _, expected = post_image(server.url, PAGE.read_bytes(), kind="paragraph")
+    rows = page.locator("#lines tr")
+    sync_api.expect(rows).to_have_count(len(expected["lines"]))
+    assert rows.nth(0).locator("td").nth(1).inner_text() == expected["lines"][0]["text"]
+
+
+def test_writing_on_the_pad_is_read(page: sync_api.Page) -> None:
+    read = page.locator("#read-drawing")
+    sync_api.expect(read).to_be_disabled()
+    page.select_option("#kind", "char")
+    box = page.locator("#pad").bounding_box()
+    assert box is not None
+    # An "L": down, then right, in the middle of the pad.
+    x, y, size = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.15, box["height"] * 0.7
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x, y + size, steps=12)
+    page.mouse.move(x + size * 0.55, y + size, steps=8)
+    page.mouse.up()
+    read.click()
+    sync_api.expect(page.locator("#details")).to_contain_text("read as char")
+    assert page.inner_text("#text") == "L"
+    page.click("#clear")
+    sync_api.expect(read).to_be_disabled()
+
+
+def test_errors_are_shown_and_say_why(page: sync_api.Page) -> None:
+    page.set_input_files(
+        "#file", {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image"}
+    )
+    page.click("#read-file")
+    sync_api.expect(page.locator("#error")).to_contain_text(
+        "Could not read it: not a readable image"
+    )
+    page.set_input_files(
+        "#file", {"name": "huge.png", "mimeType": "image/png", "buffer": b"\0" * 1_200_000}
+    )
+    page.click("#read-file")
+    sync_api.expect(page.locator("#error")).to_contain_text("larger than 1 MB")
+    assert page.inner_text("#text") == ""

@@ -1,0 +1,98 @@
+"""``text-recognizer serve`` as a user runs it: a real uvicorn process on a loopback port."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.request
+from urllib.parse import urlsplit
+
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("fastapi")
+
+from tests.serving.server import free_port, post_image, running_server
+from text_recognizer.cli import app
+from text_recognizer.labels import read_labels
+from text_recognizer.metrics import cer
+from text_recognizer.paths import SAMPLES_DIR
+
+runner = CliRunner()
+
+
+def test_serve_reads_the_sample_lines_over_http() -> None:
+    samples = read_labels(SAMPLES_DIR / "lines")
+    with running_server() as server:
+        readings, truths = [], []
+        for sample in samples:
+            status, body = post_image(server.url, sample.image.read_bytes())
+            assert status == 200, body
+            assert body["kind"] == "line"
+            readings.append(body["text"])
+            truths.append(sample.text)
+        with urllib.request.urlopen(f"{server.url}/metrics") as response:
+            metrics = response.read().decode()
+    assert cer(readings, truths) < 0.1  # `make demo` reads these at 0.051
+    assert f'images_total{{kind="line",outcome="ok"}} {len(samples)}.0' in metrics
+    output = server.process.communicate()[0]
+    assert f"serving on {server.url}/" in output  # the default address is loopback only
+    assert server.process.returncode == 0  # Ctrl+C stops it cleanly
+
+
+def test_an_endless_chunked_upload_is_cut_off() -> None:
+    with running_server("--max-upload-mb", "1") as server:
+        connection = http.client.HTTPConnection(urlsplit(server.url).netloc, timeout=30)
+        connection.putrequest("POST", "/api/recognize")
+        connection.putheader("Content-Type", "multipart/form-data; boundary=x")
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        chunk = b"\0" * 65_536
+        sent = 0
+        try:
+            while sent < 200 * 2**20:  # 200 MB if nobody stops it
+                connection.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        response = connection.getresponse()
+        assert response.status == 413
+        assert "larger than 1 MB" in json.loads(response.read())["detail"]
+        assert sent < 50 * 2**20
+        post_image(server.url, b"junk")  # and it still serves
+        with urllib.request.urlopen(f"{server.url}/metrics") as metrics:
+            assert "uploads_too_large_total 1.0" in metrics.read().decode()
+
+
+def test_serve_warns_when_it_listens_beyond_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
+    result = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert "other machines can reach this service" in result.output
+    assert calls[0]["host"] == "0.0.0.0" and calls[0]["port"] == 8123
+    result = runner.invoke(app, ["serve", "--port", str(free_port())])
+    assert "other machines" not in result.output
+    assert calls[1]["host"] == "127.0.0.1"
+
+
+def test_serve_without_the_serving_extra_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "uvicorn" else find_spec(name)
+    )
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 1
+    assert "needs uvicorn: pip install 'text-recognizer[serve]'" in result.output
+
+
+def test_serve_with_a_wrong_model_name_fails_before_listening() -> None:
+    result = runner.invoke(app, ["serve", "--model", "nope"])
+    assert result.exit_code == 1
+    assert "'default', 'char', 'line'" in result.output
