@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -462,6 +463,53 @@ def experiments_run(
     console.print(table)
     if any(not result.ok for result in results):
         raise typer.Exit(code=1)
+
+
+@app.command()
+def sweep(
+    path: Annotated[Path, typer.Argument(help="Sweep YAML file (docs/training.md#sweeps).")],
+    samples: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(min=1, help="Trials (grid: rounds of the grid); default: the file's."),
+    ] = None,
+    concurrent: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(min=1, help="Trials at the same time; default: the file's."),
+    ] = None,
+    address: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="A running Ray cluster (ray://host:10001 or auto); default: local."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Finish a stopped sweep: unfinished and failed trials run again.")
+    ] = False,
+) -> None:
+    """Tune hyperparameters with Ray Tune: grid, random, Bayesian or PBT."""
+    from text_recognizer.training.sweep import run_sweep
+
+    follow_our_logging()
+    try:
+        metric, rows = run_sweep(path, samples, concurrent, address, resume)
+    except TextRecognizerError as error:
+        raise fail(error) from error
+    keys = list(rows[0]["params"]) if rows else []
+    table = Table(title=f"sweep {path}, best first")
+    for column in ["trial", *keys, f"best {metric}", "epochs"]:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        best = "failed" if row["best"] is None else f"{row['best']:.4f}"
+        values = [format_param(row["params"][k]) for k in keys]
+        table.add_row(row["trial"], *values, best, str(row["epochs"]))
+    console.print(table)
+    if rows and rows[0]["run_dir"]:
+        folder = Path(os.path.relpath(rows[0]["run_dir"])).parent.parent
+        console.print(f"runs: {folder}/<trial>/<time>/; this table: {folder}/sweep.json")
+    if any(row["error"] for row in rows):
+        raise typer.Exit(code=1)
+
+
+def format_param(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 @app.command()

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -42,6 +42,7 @@ from text_recognizer.training.config import ExperimentConfig, apply_overrides, l
 from text_recognizer.training.run import RUN_DIR_ENV, new_run_dir
 
 log = logging.getLogger(__name__)
+Model = TypeVar("Model", bound=BaseModel)
 
 #: What ``plan`` prints in front of ``train``; ``run`` starts this Python's CLI instead.
 CLI = ("text-recognizer",)
@@ -115,16 +116,20 @@ class PlannedExperiment:
         return [*prefix, *self.train_args()]
 
 
-def load_group(path: Path) -> ExperimentGroup:
+def read_yaml_model(
+    path: Path, model: type[Model], what: str, hint: Callable[[Any], str] = lambda raw: ""
+) -> Model:
+    """A YAML file validated as ``model``; every problem in one ``ConfigError`` naming the
+    key, then the keys there are, then ``hint(raw)``."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"experiment group {path} does not exist")
+        raise ConfigError(f"{what} {path} does not exist")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     try:
-        return ExperimentGroup.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as error:
         lines = []
         for item in error.errors():
@@ -134,14 +139,18 @@ def load_group(path: Path) -> ExperimentGroup:
             elif item["type"] == "missing":
                 lines.append(f"missing required key {key!r}")
             else:
-                lines.append(f"{key}: {item['msg']}")
-        allowed = "group, base, set, experiments (each: name, config, set)"
-        hint = f"\n  (keys: {allowed})"
+                lines.append(f"{key}: {item['msg'].removeprefix('Value error, ')}")
+        raise ConfigError(f"invalid {what} {path}:\n  " + "\n  ".join(lines) + hint(raw)) from None
+
+
+def load_group(path: Path) -> ExperimentGroup:
+    def hint(raw: Any) -> str:
+        out = "\n  (keys: group, base, set, experiments (each: name, config, set))"
         if isinstance(raw, dict) and "network" in raw:
-            hint += f"\n  {path} looks like one experiment: `text-recognizer train {path}`"
-        raise ConfigError(
-            f"invalid experiment group {path}:\n  " + "\n  ".join(lines) + hint
-        ) from None
+            out += f"\n  {path} looks like one experiment: `text-recognizer train {path}`"
+        return out
+
+    return read_yaml_model(path, ExperimentGroup, "experiment group", hint)
 
 
 def plan_group(path: Path) -> list[PlannedExperiment]:

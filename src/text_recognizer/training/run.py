@@ -307,7 +307,10 @@ def resolve_precision(precision: str, accelerator: str) -> str:
 
 
 def build_trainer(
-    config: ExperimentConfig, run_dir: Path, resume_step: int | None = None
+    config: ExperimentConfig,
+    run_dir: Path,
+    resume_step: int | None = None,
+    callbacks: Sequence[L.Callback] = (),
 ) -> L.Trainer:
     t = config.trainer
     if t.num_threads:
@@ -318,7 +321,7 @@ def build_trainer(
         default_root_dir=run_dir,
         **t.model_dump(exclude={"num_threads", "precision"}),
         precision=resolve_precision(t.precision, t.accelerator),  # type: ignore[arg-type]
-        callbacks=build_callbacks(config, run_dir),
+        callbacks=[*build_callbacks(config, run_dir), *callbacks],
         logger=build_loggers(config, run_dir, resume_step),
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=bar != "none" and (bar != "auto" or sys.stderr.isatty()),
@@ -379,9 +382,14 @@ def git_dirty() -> bool | None:
 
 
 def run_experiment(
-    config: ExperimentConfig, run_dir: Path | None = None, resume: bool = False
+    config: ExperimentConfig,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    callbacks: Sequence[L.Callback] = (),
 ) -> dict[str, Any]:
     """Prepare data, train, test the best checkpoint, and write ``summary.json``.
+
+    ``callbacks`` join the config's (a sweep's trial reports to Ray Tune through one).
 
     Under DDP every rank runs this; only global rank 0 writes ``config.yaml`` and
     ``summary.json`` (Lightning already saves checkpoints and logs from rank 0 only).
@@ -400,7 +408,7 @@ def run_experiment(
     resume_step = (
         torch.load(last, map_location="cpu", weights_only=True)["global_step"] if resume else None
     )
-    trainer = build_trainer(config, run_dir, resume_step)
+    trainer = build_trainer(config, run_dir, resume_step, callbacks)
     if trainer.is_global_zero:
         (run_dir / "config.yaml").write_text(dump_config(config))
     ckpt_path = str(last) if resume else None

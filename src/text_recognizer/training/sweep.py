@@ -1,0 +1,356 @@
+"""Hyperparameter sweeps with Ray Tune: grid, random, Bayesian (Optuna TPE) and PBT.
+
+A sweep file names a base experiment and a search space over its dotted config keys::
+
+    sweep: chars_lr
+    base: chars_lenet.yaml
+    set: {trainer.max_epochs: 4}
+    search:
+      optimizer.lr: {loguniform: [1.0e-4, 1.0e-2]}
+      data.batch_size: {choice: [64, 128]}
+    algorithm: random          # grid | random | bayes | pbt
+    samples: 8
+
+Every trial is an ordinary run (``runs/<sweep>/<trial>/<time>/``, with its config,
+checkpoints and summary) trained by :func:`~text_recognizer.training.run.run_experiment`
+inside a Ray worker, reporting the validation metrics to Tune after every epoch. Tune's
+own records (the trial table, its state for ``--resume``) go to ``runs/<sweep>/tune/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from text_recognizer.errors import ConfigError, TextRecognizerError
+from text_recognizer.paths import data_dir, runs_dir
+from text_recognizer.training.config import apply_overrides, load_config, parse_config
+from text_recognizer.training.experiments import NAME_PATTERN, format_value, read_yaml_model
+from text_recognizer.training.run import build_datamodule, run_experiment
+
+log = logging.getLogger(__name__)
+
+DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint")
+#: Where a trial's network weights are kept for PBT to copy to another trial.
+WEIGHTS = "weights.ckpt"
+
+
+class SweepConfig(BaseModel):
+    """A sweep: a base experiment, the keys to search and how to search them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sweep: str = Field(pattern=NAME_PATTERN, description="sweep name: runs/<sweep>/<trial>/...")
+    base: Path = Field(description="the experiment config every trial starts from")
+    set: dict[str, Any] = Field(default_factory=dict, description="overrides for every trial")
+    search: dict[str, dict[str, list[Any]]] = Field(
+        min_length=1,
+        description="dotted key -> one of {choice: [a, b, ...]}, {grid: [a, b, ...]}, "
+        "{uniform: [low, high]}, {loguniform: [low, high]}, {randint: [low, high]} "
+        "(high excluded)",
+    )
+    algorithm: Literal["grid", "random", "bayes", "pbt"] = Field(
+        "random",
+        description="grid: every combination of the grid values; random: sample each key; "
+        "bayes: Optuna's TPE picks the next trial from the results so far; pbt: population "
+        "based training, trials copy the best trials' weights and perturb their values",
+    )
+    samples: int | None = Field(
+        None, ge=1, description="trials; default 8 (grid: times the whole grid is run, default 1)"
+    )
+    metric: str | None = Field(None, description="what to optimise; default: the checkpoint's")
+    mode: Literal["min", "max"] | None = Field(None, description="default: the checkpoint's")
+    scheduler: Literal["fifo", "asha"] = Field(
+        "fifo", description="asha stops trials that trail the others early (not with pbt)"
+    )
+    grace_epochs: int = Field(1, ge=1, description="asha: epochs every trial gets at least")
+    perturbation_epochs: int = Field(1, ge=1, description="pbt: epochs between exploits")
+    concurrent: int = Field(2, ge=1, description="trials trained at the same time")
+    cpus_per_trial: float = Field(1.0, gt=0, description="CPU cores Ray reserves per trial")
+    gpus_per_trial: float = Field(0.0, ge=0, description="GPUs Ray reserves per trial")
+    seed: int = Field(0, description="seed of the search itself (trials use the base's)")
+
+    @model_validator(mode="after")
+    def _check(self) -> SweepConfig:
+        for key, spec in self.search.items():
+            if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+                raise ValueError(f"search.{key} must be one of {{{', '.join(DISTRIBUTIONS)}}}")
+            (kind, values), *_ = spec.items()
+            if not values:
+                raise ValueError(f"search.{key}.{kind} needs values")
+            if kind in ("uniform", "loguniform", "randint") and (
+                len(values) != 2 or not values[0] < values[1]
+            ):
+                raise ValueError(f"search.{key}.{kind} must be [low, high] with low < high")
+            if kind == "loguniform" and values[0] <= 0:
+                raise ValueError(f"search.{key}.loguniform needs a low above 0")
+            if key.split(".")[0] in ("name", "group"):
+                raise ValueError(f"search.{key}: the sweep names its trials")
+            if self.algorithm == "grid" and kind not in ("grid", "choice"):
+                raise ValueError(f"search.{key}: algorithm grid takes lists (grid or choice)")
+            if self.algorithm in ("bayes", "pbt") and kind == "grid":
+                raise ValueError(f"search.{key}: algorithm {self.algorithm} cannot take grid")
+            if self.algorithm == "pbt" and key.split(".")[0] in ("network", "data", "model"):
+                raise ValueError(
+                    f"search.{key}: pbt copies weights between trials, so it can only change "
+                    "training settings (optimizer, scheduler, ...), not the network or data"
+                )
+        if self.algorithm == "pbt" and self.scheduler == "asha":
+            raise ValueError("pbt is its own scheduler: leave scheduler at fifo")
+        return self
+
+
+def load_sweep(path: Path) -> SweepConfig:
+    keys = ", ".join(SweepConfig.model_fields)
+    sweep = read_yaml_model(path, SweepConfig, "sweep", lambda raw: f"\n  (keys: {keys})")
+    if not sweep.base.is_absolute():
+        sweep.base = Path(path).parent / sweep.base
+    return sweep
+
+
+def base_config(sweep: SweepConfig) -> dict[str, Any]:
+    """The base experiment with the sweep's fixed overrides, checked, as plain data."""
+    overrides = [f"{k}={format_value(v)}" for k, v in sweep.set.items()]
+    config = load_config(sweep.base, [*overrides, f"group={sweep.sweep}", "name=base"])
+    raw = config.model_dump(mode="json")
+    if raw["init"] and not Path(raw["init"]["weights"]).is_absolute():
+        local = Path(raw["init"]["weights"])
+        if local.exists():  # trials run in another folder: pin the path
+            raw["init"]["weights"] = str(local.resolve())
+    return raw
+
+
+def trial_config(base: dict[str, Any], params: dict[str, Any], name: str) -> dict[str, Any]:
+    """``base`` with a trial's values and name; every value checked by the schema."""
+    overrides = [f"{k}={format_value(v)}" for k, v in params.items()]
+    raw = apply_overrides(copy.deepcopy(base), [*overrides, f"name={name}"])
+    parse_config(raw)
+    return raw
+
+
+def search_space(sweep: SweepConfig) -> dict[str, Any]:
+    from ray import tune
+
+    space: dict[str, Any] = {}
+    for key, spec in sweep.search.items():
+        (kind, values), *_ = spec.items()
+        if kind == "grid" or (kind == "choice" and sweep.algorithm == "grid"):
+            space[key] = tune.grid_search(values)
+        elif kind == "choice":
+            space[key] = tune.choice(values)
+        elif kind == "uniform":
+            space[key] = tune.uniform(*values)
+        elif kind == "loguniform":
+            space[key] = tune.loguniform(*values)
+        else:
+            space[key] = tune.randint(*values)
+    return space
+
+
+class TuneReport(L.Callback):
+    """Reports every validation's metrics to Tune; for PBT also the network's weights, so
+    that a trial can continue from another's."""
+
+    def __init__(self, with_weights: bool, epochs_before: int = 0) -> None:
+        self.with_weights = with_weights
+        self.epochs_before = epochs_before  # a PBT trial that went on from another's weights
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        from ray import tune
+
+        metrics: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics["epoch"] = self.epochs_before + trainer.current_epoch + 1
+        metrics["run_dir"] = trainer.default_root_dir
+        if not self.with_weights:
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            trainer.save_checkpoint(Path(folder) / WEIGHTS, weights_only=True)
+            (Path(folder) / "epochs.json").write_text(json.dumps(metrics["epoch"]))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def unfinished_run(group: str, name: str) -> Path | None:
+    """The trial's latest run folder if it stopped before the end (a checkpoint, no summary)."""
+    checkpoints = sorted((runs_dir() / group / name).glob("*/checkpoints/last.ckpt"))
+    if checkpoints and not (checkpoints[-1].parents[1] / "summary.json").exists():
+        return checkpoints[-1].parents[1]
+    return None
+
+
+def train_trial(params: dict[str, Any], base: dict[str, Any], pbt: bool, resume: bool) -> None:
+    """One trial, in a Ray worker: an ordinary run under ``runs/<sweep>/<trial>/``."""
+    from ray import tune
+
+    context = tune.get_context()
+    raw = trial_config(base, params, context.get_trial_name())
+    config = parse_config(raw)
+    callbacks = [TuneReport(pbt)]
+    if resume and not pbt and (unfinished := unfinished_run(config.group, config.name)):
+        # A sweep stopped mid-trial and resumed (--resume): the trial goes on exactly.
+        run_experiment(config, run_dir=unfinished, resume=True, callbacks=callbacks)
+        return
+    checkpoint = tune.get_checkpoint()
+    done = 0
+    if checkpoint is not None:  # PBT: go on from the weights of the trial it copies
+        folder = Path(checkpoint.to_directory())
+        done = json.loads((folder / "epochs.json").read_text())
+        raw["init"] = {"weights": str(folder / WEIGHTS), "freeze_batchnorm": False}
+        raw["trainer"]["max_epochs"] -= done
+        if raw["trainer"]["max_epochs"] < 1:
+            return
+    run_experiment(parse_config(raw), callbacks=[TuneReport(pbt, epochs_before=done)])
+
+
+def run_sweep(
+    path: Path,
+    samples: int | None = None,
+    concurrent: int | None = None,
+    address: str | None = None,
+    resume: bool = False,
+) -> tuple[str, list[dict[str, Any]]]:
+    """Run (or, with ``resume``, finish) the sweep: the metric, and one summary row per
+    trial, best first (also written to ``runs/<sweep>/sweep.json``)."""
+    sweep = load_sweep(path)
+    needed = ["ray"] + (["optuna"] if sweep.algorithm == "bayes" else [])
+    if missing := [name for name in needed if importlib.util.find_spec(name) is None]:
+        raise TextRecognizerError(
+            f"sweeps need {' and '.join(missing)}: pip install 'text-recognizer[sweep]'"
+        )
+    if samples is not None:
+        sweep.samples = samples
+    if concurrent is not None:
+        sweep.concurrent = concurrent
+    base = base_config(sweep)
+    monitor = base["callbacks"]["checkpoint"]
+    metric = sweep.metric or monitor["monitor"]
+    mode = sweep.mode or monitor["mode"]
+
+    # Ray reports usage statistics to its makers unless told not to; this project sends
+    # nothing. A local Ray listens on this machine's network address unless told to keep to
+    # loopback, as it does on macOS and Windows (read when Ray is first imported).
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address is None:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+    from ray import tune
+
+    storage = (runs_dir() / sweep.sweep / "tune").resolve()
+    if not resume and storage.exists():
+        raise ConfigError(
+            f"{storage.parent} holds a sweep named {sweep.sweep} already: finish it with "
+            "--resume, or give this one another name (or delete that folder)"
+        )
+    # Trials run in other processes and folders: hand them this process's data and runs roots.
+    env = {
+        "TEXT_RECOGNIZER_DATA": str(data_dir().resolve()),
+        "TEXT_RECOGNIZER_RUNS": str(runs_dir().resolve()),
+        **{k: v for k, v in os.environ.items() if k in ("WANDB_MODE", "HF_HUB_OFFLINE")},
+    }
+    if not resume:
+        log.info("preparing dataset %s", base["data"]["name"])
+        build_datamodule(parse_config(base)).prepare_data()  # once, before trials race for it
+    ray.init(
+        address=address,
+        runtime_env={"env_vars": env},
+        include_dashboard=False,
+        configure_logging=False,
+        ignore_reinit_error=True,
+    )
+    try:
+        trainable = tune.with_resources(
+            tune.with_parameters(
+                train_trial, base=base, pbt=sweep.algorithm == "pbt", resume=resume
+            ),
+            {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial},
+        )
+        if resume:
+            where = storage / sweep.sweep
+            if not tune.Tuner.can_restore(str(where)):
+                raise ConfigError(f"no sweep state to resume in {where}")
+            tuner = tune.Tuner.restore(str(where), trainable, resume_errored=True)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space=search_space(sweep),
+                tune_config=_tune_config(sweep, metric, mode),
+                run_config=tune.RunConfig(name=sweep.sweep, storage_path=str(storage)),
+            )
+        results = tuner.fit()
+    finally:
+        ray.shutdown()
+    rows: list[dict[str, Any]] = []
+    for index in range(len(results)):
+        result = results[index]
+        history = result.metrics_dataframe
+        scores = history[metric] if history is not None and metric in history else None
+        best = None
+        if scores is not None and not scores.empty:
+            best = float(scores.min() if mode == "min" else scores.max())
+        last = result.metrics or {}
+        rows.append(
+            {
+                "trial": Path(result.path).name,
+                "params": {k: (result.config or {}).get(k) for k in sweep.search},
+                "best": best,
+                "epochs": int(last.get("epoch", 0)),
+                "run_dir": last.get("run_dir"),
+                "error": str(result.error) if result.error else None,
+            }
+        )
+    rows.sort(key=lambda r: (r["best"] is None, (r["best"] or 0) * (1 if mode == "min" else -1)))
+    summary = {"sweep": sweep.sweep, "metric": metric, "mode": mode, "trials": rows}
+    out = runs_dir() / sweep.sweep / "sweep.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(out)
+    return metric, rows
+
+
+def trial_name(trial: Any) -> str:
+    """``trial_00003``: its run folder's name (Tune's own ids start with a random hex)."""
+    return f"trial_{trial.trial_id.rsplit('_', 1)[-1]}"
+
+
+def _tune_config(sweep: SweepConfig, metric: str, mode: str) -> Any:
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    search_alg: Any = BasicVariantGenerator(random_state=sweep.seed)
+    scheduler: Any = FIFOScheduler()
+    if sweep.algorithm == "bayes":
+        from ray.tune.search.optuna import OptunaSearch
+
+        search_alg = OptunaSearch(seed=sweep.seed)
+    elif sweep.algorithm == "pbt":
+        scheduler = PopulationBasedTraining(
+            time_attr="epoch",
+            perturbation_interval=sweep.perturbation_epochs,
+            hyperparam_mutations=search_space(sweep),
+            synch=True,
+        )
+    if sweep.scheduler == "asha":
+        scheduler = ASHAScheduler(time_attr="epoch", grace_period=sweep.grace_epochs)
+    return tune.TuneConfig(
+        trial_name_creator=trial_name,
+        trial_dirname_creator=trial_name,
+        metric=metric,
+        mode=mode,
+        num_samples=sweep.samples or (1 if sweep.algorithm == "grid" else 8),
+        search_alg=search_alg,
+        scheduler=scheduler,
+        max_concurrent_trials=sweep.concurrent,
+    )

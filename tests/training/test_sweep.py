@@ -1,0 +1,281 @@
+"""Sweeps: the sweep file's schema without Ray, and real Ray Tune sweeps of tiny trainings."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from text_recognizer.cli import app
+from text_recognizer.errors import ConfigError, TextRecognizerError
+from text_recognizer.training.sweep import (
+    base_config,
+    load_sweep,
+    run_sweep,
+    search_space,
+    trial_config,
+)
+
+runner = CliRunner()
+
+# Real data, tiny: every Ray worker builds it by name (no test-only registration there).
+BASE = """
+name: tiny
+seed: 1
+data:
+  name: synthetic_chars
+  args: {num_train: 256, num_val: 64, num_test: 64}
+  batch_size: 64
+network: {name: lenet}
+model: {name: classifier}
+optimizer: {name: adamw, lr: 1.0e-3}
+callbacks:
+  checkpoint: {monitor: val/acc, mode: max}
+  progress_bar: none
+trainer: {max_epochs: 2, num_threads: 1}
+"""
+
+
+def write_sweep(folder: Path, text: str) -> Path:
+    (folder / "base.yaml").write_text(BASE)
+    path = folder / "sweep.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("search", "extra", "message"),
+    [
+        ("optimizer.lr: {normal: [0, 1]}", "", "search.optimizer.lr must be one of"),
+        ("optimizer.lr: {uniform: [0.1]}", "", "must be [low, high] with low < high"),
+        ("optimizer.lr: {loguniform: [0, 1]}", "", "needs a low above 0"),
+        ("optimizer.lr: {uniform: [0, 1]}", "algorithm: grid", "grid takes lists"),
+        ("optimizer.lr: {grid: [1, 2]}", "algorithm: bayes", "bayes cannot take grid"),
+        ("network.args.channels: {choice: [8]}", "algorithm: pbt", "copies weights"),
+        ("name: {choice: [a, b]}", "", "the sweep names its trials"),
+        ("optimizer.lr: {choice: [1]}", "searcher: tpe", "unknown key 'searcher'"),
+    ],
+)
+def test_a_bad_sweep_file_says_what_is_wrong(
+    tmp_path: Path, search: str, extra: str, message: str
+) -> None:
+    path = write_sweep(tmp_path, f"sweep: s\nbase: base.yaml\nsearch:\n  {search}\n{extra}\n")
+    with pytest.raises(ConfigError, match="invalid sweep") as caught:
+        load_sweep(path)
+    assert message in str(caught.value)
+
+
+def test_search_space_and_trial_configs(tmp_path: Path) -> None:
+    from ray import tune
+
+    path = write_sweep(
+        tmp_path,
+        """
+        sweep: s
+        base: base.yaml
+        set: {trainer.max_epochs: 3}
+        search:
+          optimizer.lr: {loguniform: [1.0e-4, 1.0e-2]}
+          data.batch_size: {choice: [32, 64]}
+          optimizer.weight_decay: {grid: [0.0, 0.1]}
+        """,
+    )
+    sweep = load_sweep(path)
+    assert sweep.base == tmp_path / "base.yaml"
+    space = search_space(sweep)
+    assert isinstance(space["optimizer.lr"], tune.search.sample.Float)
+    assert space["optimizer.weight_decay"] == {"grid_search": [0.0, 0.1]}
+    base = base_config(sweep)
+    assert base["trainer"]["max_epochs"] == 3 and base["group"] == "s"
+    raw = trial_config(base, {"optimizer.lr": 0.003, "data.batch_size": 32}, "trial_00001")
+    assert raw["optimizer"]["lr"] == 0.003 and raw["data"]["batch_size"] == 32
+    assert raw["name"] == "trial_00001"
+    assert base["optimizer"]["lr"] == 1.0e-3  # the base is left as it was
+    with pytest.raises(ConfigError, match=r"data\.batch_size"):
+        trial_config(base, {"data.batch_size": "many"}, "trial_00002")
+
+
+def test_a_sweep_without_ray_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "optuna" else find_spec(name)
+    )
+    path = write_sweep(
+        tmp_path,
+        "sweep: s\nbase: base.yaml\nsearch: {optimizer.lr: {uniform: [0.1, 1]}}\n"
+        "algorithm: bayes\n",
+    )
+    with pytest.raises(
+        TextRecognizerError, match=r"need optuna: pip install 'text-recognizer\[sweep\]'"
+    ):
+        run_sweep(path)
+
+
+def trial_runs(runs: Path, sweep: str) -> dict[str, dict]:
+    """Each trial's config, as its run folder saved it."""
+    return {
+        config.parents[1].name: yaml.safe_load(config.read_text())
+        for config in sorted((runs / sweep).glob("trial_*/*/config.yaml"))
+    }
+
+
+@pytest.mark.xdist_group("ray")
+def test_a_random_sweep_with_asha_from_the_cli(tmp_path: Path) -> None:
+    path = write_sweep(
+        tmp_path,
+        """
+        sweep: tiny_random
+        base: base.yaml
+        search:
+          optimizer.lr: {loguniform: [1.0e-4, 1.0e-2]}
+          data.batch_size: {choice: [32, 64]}
+        samples: 3
+        scheduler: asha
+        """,
+    )
+    result = runner.invoke(app, ["sweep", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "best val/acc" in result.output
+    summary = json.loads((tmp_path / "runs" / "tiny_random" / "sweep.json").read_text())
+    assert summary["metric"] == "val/acc" and summary["mode"] == "max"
+    trials = summary["trials"]
+    assert len(trials) == 3 and not any(t["error"] for t in trials)
+    bests = [t["best"] for t in trials]
+    assert bests == sorted(bests, reverse=True)
+    runs = trial_runs(tmp_path / "runs", "tiny_random")
+    assert sorted(runs) == sorted(t["trial"] for t in trials)
+    for trial in trials:  # each trial is an ordinary run with the values it was given
+        config = runs[trial["trial"]]
+        assert config["optimizer"]["lr"] == pytest.approx(trial["params"]["optimizer.lr"])
+        assert config["data"]["batch_size"] == trial["params"]["data.batch_size"]
+        assert 1 <= trial["epochs"] <= 2
+    assert len({t["params"]["optimizer.lr"] for t in trials}) == 3
+    again = runner.invoke(app, ["sweep", str(path)])
+    assert again.exit_code == 1
+    assert "holds a sweep named tiny_random already" in again.output
+
+
+@pytest.mark.slow
+def test_a_grid_sweep_runs_every_combination(tmp_path: Path) -> None:
+    path = write_sweep(
+        tmp_path,
+        """
+        sweep: tiny_grid
+        base: base.yaml
+        set: {trainer.max_epochs: 1}
+        search:
+          optimizer.lr: {grid: [1.0e-3, 3.0e-3]}
+          data.batch_size: {choice: [32, 64]}
+        algorithm: grid
+        """,
+    )
+    metric, trials = run_sweep(path)
+    assert metric == "val/acc"
+    combinations = {(t["params"]["optimizer.lr"], t["params"]["data.batch_size"]) for t in trials}
+    assert combinations == {(1e-3, 32), (1e-3, 64), (3e-3, 32), (3e-3, 64)}
+    assert len(trial_runs(tmp_path / "runs", "tiny_grid")) == 4
+
+
+@pytest.mark.slow
+def test_a_bayesian_sweep_with_optuna(tmp_path: Path) -> None:
+    path = write_sweep(
+        tmp_path,
+        """
+        sweep: tiny_bayes
+        base: base.yaml
+        search:
+          optimizer.lr: {loguniform: [1.0e-4, 1.0e-2]}
+          optimizer.weight_decay: {uniform: [0.0, 0.1]}
+        algorithm: bayes
+        samples: 3
+        concurrent: 1
+        """,
+    )
+    _, trials = run_sweep(path)
+    assert len(trials) == 3 and not any(t["error"] for t in trials)
+    for trial in trials:
+        assert 1e-4 <= trial["params"]["optimizer.lr"] <= 1e-2
+        assert 0.0 <= trial["params"]["optimizer.weight_decay"] <= 0.1
+        assert trial["epochs"] == 2
+
+
+@pytest.mark.slow
+def test_population_based_training_copies_weights_between_trials(tmp_path: Path) -> None:
+    path = write_sweep(
+        tmp_path,
+        """
+        sweep: tiny_pbt
+        base: base.yaml
+        set: {trainer.max_epochs: 3}
+        search:
+          optimizer.lr: {loguniform: [1.0e-4, 1.0e-2]}
+        algorithm: pbt
+        samples: 2
+        """,
+    )
+    _, trials = run_sweep(path)
+    assert [t["epochs"] for t in trials] == [3, 3]  # counted on across the copies
+    # The trailing trial went on from the leading one's weights, with a changed lr.
+    configs = [
+        yaml.safe_load(config.read_text())
+        for config in (tmp_path / "runs" / "tiny_pbt").glob("trial_*/*/config.yaml")
+    ]
+    copied = [c for c in configs if c["init"]]
+    assert copied
+    assert all(c["init"]["weights"].endswith("weights.ckpt") for c in copied)
+    assert all(c["trainer"]["max_epochs"] < 3 for c in copied)
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_where_it_stopped(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = write_sweep(
+        tmp_path,
+        """
+        sweep: tiny_resume
+        base: base.yaml
+        set: {trainer.max_epochs: 4}
+        search:
+          optimizer.lr: {choice: [1.0e-3, 2.0e-3]}
+        algorithm: grid
+        concurrent: 1
+        """,
+    )
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "text_recognizer.cli", "sweep", str(path)],
+        cwd=tmp_path,
+        start_new_session=True,  # its Ray processes too, to kill them all at once
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    first = tmp_path / "runs" / "tiny_resume" / "trial_00000"
+    deadline = time.monotonic() + 180
+    while not list(first.glob("*/checkpoints/last.ckpt")):
+        assert sweep.poll() is None and time.monotonic() < deadline, "no checkpoint in time"
+        time.sleep(0.2)
+    os.killpg(sweep.pid, signal.SIGKILL)
+    sweep.wait()
+    (killed,) = first.iterdir()
+    assert not (killed / "summary.json").exists()
+
+    result = runner.invoke(app, ["sweep", str(path), "--resume"])
+    assert result.exit_code == 0, result.output
+    (resumed,) = first.iterdir()  # the same run folder, gone on with, not a new one
+    summary = json.loads((resumed / "summary.json").read_text())
+    assert summary["epochs"] == 4
+    trials = json.loads((tmp_path / "runs" / "tiny_resume" / "sweep.json").read_text())["trials"]
+    assert sorted(t["trial"] for t in trials) == ["trial_00000", "trial_00001"]
+    assert all(t["epochs"] == 4 for t in trials)
