@@ -91,9 +91,9 @@ def test_search_space_and_trial_configs(tmp_path: Path) -> None:
     assert space["optimizer.weight_decay"] == {"grid_search": [0.0, 0.1]}
     base = base_config(sweep)
     assert base["trainer"]["max_epochs"] == 3 and base["group"] == "s"
-    raw = trial_config(base, {"optimizer.lr": 0.003, "data.batch_size": 32}, "trial_00001")
-    assert raw["optimizer"]["lr"] == 0.003 and raw["data"]["batch_size"] == 32
-    assert raw["name"] == "trial_00001"
+    config = trial_config(base, {"optimizer.lr": 0.003, "data.batch_size": 32}, "trial_00001")
+    assert config.optimizer.lr == 0.003 and config.data.batch_size == 32
+    assert config.name == "trial_00001" and config.group == "s"
     assert base["optimizer"]["lr"] == 1.0e-3  # the base is left as it was
     with pytest.raises(ConfigError, match=r"data\.batch_size"):
         trial_config(base, {"data.batch_size": "many"}, "trial_00002")

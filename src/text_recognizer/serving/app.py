@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +29,7 @@ from prometheus_client import (
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from text_recognizer import __version__
 from text_recognizer.errors import TextRecognizerError
 from text_recognizer.recognizer import Recognizer
 
@@ -126,7 +126,7 @@ def create_app(recognizer: Recognizer, max_upload_bytes: int = MAX_UPLOAD_BYTES)
     """The service around ``recognizer``; ``uvicorn.run(create_app(...))`` serves it."""
     app = FastAPI(
         title="text-recognizer",
-        version=version("text-recognizer"),
+        version=__version__,
         summary="Reads handwritten characters, lines and pages.",
         # FastAPI's /docs and /redoc pages load their scripts from a CDN; the schema
         # (/openapi.json) is served from here.

@@ -33,7 +33,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from text_recognizer.errors import ConfigError, TextRecognizerError
 from text_recognizer.paths import data_dir, runs_dir
-from text_recognizer.training.config import apply_overrides, load_config, parse_config
+from text_recognizer.training.config import (
+    ExperimentConfig,
+    InitConfig,
+    apply_overrides,
+    load_config,
+    parse_config,
+)
 from text_recognizer.training.experiments import NAME_PATTERN, format_value, read_yaml_model
 from text_recognizer.training.run import build_datamodule, run_experiment
 
@@ -129,12 +135,10 @@ def base_config(sweep: SweepConfig) -> dict[str, Any]:
     return raw
 
 
-def trial_config(base: dict[str, Any], params: dict[str, Any], name: str) -> dict[str, Any]:
+def trial_config(base: dict[str, Any], params: dict[str, Any], name: str) -> ExperimentConfig:
     """``base`` with a trial's values and name; every value checked by the schema."""
     overrides = [f"{k}={format_value(v)}" for k, v in params.items()]
-    raw = apply_overrides(copy.deepcopy(base), [*overrides, f"name={name}"])
-    parse_config(raw)
-    return raw
+    return parse_config(apply_overrides(copy.deepcopy(base), [*overrides, f"name={name}"]))
 
 
 def search_space(sweep: SweepConfig) -> dict[str, Any]:
@@ -193,24 +197,21 @@ def train_trial(params: dict[str, Any], base: dict[str, Any], pbt: bool, resume:
     """One trial, in a Ray worker: an ordinary run under ``runs/<sweep>/<trial>/``."""
     from ray import tune
 
-    context = tune.get_context()
-    raw = trial_config(base, params, context.get_trial_name())
-    config = parse_config(raw)
-    callbacks = [TuneReport(pbt)]
+    config = trial_config(base, params, tune.get_context().get_trial_name())
     if resume and not pbt and (unfinished := unfinished_run(config.group, config.name)):
         # A sweep stopped mid-trial and resumed (--resume): the trial goes on exactly.
-        run_experiment(config, run_dir=unfinished, resume=True, callbacks=callbacks)
+        run_experiment(config, run_dir=unfinished, resume=True, callbacks=[TuneReport(pbt)])
         return
     checkpoint = tune.get_checkpoint()
     done = 0
     if checkpoint is not None:  # PBT: go on from the weights of the trial it copies
         folder = Path(checkpoint.to_directory())
         done = json.loads((folder / "epochs.json").read_text())
-        raw["init"] = {"weights": str(folder / WEIGHTS), "freeze_batchnorm": False}
-        raw["trainer"]["max_epochs"] -= done
-        if raw["trainer"]["max_epochs"] < 1:
+        config.init = InitConfig(weights=str(folder / WEIGHTS), freeze_batchnorm=False)
+        config.trainer.max_epochs -= done
+        if config.trainer.max_epochs < 1:
             return
-    run_experiment(parse_config(raw), callbacks=[TuneReport(pbt, epochs_before=done)])
+    run_experiment(config, callbacks=[TuneReport(pbt, epochs_before=done)])
 
 
 def run_sweep(
@@ -232,6 +233,12 @@ def run_sweep(
         sweep.samples = samples
     if concurrent is not None:
         sweep.concurrent = concurrent
+    storage = (runs_dir() / sweep.sweep / "tune").resolve()
+    if not resume and storage.exists():
+        raise ConfigError(
+            f"{storage.parent} holds a sweep named {sweep.sweep} already: finish it with "
+            "--resume, or give this one another name (or delete that folder)"
+        )
     base = base_config(sweep)
     monitor = base["callbacks"]["checkpoint"]
     metric = sweep.metric or monitor["monitor"]
@@ -246,12 +253,6 @@ def run_sweep(
     import ray
     from ray import tune
 
-    storage = (runs_dir() / sweep.sweep / "tune").resolve()
-    if not resume and storage.exists():
-        raise ConfigError(
-            f"{storage.parent} holds a sweep named {sweep.sweep} already: finish it with "
-            "--resume, or give this one another name (or delete that folder)"
-        )
     # Trials run in other processes and folders: hand them this process's data and runs roots.
     env = {
         "TEXT_RECOGNIZER_DATA": str(data_dir().resolve()),
