@@ -268,6 +268,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path: Path) -> None:
         time.sleep(0.2)
     os.killpg(sweep.pid, signal.SIGKILL)
     sweep.wait()
+    assert not first.with_name("trial_00001").exists()  # concurrent: 1
     (killed,) = first.iterdir()
     assert not (killed / "summary.json").exists()
 

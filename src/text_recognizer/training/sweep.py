@@ -262,12 +262,17 @@ def run_sweep(
     if not resume:
         log.info("preparing dataset %s", base["data"]["name"])
         build_datamodule(parse_config(base)).prepare_data()  # once, before trials race for it
+    # -q: nothing; default: Tune's trial table as it changes; -v: and every result, with
+    # the trials' own log lines; -vv: all Tune says.
+    level = logging.getLogger("text_recognizer").getEffectiveLevel()
+    verbose = {logging.ERROR: 0, logging.WARNING: 1, logging.INFO: 2}.get(level, 3)
     ray.init(
         address=address,
         runtime_env={"env_vars": env},
         include_dashboard=False,
         configure_logging=False,
         ignore_reinit_error=True,
+        log_to_driver=verbose >= 2,
     )
     try:
         trainable = tune.with_resources(
@@ -286,7 +291,9 @@ def run_sweep(
                 trainable,
                 param_space=search_space(sweep),
                 tune_config=_tune_config(sweep, metric, mode),
-                run_config=tune.RunConfig(name=sweep.sweep, storage_path=str(storage)),
+                run_config=tune.RunConfig(
+                    name=sweep.sweep, storage_path=str(storage), verbose=verbose
+                ),
             )
         results = tuner.fit()
     finally:
@@ -330,7 +337,10 @@ def _tune_config(sweep: SweepConfig, metric: str, mode: str) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    search_alg: Any = BasicVariantGenerator(random_state=sweep.seed)
+    # Tune applies max_concurrent_trials to searchers such as Optuna's, not to this one.
+    search_alg: Any = BasicVariantGenerator(
+        random_state=sweep.seed, max_concurrent=sweep.concurrent
+    )
     scheduler: Any = FIFOScheduler()
     if sweep.algorithm == "bayes":
         from ray.tune.search.optuna import OptunaSearch
@@ -353,5 +363,5 @@ def _tune_config(sweep: SweepConfig, metric: str, mode: str) -> Any:
         num_samples=sweep.samples or (1 if sweep.algorithm == "grid" else 8),
         search_alg=search_alg,
         scheduler=scheduler,
-        max_concurrent_trials=sweep.concurrent,
+        max_concurrent_trials=sweep.concurrent if sweep.algorithm == "bayes" else None,
     )
