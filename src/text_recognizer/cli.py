@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from text_recognizer import __version__
-from text_recognizer.errors import TextRecognizerError
+from text_recognizer.errors import TextRecognizerError, require_modules
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -349,15 +349,10 @@ def serve(
     ] = 10.0,
 ) -> None:
     """Serve the recognizer over HTTP: web page, JSON API, metrics."""
-    import importlib.util
-
-    missing = [name for name in SERVING_MODULES if importlib.util.find_spec(name) is None]
-    if missing:
-        raise fail(
-            TextRecognizerError(
-                f"the HTTP service needs {', '.join(missing)}: pip install 'text-recognizer[serve]'"
-            )
-        )
+    try:
+        require_modules(SERVING_MODULES, "the HTTP service needs", "serve")
+    except TextRecognizerError as error:
+        raise fail(error) from error
     import uvicorn
 
     from text_recognizer.serving.app import create_app

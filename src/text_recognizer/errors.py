@@ -1,5 +1,10 @@
 """Exceptions that carry a message a user can act on; the CLI prints them without a traceback."""
 
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+
 
 class TextRecognizerError(Exception):
     """Base class: the message says what is wrong and what to do."""
@@ -15,3 +20,12 @@ class DataError(TextRecognizerError):
 
 class ImageError(TextRecognizerError):
     """An input image cannot be read or is unusable."""
+
+
+def require_modules(modules: Sequence[str], needs: str, extra: str) -> None:
+    """Fail before starting, naming what an optional part lacks and the extra that adds it:
+    ``require_modules(["ray"], "sweeps need", "sweep")``."""
+    if missing := [name for name in modules if importlib.util.find_spec(name) is None]:
+        raise TextRecognizerError(
+            f"{needs} {', '.join(missing)}: pip install 'text-recognizer[{extra}]'"
+        )

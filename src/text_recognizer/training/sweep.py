@@ -20,7 +20,6 @@ own records (the trial table, its state for ``--resume``) go to ``runs/<sweep>/t
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import logging
 import os
@@ -31,7 +30,7 @@ from typing import Any, Literal
 import lightning as L
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from text_recognizer.errors import ConfigError, TextRecognizerError
+from text_recognizer.errors import ConfigError, require_modules
 from text_recognizer.paths import data_dir, runs_dir
 from text_recognizer.training.config import (
     ExperimentConfig,
@@ -224,11 +223,9 @@ def run_sweep(
     """Run (or, with ``resume``, finish) the sweep: the metric, and one summary row per
     trial, best first (also written to ``runs/<sweep>/sweep.json``)."""
     sweep = load_sweep(path)
-    needed = ["ray"] + (["optuna"] if sweep.algorithm == "bayes" else [])
-    if missing := [name for name in needed if importlib.util.find_spec(name) is None]:
-        raise TextRecognizerError(
-            f"sweeps need {' and '.join(missing)}: pip install 'text-recognizer[sweep]'"
-        )
+    require_modules(
+        ["ray"] + (["optuna"] if sweep.algorithm == "bayes" else []), "sweeps need", "sweep"
+    )
     if samples is not None:
         sweep.samples = samples
     if concurrent is not None:
