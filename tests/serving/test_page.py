@@ -110,3 +110,17 @@ def test_errors_are_shown_and_say_why(page: sync_api.Page) -> None:
     page.click("#read-file")
     sync_api.expect(page.locator("#error")).to_contain_text("larger than 1 MB")
     assert page.inner_text("#text") == ""
+
+
+def test_only_what_the_loaded_models_read_is_offered(browser: sync_api.Browser) -> None:
+    with running_server("--model", "char") as server:
+        page = browser.new_page()
+        page.goto(server.url)
+        sync_api.expect(page.locator("#models")).to_contain_text("Models loaded: char.")
+        line = page.locator("#kind option[value=line]")
+        sync_api.expect(line).to_be_disabled()
+        sync_api.expect(line).to_contain_text("no line model loaded")
+        sync_api.expect(page.locator("#kind option[value=paragraph]")).to_be_disabled()
+        sync_api.expect(page.locator("#kind option[value=char]")).to_be_enabled()
+        sync_api.expect(page.locator("#kind option[value=auto]")).to_be_enabled()
+        page.close()
