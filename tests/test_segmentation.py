@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -100,7 +101,7 @@ def test_paragraph_results_and_auto_kind(recognizer: Recognizer) -> None:
     for line in result.lines:
         assert line.kind == "line" and line.box is not None
     as_dict = result.to_dict()
-    assert set(as_dict["lines"][0]) == {"text", "confidence", "kind", "box"}
+    assert set(as_dict["lines"][0]) == {"text", "confidence", "kind", "box", "polygon"}
     tall, _ = compose_page(ALL, pitch=40, scale=1.0)
     assert recognizer.recognize(tall).kind == "paragraph"  # narrower than a line
     assert recognizer.recognize(SAMPLES / SAMPLE_NAMES[0]).kind == "line"
@@ -182,3 +183,29 @@ def test_pages_photographed_crooked_are_levelled(tilt: float, recognizer: Recogn
     assert len(found.lines) == len(truths)
     read = recognizer.recognize(page, kind="paragraph")
     assert cer([read.text], ["\n".join(truths)]) < 0.1
+
+
+@pytest.mark.parametrize("tilt", [0.0, 4.0, -7.0])
+def test_a_lines_polygon_finds_it_in_the_image_as_given(
+    tilt: float, recognizer: Recognizer
+) -> None:
+    """Cut out along its polygon from the image as given (turned and framed), each line
+    reads as it does on the page."""
+    page, truths = compose_page([0, 3, 6], pitch=50, tilt=tilt)
+    page = cv2.copyMakeBorder(page, 30, 12, 25, 8, cv2.BORDER_CONSTANT, value=20)  # a desk
+    result = recognizer.recognize(page, kind="paragraph")
+    assert result.size == (page.shape[1], page.shape[0])
+    assert len(result.lines) == len(truths)
+    for line, truth in zip(result.lines, truths, strict=True):
+        assert line.polygon is not None and line.box is not None
+        corners = np.array(line.polygon, np.float32)
+        xs, ys = corners[:, 0], corners[:, 1]
+        assert line.box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        width = round(float(np.linalg.norm(corners[1] - corners[0]))) + 1
+        height = round(float(np.linalg.norm(corners[3] - corners[0]))) + 1
+        assert height < 0.2 * width
+        target = np.array([(0, 0), (width - 1, 0), (width - 1, height - 1), (0, height - 1)])
+        matrix = cv2.getPerspectiveTransform(corners, target.astype(np.float32))
+        cut = cv2.warpPerspective(page, matrix, (width, height), borderValue=255)
+        cut_read = recognizer.recognize(cut, kind="line").text
+        assert cer([cut_read], [truth]) <= cer([line.text], [truth]) + 0.1  # a wrong place: ~1

@@ -609,12 +609,17 @@ def shear(image: np.ndarray, lean: float, background: float = 0.0) -> np.ndarray
 
 def rotate(image: np.ndarray, degrees: float, background: float = 0.0) -> np.ndarray:
     """Rotate about the centre (counter-clockwise positive) onto a canvas keeping every corner."""
-    height, width = image.shape
+    matrix, size = rotation(image.shape[:2], degrees)
+    return cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderValue=background)
+
+
+def rotation(shape: tuple[int, int], degrees: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`rotate`'s affine matrix (2 x 3) for an image of ``shape`` (rows, columns), and
+    the ``(width, height)`` of the canvas it rotates onto; inverted, it maps points back."""
+    height, width = shape
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
     cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
     new_width, new_height = int(height * sin + width * cos) + 1, int(height * cos + width * sin) + 1
     matrix[0, 2] += new_width / 2 - width / 2
     matrix[1, 2] += new_height / 2 - height / 2
-    return cv2.warpAffine(
-        image, matrix, (new_width, new_height), flags=cv2.INTER_LINEAR, borderValue=background
-    )
+    return matrix, (new_width, new_height)

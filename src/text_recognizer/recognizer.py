@@ -38,7 +38,7 @@ from text_recognizer.preprocessing import (
     prepare_line,
     trim_frame,
 )
-from text_recognizer.segmentation import TextLine, may_hold_lines, segment_lines
+from text_recognizer.segmentation import Point, TextLine, may_hold_lines, segment_lines
 
 if TYPE_CHECKING:
     from text_recognizer.decoding.ngram import CharNgramLm
@@ -94,8 +94,11 @@ def _scale_width(line: np.ndarray, factor: float) -> np.ndarray:
 @dataclass
 class Result:
     """What was read. A paragraph's ``text`` is its lines' joined by newlines, its
-    ``confidence`` their mean, and ``lines`` holds each line's own result with its
-    ``box`` ``(x0, y0, x1, y1)`` in the levelled page."""
+    ``confidence`` their mean, and ``lines`` holds each line's own result with where it
+    was found in the image: ``polygon``, the corner pixels of the box it was cut in
+    (clockwise from the top left; a rotated rectangle where the page was turned to level
+    it), and ``box`` ``(x0, y0, x1, y1)``, the polygon's bounds (``x1``, ``y1`` exclusive,
+    as slices). ``size`` is the image's ``(width, height)`` as read (upright)."""
 
     text: str
     confidence: float
@@ -103,16 +106,23 @@ class Result:
     alternatives: list[tuple[str, float]] = field(default_factory=list)
     lines: list[Result] = field(default_factory=list)
     box: tuple[int, int, int, int] | None = None
+    polygon: list[tuple[int, int]] | None = None
+    size: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        if not self.lines:
-            del out["lines"]
-        if self.box is None:
-            del out["box"]
-        for line in out.get("lines", []):
-            del line["lines"], line["alternatives"]
+        def drop_empty(out: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in out.items() if v or k not in _OPTIONAL_KEYS}
+
+        out = drop_empty(asdict(self))
+        if "lines" in out:  # a page's lines: where each is, what it says
+            out["lines"] = [drop_empty(line) for line in out["lines"]]
+            for line in out["lines"]:
+                del line["alternatives"]
         return out
+
+
+#: What ``Result.to_dict`` leaves out where it is empty.
+_OPTIONAL_KEYS = frozenset({"lines", "box", "polygon", "size"})
 
 
 class Model(Protocol):
@@ -318,19 +328,21 @@ class Recognizer:
         results = []
         for item in prepared:
             if item.kind == "char":
-                results.append(next(char_results))
+                result = next(char_results)
             elif item.kind == "line":
-                results.append(next(line_results))
+                result = next(line_results)
             else:
-                parts = [replace(next(line_results), box=box) for box in item.boxes]
-                results.append(
-                    Result(
-                        "\n".join(part.text for part in parts),
-                        float(np.mean([part.confidence for part in parts])),
-                        "paragraph",
-                        lines=parts,
-                    )
+                parts = [
+                    replace(next(line_results), box=_bounds(polygon), polygon=list(polygon))
+                    for polygon in item.polygons
+                ]
+                result = Result(
+                    "\n".join(part.text for part in parts),
+                    float(np.mean([part.confidence for part in parts])),
+                    "paragraph",
+                    lines=parts,
                 )
+            results.append(replace(result, size=item.size))
         return results
 
     def _prepare(self, image: ImageInput, kind: Kind, name: str | None) -> _Prepared:
@@ -338,16 +350,17 @@ class Recognizer:
         that one bad image in a batch can be found."""
         try:
             grey = load_image(image)
+            size = (grey.shape[1], grey.shape[0])
             which, found_lines = self._kind_for(grey, kind)
             if which == "char":
                 bright_ink = normalize_polarity(trim_frame(grey)[0])
-                size = int(self.models["char"].meta["input_height"])
-                return _Prepared("char", char=_emnist_style(bright_ink, size))
+                char = _emnist_style(bright_ink, int(self.models["char"].meta["input_height"]))
+                return _Prepared("char", size, char=char)
             if which == "line":
-                return _Prepared("line", lines=self._prepare_lines([grey]))
+                return _Prepared("line", size, lines=self._prepare_lines([grey]))
             page = self._page_lines(grey, found_lines)
             lines = [line for _, line in page]
-            return _Prepared("paragraph", lines=lines, boxes=[found.box for found, _ in page])
+            return _Prepared("paragraph", size, lines, [found.polygon for found, _ in page])
         except ImageError as error:
             if name is None or str(error).startswith(f"{name}: "):  # a file names itself
                 raise
@@ -412,12 +425,18 @@ class Recognizer:
 @dataclass(frozen=True)
 class _Prepared:
     """One image ready for its network: a character's input, or its lines' (a paragraph's
-    with the boxes they were found in)."""
+    with where they were found); ``size`` is the image's (width, height)."""
 
     kind: str
-    char: np.ndarray | None = None
+    size: tuple[int, int]
     lines: list[np.ndarray] = field(default_factory=list)
-    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
+    polygons: list[tuple[Point, ...]] = field(default_factory=list)
+    char: np.ndarray | None = None
+
+
+def _bounds(polygon: Sequence[Point]) -> tuple[int, int, int, int]:
+    xs, ys = [x for x, _ in polygon], [y for _, y in polygon]
+    return min(xs), min(ys), max(xs) + 1, max(ys) + 1
 
 
 def _name(image: ImageInput, index: int, count: int) -> str | None:

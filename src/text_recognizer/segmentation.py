@@ -16,7 +16,7 @@ drops marks far from a line's core).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -28,6 +28,7 @@ from text_recognizer.preprocessing import (
     erase_rules,
     normalize_polarity,
     rotate,
+    rotation,
     skew_angle,
     subtract_paper,
     trim_frame,
@@ -62,13 +63,19 @@ MIN_BLOCK_INK = 0.05
 MIN_PERIODICITY = 0.15
 
 
+Point = tuple[int, int]
+
+
 @dataclass(frozen=True)
 class TextLine:
-    """One line cut from a page: uint8 image (bright ink on black) and its box
-    ``(x0, y0, x1, y1)`` in the image as given, or in the levelled page if it was turned."""
+    """One line cut from a page: uint8 image (bright ink on black), its box ``(x0, y0, x1,
+    y1)`` where it was cut (the image as given, or the levelled page if it was turned),
+    and that box's corner pixels in the image as given (clockwise from the top left;
+    clipped to the image), which is where a caller finds the line."""
 
     image: np.ndarray
     box: tuple[int, int, int, int]
+    polygon: tuple[Point, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,7 @@ class PageLines:
 
 def segment_lines(grey: np.ndarray) -> PageLines:
     """Cut a grey page or paragraph image (any polarity) into its text lines."""
+    height, width = grey.shape[:2]
     grey, top_cut, left_cut = trim_frame(grey)  # the desk around a photographed page
     ink = normalize_polarity(grey).astype(np.float32)
     ink = subtract_paper(ink, int(PAGE_PAPER_WINDOW * min(ink.shape)))
@@ -107,14 +115,29 @@ def segment_lines(grey: np.ndarray) -> PageLines:
     # A band with a sliver of the ink of a typical line is a speck or a stray stroke.
     keep = weights >= MIN_LINE_INK * float(np.median(weights))
     lines = [_crop(ink, mask, *band) for band, kept in zip(bands, keep, strict=True) if kept]
-    if not angle:  # boxes in the image as given, less nothing
+    # Back to the image as given: turned back (about the trimmed image's centre), then
+    # shifted by the frame cut away.
+    back = cv2.invertAffineTransform(rotation(grey.shape, angle)[0]) if angle else None
+    if not angle:
         lines = [_shifted(line, left_cut, top_cut) for line in lines]
+    lines = [_with_polygon(line, back, (left_cut, top_cut), (width, height)) for line in lines]
     return PageLines(lines, angle)
 
 
 def _shifted(line: TextLine, dx: int, dy: int) -> TextLine:
     x0, y0, x1, y1 = line.box
     return TextLine(line.image, (x0 + dx, y0 + dy, x1 + dx, y1 + dy))
+
+
+def _with_polygon(line: TextLine, back: np.ndarray | None, shift: Point, size: Point) -> TextLine:
+    """``line`` with its box's corner pixels in the image as given (``size``: its width and
+    height); ``back`` turns a levelled page's points back, before ``shift``."""
+    x0, y0, x1, y1 = line.box
+    corners = np.array([(x0, y0), (x1 - 1, y0), (x1 - 1, y1 - 1), (x0, y1 - 1)], np.float64)
+    if back is not None:
+        corners = corners @ back[:, :2].T + back[:, 2] + shift
+    corners = np.clip(np.rint(corners), 0, np.array(size) - 1)
+    return replace(line, polygon=tuple((int(x), int(y)) for x, y in corners))
 
 
 def page_skew(mask: np.ndarray) -> float:
