@@ -263,11 +263,30 @@ def recognize(
             "read slightly differently than alone.",
         ),
     ] = 1,
+    page_xml: Annotated[
+        Path | None,
+        typer.Option(
+            "--page-xml",
+            file_okay=False,
+            help="Also write each image's reading as PAGE XML into this folder (DIR/<image "
+            "name>.xml: lines with their polygons, baselines, text and confidence), as "
+            "Transkribus, eScriptorium and Kraken read it.",
+        ),
+    ] = None,
 ) -> None:
     """Read handwritten characters, lines or paragraphs from images."""
+    if page_xml is not None:
+        _check_page_xml_names(images)
     recognizer = open_recognizer(model, beam, lm, lm_weight, width_search, deslant)
     failures = 0
     for path, result in _read_in_batches(recognizer, images, kind.value, batch):
+        if page_xml is not None and not isinstance(result, TextRecognizerError):
+            from text_recognizer.page_xml import write_page_xml
+
+            try:
+                write_page_xml(page_xml / f"{path.stem}.xml", result, path.name)
+            except OSError as error:
+                raise fail(OSError(f"cannot write PAGE XML into {page_xml}: {error}")) from error
         if isinstance(result, TextRecognizerError):
             failures += 1
             if as_json:
@@ -284,6 +303,20 @@ def recognize(
             print(f"{path}\t{result.text}\t{result.confidence:.3f}")
     if failures:
         raise typer.Exit(code=1)
+
+
+def _check_page_xml_names(images: list[Path]) -> None:
+    """Two images of one name would write one PAGE XML file: refused before any work."""
+    seen: dict[str, Path] = {}
+    for image in images:
+        if image.stem in seen and seen[image.stem].resolve() != image.resolve():
+            raise fail(
+                ValueError(
+                    f"{seen[image.stem]} and {image} would both be written as {image.stem}.xml: "
+                    "read them with --page-xml into different folders"
+                )
+            )
+        seen[image.stem] = image
 
 
 def _read_in_batches(

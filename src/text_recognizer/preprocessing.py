@@ -371,18 +371,23 @@ def ink_box(ink: np.ndarray) -> tuple[slice, slice]:
 STRAY_REACH = 1.0
 
 
+#: A line's core band (its letters' bodies, between ascenders and descenders): the rows
+#: holding at least this share of the densest row's ink.
+CORE_SHARE = 0.35
+
+
 def drop_stray_marks(ink: np.ndarray) -> np.ndarray:
     """Erase ink blobs lying wholly far above or below the line's core band.
 
     A loosely cut line can hold a mark well outside the text (a stroke of another line, a
     speck): cropped to all the ink, the text shrinks in the frame (one short mark half a
     line above took test lines from CER 0.05 to 0.24). The core band is the rows holding
-    at least 35 % of the densest row's ink; a connected blob is dropped when it ends more
-    than ``STRAY_REACH`` core heights above the band or starts that far below it.
+    at least ``CORE_SHARE`` of the densest row's ink; a connected blob is dropped when it
+    ends more than ``STRAY_REACH`` core heights above the band or starts that far below it.
     """
     mask = (ink > INK_FRACTION * float(ink.max())).astype(np.uint8)
     profile = mask.sum(axis=1)
-    core = np.nonzero(profile >= 0.35 * profile.max())[0]
+    core = np.nonzero(profile >= CORE_SHARE * profile.max())[0]
     reach = STRAY_REACH * (core[-1] - core[0] + 1)
     _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     tops = stats[:, cv2.CC_STAT_TOP]

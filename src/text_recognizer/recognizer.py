@@ -97,8 +97,9 @@ class Result:
     ``confidence`` their mean, and ``lines`` holds each line's own result with where it
     was found in the image: ``polygon``, the corner pixels of the box it was cut in
     (clockwise from the top left; a rotated rectangle where the page was turned to level
-    it), and ``box`` ``(x0, y0, x1, y1)``, the polygon's bounds (``x1``, ``y1`` exclusive,
-    as slices). ``size`` is the image's ``(width, height)`` as read (upright)."""
+    it), ``box`` ``(x0, y0, x1, y1)``, the polygon's bounds (``x1``, ``y1`` exclusive, as
+    slices), and ``baseline``, two points along the foot of its letters, left to right.
+    ``size`` is the image's ``(width, height)`` as read (upright)."""
 
     text: str
     confidence: float
@@ -107,6 +108,7 @@ class Result:
     lines: list[Result] = field(default_factory=list)
     box: tuple[int, int, int, int] | None = None
     polygon: list[tuple[int, int]] | None = None
+    baseline: list[tuple[int, int]] | None = None
     size: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,7 +124,7 @@ class Result:
 
 
 #: What ``Result.to_dict`` leaves out where it is empty.
-_OPTIONAL_KEYS = frozenset({"lines", "box", "polygon", "size"})
+_OPTIONAL_KEYS = frozenset({"lines", "box", "polygon", "baseline", "size"})
 
 
 class Model(Protocol):
@@ -333,8 +335,13 @@ class Recognizer:
                 result = next(line_results)
             else:
                 parts = [
-                    replace(next(line_results), box=_bounds(polygon), polygon=list(polygon))
-                    for polygon in item.polygons
+                    replace(
+                        next(line_results),
+                        box=_bounds(found.polygon),
+                        polygon=list(found.polygon),
+                        baseline=list(found.baseline),
+                    )
+                    for found in item.found
                 ]
                 result = Result(
                     "\n".join(part.text for part in parts),
@@ -360,7 +367,7 @@ class Recognizer:
                 return _Prepared("line", size, lines=self._prepare_lines([grey]))
             page = self._page_lines(grey, found_lines)
             lines = [line for _, line in page]
-            return _Prepared("paragraph", size, lines, [found.polygon for found, _ in page])
+            return _Prepared("paragraph", size, lines, [found for found, _ in page])
         except ImageError as error:
             if name is None or str(error).startswith(f"{name}: "):  # a file names itself
                 raise
@@ -425,12 +432,13 @@ class Recognizer:
 @dataclass(frozen=True)
 class _Prepared:
     """One image ready for its network: a character's input, or its lines' (a paragraph's
-    with where they were found); ``size`` is the image's (width, height)."""
+    with the lines as found, which say where they are); ``size`` is the image's (width,
+    height)."""
 
     kind: str
     size: tuple[int, int]
     lines: list[np.ndarray] = field(default_factory=list)
-    polygons: list[tuple[Point, ...]] = field(default_factory=list)
+    found: list[TextLine] = field(default_factory=list)
     char: np.ndarray | None = None
 
 

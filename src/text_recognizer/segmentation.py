@@ -23,6 +23,7 @@ import numpy as np
 
 from text_recognizer.errors import ImageError
 from text_recognizer.preprocessing import (
+    CORE_SHARE,
     MIN_CONTRAST,
     SKEW_MIN_GAIN,
     erase_rules,
@@ -70,12 +71,16 @@ Point = tuple[int, int]
 class TextLine:
     """One line cut from a page: uint8 image (bright ink on black), its box ``(x0, y0, x1,
     y1)`` where it was cut (the image as given, or the levelled page if it was turned),
-    and that box's corner pixels in the image as given (clockwise from the top left;
-    clipped to the image), which is where a caller finds the line."""
+    and, in the image as given (where a caller finds the line; clipped to the image), that
+    box's corner pixels (clockwise from the top left) and its baseline: two points, left
+    to right, along the foot of the letters (``baseline_row`` where it was cut: the lowest
+    row of the line's core band, ``CORE_SHARE``)."""
 
     image: np.ndarray
     box: tuple[int, int, int, int]
+    baseline_row: int
     polygon: tuple[Point, ...] = ()
+    baseline: tuple[Point, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,24 +125,30 @@ def segment_lines(grey: np.ndarray) -> PageLines:
     back = cv2.invertAffineTransform(rotation(grey.shape, angle)[0]) if angle else None
     if not angle:
         lines = [_shifted(line, left_cut, top_cut) for line in lines]
-    lines = [_with_polygon(line, back, (left_cut, top_cut), (width, height)) for line in lines]
+    lines = [_placed(line, back, (left_cut, top_cut), (width, height)) for line in lines]
     return PageLines(lines, angle)
 
 
 def _shifted(line: TextLine, dx: int, dy: int) -> TextLine:
     x0, y0, x1, y1 = line.box
-    return TextLine(line.image, (x0 + dx, y0 + dy, x1 + dx, y1 + dy))
+    return replace(
+        line, box=(x0 + dx, y0 + dy, x1 + dx, y1 + dy), baseline_row=line.baseline_row + dy
+    )
 
 
-def _with_polygon(line: TextLine, back: np.ndarray | None, shift: Point, size: Point) -> TextLine:
-    """``line`` with its box's corner pixels in the image as given (``size``: its width and
-    height); ``back`` turns a levelled page's points back, before ``shift``."""
+def _placed(line: TextLine, back: np.ndarray | None, shift: Point, size: Point) -> TextLine:
+    """``line`` with its polygon and baseline in the image as given (``size``: its width
+    and height); ``back`` turns a levelled page's points back, before ``shift``."""
     x0, y0, x1, y1 = line.box
-    corners = np.array([(x0, y0), (x1 - 1, y0), (x1 - 1, y1 - 1), (x0, y1 - 1)], np.float64)
+    base = line.baseline_row
+    points = np.array(
+        [(x0, y0), (x1 - 1, y0), (x1 - 1, y1 - 1), (x0, y1 - 1), (x0, base), (x1 - 1, base)],
+        np.float64,
+    )
     if back is not None:
-        corners = corners @ back[:, :2].T + back[:, 2] + shift
-    corners = np.clip(np.rint(corners), 0, np.array(size) - 1)
-    return replace(line, polygon=tuple((int(x), int(y)) for x, y in corners))
+        points = points @ back[:, :2].T + back[:, 2] + shift
+    placed = [(int(x), int(y)) for x, y in np.clip(np.rint(points), 0, np.array(size) - 1)]
+    return replace(line, polygon=tuple(placed[:4]), baseline=tuple(placed[4:]))
 
 
 def page_skew(mask: np.ndarray) -> float:
@@ -284,4 +295,6 @@ def _crop(ink: np.ndarray, mask: np.ndarray, start: int, end: int) -> TextLine:
     top, bottom = start + int(rows[0]), start + int(rows[-1]) + 1
     crop = ink[top:bottom, left:right]
     image = cv2.convertScaleAbs(crop, alpha=255.0 / max(float(crop.max()), 1.0))
-    return TextLine(image, (left, top, right, bottom))
+    profile = band.sum(axis=1)
+    baseline_row = start + int(np.flatnonzero(profile >= CORE_SHARE * profile.max())[-1])
+    return TextLine(image, (left, top, right, bottom), baseline_row)

@@ -1,0 +1,91 @@
+"""Readings as PAGE XML (2019-07-15 schema), the layout-and-text format that HTR tools
+share: Transkribus, eScriptorium, Kraken, PyLaia and OCR-D read and write it.
+
+A page's lines become ``TextLine`` elements with the polygon each was found in and its
+baseline, text and confidence (``TextEquiv``), inside one ``TextRegion`` bounding them all; a line
+or a character image becomes one ``TextLine`` covering the whole image. Coordinates are
+pixels of the image as read: upright, as its EXIF orientation says.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from text_recognizer import __version__
+from text_recognizer.recognizer import Result
+
+NAMESPACE = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
+SCHEMA = f"{NAMESPACE} {NAMESPACE}/pagecontent.xsd"
+_XSI = "http://www.w3.org/2001/XMLSchema-instance"
+
+
+def page_xml(result: Result, image_name: str, created: datetime | None = None) -> str:
+    """``result`` (of one whole image: its ``size`` set) as a PAGE XML document."""
+    if result.size is None:
+        raise ValueError("a PAGE XML file describes a whole image: this result has no size")
+    width, height = result.size
+    stamp = (created or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    ET.register_namespace("", NAMESPACE)
+    root = ET.Element(_tag("PcGts"), {f"{{{_XSI}}}schemaLocation": SCHEMA})
+    metadata = ET.SubElement(root, _tag("Metadata"))
+    for name, value in (
+        ("Creator", f"text-recognizer {__version__}"),
+        ("Created", stamp),
+        ("LastChange", stamp),
+    ):
+        ET.SubElement(metadata, _tag(name)).text = value
+    page = ET.SubElement(
+        root,
+        _tag("Page"),
+        {"imageFilename": image_name, "imageWidth": str(width), "imageHeight": str(height)},
+    )
+    whole = [(0, 0), (width - 1, 0), (width - 1, height - 1), (0, height - 1)]
+    lines = result.lines or [result]
+    polygons = [line.polygon or whole for line in lines]
+    region = ET.SubElement(page, _tag("TextRegion"), {"id": "r1", "type": "paragraph"})
+    xs = [x for polygon in polygons for x, _ in polygon]
+    ys = [y for polygon in polygons for _, y in polygon]
+    _points(
+        region,
+        "Coords",
+        [(min(xs), min(ys)), (max(xs), min(ys)), (max(xs), max(ys)), (min(xs), max(ys))],
+    )
+    for number, (line, polygon) in enumerate(zip(lines, polygons, strict=True), 1):
+        element = ET.SubElement(region, _tag("TextLine"), {"id": f"r1l{number}"})
+        _points(element, "Coords", polygon)
+        if line.baseline:  # baseline-based tools (Kraken, eScriptorium) need one
+            _points(element, "Baseline", line.baseline)
+        _text(element, line.text, line.confidence)
+    _text(region, "\n".join(line.text for line in lines), result.confidence)
+    ET.indent(root)
+    declaration = '<?xml version="1.0" encoding="UTF-8"?>\n'
+    return declaration + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_page_xml(path: Path, result: Result, image_name: str) -> None:
+    """Write :func:`page_xml` to ``path`` atomically (a temp file, renamed once complete)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(page_xml(result, image_name), encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _tag(name: str) -> str:
+    return f"{{{NAMESPACE}}}{name}"
+
+
+def _points(parent: ET.Element, tag: str, points: Sequence[tuple[int, int]]) -> None:
+    ET.SubElement(parent, _tag(tag), {"points": " ".join(f"{x},{y}" for x, y in points)})
+
+
+def _text(parent: ET.Element, text: str, confidence: float) -> None:
+    # PAGE's conf is a probability in [0, 1]; a line's confidence is one.
+    equiv = ET.SubElement(parent, _tag("TextEquiv"), {"conf": f"{confidence:.4f}"})
+    ET.SubElement(equiv, _tag("Unicode")).text = text

@@ -1,0 +1,164 @@
+"""Readings as PAGE XML: valid against the 2019-07-15 schema, and saying what was read where."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from tests.pages import SAMPLES, compose_page
+from text_recognizer.cli import app
+from text_recognizer.page_xml import NAMESPACE, page_xml
+from text_recognizer.recognizer import Recognizer, Result
+
+xmlschema = pytest.importorskip("xmlschema")
+
+SCHEMA = Path(__file__).parent / "schemas" / "pagecontent-2019-07-15.xsd"
+NS = {"pc": NAMESPACE}
+
+
+@pytest.fixture(scope="module")
+def schema() -> object:
+    return xmlschema.XMLSchema(SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    return Recognizer.from_pretrained()
+
+
+def points(element: ET.Element | None) -> list[tuple[int, int]]:
+    assert element is not None
+    pairs = (pair.split(",") for pair in element.attrib["points"].split())
+    return [(int(x), int(y)) for x, y in pairs]
+
+
+def test_a_tilted_page_gives_each_line_its_place_and_text(
+    recognizer: Recognizer, schema: xmlschema.XMLSchema
+) -> None:
+    page, _ = compose_page([0, 3, 6], pitch=50, tilt=-4.0)
+    result = recognizer.recognize(page, kind="paragraph")
+    created = datetime(2026, 12, 7, 9, 30, tzinfo=timezone.utc)
+    document = page_xml(result, "page 1.png", created)
+    schema.validate(document)
+    root = ET.fromstring(document)
+    assert root.findtext("pc:Metadata/pc:Created", namespaces=NS) == "2026-12-07T09:30:00+00:00"
+    page_element = root.find("pc:Page", NS)
+    assert page_element is not None
+    assert page_element.attrib == {
+        "imageFilename": "page 1.png",
+        "imageWidth": str(page.shape[1]),
+        "imageHeight": str(page.shape[0]),
+    }
+    lines = page_element.findall("pc:TextRegion/pc:TextLine", NS)
+    assert len(lines) == len(result.lines) == 3
+    for element, line in zip(lines, result.lines, strict=True):
+        assert points(element.find("pc:Coords", NS)) == line.polygon
+        assert points(element.find("pc:Baseline", NS)) == line.baseline
+        assert element.findtext("pc:TextEquiv/pc:Unicode", namespaces=NS) == line.text
+        equiv = element.find("pc:TextEquiv", NS)
+        assert equiv is not None
+        assert float(equiv.attrib["conf"]) == pytest.approx(line.confidence, abs=1e-4)
+    region_text = page_element.findtext("pc:TextRegion/pc:TextEquiv/pc:Unicode", namespaces=NS)
+    assert region_text == result.text
+    # The region bounds its lines.
+    region = points(page_element.find("pc:TextRegion/pc:Coords", NS))
+    for line in result.lines:
+        assert line.polygon is not None
+        for x, y in line.polygon:
+            assert region[0][0] <= x <= region[2][0] and region[0][1] <= y <= region[2][1]
+
+
+def test_a_baseline_runs_along_the_foot_of_its_line(recognizer: Recognizer) -> None:
+    """On a page turned by 4 degrees, each baseline rises as the page does, and lies in the
+    lower part of its line's box (under the letters' bodies, above the descenders' ends)."""
+    page, _ = compose_page([0, 3, 6], pitch=50, tilt=4.0)
+    for line in recognizer.recognize(page, kind="paragraph").lines:
+        assert line.polygon is not None and line.baseline is not None
+        (left, left_y), (right, right_y) = line.baseline
+        assert np.degrees(np.arctan2(left_y - right_y, right - left)) == pytest.approx(4, abs=1)
+        top_left, _, _, bottom_left = line.polygon
+        share = (left_y - top_left[1]) / (bottom_left[1] - top_left[1])
+        assert 0.5 < share < 0.95
+
+
+def test_lines_and_characters_cover_their_image(
+    recognizer: Recognizer, schema: xmlschema.XMLSchema
+) -> None:
+    for image in (SAMPLES / "line_00.png", SAMPLES.parent / "chars" / "char_00.png"):
+        result = recognizer.recognize(image)
+        width, height = Image.open(image).size
+        root = ET.fromstring(page_xml(result, image.name))
+        schema.validate(root)
+        line = root.find("pc:Page/pc:TextRegion/pc:TextLine", NS)
+        assert line is not None and line.find("pc:Baseline", NS) is None
+        assert points(line.find("pc:Coords", NS)) == [
+            (0, 0),
+            (width - 1, 0),
+            (width - 1, height - 1),
+            (0, height - 1),
+        ]
+        assert line.findtext("pc:TextEquiv/pc:Unicode", namespaces=NS) == result.text
+
+
+def test_text_is_escaped(schema: xmlschema.XMLSchema) -> None:
+    result = Result('<a & "b">', 0.5, "line", size=(100, 20))
+    document = page_xml(result, "a&b.png")
+    schema.validate(document)
+    root = ET.fromstring(document)
+    assert root.findtext(".//pc:TextLine/pc:TextEquiv/pc:Unicode", namespaces=NS) == '<a & "b">'
+    page = root.find("pc:Page", NS)
+    assert page is not None and page.attrib["imageFilename"] == "a&b.png"
+
+
+def test_a_result_without_its_image_size_is_refused() -> None:
+    with pytest.raises(ValueError, match="no size"):
+        page_xml(Result("a", 0.5, "line"), "a.png")
+
+
+def test_the_cli_writes_one_file_per_image(tmp_path: Path, schema: xmlschema.XMLSchema) -> None:
+    page, _ = compose_page([0, 4], pitch=50)
+    Image.fromarray(page).save(tmp_path / "page.png")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "xml"
+    images = [
+        str(tmp_path / "page.png"),
+        str(SAMPLES / "line_00.png"),
+        str(tmp_path / "broken.png"),
+    ]
+    result = CliRunner().invoke(app, ["recognize", "--page-xml", str(out), *images])
+    assert result.exit_code == 1  # the broken image; the others are written
+    assert sorted(p.name for p in out.iterdir()) == ["line_00.xml", "page.xml"]
+    for name in ("line_00.xml", "page.xml"):
+        schema.validate(str(out / name))
+    rows = [row.split("\t") for row in result.stdout.splitlines()]
+    root = ET.parse(out / "page.xml").getroot()
+    texts = [e.text for e in root.findall(".//pc:TextLine/pc:TextEquiv/pc:Unicode", NS)]
+    assert texts == [rows[0][1], rows[1][1]]
+
+
+def test_the_cli_refuses_two_images_of_one_name_before_reading(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    first, second = tmp_path / "line.png", tmp_path / "a" / "line.png"
+    for path in (first, second):
+        path.write_bytes((SAMPLES / "line_00.png").read_bytes())
+    out = tmp_path / "xml"
+    result = CliRunner().invoke(app, ["recognize", "--page-xml", str(out), str(first), str(second)])
+    assert result.exit_code == 1
+    assert "would both be written as line.xml" in " ".join(result.output.split())
+    assert not out.exists()
+
+
+def test_the_cli_says_when_it_cannot_write(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    target = tmp_path / "file" / "xml"  # under a file: no folder can be made there
+    result = CliRunner().invoke(
+        app, ["recognize", "--page-xml", str(target), str(SAMPLES / "line_00.png")]
+    )
+    assert result.exit_code == 1
+    assert "cannot write PAGE XML into" in " ".join(result.output.split())
