@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
 from tests.inference_only import run_without_training
+from text_recognizer.page_xml import NAMESPACE as PAGE_NS
 from text_recognizer.paths import SAMPLES_DIR
 from text_recognizer.recognizer import Recognizer
 from text_recognizer.serving.app import create_app
@@ -78,6 +80,22 @@ def test_a_page_gives_its_lines_with_boxes(client: TestClient, recognizer: Recog
     expected = recognizer.recognize(PAGE, kind="paragraph")
     assert [line["text"] for line in body["lines"]] == [line.text for line in expected.lines]
     assert all(len(line["box"]) == 4 for line in body["lines"])
+
+
+def test_a_page_as_page_xml(client: TestClient, recognizer: Recognizer) -> None:
+    files = {"image": ("scans/letter 1.png", PAGE.read_bytes())}
+    response = client.post("/api/recognize", files=files, data={"format": "page-xml"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/xml")
+    expected = recognizer.recognize(PAGE)
+    root = ET.fromstring(response.content)
+    page = root.find(f"{{{PAGE_NS}}}Page")
+    assert page is not None and page.attrib["imageFilename"] == "letter 1.png"  # no folders
+    lines = root.iter(f"{{{PAGE_NS}}}TextLine")
+    read = [line.findtext(f"{{{PAGE_NS}}}TextEquiv/{{{PAGE_NS}}}Unicode") for line in lines]
+    assert read == [line.text for line in expected.lines]
+    status, body = post(client, PAGE.read_bytes(), format="xml")
+    assert status == 422 and "'json' or 'page-xml'" in body["detail"][0]["msg"]
 
 
 def test_a_character_when_asked(client: TestClient) -> None:

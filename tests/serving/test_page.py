@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("fastapi")
 
 from tests.serving.server import Server, post_image, running_server  # noqa: E402
+from text_recognizer.page_xml import NAMESPACE as PAGE_NS  # noqa: E402
 from text_recognizer.paths import SAMPLES_DIR  # noqa: E402
 
 CHROMIUM = os.environ.get("TEXT_RECOGNIZER_CHROMIUM") or shutil.which("chromium")
@@ -74,6 +76,28 @@ def test_a_page_lists_its_lines(page: sync_api.Page, server: Server) -> None:
     rows = page.locator("#lines tr")
     sync_api.expect(rows).to_have_count(len(expected["lines"]))
     assert rows.nth(0).locator("td").nth(1).inner_text() == expected["lines"][0]["text"]
+    # Each line outlined where it was found, over the preview, in the image's pixels.
+    shapes = page.locator("#found polygon")
+    sync_api.expect(shapes).to_have_count(len(expected["lines"]))
+    assert page.locator("#found line").count() == len(expected["lines"])
+    width, height = expected["size"]
+    assert page.get_attribute("#found", "viewBox") == f"0 0 {width} {height}"
+    first = expected["lines"][0]["polygon"]
+    assert shapes.nth(0).get_attribute("points") == " ".join(f"{x},{y}" for x, y in first)
+    preview, overlay = (
+        page.locator("#preview").bounding_box(),
+        page.locator("#found").bounding_box(),
+    )
+    assert preview is not None and overlay is not None
+    for key in ("x", "y", "width", "height"):
+        assert overlay[key] == pytest.approx(preview[key], abs=1)
+    # Saved as PAGE XML: the same lines, in a file named after the image.
+    with page.expect_download() as download:
+        page.click("#save-xml")
+    assert download.value.suggested_filename == "page_00.xml"
+    saved = ET.parse(download.value.path()).getroot()
+    texts = [e.text for e in saved.iter(f"{{{PAGE_NS}}}Unicode")][:-1]  # the last: the region's
+    assert texts == [line["text"] for line in expected["lines"]]
 
 
 def test_writing_on_the_pad_is_read(page: sync_api.Page) -> None:

@@ -31,7 +31,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from text_recognizer import __version__
 from text_recognizer.errors import TextRecognizerError
-from text_recognizer.recognizer import Recognizer
+from text_recognizer.page_xml import page_xml
+from text_recognizer.recognizer import Recognizer, Result
 
 #: Default cap on one request's body: a photographed page is 2-8 MB as JPEG.
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -39,6 +40,7 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 PAGE = Path(__file__).with_name("static") / "index.html"
 
 ReadKind = Literal["auto", "char", "line", "paragraph"]
+Format = Literal["json", "page-xml"]
 
 
 class Metrics:
@@ -138,13 +140,13 @@ def create_app(recognizer: Recognizer, max_upload_bytes: int = MAX_UPLOAD_BYTES)
     lock = threading.Lock()
     page = PAGE.read_text(encoding="utf-8")
 
-    def read(data: bytes, kind: ReadKind) -> dict[str, Any]:
+    def read(data: bytes, kind: ReadKind) -> tuple[Result, float]:
         with lock:
             start = time.perf_counter()
             result = recognizer.recognize(data, kind=kind)
             seconds = time.perf_counter() - start
         metrics.seconds.observe(seconds)
-        return {**result.to_dict(), "milliseconds": round(seconds * 1000, 1)}
+        return result, seconds
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
@@ -159,21 +161,27 @@ def create_app(recognizer: Recognizer, max_upload_bytes: int = MAX_UPLOAD_BYTES)
             "max_upload_bytes": max_upload_bytes,
         }
 
-    @app.post("/api/recognize")
+    @app.post("/api/recognize", response_model=None)
     async def recognize(
         image: UploadFile = File(description="The image: PNG, JPEG, TIFF, BMP, ..."),  # noqa: B008
         kind: ReadKind = Form("auto", description="What the image holds; auto tells."),  # noqa: B008
-    ) -> dict[str, Any]:
-        """Read one image: its text, confidence and kind (and a page's lines with their
-        boxes). A 422 says why an image cannot be read."""
+        format: Format = Form(  # noqa: B008
+            "json", description="json, or page-xml: the reading as a PAGE XML document."
+        ),
+    ) -> dict[str, Any] | Response:
+        """Read one image: its text, confidence and kind (and a page's lines with where
+        they are), as JSON or PAGE XML. A 422 says why an image cannot be read."""
         data = await image.read()
         try:
-            result = await anyio.to_thread.run_sync(read, data, kind)
+            result, seconds = await anyio.to_thread.run_sync(read, data, kind)
         except TextRecognizerError as error:
             metrics.images.labels(kind=kind, outcome="error").inc()
             raise HTTPException(422, detail=str(error)) from None
-        metrics.images.labels(kind=result["kind"], outcome="ok").inc()
-        return result
+        metrics.images.labels(kind=result.kind, outcome="ok").inc()
+        if format == "page-xml":
+            name = Path(image.filename or "image").name
+            return Response(page_xml(result, name), media_type="application/xml")
+        return {**result.to_dict(), "milliseconds": round(seconds * 1000, 1)}
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:
