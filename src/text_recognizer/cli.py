@@ -152,6 +152,31 @@ def data_info(
     console.print(repr(module))
 
 
+@data_app.command("import-page")
+def data_import_page(
+    sources: Annotated[
+        list[Path],
+        typer.Argument(help="PAGE XML files, or folders searched for them (an export's folder)."),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", file_okay=False, help="Folder for the lines.")
+    ],
+) -> None:
+    """Cut the transcribed lines of PAGE XML pages (Transkribus, eScriptorium, or
+    recognize --page-xml corrected) into a folder that --data folder reads."""
+    from text_recognizer.data.page_lines import import_page_lines
+
+    try:
+        report = import_page_lines(sources, out)
+    except TextRecognizerError as error:
+        raise fail(error) from error
+    console.print(report.summary())
+    console.print(
+        f"Measure a model on them: text-recognizer evaluate default --data folder "
+        f"--data-arg path={out} --split all"
+    )
+
+
 @data_app.command("list")
 def data_list() -> None:
     """List the dataset names a config may use."""
@@ -648,7 +673,7 @@ def export(
 #: What ``pip install text-recognizer`` leaves out and ``[train]`` adds (import names).
 TRAINING_MODULES = frozenset(
     {"torch", "lightning", "torchmetrics", "h5py", "scipy", "omegaconf", "onnx", "yaml",
-     "defusedxml", "tensorboard"}
+     "tensorboard"}
 )  # fmt: skip
 
 

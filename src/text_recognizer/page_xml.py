@@ -1,10 +1,11 @@
-"""Readings as PAGE XML (2019-07-15 schema), the layout-and-text format that HTR tools
-share: Transkribus, eScriptorium, Kraken, PyLaia and OCR-D read and write it.
+"""PAGE XML, the layout-and-text format that HTR tools share (Transkribus, eScriptorium,
+Kraken, PyLaia, OCR-D): readings written as it (2019-07-15 schema), and transcribed
+lines read from it (any PAGE version).
 
-A page's lines become ``TextLine`` elements with the polygon each was found in and its
-baseline, text and confidence (``TextEquiv``), inside one ``TextRegion`` bounding them all; a line
-or a character image becomes one ``TextLine`` covering the whole image. Coordinates are
-pixels of the image as read: upright, as its EXIF orientation says.
+Written, a page's lines become ``TextLine`` elements with the polygon each was found in
+and its baseline, text and confidence (``TextEquiv``), inside one ``TextRegion`` bounding
+them all; a line or a character image becomes one ``TextLine`` covering the whole image.
+Coordinates are pixels of the image as read: upright, as its EXIF orientation says.
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as SafeElementTree
+
 from text_recognizer import __version__
+from text_recognizer.errors import DataError
 from text_recognizer.recognizer import Result
 
 NAMESPACE = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
@@ -89,3 +95,89 @@ def _text(parent: ET.Element, text: str, confidence: float) -> None:
     # PAGE's conf is a probability in [0, 1]; a line's confidence is one.
     equiv = ET.SubElement(parent, _tag("TextEquiv"), {"conf": f"{confidence:.4f}"})
     ET.SubElement(equiv, _tag("Unicode")).text = text
+
+
+@dataclass(frozen=True)
+class PageLine:
+    """A transcribed line of a PAGE file: its id, polygon and text (``""``: none)."""
+
+    id: str
+    polygon: list[tuple[int, int]]
+    text: str
+
+
+@dataclass(frozen=True)
+class PageFile:
+    """What a PAGE file says: its image (as named, and where that file was found) and lines."""
+
+    path: Path
+    image_name: str
+    image: Path | None
+    lines: list[PageLine]
+
+
+def read_page_xml(path: Path) -> PageFile:
+    """The lines of a PAGE file (any PAGE version: elements are matched by name), in
+    document order. The image is looked for beside the file, then one folder up (a
+    Transkribus export keeps its PAGE files in ``page/`` beside the images)."""
+    try:  # defusedxml: a file from elsewhere may hold entity bombs or external entities
+        root = SafeElementTree.parse(path).getroot()
+    except (ET.ParseError, DefusedXmlException, OSError) as error:
+        raise DataError(f"{path}: not a readable XML file ({error})") from None
+    page = next((e for e in root.iter() if _local(e.tag) == "Page"), None)
+    if _local(root.tag) != "PcGts" or page is None:
+        raise DataError(f"{path}: not a PAGE XML file (no PcGts root with a Page)")
+    name = page.get("imageFilename", "")
+    candidates = [path.parent / name, path.parent.parent / name] if name else []
+    image = next((c for c in candidates if c.is_file()), None)
+    lines = []
+    for number, line in enumerate((e for e in page.iter() if _local(e.tag) == "TextLine"), 1):
+        coords = _child(line, "Coords")
+        lines.append(
+            PageLine(
+                line.get("id") or f"line{number}",
+                _parse_points(coords) if coords is not None else [],
+                _line_text(line),
+            )
+        )
+    return PageFile(path, name, image, lines)
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _child(element: ET.Element, name: str) -> ET.Element | None:
+    return next((c for c in element if _local(c.tag) == name), None)
+
+
+def _parse_points(coords: ET.Element) -> list[tuple[int, int]]:
+    """``points="x,y x,y ..."`` (PAGE 2013 on), or ``<Point x= y=/>`` children (2010)."""
+    try:
+        if "points" in coords.attrib:
+            pairs = [pair.split(",") for pair in coords.attrib["points"].split()]
+            return [(round(float(x)), round(float(y))) for x, y in pairs]
+        return [
+            (round(float(p.attrib["x"])), round(float(p.attrib["y"])))
+            for p in coords
+            if _local(p.tag) == "Point"
+        ]
+    except (ValueError, KeyError):
+        return []  # unreadable points: reported as a line without a usable polygon
+
+
+def _line_text(line: ET.Element) -> str:
+    """The line's own ``TextEquiv`` (not its words'): the lowest ``index`` where several."""
+    equivs = [c for c in line if _local(c.tag) == "TextEquiv"]
+    if not equivs:
+        return ""
+    best = min(equivs, key=_index)
+    unicode = _child(best, "Unicode")
+    return (unicode.text or "") if unicode is not None else ""
+
+
+def _index(equiv: ET.Element) -> int:
+    try:
+        return int(equiv.get("index", "0"))
+    except ValueError:
+        return 0

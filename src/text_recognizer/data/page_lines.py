@@ -1,0 +1,181 @@
+"""Transcribed pages in PAGE XML -> a folder of line images and ``labels.tsv``.
+
+A Transkribus or eScriptorium export, or ``recognize --page-xml`` output corrected by
+hand, becomes what the ``folder`` dataset reads (:mod:`text_recognizer.data.folder`): to
+measure a model on those pages, or to fine-tune it on them. Each ``TextLine`` is cut
+along its polygon (its bounding box, with the paper's level outside the polygon, so a
+neighbour's ascenders stay out); its text is written plainly (curly quotes, dashes and
+the like as the charset has them, runs of spaces as one).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from text_recognizer.charset import DEFAULT_CHARSET, Charset
+from text_recognizer.errors import DataError
+from text_recognizer.labels import LABEL_FILES
+from text_recognizer.page_xml import read_page_xml
+from text_recognizer.preprocessing import load_image
+
+#: Typographic characters a transcription may use, as the models' charset writes them.
+PLAIN = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u2032": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u2033": '"',
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\u2026": "...",
+    }
+)
+
+
+@dataclass
+class ImportReport:
+    """What an import wrote and what it left out, and why."""
+
+    out: Path
+    pages: int = 0
+    lines: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> lines
+    unknown: Counter[str] = field(default_factory=Counter)  # character -> lines holding it
+
+    def summary(self) -> str:
+        text = f"{self.lines} lines of {self.pages} pages written to {self.out}"
+        reasons = [f"{count} {reason}" for reason, count in sorted(self.skipped.items())]
+        if reasons:
+            text += "; left out: " + ", ".join(reasons)
+        if self.unknown:
+            shown = ", ".join(f"{c!r} ({n})" for c, n in self.unknown.most_common(10))
+            text += f" (characters the models cannot write: {shown})"
+        return text
+
+
+def plain_text(text: str) -> str:
+    """``text`` with typographic characters as ``PLAIN`` says and whitespace runs as one space."""
+    return " ".join(text.translate(PLAIN).split())
+
+
+def cut_line(
+    grey: np.ndarray, polygon: Sequence[tuple[int, int]], paper: int | None = None
+) -> np.ndarray | None:
+    """The polygon's bounding box of the page ``grey``, ``paper`` outside the polygon
+    (default: the page's median, as paper is most of a page); ``None`` where the polygon
+    encloses no area of the image."""
+    if len(polygon) < 3:
+        return None
+    points = np.array(polygon, np.int32)
+    x0, y0 = np.maximum(points.min(axis=0), 0)
+    x1, y1 = np.minimum(points.max(axis=0) + 1, (grey.shape[1], grey.shape[0]))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    crop = grey[y0:y1, x0:x1].copy()
+    inside = np.zeros(crop.shape, np.uint8)
+    cv2.fillPoly(inside, [points - (x0, y0)], 1)
+    if inside.sum() < 4:
+        return None
+    crop[inside == 0] = np.median(grey) if paper is None else paper
+    return crop
+
+
+def page_files(sources: Sequence[Path]) -> list[Path]:
+    """The ``*.xml`` files among ``sources`` and in their folders (recursively), sorted."""
+    files: list[Path] = []
+    for source in sources:
+        if source.is_dir():
+            files.extend(sorted(source.rglob("*.xml")))
+        elif source.is_file():
+            files.append(source)
+        else:
+            raise DataError(f"{source}: no such file or folder")
+    if not files:
+        raise DataError(
+            f"no PAGE XML files (*.xml) in {', '.join(map(str, sources))}: pass the folder "
+            "of an export (Transkribus: its page/ folder, or the folder above it)"
+        )
+    return files
+
+
+def import_page_lines(
+    sources: Sequence[Path], out: Path, charset: Charset = DEFAULT_CHARSET
+) -> ImportReport:
+    """Cut every transcribed line of the PAGE files in ``sources`` into ``out`` with a
+    ``labels.tsv``. A line without text, or with a character ``charset`` lacks, is left
+    out and counted. ``labels.tsv`` is written last, whole or not at all: a stopped import
+    leaves none, and can be run again into the same folder."""
+    files = page_files(sources)
+    held = [out / name for name in LABEL_FILES if (out / name).exists()]
+    if held:
+        raise DataError(f"{held[0]} exists: import into a new folder, or remove it first")
+    out.mkdir(parents=True, exist_ok=True)
+    report = ImportReport(out)
+    rows: list[str] = []
+    used: set[str] = set()
+    for file in tqdm(files, desc="PAGE files", unit="page", disable=None):
+        page = read_page_xml(file)
+        if page.image is None:
+            raise DataError(
+                f"{file}: its image {page.image_name!r} is neither beside it nor one folder up"
+            )
+        grey = load_image(page.image)
+        paper = int(np.median(grey[::4, ::4]))
+        report.pages += 1
+        for line in page.lines:
+            text = plain_text(line.text)
+            missing = {c for c in text if c not in charset}
+            image = cut_line(grey, line.polygon, paper) if text and not missing else None
+            if not text:
+                report.skipped["without text"] += 1
+            elif missing:
+                report.skipped["with characters the models cannot write"] += 1
+                report.unknown.update(missing)
+            elif image is None:
+                report.skipped["without a polygon inside the image"] += 1
+            else:
+                name = _unique(f"{file.stem}_{_safe(line.id)}", used)
+                if not cv2.imwrite(str(out / name), image):
+                    raise DataError(f"could not write {out / name}")
+                rows.append(f"{name}\t{text}\n")
+                report.lines += 1
+    if not rows:
+        raise DataError(f"no transcribed line to import: {report.summary()}")
+    labels = out / "labels.tsv"
+    tmp = labels.with_name(f".{labels.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text("".join(rows), encoding="utf-8")
+        tmp.replace(labels)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return report
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def _unique(stem: str, used: set[str]) -> str:
+    """``stem.png``, or ``stem-2.png``, ... where two pages share a file name."""
+    name, number = f"{stem}.png", 1
+    while name in used:
+        number += 1
+        name = f"{stem}-{number}.png"
+    used.add(name)
+    return name

@@ -1,0 +1,199 @@
+"""PAGE XML exports -> a folder of lines that the ``folder`` dataset reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from tests.inference_only import run_without_training
+from tests.pages import SAMPLE_NAMES, SAMPLES, TRUTHS, compose_page
+from typer.testing import CliRunner
+
+from text_recognizer.cli import app
+from text_recognizer.data.page_lines import cut_line, import_page_lines, plain_text
+from text_recognizer.errors import DataError
+from text_recognizer.labels import read_labels
+from text_recognizer.metrics import cer
+from text_recognizer.page_xml import read_page_xml
+from text_recognizer.recognizer import Recognizer
+
+# A Transkribus export's PAGE file: the 2013 schema, the image one folder up, typographic
+# characters, a line without text, a line with a letter the charset lacks, and two
+# alternative readings of which the lower index is the one to keep.
+TRANSKRIBUS = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2013-07-15">
+  <Metadata><Creator>Transkribus</Creator><Created>2026-01-01T00:00:00</Created>
+    <LastChange>2026-01-01T00:00:00</LastChange></Metadata>
+  <Page imageFilename="{image}" imageWidth="{width}" imageHeight="{height}">
+    <TextRegion id="r1"><Coords points="0,0 10,0 10,10 0,10"/>
+{lines}
+    </TextRegion>
+  </Page>
+</PcGts>
+"""
+LINE = """      <TextLine id="{id}"><Coords points="{points}"/>
+        <Word id="{id}w1"><Coords points="0,0 1,1 0,1"/>
+          <TextEquiv><Unicode>word</Unicode></TextEquiv></Word>
+        {equivs}
+      </TextLine>"""
+
+
+def equiv(text: str, index: int | None = None) -> str:
+    attribute = f' index="{index}"' if index is not None else ""
+    return f"<TextEquiv{attribute}><Unicode>{text}</Unicode></TextEquiv>"
+
+
+def export(folder: Path, name: str = "0001", indices: tuple[int, ...] = (0, 3, 6)) -> list[str]:
+    """A page of sample lines and its PAGE file in ``folder/page/``; the lines' truths."""
+    page, truths = compose_page(list(indices), pitch=50)
+    folder.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(folder / f"{name}.png"), page)
+    found = Recognizer.from_pretrained().recognize(page, kind="paragraph").lines
+    lines = []
+    for number, (line, truth) in enumerate(zip(found, truths, strict=True), 1):
+        assert line.polygon is not None
+        points = " ".join(f"{x},{y}" for x, y in line.polygon)
+        # Typographic quotes and dashes where the truth has plain ones; an alternative.
+        fancy = truth.replace("'", "\u2019").replace("-", "\u2014")
+        equivs = equiv(fancy.replace("&", "&amp;"), 0) + equiv("an alternative", 1)
+        lines.append(LINE.format(id=f"r1l{number}", points=points, equivs=equivs))
+    lines.append(LINE.format(id="empty", points="5,5 50,5 50,20 5,20", equivs=equiv("")))
+    lines.append(LINE.format(id="umlaut", points="5,5 50,5 50,20 5,20", equivs=equiv("Über")))
+    xml = TRANSKRIBUS.format(
+        image=f"{name}.png", width=page.shape[1], height=page.shape[0], lines="\n".join(lines)
+    )
+    (folder / "page").mkdir(exist_ok=True)
+    (folder / "page" / f"{name}.xml").write_text(xml, encoding="utf-8")
+    return truths
+
+
+def test_an_export_becomes_a_folder_the_model_reads_as_well_as_the_page(tmp_path: Path) -> None:
+    truths = export(tmp_path / "export")
+    report = import_page_lines([tmp_path / "export"], tmp_path / "lines")
+    assert (report.pages, report.lines) == (1, 3)
+    assert report.skipped == {"without text": 1, "with characters the models cannot write": 1}
+    assert report.unknown == {"Ü": 1}
+    assert "3 lines of 1 pages" in report.summary() and "'Ü' (1)" in report.summary()
+    rows = read_labels(tmp_path / "lines")
+    assert [row.text for row in rows] == truths  # the plain forms, the first reading
+    assert [row.image.name for row in rows] == ["0001_r1l1.png", "0001_r1l2.png", "0001_r1l3.png"]
+    read = Recognizer.from_pretrained().recognize_batch([row.image for row in rows], kind="line")
+    samples = [SAMPLES / SAMPLE_NAMES[i] for i in (0, 3, 6)]
+    alone = Recognizer.from_pretrained().recognize_batch(samples, kind="line")
+    assert cer([r.text for r in read], truths) <= cer([r.text for r in alone], truths) + 0.03
+
+
+def test_the_cli_imports_and_the_folder_dataset_scores_it(tmp_path: Path) -> None:
+    export(tmp_path / "export", "a", (0, 3))
+    export(tmp_path / "export" / "more", "a", (1,))  # the same file name in another folder
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["data", "import-page", str(tmp_path / "export"), "-o", str(tmp_path / "lines")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 lines of 2 pages" in result.output.replace("\n", "")  # rich's wrapping
+    names = sorted(row.image.name for row in read_labels(tmp_path / "lines"))
+    assert names == ["a_r1l1-2.png", "a_r1l1.png", "a_r1l2.png"]
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "default",
+            "--data",
+            "folder",
+            "--data-arg",
+            f"path={tmp_path / 'lines'}",
+            "--split",
+            "all",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "folder/all (3 samples" in result.output
+    # A second import into the same folder would mix two exports: refused.
+    result = runner.invoke(
+        app, ["data", "import-page", str(tmp_path / "export"), "-o", str(tmp_path / "lines")]
+    )
+    assert result.exit_code == 1
+    assert "labels.tsv exists" in result.output.replace("\n", "")  # rich's wrapping
+
+
+def test_what_cannot_be_imported_says_why(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no PAGE XML files"):
+        import_page_lines([tmp_path / "empty"], tmp_path / "out")
+    (tmp_path / "bad.xml").write_text("<PcGts><unclosed></PcGts>")
+    with pytest.raises(DataError, match="not a readable XML file"):
+        import_page_lines([tmp_path / "bad.xml"], tmp_path / "out")
+    (tmp_path / "other.xml").write_text("<html><body/></html>")
+    with pytest.raises(DataError, match="not a PAGE XML file"):
+        import_page_lines([tmp_path / "other.xml"], tmp_path / "out")
+    export(tmp_path / "export")
+    (tmp_path / "export" / "0001.png").unlink()
+    with pytest.raises(DataError, match=r"'0001\.png' is neither beside it nor one folder up"):
+        import_page_lines([tmp_path / "export"], tmp_path / "out")
+    assert not (tmp_path / "out" / "labels.tsv").exists()
+
+
+def test_an_entity_bomb_is_refused(tmp_path: Path) -> None:
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+        "<PcGts><Page>&lol2;</Page></PcGts>"
+    )
+    (tmp_path / "bomb.xml").write_text(bomb)
+    with pytest.raises(DataError, match="not a readable XML file"):
+        read_page_xml(tmp_path / "bomb.xml")
+
+
+def test_typographic_characters_are_written_plainly() -> None:
+    assert plain_text("\u201cWell\u201d \u2014 it\u2019s  done\u2026\n") == '"Well" - it\'s done...'
+
+
+def test_page_2010_points(tmp_path: Path) -> None:
+    (tmp_path / "old.xml").write_text(
+        '<PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2010-03-19">'
+        '<Page imageFilename="x.png"><TextRegion><TextLine id="l1"><Coords>'
+        '<Point x="1" y="2"/><Point x="30" y="2"/><Point x="30" y="9.6"/></Coords>'
+        "<TextEquiv><Unicode>a b</Unicode></TextEquiv></TextLine></TextRegion></Page></PcGts>"
+    )
+    page = read_page_xml(tmp_path / "old.xml")
+    assert page.image is None and page.image_name == "x.png"
+    assert [(line.id, line.polygon, line.text) for line in page.lines] == [
+        ("l1", [(1, 2), (30, 2), (30, 10)], "a b")
+    ]
+
+
+def test_a_line_is_cut_along_its_polygon() -> None:
+    grey = np.full((100, 200), 230, np.uint8)
+    grey[40:60, 20:180] = 20  # the line's ink
+    grey[25:35, :] = 20  # a neighbour's ink inside the box but outside the polygon
+    # A step: over x > 100 the polygon starts 8 rows lower, under the neighbour's ink.
+    step = [(10, 30), (100, 30), (100, 38), (190, 38), (190, 70), (10, 70)]
+    cut = cut_line(grey, [(10, 30), (190, 30), (190, 70), (10, 70)])
+    assert cut is not None and cut.shape == (41, 181)
+    assert (cut[0:5, 95:] == 20).all()  # a plain box keeps the neighbour's ink
+    cut = cut_line(grey, step)
+    assert cut is not None and cut.shape == (41, 181)
+    assert (cut[0:5, 95:] == 230).all()  # outside the polygon: the paper's level
+    assert (cut[0:5, :85] == 20).all() and (cut[10:30, 10:170] == 20).all()  # inside: as it was
+    assert cut_line(grey, [(0, 0), (1, 1)]) is None
+    assert cut_line(grey, [(300, 300), (400, 300), (400, 400)]) is None  # off the image
+
+
+def test_importing_needs_none_of_the_training_dependencies(tmp_path: Path) -> None:
+    export(tmp_path / "export", indices=(0,))
+    done = run_without_training(
+        "from pathlib import Path\n"
+        "from text_recognizer.cli import run\n"
+        f"sys.argv = ['text-recognizer', 'data', 'import-page', {str(tmp_path / 'export')!r}, "
+        f"'-o', {str(tmp_path / 'lines')!r}]\n"
+        "run()\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "lines" / "labels.tsv").read_text().startswith("0001_r1l1.png\t")
+
+
+def test_truths_of_the_samples_are_plain() -> None:
+    assert all(plain_text(text) == text for text in TRUTHS.values())
