@@ -10,7 +10,6 @@ Coordinates are pixels of the image as read: upright, as its EXIF orientation sa
 
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from defusedxml import ElementTree as SafeElementTree
 
 from text_recognizer import __version__
 from text_recognizer.errors import DataError
+from text_recognizer.files import write_text_atomic
 from text_recognizer.recognizer import Result
 
 NAMESPACE = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
@@ -74,13 +74,7 @@ def page_xml(result: Result, image_name: str, created: datetime | None = None) -
 
 def write_page_xml(path: Path, result: Result, image_name: str) -> None:
     """Write :func:`page_xml` to ``path`` atomically (a temp file, renamed once complete)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(page_xml(result, image_name), encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(path, page_xml(result, image_name))
 
 
 def _tag(name: str) -> str:

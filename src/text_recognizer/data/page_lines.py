@@ -10,7 +10,6 @@ the like as the charset has them, runs of spaces as one).
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET, Charset
 from text_recognizer.errors import DataError
+from text_recognizer.files import write_text_atomic
 from text_recognizer.labels import LABEL_FILES
 from text_recognizer.page_xml import read_page_xml
 from text_recognizer.preprocessing import load_image
@@ -157,13 +157,7 @@ def import_page_lines(
                 report.lines += 1
     if not rows:
         raise DataError(f"no transcribed line to import: {report.summary()}")
-    labels = out / "labels.tsv"
-    tmp = labels.with_name(f".{labels.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text("".join(rows), encoding="utf-8")
-        tmp.replace(labels)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(out / "labels.tsv", "".join(rows))
     return report
 
 

@@ -31,6 +31,7 @@ import lightning as L
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from text_recognizer.errors import ConfigError, require_modules
+from text_recognizer.files import write_text_atomic
 from text_recognizer.paths import data_dir, runs_dir
 from text_recognizer.training.config import (
     ExperimentConfig,
@@ -316,11 +317,7 @@ def run_sweep(
         )
     rows.sort(key=lambda r: (r["best"] is None, (r["best"] or 0) * (1 if mode == "min" else -1)))
     summary = {"sweep": sweep.sweep, "metric": metric, "mode": mode, "trials": rows}
-    out = runs_dir() / sweep.sweep / "sweep.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(out)
+    write_text_atomic(runs_dir() / sweep.sweep / "sweep.json", json.dumps(summary, indent=2))
     return metric, rows
 
 

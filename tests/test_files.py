@@ -1,0 +1,35 @@
+"""Atomic writes: the old file or the new, never half of one, and no temp file left."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from text_recognizer import files
+from text_recognizer.files import write_text_atomic
+
+
+def test_a_file_is_written_and_replaced_whole(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "labels.tsv"
+    write_text_atomic(path, "a\tb\n")
+    write_text_atomic(path, "ü\n")
+    assert path.read_text(encoding="utf-8") == "ü\n"
+    assert [p.name for p in path.parent.iterdir()] == ["labels.tsv"]
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "labels.tsv"
+    path.write_text("old\n")
+
+    def torn(self: Path, text: str, encoding: str) -> int:
+        with self.open("w") as f:
+            f.write(text[:2])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(files.Path, "write_text", torn)
+    with pytest.raises(OSError, match="disk full"):
+        write_text_atomic(path, "new contents\n")
+    monkeypatch.undo()
+    assert path.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["labels.tsv"]
