@@ -6,12 +6,15 @@ import os
 import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from pathlib import Path
 
+import cv2
 import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("fastapi")
 
+from tests.pages import compose_page  # noqa: E402
 from tests.serving.server import Server, post_image, running_server  # noqa: E402
 from text_recognizer.page_xml import NAMESPACE as PAGE_NS  # noqa: E402
 from text_recognizer.paths import SAMPLES_DIR  # noqa: E402
@@ -148,3 +151,21 @@ def test_only_what_the_loaded_models_read_is_offered(browser: sync_api.Browser) 
         sync_api.expect(page.locator("#kind option[value=char]")).to_be_enabled()
         sync_api.expect(page.locator("#kind option[value=auto]")).to_be_enabled()
         page.close()
+
+
+def test_doubtful_lines_are_marked(page: sync_api.Page, server: Server, tmp_path: Path) -> None:
+    """Lines more likely wrong than right (confidence under one half) stand out, on the
+    image and in the table; the others do not."""
+    image, _ = compose_page([0, 3, 6], pitch=50, tilt=-4.0)
+    cv2.imwrite(str(tmp_path / "tilted.png"), image)
+    _, expected = post_image(server.url, (tmp_path / "tilted.png").read_bytes())
+    doubtful = [line["confidence"] < 0.5 for line in expected["lines"]]
+    assert any(doubtful) and not all(doubtful)
+    page.set_input_files("#file", tmp_path / "tilted.png")
+    page.click("#read-file")
+    rows = page.locator("#lines tr")
+    sync_api.expect(rows).to_have_count(len(doubtful))
+    shapes = page.locator("#found polygon")
+    for number, marked in enumerate(doubtful):
+        assert ("doubtful" in (rows.nth(number).get_attribute("class") or "")) == marked
+        assert ("doubtful" in (shapes.nth(number).get_attribute("class") or "")) == marked
