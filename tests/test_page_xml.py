@@ -64,6 +64,14 @@ def test_a_tilted_page_gives_each_line_its_place_and_text(
         equiv = element.find("pc:TextEquiv", NS)
         assert equiv is not None
         assert float(equiv.attrib["conf"]) == pytest.approx(line.confidence, abs=1e-4)
+        words = element.findall("pc:Word", NS)
+        assert [w.findtext("pc:TextEquiv/pc:Unicode", namespaces=NS) for w in words] == [
+            word.text for word in line.words
+        ]
+        assert [points(w.find("pc:Coords", NS)) for w in words] == [
+            word.polygon for word in line.words
+        ]
+        assert len(words) == len(line.text.split())
     region_text = page_element.findtext("pc:TextRegion/pc:TextEquiv/pc:Unicode", namespaces=NS)
     assert region_text == result.text
     # The region bounds its lines.

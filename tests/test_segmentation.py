@@ -101,7 +101,15 @@ def test_paragraph_results_and_auto_kind(recognizer: Recognizer) -> None:
     for line in result.lines:
         assert line.kind == "line" and line.box is not None
     as_dict = result.to_dict()
-    assert set(as_dict["lines"][0]) == {"text", "confidence", "kind", "box", "polygon", "baseline"}
+    assert set(as_dict["lines"][0]) == {
+        "text",
+        "confidence",
+        "kind",
+        "box",
+        "polygon",
+        "baseline",
+        "words",
+    }
     tall, _ = compose_page(ALL, pitch=40, scale=1.0)
     assert recognizer.recognize(tall).kind == "paragraph"  # narrower than a line
     assert recognizer.recognize(SAMPLES / SAMPLE_NAMES[0]).kind == "line"

@@ -2,9 +2,10 @@
 Kraken, PyLaia, OCR-D): readings written as it (2019-07-15 schema), and transcribed
 lines read from it (any PAGE version).
 
-Written, a page's lines become ``TextLine`` elements with the polygon each was found in
-and its baseline, text and confidence (``TextEquiv``), inside one ``TextRegion`` bounding
-them all; a line or a character image becomes one ``TextLine`` covering the whole image.
+Written, a page's lines become ``TextLine`` elements with the polygon each was found in,
+its baseline, its words (``Word``: where each was read, and its text) and its text and
+confidence (``TextEquiv``), inside one ``TextRegion`` bounding them all; a line image
+becomes one ``TextLine`` covering the whole image (with its words), a character one too.
 Coordinates are pixels of the image as read: upright, as its EXIF orientation says.
 """
 
@@ -65,6 +66,10 @@ def page_xml(result: Result, image_name: str, created: datetime | None = None) -
         _points(element, "Coords", polygon)
         if line.baseline:  # baseline-based tools (Kraken, eScriptorium) need one
             _points(element, "Baseline", line.baseline)
+        for index, word in enumerate(line.words, 1):
+            word_element = ET.SubElement(element, _tag("Word"), {"id": f"r1l{number}w{index}"})
+            _points(word_element, "Coords", word.polygon)
+            _text(word_element, word.text)
         _text(element, line.text, line.confidence)
     _text(region, "\n".join(line.text for line in lines), result.confidence)
     ET.indent(root)
@@ -85,9 +90,10 @@ def _points(parent: ET.Element, tag: str, points: Sequence[tuple[int, int]]) -> 
     ET.SubElement(parent, _tag(tag), {"points": " ".join(f"{x},{y}" for x, y in points)})
 
 
-def _text(parent: ET.Element, text: str, confidence: float) -> None:
+def _text(parent: ET.Element, text: str, confidence: float | None = None) -> None:
     # PAGE's conf is a probability in [0, 1]; a line's confidence is one.
-    equiv = ET.SubElement(parent, _tag("TextEquiv"), {"conf": f"{confidence:.4f}"})
+    attributes = {} if confidence is None else {"conf": f"{confidence:.4f}"}
+    equiv = ET.SubElement(parent, _tag("TextEquiv"), attributes)
     ET.SubElement(equiv, _tag("Unicode")).text = text
 
 

@@ -12,6 +12,7 @@ downsample to 28x28 with bicubic interpolation and stretch the intensities to 0.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -323,34 +324,80 @@ def prepare_line(
     writers lean anywhere from left to far right, and the model reads best near the lean
     of its training lines.
     """
-    ink = subtract_paper(normalize_polarity(trim_frame(grey)[0]).astype(np.float32))
-    crop = _crop_to_ink(ink)
+    return prepare_line_mapped(grey, height, deskew, deslant)[0]
+
+
+def prepare_line_mapped(
+    grey: np.ndarray, height: int, deskew: bool = True, deslant: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`prepare_line`, and the 3 x 3 affine matrix that takes a point of ``grey``
+    to the prepared line (pixel centres at integers): inverted, it says where a stretch
+    of the prepared line (a word the model read there) lies in ``grey``."""
+    rest, top, left = trim_frame(grey)
+    ink = subtract_paper(normalize_polarity(rest).astype(np.float32))
+    mapping = translation(-left, -top)
+    crop, mapping = _crop_to_ink(ink, mapping)
     # Rules first: a rule would pass for the line's core band, and level itself, not the text.
     unruled = erase_rules(crop, max(crop.shape[1] // 2, RULE_SPAN_HEIGHTS * crop.shape[0]))
-    crop = _drop_stray_marks_and_crop(crop if unruled is crop else _crop_to_ink(unruled))
+    if unruled is not crop:
+        crop, mapping = _crop_to_ink(unruled, mapping)
+    crop, mapping = _drop_stray_marks_and_crop(crop, mapping)
     if deskew:
         angle = skew_angle(crop)
         if angle:
-            crop = _drop_stray_marks_and_crop(_crop_to_ink(rotate(crop, angle)))
+            turn = as_3x3(rotation(crop.shape, angle)[0])
+            crop, mapping = _crop_to_ink(rotate(crop, angle), turn @ mapping)
+            crop, mapping = _drop_stray_marks_and_crop(crop, mapping)
     if deslant:
         lean = slant(crop)
         if abs(lean - SLANT_TARGET) > SLANT_TOLERANCE:
-            crop = _crop_to_ink(shear(crop, SLANT_TARGET - lean))
+            lean_matrix = as_3x3(shear_matrix(crop.shape, SLANT_TARGET - lean))
+            crop, mapping = _crop_to_ink(shear(crop, SLANT_TARGET - lean), lean_matrix @ mapping)
     crop = crop / float(crop.max())
     width = max(height // 2, round(crop.shape[1] * height / crop.shape[0]))
     interpolation = cv2.INTER_AREA if crop.shape[0] > height else cv2.INTER_CUBIC
-    return np.clip(cv2.resize(crop, (width, height), interpolation=interpolation), 0, 1)
+    line = np.clip(cv2.resize(crop, (width, height), interpolation=interpolation), 0, 1)
+    return line, resize_matrix(crop.shape, (height, width)) @ mapping
 
 
-def _drop_stray_marks_and_crop(crop: np.ndarray) -> np.ndarray:
+def resize_matrix(source: tuple[int, int], target: tuple[int, int]) -> np.ndarray:
+    """The 3 x 3 matrix of ``cv2.resize`` from ``source`` to ``target`` (rows, columns)."""
+    sx, sy = target[1] / source[1], target[0] / source[0]
+    return np.array([[sx, 0, (sx - 1) / 2], [0, sy, (sy - 1) / 2], [0, 0, 1]])
+
+
+def translation(dx: float, dy: float) -> np.ndarray:
+    """The 3 x 3 matrix that moves points by ``(dx, dy)``."""
+    return np.array([[1.0, 0, dx], [0, 1, dy], [0, 0, 1]])
+
+
+def as_3x3(matrix: np.ndarray) -> np.ndarray:
+    """A 2 x 3 OpenCV affine matrix as 3 x 3, to compose by ``@`` and invert."""
+    return np.vstack([matrix, [0.0, 0.0, 1.0]])
+
+
+def map_points(
+    matrix: np.ndarray, points: Sequence[tuple[float, float]], size: tuple[int, int]
+) -> list[tuple[int, int]]:
+    """``points`` through the 3 x 3 ``matrix``, rounded to pixels inside an image of
+    ``size`` (width, height)."""
+    moved = np.asarray(points, np.float64) @ matrix[:2, :2].T + matrix[:2, 2]
+    clipped = np.clip(np.rint(moved), 0, np.array(size) - 1)
+    return [(int(x), int(y)) for x, y in clipped]
+
+
+def _drop_stray_marks_and_crop(
+    crop: np.ndarray, mapping: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     kept = drop_stray_marks(crop)
-    return crop if kept is crop else _crop_to_ink(kept)  # dropped: the ink's box shrank
+    return (crop, mapping) if kept is crop else _crop_to_ink(kept, mapping)  # the box shrank
 
 
-def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
+def _crop_to_ink(ink: np.ndarray, mapping: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if float(ink.max()) < MIN_CONTRAST:
         raise ImageError("the image is blank: no ink found")
-    return ink[ink_box(ink)]
+    rows, cols = ink_box(ink)
+    return ink[rows, cols], translation(-cols.start, -rows.start) @ mapping
 
 
 def ink_box(ink: np.ndarray) -> tuple[slice, slice]:
@@ -605,11 +652,20 @@ def shear(image: np.ndarray, lean: float, background: float = 0.0) -> np.ndarray
     """Shift each row by ``lean`` x its height above the bottom, widening the canvas to fit."""
     height, width = image.shape
     extra = int(np.ceil(abs(lean) * height)) + 1
-    offset = max(0.0, -lean * (height - 1))
-    matrix = np.array([[1, -lean, lean * (height - 1) + offset], [0, 1, 0]], np.float32)
     return cv2.warpAffine(
-        image, matrix, (width + extra, height), flags=cv2.INTER_LINEAR, borderValue=background
+        image,
+        shear_matrix(image.shape, lean).astype(np.float32),
+        (width + extra, height),
+        flags=cv2.INTER_LINEAR,
+        borderValue=background,
     )
+
+
+def shear_matrix(shape: tuple[int, int], lean: float) -> np.ndarray:
+    """:func:`shear`'s affine matrix (2 x 3) for an image of ``shape`` (rows, columns)."""
+    height = shape[0]
+    offset = max(0.0, -lean * (height - 1))
+    return np.array([[1, -lean, lean * (height - 1) + offset], [0, 1, 0]])
 
 
 def rotate(image: np.ndarray, degrees: float, background: float = 0.0) -> np.ndarray:

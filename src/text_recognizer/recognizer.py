@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -34,8 +34,9 @@ from text_recognizer.preprocessing import (
     emnist_style,
     ink_contrast,
     load_image,
+    map_points,
     normalize_polarity,
-    prepare_line,
+    prepare_line_mapped,
     trim_frame,
 )
 from text_recognizer.segmentation import Point, TextLine, may_hold_lines, segment_lines
@@ -56,11 +57,17 @@ LINE_BATCH = 32
 WIDTH_SEARCH = (0.85, 1.0, 1.25)
 
 
+#: A reading: ``(text, confidence, ...)``, whatever else a caller keeps with it.
+R = TypeVar("R", bound=tuple[Any, ...])
+#: A line read by the Recognizer: text, confidence and its words' spans (shares of its width).
+_Reading = tuple[str, float, list[tuple[str, float, float]]]
+
+
 def read_at_widths(
     lines: Sequence[np.ndarray],
-    read: Callable[[list[np.ndarray]], list[tuple[str, float]]],
+    read: Callable[[list[np.ndarray]], list[R]],
     factors: Sequence[float] = WIDTH_SEARCH,
-) -> list[tuple[str, float]]:
+) -> list[R]:
     """Read every prepared line at several horizontal scales; keep its most confident reading.
 
     People write wider or narrower than any font the model learnt from, and a line model
@@ -68,9 +75,10 @@ def read_at_widths(
     is and stretched, and keeping the reading the model is surest of, lowered the shipped
     model's CER on nearly every held-out hand and on lines of real characters
     (``docs/benchmarks.md``), for one model run per factor. ``read`` decodes a list of
-    ``[H, W]`` float lines into ``(text, confidence)`` pairs.
+    ``[H, W]`` float lines into ``(text, confidence, ...)`` tuples; anything after the
+    confidence must not depend on the scale (the word spans are shares of the width).
     """
-    best: list[tuple[str, float]] | None = None
+    best: list[R] | None = None
     for factor in factors:
         scaled = [_scale_width(line, factor) for line in lines]
         readings = read(scaled)
@@ -92,6 +100,16 @@ def _scale_width(line: np.ndarray, factor: float) -> np.ndarray:
 
 
 @dataclass
+class Word:
+    """A word of a line and where it is: the corners of the stretch of the line it was read
+    from, in the image as given (clockwise from the top left; slanted with the writing
+    where the line was sheared upright to be read)."""
+
+    text: str
+    polygon: list[tuple[int, int]]
+
+
+@dataclass
 class Result:
     """What was read. A paragraph's ``text`` is its lines' joined by newlines, its
     ``confidence`` their mean, and ``lines`` holds each line's own result with where it
@@ -109,6 +127,7 @@ class Result:
     box: tuple[int, int, int, int] | None = None
     polygon: list[tuple[int, int]] | None = None
     baseline: list[tuple[int, int]] | None = None
+    words: list[Word] = field(default_factory=list)
     size: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,7 +143,7 @@ class Result:
 
 
 #: What ``Result.to_dict`` leaves out where it is empty.
-_OPTIONAL_KEYS = frozenset({"lines", "box", "polygon", "baseline", "size"})
+_OPTIONAL_KEYS = frozenset({"lines", "box", "polygon", "baseline", "words", "size"})
 
 
 class Model(Protocol):
@@ -326,7 +345,8 @@ class Recognizer:
         char_results = iter(self._read_chars(np.stack(chars)) if chars else [])
         # Every line of every paragraph goes into one batch with the lone lines.
         lines = [line for item in prepared for line in item.lines]
-        line_results = iter(self._read_prepared(lines) if lines else [])
+        places = [(to_image, item.size) for item in prepared for to_image in item.to_image]
+        line_results = iter(self._read_prepared(lines, places) if lines else [])
         results = []
         for item in prepared:
             if item.kind == "char":
@@ -364,10 +384,13 @@ class Recognizer:
                 char = _emnist_style(bright_ink, int(self.models["char"].meta["input_height"]))
                 return _Prepared("char", size, char=char)
             if which == "line":
-                return _Prepared("line", size, lines=self._prepare_lines([grey]))
+                ((line, mapping),) = self._prepare_lines([grey])
+                return _Prepared("line", size, [line], [np.linalg.inv(mapping)])
             page = self._page_lines(grey, found_lines)
-            lines = [line for _, line in page]
-            return _Prepared("paragraph", size, lines, [found for found, _ in page])
+            lines = [line for _, (line, _) in page]
+            # A word's place: prepared line -> the line cut from the page -> the image.
+            to_image = [found.to_image @ np.linalg.inv(mapping) for found, (_, mapping) in page]
+            return _Prepared("paragraph", size, lines, to_image, [found for found, _ in page])
         except ImageError as error:
             if name is None or str(error).startswith(f"{name}: "):  # a file names itself
                 raise
@@ -375,7 +398,7 @@ class Recognizer:
 
     def _page_lines(
         self, grey: np.ndarray, found_lines: list[TextLine] | None = None
-    ) -> list[tuple[TextLine, np.ndarray]]:
+    ) -> list[tuple[TextLine, tuple[np.ndarray, np.ndarray]]]:
         """A page's lines (cut now, unless ``kind="auto"`` cut them already), each with its
         prepared image; a band with no line in it (a stray mark, a rule's remains) is left out."""
         lines = []
@@ -401,32 +424,66 @@ class Recognizer:
         return results
 
     def _read_lines(self, greys: list[np.ndarray]) -> list[Result]:
-        return self._read_prepared(self._prepare_lines(greys))
+        return self._read_prepared([line for line, _ in self._prepare_lines(greys)])
 
-    def _prepare_lines(self, greys: list[np.ndarray]) -> list[np.ndarray]:
+    def _prepare_lines(self, greys: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each line prepared for the network, with the matrix from ``grey`` to it."""
         height = int(self.models["line"].meta["input_height"])
-        return [prepare_line(g, height, self.deskew, self.deslant) for g in greys]
+        return [prepare_line_mapped(g, height, self.deskew, self.deslant) for g in greys]
 
-    def _read_prepared(self, lines: list[np.ndarray]) -> list[Result]:
+    def _read_prepared(
+        self,
+        lines: list[np.ndarray],
+        places: Sequence[tuple[np.ndarray, tuple[int, int]]] | None = None,
+    ) -> list[Result]:
+        """Read prepared lines; with ``places`` (each line's matrix to the image as given,
+        and that image's size) the results say where each word is."""
+        from text_recognizer.decoding.alignment import ctc_align, path_spans, word_spans
+        from text_recognizer.decoding.greedy import as_log_probs
+
         model = self.models["line"]
         charset = Charset.from_tokens(model.meta["charset"])
 
-        def read(lines: list[np.ndarray]) -> list[tuple[str, float]]:
+        def read(lines: list[np.ndarray]) -> list[_Reading]:
             # Batches of lines of similar width carry little padding to compute: 128 demo
             # lines read at 5.0 ms each, 7.1 one by one (docs/benchmarks.md).
             order = np.argsort([line.shape[1] for line in lines], kind="stable")
-            readings: list[tuple[str, float]] = [("", 0.0)] * len(lines)
+            readings: list[_Reading] = [("", 0.0, [])] * len(lines)
             for start in range(0, len(order), LINE_BATCH):
                 chunk = order[start : start + LINE_BATCH]
                 batch, widths = pad_lines([lines[i] for i in chunk])
                 log_probs, lengths = model.line_log_probs(batch, widths)
                 decoded = self.decoder(log_probs, lengths, charset)
-                for i, reading in zip(chunk, decoded, strict=True):
-                    readings[i] = reading
+                if places is not None:
+                    log_probs, lengths = as_log_probs(log_probs, lengths)
+                for row, (i, (text, confidence)) in enumerate(zip(chunk, decoded, strict=True)):
+                    words = []
+                    if places is not None:
+                        frames = int(lengths[row])
+                        scores = log_probs[row, :frames]
+                        spans = (
+                            path_spans(scores.argmax(axis=-1), charset.blank)
+                            if self.decoder.beam_size == 1  # the greedy reading's own path
+                            else ctc_align(scores, charset.encode(text), charset.blank)
+                        )
+                        words = word_spans(text, spans, frames) if spans else []
+                    readings[i] = (text, confidence, words)
             return readings
 
         decoded = read_at_widths(lines, read, self.width_factors)
-        return [Result(text, confidence, "line") for text, confidence in decoded]
+        if places is None:
+            return [Result(text, confidence, "line") for text, confidence, _ in decoded]
+        results = []
+        for line, (text, confidence, spans), (to_image, size) in zip(
+            lines, decoded, places, strict=True
+        ):
+            height, width = line.shape
+            words = [
+                Word(word, map_points(to_image, _band(start * width, end * width, height), size))
+                for word, start, end in spans
+            ]
+            results.append(Result(text, confidence, "line", words=words))
+        return results
 
 
 @dataclass(frozen=True)
@@ -438,8 +495,16 @@ class _Prepared:
     kind: str
     size: tuple[int, int]
     lines: list[np.ndarray] = field(default_factory=list)
+    to_image: list[np.ndarray] = field(default_factory=list)  # prepared line -> image
     found: list[TextLine] = field(default_factory=list)
     char: np.ndarray | None = None
+
+
+def _band(start: float, end: float, height: int) -> list[tuple[float, float]]:
+    """The corners of columns ``start`` to ``end`` (pixel edges) of a prepared line, as
+    pixel centres, clockwise from the top left."""
+    left, right = start, max(start, end - 1)
+    return [(left, 0), (right, 0), (right, height - 1), (left, height - 1)]
 
 
 def _bounds(polygon: Sequence[Point]) -> tuple[int, int, int, int]:

@@ -16,7 +16,7 @@ drops marks far from a line's core).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -26,12 +26,15 @@ from text_recognizer.preprocessing import (
     CORE_SHARE,
     MIN_CONTRAST,
     SKEW_MIN_GAIN,
+    as_3x3,
     erase_rules,
+    map_points,
     normalize_polarity,
     rotate,
     rotation,
     skew_angle,
     subtract_paper,
+    translation,
     trim_frame,
 )
 
@@ -81,6 +84,8 @@ class TextLine:
     baseline_row: int
     polygon: tuple[Point, ...] = ()
     baseline: tuple[Point, ...] = ()
+    #: 3 x 3 affine matrix from the line image's pixels to the image as given.
+    to_image: np.ndarray = field(default_factory=lambda: np.eye(3))
 
 
 @dataclass(frozen=True)
@@ -122,33 +127,26 @@ def segment_lines(grey: np.ndarray) -> PageLines:
     lines = [_crop(ink, mask, *band) for band, kept in zip(bands, keep, strict=True) if kept]
     # Back to the image as given: turned back (about the trimmed image's centre), then
     # shifted by the frame cut away.
-    back = cv2.invertAffineTransform(rotation(grey.shape, angle)[0]) if angle else None
-    if not angle:
-        lines = [_shifted(line, left_cut, top_cut) for line in lines]
-    lines = [_placed(line, back, (left_cut, top_cut), (width, height)) for line in lines]
+    to_image = translation(left_cut, top_cut)
+    if angle:
+        to_image = to_image @ as_3x3(cv2.invertAffineTransform(rotation(grey.shape, angle)[0]))
+    lines = [_placed(line, to_image, (width, height), shifted=not angle) for line in lines]
     return PageLines(lines, angle)
 
 
-def _shifted(line: TextLine, dx: int, dy: int) -> TextLine:
+def _placed(line: TextLine, to_image: np.ndarray, size: Point, shifted: bool) -> TextLine:
+    """``line`` with where it lies in the image as given (``size``: its width and height),
+    ``to_image`` taking the page it was cut from there; ``shifted``: its box too."""
     x0, y0, x1, y1 = line.box
-    return replace(
-        line, box=(x0 + dx, y0 + dy, x1 + dx, y1 + dy), baseline_row=line.baseline_row + dy
-    )
-
-
-def _placed(line: TextLine, back: np.ndarray | None, shift: Point, size: Point) -> TextLine:
-    """``line`` with its polygon and baseline in the image as given (``size``: its width
-    and height); ``back`` turns a levelled page's points back, before ``shift``."""
-    x0, y0, x1, y1 = line.box
-    base = line.baseline_row
-    points = np.array(
-        [(x0, y0), (x1 - 1, y0), (x1 - 1, y1 - 1), (x0, y1 - 1), (x0, base), (x1 - 1, base)],
-        np.float64,
-    )
-    if back is not None:
-        points = points @ back[:, :2].T + back[:, 2] + shift
-    placed = [(int(x), int(y)) for x, y in np.clip(np.rint(points), 0, np.array(size) - 1)]
-    return replace(line, polygon=tuple(placed[:4]), baseline=tuple(placed[4:]))
+    to_image = to_image @ translation(x0, y0)
+    base = line.baseline_row - y0
+    width, height = x1 - x0, y1 - y0
+    corners = [(0, 0), (width - 1, 0), (width - 1, height - 1), (0, height - 1)]
+    placed = map_points(to_image, [*corners, (0, base), (width - 1, base)], size)
+    if shifted:
+        (left, top), (right, bottom) = placed[0], placed[2]
+        line = replace(line, box=(left, top, right + 1, bottom + 1))
+    return replace(line, polygon=tuple(placed[:4]), baseline=tuple(placed[4:]), to_image=to_image)
 
 
 def page_skew(mask: np.ndarray) -> float:

@@ -68,6 +68,9 @@ def test_an_uploaded_line_is_read(page: sync_api.Page, server: Server) -> None:
     sync_api.expect(page.locator("#details")).to_contain_text("read as line")
     _, expected = post_image(server.url, LINE.read_bytes())
     assert page.inner_text("#text") == expected["text"]
+    words = page.locator("#found polygon.word")  # a line's words outlined too
+    sync_api.expect(words).to_have_count(len(expected["words"]))
+    assert page.locator("#found polygon.line").count() == 0
 
 
 def test_a_page_lists_its_lines(page: sync_api.Page, server: Server) -> None:
@@ -80,9 +83,12 @@ def test_a_page_lists_its_lines(page: sync_api.Page, server: Server) -> None:
     sync_api.expect(rows).to_have_count(len(expected["lines"]))
     assert rows.nth(0).locator("td").nth(1).inner_text() == expected["lines"][0]["text"]
     # Each line outlined where it was found, over the preview, in the image's pixels.
-    shapes = page.locator("#found polygon")
+    shapes = page.locator("#found polygon.line")
     sync_api.expect(shapes).to_have_count(len(expected["lines"]))
-    assert page.locator("#found line").count() == len(expected["lines"])
+    assert page.locator("#found line.baseline").count() == len(expected["lines"])
+    words = page.locator("#found polygon.word")
+    assert words.count() == sum(len(line["words"]) for line in expected["lines"])
+    assert words.nth(0).locator("title").text_content() == expected["lines"][0]["words"][0]["text"]
     width, height = expected["size"]
     assert page.get_attribute("#found", "viewBox") == f"0 0 {width} {height}"
     first = expected["lines"][0]["polygon"]
@@ -99,7 +105,8 @@ def test_a_page_lists_its_lines(page: sync_api.Page, server: Server) -> None:
         page.click("#save-xml")
     assert download.value.suggested_filename == "page_00.xml"
     saved = ET.parse(download.value.path()).getroot()
-    texts = [e.text for e in saved.iter(f"{{{PAGE_NS}}}Unicode")][:-1]  # the last: the region's
+    lines = saved.iter(f"{{{PAGE_NS}}}TextLine")
+    texts = [line.findtext(f"{{{PAGE_NS}}}TextEquiv/{{{PAGE_NS}}}Unicode") for line in lines]
     assert texts == [line["text"] for line in expected["lines"]]
 
 
@@ -165,7 +172,7 @@ def test_doubtful_lines_are_marked(page: sync_api.Page, server: Server, tmp_path
     page.click("#read-file")
     rows = page.locator("#lines tr")
     sync_api.expect(rows).to_have_count(len(doubtful))
-    shapes = page.locator("#found polygon")
+    shapes = page.locator("#found polygon.line")
     for number, marked in enumerate(doubtful):
         assert ("doubtful" in (rows.nth(number).get_attribute("class") or "")) == marked
         assert ("doubtful" in (shapes.nth(number).get_attribute("class") or "")) == marked

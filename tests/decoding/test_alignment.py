@@ -1,0 +1,51 @@
+"""Forced alignment: which frames each character of a reading was read from, and words."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from text_recognizer.decoding.alignment import ctc_align, path_spans, word_spans
+from text_recognizer.decoding.greedy import collapse_path
+
+
+def peaked(path: list[int], classes: int = 4) -> np.ndarray:
+    """Log-probabilities whose best path is ``path``."""
+    log_probs = np.full((len(path), classes), np.log(0.05))
+    log_probs[np.arange(len(path)), path] = np.log(0.85)
+    return log_probs
+
+
+def test_each_label_gets_the_frames_it_was_read_from() -> None:
+    log_probs = peaked([0, 1, 1, 0, 0, 2, 0, 2, 2, 0])
+    assert ctc_align(log_probs, [1, 2, 2], blank=0) == [(1, 2), (5, 5), (7, 8)]
+    assert ctc_align(log_probs, [], blank=0) == []
+    # "b b" needs a blank between the two: 3 frames at least.
+    assert ctc_align(peaked([2, 2]), [2, 2], blank=0) is None
+
+
+def test_a_text_the_best_path_does_not_spell_is_still_placed() -> None:
+    """A beam search with an LM may choose another text: it is aligned all the same."""
+    log_probs = peaked([0, 1, 1, 0, 3, 0])
+    spans = ctc_align(log_probs, [1, 2], blank=0)
+    assert spans is not None and spans[0][0] >= 1 and spans[1][0] > spans[0][1]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_best_paths_own_spans_are_its_alignment(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    log_probs = np.log(rng.dirichlet(np.full(6, 0.3), size=40))
+    best = log_probs.argmax(axis=-1)
+    labels = collapse_path(best.tolist(), blank=0)
+    assert path_spans(best, blank=0) == ctc_align(log_probs, labels, blank=0)
+
+
+def test_words_reach_past_their_letters_but_not_into_each_other() -> None:
+    # "ab cd" over 20 frames: a character is 4 frames wide, the margin half that.
+    spans = word_spans("ab cd", [(2, 3), (5, 5), (8, 8), (10, 11), (13, 13)], frames=20)
+    assert spans == [("ab", 0.0, 0.4), ("cd", 0.4, 0.8)]
+    # Words 1 frame apart share the gap between them; nothing reaches past the line.
+    spans = word_spans("a b", [(0, 0), (1, 1), (2, 2)], frames=3)
+    assert spans == [("a", 0.0, 0.5 / 3 + 1 / 3), ("b", 2 / 3 - 0.5 / 3, 1.0)]
+    assert word_spans(" a ", [(1, 1), (5, 5), (9, 9)], frames=12)[0][0] == "a"
+    assert word_spans("", [], frames=10) == []
