@@ -10,7 +10,7 @@ boxes matched (a box that spans two words the model read as one, or half a word 
 as two, matches none), their mean IoU, how often a matched box cuts into its word's ink
 or reaches into a neighbour's, and the reading's CER (to see that the lines read normally).
 
-    python benchmarks/word_boxes.py [--lines 300] [--model default] [--margin 0.5]
+    python benchmarks/word_boxes.py [--lines 300] [--model default] [--margin 0.5] [--beam 10]
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--margin", type=float, nargs="*", default=[alignment.WORD_MARGIN])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
     args = parser.parse_args()
     renderer = LineRenderer(list_fonts("test"), list_faces("test"), texture_seed=args.seed)
     sentences = SentenceGenerator(max_length=40, seed=args.seed)
@@ -74,7 +75,7 @@ def main() -> None:
         words = sentences.generate().split()
         if len(words) >= 2:
             lines.append(assemble(renderer, words, rng))
-    recognizer = Recognizer.from_pretrained(args.model)
+    recognizer = Recognizer.from_pretrained(args.model, beam_size=args.beam)
     for margin in args.margin:
         alignment.WORD_MARGIN = margin
         start = time.perf_counter()
@@ -118,6 +119,20 @@ def main() -> None:
             f"the word {cut / matched:.3f}, into a neighbour {spill / matched:.3f}; "
             f"CER {reading_cer:.3f}; {seconds * 1000:.1f} ms per line"
         )
+
+    # What finding the words costs: the same lines read with the alignment switched off.
+    greys = [line for line, _, _ in lines]
+    timings = {}
+    for label in ("with words", "without", "with words again"):
+        aligned = (alignment.path_spans, alignment.ctc_align)
+        if label == "without":
+            alignment.path_spans, alignment.ctc_align = (lambda *_: []), (lambda *_: None)
+        start = time.perf_counter()
+        for grey in greys:
+            recognizer.recognize(grey, kind="line")
+        timings[label] = (time.perf_counter() - start) / len(greys) * 1000
+        alignment.path_spans, alignment.ctc_align = aligned
+    print("ms per line: " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
 
 
 def _iou(box: tuple[int, int], span: tuple[int, int]) -> float:
