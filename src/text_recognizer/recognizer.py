@@ -438,7 +438,7 @@ class Recognizer:
     ) -> list[Result]:
         """Read prepared lines; with ``places`` (each line's matrix to the image as given,
         and that image's size) the results say where each word is."""
-        from text_recognizer.decoding.alignment import ctc_align, path_spans, word_spans
+        from text_recognizer.decoding.alignment import align, word_spans
         from text_recognizer.decoding.greedy import as_log_probs
 
         model = self.models["line"]
@@ -460,12 +460,7 @@ class Recognizer:
                     words = []
                     if places is not None:
                         frames = int(lengths[row])
-                        scores = log_probs[row, :frames]
-                        spans = (
-                            path_spans(scores.argmax(axis=-1), charset.blank)
-                            if self.decoder.beam_size == 1  # the greedy reading's own path
-                            else ctc_align(scores, charset.encode(text), charset.blank)
-                        )
+                        spans = align(log_probs[row, :frames], charset.encode(text), charset.blank)
                         words = word_spans(text, spans, frames) if spans else []
                     readings[i] = (text, confidence, words)
             return readings

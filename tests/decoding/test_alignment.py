@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from text_recognizer.decoding.alignment import ctc_align, path_spans, word_spans
+from text_recognizer.decoding.alignment import align, ctc_align, path_spans, word_spans
 from text_recognizer.decoding.greedy import collapse_path
 
 
@@ -38,6 +38,13 @@ def test_the_best_paths_own_spans_are_its_alignment(seed: int) -> None:
     best = log_probs.argmax(axis=-1)
     labels = collapse_path(best.tolist(), blank=0)
     assert path_spans(best, blank=0) == ctc_align(log_probs, labels, blank=0)
+
+
+def test_align_takes_the_best_path_where_it_spells_the_text() -> None:
+    log_probs = peaked([0, 1, 1, 0, 3, 0])
+    assert align(log_probs, [1, 3], blank=0) == [(1, 2), (4, 4)]  # the argmax path's runs
+    assert align(log_probs, [1, 2], blank=0) == ctc_align(log_probs, [1, 2], blank=0)
+    assert align(peaked([2, 2]), [2, 2], blank=0) is None
 
 
 def test_words_reach_past_their_letters_but_not_into_each_other() -> None:

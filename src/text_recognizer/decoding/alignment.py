@@ -73,6 +73,16 @@ def path_spans(path: np.ndarray, blank: int) -> list[tuple[int, int]]:
     return list(zip(starts[emitted].tolist(), ends[emitted].tolist(), strict=True))
 
 
+def align(log_probs: np.ndarray, labels: Sequence[int], blank: int) -> list[tuple[int, int]] | None:
+    """:func:`ctc_align`, taking the argmax path's own runs (:func:`path_spans`) where it
+    spells ``labels``: always for a greedy reading, and for most beam-search readings."""
+    best = log_probs.argmax(axis=-1)
+    spans = path_spans(best, blank)
+    if [int(best[first]) for first, _ in spans] == list(labels):
+        return spans
+    return ctc_align(log_probs, labels, blank)
+
+
 #: A word's box reaches this share of a character's width beyond the first and last
 #: frames its letters were read from (CTC reads a letter in a frame or two, often inside
 #: it), never past half the gap to the next word.
