@@ -19,15 +19,21 @@ Your own pages (``--folder DIR``): images and a ``labels.jsonl`` whose texts hol
 lines joined by newlines (``{"image": "page.jpg", "text": "first line\\nsecond"}``);
 there are no line crops to read alone, so that column is left out.
 
+Transcribed pages in PAGE XML (``--page-xml DIR``: a Transkribus or eScriptorium export):
+each page's transcribed lines, in document order, are its truth, and the lines cut along
+their polygons (as ``text-recognizer data import-page`` cuts them) are read alone.
+
     python benchmarks/paragraphs.py --pages 100 --lines 6
     python benchmarks/paragraphs.py --iam data/iam/iamdb.zip
     python benchmarks/paragraphs.py --line-folder /tmp/real/digits --pages 60 --lines 5
     python benchmarks/paragraphs.py --folder my_pages
+    python benchmarks/paragraphs.py --page-xml my_export
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -130,11 +136,36 @@ def folder_pages(folder: Path) -> Iterator[Page]:
         yield load_image(row.image), [], row.text.split("\n")
 
 
+def page_xml_pages(folder: Path) -> Iterator[Page]:
+    from text_recognizer.data.page_lines import cut_line, page_files, plain_text
+    from text_recognizer.errors import ImageError
+    from text_recognizer.page_xml import read_page_xml
+    from text_recognizer.preprocessing import load_image, prepare_line
+
+    for file in page_files([folder]):
+        page = read_page_xml(file)
+        if page.image is None:
+            raise SystemExit(f"{file}: its image {page.image_name!r} is not beside it")
+        grey = load_image(page.image)
+        crops, texts = [], []
+        for line in page.lines:
+            text, crop = plain_text(line.text), cut_line(grey, line.polygon)
+            try:
+                if text and crop is not None and prepare_line(crop, 32) is not None:
+                    crops.append(crop)
+                    texts.append(text)
+            except ImageError:  # a transcription over blank paper: the export's mistake
+                print(f"{file}: line {line.id} holds no ink; left out", file=sys.stderr)
+        if texts:
+            yield grey, crops, texts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
     parser.add_argument("--iam", type=Path, help="IAM's iamdb.zip: its test forms as pages")
     parser.add_argument("--folder", type=Path, help="your pages: images and labels.jsonl")
+    parser.add_argument("--page-xml", type=Path, help="transcribed pages: a PAGE XML export")
     parser.add_argument(
         "--line-folder", type=Path, help="compose pages of a labelled folder's line images"
     )
@@ -157,6 +188,8 @@ def main() -> None:
         pages = iam_pages(args.iam)
     elif args.folder:
         pages = folder_pages(args.folder)
+    elif args.page_xml:
+        pages = page_xml_pages(args.page_xml)
     else:
         material = folder_lines(args.line_folder) if args.line_folder else synthetic_lines()
         layout = (args.pages, args.lines, args.tilt, args.seed, tuple(args.spacing))
