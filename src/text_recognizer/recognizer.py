@@ -11,7 +11,10 @@ Lightning checkpoint or run folder runs in PyTorch eager mode instead.
 
 Lines are decoded greedily by default; ``beam_size`` > 1 switches to CTC beam search,
 optionally guided by a character n-gram LM (``lm="default"``: one counted from the
-shipped sentence corpus, built once into the data cache).
+shipped sentence corpus, built once into the data cache). Where each word was read is
+found by aligning the reading with the network's frames
+(:mod:`~text_recognizer.decoding.alignment`) and following the line's preprocessing
+back to the image.
 """
 
 from __future__ import annotations
@@ -117,7 +120,8 @@ class Result:
     (clockwise from the top left; a rotated rectangle where the page was turned to level
     it), ``box`` ``(x0, y0, x1, y1)``, the polygon's bounds (``x1``, ``y1`` exclusive, as
     slices), and ``baseline``, two points along the foot of its letters, left to right.
-    ``size`` is the image's ``(width, height)`` as read (upright)."""
+    A line's result, alone or in a page, has its ``words`` (:class:`Word`). ``size`` is
+    the image's ``(width, height)`` as read (upright)."""
 
     text: str
     confidence: float
