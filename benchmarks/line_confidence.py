@@ -15,7 +15,10 @@ real digits and vowels (``realdata_lines.py``), and prints for each:
 - the CER of the 50 %, 80 % and 90 % of lines the model is surest of, and how many
   wrong lines it read at 0.9 or more;
 - calibration: per confidence band, the lines in it, their mean confidence and the
-  share of them read exactly.
+  share of them read exactly;
+- for words (each word's own confidence, ``Word.confidence``): the AUROC against "the
+  word is read right" and how often words above 0.5 are, over the lines read with as
+  many words as their truth.
 
     python benchmarks/line_confidence.py --model src/text_recognizer/assets/models/line.onnx
 """
@@ -34,7 +37,7 @@ from realdata_lines import real_lines
 from width_sensitivity import add_set_arguments, synthetic_sets
 
 from text_recognizer.metrics import cer, confidence_auroc, most_confident
-from text_recognizer.recognizer import Recognizer
+from text_recognizer.recognizer import Recognizer, Result
 
 SHARES = (0.5, 0.8, 0.9)
 BANDS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
@@ -74,9 +77,10 @@ def main() -> None:
         "| wrong lines read at >= 0.9 |"
     )
     print(f"|---|---:|---:|---:|---:|---:|{'---:|' * (len(SHARES) + 1)}")
-    calibration = []
+    calibration, word_rows = [], []
     for name, (images, truths) in sets.items():
         results = recognizer.recognize_batch(images, "line")
+        word_rows.append((name, *word_figures(results, truths)))
         texts = [r.text for r in results]
         confidence = np.array([r.confidence for r in results])
         right = np.array([p == t for p, t in zip(texts, truths, strict=True)])
@@ -103,6 +107,39 @@ def main() -> None:
     for name, bands in calibration:
         cells = [f"{len(c)} / {c.mean():.2f} / {r.mean():.2f}" if len(c) else "0" for c, r in bands]
         print(f"| {name} | {' | '.join(cells)} |")
+
+    print(
+        "\nWords of the lines read with as many words as the truth, each against the word in"
+        " its place\n\n| set | words | read right | AUROC | right among words at > 0.5 "
+        "(their share) |\n|---|---:|---:|---:|---:|"
+    )
+    for name, count, right_share, auroc, right_sure, sure_share in word_rows:
+        print(
+            f"| {name} | {count} | {right_share:.3f} | {fmt(auroc)} | {right_sure:.3f} "
+            f"({sure_share:.3f}) |"
+        )
+
+
+def word_figures(
+    results: list[Result], truths: list[str]
+) -> tuple[int, float, float | None, float, float]:
+    """Word confidence against "the word is read right", over the words of the lines read
+    with as many words as their truth (the others cannot be paired word by word)."""
+    sure, right = [], []
+    for result, truth in zip(results, truths, strict=True):
+        if len(result.words) == len(truth.split()):
+            for word, true_word in zip(result.words, truth.split(), strict=True):
+                sure.append(word.confidence)
+                right.append(word.text == true_word)
+    sure_array, right_array = np.array(sure), np.array(right, dtype=bool)
+    above = sure_array > 0.5
+    return (
+        len(sure),
+        float(right_array.mean()),
+        confidence_auroc(sure, right),
+        float(right_array[above].mean()),
+        float(above.mean()),
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ ink best (each box used once), counting when the intersection over union is at l
 (the usual threshold for detection). Printed: the share of words found, the share of
 boxes matched (a box that spans two words the model read as one, or half a word it read
 as two, matches none), their mean IoU, how often a matched box cuts into its word's ink
-or reaches into a neighbour's, and the reading's CER (to see that the lines read normally).
+or reaches into a neighbour's, and the reading's CER (to see that the lines read normally);
+then how well a matched word's confidence tells words read right from wrong (AUROC).
 
     python benchmarks/word_boxes.py [--lines 300] [--model default] [--margin 0.5] [--beam 10]
 """
@@ -25,7 +26,7 @@ from text_recognizer.data.sentences import SentenceGenerator
 from text_recognizer.data.sources.fonts import list_fonts
 from text_recognizer.data.sources.strokes import list_faces
 from text_recognizer.decoding import alignment
-from text_recognizer.metrics import cer
+from text_recognizer.metrics import cer, confidence_auroc
 from text_recognizer.recognizer import Recognizer
 
 #: A column holds a word's ink where it reaches this share of the word's brightest ink.
@@ -82,7 +83,9 @@ def main() -> None:
         results = [recognizer.recognize(line, kind="line") for line, _, _ in lines]
         seconds = (time.perf_counter() - start) / len(lines)
         ious, cut, spill, words, boxes = [], 0, 0, 0, 0
-        for (_, spans, _), result in zip(lines, results, strict=True):
+        sure, right = [], []
+        for (_, spans, text), result in zip(lines, results, strict=True):
+            truth_words = text.split()
             ranges = []
             for word in result.words:
                 xs = [x for x, _ in word.polygon]
@@ -104,6 +107,8 @@ def main() -> None:
                 used_boxes.add(b)
                 used_words.add(w)
                 ious.append(iou)
+                sure.append(result.words[b].confidence)
+                right.append(result.words[b].text == truth_words[w])
                 (low, high), (start_x, end_x) = ranges[b], spans[w]
                 cut += low > start_x + 2 or high < end_x - 2
                 neighbours = spans[w - 1 : w] if w else []
@@ -118,6 +123,15 @@ def main() -> None:
             f"{matched / boxes:.3f}, mean IoU of those {np.mean(ious):.3f}, cutting into "
             f"the word {cut / matched:.3f}, into a neighbour {spill / matched:.3f}; "
             f"CER {reading_cer:.3f}; {seconds * 1000:.1f} ms per line"
+        )
+        sure_array, right_array = np.array(sure), np.array(right)
+        print(
+            f"  word confidence, {len(sure)} matched words: read right "
+            f"{right_array.mean():.3f}; AUROC against 'read right' "
+            f"{confidence_auroc(sure, right):.3f}; mean confidence of right / "
+            f"wrong words {sure_array[right_array].mean():.3f} / "
+            f"{sure_array[~right_array].mean():.3f}; right among words above 0.5: "
+            f"{right_array[sure_array > 0.5].mean():.3f} ({(sure_array > 0.5).mean():.3f} of them)"
         )
 
     # What finding the words costs: the same lines read with the alignment switched off.

@@ -72,6 +72,10 @@ def test_a_tilted_page_gives_each_line_its_place_and_text(
             word.polygon for word in line.words
         ]
         assert len(words) == len(line.text.split())
+        for w, word in zip(words, line.words, strict=True):
+            conf = w.find("pc:TextEquiv", NS)
+            assert conf is not None
+            assert float(conf.attrib["conf"]) == pytest.approx(word.confidence, abs=1e-4)
     region_text = page_element.findtext("pc:TextRegion/pc:TextEquiv/pc:Unicode", namespaces=NS)
     assert region_text == result.text
     # The region bounds its lines.

@@ -65,9 +65,19 @@ def test_on_a_turned_page_words_lie_in_their_lines_in_reading_order(
         along = [c @ np.array([np.cos(np.radians(5)), -np.sin(np.radians(5))]) for c in centres]
         assert along == sorted(along)  # left to right along the turned line
     as_dict = result.to_dict()["lines"][0]["words"][0]
-    assert set(as_dict) == {"text", "polygon"} and len(as_dict["polygon"]) == 4
+    assert set(as_dict) == {"text", "polygon", "confidence"} and len(as_dict["polygon"]) == 4
 
 
 def test_characters_have_no_words(recognizer: Recognizer) -> None:
     result = recognizer.recognize(SAMPLES.parent / "chars" / "char_00.png")
     assert result.words == [] and "words" not in result.to_dict()
+
+
+def test_a_misread_word_is_less_sure(recognizer: Recognizer) -> None:
+    """line_00 is read right, every word sure; line_06 "such a way that at a later" reads
+    "a later" as "o loter", and the "o" is the doubtful one."""
+    clear = recognizer.recognize(SAMPLES / "line_00.png")
+    assert min(word.confidence for word in clear.words) > 0.8
+    misread = recognizer.recognize(SAMPLES / "line_06.png")
+    sure = {word.text: word.confidence for word in misread.words}
+    assert sure["o"] < 0.5 < min(sure["such"], sure["that"])

@@ -3,9 +3,10 @@ Kraken, PyLaia, OCR-D): readings written as it (2019-07-15 schema), and transcri
 lines read from it (any PAGE version).
 
 Written, a page's lines become ``TextLine`` elements with the polygon each was found in,
-its baseline, its words (``Word``: where each was read, and its text) and its text and
-confidence (``TextEquiv``), inside one ``TextRegion`` bounding them all; a line image
-becomes one ``TextLine`` covering the whole image (with its words), a character one too.
+its baseline, its words (``Word``: where each was read, its text and confidence) and its
+text and confidence (``TextEquiv``), inside one ``TextRegion`` bounding them all; a line
+image becomes one ``TextLine`` covering the whole image (with its words), a character
+one too.
 Coordinates are pixels of the image as read: upright, as its EXIF orientation says.
 """
 
@@ -69,7 +70,7 @@ def page_xml(result: Result, image_name: str, created: datetime | None = None) -
         for index, word in enumerate(line.words, 1):
             word_element = ET.SubElement(element, _tag("Word"), {"id": f"r1l{number}w{index}"})
             _points(word_element, "Coords", word.polygon)
-            _text(word_element, word.text)
+            _text(word_element, word.text, word.confidence)
         _text(element, line.text, line.confidence)
     _text(region, "\n".join(line.text for line in lines), result.confidence)
     ET.indent(root)
@@ -90,10 +91,9 @@ def _points(parent: ET.Element, tag: str, points: Sequence[tuple[int, int]]) -> 
     ET.SubElement(parent, _tag(tag), {"points": " ".join(f"{x},{y}" for x, y in points)})
 
 
-def _text(parent: ET.Element, text: str, confidence: float | None = None) -> None:
-    # PAGE's conf is a probability in [0, 1]; a line's confidence is one.
-    attributes = {} if confidence is None else {"conf": f"{confidence:.4f}"}
-    equiv = ET.SubElement(parent, _tag("TextEquiv"), attributes)
+def _text(parent: ET.Element, text: str, confidence: float) -> None:
+    # PAGE's conf is a probability in [0, 1]; a line's and a word's confidence are ones.
+    equiv = ET.SubElement(parent, _tag("TextEquiv"), {"conf": f"{confidence:.4f}"})
     ET.SubElement(equiv, _tag("Unicode")).text = text
 
 

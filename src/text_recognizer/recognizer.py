@@ -62,8 +62,9 @@ WIDTH_SEARCH = (0.85, 1.0, 1.25)
 
 #: A reading: ``(text, confidence, ...)``, whatever else a caller keeps with it.
 R = TypeVar("R", bound=tuple[Any, ...])
-#: A line read by the Recognizer: text, confidence and its words' spans (shares of its width).
-_Reading = tuple[str, float, list[tuple[str, float, float]]]
+#: A line read by the Recognizer: text, confidence, and its words: each with its span
+#: (shares of the line's width) and confidence.
+_Reading = tuple[str, float, list[tuple[str, float, float, float]]]
 
 
 def read_at_widths(
@@ -106,10 +107,12 @@ def _scale_width(line: np.ndarray, factor: float) -> np.ndarray:
 class Word:
     """A word of a line and where it is: the corners of the stretch of the line it was read
     from, in the image as given (clockwise from the top left; slanted with the writing
-    where the line was sheared upright to be read)."""
+    where the line was sheared upright to be read). ``confidence`` is the model's
+    probability of exactly that word from the frames between its neighbouring spaces."""
 
     text: str
     polygon: list[tuple[int, int]]
+    confidence: float
 
 
 @dataclass
@@ -442,7 +445,7 @@ class Recognizer:
     ) -> list[Result]:
         """Read prepared lines; with ``places`` (each line's matrix to the image as given,
         and that image's size) the results say where each word is."""
-        from text_recognizer.decoding.alignment import align, word_spans
+        from text_recognizer.decoding.alignment import locate_words
         from text_recognizer.decoding.greedy import as_log_probs
 
         model = self.models["line"]
@@ -463,9 +466,7 @@ class Recognizer:
                 for row, (i, (text, confidence)) in enumerate(zip(chunk, decoded, strict=True)):
                     words = []
                     if places is not None:
-                        frames = int(lengths[row])
-                        spans = align(log_probs[row, :frames], charset.encode(text), charset.blank)
-                        words = word_spans(text, spans, frames) if spans else []
+                        words = locate_words(log_probs[row, : lengths[row]], text, charset)
                     readings[i] = (text, confidence, words)
             return readings
 
@@ -478,8 +479,12 @@ class Recognizer:
         ):
             height, width = line.shape
             words = [
-                Word(word, map_points(to_image, _band(start * width, end * width, height), size))
-                for word, start, end in spans
+                Word(
+                    word,
+                    map_points(to_image, _band(start * width, end * width, height), size),
+                    sure,
+                )
+                for word, start, end, sure in spans
             ]
             results.append(Result(text, confidence, "line", words=words))
         return results

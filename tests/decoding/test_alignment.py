@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from text_recognizer.decoding.alignment import align, ctc_align, path_spans, word_spans
+from text_recognizer.decoding.alignment import (
+    align,
+    ctc_align,
+    path_spans,
+    word_confidences,
+    word_spans,
+    words_in,
+)
 from text_recognizer.decoding.greedy import collapse_path
 
 
@@ -56,3 +63,19 @@ def test_words_reach_past_their_letters_but_not_into_each_other() -> None:
     assert spans == [("a", 0.0, 0.5 / 3 + 1 / 3), ("b", 2 / 3 - 0.5 / 3, 1.0)]
     assert word_spans(" a ", [(1, 1), (5, 5), (9, 9)], frames=12)[0][0] == "a"
     assert word_spans("", [], frames=10) == []
+
+
+def test_a_words_confidence_is_its_own() -> None:
+    """Two words read from their own frames: a clear one near 1, one whose frames hold
+    another letter as likely as the one read, near one half, whatever the other word."""
+    log_probs = np.log(np.full((9, 4), 0.01))
+    # "a b": 'a' sure at frame 1, space at 4, 'b' (2) at frame 7 shared with class 3.
+    log_probs[[0, 2, 3, 5, 6, 8], 0] = np.log(0.97)
+    log_probs[1, 1] = np.log(0.97)
+    log_probs[4, 3] = np.log(0.97)  # class 3 plays the space here
+    log_probs[7, 2], log_probs[7, 3] = np.log(0.49), np.log(0.49)
+    words = words_in("a b", [(1, 1), (4, 4), (7, 7)], frames=9)
+    assert [(w.text, w.window_start, w.window_end) for w in words] == [("a", 0, 3), ("b", 5, 8)]
+    sure = word_confidences(log_probs, words, [[1], [2]], blank=0)
+    assert sure[0] > 0.9
+    assert sure[1] == pytest.approx(0.49 * 0.97**3, rel=0.05)

@@ -88,7 +88,9 @@ def test_a_page_lists_its_lines(page: sync_api.Page, server: Server) -> None:
     assert page.locator("#found line.baseline").count() == len(expected["lines"])
     words = page.locator("#found polygon.word")
     assert words.count() == sum(len(line["words"]) for line in expected["lines"])
-    assert words.nth(0).locator("title").text_content() == expected["lines"][0]["words"][0]["text"]
+    first = expected["lines"][0]["words"][0]
+    title = words.nth(0).locator("title").text_content()
+    assert title == f"{first['text']} (confidence {first['confidence']:.2f})"
     width, height = expected["size"]
     assert page.get_attribute("#found", "viewBox") == f"0 0 {width} {height}"
     first = expected["lines"][0]["polygon"]

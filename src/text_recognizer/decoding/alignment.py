@@ -9,8 +9,12 @@ character was read from. The Recognizer turns those frames into word boxes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
+
+from text_recognizer.charset import Charset
+from text_recognizer.decoding.greedy import sequence_confidences
 
 
 def ctc_align(
@@ -89,6 +93,33 @@ def align(log_probs: np.ndarray, labels: Sequence[int], blank: int) -> list[tupl
 WORD_MARGIN = 0.5
 
 
+class WordFrames(NamedTuple):
+    """A word of a reading and its frames: ``first`` to ``last`` its letters were read
+    from; ``window_start`` to ``window_end`` all frames between its neighbouring spaces."""
+
+    text: str
+    first: int
+    last: int
+    window_start: int
+    window_end: int
+
+
+def words_in(text: str, frame_spans: Sequence[tuple[int, int]], frames: int) -> list[WordFrames]:
+    """The words of ``text`` with their frames, from each character's (:func:`align`)."""
+    words = []
+    start = None
+    for position, char in enumerate([*text, " "]):
+        if char != " " and start is None:
+            start = position
+        elif char == " " and start is not None:
+            window_start = frame_spans[start - 1][1] + 1 if start > 0 else 0
+            window_end = frame_spans[position][0] - 1 if position < len(text) else frames - 1
+            first, last = frame_spans[start][0], frame_spans[position - 1][1]
+            words.append(WordFrames(text[start:position], first, last, window_start, window_end))
+            start = None
+    return words
+
+
 def word_spans(
     text: str, frame_spans: Sequence[tuple[int, int]], frames: int
 ) -> list[tuple[str, float, float]]:
@@ -96,23 +127,46 @@ def word_spans(
     ``(start, end)``, from the frames each character was read from (:func:`ctc_align`)."""
     if not text or frames == 0:
         return []
-    words: list[tuple[str, int, int]] = []  # word, first frame, last frame
-    start = None
-    for position, char in enumerate([*text, " "]):
-        if char != " " and start is None:
-            start = position
-        elif char == " " and start is not None:
-            first, last = frame_spans[start][0], frame_spans[position - 1][1]
-            words.append((text[start:position], first, last))
-            start = None
+    words = words_in(text, frame_spans, frames)
     margin = WORD_MARGIN * frames / max(len(text), 1)  # in frames: a character's width
     spans = []
-    for index, (word, first, last) in enumerate(words):
-        before = (first - words[index - 1][2] - 1) / 2 if index > 0 else first
+    for index, (word, first, last, _, _) in enumerate(words):
+        before = (first - words[index - 1].last - 1) / 2 if index > 0 else first
         after = (
-            (words[index + 1][1] - last - 1) / 2 if index + 1 < len(words) else frames - 1 - last
+            (words[index + 1].first - last - 1) / 2 if index + 1 < len(words) else frames - 1 - last
         )
         low = first - min(margin, max(before, 0.0))
         high = last + 1 + min(margin, max(after, 0.0))
         spans.append((word, low / frames, high / frames))
     return spans
+
+
+def word_confidences(
+    log_probs: np.ndarray, words: Sequence[WordFrames], labels: Sequence[Sequence[int]], blank: int
+) -> list[float]:
+    """Each word's ``P(word | the frames between its neighbouring spaces)``: the line
+    confidence's CTC forward pass (:func:`~text_recognizer.decoding.greedy.sequence_confidences`)
+    over the word's own window, so a word reads as right or doubtful on its own."""
+    if not words:
+        return []
+    lengths = np.array([w.window_end - w.window_start + 1 for w in words], dtype=np.int64)
+    windows = np.zeros((len(words), int(lengths.max()), log_probs.shape[1]), np.float32)
+    for row, word in enumerate(words):
+        windows[row, : lengths[row]] = log_probs[word.window_start : word.window_end + 1]
+    return sequence_confidences(windows, lengths, labels, blank)
+
+
+def locate_words(
+    log_probs: np.ndarray, text: str, charset: Charset
+) -> list[tuple[str, float, float, float]]:
+    """Each word of the reading ``text`` of a line's ``[T, C]`` log-probabilities: the
+    word, where it starts and ends (shares of the line's width: :func:`word_spans`) and
+    its confidence (:func:`word_confidences`); none where the frames cannot spell it."""
+    spans = align(log_probs, charset.encode(text), charset.blank)
+    if not spans:
+        return []
+    words = words_in(text, spans, len(log_probs))
+    labels = [charset.encode(word.text) for word in words]
+    sure = word_confidences(log_probs, words, labels, charset.blank)
+    places = word_spans(text, spans, len(log_probs))
+    return [(*place, confidence) for place, confidence in zip(places, sure, strict=True)]
