@@ -235,3 +235,26 @@ def test_a_photo_is_turned_as_its_exif_orientation_says(tmp_path: Path) -> None:
     assert np.abs(loaded.astype(int) - upright).mean() < 10
     with Image.open(tmp_path / "photo.jpg") as image:
         assert load_image(image).shape == upright.shape  # a Pillow image too
+
+
+@pytest.mark.parametrize("name", ["line_00.png", "line_03.png", "line_05.png"])
+def test_a_prepared_lines_matrix_says_where_its_pixels_came_from(name: str) -> None:
+    """Warping the input by the matrix ``prepare_line_mapped`` returns gives back the
+    prepared line: through the frame cut, crops, deskew rotation, deslant shear and resize."""
+    import cv2
+
+    from tests.pages import SAMPLES
+    from text_recognizer.preprocessing import prepare_line_mapped, rotate, shear
+
+    grey = np.asarray(Image.open(SAMPLES / name).convert("L"))
+    grey = cv2.resize(grey, None, fx=3, fy=3)
+    paper = float(np.median(grey))
+    grey = cv2.copyMakeBorder(grey, 40, 40, 30, 30, cv2.BORDER_CONSTANT, value=paper)
+    turned = shear(rotate(grey.astype(np.float32), 3.0, paper), 0.3, paper).astype(np.uint8)
+    line, matrix = prepare_line_mapped(turned, 32)
+    ink = 255 - turned.astype(np.float32)
+    warped = cv2.warpAffine(ink, matrix[:2], (line.shape[1], line.shape[0]), flags=cv2.INTER_AREA)
+    warped = warped - np.median(warped)
+    assert np.corrcoef(warped.ravel(), line.ravel())[0, 1] > 0.95
+    shifted = np.roll(warped, 3, axis=1)  # three columns off: clearly worse
+    assert np.corrcoef(shifted.ravel(), line.ravel())[0, 1] < 0.7
