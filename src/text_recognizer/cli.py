@@ -159,7 +159,13 @@ def data_import_page(
         typer.Argument(help="PAGE XML files, or folders searched for them (an export's folder)."),
     ],
     out: Annotated[
-        Path, typer.Option("--out", "-o", file_okay=False, help="Folder for the lines.")
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            file_okay=False,
+            help="Folder for the line images and their labels.tsv (new, or without one).",
+        ),
     ],
 ) -> None:
     """Cut the transcribed lines of PAGE XML pages (Transkribus, eScriptorium, or
@@ -294,8 +300,8 @@ def recognize(
             "--page-xml",
             file_okay=False,
             help="Also write each image's reading as PAGE XML into this folder (DIR/<image "
-            "name>.xml: lines with their polygons, baselines, text and confidence), as "
-            "Transkribus, eScriptorium and Kraken read it.",
+            "name>.xml: lines with their polygons, baselines, words, text and confidence), "
+            "as Transkribus, eScriptorium and Kraken read it.",
         ),
     ] = None,
 ) -> None:
