@@ -148,7 +148,7 @@ def page_xml_pages(folder: Path) -> Iterator[Page]:
             raise SystemExit(f"{file}: its image {page.image_name!r} is not beside it")
         grey = load_image(page.image)
         crops, texts = [], []
-        for line in page.lines:
+        for line in page.lines_on((grey.shape[1], grey.shape[0])):
             text, crop = plain_text(line.text), cut_line(grey, line.polygon)
             try:
                 if text and crop is not None and prepare_line(crop, 32) is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -114,6 +114,18 @@ class PageFile:
     image_name: str
     image: Path | None
     lines: list[PageLine]
+    size: tuple[int, int] | None = None  # (width, height) the coordinates refer to
+
+    def lines_on(self, size: tuple[int, int]) -> list[PageLine]:
+        """The lines, their polygons scaled to the image's ``size`` (width, height) where
+        the page was transcribed at another resolution than its image now has."""
+        if not self.size or self.size == size:
+            return self.lines
+        sx, sy = size[0] / self.size[0], size[1] / self.size[1]
+        return [
+            replace(line, polygon=[(round(x * sx), round(y * sy)) for x, y in line.polygon])
+            for line in self.lines
+        ]
 
 
 def read_page_xml(path: Path) -> PageFile:
@@ -140,7 +152,11 @@ def read_page_xml(path: Path) -> PageFile:
                 _line_text(line),
             )
         )
-    return PageFile(path, name, image, lines)
+    try:
+        size = (int(page.get("imageWidth", "")), int(page.get("imageHeight", "")))
+    except ValueError:
+        size = None
+    return PageFile(path, name, image, lines, size)
 
 
 def _local(tag: str) -> str:

@@ -197,3 +197,25 @@ def test_importing_needs_none_of_the_training_dependencies(tmp_path: Path) -> No
 
 def test_truths_of_the_samples_are_plain() -> None:
     assert all(plain_text(text) == text for text in TRUTHS.values())
+
+
+def test_an_image_smaller_than_its_page_file_says_is_cut_where_it_should_be(
+    tmp_path: Path,
+) -> None:
+    """A page transcribed at full resolution whose image was halved since: the PAGE
+    coordinates are scaled to the image, and the lines cut read as before."""
+    truths = export(tmp_path / "export")
+    full = import_page_lines([tmp_path / "export"], tmp_path / "full")
+    image = tmp_path / "export" / "0001.png"
+    page = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(image), cv2.resize(page, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
+    half = import_page_lines([tmp_path / "export"], tmp_path / "half")
+    assert (full.rescaled, half.rescaled) == (0, 1)
+    assert "their coordinates were scaled to fit" in half.summary()
+    read = Recognizer.from_pretrained().recognize_batch(
+        [row.image for row in read_labels(tmp_path / "half")], kind="line"
+    )
+    assert cer([r.text for r in read], truths) < 0.1
+    for row in read_labels(tmp_path / "half"):
+        height = cv2.imread(str(row.image), cv2.IMREAD_GRAYSCALE).shape[0]
+        assert 25 <= height <= 40  # half of the ~64 px lines, not a slice of two lines

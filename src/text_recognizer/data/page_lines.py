@@ -55,6 +55,7 @@ class ImportReport:
     out: Path
     pages: int = 0
     lines: int = 0
+    rescaled: int = 0  # pages whose image has another size than their coordinates
     skipped: Counter[str] = field(default_factory=Counter)  # reason -> lines
     unknown: Counter[str] = field(default_factory=Counter)  # character -> lines holding it
 
@@ -66,6 +67,11 @@ class ImportReport:
         if self.unknown:
             shown = ", ".join(f"{c!r} ({n})" for c, n in self.unknown.most_common(10))
             text += f" (characters the models cannot write: {shown})"
+        if self.rescaled:
+            text += (
+                f"; {self.rescaled} pages' images have another size than their PAGE files "
+                "say (imageWidth, imageHeight): their coordinates were scaled to fit"
+            )
         return text
 
 
@@ -138,7 +144,9 @@ def import_page_lines(
         grey = load_image(page.image)
         paper = int(np.median(grey[::4, ::4]))
         report.pages += 1
-        for line in page.lines:
+        size = (grey.shape[1], grey.shape[0])
+        report.rescaled += bool(page.size and page.size != size)
+        for line in page.lines_on(size):
             text = plain_text(line.text)
             missing = {c for c in text if c not in charset}
             image = cut_line(grey, line.polygon, paper) if text and not missing else None
