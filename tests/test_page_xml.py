@@ -99,23 +99,33 @@ def test_a_baseline_runs_along_the_foot_of_its_line(recognizer: Recognizer) -> N
         assert 0.5 < share < 0.95
 
 
-def test_lines_and_characters_cover_their_image(
+def test_a_line_image_is_one_line_and_a_character_covers_its_image(
     recognizer: Recognizer, schema: xmlschema.XMLSchema
 ) -> None:
-    for image in (SAMPLES / "line_00.png", SAMPLES.parent / "chars" / "char_00.png"):
-        result = recognizer.recognize(image)
-        width, height = Image.open(image).size
-        root = ET.fromstring(page_xml(result, image.name))
-        schema.validate(root)
-        line = root.find("pc:Page/pc:TextRegion/pc:TextLine", NS)
-        assert line is not None and line.find("pc:Baseline", NS) is None
-        assert points(line.find("pc:Coords", NS)) == [
-            (0, 0),
-            (width - 1, 0),
-            (width - 1, height - 1),
-            (0, height - 1),
-        ]
-        assert line.findtext("pc:TextEquiv/pc:Unicode", namespaces=NS) == result.text
+    line_image, char_image = SAMPLES / "line_00.png", SAMPLES.parent / "chars" / "char_00.png"
+    result = recognizer.recognize(line_image)
+    root = ET.fromstring(page_xml(result, line_image.name))
+    schema.validate(root)
+    line = root.find("pc:Page/pc:TextRegion/pc:TextLine", NS)
+    assert line is not None
+    assert points(line.find("pc:Coords", NS)) == result.polygon
+    assert points(line.find("pc:Baseline", NS)) == result.baseline
+    assert len(line.findall("pc:Word", NS)) == len(result.text.split())
+    assert line.findtext("pc:TextEquiv/pc:Unicode", namespaces=NS) == result.text
+
+    result = recognizer.recognize(char_image)
+    width, height = Image.open(char_image).size
+    root = ET.fromstring(page_xml(result, char_image.name))
+    schema.validate(root)
+    line = root.find("pc:Page/pc:TextRegion/pc:TextLine", NS)
+    assert line is not None and line.find("pc:Baseline", NS) is None
+    assert points(line.find("pc:Coords", NS)) == [
+        (0, 0),
+        (width - 1, 0),
+        (width - 1, height - 1),
+        (0, height - 1),
+    ]
+    assert line.findtext("pc:TextEquiv/pc:Unicode", namespaces=NS) == result.text
 
 
 def test_text_is_escaped(schema: xmlschema.XMLSchema) -> None:

@@ -114,8 +114,10 @@ def test_paragraph_results_and_auto_kind(recognizer: Recognizer) -> None:
     assert recognizer.recognize(tall).kind == "paragraph"  # narrower than a line
     assert recognizer.recognize(SAMPLES / SAMPLE_NAMES[0]).kind == "line"
     single = recognizer.recognize(SAMPLES / SAMPLE_NAMES[0])
-    assert "lines" not in single.to_dict() and "box" not in single.to_dict()
+    assert "lines" not in single.to_dict()
+    assert {"box", "polygon", "baseline", "words", "size"} <= set(single.to_dict())
     char = recognizer.recognize(SAMPLES.parent / "chars" / "char_00.png")
+    assert not {"box", "polygon", "baseline", "words"} & set(char.to_dict())
     assert char.kind == "char"
 
 

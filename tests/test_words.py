@@ -81,3 +81,19 @@ def test_a_misread_word_is_less_sure(recognizer: Recognizer) -> None:
     misread = recognizer.recognize(SAMPLES / "line_06.png")
     sure = {word.text: word.confidence for word in misread.words}
     assert sure["o"] < 0.5 < min(sure["such"], sure["that"])
+
+
+def test_a_lone_line_on_a_sheet_is_found_where_it_is(recognizer: Recognizer) -> None:
+    """A line pasted onto a larger sheet: its polygon and baseline point at it."""
+    line = sample_line(0)
+    sheet = np.full((200, 700), 255, np.uint8)
+    sheet[80 : 80 + line.shape[0], 150 : 150 + line.shape[1]] = line
+    result = recognizer.recognize(sheet, kind="line")
+    assert result.box is not None and result.baseline is not None
+    rows, cols = np.nonzero(sheet < 128)  # the ink
+    x0, y0, x1, y1 = result.box
+    assert x0 <= cols.min() and cols.max() < x1 and y0 <= rows.min() and rows.max() < y1
+    width, height = cols.max() - cols.min() + 1, rows.max() - rows.min() + 1
+    assert x1 - x0 < 1.15 * width and y1 - y0 < 1.6 * height  # tight
+    (_, left_y), (_, right_y) = result.baseline
+    assert rows.min() + 0.5 * height < left_y == right_y <= rows.max()

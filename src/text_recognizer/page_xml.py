@@ -5,8 +5,7 @@ lines read from it (any PAGE version).
 Written, a page's lines become ``TextLine`` elements with the polygon each was found in,
 its baseline, its words (``Word``: where each was read, its text and confidence) and its
 text and confidence (``TextEquiv``), inside one ``TextRegion`` bounding them all; a line
-image becomes one ``TextLine`` covering the whole image (with its words), a character
-one too.
+image becomes one such ``TextLine``, a character one covering the whole image.
 Coordinates are pixels of the image as read: upright, as its EXIF orientation says.
 """
 

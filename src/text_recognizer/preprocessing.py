@@ -423,6 +423,12 @@ STRAY_REACH = 1.0
 CORE_SHARE = 0.35
 
 
+def baseline_row(mask: np.ndarray) -> int:
+    """The lowest row of a line's core band in its ink ``mask``: where its letters stand."""
+    profile = mask.sum(axis=1)
+    return int(np.flatnonzero(profile >= CORE_SHARE * profile.max())[-1])
+
+
 def drop_stray_marks(ink: np.ndarray) -> np.ndarray:
     """Erase ink blobs lying wholly far above or below the line's core band.
 

@@ -32,8 +32,10 @@ from text_recognizer.charset import Charset
 from text_recognizer.errors import ConfigError, ImageError
 from text_recognizer.paths import MODELS_DIR
 from text_recognizer.preprocessing import (
+    INK_FRACTION,
     MIN_CONTRAST,
     ImageInput,
+    baseline_row,
     emnist_style,
     ink_contrast,
     load_image,
@@ -42,7 +44,7 @@ from text_recognizer.preprocessing import (
     prepare_line_mapped,
     trim_frame,
 )
-from text_recognizer.segmentation import Point, TextLine, may_hold_lines, segment_lines
+from text_recognizer.segmentation import TextLine, may_hold_lines, segment_lines
 
 if TYPE_CHECKING:
     from text_recognizer.decoding.ngram import CharNgramLm
@@ -118,13 +120,14 @@ class Word:
 @dataclass
 class Result:
     """What was read. A paragraph's ``text`` is its lines' joined by newlines, its
-    ``confidence`` their mean, and ``lines`` holds each line's own result with where it
-    was found in the image: ``polygon``, the corner pixels of the box it was cut in
-    (clockwise from the top left; a rotated rectangle where the page was turned to level
-    it), ``box`` ``(x0, y0, x1, y1)``, the polygon's bounds (``x1``, ``y1`` exclusive, as
-    slices), and ``baseline``, two points along the foot of its letters, left to right.
-    A line's result, alone or in a page, has its ``words`` (:class:`Word`). ``size`` is
-    the image's ``(width, height)`` as read (upright)."""
+    ``confidence`` their mean, and ``lines`` holds each line's own result. A line's
+    result, alone or in a page, says where it is in the image: ``polygon``, the corners
+    of the frame it was read in (its ink and a margin; clockwise from the top left, turned
+    and slanted as the line was levelled and sheared upright to be read), ``box``
+    ``(x0, y0, x1, y1)``, the polygon's bounds (``x1``, ``y1`` exclusive, as slices),
+    ``baseline``, two points along the foot of its letters, left to right, and its
+    ``words`` (:class:`Word`). ``size`` is the image's ``(width, height)`` as read
+    (upright, as its EXIF orientation says)."""
 
     text: str
     confidence: float
@@ -361,15 +364,7 @@ class Recognizer:
             elif item.kind == "line":
                 result = next(line_results)
             else:
-                parts = [
-                    replace(
-                        next(line_results),
-                        box=_bounds(found.polygon),
-                        polygon=list(found.polygon),
-                        baseline=list(found.baseline),
-                    )
-                    for found in item.found
-                ]
+                parts = [next(line_results) for _ in item.lines]
                 result = Result(
                     "\n".join(part.text for part in parts),
                     float(np.mean([part.confidence for part in parts])),
@@ -397,7 +392,7 @@ class Recognizer:
             lines = [line for _, (line, _) in page]
             # A word's place: prepared line -> the line cut from the page -> the image.
             to_image = [found.to_image @ np.linalg.inv(mapping) for found, (_, mapping) in page]
-            return _Prepared("paragraph", size, lines, to_image, [found for found, _ in page])
+            return _Prepared("paragraph", size, lines, to_image)
         except ImageError as error:
             if name is None or str(error).startswith(f"{name}: "):  # a file names itself
                 raise
@@ -486,21 +481,36 @@ class Recognizer:
                 )
                 for word, start, end, sure in spans
             ]
-            results.append(Result(text, confidence, "line", words=words))
+            # The line itself: the prepared line's frame (its ink and a margin, levelled)
+            # and the foot of its letters, back in the image.
+            base = baseline_row(line > INK_FRACTION * float(line.max()))
+            outline = map_points(
+                to_image, [*_band(0, width, height), (0, base), (width - 1, base)], size
+            )
+            polygon, baseline = outline[:4], outline[4:]
+            results.append(
+                Result(
+                    text,
+                    confidence,
+                    "line",
+                    box=_bounds(polygon),
+                    polygon=polygon,
+                    baseline=baseline,
+                    words=words,
+                )
+            )
         return results
 
 
 @dataclass(frozen=True)
 class _Prepared:
-    """One image ready for its network: a character's input, or its lines' (a paragraph's
-    with the lines as found, which say where they are); ``size`` is the image's (width,
-    height)."""
+    """One image ready for its network: a character's input, or its lines' with the
+    matrices that take each back to the image; ``size`` is the image's (width, height)."""
 
     kind: str
     size: tuple[int, int]
     lines: list[np.ndarray] = field(default_factory=list)
     to_image: list[np.ndarray] = field(default_factory=list)  # prepared line -> image
-    found: list[TextLine] = field(default_factory=list)
     char: np.ndarray | None = None
 
 
@@ -511,7 +521,7 @@ def _band(start: float, end: float, height: int) -> list[tuple[float, float]]:
     return [(left, 0), (right, 0), (right, height - 1), (left, height - 1)]
 
 
-def _bounds(polygon: Sequence[Point]) -> tuple[int, int, int, int]:
+def _bounds(polygon: Sequence[tuple[int, int]]) -> tuple[int, int, int, int]:
     xs, ys = [x for x, _ in polygon], [y for _, y in polygon]
     return min(xs), min(ys), max(xs) + 1, max(ys) + 1
 

@@ -23,12 +23,10 @@ import numpy as np
 
 from text_recognizer.errors import ImageError
 from text_recognizer.preprocessing import (
-    CORE_SHARE,
     MIN_CONTRAST,
     SKEW_MIN_GAIN,
     as_3x3,
     erase_rules,
-    map_points,
     normalize_polarity,
     rotate,
     rotation,
@@ -67,24 +65,15 @@ MIN_BLOCK_INK = 0.05
 MIN_PERIODICITY = 0.15
 
 
-Point = tuple[int, int]
-
-
 @dataclass(frozen=True)
 class TextLine:
     """One line cut from a page: uint8 image (bright ink on black), its box ``(x0, y0, x1,
     y1)`` where it was cut (the image as given, or the levelled page if it was turned),
-    and, in the image as given (where a caller finds the line; clipped to the image), that
-    box's corner pixels (clockwise from the top left) and its baseline: two points, left
-    to right, along the foot of the letters (``baseline_row`` where it was cut: the lowest
-    row of the line's core band, ``CORE_SHARE``)."""
+    and the 3 x 3 affine matrix from the line image's pixels to the image as given (where
+    a caller finds the line, and its words)."""
 
     image: np.ndarray
     box: tuple[int, int, int, int]
-    baseline_row: int
-    polygon: tuple[Point, ...] = ()
-    baseline: tuple[Point, ...] = ()
-    #: 3 x 3 affine matrix from the line image's pixels to the image as given.
     to_image: np.ndarray = field(default_factory=lambda: np.eye(3))
 
 
@@ -99,7 +88,6 @@ class PageLines:
 
 def segment_lines(grey: np.ndarray) -> PageLines:
     """Cut a grey page or paragraph image (any polarity) into its text lines."""
-    height, width = grey.shape[:2]
     grey, top_cut, left_cut = trim_frame(grey)  # the desk around a photographed page
     ink = normalize_polarity(grey).astype(np.float32)
     ink = subtract_paper(ink, int(PAGE_PAPER_WINDOW * min(ink.shape)))
@@ -130,23 +118,15 @@ def segment_lines(grey: np.ndarray) -> PageLines:
     to_image = translation(left_cut, top_cut)
     if angle:
         to_image = to_image @ as_3x3(cv2.invertAffineTransform(rotation(grey.shape, angle)[0]))
-    lines = [_placed(line, to_image, (width, height), shifted=not angle) for line in lines]
+    lines = [replace(line, to_image=to_image @ translation(*line.box[:2])) for line in lines]
+    if not angle:  # boxes in the image as given, less nothing
+        lines = [_shifted(line, left_cut, top_cut) for line in lines]
     return PageLines(lines, angle)
 
 
-def _placed(line: TextLine, to_image: np.ndarray, size: Point, shifted: bool) -> TextLine:
-    """``line`` with where it lies in the image as given (``size``: its width and height),
-    ``to_image`` taking the page it was cut from there; ``shifted``: its box too."""
+def _shifted(line: TextLine, dx: int, dy: int) -> TextLine:
     x0, y0, x1, y1 = line.box
-    to_image = to_image @ translation(x0, y0)
-    base = line.baseline_row - y0
-    width, height = x1 - x0, y1 - y0
-    corners = [(0, 0), (width - 1, 0), (width - 1, height - 1), (0, height - 1)]
-    placed = map_points(to_image, [*corners, (0, base), (width - 1, base)], size)
-    if shifted:
-        (left, top), (right, bottom) = placed[0], placed[2]
-        line = replace(line, box=(left, top, right + 1, bottom + 1))
-    return replace(line, polygon=tuple(placed[:4]), baseline=tuple(placed[4:]), to_image=to_image)
+    return replace(line, box=(x0 + dx, y0 + dy, x1 + dx, y1 + dy))
 
 
 def page_skew(mask: np.ndarray) -> float:
@@ -293,6 +273,4 @@ def _crop(ink: np.ndarray, mask: np.ndarray, start: int, end: int) -> TextLine:
     top, bottom = start + int(rows[0]), start + int(rows[-1]) + 1
     crop = ink[top:bottom, left:right]
     image = cv2.convertScaleAbs(crop, alpha=255.0 / max(float(crop.max()), 1.0))
-    profile = band.sum(axis=1)
-    baseline_row = start + int(np.flatnonzero(profile >= CORE_SHARE * profile.max())[-1])
-    return TextLine(image, (left, top, right, bottom), baseline_row)
+    return TextLine(image, (left, top, right, bottom))
