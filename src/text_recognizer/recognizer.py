@@ -108,9 +108,10 @@ def _scale_width(line: np.ndarray, factor: float) -> np.ndarray:
 @dataclass
 class Word:
     """A word of a line and where it is: the corners of the stretch of the line it was read
-    from, in the image as given (clockwise from the top left; slanted with the writing
-    where the line was sheared upright to be read). ``confidence`` is the model's
-    probability of exactly that word from the frames between its neighbouring spaces."""
+    from, from its top ink row to its lowest, in the image as given (clockwise from the
+    top left; slanted with the writing where the line was sheared upright to be read).
+    ``confidence`` is the model's probability of exactly that word from the frames between
+    its neighbouring spaces."""
 
     text: str
     polygon: list[tuple[int, int]]
@@ -473,17 +474,18 @@ class Recognizer:
             lines, decoded, places, strict=True
         ):
             height, width = line.shape
+            ink = line > INK_FRACTION * float(line.max())
             words = [
                 Word(
                     word,
-                    map_points(to_image, _band(start * width, end * width, height), size),
+                    map_points(to_image, _word_box(ink, start * width, end * width), size),
                     sure,
                 )
                 for word, start, end, sure in spans
             ]
             # The line itself: the prepared line's frame (its ink and a margin, levelled)
             # and the foot of its letters, back in the image.
-            base = baseline_row(line > INK_FRACTION * float(line.max()))
+            base = baseline_row(ink)
             outline = map_points(
                 to_image, [*_band(0, width, height), (0, base), (width - 1, base)], size
             )
@@ -514,11 +516,25 @@ class _Prepared:
     char: np.ndarray | None = None
 
 
-def _band(start: float, end: float, height: int) -> list[tuple[float, float]]:
-    """The corners of columns ``start`` to ``end`` (pixel edges) of a prepared line, as
-    pixel centres, clockwise from the top left."""
+def _band(
+    start: float, end: float, height: int, top: float = 0.0, bottom: float | None = None
+) -> list[tuple[float, float]]:
+    """The corners of columns ``start`` to ``end`` (pixel edges) of a prepared line, rows
+    ``top`` to ``bottom`` (all by default), as pixel centres, clockwise from the top left."""
     left, right = start, max(start, end - 1)
-    return [(left, 0), (right, 0), (right, height - 1), (left, height - 1)]
+    bottom = height - 1 if bottom is None else bottom
+    return [(left, top), (right, top), (right, bottom), (left, bottom)]
+
+
+def _word_box(ink: np.ndarray, start: float, end: float) -> list[tuple[float, float]]:
+    """A word's columns of a prepared line's ink mask, from its top ink row to its lowest,
+    a pixel beyond each: an "a" gets a box its own height, a "b" one with its ascender."""
+    columns = ink[:, max(0, int(start)) : max(int(start) + 1, int(np.ceil(end)))]
+    rows = np.flatnonzero(columns.any(axis=1))
+    if len(rows) == 0:
+        return _band(start, end, ink.shape[0])
+    top, bottom = max(0, rows[0] - 1), min(ink.shape[0] - 1, rows[-1] + 1)
+    return _band(start, end, ink.shape[0], top, bottom)
 
 
 def _bounds(polygon: Sequence[tuple[int, int]]) -> tuple[int, int, int, int]:
