@@ -77,6 +77,42 @@ def test_recognize_reads_in_batches_and_a_bad_file_loses_only_itself(tmp_path: P
     assert read[0]["text"].startswith("the heart, he would")
 
 
+def test_recognize_reads_standard_input_as_dash() -> None:
+    from text_recognizer.paths import SAMPLES_DIR
+
+    line = SAMPLES_DIR / "lines" / "line_00.png"
+    result = runner.invoke(app, ["recognize", "--json", "-"], input=line.read_bytes())
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output.splitlines()[-1])
+    assert row["image"] == "-" and row["text"].startswith("the heart, he would")
+    result = runner.invoke(app, ["recognize", "--json", "-"], input=b"not an image")
+    assert result.exit_code == 1
+    assert json.loads(result.output.splitlines()[-1])["error"].startswith("-: not a readable")
+
+
+def test_recognize_refuses_a_kind_without_its_model_once_before_reading(
+    tiny_char_run: Path,
+) -> None:
+    from text_recognizer.paths import SAMPLES_DIR
+
+    lines = [str(SAMPLES_DIR / "lines" / f"line_0{i}.png") for i in range(3)]
+    result = runner.invoke(
+        app, ["recognize", "--model", str(tiny_char_run), "--kind", "line", *lines]
+    )
+    assert result.exit_code == 1
+    assert result.output.count("no line model loaded") == 1
+
+
+def test_recognize_refuses_an_lm_weight_that_cannot_be_used() -> None:
+    line = "src/text_recognizer/assets/samples/lines/line_00.png"
+    result = runner.invoke(app, ["recognize", "--lm-weight", "0.5", line])
+    assert result.exit_code == 1 and "there is none" in result.output
+    result = runner.invoke(
+        app, ["recognize", "--beam", "5", "--lm", "x.arpa", "--lm-weight", "nan", line]
+    )
+    assert result.exit_code == 1 and "finite number" in result.output
+
+
 def test_data_info_takes_dataset_arguments() -> None:
     from text_recognizer.paths import SAMPLES_DIR
 

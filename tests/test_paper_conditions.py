@@ -148,6 +148,56 @@ def test_a_ruled_page_without_writing_is_blank() -> None:
         segmentation.segment_lines(paper)
 
 
+@pytest.mark.parametrize("tilt", [0.0, 2.0])
+def test_rules_found_on_a_narrowed_mask_are_erased_nearly_as_on_the_full_one(
+    tilt: float, recognizer: Recognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``HOUGH_BUDGET`` ink pixels (a photo of many rules, or a page of hundreds) rules
+    are searched on a narrowed mask, then fitted to the full one: the page reads nearly as
+    well as with the exact search."""
+    page, truths = compose_page(ALL, pitch=40)
+    paper = np.full((page.shape[0] + 200, page.shape[1]), 255, np.uint8)
+    paper[: page.shape[0]] = page
+    notebook = draw_rules(paper, list(range(32 + 56, paper.shape[0] - 2, 80)))
+    if tilt:
+        notebook = 255 - rotate(255 - notebook, tilt).astype(np.uint8)
+    ink = normalize_polarity(notebook).astype(np.float32)
+    ink = np.clip(ink - np.median(ink), 0, None)
+    exact = erase_rules(ink)
+    joined = "\n".join(truths)
+    exact_cer = cer([recognizer.recognize(notebook, kind="paragraph").text], [joined])
+    monkeypatch.setattr(preprocessing, "HOUGH_BUDGET", 11_000)  # ~60,000 pixels: 6x narrower
+    narrowed = erase_rules(ink)
+    assert narrowed is not ink
+    if not tilt:  # level rules come back at their rows: at most a band's edge row moves
+        assert (narrowed != exact).mean() < 0.002
+    read = recognizer.recognize(notebook, kind="paragraph")
+    assert len(read.lines) == len(truths)
+    assert cer([read.text], [joined]) <= exact_cer + 0.02
+
+
+def test_a_page_of_rules_alone_has_no_line_to_read(recognizer: Recognizer) -> None:
+    """Each rule of a dense grid once went through the network as a line tens of thousands
+    of pixels long (a 6 KB image took 23 s and 1.9 GB)."""
+    grid = np.full((1500, 1500), 255, np.uint8)
+    grid[::8] = 0
+    grid[:, ::50] = 0
+    with pytest.raises(ImageError, match="no line of text found"):
+        recognizer.recognize(grid)
+
+
+def test_lines_too_long_or_too_thin_to_be_writing_are_refused() -> None:
+    long_stroke = np.full((60, 6000), 255, np.uint8)
+    long_stroke[20:40, 10:5990] = 0
+    with pytest.raises(ImageError, match="more than 128 times as wide as high"):
+        preprocessing.prepare_line(long_stroke, 32)
+    thin = np.full((60, 300), 255, np.uint8)
+    for x in range(10, 290, 8):
+        thin[30:32, x : x + 3] = 0  # a dashed row, two pixels high (not a rule: too broken)
+    with pytest.raises(ImageError, match="only 2 pixels high"):
+        preprocessing.prepare_line(thin, 32)
+
+
 def framed(image: np.ndarray, width: int, level: int = 50) -> np.ndarray:
     out = np.full((image.shape[0] + 2 * width, image.shape[1] + 2 * width), level, np.uint8)
     out[width : width + image.shape[0], width : width + image.shape[1]] = image

@@ -88,7 +88,7 @@ def test_a_named_lm_is_counted_from_its_sentence_source_once(
 
 def test_bad_decoding_arguments_are_clear(tmp_path: Path) -> None:
     model = NearMissLineModel()
-    with pytest.raises(ConfigError, match="beam_size must be 1"):
+    with pytest.raises(ConfigError, match="beam_size must be a whole number"):
         Recognizer([model], beam_size=0)
     with pytest.raises(ConfigError, match="needs beam search"):
         Recognizer([model], lm="default")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -49,7 +50,7 @@ class Kind(str, Enum):
 
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # a log line per error, greppable
 log = logging.getLogger("text_recognizer")
 
 
@@ -265,7 +266,9 @@ def open_recognizer(
 
 @app.command()
 def recognize(
-    images: Annotated[list[Path], typer.Argument(help="Image files to read.")],
+    images: Annotated[
+        list[Path], typer.Argument(help="Image files to read; '-' reads one from standard input.")
+    ],
     model: Annotated[
         str,
         typer.Option(
@@ -309,6 +312,10 @@ def recognize(
     if page_xml is not None:
         _check_page_xml_names(images)
     recognizer = open_recognizer(model, beam, lm, lm_weight, width_search, deslant)
+    try:
+        recognizer.check_kind(kind.value)
+    except TextRecognizerError as error:
+        raise fail(error) from error
     failures = 0
     for path, result in _read_in_batches(recognizer, images, kind.value, batch):
         if page_xml is not None and not isinstance(result, TextRecognizerError):
@@ -350,21 +357,33 @@ def _check_page_xml_names(images: list[Path]) -> None:
         seen[image.stem] = image
 
 
+#: The image name that reads standard input (``cat scan.png | text-recognizer recognize -``).
+STDIN = Path("-")
+
+
 def _read_in_batches(
-    recognizer: Recognizer, images: list[Path], kind: ReadKind, size: int
+    recognizer: Recognizer,
+    images: list[Path],
+    kind: ReadKind,
+    size: int,
+    stdin: bytes | None = None,
 ) -> Iterator[tuple[Path, Result | TextRecognizerError]]:
     """Each image with its result or its error, ``size`` images per ``recognize_batch``
     call; a batch that fails is read again one image at a time, so that only the bad
-    image is lost."""
+    image is lost. ``-`` stands for ``stdin``'s bytes."""
+    if stdin is None and STDIN in images:
+        stdin = sys.stdin.buffer.read()
     for start in range(0, len(images), size):
         chunk = images[start : start + size]
+        sources = [stdin if path == STDIN and stdin is not None else path for path in chunk]
         try:
-            results = recognizer.recognize_batch(chunk, kind=kind)
+            results = recognizer.recognize_batch(sources, kind=kind)
         except TextRecognizerError as error:
             if len(chunk) == 1:
-                yield chunk[0], error
+                named = str(error).startswith(f"{chunk[0]}: ")
+                yield chunk[0], error if named else type(error)(f"{chunk[0]}: {error}")
                 continue
-            yield from _read_in_batches(recognizer, chunk, kind, 1)
+            yield from _read_in_batches(recognizer, chunk, kind, 1, stdin)
             continue
         yield from zip(chunk, results, strict=True)
 

@@ -12,8 +12,11 @@ downsample to 28x28 with bicubic interpolation and stretch the intensities to 0.
 from __future__ import annotations
 
 import io
+import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import cv2
 import numpy as np
@@ -21,10 +24,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from text_recognizer.errors import ImageError
 
-ImageInput = str | Path | bytes | Image.Image | np.ndarray
+logger = logging.getLogger(__name__)
+
+#: What ``load_image`` reads: a path, an image file's bytes (or a binary file object),
+#: a Pillow image or an array.
+ImageInput = str | Path | bytes | bytearray | memoryview | IO[bytes] | Image.Image | np.ndarray
 
 #: Larger images are refused before decoding (a decompression bomb or a mistake).
 MAX_PIXELS = 40_000_000
+#: Smaller images hold nothing to read (a 1-pixel-high strip once read as "0000...0").
+MIN_SIDE = 4
 
 # EMNIST worked on 128x128 NIST scans; we scale every region of interest to that frame so
 # the sigma-1 blur and the 2-pixel pad mean the same thing whatever the input resolution.
@@ -64,7 +73,10 @@ def _pil_to_grey(image: Image.Image) -> np.ndarray:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
-    return np.asarray(image.convert("L"), dtype=np.uint8).copy()
+    try:
+        return np.asarray(image.convert("L"), dtype=np.uint8).copy()
+    except ValueError as error:  # a mode Pillow cannot convert, such as LAB
+        raise ImageError(f"cannot read a {image.mode} image ({error})") from None
 
 
 def _array_to_grey(array: np.ndarray) -> np.ndarray:
@@ -99,7 +111,9 @@ def _to_unit_float(array: np.ndarray) -> np.ndarray:
         scale = 65535.0 if top > 255 or array.dtype == np.uint16 else 255.0
         return np.clip(array.astype(np.float64) / scale, 0.0, 1.0)
     if np.issubdtype(array.dtype, np.floating):
-        values = np.nan_to_num(array.astype(np.float64))
+        values = array.astype(np.float64)
+        if not np.isfinite(values).all():
+            raise ImageError("image array holds NaN or infinite values")
         return np.clip(values / 255.0 if values.max() > 1.0 else values, 0.0, 1.0)
     raise ImageError(f"image array has unsupported dtype {array.dtype}")
 
@@ -266,24 +280,51 @@ def emnist_style(grey_bright_ink: np.ndarray, size: int = 28) -> np.ndarray:
 
 
 def load_image(source: ImageInput) -> np.ndarray:
-    """Read a path, an image file's bytes, a Pillow image or an array into uint8 grey,
-    upright as its EXIF orientation says; a clear ``ImageError`` otherwise."""
+    """Read a path, an image file's bytes or binary file object, a Pillow image or an
+    array into uint8 grey, upright as its EXIF orientation says; a clear ``ImageError``
+    otherwise."""
     if isinstance(source, Image.Image):
-        return to_grey(ImageOps.exif_transpose(source))
-    if isinstance(source, np.ndarray):
-        return to_grey(source)
-    if isinstance(source, bytes):
-        return _decode(io.BytesIO(source), "")
-    path = Path(source)
-    if path.is_dir():
-        raise ImageError(f"{path}: a folder, not an image; pass the images in it ({path}/*.png)")
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    return _decode(path, f"{path}: ")
+        grey = to_grey(ImageOps.exif_transpose(source))
+    elif isinstance(source, np.ndarray):
+        grey = to_grey(source)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        grey = _decode(io.BytesIO(bytes(source)), "")
+    elif hasattr(source, "read"):  # an open binary file, io.BytesIO, an upload
+        data = source.read()
+        if not isinstance(data, bytes):
+            raise ImageError("the file object gives text, not bytes; open it with mode 'rb'")
+        grey = _decode(io.BytesIO(data), "")
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            raise ImageError(
+                f"{path}: a folder, not an image; pass the images in it ({path}/*.png)"
+            )
+        if not path.exists():
+            raise ImageError(f"{path}: no such file")
+        if not path.is_file():
+            raise ImageError(
+                f"{path}: not a regular file (a pipe or a device); on the command line, "
+                "'-' reads an image from standard input"
+            )
+        grey = _decode(path, f"{path}: ")
+    else:
+        raise ImageError(
+            f"expected a path, an image file's bytes, a binary file object, a PIL image or a "
+            f"numpy array, got {type(source).__name__}"
+        )
+    if min(grey.shape) < MIN_SIDE:
+        raise ImageError(
+            f"the image is {grey.shape[1]}x{grey.shape[0]} pixels: too small to read "
+            f"(at least {MIN_SIDE}x{MIN_SIDE})"
+        )
+    return grey
 
 
 def _decode(file: Path | io.BytesIO, prefix: str) -> np.ndarray:
     """``prefix`` names a file in an error; bytes have no name."""
+    if (file.stat().st_size if isinstance(file, Path) else file.getbuffer().nbytes) == 0:
+        raise ImageError(f"{prefix}the file is empty (0 bytes)")
     try:
         with Image.open(file) as image:
             if image.width * image.height > MAX_PIXELS:
@@ -291,6 +332,9 @@ def _decode(file: Path | io.BytesIO, prefix: str) -> np.ndarray:
                     f"{prefix}{image.width}x{image.height} is larger than {MAX_PIXELS:,} pixels; "
                     "crop or downscale it first"
                 )
+            frames = getattr(image, "n_frames", 1)
+            if frames > 1:
+                logger.warning("%sholds %d pages or frames; only the first is read", prefix, frames)
             image.load()
             # Phones store a photo as the sensor saw it and say in EXIF how to turn it.
             return to_grey(ImageOps.exif_transpose(image))
@@ -299,12 +343,21 @@ def _decode(file: Path | io.BytesIO, prefix: str) -> np.ndarray:
             f"{prefix}not a readable image: not in a format Pillow reads "
             "(PNG, JPEG, TIFF, BMP, GIF, WebP, ...)"
         ) from None
-    except Image.DecompressionBombError as error:  # too large for Pillow even to open
+    except Image.DecompressionBombError:  # too large for Pillow even to open
         raise ImageError(
-            f"{prefix}larger than {MAX_PIXELS:,} pixels ({error}); crop or downscale it first"
+            f"{prefix}larger than {MAX_PIXELS:,} pixels; crop or downscale it first"
         ) from None
-    except OSError as error:
-        raise ImageError(f"{prefix}the image is corrupt or truncated ({error})") from None
+    except ImageError as error:
+        if str(error).startswith(prefix):
+            raise
+        raise ImageError(f"{prefix}{error}") from None
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as error:
+        # Pillow's decoders raise all of these on damaged files (a palette of the wrong
+        # size, a truncated header) and ValueError on modes it cannot convert (LAB).
+        raise ImageError(
+            f"{prefix}the image is corrupt, truncated or in a mode that cannot be read "
+            f"({error or type(error).__name__})"
+        ) from None
 
 
 def prepare_line(
@@ -337,6 +390,7 @@ def prepare_line_mapped(
     ink = subtract_paper(normalize_polarity(rest).astype(np.float32))
     mapping = translation(-left, -top)
     crop, mapping = _crop_to_ink(ink, mapping)
+    _check_line_shape(crop)  # before the costly steps: a page of rules is hundreds of these
     # Rules first: a rule would pass for the line's core band, and level itself, not the text.
     unruled = erase_rules(crop, max(crop.shape[1] // 2, RULE_SPAN_HEIGHTS * crop.shape[0]))
     if unruled is not crop:
@@ -353,11 +407,39 @@ def prepare_line_mapped(
         if abs(lean - SLANT_TARGET) > SLANT_TOLERANCE:
             lean_matrix = as_3x3(shear_matrix(crop.shape, SLANT_TARGET - lean))
             crop, mapping = _crop_to_ink(shear(crop, SLANT_TARGET - lean), lean_matrix @ mapping)
+    _check_line_shape(crop)
     crop = crop / float(crop.max())
     width = max(height // 2, round(crop.shape[1] * height / crop.shape[0]))
     interpolation = cv2.INTER_AREA if crop.shape[0] > height else cv2.INTER_CUBIC
     line = np.clip(cv2.resize(crop, (width, height), interpolation=interpolation), 0, 1)
     return line, resize_matrix(crop.shape, (height, width)) @ mapping
+
+
+#: Ink fewer rows high than this holds nothing to read: a rule's remains, specks.
+MIN_LINE_INK_HEIGHT = 3
+#: A line's ink box no wider than this many times its height: ~250 characters of a
+#: typical hand, wider than any page's line. A wider one is a rule, a page's lines side by
+#: side or a mistake, and would cost time and memory in proportion (a 6 KB image of ruled
+#: rows once took 23 s and 1.9 GB, each rule scaled to a line tens of thousands of pixels long).
+MAX_LINE_ASPECT = 128
+
+
+def _check_line_shape(crop: np.ndarray) -> None:
+    """Refuse ink (cropped with ``ink_box``'s margin) no line of writing can be."""
+    height, width = crop.shape
+    rows = np.flatnonzero(crop.max(axis=1) > INK_FRACTION * float(crop.max()))
+    if rows[-1] - rows[0] + 1 < MIN_LINE_INK_HEIGHT:
+        high = rows[-1] - rows[0] + 1
+        raise ImageError(
+            f"the ink is only {high} pixel{'s' if high > 1 else ''} high: too little to "
+            "read as a line of writing"
+        )
+    if width > MAX_LINE_ASPECT * height:
+        raise ImageError(
+            f"the ink is {width}x{height} pixels, more than {MAX_LINE_ASPECT} times as wide as "
+            "high: too long for one line of writing (a rule, or lines side by side?); "
+            "cut it into shorter pieces"
+        )
 
 
 def resize_matrix(source: tuple[int, int], target: tuple[int, int]) -> np.ndarray:
@@ -462,6 +544,8 @@ RULE_SPAN_HEIGHTS = 5
 # Steepest rule (rise over run) and the most pixels a rule's own stroke may be thick.
 RULE_MAX_SLOPE = 0.07
 RULE_MAX_THICKNESS = 8
+#: The shortest level run of a rule's pixels given to the Hough transform (< 1 / RULE_MAX_SLOPE).
+RULE_MIN_RUN = 9
 
 
 def erase_rules(ink: np.ndarray, min_length: int | None = None) -> np.ndarray:
@@ -476,18 +560,21 @@ def erase_rules(ink: np.ndarray, min_length: int | None = None) -> np.ndarray:
     the bundled model from CER 0.05 to 0.27 on the sample lines (0.06 erased).
     """
     length = min_length or int(RULE_SPAN * ink.shape[1])
-    if length < 16 or length > ink.shape[1]:
-        return ink
+    if length < 16 or length > ink.shape[1] or float(ink.max()) < MIN_CONTRAST:
+        return ink  # no room for a rule, or no ink (a blank page's mask would be its noise)
     mask = (ink > INK_FRACTION * float(ink.max())).astype(np.uint8)
     if not _has_long_row(mask, length):
         return ink  # the Hough transform costs several times the rest of prepare_line
-    found = cv2.HoughLinesP(
-        mask, 1, np.pi / 720, threshold=length * 3 // 4, minLineLength=length, maxLineGap=2
+    # Only ink in long level runs can belong to a rule (one steps a row at most every 1 /
+    # RULE_MAX_SLOPE pixels): the transform's cost grows with the pixels it is given, and a
+    # page of noise specks took it 30 s.
+    level = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((1, 3), np.uint8))
+    level = np.minimum(
+        cv2.morphologyEx(level, cv2.MORPH_OPEN, np.ones((1, RULE_MIN_RUN), np.uint8)), mask
     )
     centre = np.zeros_like(mask)
     thickness = 0
-    segments = np.zeros((0, 4), np.int32) if found is None else found.reshape(-1, 4)
-    for x1, y1, x2, y2 in segments.astype(int).tolist():
+    for x1, y1, x2, y2 in _straight_runs(level, length).tolist():
         if abs(y2 - y1) > RULE_MAX_SLOPE * abs(x2 - x1):
             continue
         thick = _rule_thickness(mask, (x1, y1, x2, y2))
@@ -509,6 +596,63 @@ def erase_rules(ink: np.ndarray, min_length: int | None = None) -> np.ndarray:
     out = ink.copy()
     out[erased] = 0
     return out
+
+
+#: The most pixels the Hough transform is given: a mask with more (a page of hundreds of
+#: rules, 30 s at 4.5 M pixels) is searched narrowed, and the runs found stretched back.
+HOUGH_BUDGET = 500_000
+
+
+def _straight_runs(level: np.ndarray, length: int) -> np.ndarray:
+    """``[N, 4]`` segments ``(x1, y1, x2, y2)``: straight runs of ``level``'s pixels at least
+    ``length`` long, bridging gaps of two pixels (a probabilistic Hough transform).
+
+    Past ``HOUGH_BUDGET`` pixels the mask is narrowed, not shrunk both ways: rows keep their
+    resolution, so a nearly level run comes back at its rows, only its ends' columns rounded.
+    """
+    step = -(-int(level.sum()) // HOUGH_BUDGET)
+    height, width = level.shape
+    full = level
+    if step > 1:
+        narrow = cv2.resize(level * 255, (-(-width // step), height), interpolation=cv2.INTER_AREA)
+        # A cell is on where most of it is: a rule fills its row, sparse strokes do not.
+        level, length = (narrow >= 128).astype(np.uint8), max(2, length // step)
+    found = cv2.HoughLinesP(
+        level,
+        1,
+        np.pi / 720,
+        threshold=length * 3 // 4,
+        minLineLength=length,
+        maxLineGap=2 if step == 1 else 1,
+    )
+    runs = np.zeros((0, 4), np.int64) if found is None else found.reshape(-1, 4).astype(np.int64)
+    if step > 1:
+        runs[:, [0, 2]] = np.clip(runs[:, [0, 2]] * step + step // 2, 0, width - 1)
+        runs = np.array([_refit(full, run) for run in runs], np.int64).reshape(-1, 4)
+    return runs
+
+
+def _refit(level: np.ndarray, run: np.ndarray, reach: int = 3) -> list[int]:
+    """A run found on a narrowed mask, fitted again to the full mask's pixels within
+    ``reach`` rows of it, first along the run, then along the whole width (the rule it
+    belongs to: pieces of one rule then agree); its slope was measured in coarse columns."""
+    x1, y1, x2, y2 = (int(v) for v in run)
+    if x2 < x1:
+        x1, y1, x2, y2 = x2, y2, x1, y1
+    line = (y1, (y2 - y1) / max(1, x2 - x1), x1)  # (row at x0, slope, x0)
+    for start, end in ((x1, x2), (0, level.shape[1] - 1)):
+        row, slope, x0 = line
+        ends = (row + slope * (start - x0), row + slope * (end - x0))
+        top = max(0, int(min(ends)) - reach)
+        ys, xs = np.nonzero(level[top : int(max(ends)) + reach + 2, start : end + 1])
+        ys, xs = ys + top, xs + start
+        near = np.abs(ys - (row + slope * (xs - x0))) <= reach
+        if near.sum() < 2 or np.ptp(xs[near]) == 0:
+            break
+        fitted_slope, offset = np.polyfit(xs[near], ys[near], 1)
+        line = (offset, fitted_slope, 0)
+    row, slope, x0 = line
+    return [x1, round(row + slope * (x1 - x0)), x2, round(row + slope * (x2 - x0))]
 
 
 def _rule_thickness(mask: np.ndarray, segment: tuple[int, int, int, int]) -> int | None:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from text_recognizer.decoding.ngram import CharNgramLm
 
 Kind = Literal["char", "line", "paragraph", "auto"]
+KINDS: tuple[Kind, ...] = ("auto", "char", "line", "paragraph")
 
 #: width / height above which ``kind="auto"`` treats an image as a line; below it, an
 #: image in which several lines are found is a paragraph, and otherwise a character.
@@ -307,14 +308,20 @@ class Recognizer:
     def kinds(self) -> list[str]:
         return sorted(self.models)
 
+    def check_kind(self, kind: str) -> None:
+        """Refuse, before anything is read, a kind that is none or whose model is not loaded."""
+        if kind not in KINDS:
+            raise ConfigError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        needed = "line" if kind == "paragraph" else kind
+        if needed != "auto" and needed not in self.models:
+            raise ConfigError(f"no {needed} model loaded (have: {', '.join(self.kinds)})")
+
     def _kind_for(self, grey: np.ndarray, kind: Kind) -> tuple[str, list[TextLine] | None]:
         """The kind to read ``grey`` as, and its lines where telling the kind found them."""
         lines = None
         if kind == "auto":
             kind, lines = self._auto_kind(grey)
-        needed = "line" if kind == "paragraph" else kind
-        if needed not in self.models:
-            raise ConfigError(f"no {needed} model loaded (have: {', '.join(self.kinds)})")
+        self.check_kind(kind)
         return kind, lines
 
     def _auto_kind(self, grey: np.ndarray) -> tuple[Kind, list[TextLine] | None]:
@@ -348,6 +355,7 @@ class Recognizer:
         frames a little, so a line may read slightly differently than alone (the CER over
         a set stays the same). ``recognize`` one image at a time where every reading must
         not depend on the others."""
+        self.check_kind(kind)
         count = len(images)
         prepared = [
             self._prepare(image, kind, _name(image, i, count)) for i, image in enumerate(images)

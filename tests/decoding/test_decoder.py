@@ -27,10 +27,24 @@ def test_greedy_and_beam_are_the_decoders_they_name() -> None:
 
 
 def test_invalid_choices_are_refused_before_any_lm_is_counted() -> None:
-    with pytest.raises(ConfigError, match="beam_size must be 1"):
+    with pytest.raises(ConfigError, match="beam_size must be a whole number"):
         CtcDecoder(beam_size=0)
+    with pytest.raises(ConfigError, match="beam_size must be a whole number"):
+        CtcDecoder.from_options(beam_size=2.5, lm="default")  # type: ignore[arg-type]
     # "default" would count the shipped corpus (seconds): the check comes first.
     with pytest.raises(ConfigError, match="needs beam search"):
         CtcDecoder.from_options(beam_size=1, lm="default")
     with pytest.raises(ConfigError, match="needs beam search"):
         CtcDecoder(beam_size=1, lm=object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), -1.0, "1"])
+def test_an_lm_weight_that_is_not_a_finite_number_at_least_zero_is_refused(weight: object) -> None:
+    """NaN once made the decoder fail on every line, and -5 or inf read garbage."""
+    with pytest.raises(ConfigError, match="lm_weight must be a finite number >= 0"):
+        CtcDecoder.from_options(beam_size=10, lm="default", lm_weight=weight)  # type: ignore[arg-type]
+
+
+def test_an_lm_weight_without_an_lm_is_refused_not_ignored() -> None:
+    with pytest.raises(ConfigError, match="there is none"):
+        CtcDecoder.from_options(beam_size=10, lm_weight=0.5)

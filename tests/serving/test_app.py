@@ -107,7 +107,7 @@ def test_a_character_when_asked(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"", "not a readable image"),
+        (b"", "the file is empty (0 bytes)"),
         (b"%PDF-1.4 not an image", "not a readable image"),
         (png(Image.new("L", (300, 60), 255)), "blank"),
         (png(Image.new("1", (20_000, 10_000))), "larger than 40,000,000 pixels"),
@@ -122,10 +122,18 @@ def test_unreadable_images_get_422_saying_why(
     assert message in body["detail"]
 
 
+def test_parameters_in_the_url_are_refused_not_ignored(client: TestClient) -> None:
+    response = client.post(
+        "/api/recognize?format=page-xml", files={"image": ("x.png", LINE.read_bytes())}
+    )
+    assert response.status_code == 422
+    assert "send kind and format as form fields" in response.json()["detail"]
+
+
 def test_a_truncated_image_gets_422(client: TestClient) -> None:
     status, body = post(client, LINE.read_bytes()[:300])
     assert status == 422
-    assert "corrupt or truncated" in body["detail"]
+    assert "corrupt, truncated" in body["detail"]
 
 
 def test_bad_form_gets_422(client: TestClient) -> None:

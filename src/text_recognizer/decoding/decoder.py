@@ -6,6 +6,8 @@ Both must decode the same way for an evaluation to measure what users get, so th
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +39,7 @@ class CtcDecoder:
     lm_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.beam_size < 1:
-            raise ConfigError(f"beam_size must be 1 (greedy) or more, got {self.beam_size}")
-        if self.lm is not None and self.beam_size == 1:
-            raise ConfigError(LM_NEEDS_BEAM)
+        _check_options(self.beam_size, self.lm, self.lm_weight)
 
     @classmethod
     def from_options(
@@ -51,8 +50,7 @@ class CtcDecoder:
     ) -> CtcDecoder:
         """As the CLI and ``Recognizer`` take it: ``lm`` may name a sentence source
         (``"default"``, ``"brown"``: its LM is counted once and cached) or an ARPA file."""
-        if lm is not None and beam_size == 1:  # before counting an LM that cannot be used
-            raise ConfigError(LM_NEEDS_BEAM)
+        _check_options(beam_size, lm, lm_weight)  # before counting an LM that cannot be used
         return cls(beam_size, open_lm(lm), lm_weight)
 
     def __call__(
@@ -71,6 +69,25 @@ class CtcDecoder:
         if self.lm is None:
             return f"beam {self.beam_size}"
         return f"beam {self.beam_size} + LM {self.lm.path.name} (weight {self.lm_weight:g})"
+
+
+def _check_options(beam_size: object, lm: object, lm_weight: object) -> None:
+    if isinstance(beam_size, bool) or not isinstance(beam_size, numbers.Integral) or beam_size < 1:
+        raise ConfigError(
+            f"beam_size must be a whole number, 1 (greedy) or more, got {beam_size!r}"
+        )
+    if lm is not None and beam_size == 1:
+        raise ConfigError(LM_NEEDS_BEAM)
+    if not isinstance(lm_weight, numbers.Real) or not math.isfinite(lm_weight) or lm_weight < 0:
+        raise ConfigError(
+            f"lm_weight must be a finite number >= 0 (1.0 weighs the LM like the line model), "
+            f"got {lm_weight!r}"
+        )
+    if lm is None and lm_weight != 1.0:
+        raise ConfigError(
+            "lm_weight weighs a language model's scores, and there is none: pass an LM too "
+            "(--lm default on the command line)"
+        )
 
 
 def open_lm(lm: CharNgramLm | str | Path | None) -> CharNgramLm | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
-from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -163,6 +163,7 @@ def create_app(recognizer: Recognizer, max_upload_bytes: int = MAX_UPLOAD_BYTES)
 
     @app.post("/api/recognize", response_model=None)
     async def recognize(
+        request: Request,
         image: UploadFile = File(description="The image: PNG, JPEG, TIFF, BMP, ..."),  # noqa: B008
         kind: ReadKind = Form("auto", description="What the image holds; auto tells."),  # noqa: B008
         format: Format = Form(  # noqa: B008
@@ -171,6 +172,12 @@ def create_app(recognizer: Recognizer, max_upload_bytes: int = MAX_UPLOAD_BYTES)
     ) -> dict[str, Any] | Response:
         """Read one image: its text, confidence and kind (and a page's lines with where
         they are), as JSON or PAGE XML. A 422 says why an image cannot be read."""
+        if request.query_params:  # ?format=page-xml would otherwise be silently ignored
+            raise HTTPException(
+                422,
+                detail=f"the URL's parameters ({', '.join(sorted(request.query_params))}) are "
+                "not read: send kind and format as form fields (curl -F format=page-xml)",
+            )
         data = await image.read()
         try:
             result, seconds = await anyio.to_thread.run_sync(read, data, kind)
