@@ -81,7 +81,7 @@ def follow_our_logging() -> None:
 
 def fail(error: Exception) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {escape(str(error))}")  # messages may hold [...]
-    return typer.Exit(code=1)
+    return typer.Exit(code=getattr(error, "exit_code", 1))  # 130/143: stopped by a signal
 
 
 def _version(value: bool) -> None:
@@ -492,6 +492,10 @@ def train(
             raise fail(ValueError("give an experiment config, or --resume RUN_DIR"))
     except TextRecognizerError as error:
         raise fail(error) from error
+    except OSError as error:  # a full disk, a read-only runs folder
+        raise fail(
+            OSError(f"cannot write the run: {error}; free space, or set TEXT_RECOGNIZER_RUNS")
+        ) from error
     console.print_json(json.dumps(summary))
 
 

@@ -36,7 +36,10 @@ class StallAfterBatch(L.Callback):
     ) -> None:
         if trainer.current_epoch == self.epoch and idx == self.batch:
             print(f"STALLED epoch={self.epoch} batch={self.batch}", flush=True)
-            time.sleep(600)
+            deadline = time.monotonic() + 600
+            # Lightning's SIGTERM handler only sets this flag: end the stall to let it act.
+            while not trainer.received_sigterm and time.monotonic() < deadline:
+                time.sleep(0.1)
 
 
 class ReportRank(L.Callback):

@@ -77,3 +77,34 @@ def test_shipped_configs_are_valid() -> None:
         if "group" in path.stem or "sweep" in path.stem:
             continue
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.max_time=banana", r"trainer\.max_time"),
+        ("trainer.devices=0", "devices = 0: use 1 or more"),
+        ("seed=-1", "'seed' = -1"),
+        ("trainer.limit_train_batches=0", "trains nothing"),
+        ("name=../../etc", "'name' = '../../etc'"),
+        ("group=a/b", "'group' = 'a/b'"),
+        ("callbacks.checkpoint.monitor=val/cer", "a classifier model logs val/loss, val/acc"),
+        ("callbacks.early_stopping.monitor=val/accuracy", "logs val/loss, val/acc"),
+        ("network.args.channels=[16", "cannot apply overrides"),
+    ],
+)
+def test_values_lightning_or_numpy_would_fail_on_late_are_refused_up_front(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    """Each of these once failed with a traceback, some after a whole epoch of training."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, MINIMAL), [override])
+
+
+def test_a_file_that_is_no_experiment_says_what_it_is(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="holds a list, not a mapping"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+    with pytest.raises(ConfigError, match="experiments plan/run"):
+        load_config(Path("configs/chars_group.yaml"))
+    with pytest.raises(ConfigError, match="text-recognizer sweep"):
+        load_config(Path("configs/chars_sweep.yaml"))

@@ -188,14 +188,20 @@ def test_run_in_parallel_summarises_successes_and_failures(
     group = {
         "group": "pair",
         "base": "base.yaml",
-        "experiments": [{"name": "good"}, {"name": "broken", "set": {"data.name": "nope"}}],
+        "experiments": [
+            {"name": "good"},
+            {"name": "broken", "set": {"init.weights": "nope.ckpt"}},
+            {"name": "no_data", "set": {"data.name": "nope"}},
+        ],
     }
     events: list[str] = []
-    good, broken = run_with_fake_cli(write_group(tmp_path, group), jobs=2, events=events)
+    good, broken, no_data = run_with_fake_cli(write_group(tmp_path, group), jobs=2, events=events)
     assert good.status == "ok", (good.run_dir / "train.log").read_text()[-2000:]
     assert broken.status == "failed (exit 1)"
-    assert "unknown dataset 'nope'" in (broken.run_dir / "train.log").read_text()
-    assert sum("started" in e for e in events) == 2
+    assert "nope.ckpt" in (broken.run_dir / "train.log").read_text()
+    # A dataset that failed to prepare is not tried again by every job that needs it.
+    assert no_data.status == "not started (dataset nope failed)"
+    assert sum(": started" in e for e in events) == 2
     assert "dataset nope failed: unknown dataset 'nope'" in "\n".join(events)
     assert good.run_dir.parent == tmp_path / "runs" / "pair" / "good"
     assert good.summary is not None and good.summary["run_dir"] == str(good.run_dir)

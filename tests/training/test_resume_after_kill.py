@@ -248,6 +248,44 @@ def test_sigkill_mid_epoch_then_resume_equals_unbroken_run(tiny_chars: str, tmp_
     assert resumed_summary["training_time_s"] > 0
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_signal_stops_training_with_its_exit_code_and_how_to_resume(
+    signum: int, tiny_chars: str, tmp_path: Path
+) -> None:
+    """SIGTERM once ended a run with exit 0 and no word (a scheduler took it for done), Ctrl-C
+    with exit 1 and no word; and nothing kept a second process from training the folder."""
+    config_file = tmp_path / "killed.yaml"
+    config_file.write_text(yaml.safe_dump(every_batch(CONFIG)))
+    run_dir = tmp_path / "runs" / "stopped"
+    process = start_cli(
+        ["train", str(config_file)], {RUN_DIR_ENV: str(run_dir), "FAKE_CLI_STALL": "1:6"}
+    )
+    try:
+        wait_for_line(process, "STALLED", timeout=120)
+        with pytest.raises(ConfigError, match="is being trained by another process"):
+            resume_run(run_dir)
+        os.kill(process.pid, signum)
+        output = process.communicate(timeout=120)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == (130 if signum == signal.SIGINT else 143), output[-3000:]
+    assert f"resume with: text-recognizer train --resume {run_dir}" in " ".join(output.split())
+    assert not (run_dir / "summary.json").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"\x80\x02garbage" * 50], ids=["empty", "garbage"])
+def test_resuming_from_an_unreadable_checkpoint_says_so(content: bytes, tmp_path: Path) -> None:
+    from text_recognizer.training.config import dump_config
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "config.yaml").write_text(dump_config(parse_config(CONFIG)))
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(content)
+    with pytest.raises(ConfigError, match=r"last\.ckpt is unreadable .*init\.weights="):
+        resume_run(tmp_path)
+
+
 def test_failed_save_keeps_previous_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from text_recognizer.errors import ConfigError
 
+#: A run folder's name part: one folder (no "/" or ".."), and no shell quoting needed.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$"
+#: What each model logs on the validation split (the names a monitor may watch).
+VALIDATION_METRICS = {
+    "classifier": ("val/loss", "val/acc"),
+    "ctc": ("val/loss", "val/cer", "val/wer"),
+    "seq2seq": ("val/loss", "val/cer", "val/wer"),
+}
+
 
 class Section(BaseModel):
     """A config section: unknown keys are errors, not silently ignored."""
@@ -126,9 +135,11 @@ class TrainerConfig(Section):
 
     max_epochs: int = Field(10, ge=1)
     max_steps: int = -1
-    max_time: str | None = Field(None, description='wall-time limit "DD:HH:MM:SS"')
+    max_time: str | None = Field(
+        None, pattern=r"^\d+:\d+:\d+:\d+$", description='wall-time limit "DD:HH:MM:SS"'
+    )
     accelerator: str = "auto"
-    devices: int | str = 1
+    devices: int | str = Field(1, description='how many (-1: all), or which ("0,1"), or auto')
     strategy: str = "auto"
     num_nodes: int = Field(1, ge=1)
     precision: Literal["auto", "32-true", "32", "bf16-mixed", "16-mixed", "64-true"] = Field(
@@ -146,6 +157,17 @@ class TrainerConfig(Section):
     val_check_interval: int | float = 1.0
     log_every_n_steps: int = Field(50, ge=1)
     num_threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU")
+
+    @model_validator(mode="after")
+    def _check_counts(self) -> TrainerConfig:
+        if isinstance(self.devices, int) and (self.devices == 0 or self.devices < -1):
+            raise ValueError(f"devices = {self.devices}: use 1 or more, or -1 for all")
+        if self.limit_train_batches <= 0:
+            raise ValueError(
+                f"limit_train_batches = {self.limit_train_batches} trains nothing: use a count "
+                "of batches (1 or more) or a fraction of the epoch in (0, 1]"
+            )
+        return self
 
 
 class InitConfig(Section):
@@ -178,9 +200,12 @@ class LoggerConfig(Section):
 class ExperimentConfig(Section):
     """A whole experiment: what to train, on what, how, and where its run goes."""
 
-    name: str = Field(description="experiment name: the run folder is runs/<group>/<name>/<time>")
-    group: str = "default"
-    seed: int = 0
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description="experiment name: the run folder is runs/<group>/<name>/<time>",
+    )
+    group: str = Field("default", pattern=NAME_PATTERN)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     data: DataConfig
     network: NetworkConfig
     init: InitConfig | None = None
@@ -190,6 +215,25 @@ class ExperimentConfig(Section):
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     logger: LoggerConfig = Field(default_factory=LoggerConfig)
+
+    @model_validator(mode="after")
+    def _check_monitors(self) -> ExperimentConfig:
+        """A validation metric the model does not log would fail only after an epoch."""
+        logged = VALIDATION_METRICS[self.model.name]
+        watched = {
+            "callbacks.checkpoint.monitor": self.callbacks.checkpoint.monitor,
+            "scheduler.monitor": self.scheduler.monitor
+            if self.scheduler.name == "plateau"
+            else None,
+        }
+        if self.callbacks.early_stopping is not None:
+            watched["callbacks.early_stopping.monitor"] = self.callbacks.early_stopping.monitor
+        for key, metric in watched.items():
+            if metric is not None and metric.startswith("val/") and metric not in logged:
+                raise ValueError(
+                    f"{key} = {metric!r}: a {self.model.name} model logs {', '.join(logged)}"
+                )
+        return self
 
 
 def _section_at(loc: Sequence[Any]) -> type[BaseModel] | None:
@@ -219,6 +263,9 @@ def format_validation_error(error: ValidationError) -> str:
             lines.append(f"unknown key {key!r}; allowed here: {allowed}")
         elif item["type"] == "missing":
             lines.append(f"missing required key {key!r}")
+        elif isinstance(item.get("input"), dict):  # a section's own check: its keys together
+            where = "the config" if key == "<root>" else f"section {key!r}"
+            lines.append(f"{where}: {item['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"key {key!r} = {item.get('input')!r} is invalid: {item['msg']}")
     return "invalid experiment config:\n  " + "\n  ".join(lines)
@@ -237,9 +284,21 @@ def load_config(path: Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
     if not path.is_file():
         raise ConfigError(f"experiment config {path} does not exist")
     try:
-        base = OmegaConf.create(yaml.safe_load(path.read_text()) or {})
+        loaded = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"{path} holds a {type(loaded).__name__}, not a mapping of keys (name:, data:, "
+            "network:, ...); see `text-recognizer config schema`"
+        )
+    for key, command in (("experiments", "experiments plan/run"), ("search", "sweep")):
+        if key in loaded and "network" not in loaded:
+            raise ConfigError(
+                f"{path} is not an experiment but a {'group' if key == 'experiments' else 'sweep'}"
+                f" file (it has '{key}'): use `text-recognizer {command} {path}`"
+            )
+    base = OmegaConf.create(loaded)
     return parse_config(apply_overrides(OmegaConf.to_container(base, resolve=True), overrides))  # type: ignore[arg-type]
 
 
@@ -250,7 +309,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
             raise ConfigError(f"override {item!r} must look like key.path=value")
     try:
         merged = OmegaConf.merge(OmegaConf.create(raw), OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as error:
+    except (OmegaConfBaseException, yaml.YAMLError) as error:
         raise ConfigError(f"cannot apply overrides {list(overrides)}: {error}") from None
     return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
 

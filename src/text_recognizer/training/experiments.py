@@ -38,7 +38,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from text_recognizer.errors import ConfigError, TextRecognizerError
-from text_recognizer.training.config import ExperimentConfig, apply_overrides, load_config
+from text_recognizer.training.config import (
+    NAME_PATTERN,
+    ExperimentConfig,
+    apply_overrides,
+    load_config,
+)
 from text_recognizer.training.run import RUN_DIR_ENV, new_run_dir
 
 log = logging.getLogger(__name__)
@@ -46,7 +51,6 @@ Model = TypeVar("Model", bound=BaseModel)
 
 #: What ``plan`` prints in front of ``train``; ``run`` starts this Python's CLI instead.
 CLI = ("text-recognizer",)
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$"  # a folder name that needs no shell quoting
 
 
 class GroupEntry(BaseModel):
@@ -180,6 +184,7 @@ class JobResult:
     seconds: float = 0.0
     summary: dict[str, Any] | None = None
     command: list[str] = field(default_factory=list)
+    not_started: str | None = None  # why it was never started
 
     @property
     def ok(self) -> bool:
@@ -187,6 +192,8 @@ class JobResult:
 
     @property
     def status(self) -> str:
+        if self.not_started:
+            return f"not started ({self.not_started})"
         if self.ok:
             return "ok"
         if self.returncode == 0:
@@ -224,12 +231,17 @@ def run_group(
     planned = plan_group(path)
     prefix = list(prefix or _cli_prefix())
     report = on_event or (lambda message: log.info("%s", message))
-    prepare_datasets(planned, report)
+    failed = prepare_datasets(planned, report)
     gpus = _gpu_count()
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    waiting = list(planned)
+    # Each job would only fail on its dataset again (a download retried once per job).
+    results: dict[str, JobResult] = {
+        p.name: JobResult(p.name, Path("-"), not_started=failed[p.name])
+        for p in planned
+        if p.name in failed
+    }
+    waiting = [p for p in planned if p.name not in failed]
     running: dict[int, tuple[subprocess.Popen[bytes], JobResult, float, TextIO]] = {}
-    results: dict[str, JobResult] = {}
     try:
         while waiting or running:
             for slot in range(jobs):
@@ -262,26 +274,32 @@ def run_group(
     return [results[p.name] for p in planned if p.name in results]
 
 
-def prepare_datasets(planned: Sequence[PlannedExperiment], report: Callable[[str], None]) -> None:
-    """Download or build each distinct dataset once, before any job starts.
+def prepare_datasets(
+    planned: Sequence[PlannedExperiment], report: Callable[[str], None]
+) -> dict[str, str]:
+    """Download or build each distinct dataset once, before any job starts; returns the
+    experiments whose dataset failed, each with why.
 
     Parallel jobs would otherwise all download or render the same files at the same time.
-    A failure is reported and left to the experiments that need the dataset to fail on.
     """
     from text_recognizer.training.run import build_datamodule
 
-    seen = set()
+    errors: dict[str, str | None] = {}
+    failed = {}
     for experiment in planned:
         data = experiment.config.data
         key = json.dumps([data.name, data.args, experiment.config.seed], sort_keys=True)
-        if key in seen:
-            continue
-        seen.add(key)
-        report(f"preparing dataset {data.name} {data.args or ''}".rstrip())
-        try:
-            build_datamodule(experiment.config).prepare_data()
-        except TextRecognizerError as error:
-            report(f"dataset {data.name} failed: {error}")
+        if key not in errors:
+            report(f"preparing dataset {data.name} {data.args or ''}".rstrip())
+            try:
+                build_datamodule(experiment.config).prepare_data()
+                errors[key] = None
+            except TextRecognizerError as error:
+                report(f"dataset {data.name} failed: {error}")
+                errors[key] = f"dataset {data.name} failed"
+        if (error_text := errors[key]) is not None:
+            failed[experiment.name] = error_text
+    return failed
 
 
 def _start(

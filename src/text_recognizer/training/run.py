@@ -7,6 +7,7 @@ Each run gets ``runs/<group>/<name>/<timestamp>/`` holding the resolved ``config
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,13 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import callbacks as lc
 from lightning.pytorch import loggers as ll
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from text_recognizer.data import DATASETS, BaseDataModule
-from text_recognizer.errors import ConfigError
+from text_recognizer.errors import ConfigError, TextRecognizerError
 from text_recognizer.models import MODELS
 from text_recognizer.models.loading import load_initial_weights
 from text_recognizer.networks import NETWORKS
@@ -399,15 +401,60 @@ def run_experiment(
     if resume and not last.is_file():
         raise ConfigError(f"cannot resume: {last} does not exist (the run saved no checkpoint yet)")
     run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        return _train_and_test(config, run_dir, last if resume else None, callbacks)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder for this process: two processes training one folder (two
+    ``--resume`` of it at once) would interleave checkpoints and rewrite each other's
+    metrics.csv. DDP's other ranks share rank 0's hold; without ``fcntl`` (Windows) no
+    lock is taken."""
+    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with (run_dir / ".lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise ConfigError(
+                f"{run_dir} is being trained by another process (pid {holder}); wait for it "
+                "to end, or stop it first"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _train_and_test(
+    config: ExperimentConfig,
+    run_dir: Path,
+    last: Path | None,
+    callbacks: Sequence[L.Callback],
+) -> dict[str, Any]:
+    """``run_experiment``'s work, inside the run folder's lock; ``last``: resume from it."""
+    resume = last is not None
+    last = last or run_dir / "checkpoints" / "last.ckpt"
+    resume_step = _checkpoint_step(last, run_dir) if resume else None  # unreadable: say so now
     L.seed_everything(config.seed, workers=True, verbose=False)
 
     datamodule = build_datamodule(config)
     model = build_model(config, datamodule, load_init=not resume)
     log.info("preparing dataset %s", config.data.name)
     datamodule.prepare_data()  # download / build caches before training starts, with progress
-    resume_step = (
-        torch.load(last, map_location="cpu", weights_only=True)["global_step"] if resume else None
-    )
     trainer = build_trainer(config, run_dir, resume_step, callbacks)
     if trainer.is_global_zero:
         (run_dir / "config.yaml").write_text(dump_config(config))
@@ -425,6 +472,19 @@ def run_experiment(
             # resumed run's metrics.csv should keep, so "previous log files" lose nothing.
             warnings.filterwarnings("ignore", message="Experiment logs directory .* exists")
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    except SystemExit:  # how Lightning ends fit on Ctrl-C (exit 1) and on SIGTERM (exit 0)
+        raise TrainingInterruptedError(run_dir, last, sigterm=trainer.received_sigterm) from None
+    except MisconfigurationException as error:  # a setting Lightning refuses at fit time
+        raise ConfigError(f"Lightning refused the config: {error}") from None
+    except ValueError as error:
+        if "Tried to step" not in str(error):
+            raise
+        # OneCycleLR's schedule has a fixed length: a config.yaml edited for more epochs.
+        raise ConfigError(
+            f"the run's learning-rate schedule is over ({error}): its config.yaml asks for "
+            f"more steps than it was started with. Train on in a new run: --set "
+            f"init.weights={run_dir}"
+        ) from None
     finally:
         if previous is None:
             del os.environ[RUN_DIR_ENV]
@@ -466,6 +526,32 @@ def run_experiment(
     if trainer.is_global_zero:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _checkpoint_step(last: Path, run_dir: Path) -> int:
+    try:
+        return int(torch.load(last, map_location="cpu", weights_only=True)["global_step"])
+    except Exception as error:  # truncated, empty or not a checkpoint: torch raises many kinds
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(
+            f"cannot resume: {last} is unreadable ({reason}); it was cut short or damaged. "
+            f"Start a new run from the weights trained so far: --set init.weights={run_dir}"
+        ) from None
+
+
+class TrainingInterruptedError(TextRecognizerError):
+    """Training was stopped by Ctrl-C or SIGTERM; the run resumes from its last checkpoint."""
+
+    def __init__(self, run_dir: Path, last: Path, sigterm: bool) -> None:
+        self.exit_code = 143 if sigterm else 130  # what a shell reports for these signals
+        if last.is_file():
+            saved = f"its last checkpoint (step {_checkpoint_step(last, run_dir)}) is kept"
+            then = f"resume with: text-recognizer train --resume {run_dir}"
+        else:
+            saved, then = "it saved no checkpoint yet", "start it again"
+        super().__init__(
+            f"training stopped ({'SIGTERM' if sigterm else 'interrupted'}); {saved}; {then}"
+        )
 
 
 def train_from_config(path: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:

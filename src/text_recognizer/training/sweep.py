@@ -34,13 +34,14 @@ from text_recognizer.errors import ConfigError, require_modules
 from text_recognizer.files import write_text_atomic
 from text_recognizer.paths import data_dir, runs_dir
 from text_recognizer.training.config import (
+    NAME_PATTERN,
     ExperimentConfig,
     InitConfig,
     apply_overrides,
     load_config,
     parse_config,
 )
-from text_recognizer.training.experiments import NAME_PATTERN, format_value, read_yaml_model
+from text_recognizer.training.experiments import format_value, read_yaml_model
 from text_recognizer.training.run import build_datamodule, run_experiment
 
 log = logging.getLogger(__name__)
