@@ -121,6 +121,18 @@ def test_paragraph_results_and_auto_kind(recognizer: Recognizer) -> None:
     assert char.kind == "char"
 
 
+def test_auto_reads_one_line_with_wide_margins_as_a_line(recognizer: Recognizer) -> None:
+    """A line photographed on its page, no wider than a character's image, once read as "t"."""
+    line = sample_line(4)
+    paper = np.full((line.shape[1], line.shape[1] * 3 // 2), 255, np.uint8)
+    top, left = line.shape[1] // 3, line.shape[1] // 4
+    paper[top : top + line.shape[0], left : left + line.shape[1]] = line
+    assert paper.shape[1] < 2 * paper.shape[0]
+    result = recognizer.recognize(paper)
+    assert result.kind == "line"
+    assert cer([result.text], [TRUTHS[SAMPLE_NAMES[4]]]) < 0.1
+
+
 def test_cli_prints_a_row_per_line_of_a_paragraph(tmp_path: Path) -> None:
     page, truths = compose_page([0, 4], pitch=50)
     Image.fromarray(page).save(tmp_path / "page.png")
