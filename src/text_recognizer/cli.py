@@ -680,7 +680,13 @@ def evaluate(
 def export(
     source: Annotated[Path, typer.Argument(help="Run folder or .ckpt file.")],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Where to write model.onnx (+ .json).")
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The .onnx file to write, its .json beside it; an existing folder gets "
+            "model.onnx and model.json.",
+        ),
     ],
 ) -> None:
     """Export a trained checkpoint to ONNX plus a JSON metadata file."""
