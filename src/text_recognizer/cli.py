@@ -608,7 +608,7 @@ def evaluate(
     data_arg: DataArgOption = None,
     seed: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option(help="Dataset seed (synthetic data); default: the run's, else 0."),
+        typer.Option(min=0, help="Dataset seed (synthetic data); default: the run's, else 0."),
     ] = None,
     worst: Annotated[int, typer.Option(min=0, help="How many worst samples to list.")] = 10,
     limit: Annotated[
@@ -631,9 +631,12 @@ def evaluate(
     labelled images: --data folder --data-arg path=DIR --split all."""
     from text_recognizer.decoding.decoder import CtcDecoder
     from text_recognizer.evaluate import evaluate as run_evaluation
+    from text_recognizer.files import check_writable
     from text_recognizer.training.config import apply_overrides
 
     try:
+        if output is not None:
+            check_writable(output)  # not after the whole evaluation has run
         args = apply_overrides({}, data_arg or [])
         decoder = CtcDecoder.from_options(beam, lm, lm_weight)
         report = run_evaluation(

@@ -17,6 +17,7 @@ from torch import nn
 
 from text_recognizer import __version__
 from text_recognizer.errors import ConfigError
+from text_recognizer.files import check_writable
 from text_recognizer.models.base import RecognitionModule
 from text_recognizer.models.loading import load_module, resolve_checkpoint
 
@@ -248,24 +249,3 @@ def export_onnx(source: Path, output: Path) -> Path:
     summary_file = checkpoint.parent.parent / "summary.json"
     metrics = json.loads(summary_file.read_text()).get("test", {}) if summary_file.is_file() else {}
     return export_module(load_module(checkpoint), output, metrics)
-
-
-def check_writable(output: Path) -> None:
-    """A clear error where ``output`` (and its ``.json``) cannot be written, found by
-    writing the temporary file the export will use: permissions alone miss /proc and
-    read-only mounts, and a folder that is a file."""
-    probe = output.with_name(f".{output.name}.tmp")
-    existing = next(folder for folder in output.parents if folder.exists())
-    if not existing.is_dir():
-        raise ConfigError(
-            f"cannot write {output}: {existing} is a file, not a folder; choose another --output"
-        )
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        probe.touch()
-        probe.unlink()
-    except OSError as error:
-        raise ConfigError(
-            f"cannot write {output} ({error.strerror or type(error).__name__}): "
-            "choose another --output"
-        ) from None

@@ -226,6 +226,12 @@ class TorchModel:
             return torch.log_softmax(logits, -1).numpy(), lengths.numpy()
 
 
+def bundled_names() -> list[str]:
+    """The names ``from_pretrained`` takes for bundled models: ``"default"`` (all of them)
+    and each one's (``"char"``, ``"line"``)."""
+    return ["default", *sorted(p.stem for p in MODELS_DIR.glob("*.onnx"))]
+
+
 def open_model(source: str | Path) -> Model:
     """A bundled model by name (``"line"``, ``"char"``), an ONNX file, a checkpoint or a
     run folder."""
@@ -234,7 +240,7 @@ def open_model(source: str | Path) -> Model:
         return OnnxModel(path)
     if path.suffix == ".ckpt" or path.is_dir():
         return TorchModel(path)
-    bundled = sorted(p.stem for p in MODELS_DIR.glob("*.onnx"))
+    bundled = bundled_names()[1:]
     if str(source) in bundled:
         return OnnxModel(MODELS_DIR / f"{source}.onnx")
     names = ", ".join(repr(name) for name in ["default", *bundled])
