@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from text_recognizer.cli import app
 from text_recognizer.errors import ConfigError
 from text_recognizer.export import export_onnx
-from text_recognizer.paths import MODELS_DIR
+from text_recognizer.paths import MODELS_DIR, SAMPLES_DIR
 from text_recognizer.recognizer import Recognizer
 
 
@@ -60,6 +60,25 @@ def test_bad_model_sources(tmp_path: Path) -> None:
     fake.write_bytes(b"garbage")
     with pytest.raises(ConfigError, match=r"fake\.ckpt is not a checkpoint"):
         Recognizer.from_pretrained(fake)
+
+
+SAMPLE_LINE = SAMPLES_DIR / "lines" / "line_00.png"
+
+
+def test_a_corrupt_onnx_model_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "m.onnx").write_bytes((MODELS_DIR / "line.onnx").read_bytes()[:5000])
+    (tmp_path / "m.json").write_bytes((MODELS_DIR / "line.json").read_bytes())
+    with pytest.raises(ConfigError, match=r"m\.onnx is not a readable ONNX model \(.+\): export"):
+        Recognizer.from_pretrained(tmp_path / "m.onnx")
+    result = CliRunner().invoke(
+        app, ["recognize", "--model", str(tmp_path / "m.onnx"), str(SAMPLE_LINE)]
+    )
+    assert result.exit_code == 1 and "is not a readable ONNX model" in result.output
+    assert isinstance(result.exception, SystemExit)  # no traceback
+    (tmp_path / "m.onnx").write_bytes((MODELS_DIR / "line.onnx").read_bytes())
+    (tmp_path / "m.json").write_text('{"kind": "line",')
+    with pytest.raises(ConfigError, match=r"m\.json is not a readable model description"):
+        Recognizer.from_pretrained(tmp_path / "m.onnx")
 
 
 class Foreign:
