@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from text_recognizer import __version__
-from text_recognizer.errors import TextRecognizerError, require_modules
+from text_recognizer.errors import ConfigError, TextRecognizerError, require_modules
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -113,12 +113,21 @@ DataArgOption = Annotated[
 ]
 
 
+def _data_args(data_arg: list[str] | None) -> dict[str, object]:
+    """The ``--data-arg key=value`` values, parsed as YAML as ``--set``'s are."""
+    from text_recognizer.training.config import apply_overrides
+
+    for item in data_arg or []:
+        if "=" not in item:  # apply_overrides' own message has --set's key.path=value
+            raise ConfigError(f"--data-arg {item!r} must look like key=value (path=my_lines)")
+    return apply_overrides({}, data_arg or [])
+
+
 def _build_dataset(name: str, root: Path | None, data_arg: list[str] | None) -> BaseDataModule:
     """``data download`` / ``data info``: the dataset named, with its ``--data-arg`` values."""
     from text_recognizer.data import DATASETS
-    from text_recognizer.training.config import apply_overrides
 
-    args = apply_overrides({}, data_arg or [])
+    args = _data_args(data_arg)
     return DATASETS.build(name, {**args, "root": root} if root else args)
 
 
@@ -632,12 +641,11 @@ def evaluate(
     from text_recognizer.decoding.decoder import CtcDecoder
     from text_recognizer.evaluate import evaluate as run_evaluation
     from text_recognizer.files import check_writable
-    from text_recognizer.training.config import apply_overrides
 
     try:
         if output is not None:
             check_writable(output)  # not after the whole evaluation has run
-        args = apply_overrides({}, data_arg or [])
+        args = _data_args(data_arg)
         decoder = CtcDecoder.from_options(beam, lm, lm_weight)
         report = run_evaluation(
             model,
