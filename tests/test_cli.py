@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -123,3 +124,12 @@ def test_data_info_takes_dataset_arguments() -> None:
     assert "LabelledFolder(" in printed and "train=6, val=1, test=1" in printed
     result = runner.invoke(app, ["data", "info", "folder", "--data-arg", "path=nowhere"])
     assert result.exit_code == 1 and "--data-arg path=DIR" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("command", [["data", "info", "folder"], ["evaluate", "default"]])
+def test_a_data_arg_without_a_value_says_key_equals_value(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--data-arg", "path"])
+    assert result.exit_code == 1
+    printed = " ".join(result.output.split())
+    assert "--data-arg 'path' must look like key=value" in printed
+    assert "key.path" not in printed  # --set's form, for config keys

@@ -87,7 +87,36 @@ def test_mismatches_are_clear_errors(tiny_char_run: Path) -> None:
     result = runner.invoke(app, ["evaluate", "missing_run", "--data", "tiny_chars"])
     assert result.exit_code == 1 and "error:" in result.output
     with pytest.raises(ConfigError, match="name the dataset"):
-        evaluate("model.onnx")
+        evaluate("default")
+
+
+def test_a_model_that_does_not_exist_is_called_so(tmp_path: Path) -> None:
+    for missing in (tmp_path / "runs" / "nope", tmp_path / "nope.onnx", "nope"):
+        with pytest.raises(ConfigError, match=r"does not exist: name a run folder, a \.ckpt"):
+            evaluate(missing)
+        with pytest.raises(ConfigError, match="does not exist"):
+            evaluate(missing, "synthetic_chars")
+
+
+def test_cli_refuses_a_bad_output_or_seed_before_evaluating(
+    tiny_char_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def evaluate(*args: object, **kwargs: object) -> None:
+        raise AssertionError("evaluated before checking the options")
+
+    monkeypatch.setattr("text_recognizer.evaluate.evaluate", evaluate)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "afile").write_text("")
+    for output, message in [
+        (tmp_path / "out", "out is a folder: --output names the file to write"),
+        (tmp_path / "afile" / "r.json", "afile is a file, not a folder"),
+    ]:
+        result = runner.invoke(app, ["evaluate", str(tiny_char_run), "-o", str(output)])
+        assert result.exit_code == 1, result.output
+        assert message in " ".join(result.output.split())
+    result = runner.invoke(app, ["evaluate", str(tiny_char_run), "--seed", "-5"])
+    assert result.exit_code == 2 and "--seed" in result.output
+    assert not isinstance(result.exception, AssertionError)
 
 
 def test_worst_lines_rank_by_cer_then_confidence() -> None:

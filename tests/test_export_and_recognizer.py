@@ -3,10 +3,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from typer.testing import CliRunner
 
+from text_recognizer.cli import app
 from text_recognizer.errors import ConfigError
 from text_recognizer.export import export_onnx
+from text_recognizer.paths import MODELS_DIR, SAMPLES_DIR
 from text_recognizer.recognizer import Recognizer
 
 
@@ -54,8 +58,81 @@ def test_bad_model_sources(tmp_path: Path) -> None:
         Recognizer.from_pretrained(tmp_path / "m.onnx")
     fake = tmp_path / "fake.ckpt"
     fake.write_bytes(b"garbage")
-    with pytest.raises(ConfigError, match="not a readable text-recognizer checkpoint"):
+    with pytest.raises(ConfigError, match=r"fake\.ckpt is not a checkpoint"):
         Recognizer.from_pretrained(fake)
+
+
+SAMPLE_LINE = SAMPLES_DIR / "lines" / "line_00.png"
+
+
+def test_a_corrupt_onnx_model_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "m.onnx").write_bytes((MODELS_DIR / "line.onnx").read_bytes()[:5000])
+    (tmp_path / "m.json").write_bytes((MODELS_DIR / "line.json").read_bytes())
+    with pytest.raises(ConfigError, match=r"m\.onnx is not a readable ONNX model \(.+\): export"):
+        Recognizer.from_pretrained(tmp_path / "m.onnx")
+    result = CliRunner().invoke(
+        app, ["recognize", "--model", str(tmp_path / "m.onnx"), str(SAMPLE_LINE)]
+    )
+    assert result.exit_code == 1 and "is not a readable ONNX model" in result.output
+    assert isinstance(result.exception, SystemExit)  # no traceback
+    (tmp_path / "m.onnx").write_bytes((MODELS_DIR / "line.onnx").read_bytes())
+    (tmp_path / "m.json").write_text('{"kind": "line",')
+    with pytest.raises(ConfigError, match=r"m\.json is not a readable model description"):
+        Recognizer.from_pretrained(tmp_path / "m.onnx")
+
+
+class Foreign:
+    """An object a weights-only load refuses to build."""
+
+
+def test_export_says_what_a_file_that_is_no_checkpoint_is(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"line\.onnx is already an ONNX model: export takes"):
+        export_onnx(MODELS_DIR / "line.onnx", tmp_path / "x.onnx")
+    Image.new("RGB", (8, 8)).save(tmp_path / "photo.jpg")
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    torch.save({"state_dict": Foreign()}, tmp_path / "foreign.ckpt")
+    (tmp_path / "cut.ckpt").write_bytes((tmp_path / "foreign.ckpt").read_bytes()[:300])
+    expected = {
+        "photo.jpg": "photo.jpg is not a checkpoint (those are zip archives",
+        "empty.ckpt": "empty.ckpt is not a readable text-recognizer checkpoint: the file is empty",
+        "cut.ckpt": "cut.ckpt is not a readable text-recognizer checkpoint: it is truncated",
+        "foreign.ckpt": "foreign.ckpt is not a text-recognizer checkpoint: it holds Python",
+    }
+    for name, message in expected.items():
+        with pytest.raises(ConfigError) as error:
+            export_onnx(tmp_path / name, tmp_path / "x.onnx")
+        assert message in str(error.value)
+        assert "weights_only" not in str(error.value)  # torch's advice to unpickle anyway
+    result = CliRunner().invoke(
+        app, ["export", str(MODELS_DIR / "line.onnx"), "-o", str(tmp_path / "x.onnx")]
+    )
+    assert result.exit_code == 1 and "is already an ONNX model" in result.output
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_into_an_existing_folder_writes_the_default_name_in_it(
+    tiny_char_run: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "out").mkdir()
+    path = export_onnx(tiny_char_run, tmp_path / "out")
+    assert path == tmp_path / "out" / "model.onnx"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.json", "model.onnx"]
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def test_export_to_an_unwritable_place_fails_before_loading(
+    tiny_char_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def load_module(source: Path) -> None:
+        raise AssertionError("loaded the checkpoint before checking the output")
+
+    monkeypatch.setattr("text_recognizer.export.load_module", load_module)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ConfigError, match=r"afile is a file, not a folder; choose another"):
+        export_onnx(tiny_char_run, tmp_path / "afile" / "sub" / "m.onnx")
+    if Path("/proc/self").is_dir():  # Linux: a folder no one can create a file in
+        with pytest.raises(ConfigError, match=r"cannot write /proc/x\.onnx \(.+\): choose"):
+            export_onnx(tiny_char_run, Path("/proc/x.onnx"))
 
 
 def test_seq2seq_export_points_to_the_two_graph_exporter(tmp_path: Path) -> None:

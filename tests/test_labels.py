@@ -35,3 +35,30 @@ def test_malformed_labels_name_the_row(tmp_path: Path) -> None:
     (tmp_path / "labels.tsv").unlink()
     with pytest.raises(DataError, match=r"labels.jsonl:1: expected a JSON object"):
         read_labels(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "row"),
+    [("labels.tsv", b"b.png\tcaf\xe9"), ("labels.jsonl", b'{"image": "b.png", "text": "caf\xe9"}')],
+)
+def test_a_labels_file_not_in_utf8_names_the_line_and_byte(
+    tmp_path: Path, name: str, row: bytes
+) -> None:
+    """Latin-1 (as some editors save): one clear line, not a UnicodeDecodeError."""
+    first = b"a.png\tok\n" if name.endswith(".tsv") else b'{"image": "a.png", "text": "ok"}\n'
+    (tmp_path / name).write_bytes(first + row + b"\n")
+    with pytest.raises(DataError, match=rf"{name}:2: not UTF-8 \(byte 0xe9\); save it as UTF-8"):
+        read_labels(tmp_path)
+
+
+def test_a_byte_order_mark_is_no_part_of_the_first_image_name(tmp_path: Path) -> None:
+    """Notepad and Excel start UTF-8 files with one; Excel also ends lines with CRLF."""
+    (tmp_path / "labels.tsv").write_bytes(b"\xef\xbb\xbfa.png\tone\r\nb.png\ttwo\r\n")
+    rows = read_labels(tmp_path)
+    assert [(r.image, r.text) for r in rows] == [
+        (tmp_path / "a.png", "one"),
+        (tmp_path / "b.png", "two"),
+    ]
+    (tmp_path / "labels.tsv").unlink()
+    (tmp_path / "labels.jsonl").write_bytes(b'\xef\xbb\xbf{"image": "c.png", "text": "three"}\n')
+    assert [r.image for r in read_labels(tmp_path)] == [tmp_path / "c.png"]

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from text_recognizer import __version__
-from text_recognizer.errors import TextRecognizerError, require_modules
+from text_recognizer.errors import ConfigError, TextRecognizerError, require_modules
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -113,12 +113,21 @@ DataArgOption = Annotated[
 ]
 
 
+def _data_args(data_arg: list[str] | None) -> dict[str, object]:
+    """The ``--data-arg key=value`` values, parsed as YAML as ``--set``'s are."""
+    from text_recognizer.training.config import apply_overrides
+
+    for item in data_arg or []:
+        if "=" not in item:  # apply_overrides' own message has --set's key.path=value
+            raise ConfigError(f"--data-arg {item!r} must look like key=value (path=my_lines)")
+    return apply_overrides({}, data_arg or [])
+
+
 def _build_dataset(name: str, root: Path | None, data_arg: list[str] | None) -> BaseDataModule:
     """``data download`` / ``data info``: the dataset named, with its ``--data-arg`` values."""
     from text_recognizer.data import DATASETS
-    from text_recognizer.training.config import apply_overrides
 
-    args = apply_overrides({}, data_arg or [])
+    args = _data_args(data_arg)
     return DATASETS.build(name, {**args, "root": root} if root else args)
 
 
@@ -612,7 +621,7 @@ def evaluate(
     data_arg: DataArgOption = None,
     seed: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option(help="Dataset seed (synthetic data); default: the run's, else 0."),
+        typer.Option(min=0, help="Dataset seed (synthetic data); default: the run's, else 0."),
     ] = None,
     worst: Annotated[int, typer.Option(min=0, help="How many worst samples to list.")] = 10,
     limit: Annotated[
@@ -635,10 +644,12 @@ def evaluate(
     labelled images: --data folder --data-arg path=DIR --split all."""
     from text_recognizer.decoding.decoder import CtcDecoder
     from text_recognizer.evaluate import evaluate as run_evaluation
-    from text_recognizer.training.config import apply_overrides
+    from text_recognizer.files import check_writable
 
     try:
-        args = apply_overrides({}, data_arg or [])
+        if output is not None:
+            check_writable(output)  # not after the whole evaluation has run
+        args = _data_args(data_arg)
         decoder = CtcDecoder.from_options(beam, lm, lm_weight)
         report = run_evaluation(
             model,
@@ -684,7 +695,13 @@ def evaluate(
 def export(
     source: Annotated[Path, typer.Argument(help="Run folder or .ckpt file.")],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Where to write model.onnx (+ .json).")
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The .onnx file to write, its .json beside it; an existing folder gets "
+            "model.onnx and model.json.",
+        ),
     ],
 ) -> None:
     """Export a trained checkpoint to ONNX plus a JSON metadata file."""

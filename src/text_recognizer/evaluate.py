@@ -282,7 +282,14 @@ def evaluate(
 
     if split not in (*SPLITS, "all"):
         raise ConfigError(f"split must be train, val, test or all, not {split!r}")
+    from text_recognizer.recognizer import bundled_names
+
     decoder = decoder or CtcDecoder()
+    if not Path(source).exists() and str(source) not in bundled_names():
+        raise ConfigError(
+            f"{source} does not exist: name a run folder, a .ckpt, an exported .onnx (its "
+            f".json beside it) or a bundled model ({', '.join(bundled_names())})"
+        )
     trained_on = run_data(source)
     data = data or (trained_on[0] if trained_on else None)
     if data is None:

@@ -17,6 +17,7 @@ from torch import nn
 
 from text_recognizer import __version__
 from text_recognizer.errors import ConfigError
+from text_recognizer.files import check_writable
 from text_recognizer.models.base import RecognitionModule
 from text_recognizer.models.loading import load_module, resolve_checkpoint
 
@@ -105,19 +106,23 @@ def write_onnx(
     """Trace ``wrapper`` to ``path`` atomically: a temp file, renamed once complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
-        torch.onnx.export(
-            wrapper,
-            args,
-            str(tmp),
-            input_names=input_names,
-            output_names=output_names,
-            dynamic_axes=dynamic_axes,
-            opset_version=opset,
-            dynamo=False,
-        )
-    tmp.replace(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
+            torch.onnx.export(
+                wrapper,
+                args,
+                str(tmp),
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=dynamic_axes,
+                opset_version=opset,
+                dynamo=False,
+            )
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half-written file left behind
+        raise
     return path
 
 
@@ -215,14 +220,32 @@ def export_module(
             "log_probs": {0: "batch", 1: "time"},
             "lengths": {0: "batch"},
         }
-    write_onnx(wrapper, args, output, names, outputs, axes)
-    output.with_suffix(".json").write_text(json.dumps(metadata(module, metrics), indent=2))
+    try:
+        write_onnx(wrapper, args, output, names, outputs, axes)
+        output.with_suffix(".json").write_text(json.dumps(metadata(module, metrics), indent=2))
+    except OSError as error:  # a full disk, or a folder that went away meanwhile
+        raise ConfigError(
+            f"cannot write {output} ({error.strerror or type(error).__name__}): "
+            "choose another --output"
+        ) from None
     return output
 
 
+#: The file an export into an existing folder writes (with its ``.json``).
+DEFAULT_NAME = "model.onnx"
+
+
 def export_onnx(source: Path, output: Path) -> Path:
-    """Export a run folder's best checkpoint (or a ``.ckpt``) to ``output`` (.onnx + .json)."""
+    """Export a run folder's best checkpoint (or a ``.ckpt``) to ``output`` (.onnx + .json);
+    ``output`` an existing folder: to ``DEFAULT_NAME`` in it."""
+    source, output = Path(source), Path(output)
+    if source.suffix.lower() == ".onnx":
+        raise ConfigError(
+            f"{source} is already an ONNX model: export takes a run folder or a .ckpt"
+        )
+    output = output / DEFAULT_NAME if output.is_dir() else output.with_suffix(".onnx")
     checkpoint = resolve_checkpoint(source)
+    check_writable(output)  # before loading and tracing, which take a while
     summary_file = checkpoint.parent.parent / "summary.json"
     metrics = json.loads(summary_file.read_text()).get("test", {}) if summary_file.is_file() else {}
     return export_module(load_module(checkpoint), output, metrics)

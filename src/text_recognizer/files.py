@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from text_recognizer.errors import ConfigError
+
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` through a temp file in the same folder, renamed
@@ -16,3 +18,26 @@ def write_text_atomic(path: Path, text: str) -> None:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_writable(path: Path, option: str = "--output") -> None:
+    """A clear error, before any long work, where the file ``path`` cannot be written:
+    found by writing the temporary file beside it that an atomic write uses, since
+    permissions alone miss /proc, read-only mounts and root. Creates ``path``'s folder."""
+    hint = f"choose another {option}"
+    if path.is_dir():
+        raise ConfigError(
+            f"{path} is a folder: {option} names the file to write, in it or elsewhere"
+        )
+    existing = next(folder for folder in path.parents if folder.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"cannot write {path}: {existing} is a file, not a folder; {hint}")
+    probe = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write {path} ({error.strerror or type(error).__name__}): {hint}"
+        ) from None

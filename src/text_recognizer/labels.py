@@ -11,7 +11,9 @@ the demo's labels does not import the training stack.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +44,7 @@ def read_labels(folder: Path) -> list[Labelled]:
         raise DataError(f"{folder} has both {' and '.join(LABEL_FILES)}: keep one of them")
     path = found[0]
     rows: list[Labelled] = []
-    with path.open(newline="", encoding="utf-8") as f:
+    with io.StringIO(_read_utf8(path), newline="") as f:
         if path.suffix == ".tsv":
             for number, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
                 if not row or row == [""]:
@@ -68,3 +70,18 @@ def read_labels(folder: Path) -> list[Labelled]:
     if not rows:
         raise DataError(f"{path} lists no images")
     return rows
+
+
+def _read_utf8(path: Path) -> str:
+    """``path``'s text, without the byte-order mark Notepad and Excel put first (it would
+    be part of the first image's name); a clear error naming the line where it is not
+    UTF-8."""
+    data = path.read_bytes()
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DataError(
+            f"{path}:{line}: not UTF-8 (byte 0x{data[error.start]:02x}); save it as UTF-8"
+        ) from None

@@ -28,6 +28,8 @@ from text_recognizer.recognizer import Result
 NAMESPACE = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 SCHEMA = f"{NAMESPACE} {NAMESPACE}/pagecontent.xsd"
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"
+#: Beyond this a coordinate is on no image (and would overflow OpenCV's int32 points).
+MAX_COORDINATE = 2**30
 
 
 def page_xml(result: Result, image_name: str, created: datetime | None = None) -> str:
@@ -118,7 +120,7 @@ class PageFile:
     def lines_on(self, size: tuple[int, int]) -> list[PageLine]:
         """The lines, their polygons scaled to the image's ``size`` (width, height) where
         the page was transcribed at another resolution than its image now has."""
-        if not self.size or self.size == size:
+        if not self.size or min(self.size) <= 0 or self.size == size:
             return self.lines
         sx, sy = size[0] / self.size[0], size[1] / self.size[1]
         return [
@@ -152,8 +154,13 @@ def read_page_xml(path: Path) -> PageFile:
             )
         )
     try:
-        size = (int(page.get("imageWidth", "")), int(page.get("imageHeight", "")))
+        size: tuple[int, int] | None = (
+            int(page.get("imageWidth", "")),
+            int(page.get("imageHeight", "")),
+        )
     except ValueError:
+        size = None
+    if size and min(size) <= 0:  # "0" (some tools' "unknown"): nothing to scale from
         size = None
     return PageFile(path, name, image, lines, size)
 
@@ -167,18 +174,24 @@ def _child(element: ET.Element, name: str) -> ET.Element | None:
 
 
 def _parse_points(coords: ET.Element) -> list[tuple[int, int]]:
-    """``points="x,y x,y ..."`` (PAGE 2013 on), or ``<Point x= y=/>`` children (2010)."""
+    """``points="x,y x,y ..."`` (PAGE 2013 on), or ``<Point x= y=/>`` children (2010).
+    Unreadable points (``nan``, ``inf``, beyond ``MAX_COORDINATE``) give ``[]``: reported
+    as a line without a usable polygon."""
     try:
         if "points" in coords.attrib:
             pairs = [pair.split(",") for pair in coords.attrib["points"].split()]
-            return [(round(float(x)), round(float(y))) for x, y in pairs]
-        return [
-            (round(float(p.attrib["x"])), round(float(p.attrib["y"])))
-            for p in coords
-            if _local(p.tag) == "Point"
-        ]
-    except (ValueError, KeyError):
-        return []  # unreadable points: reported as a line without a usable polygon
+            points = [(round(float(x)), round(float(y))) for x, y in pairs]
+        else:
+            points = [
+                (round(float(p.attrib["x"])), round(float(p.attrib["y"])))
+                for p in coords
+                if _local(p.tag) == "Point"
+            ]
+    except (ValueError, KeyError, OverflowError):  # OverflowError: round(inf)
+        return []
+    if any(abs(value) > MAX_COORDINATE for point in points for value in point):
+        return []
+    return points
 
 
 def _line_text(line: ET.Element) -> str:

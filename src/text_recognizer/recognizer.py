@@ -173,19 +173,48 @@ class Model(Protocol):
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+def onnx_session(path: Path, threads: int = 0) -> Any:
+    """An ONNX Runtime session (CPU) of the model ``path``; a ``ConfigError`` naming the
+    file where it holds no readable model (corrupt, truncated, empty, not ONNX)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # ORT's errors are pybind classes (InvalidProtobuf, Fail, ...)
+        if path.is_file() and path.stat().st_size == 0:
+            reason = "the file is empty"
+        else:  # "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from x failed:why"
+            reason = str(error).rpartition("failed:")[2].strip().rstrip(".")
+        raise ConfigError(
+            f"{path} is not a readable ONNX model ({reason or type(error).__name__}): "
+            "export it again (text-recognizer export), or restore the file"
+        ) from None
+
+
+def read_model_json(path: Path) -> dict[str, Any]:
+    """The metadata ``path`` (an exported model's ``.json``) holds."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as error:  # ValueError: bad JSON or not UTF-8
+        raise ConfigError(
+            f"{path} is not a readable model description ({error}): export the model again"
+        ) from None
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{path} is not a model description (no JSON object): export again")
+    return meta
+
+
 class OnnxModel:
     """An exported model: ``model.onnx`` with ``model.json`` beside it."""
 
     def __init__(self, path: Path, threads: int = 0) -> None:
-        import onnxruntime as ort
-
         meta_file = path.with_suffix(".json")
         if not path.is_file() or not meta_file.is_file():
             raise ConfigError(f"model {path} needs both the .onnx file and its .json beside it")
-        self.meta = json.loads(meta_file.read_text())
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.meta = read_model_json(meta_file)
+        self.session = onnx_session(path, threads)
 
     def char_probs(self, images: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"images": images})[0]
@@ -231,6 +260,12 @@ class TorchModel:
             return torch.log_softmax(logits, -1).numpy(), lengths.numpy()
 
 
+def bundled_names() -> list[str]:
+    """The names ``from_pretrained`` takes for bundled models: ``"default"`` (all of them)
+    and each one's (``"char"``, ``"line"``)."""
+    return ["default", *sorted(p.stem for p in MODELS_DIR.glob("*.onnx"))]
+
+
 def open_model(source: str | Path) -> Model:
     """A bundled model by name (``"line"``, ``"char"``), an ONNX file, a checkpoint or a
     run folder."""
@@ -239,7 +274,7 @@ def open_model(source: str | Path) -> Model:
         return OnnxModel(path)
     if path.suffix == ".ckpt" or path.is_dir():
         return TorchModel(path)
-    bundled = sorted(p.stem for p in MODELS_DIR.glob("*.onnx"))
+    bundled = bundled_names()[1:]
     if str(source) in bundled:
         return OnnxModel(MODELS_DIR / f"{source}.onnx")
     names = ", ".join(repr(name) for name in ["default", *bundled])

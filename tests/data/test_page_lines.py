@@ -131,9 +131,97 @@ def test_what_cannot_be_imported_says_why(tmp_path: Path) -> None:
         import_page_lines([tmp_path / "other.xml"], tmp_path / "out")
     export(tmp_path / "export")
     (tmp_path / "export" / "0001.png").unlink()
-    with pytest.raises(DataError, match=r"'0001\.png' is neither beside it nor one folder up"):
+    with pytest.raises(DataError, match=r"no transcribed line.*1 pages left out.*0001\.xml"):
         import_page_lines([tmp_path / "export"], tmp_path / "out")
     assert not (tmp_path / "out" / "labels.tsv").exists()
+
+
+def simple_page(folder: Path, name: str, lines: dict[str, str], size: str = "") -> None:
+    """``folder/name.xml``, its lines ``{points: text}`` on ``name.png``, a grey page
+    with a dark bar where each line is; ``size``: the Page's image size attributes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    page = np.full((120, 200), 230, np.uint8)
+    page[20:40, 20:180] = page[70:90, 20:180] = 20
+    cv2.imwrite(str(folder / f"{name}.png"), page)
+    elements = [
+        LINE.format(id=f"l{number}", points=points, equivs=equiv(text))
+        for number, (points, text) in enumerate(lines.items(), 1)
+    ]
+    xml = TRANSKRIBUS.format(image=f"{name}.png", width=200, height=120, lines="\n".join(elements))
+    if size:
+        xml = xml.replace('imageWidth="200" imageHeight="120"', size)
+    (folder / f"{name}.xml").write_text(xml, encoding="utf-8")
+
+
+GOOD = {"15,15 185,15 185,45 15,45": "one", "15,65 185,65 185,95 15,95": "two"}
+
+
+@pytest.mark.parametrize(
+    "points",
+    [
+        "0,0 inf,0 inf,50 0,50",
+        "0,0 nan,0 nan,50 0,50",
+        "0,0 3000000000,0 3000000000,50 0,50",
+        "0,0 1e30,0 1e30,50 0,50",
+        "0,0 -1e308,0 -1e308,50 0,50",
+    ],
+)
+def test_a_line_with_coordinates_on_no_image_is_left_out_and_counted(
+    tmp_path: Path, points: str
+) -> None:
+    simple_page(tmp_path / "export", "p", {**GOOD, points: "three"})
+    report = import_page_lines([tmp_path / "export"], tmp_path / "out")
+    assert (report.pages, report.lines) == (1, 2)
+    assert report.skipped == {"without a polygon inside the image": 1}
+
+
+@pytest.mark.parametrize(
+    "size", ['imageWidth="0" imageHeight="0"', 'imageWidth="-5" imageHeight="120"']
+)
+def test_a_page_size_of_zero_is_no_size_to_scale_from(tmp_path: Path, size: str) -> None:
+    simple_page(tmp_path / "export", "p", GOOD, size)
+    assert read_page_xml(tmp_path / "export" / "p.xml").size is None
+    report = import_page_lines([tmp_path / "export"], tmp_path / "out")
+    assert (report.pages, report.lines, report.rescaled) == (1, 2, 0)
+
+
+def test_a_huge_polygon_is_cut_as_none_not_an_overflow() -> None:
+    grey = np.full((100, 200), 230, np.uint8)
+    assert cut_line(grey, [(0, 0), (3_000_000_000, 0), (3_000_000_000, 50), (0, 50)]) is None
+    assert cut_line(grey, [(0, 0), (10**30, 0), (10**30, 50), (0, 50)]) is None
+
+
+def test_a_page_whose_image_is_missing_or_unreadable_is_left_out_and_the_rest_imported(
+    tmp_path: Path,
+) -> None:
+    for name in "abcd":
+        simple_page(tmp_path / "export", name, GOOD)
+    (tmp_path / "export" / "b.png").unlink()
+    (tmp_path / "export" / "c.png").write_bytes(b"not an image")
+    result = CliRunner().invoke(
+        app, ["data", "import-page", str(tmp_path / "export"), "-o", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())  # rich wraps at spaces
+    assert "4 lines of 2 pages" in output
+    assert "2 pages left out, their image missing or unreadable" in output
+    # Each page's warning says why.
+    assert "b.xml left out: its image 'b.png' is neither beside it nor one folder up" in output
+    assert "c.xml left out:" in output and "not a readable image" in output
+    rows = read_labels(tmp_path / "out")
+    assert [row.image.name for row in rows] == ["a_l1.png", "a_l2.png", "d_l1.png", "d_l2.png"]
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_clear_error(tmp_path: Path) -> None:
+    simple_page(tmp_path / "export", "p", GOOD)
+    (tmp_path / "afile").write_text("")
+    result = CliRunner().invoke(
+        app,
+        ["data", "import-page", str(tmp_path / "export"), "-o", str(tmp_path / "afile" / "out")],
+    )
+    assert result.exit_code == 1
+    assert "cannot create the folder" in result.output and "choose another one" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def test_an_entity_bomb_is_refused(tmp_path: Path) -> None:

@@ -125,3 +125,16 @@ def test_what_cannot_be_read_back_says_why(tmp_path: Path) -> None:
     (tmp_path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ConfigError, match="does not match the network its"):
         network_from_onnx(tmp_path / "model.onnx")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"junk\n", "Protobuf parsing failed"), (b"", "the file is empty")],
+)
+def test_a_corrupt_onnx_file_is_named_with_why(tmp_path: Path, content: bytes, reason: str) -> None:
+    """init.weights=corrupt.onnx: a clear error, not protobuf's DecodeError."""
+    shutil.copy(MODELS_DIR / "line.json", tmp_path / "corrupt.json")
+    (tmp_path / "corrupt.onnx").write_bytes(content)
+    expected = rf"corrupt\.onnx is not a readable ONNX model \({reason}"
+    with pytest.raises(ConfigError, match=expected):
+        network_from_onnx(tmp_path / "corrupt.onnx")

@@ -10,6 +10,7 @@ the like as the charset has them, runs of spaces as one).
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,11 +21,13 @@ import numpy as np
 from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET, Charset
-from text_recognizer.errors import DataError
+from text_recognizer.errors import DataError, ImageError
 from text_recognizer.files import write_text_atomic
 from text_recognizer.labels import LABEL_FILES
-from text_recognizer.page_xml import read_page_xml
+from text_recognizer.page_xml import MAX_COORDINATE, read_page_xml
 from text_recognizer.preprocessing import load_image
+
+log = logging.getLogger(__name__)
 
 #: Typographic characters a transcription may use, as the models' charset writes them.
 PLAIN = str.maketrans(
@@ -57,6 +60,7 @@ class ImportReport:
     lines: int = 0
     rescaled: int = 0  # pages whose image has another size than their coordinates
     skipped: Counter[str] = field(default_factory=Counter)  # reason -> lines
+    pages_skipped: list[Path] = field(default_factory=list)  # their image missing or unreadable
     unknown: Counter[str] = field(default_factory=Counter)  # character -> lines holding it
 
     def summary(self) -> str:
@@ -67,6 +71,13 @@ class ImportReport:
         if self.unknown:
             shown = ", ".join(f"{c!r} ({n})" for c, n in self.unknown.most_common(10))
             text += f" (characters the models cannot write: {shown})"
+        if self.pages_skipped:
+            names = ", ".join(str(path) for path in self.pages_skipped[:3])
+            more = f" and {len(self.pages_skipped) - 3} more" if len(self.pages_skipped) > 3 else ""
+            text += (
+                f"; {len(self.pages_skipped)} pages left out, their image missing or "
+                f"unreadable: {names}{more}"
+            )
         if self.rescaled:
             text += (
                 f"; {self.rescaled} pages' images have another size than their PAGE files "
@@ -92,8 +103,8 @@ def cut_line(
     leaves no edge along the polygon: the photographed sample page's lines, cut along the
     polygons ``recognize --page-xml`` wrote, read at CER 0.006 so and 0.047 with the
     page's median level outside (``benchmarks/paragraphs.py --page-xml``)."""
-    if len(polygon) < 3:
-        return None
+    if len(polygon) < 3 or any(abs(v) > MAX_COORDINATE for point in polygon for v in point):
+        return None  # too few points, or one on no image (OpenCV's points are int32)
     points = np.array(polygon, np.int32)
     x0, y0 = np.maximum(points.min(axis=0), 0)
     x1, y1 = np.minimum(points.max(axis=0) + 1, (grey.shape[1], grey.shape[0]))
@@ -136,23 +147,35 @@ def import_page_lines(
 ) -> ImportReport:
     """Cut every transcribed line of the PAGE files in ``sources`` into ``out`` with a
     ``labels.tsv``. A line without text, or with a character ``charset`` lacks, is left
-    out and counted. ``labels.tsv`` is written last, whole or not at all: a stopped import
+    out and counted; a page whose image is missing or unreadable is left out with a
+    warning, and counted. ``labels.tsv`` is written last, whole or not at all: a stopped import
     leaves none, and can be run again into the same folder."""
     files = page_files(sources)
     held = [out / name for name in LABEL_FILES if (out / name).exists()]
     if held:
         raise DataError(f"{held[0]} exists: import into a new folder, or remove it first")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(
+            f"cannot create the folder {out} ({error.strerror or error}): choose another one"
+        ) from None
     report = ImportReport(out)
     rows: list[str] = []
     used: set[str] = set()
     for file in tqdm(files, desc="PAGE files", unit="page", disable=None):
         page = read_page_xml(file)
-        if page.image is None:
-            raise DataError(
-                f"{file}: its image {page.image_name!r} is neither beside it nor one folder up"
-            )
-        grey = load_image(page.image)
+        try:
+            if page.image is None:
+                raise DataError(
+                    f"its image {page.image_name!r} is neither beside it nor one folder up"
+                )
+            grey = load_image(page.image)
+        except (DataError, ImageError) as error:
+            # One stray page of a large export should not cost the others.
+            log.warning("%s left out: %s", file, error)
+            report.pages_skipped.append(file)
+            continue
         dark_ink = bool(np.median(grey[::4, ::4]) > 127)
         report.pages += 1
         size = (grey.shape[1], grey.shape[0])

@@ -6,6 +6,8 @@ our checkpoints hold only tensors and plain types, and name their model class.
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,34 @@ def resolve_checkpoint(source: Path) -> Path:
     return source
 
 
+def why_unreadable(path: Path, error: Exception) -> str:
+    """``path`` and why ``torch.load`` failed on it, in words. Never torch's own text for a
+    weights-only refusal: it advises loading with ``weights_only=False``, which runs
+    whatever code the file holds."""
+    unreadable = f"{path} is not a readable text-recognizer checkpoint"
+    try:
+        with path.open("rb") as file:
+            head = file.read(4)
+    except OSError as os_error:
+        return f"{unreadable}: {os_error.strerror or type(os_error).__name__}"
+    if not head:
+        return f"{unreadable}: the file is empty"
+    if head != b"PK\x03\x04":  # torch.save (and so Lightning) writes a zip archive
+        return (
+            f"{path} is not a checkpoint (those are zip archives that torch.save writes): "
+            "pass a run folder or its checkpoints/best.ckpt"
+        )
+    if not zipfile.is_zipfile(path):
+        return f"{unreadable}: it is truncated or damaged (an incomplete zip archive)"
+    if isinstance(error, pickle.UnpicklingError):
+        return (
+            f"{path} is not a text-recognizer checkpoint: it holds Python objects besides "
+            "tensors and plain values, which are not loaded (they could run code)"
+        )
+    text = str(error).strip().splitlines()
+    return f"{unreadable}: {text[0] if text else type(error).__name__}"
+
+
 def load_module(source: Path) -> RecognitionModule:
     from text_recognizer.models import MODELS
 
@@ -37,7 +67,7 @@ def load_module(source: Path) -> RecognitionModule:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ConfigError(f"{path} is not a readable text-recognizer checkpoint: {error}") from None
+        raise ConfigError(why_unreadable(path, error)) from None
     name = checkpoint.get("model_name")
     if not name:
         raise ConfigError(

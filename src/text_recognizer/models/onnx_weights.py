@@ -17,7 +17,6 @@ input before it is returned.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from torch import nn
 
 from text_recognizer.errors import ConfigError
 from text_recognizer.networks import NETWORKS
+from text_recognizer.recognizer import onnx_session, read_model_json
 
 #: The largest difference allowed between the rebuilt network's outputs and ONNX Runtime's.
 TOLERANCE = 1e-3
@@ -45,8 +45,7 @@ def read_metadata(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{meta_path} does not exist: an exported model needs its .json beside it"
         )
-    meta: dict[str, Any] = json.loads(meta_path.read_text())
-    return meta
+    return read_model_json(meta_path)
 
 
 def network_from_onnx(path: Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -61,6 +60,7 @@ def network_from_onnx(path: Path) -> tuple[nn.Module, dict[str, Any]]:
         network = NETWORKS.build(meta["network"], meta["network_args"])
     except (KeyError, TypeError, ValueError) as error:
         raise ConfigError(f"{path}: its .json does not describe a network: {error}") from None
+    session = onnx_session(path)  # first: a clear error where the file is no ONNX model
     graph = onnx.load(str(path)).graph
     weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     network.eval()
@@ -70,7 +70,7 @@ def network_from_onnx(path: Path) -> tuple[nn.Module, dict[str, Any]]:
             _assign(calls, graph, weights, path)
     except ValueError as error:  # a stored array of the wrong shape
         raise _mismatch(path, str(error)) from None
-    _check_outputs(network, meta, path)
+    _check_outputs(network, meta, path, session)
     return network, meta
 
 
@@ -271,12 +271,10 @@ def _mismatch(path: Path, what: str) -> ConfigError:
 # --- the check ---------------------------------------------------------------------------
 
 
-def _check_outputs(network: nn.Module, meta: dict[str, Any], path: Path) -> None:
-    """Raise unless the rebuilt network gives ONNX Runtime's outputs on a test input."""
-    import onnxruntime as ort
-
+def _check_outputs(network: nn.Module, meta: dict[str, Any], path: Path, session: Any) -> None:
+    """Raise unless the rebuilt network gives ONNX Runtime's ``session``'s outputs on a
+    test input."""
     inputs = _sample_input(meta)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feed = {arg.name: x.numpy() for arg, x in zip(session.get_inputs(), inputs, strict=True)}
     expected = session.run(None, feed)[0]
     with torch.no_grad():
