@@ -71,6 +71,9 @@ def export(folder: Path, name: str = "0001", indices: tuple[int, ...] = (0, 3, 6
 
 def test_an_export_becomes_a_folder_the_model_reads_as_well_as_the_page(tmp_path: Path) -> None:
     truths = export(tmp_path / "export")
+    # A Transkribus export's other XML files, beside the page/ folder: not pages.
+    (tmp_path / "export" / "mets.xml").write_text('<mets:mets xmlns:mets="x"/>')
+    (tmp_path / "export" / "metadata.xml").write_text("<trpDocMetadata/>")
     report = import_page_lines([tmp_path / "export"], tmp_path / "lines")
     assert (report.pages, report.lines) == (1, 3)
     assert report.skipped == {"without text": 1, "with characters the models cannot write": 1}

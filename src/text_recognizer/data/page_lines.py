@@ -125,11 +125,13 @@ def cut_line(
 
 
 def page_files(sources: Sequence[Path]) -> list[Path]:
-    """The ``*.xml`` files among ``sources`` and in their folders (recursively), sorted."""
+    """The files among ``sources``, and the PAGE XML files in their folders (recursively;
+    an export's other XML, such as Transkribus' ``mets.xml`` and ``metadata.xml``, left
+    out), sorted."""
     files: list[Path] = []
     for source in sources:
         if source.is_dir():
-            files.extend(sorted(source.rglob("*.xml")))
+            files.extend(path for path in sorted(source.rglob("*.xml")) if _is_page_xml(path))
         elif source.is_file():
             files.append(source)
         else:
@@ -140,6 +142,13 @@ def page_files(sources: Sequence[Path]) -> list[Path]:
             "of an export (Transkribus: its page/ folder, or the folder above it)"
         )
     return files
+
+
+def _is_page_xml(path: Path) -> bool:
+    """Whether the file's root element (within its first 4 kB) is PAGE's ``PcGts``."""
+    with path.open("rb") as file:
+        head = file.read(4096)
+    return b"<PcGts" in head or b":PcGts" in head
 
 
 def import_page_lines(
