@@ -104,6 +104,8 @@ def test_batch_norms_stay_in_eval_mode_only_when_frozen(tiny_chars: str, tmp_pat
         (["data.args.input_height=48", "data.args.rehearsal=0"], "reads images 32 px high"),
         (["init.weights=no/such/model.onnx"], "does not exist"),
         (["init.weights=no/such/run"], "does not exist"),
+        # Said first: it once asked for input_height=28, then for a lenet network section.
+        ([f"init.weights={MODELS_DIR / 'char.onnx'}"], "are a char model's weights"),
     ],
 )
 def test_weights_that_do_not_fit_say_what_to_change(

@@ -88,6 +88,18 @@ def test_resume_needs_a_run_folder(tmp_path: Path) -> None:
         resume_run(tmp_path)
 
 
+def test_a_run_that_fails_before_writing_anything_leaves_no_folder(
+    tiny_chars: str, tmp_path: Path
+) -> None:
+    from text_recognizer.errors import ConfigError
+
+    config = tiny_config(tiny_chars)
+    config["data"]["args"]["no_such_argument"] = 1
+    with pytest.raises(ConfigError):
+        run_experiment(parse_config(config))
+    assert not list((tmp_path / "runs" / "tests" / "tiny").iterdir())  # no empty <time> folder
+
+
 def test_summary_says_whether_the_code_was_modified(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -84,6 +84,7 @@ class InitialWeights:
     """Trained network weights to start a run from, with what they were trained for."""
 
     source: str
+    kind: str  # char or line: what the weights read
     network: str
     network_args: dict[str, Any]
     charset_tokens: list[str]
@@ -106,6 +107,7 @@ def load_initial_weights(source: str | Path, kind: str) -> InitialWeights:
         network, meta = network_from_onnx(path)
         return InitialWeights(
             source=str(source),
+            kind=str(meta["kind"]),
             network=meta["network"],
             network_args=meta["network_args"],
             charset_tokens=list(meta["charset"]),
@@ -116,6 +118,7 @@ def load_initial_weights(source: str | Path, kind: str) -> InitialWeights:
     module = load_module(path)
     return InitialWeights(
         source=str(source),
+        kind=module.kind,
         network=module.hparams["network"],
         network_args=module.hparams.get("network_args") or {},
         charset_tokens=list(module.charset.tokens),

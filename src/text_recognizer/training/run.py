@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -100,8 +101,14 @@ def init_network(
 ) -> None:
     """Load ``config.init.weights`` into the model's network, or say what does not fit."""
     assert config.init is not None
-    weights = load_initial_weights(config.init.weights, getattr(model, "kind", "char"))
+    kind = getattr(model, "kind", "char")
+    weights = load_initial_weights(config.init.weights, kind)
     where = f"init.weights ({weights.source})"
+    if weights.kind != kind:  # said first: every other difference follows from it
+        raise ConfigError(
+            f"{where} are a {weights.kind} model's weights, and this config trains a {kind} "
+            f"model: start from a {kind} model's run, .ckpt or .onnx (or 'default')"
+        )
     if list(datamodule.charset.tokens) != weights.charset_tokens:
         raise ConfigError(
             f"{where} was trained with a different charset ({len(weights.charset_tokens)} "
@@ -400,9 +407,17 @@ def run_experiment(
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise ConfigError(f"cannot resume: {last} does not exist (the run saved no checkpoint yet)")
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    with run_lock(run_dir):
-        return _train_and_test(config, run_dir, last if resume else None, callbacks)
+    try:
+        with run_lock(run_dir):
+            return _train_and_test(config, run_dir, last if resume else None, callbacks)
+    except BaseException:
+        # A run that failed before it wrote anything (a bad dataset argument, a setting
+        # Lightning refuses) leaves no empty folder behind.
+        if created and {path.name for path in run_dir.iterdir()} <= {".lock"}:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 @contextlib.contextmanager
