@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -99,3 +100,16 @@ def test_orders_kenlm_cannot_read_are_refused_clearly(tmp_path: Path) -> None:
     arpa.write_text("\\data\\\nngram 1=1\nngram 7=1\n\n\\end\\\n")
     with pytest.raises(DataError, match="7-gram LM"):
         CharNgramLm(arpa).kenlm()
+
+
+@pytest.mark.parametrize(("level", "shown"), [(logging.WARNING, False), (logging.INFO, True)])
+def test_kenlm_loading_notes_show_only_when_verbose(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], level: int, shown: bool
+) -> None:
+    """KenLM prints them to file descriptor 2 itself; -q and the default hid nothing."""
+    logging.getLogger("text_recognizer").setLevel(level)
+    try:
+        CharNgramLm.build(TEXTS, order=3, path=tmp_path / "lm.arpa").kenlm()
+    finally:
+        logging.getLogger("text_recognizer").setLevel(logging.NOTSET)
+    assert ("binary file" in capfd.readouterr().err) == shown

@@ -14,12 +14,14 @@ assigns probability 0 to a character the recogniser can emit.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
 import os
+import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -262,7 +264,8 @@ class CharNgramLm:
             from flashlight.lib.text.dictionary import Dictionary
 
             tokens = Dictionary([lm_token(t) for t in charset.tokens])
-            self._kenlm[key] = KenLM(str(self.path), tokens)
+            with _kenlm_notes_hidden():
+                self._kenlm[key] = KenLM(str(self.path), tokens)
         return self._kenlm[key]
 
     def log10_prob(self, text: str, charset: Charset = DEFAULT_CHARSET) -> float:
@@ -277,3 +280,21 @@ class CharNgramLm:
 
     def __repr__(self) -> str:
         return f"CharNgramLm({str(self.path)!r})"
+
+
+@contextlib.contextmanager
+def _kenlm_notes_hidden() -> Iterator[None]:
+    """KenLM writes loading notes ("build a binary file") and a progress bar of its own
+    straight to file descriptor 2, past Python's logging: shown at ``-v`` (INFO) only."""
+    if log.isEnabledFor(logging.INFO):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with Path(os.devnull).open("w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
