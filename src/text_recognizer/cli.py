@@ -449,6 +449,7 @@ def serve(
 
     from text_recognizer.serving.app import create_app
 
+    _check_address(host, port)  # before loading models, and before saying "serving on"
     recognizer = open_recognizer(model, beam, lm, lm_weight, width_search, deslant)
     if host not in LOOPBACK:
         err_console.print(
@@ -464,6 +465,28 @@ def serve(
         port=port,
         log_level="info" if level <= logging.INFO else "warning",
     )
+
+
+def _check_address(host: str, port: int) -> None:
+    """Fail cleanly where the service could not listen: an unknown host, a port in use."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise fail(OSError(f"cannot listen on {host}: {error.strerror or error}")) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise fail(
+                OSError(
+                    f"cannot listen on {host}:{port}: {error.strerror or error}; "
+                    "choose another --port (or stop what is using it)"
+                )
+            ) from None
 
 
 @app.command()

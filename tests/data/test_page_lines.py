@@ -78,7 +78,7 @@ def test_an_export_becomes_a_folder_the_model_reads_as_well_as_the_page(tmp_path
     assert (report.pages, report.lines) == (1, 3)
     assert report.skipped == {"without text": 1, "with characters the models cannot write": 1}
     assert report.unknown == {"Ü": 1}
-    assert "3 lines of 1 pages" in report.summary() and "'Ü' (1)" in report.summary()
+    assert "3 lines of 1 page" in report.summary() and "'Ü' (1)" in report.summary()
     rows = read_labels(tmp_path / "lines")
     assert [row.text for row in rows] == truths  # the plain forms, the first reading
     assert [row.image.name for row in rows] == ["0001_r1l1.png", "0001_r1l2.png", "0001_r1l3.png"]
@@ -134,7 +134,7 @@ def test_what_cannot_be_imported_says_why(tmp_path: Path) -> None:
         import_page_lines([tmp_path / "other.xml"], tmp_path / "out")
     export(tmp_path / "export")
     (tmp_path / "export" / "0001.png").unlink()
-    with pytest.raises(DataError, match=r"no transcribed line.*1 pages left out.*0001\.xml"):
+    with pytest.raises(DataError, match=r"no transcribed line.*1 page left out.*0001\.xml"):
         import_page_lines([tmp_path / "export"], tmp_path / "out")
     assert not (tmp_path / "out" / "labels.tsv").exists()
 

@@ -96,3 +96,26 @@ def test_serve_with_a_wrong_model_name_fails_before_listening() -> None:
     result = runner.invoke(app, ["serve", "--model", "nope"])
     assert result.exit_code == 1
     assert "'default', 'char', 'line'" in result.output
+
+
+def test_serve_on_a_port_in_use_or_an_unknown_host_fails_before_loading_models(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--port", str(port)])
+    assert result.exit_code == 1
+    assert "Address already in use; choose another --port" in result.output
+    assert "serving on" not in result.output
+
+    def unknown(host: str, *args: object, **kwargs: object) -> None:  # no DNS query is sent
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unknown)
+    result = runner.invoke(app, ["serve", "--host", "no-such-host.invalid"])
+    assert result.exit_code == 1 and "cannot listen on no-such-host.invalid" in result.output
+    assert "other machines" not in result.output

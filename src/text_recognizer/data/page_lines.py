@@ -64,7 +64,7 @@ class ImportReport:
     unknown: Counter[str] = field(default_factory=Counter)  # character -> lines holding it
 
     def summary(self) -> str:
-        text = f"{self.lines} lines of {self.pages} pages written to {self.out}"
+        text = f"{_count(self.lines, 'line')} of {_count(self.pages, 'page')} written to {self.out}"
         reasons = [f"{count} {reason}" for reason, count in sorted(self.skipped.items())]
         if reasons:
             text += "; left out: " + ", ".join(reasons)
@@ -75,15 +75,20 @@ class ImportReport:
             names = ", ".join(str(path) for path in self.pages_skipped[:3])
             more = f" and {len(self.pages_skipped) - 3} more" if len(self.pages_skipped) > 3 else ""
             text += (
-                f"; {len(self.pages_skipped)} pages left out, their image missing or "
+                f"; {_count(len(self.pages_skipped), 'page')} left out, their image missing or "
                 f"unreadable: {names}{more}"
             )
         if self.rescaled:
             text += (
-                f"; {self.rescaled} pages' images have another size than their PAGE files "
-                "say (imageWidth, imageHeight): their coordinates were scaled to fit"
+                f"; the images of {_count(self.rescaled, 'page')} have another size than "
+                "their PAGE files say (imageWidth, imageHeight): their coordinates were "
+                "scaled to fit"
             )
         return text
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def plain_text(text: str) -> str:
