@@ -58,6 +58,9 @@ def write_sweep(folder: Path, text: str) -> Path:
         ("network.args.channels: {choice: [8]}", "algorithm: pbt", "copies weights"),
         ("name: {choice: [a, b]}", "", "the sweep names its trials"),
         ("optimizer.lr: {choice: [1]}", "searcher: tpe", "unknown key 'searcher'"),
+        ("optimizer.lr: {uniform: [low, 1]}", "", "uniform takes numbers: [low, high]"),
+        ("optimizer.lr: {loguniform: [1e-4, 1.0]}", "", "YAML reads 1e-3 as text"),
+        ("trainer.max_epochs: {randint: [1, 2.5]}", "", "randint takes whole numbers"),
     ],
 )
 def test_a_bad_sweep_file_says_what_is_wrong(
@@ -67,6 +70,33 @@ def test_a_bad_sweep_file_says_what_is_wrong(
     with pytest.raises(ConfigError, match="invalid sweep") as caught:
         load_sweep(path)
     assert message in str(caught.value)
+
+
+def test_every_problem_of_the_search_is_reported_at_once(tmp_path: Path) -> None:
+    path = write_sweep(
+        tmp_path,
+        """
+        sweep: s
+        base: base.yaml
+        search:
+          optimizer.lr: {lognormal: [1.0e-4, 1.0e-2]}
+          optimizer.weight_decay: {uniform: [0.1, 0.01]}
+          data.batch_size: {choice: []}
+          trainer.max_epochs: {randint: [3, 3]}
+        algorithm: pbt
+        scheduler: asha
+        """,
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_sweep(path)
+    lines = str(caught.value).splitlines()
+    assert lines[1:6] == [
+        "  search.optimizer.lr must be one of {choice, grid, uniform, loguniform, randint}",
+        "  search.optimizer.weight_decay.uniform must be [low, high] with low < high",
+        "  search.data.batch_size.choice needs values",
+        "  search.trainer.max_epochs.randint must be [low, high] with low < high",
+        "  pbt is its own scheduler: leave scheduler at fifo",
+    ]
 
 
 def test_search_space_and_trial_configs(tmp_path: Path) -> None:

@@ -88,32 +88,55 @@ class SweepConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> SweepConfig:
-        for key, spec in self.search.items():
-            if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
-                raise ValueError(f"search.{key} must be one of {{{', '.join(DISTRIBUTIONS)}}}")
-            (kind, values), *_ = spec.items()
-            if not values:
-                raise ValueError(f"search.{key}.{kind} needs values")
-            if kind in ("uniform", "loguniform", "randint") and (
-                len(values) != 2 or not values[0] < values[1]
-            ):
-                raise ValueError(f"search.{key}.{kind} must be [low, high] with low < high")
-            if kind == "loguniform" and values[0] <= 0:
-                raise ValueError(f"search.{key}.loguniform needs a low above 0")
-            if key.split(".")[0] in ("name", "group"):
-                raise ValueError(f"search.{key}: the sweep names its trials")
-            if self.algorithm == "grid" and kind not in ("grid", "choice"):
-                raise ValueError(f"search.{key}: algorithm grid takes lists (grid or choice)")
-            if self.algorithm in ("bayes", "pbt") and kind == "grid":
-                raise ValueError(f"search.{key}: algorithm {self.algorithm} cannot take grid")
-            if self.algorithm == "pbt" and key.split(".")[0] in ("network", "data", "model"):
-                raise ValueError(
-                    f"search.{key}: pbt copies weights between trials, so it can only change "
-                    "training settings (optimizer, scheduler, ...), not the network or data"
-                )
+        problems = [p for key, spec in self.search.items() if (p := self._check_key(key, spec))]
         if self.algorithm == "pbt" and self.scheduler == "asha":
-            raise ValueError("pbt is its own scheduler: leave scheduler at fifo")
+            problems.append("pbt is its own scheduler: leave scheduler at fifo")
+        if problems:  # all of them at once: one run to fix the file, not one per mistake
+            raise ValueError("\n  ".join(problems))
         return self
+
+    def _check_key(self, key: str, spec: dict[str, list[Any]]) -> str | None:
+        """What is wrong with one search key's distribution, if anything."""
+        if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+            return f"search.{key} must be one of {{{', '.join(DISTRIBUTIONS)}}}"
+        (kind, values), *_ = spec.items()
+        if not values:
+            return f"search.{key}.{kind} needs values"
+        number = int if kind == "randint" else (int, float)
+        if kind in ("uniform", "loguniform", "randint") and not all(
+            isinstance(v, number) and not isinstance(v, bool) for v in values
+        ):
+            numbers = "whole numbers" if kind == "randint" else "numbers"
+            hint = ""
+            if any(isinstance(v, str) and _is_float(v) for v in values):
+                hint = " (YAML reads 1e-3 as text: write 1.0e-3)"
+            return f"search.{key}.{kind} takes {numbers}: [low, high], not {values}{hint}"
+        if kind in ("uniform", "loguniform", "randint") and (
+            len(values) != 2 or not values[0] < values[1]
+        ):
+            return f"search.{key}.{kind} must be [low, high] with low < high"
+        if kind == "loguniform" and values[0] <= 0:
+            return f"search.{key}.loguniform needs a low above 0"
+        if key.split(".")[0] in ("name", "group"):
+            return f"search.{key}: the sweep names its trials"
+        if self.algorithm == "grid" and kind not in ("grid", "choice"):
+            return f"search.{key}: algorithm grid takes lists (grid or choice)"
+        if self.algorithm in ("bayes", "pbt") and kind == "grid":
+            return f"search.{key}: algorithm {self.algorithm} cannot take grid"
+        if self.algorithm == "pbt" and key.split(".")[0] in ("network", "data", "model"):
+            return (
+                f"search.{key}: pbt copies weights between trials, so it can only change "
+                "training settings (optimizer, scheduler, ...), not the network or data"
+            )
+        return None
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def load_sweep(path: Path) -> SweepConfig:
