@@ -129,6 +129,57 @@ def test_search_space_and_trial_configs(tmp_path: Path) -> None:
         trial_config(base, {"data.batch_size": "many"}, "trial_00002")
 
 
+@pytest.fixture
+def no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray must not start: the sweep fails before."""
+    import ray
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Ray started")
+
+    monkeypatch.setattr(ray, "init", refuse)
+
+
+@pytest.mark.parametrize(
+    ("search", "extra", "message"),
+    [
+        (
+            "optimiser.lr: {choice: [1.0e-3]}",
+            "",
+            "checked with optimiser.lr=0.001): invalid experiment config:\n"
+            "  unknown key 'optimiser'; allowed here: name, group,",
+        ),
+        ("optimizer.lr: {choice: [fast, 1.0e-3]}", "", "key 'optimizer.lr' = 'fast' is invalid"),
+        ("trainer.max_epochs: {randint: [0, 3]}", "", "key 'trainer.max_epochs' = 0 is invalid"),
+        (
+            "optimizer.lr: {uniform: [1.0e-3, 1.0e-2]}",
+            "metric: val/accc",
+            "metric 'val/accc' is not reported: a classifier model reports val/loss, val/acc, "
+            "train/loss after every validation",
+        ),
+        ("optimizer.lr: {uniform: [1.0e-3, 1.0e-2]}", "metric: train/acc", "'train/acc'"),
+    ],
+)
+@pytest.mark.usefixtures("no_ray")
+def test_a_search_that_would_fail_every_trial_fails_before_ray_starts(
+    tmp_path: Path, search: str, extra: str, message: str
+) -> None:
+    path = write_sweep(tmp_path, f"sweep: s\nbase: base.yaml\nsearch:\n  {search}\n{extra}\n")
+    result = runner.invoke(app, ["sweep", str(path)])
+    assert result.exit_code == 1, result.output
+    assert f"error: sweep {path}:" in result.output and message in result.output
+    assert not (tmp_path / "runs" / "s").exists()
+
+
+@pytest.mark.usefixtures("no_ray")
+def test_the_checkpoint_monitor_is_the_default_metric_and_checked_too(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, "sweep: s\nbase: base.yaml\nsearch: {optimizer.lr: {choice: [1]}}")
+    base = (tmp_path / "base.yaml").read_text()
+    (tmp_path / "base.yaml").write_text(base.replace("monitor: val/acc", "monitor: train/acc"))
+    with pytest.raises(ConfigError, match=r"metric \(from .*base.yaml's checkpoint monitor\)"):
+        run_sweep(path)
+
+
 def test_a_sweep_without_ray_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -35,6 +35,7 @@ from text_recognizer.files import write_text_atomic
 from text_recognizer.paths import data_dir, runs_dir
 from text_recognizer.training.config import (
     NAME_PATTERN,
+    VALIDATION_METRICS,
     ExperimentConfig,
     InitConfig,
     apply_overrides,
@@ -165,6 +166,35 @@ def trial_config(base: dict[str, Any], params: dict[str, Any], name: str) -> Exp
     return parse_config(apply_overrides(copy.deepcopy(base), [*overrides, f"name={name}"]))
 
 
+def reported_metrics(model: str) -> tuple[str, ...]:
+    """What a trial reports to Tune at every validation, the first included (Tune refuses a
+    result without the metric; train/acc and train/loss_epoch come after the first)."""
+    return (*VALIDATION_METRICS[model], "train/loss")
+
+
+def check_search(sweep: SweepConfig, base: dict[str, Any], metric: str, path: Path) -> None:
+    """Fail before Ray starts on what would fail every trial: a search key the experiment
+    does not have, or a metric its model does not report."""
+    # Whether a key exists does not depend on the value drawn: one point of the space shows
+    # it (each list's first value, each range's low).
+    sample = {key: next(iter(spec.values()))[0] for key, spec in sweep.search.items()}
+    try:
+        config = trial_config(base, sample, "trial_00000")
+    except ConfigError as error:
+        values = ", ".join(f"{k}={format_value(v)}" for k, v in sample.items())
+        raise ConfigError(
+            f"sweep {path}: its trials' configs would be refused (checked with {values}): "
+            f"{error}\n  fix search in {path}"
+        ) from None
+    reported = reported_metrics(config.model.name)
+    if metric not in reported:
+        source = "metric" if sweep.metric else f"metric (from {sweep.base}'s checkpoint monitor)"
+        raise ConfigError(
+            f"sweep {path}: {source} {metric!r} is not reported: a {config.model.name} model "
+            f"reports {', '.join(reported)} after every validation; set metric to one of them"
+        )
+
+
 def search_space(sweep: SweepConfig) -> dict[str, Any]:
     from ray import tune
 
@@ -265,6 +295,7 @@ def run_sweep(
     monitor = base["callbacks"]["checkpoint"]
     metric = sweep.metric or monitor["monitor"]
     mode = sweep.mode or monitor["mode"]
+    check_search(sweep, base, metric, path)
 
     # Ray reports usage statistics to its makers unless told not to; this project sends
     # nothing. A local Ray listens on this machine's network address unless told to keep to
