@@ -599,7 +599,12 @@ def sweep(
     ] = False,
 ) -> None:
     """Tune hyperparameters with Ray Tune: grid, random, Bayesian or PBT."""
-    from text_recognizer.training.sweep import run_sweep
+    from text_recognizer.training.sweep import (
+        UNFINISHED,
+        SweepInterruptedError,
+        resume_command,
+        run_sweep,
+    )
 
     follow_our_logging()
     try:
@@ -608,16 +613,20 @@ def sweep(
         raise fail(error) from error
     keys = list(rows[0]["params"]) if rows else []
     table = Table(title=f"sweep {path}, best first")
-    for column in ["trial", *keys, f"best {metric}", "epochs"]:
+    for column in ["trial", *keys, f"best {metric}", "epochs", "status"]:
         table.add_column(column, overflow="fold")
     for row in rows:
-        best = "failed" if row["best"] is None else f"{row['best']:.4f}"
-        values = [format_param(row["params"][k]) for k in keys]
-        table.add_row(row["trial"], *values, best, str(row["epochs"]))
+        best = "-" if row["best"] is None else f"{row['best']:.4f}"
+        values = ["-" if row["params"][k] is None else format_param(row["params"][k]) for k in keys]
+        table.add_row(row["trial"] or "-", *values, best, str(row["epochs"]), row["status"])
     console.print(table)
     if rows and rows[0]["run_dir"]:
         folder = Path(os.path.relpath(rows[0]["run_dir"])).parent.parent
         console.print(f"runs: {folder}/<trial>/<time>/; this table: {folder}/sweep.json")
+    if unfinished := [row for row in rows if row["status"] in UNFINISHED]:
+        done = len(rows) - len(unfinished)
+        what = f"{done} of {len(rows)} trials finished or failed"
+        raise fail(SweepInterruptedError(what, resume_command(path, address)))
     if any(row["error"] for row in rows):
         raise typer.Exit(code=1)
 

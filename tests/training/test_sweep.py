@@ -58,6 +58,9 @@ def write_sweep(folder: Path, text: str) -> Path:
         ("network.args.channels: {choice: [8]}", "algorithm: pbt", "copies weights"),
         ("name: {choice: [a, b]}", "", "the sweep names its trials"),
         ("optimizer.lr: {choice: [1]}", "searcher: tpe", "unknown key 'searcher'"),
+        ("optimizer.lr: {uniform: [low, 1]}", "", "uniform takes numbers: [low, high]"),
+        ("optimizer.lr: {loguniform: [1e-4, 1.0]}", "", "YAML reads 1e-3 as text"),
+        ("trainer.max_epochs: {randint: [1, 2.5]}", "", "randint takes whole numbers"),
     ],
 )
 def test_a_bad_sweep_file_says_what_is_wrong(
@@ -67,6 +70,33 @@ def test_a_bad_sweep_file_says_what_is_wrong(
     with pytest.raises(ConfigError, match="invalid sweep") as caught:
         load_sweep(path)
     assert message in str(caught.value)
+
+
+def test_every_problem_of_the_search_is_reported_at_once(tmp_path: Path) -> None:
+    path = write_sweep(
+        tmp_path,
+        """
+        sweep: s
+        base: base.yaml
+        search:
+          optimizer.lr: {lognormal: [1.0e-4, 1.0e-2]}
+          optimizer.weight_decay: {uniform: [0.1, 0.01]}
+          data.batch_size: {choice: []}
+          trainer.max_epochs: {randint: [3, 3]}
+        algorithm: pbt
+        scheduler: asha
+        """,
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_sweep(path)
+    lines = str(caught.value).splitlines()
+    assert lines[1:6] == [
+        "  search.optimizer.lr must be one of {choice, grid, uniform, loguniform, randint}",
+        "  search.optimizer.weight_decay.uniform must be [low, high] with low < high",
+        "  search.data.batch_size.choice needs values",
+        "  search.trainer.max_epochs.randint must be [low, high] with low < high",
+        "  pbt is its own scheduler: leave scheduler at fifo",
+    ]
 
 
 def test_search_space_and_trial_configs(tmp_path: Path) -> None:
@@ -97,6 +127,57 @@ def test_search_space_and_trial_configs(tmp_path: Path) -> None:
     assert base["optimizer"]["lr"] == 1.0e-3  # the base is left as it was
     with pytest.raises(ConfigError, match=r"data\.batch_size"):
         trial_config(base, {"data.batch_size": "many"}, "trial_00002")
+
+
+@pytest.fixture
+def no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray must not start: the sweep fails before."""
+    import ray
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Ray started")
+
+    monkeypatch.setattr(ray, "init", refuse)
+
+
+@pytest.mark.parametrize(
+    ("search", "extra", "message"),
+    [
+        (
+            "optimiser.lr: {choice: [1.0e-3]}",
+            "",
+            "checked with optimiser.lr=0.001): invalid experiment config:\n"
+            "  unknown key 'optimiser'; allowed here: name, group,",
+        ),
+        ("optimizer.lr: {choice: [fast, 1.0e-3]}", "", "key 'optimizer.lr' = 'fast' is invalid"),
+        ("trainer.max_epochs: {randint: [0, 3]}", "", "key 'trainer.max_epochs' = 0 is invalid"),
+        (
+            "optimizer.lr: {uniform: [1.0e-3, 1.0e-2]}",
+            "metric: val/accc",
+            "metric 'val/accc' is not reported: a classifier model reports val/loss, val/acc, "
+            "train/loss after every validation",
+        ),
+        ("optimizer.lr: {uniform: [1.0e-3, 1.0e-2]}", "metric: train/acc", "'train/acc'"),
+    ],
+)
+@pytest.mark.usefixtures("no_ray")
+def test_a_search_that_would_fail_every_trial_fails_before_ray_starts(
+    tmp_path: Path, search: str, extra: str, message: str
+) -> None:
+    path = write_sweep(tmp_path, f"sweep: s\nbase: base.yaml\nsearch:\n  {search}\n{extra}\n")
+    result = runner.invoke(app, ["sweep", str(path)])
+    assert result.exit_code == 1, result.output
+    assert f"error: sweep {path}:" in result.output and message in result.output
+    assert not (tmp_path / "runs" / "s").exists()
+
+
+@pytest.mark.usefixtures("no_ray")
+def test_the_checkpoint_monitor_is_the_default_metric_and_checked_too(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, "sweep: s\nbase: base.yaml\nsearch: {optimizer.lr: {choice: [1]}}")
+    base = (tmp_path / "base.yaml").read_text()
+    (tmp_path / "base.yaml").write_text(base.replace("monitor: val/acc", "monitor: train/acc"))
+    with pytest.raises(ConfigError, match=r"metric \(from .*base.yaml's checkpoint monitor\)"):
+        run_sweep(path)
 
 
 def test_a_sweep_without_ray_says_what_to_install(
@@ -148,6 +229,8 @@ def test_a_random_sweep_with_asha_from_the_cli(tmp_path: Path) -> None:
     assert summary["metric"] == "val/acc" and summary["mode"] == "max"
     trials = summary["trials"]
     assert len(trials) == 3 and not any(t["error"] for t in trials)
+    # ASHA stops trials early on purpose: finished, not interrupted.
+    assert summary["interrupted"] is False and {t["status"] for t in trials} == {"finished"}
     bests = [t["best"] for t in trials]
     assert bests == sorted(bests, reverse=True)
     runs = trial_runs(tmp_path / "runs", "tiny_random")
@@ -182,6 +265,7 @@ def test_a_grid_sweep_runs_every_combination(tmp_path: Path) -> None:
     combinations = {(t["params"]["optimizer.lr"], t["params"]["data.batch_size"]) for t in trials}
     assert combinations == {(1e-3, 32), (1e-3, 64), (3e-3, 32), (3e-3, 64)}
     assert len(trial_runs(tmp_path / "runs", "tiny_grid")) == 4
+    assert {t["status"] for t in trials} == {"finished"}
 
 
 @pytest.mark.slow
@@ -204,7 +288,7 @@ def test_a_bayesian_sweep_with_optuna(tmp_path: Path) -> None:
     for trial in trials:
         assert 1e-4 <= trial["params"]["optimizer.lr"] <= 1e-2
         assert 0.0 <= trial["params"]["optimizer.weight_decay"] <= 0.1
-        assert trial["epochs"] == 2
+        assert trial["epochs"] == 2 and trial["status"] == "finished"
 
 
 @pytest.mark.slow
@@ -223,6 +307,7 @@ def test_population_based_training_copies_weights_between_trials(tmp_path: Path)
     )
     _, trials = run_sweep(path)
     assert [t["epochs"] for t in trials] == [3, 3]  # counted on across the copies
+    assert {t["status"] for t in trials} == {"finished"}  # PBT's pauses are no interruption
     # The trailing trial went on from the leading one's weights, with a changed lr.
     configs = [
         yaml.safe_load(config.read_text())
@@ -279,4 +364,69 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path: Path) -> None:
     assert summary["epochs"] == 4
     trials = json.loads((tmp_path / "runs" / "tiny_resume" / "sweep.json").read_text())["trials"]
     assert sorted(t["trial"] for t in trials) == ["trial_00000", "trial_00001"]
-    assert all(t["epochs"] == 4 for t in trials)
+    assert all(t["epochs"] == 4 and t["status"] == "finished" for t in trials)
+
+
+@pytest.mark.slow
+def test_an_interrupted_sweep_says_so_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    write_sweep(
+        tmp_path,
+        """
+        sweep: tiny_interrupted
+        base: base.yaml
+        set: {trainer.max_epochs: 4}
+        search:
+          optimizer.lr: {choice: [1.0e-3, 2.0e-3, 3.0e-3]}
+        algorithm: grid
+        concurrent: 1
+        """,
+    )
+    log = tmp_path / "sweep.log"
+    with log.open("w") as out:
+        sweep = subprocess.Popen(
+            [sys.executable, "-m", "text_recognizer.cli", "sweep", "sweep.yaml"],
+            cwd=tmp_path,
+            start_new_session=True,  # its Ray processes too, to clean up at once
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    second = tmp_path / "runs" / "tiny_interrupted" / "trial_00001"
+    try:
+        deadline = time.monotonic() + 300
+        while not list(second.glob("*/checkpoints/last.ckpt")):
+            assert sweep.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        os.kill(sweep.pid, signal.SIGINT)  # Ctrl-C, to the sweep alone
+        assert sweep.wait(timeout=120) == 130, log.read_text()
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    output = log.read_text()
+    assert "Tuner.restore" not in output
+    assert (
+        "error: sweep interrupted: 1 of 3 trials finished or failed; finish it with: "
+        "text-recognizer sweep sweep.yaml --resume" in " ".join(output.split())
+    )
+    summary = json.loads((tmp_path / "runs" / "tiny_interrupted" / "sweep.json").read_text())
+    assert summary["interrupted"] is True
+    trials = {t["status"]: t for t in summary["trials"]}
+    assert len(summary["trials"]) == 3 and sorted(trials) == ["finished", "not started", "stopped"]
+    assert trials["finished"]["trial"] == "trial_00000" and trials["finished"]["epochs"] == 4
+    assert trials["stopped"]["trial"] == "trial_00001" and 1 <= trials["stopped"]["epochs"] < 4
+    assert trials["stopped"]["error"] is None and trials["not started"]["epochs"] == 0
+
+    monkeypatch.chdir(tmp_path)  # the hint's relative path
+    result = runner.invoke(app, ["sweep", "sweep.yaml", "--resume"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "runs" / "tiny_interrupted" / "sweep.json").read_text())
+    assert summary["interrupted"] is False
+    assert sorted(t["trial"] for t in summary["trials"]) == [f"trial_0000{i}" for i in range(3)]
+    assert all(t["status"] == "finished" and t["epochs"] == 4 for t in summary["trials"])

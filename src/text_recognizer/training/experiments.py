@@ -142,8 +142,9 @@ def read_yaml_model(
                 lines.append(f"unknown key {key!r}")
             elif item["type"] == "missing":
                 lines.append(f"missing required key {key!r}")
-            else:
-                lines.append(f"{key}: {item['msg'].removeprefix('Value error, ')}")
+            else:  # a check of the whole file names its keys itself
+                message = item["msg"].removeprefix("Value error, ")
+                lines.append(f"{key}: {message}" if item["loc"] else message)
         raise ConfigError(f"invalid {what} {path}:\n  " + "\n  ".join(lines) + hint(raw)) from None
 
 

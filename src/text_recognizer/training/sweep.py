@@ -22,7 +22,9 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import os
+import shlex
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -30,11 +32,12 @@ from typing import Any, Literal
 import lightning as L
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from text_recognizer.errors import ConfigError, require_modules
+from text_recognizer.errors import ConfigError, TextRecognizerError, require_modules
 from text_recognizer.files import write_text_atomic
 from text_recognizer.paths import data_dir, runs_dir
 from text_recognizer.training.config import (
     NAME_PATTERN,
+    VALIDATION_METRICS,
     ExperimentConfig,
     InitConfig,
     apply_overrides,
@@ -88,32 +91,82 @@ class SweepConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> SweepConfig:
-        for key, spec in self.search.items():
-            if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
-                raise ValueError(f"search.{key} must be one of {{{', '.join(DISTRIBUTIONS)}}}")
-            (kind, values), *_ = spec.items()
-            if not values:
-                raise ValueError(f"search.{key}.{kind} needs values")
-            if kind in ("uniform", "loguniform", "randint") and (
-                len(values) != 2 or not values[0] < values[1]
-            ):
-                raise ValueError(f"search.{key}.{kind} must be [low, high] with low < high")
-            if kind == "loguniform" and values[0] <= 0:
-                raise ValueError(f"search.{key}.loguniform needs a low above 0")
-            if key.split(".")[0] in ("name", "group"):
-                raise ValueError(f"search.{key}: the sweep names its trials")
-            if self.algorithm == "grid" and kind not in ("grid", "choice"):
-                raise ValueError(f"search.{key}: algorithm grid takes lists (grid or choice)")
-            if self.algorithm in ("bayes", "pbt") and kind == "grid":
-                raise ValueError(f"search.{key}: algorithm {self.algorithm} cannot take grid")
-            if self.algorithm == "pbt" and key.split(".")[0] in ("network", "data", "model"):
-                raise ValueError(
-                    f"search.{key}: pbt copies weights between trials, so it can only change "
-                    "training settings (optimizer, scheduler, ...), not the network or data"
-                )
+        problems = [p for key, spec in self.search.items() if (p := self._check_key(key, spec))]
         if self.algorithm == "pbt" and self.scheduler == "asha":
-            raise ValueError("pbt is its own scheduler: leave scheduler at fifo")
+            problems.append("pbt is its own scheduler: leave scheduler at fifo")
+        if problems:  # all of them at once: one run to fix the file, not one per mistake
+            raise ValueError("\n  ".join(problems))
         return self
+
+    def _check_key(self, key: str, spec: dict[str, list[Any]]) -> str | None:
+        """What is wrong with one search key's distribution, if anything."""
+        if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+            return f"search.{key} must be one of {{{', '.join(DISTRIBUTIONS)}}}"
+        (kind, values), *_ = spec.items()
+        if not values:
+            return f"search.{key}.{kind} needs values"
+        number = int if kind == "randint" else (int, float)
+        if kind in ("uniform", "loguniform", "randint") and not all(
+            isinstance(v, number) and not isinstance(v, bool) for v in values
+        ):
+            numbers = "whole numbers" if kind == "randint" else "numbers"
+            hint = ""
+            if any(isinstance(v, str) and _is_float(v) for v in values):
+                hint = " (YAML reads 1e-3 as text: write 1.0e-3)"
+            return f"search.{key}.{kind} takes {numbers}: [low, high], not {values}{hint}"
+        if kind in ("uniform", "loguniform", "randint") and (
+            len(values) != 2 or not values[0] < values[1]
+        ):
+            return f"search.{key}.{kind} must be [low, high] with low < high"
+        if kind == "loguniform" and values[0] <= 0:
+            return f"search.{key}.loguniform needs a low above 0"
+        if key.split(".")[0] in ("name", "group"):
+            return f"search.{key}: the sweep names its trials"
+        if self.algorithm == "grid" and kind not in ("grid", "choice"):
+            return f"search.{key}: algorithm grid takes lists (grid or choice)"
+        if self.algorithm in ("bayes", "pbt") and kind == "grid":
+            return f"search.{key}: algorithm {self.algorithm} cannot take grid"
+        if self.algorithm == "pbt" and key.split(".")[0] in ("network", "data", "model"):
+            return (
+                f"search.{key}: pbt copies weights between trials, so it can only change "
+                "training settings (optimizer, scheduler, ...), not the network or data"
+            )
+        return None
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class SweepInterruptedError(TextRecognizerError):
+    """Ctrl-C stopped the sweep; ``--resume`` finishes it."""
+
+    exit_code = 130  # what a shell reports for SIGINT
+
+    def __init__(self, what: str, command: str | None) -> None:
+        then = f"finish it with: {command}" if command else "nothing was saved: start it again"
+        super().__init__(f"sweep interrupted: {what}; {then}")
+
+
+def resume_command(path: Path, address: str | None) -> str:
+    command = f"text-recognizer sweep {shlex.quote(str(path))} --resume"
+    return command + (f" --address {shlex.quote(address)}" if address else "")
+
+
+#: What a trial is at the end: finished (ASHA may have stopped it early, as planned),
+#: failed, or, when the sweep was interrupted, stopped mid-way or not started at all.
+UNFINISHED = ("stopped", "not started")
+
+
+class _NoRayResumeHint(logging.Filter):
+    """Ray's hint (``Tuner.restore(...)``) is its Python API; the CLI prints its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore(" not in record.getMessage()
 
 
 def load_sweep(path: Path) -> SweepConfig:
@@ -142,13 +195,57 @@ def trial_config(base: dict[str, Any], params: dict[str, Any], name: str) -> Exp
     return parse_config(apply_overrides(copy.deepcopy(base), [*overrides, f"name={name}"]))
 
 
-def search_space(sweep: SweepConfig) -> dict[str, Any]:
-    from ray import tune
+def reported_metrics(model: str) -> tuple[str, ...]:
+    """What a trial reports to Tune at every validation, the first included (Tune refuses a
+    result without the metric; train/acc and train/loss_epoch come after the first)."""
+    return (*VALIDATION_METRICS[model], "train/loss")
 
-    space: dict[str, Any] = {}
+
+def check_search(sweep: SweepConfig, base: dict[str, Any], metric: str, path: Path) -> None:
+    """Fail before Ray starts on what would fail every trial: a search key the experiment
+    does not have, or a metric its model does not report."""
+    # Whether a key exists does not depend on the value drawn: one point of the space shows
+    # it (each list's first value, each range's low).
+    sample = {key: next(iter(spec.values()))[0] for key, spec in sweep.search.items()}
+    try:
+        config = trial_config(base, sample, "trial_00000")
+    except ConfigError as error:
+        values = ", ".join(f"{k}={format_value(v)}" for k, v in sample.items())
+        raise ConfigError(
+            f"sweep {path}: its trials' configs would be refused (checked with {values}): "
+            f"{error}\n  fix search in {path}"
+        ) from None
+    reported = reported_metrics(config.model.name)
+    if metric not in reported:
+        source = "metric" if sweep.metric else f"metric (from {sweep.base}'s checkpoint monitor)"
+        raise ConfigError(
+            f"sweep {path}: {source} {metric!r} is not reported: a {config.model.name} model "
+            f"reports {', '.join(reported)} after every validation; set metric to one of them"
+        )
+
+
+def sweep_samples(sweep: SweepConfig) -> int:
+    return sweep.samples or (1 if sweep.algorithm == "grid" else 8)
+
+
+def grid_keys(sweep: SweepConfig) -> dict[str, list[Any]]:
+    """The keys whose every value runs (each combination ``samples`` times)."""
+    grids = {}
     for key, spec in sweep.search.items():
         (kind, values), *_ = spec.items()
         if kind == "grid" or (kind == "choice" and sweep.algorithm == "grid"):
+            grids[key] = values
+    return grids
+
+
+def search_space(sweep: SweepConfig) -> dict[str, Any]:
+    from ray import tune
+
+    grids = grid_keys(sweep)
+    space: dict[str, Any] = {}
+    for key, spec in sweep.search.items():
+        (kind, values), *_ = spec.items()
+        if key in grids:
             space[key] = tune.grid_search(values)
         elif kind == "choice":
             space[key] = tune.choice(values)
@@ -242,6 +339,7 @@ def run_sweep(
     monitor = base["callbacks"]["checkpoint"]
     metric = sweep.metric or monitor["monitor"]
     mode = sweep.mode or monitor["mode"]
+    check_search(sweep, base, metric, path)
 
     # Ray reports usage statistics to its makers unless told not to; this project sends
     # nothing. A local Ray listens on this machine's network address unless told to keep to
@@ -265,6 +363,7 @@ def run_sweep(
     # the trials' own log lines; -vv: all Tune says.
     level = logging.getLogger("text_recognizer").getEffectiveLevel()
     verbose = {logging.ERROR: 0, logging.WARNING: 1, logging.INFO: 2}.get(level, 3)
+    logging.getLogger("ray.tune.tune").addFilter(_NoRayResumeHint())
     ray.init(
         address=address,
         runtime_env={"env_vars": env},
@@ -295,29 +394,58 @@ def run_sweep(
                 ),
             )
         results = tuner.fit()
+    except KeyboardInterrupt:  # a second Ctrl-C: Tune gives SIGINT back after the first
+        saved = tune.Tuner.can_restore(str(storage / sweep.sweep))
+        command = resume_command(path, address) if saved else None
+        raise SweepInterruptedError("no table of the trials was written", command) from None
     finally:
         ray.shutdown()
+    # Tune's first Ctrl-C ends fit() as if done, and stops the trials it ran as if they had
+    # finished: only a trial that finished or failed has a last result marked done or an
+    # error. The search makes trials as slots free up, so those not made yet are missing.
+    trials = [results[index] for index in range(len(results))]
+    planned = sweep_samples(sweep) * math.prod(len(v) for v in grid_keys(sweep).values())
+    interrupted = len(trials) < planned or any(
+        not result.error and not (result.metrics or {}).get("done") for result in trials
+    )
     rows: list[dict[str, Any]] = []
-    for index in range(len(results)):
-        result = results[index]
+    for result in trials:
         history = result.metrics_dataframe
         scores = history[metric] if history is not None and metric in history else None
         best = None
         if scores is not None and not scores.empty:
             best = float(scores.min() if mode == "min" else scores.max())
         last = result.metrics or {}
+        trial = Path(result.path).name
+        status = "finished"
+        if result.error:
+            status = "failed"
+        elif interrupted and not last.get("done"):
+            started = (runs_dir() / sweep.sweep / trial).exists()
+            status = "stopped" if started else "not started"
         rows.append(
             {
-                "trial": Path(result.path).name,
+                "trial": trial,
                 "params": {k: (result.config or {}).get(k) for k in sweep.search},
                 "best": best,
                 "epochs": int(last.get("epoch", 0)),
                 "run_dir": last.get("run_dir"),
+                "status": status,
                 "error": str(result.error) if result.error else None,
             }
         )
     rows.sort(key=lambda r: (r["best"] is None, (r["best"] or 0) * (1 if mode == "min" else -1)))
-    summary = {"sweep": sweep.sweep, "metric": metric, "mode": mode, "trials": rows}
+    if interrupted:  # the trials the search had yet to make: no name nor values yet
+        blank = {"trial": None, "params": dict.fromkeys(sweep.search), "best": None}
+        more = {"epochs": 0, "run_dir": None, "status": "not started", "error": None}
+        rows += [{**blank, **more} for _ in range(planned - len(trials))]
+    summary = {
+        "sweep": sweep.sweep,
+        "metric": metric,
+        "mode": mode,
+        "interrupted": interrupted,
+        "trials": rows,
+    }
     write_text_atomic(runs_dir() / sweep.sweep / "sweep.json", json.dumps(summary, indent=2))
     return metric, rows
 
@@ -355,7 +483,7 @@ def _tune_config(sweep: SweepConfig, metric: str, mode: str) -> Any:
         trial_dirname_creator=trial_name,
         metric=metric,
         mode=mode,
-        num_samples=sweep.samples or (1 if sweep.algorithm == "grid" else 8),
+        num_samples=sweep_samples(sweep),
         search_alg=search_alg,
         scheduler=scheduler,
         max_concurrent_trials=sweep.concurrent if sweep.algorithm == "bayes" else None,
