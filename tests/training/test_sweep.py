@@ -158,6 +158,8 @@ def no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
             "train/loss after every validation",
         ),
         ("optimizer.lr: {uniform: [1.0e-3, 1.0e-2]}", "metric: train/acc", "'train/acc'"),
+        # The base's checkpoint maximises val/acc: its mode would maximise the loss.
+        ("optimizer.lr: {uniform: [1.0e-3, 1.0e-2]}", "metric: val/loss", "mode: min or mode"),
     ],
 )
 @pytest.mark.usefixtures("no_ray")

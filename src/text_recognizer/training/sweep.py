@@ -338,8 +338,15 @@ def run_sweep(
     base = base_config(sweep)
     monitor = base["callbacks"]["checkpoint"]
     metric = sweep.metric or monitor["monitor"]
-    mode = sweep.mode or monitor["mode"]
     check_search(sweep, base, metric, path)
+    if sweep.mode is None and metric != monitor["monitor"]:
+        # The checkpoint's mode is for its own metric: val/loss under val/acc's "max" would
+        # be maximised.
+        raise ConfigError(
+            f"sweep {path}: metric {metric} is not the checkpoint's ({monitor['monitor']}): say "
+            "whether to minimise or maximise it: mode: min or mode: max"
+        )
+    mode = sweep.mode or monitor["mode"]
 
     # Ray reports usage statistics to its makers unless told not to; this project sends
     # nothing. A local Ray listens on this machine's network address unless told to keep to
