@@ -41,7 +41,7 @@ def test_run_writes_folder_and_learns(tiny_chars: str) -> None:
     ):
         assert (run_dir / name).is_file(), name
     assert list((run_dir / "tensorboard").glob("events.*"))
-    assert summary["epochs"] == 3
+    assert summary["epochs"] == 3 and summary["ended_by"] == "schedule"
     assert summary["training_time_s"] > 0
     assert summary["train_samples"] == 3 * 192  # 3 epochs of the 384 - 2 * 96 training images
     # training_time_s is rounded to 10 ms and a tiny run takes well under a second, so the
@@ -57,6 +57,14 @@ def test_run_writes_folder_and_learns(tiny_chars: str) -> None:
     assert json.loads((run_dir / "summary.json").read_text())["best_score"] == summary["best_score"]
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["optimizer"]["lr"] == 1e-2
+
+
+def test_the_summary_says_when_early_stopping_ended_the_run(tiny_chars: str) -> None:
+    stop_soon = {"monitor": "val/acc", "mode": "max", "patience": 0, "min_delta": 1.0}
+    config = tiny_config(tiny_chars)
+    config["callbacks"]["early_stopping"] = stop_soon  # no gain of 1.0 in accuracy: stop
+    summary = run_experiment(parse_config(config))
+    assert summary["ended_by"] == "early_stopping" and summary["epochs"] < 3
 
 
 def test_checkpoint_rebuilds_model_without_config(tiny_chars: str) -> None:

@@ -510,6 +510,7 @@ def _train_and_test(
     # callback's state, which would report the time and samples at the best epoch.
     timer = next(c for c in trainer.callbacks if isinstance(c, TrainingTimeCallback))  # type: ignore[attr-defined]
     training_s, samples = timer.total_s, timer.samples
+    ended_by = _ended_by(trainer)
     checkpoint = trainer.checkpoint_callback
     best_path = getattr(checkpoint, "best_model_path", "") or str(last)
     test_metrics: dict[str, float] = {}
@@ -528,6 +529,7 @@ def _train_and_test(
         "best_checkpoint": best_path,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
+        "ended_by": ended_by,
         "training_time_s": round(training_s, 2),
         # Per process: under DDP each rank counts its own share of the data.
         "train_samples": samples,
@@ -541,6 +543,19 @@ def _train_and_test(
     if trainer.is_global_zero:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _ended_by(trainer: L.Trainer) -> str:
+    """What ended training: ``early_stopping``, ``max_time`` or ``schedule`` (its epochs or
+    steps all run). Read before testing, which restores the callbacks' states."""
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        if isinstance(callback, lc.EarlyStopping) and callback.stopped_epoch > 0:
+            return "early_stopping"
+        if isinstance(callback, lc.Timer):
+            remaining = callback.time_remaining()  # None: no limit
+            if remaining is not None and remaining <= 0:
+                return "max_time"
+    return "schedule"
 
 
 def _checkpoint_step(last: Path, run_dir: Path) -> int:
