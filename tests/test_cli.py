@@ -126,6 +126,17 @@ def test_data_info_takes_dataset_arguments() -> None:
     assert result.exit_code == 1 and "--data-arg path=DIR" in " ".join(result.output.split())
 
 
+def test_data_download_builds_the_cache_of_an_experiment_seed(tmp_path: Path) -> None:
+    """An experiment with seed 7 renders other characters than seed 0: --seed builds its
+    cache ahead of training (data info/download could only build seed 0's)."""
+    sizes = ["--data-arg", "num_train=40", "--data-arg", "num_val=8", "--data-arg", "num_test=8"]
+    download = ["data", "download", "synthetic_chars", *sizes]
+    for seed, caches in (("0", 3), ("7", 6), ("7", 6)):  # seed 7 again: its cache, found
+        result = runner.invoke(app, [*download, "--seed", seed])
+        assert result.exit_code == 0, result.output
+        assert len(list((tmp_path / "data" / "synthetic_chars").glob("*.h5"))) == caches
+
+
 @pytest.mark.parametrize("command", [["data", "info", "folder"], ["evaluate", "default"]])
 def test_a_data_arg_without_a_value_says_key_equals_value(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--data-arg", "path"])

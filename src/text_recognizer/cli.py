@@ -123,12 +123,23 @@ def _data_args(data_arg: list[str] | None) -> dict[str, object]:
     return apply_overrides({}, data_arg or [])
 
 
-def _build_dataset(name: str, root: Path | None, data_arg: list[str] | None) -> BaseDataModule:
+# The seed a synthetic dataset's lines are drawn with, as an experiment's `seed`.
+DataSeedOption = Annotated[
+    int,
+    typer.Option(
+        min=0, help="Seed of a synthetic dataset (an experiment's seed: its cache is built)."
+    ),
+]
+
+
+def _build_dataset(
+    name: str, root: Path | None, data_arg: list[str] | None, seed: int = 0
+) -> BaseDataModule:
     """``data download`` / ``data info``: the dataset named, with its ``--data-arg`` values."""
     from text_recognizer.data import DATASETS
 
     args = _data_args(data_arg)
-    return DATASETS.build(name, {**args, "root": root} if root else args)
+    return DATASETS.build(name, {**args, "root": root} if root else args, seed=seed)
 
 
 @data_app.command("download")
@@ -136,10 +147,11 @@ def data_download(
     name: Annotated[str, typer.Argument(help="Dataset name, e.g. emnist, synthetic_chars.")],
     root: Annotated[Optional[Path], typer.Option(help="Data folder (default ./data).")] = None,  # noqa: UP045
     data_arg: DataArgOption = None,
+    seed: DataSeedOption = 0,
 ) -> None:
     """Download (or build, for synthetic datasets) a dataset's files and caches."""
     try:
-        module = _build_dataset(name, root, data_arg)
+        module = _build_dataset(name, root, data_arg, seed)
         module.prepare_data()
     except TextRecognizerError as error:
         raise fail(error) from error
@@ -151,10 +163,11 @@ def data_info(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
     root: Annotated[Optional[Path], typer.Option(help="Data folder (default ./data).")] = None,  # noqa: UP045
     data_arg: DataArgOption = None,
+    seed: DataSeedOption = 0,
 ) -> None:
     """Prepare a dataset if needed and print its sizes, shapes and balance."""
     try:
-        module = _build_dataset(name, root, data_arg)
+        module = _build_dataset(name, root, data_arg, seed)
         module.prepare_data()
         module.setup()  # every split, for the sizes
     except TextRecognizerError as error:
