@@ -178,3 +178,58 @@ def test_doubtful_lines_are_marked(page: sync_api.Page, server: Server, tmp_path
     for number, marked in enumerate(doubtful):
         assert ("doubtful" in (rows.nth(number).get_attribute("class") or "")) == marked
         assert ("doubtful" in (shapes.nth(number).get_attribute("class") or "")) == marked
+
+
+def test_only_the_latest_reading_is_shown(page: sync_api.Page, server: Server) -> None:
+    """A slow answer to an earlier request once replaced a newer reading and outlined its
+    lines on the newer image; reading twice listed a page's lines twice."""
+    held: list[sync_api.Route] = []
+
+    def hold_the_first(route: sync_api.Route) -> None:
+        if not held:
+            held.append(route)  # answered only after the second reading is shown
+        else:
+            route.continue_()
+
+    page.route("**/api/recognize", hold_the_first)
+    page.select_option("#kind", "paragraph")
+    page.set_input_files("#file", PAGE)
+    page.click("#read-file")
+    page.wait_for_timeout(200)
+    page.select_option("#kind", "line")
+    page.set_input_files("#file", LINE)
+    sync_api.expect(page.locator("#lines tr")).to_have_count(0)  # the page's reading is gone
+    page.click("#read-file")
+    sync_api.expect(page.locator("#details")).to_contain_text("read as line")
+    held[0].continue_()
+    page.wait_for_timeout(3000)  # long enough for the page's answer to come back
+    sync_api.expect(page.locator("#details")).to_contain_text("read as line")
+    assert page.locator("#lines tr").count() == 0
+    assert page.locator("#found polygon.line").count() == 1
+    _, expected = post_image(server.url, LINE.read_bytes(), kind="line")
+    assert page.inner_text("#text") == expected["text"]
+
+
+def test_the_page_fits_a_small_phone(browser: sync_api.Browser, server: Server) -> None:
+    page = browser.new_page(viewport={"width": 320, "height": 640})
+    page.goto(server.url)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    page.close()
+    assert width <= 320
+
+
+def test_saving_page_xml_says_why_it_failed(page: sync_api.Page) -> None:
+    page.set_input_files("#file", LINE)
+    page.click("#read-file")
+    sync_api.expect(page.locator("#details")).to_contain_text("read as line")
+    page.route(
+        "**/api/recognize",
+        lambda route: route.fulfill(status=422, json={"detail": "the reason the server gave"}),
+    )
+    page.click("#save-xml")
+    sync_api.expect(page.locator("#error")).to_have_text(
+        "Could not make the PAGE XML: the reason the server gave"
+    )
+    page.route("**/api/recognize", lambda route: route.abort())  # and no answer at all
+    page.click("#save-xml")
+    sync_api.expect(page.locator("#error")).to_contain_text("The server did not answer")
