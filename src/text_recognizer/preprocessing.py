@@ -428,8 +428,8 @@ def _check_line_shape(crop: np.ndarray) -> None:
     """Refuse ink (cropped with ``ink_box``'s margin) no line of writing can be."""
     height, width = crop.shape
     rows = np.flatnonzero(crop.max(axis=1) > INK_FRACTION * float(crop.max()))
-    if rows[-1] - rows[0] + 1 < MIN_LINE_INK_HEIGHT:
-        high = rows[-1] - rows[0] + 1
+    high = rows[-1] - rows[0] + 1
+    if high < MIN_LINE_INK_HEIGHT:
         raise ImageError(
             f"the ink is only {high} pixel{'s' if high > 1 else ''} high: too little to "
             "read as a line of writing"

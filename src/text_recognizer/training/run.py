@@ -411,7 +411,7 @@ def run_experiment(
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with run_lock(run_dir):
-            return _train_and_test(config, run_dir, last if resume else None, callbacks)
+            return _train_and_test(config, run_dir, last, resume, callbacks)
     except BaseException:
         # A run that failed before it wrote anything (a bad dataset argument, a setting
         # Lightning refuses) leaves no empty folder behind.
@@ -457,12 +457,11 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 def _train_and_test(
     config: ExperimentConfig,
     run_dir: Path,
-    last: Path | None,
+    last: Path,
+    resume: bool,
     callbacks: Sequence[L.Callback],
 ) -> dict[str, Any]:
-    """``run_experiment``'s work, inside the run folder's lock; ``last``: resume from it."""
-    resume = last is not None
-    last = last or run_dir / "checkpoints" / "last.ckpt"
+    """``run_experiment``'s work, inside the run folder's lock; ``resume``: from ``last``."""
     resume_step = _checkpoint_step(last, run_dir) if resume else None  # unreadable: say so now
     L.seed_everything(config.seed, workers=True, verbose=False)
 
