@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from text_recognizer.errors import ConfigError
-from text_recognizer.training.config import load_config, parse_config, schema_reference
+from text_recognizer.training.config import load_config, parse_config, read_yaml, schema_reference
 
 MINIMAL = "name: x\ndata: {name: synthetic_chars}\nnetwork: {name: lenet}\n"
 
@@ -55,6 +55,20 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
         load_config(write(tmp_path, "name: [unclosed"))
     with pytest.raises(ConfigError, match=r"key\.path=value"):
         load_config(write(tmp_path, MINIMAL), ["optimizer.lr"])
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    # PyYAML keeps the last of two equal keys without a word: a forgotten `lr:` lower
+    # down would silently win over the one being edited.
+    twice = MINIMAL + "optimizer:\n  lr: 1.0e-3\n  weight_decay: 0\n  lr: 3.0e-4\n"
+    with pytest.raises(ConfigError, match=r"key 'lr' is given twice .*first on line \d+.*keep one"):
+        load_config(write(tmp_path, twice))
+    # The same key in two different mappings and YAML merge keys stay allowed.
+    merged = MINIMAL + "optimizer: &opt\n  lr: 1.0e-3\nextra: {<<: *opt, lr: 2.0e-3}\n"
+    assert read_yaml(write(tmp_path, merged))["extra"] == {"lr": 2.0e-3}
+    (tmp_path / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_config(tmp_path / "latin1.yaml")
 
 
 def test_schema_reference_documents_every_section() -> None:

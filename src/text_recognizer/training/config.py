@@ -278,15 +278,58 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(format_validation_error(error)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error:
+    PyYAML keeps the last silently, so a second ``lr:`` lower down would win unseen."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> Any:
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may repeat keys on purpose
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.setdefault(key, key_node)
+        except TypeError:  # an unhashable key: construct_mapping says so itself
+            continue
+        if first is not key_node:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key {key!r} is given twice in one mapping (first on line "
+                f"{first.start_mark.line + 1}); keep one",
+                key_node.start_mark,
+            )
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_unique_mapping,
+)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's contents (``{}`` when empty); not YAML or a key given twice is a
+    ``ConfigError`` with the line."""
+    try:
+        with Path(path).open(encoding="utf-8") as stream:  # named, so errors give the file
+            return yaml.load(stream, Loader=_UniqueKeyLoader) or {}  # noqa: S506
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path} is not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
+
+
 def load_config(path: Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
     """Read a YAML experiment, apply ``a.b=c`` overrides, validate."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"experiment config {path} does not exist")
-    try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    loaded = read_yaml(path)
     if not isinstance(loaded, dict):
         raise ConfigError(
             f"{path} holds a {type(loaded).__name__}, not a mapping of keys (name:, data:, "

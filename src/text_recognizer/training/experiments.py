@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from text_recognizer.errors import ConfigError, TextRecognizerError
@@ -43,6 +42,7 @@ from text_recognizer.training.config import (
     ExperimentConfig,
     apply_overrides,
     load_config,
+    read_yaml,
 )
 from text_recognizer.training.run import RUN_DIR_ENV, new_run_dir
 
@@ -128,10 +128,7 @@ def read_yaml_model(
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    raw = read_yaml(path)
     try:
         return model.model_validate(raw)
     except ValidationError as error:
