@@ -178,6 +178,33 @@ def test_doubtful_lines_are_marked(page: sync_api.Page, server: Server, tmp_path
     for number, marked in enumerate(doubtful):
         assert ("doubtful" in (rows.nth(number).get_attribute("class") or "")) == marked
         assert ("doubtful" in (shapes.nth(number).get_attribute("class") or "")) == marked
+    # Doubtful words are marked in the text itself, not only in a tooltip over the image
+    # (which neither a keyboard nor a touch screen can open).
+    for number, line in enumerate(expected["lines"]):
+        spans = rows.nth(number).locator("td").nth(1).locator("span")
+        assert spans.all_inner_texts() == [word["text"] for word in line["words"]]
+        for index, word in enumerate(line["words"]):
+            span = spans.nth(index)
+            assert span.get_attribute("title") == f"confidence {word['confidence']:.2f}"
+            assert ("doubtful" in (span.get_attribute("class") or "")) == (word["confidence"] < 0.5)
+    assert page.locator("#lines span.doubtful").count() > 0
+
+
+def test_a_line_is_found_on_the_image_by_keyboard(page: sync_api.Page) -> None:
+    page.select_option("#kind", "paragraph")
+    page.set_input_files("#file", PAGE)
+    page.click("#read-file")
+    rows = page.locator("#lines tr")
+    sync_api.expect(rows.nth(2)).to_be_visible()
+    shapes = page.locator("#found polygon.line")
+    page.locator("#save-xml").focus()
+    page.keyboard.press("Shift+Tab")  # back from the button: the last line's row
+    last = rows.count() - 1
+    sync_api.expect(rows.nth(last)).to_be_focused()
+    sync_api.expect(shapes.nth(last)).to_have_class("line current")
+    page.keyboard.press("Shift+Tab")
+    sync_api.expect(shapes.nth(last - 1)).to_have_class("line current")
+    sync_api.expect(shapes.nth(last)).to_have_class("line")
 
 
 def test_only_the_latest_reading_is_shown(page: sync_api.Page, server: Server) -> None:
