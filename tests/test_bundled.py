@@ -48,9 +48,17 @@ def test_a_bundled_model_loads_by_its_name_and_a_wrong_name_lists_them() -> None
 def test_demo_reads_the_samples() -> None:
     rows, summary = run_demo()
     assert rows[0] == ["sample", "kind", "truth", "prediction", "confidence", "CER"]
+    pages = read_labels(SAMPLES_DIR / "paragraphs")
     assert len(rows) - 1 == sum(
-        len(read_labels(SAMPLES_DIR / kind)) for kind in ("chars", "lines", "paragraphs")
-    )
+        len(read_labels(SAMPLES_DIR / kind)) for kind in ("chars", "lines")
+    ) + sum(page.text.count("\n") + 1 for page in pages)
+    # A page is a row per line, against the line written there, its name on the first.
+    named = [row for row in rows[1:] if row[1] == "paragraph"]
+    assert [row[0] for row in named] == [page.image.name for page in pages]
+    first = rows.index(named[0])
+    written = pages[0].text.split("\n")
+    assert [row[2] for row in rows[first : first + len(written)]] == written
+    assert all(row[0] == "" for row in rows[first + 1 : first + len(written)])
     assert "characters:" in summary and "lines: CER" in summary
     assert "pages: CER" in summary and "(15 lines found of 15)" in summary
     # Regression floors for the shipped models on their bundled samples (held-out fonts).
@@ -58,8 +66,8 @@ def test_demo_reads_the_samples() -> None:
     assert sum(row[2] == row[3] for row in chars) >= len(chars) - 2
     lines = [float(row[5]) for row in rows[1:] if row[1] == "line"]
     assert sum(lines) / len(lines) < 0.25
-    pages = [float(row[5]) for row in rows[1:] if row[1] == "paragraph"]
-    assert sum(pages) / len(pages) < 0.25
+    page_lines = [float(row[5]) for row in rows[first:]]
+    assert sum(page_lines) / len(page_lines) < 0.25
 
 
 def test_the_bundled_line_model_reads_tilted_samples_nearly_as_well_as_level_ones() -> None:

@@ -424,8 +424,10 @@ def demo(
     out = Table(title="text-recognizer demo: bundled samples")
     for column in table[0]:
         out.add_column(column)
-    for row in table[1:]:
-        out.add_row(*(escape(cell) for cell in row))  # a reading may hold "[b]"
+    for row, after in zip(table[1:], [*table[2:], None], strict=True):
+        # A rule under each kind's samples; a page's lines stay together.
+        ends = after is not None and after[1] not in ("", row[1] or "paragraph")
+        out.add_row(*(escape(cell) for cell in row), end_section=ends)  # a reading may hold "[b]"
     console.print(out)
     console.print(summary)
 

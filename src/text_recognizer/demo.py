@@ -11,6 +11,8 @@ from text_recognizer.recognizer import Kind, Recognizer
 
 
 def run_demo(model: str = "default", samples: Path = SAMPLES_DIR) -> tuple[list[list[str]], str]:
+    """The table's rows (a header, then one per character, line and page line; a page's
+    name on its first line's row only) and the summary line under it."""
     recognizer = Recognizer.from_pretrained(model)
     rows = [["sample", "kind", "truth", "prediction", "confidence", "CER"]]
     summary = []
@@ -28,16 +30,35 @@ def run_demo(model: str = "default", samples: Path = SAMPLES_DIR) -> tuple[list[
         truths = [row.text for row in labelled]
         predictions = [r.text for r in results]
         for row, result in zip(labelled, results, strict=True):
-            rows.append(
-                [
-                    row.image.name,
-                    kind,
-                    row.text,
-                    result.text,
-                    f"{result.confidence:.2f}",
-                    f"{cer([result.text], [row.text]):.3f}",
-                ]
-            )
+            if kind != "paragraph":
+                rows.append(
+                    [
+                        row.image.name,
+                        kind,
+                        row.text,
+                        result.text,
+                        f"{result.confidence:.2f}",
+                        f"{cer([result.text], [row.text]):.3f}",
+                    ]
+                )
+                continue
+            # A page one row per line (its name on the first), read line against written
+            # line: a page's text in one cell wrapped into a block nobody could compare.
+            lines_written = row.text.split("\n")
+            for number in range(max(len(lines_written), len(result.lines))):
+                truth = lines_written[number] if number < len(lines_written) else ""
+                line = result.lines[number] if number < len(result.lines) else None
+                text = line.text if line else ""
+                rows.append(
+                    [
+                        "" if number else row.image.name,
+                        "" if number else kind,
+                        truth,
+                        text,
+                        f"{line.confidence:.2f}" if line else "-",
+                        f"{cer([text], [truth]):.3f}",
+                    ]
+                )
         if kind == "char":
             correct = sum(p == t for p, t in zip(predictions, truths, strict=True))
             summary.append(f"characters: {correct}/{len(truths)} correct")
