@@ -142,3 +142,43 @@ def test_seq2seq_export_points_to_the_two_graph_exporter(tmp_path: Path) -> None
     module = MODELS.build("seq2seq", {}, network="transformer", network_args={"num_classes": 83})
     with pytest.raises(ConfigError, match="encoder graph plus a decoder-step graph"):
         export_module(module, tmp_path / "model.onnx")
+
+
+def tiny_seq2seq_checkpoint(path: Path) -> Path:
+    """A checkpoint of an (untrained) tiny transformer line model, as Lightning saves one."""
+    from text_recognizer.charset import DEFAULT_CHARSET
+    from text_recognizer.models import MODELS
+
+    module = MODELS.build(
+        "seq2seq",
+        {},
+        network="transformer",
+        network_args={
+            "d_model": 32,
+            "num_heads": 2,
+            "dim_feedforward": 32,
+            "num_layers": 1,
+            "channels": [8, 8, 8, 16],
+            "max_length": 8,
+        },
+        charset_tokens=list(DEFAULT_CHARSET.tokens),
+        input_height=32,
+    )
+    checkpoint = {
+        "model_name": "seq2seq",
+        "hyper_parameters": dict(module.hparams),
+        "state_dict": module.state_dict(),
+    }
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_a_seq2seq_checkpoint_is_refused_by_the_recognizer_with_why(tmp_path: Path) -> None:
+    """The Recognizer reads CTC line models; a transformer's checkpoint once loaded and
+    then failed on the first image with "not enough values to unpack"."""
+    checkpoint = tiny_seq2seq_checkpoint(tmp_path / "transformer.ckpt")
+    with pytest.raises(ConfigError, match=r"transformer\.ckpt is a seq2seq .+ evaluate"):
+        Recognizer.from_pretrained(checkpoint)
+    result = CliRunner().invoke(app, ["recognize", "--model", str(checkpoint), str(SAMPLE_LINE)])
+    assert result.exit_code == 1 and "is a seq2seq" in result.output
+    assert isinstance(result.exception, SystemExit)  # no traceback

@@ -241,6 +241,13 @@ class TorchModel:
             ) from None
 
         self.module = load_module(source)
+        if self.module.model_name == "seq2seq":
+            # Its network decodes token by token (``generate``); it gives no CTC frames.
+            raise ConfigError(
+                f"{source} is a seq2seq (transformer) line model: the Recognizer reads "
+                "character and CTC line models; score it with `text-recognizer evaluate "
+                f"{source}`, or decode with its network's generate() (docs/models.md)"
+            )
         self.meta = metadata(self.module)
 
     def char_probs(self, images: np.ndarray) -> np.ndarray:
