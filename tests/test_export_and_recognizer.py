@@ -182,3 +182,39 @@ def test_a_seq2seq_checkpoint_is_refused_by_the_recognizer_with_why(tmp_path: Pa
     result = CliRunner().invoke(app, ["recognize", "--model", str(checkpoint), str(SAMPLE_LINE)])
     assert result.exit_code == 1 and "is a seq2seq" in result.output
     assert isinstance(result.exception, SystemExit)  # no traceback
+
+
+def test_an_export_that_fails_midway_leaves_the_previous_export_whole(
+    tiny_char_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exporting over an earlier export: a disk that fills while the .json is written once
+    left the new .onnx beside a torn .json (neither model readable any more)."""
+    import errno
+
+    from text_recognizer.charset import DEFAULT_CHARSET
+    from text_recognizer.export import export_module
+    from text_recognizer.models import MODELS
+
+    path = export_onnx(tiny_char_run, tmp_path / "model.onnx")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    other = MODELS.build(
+        "classifier",
+        {},
+        network="mlp",
+        network_args={"hidden": [8], "num_classes": len(DEFAULT_CHARSET)},
+        charset_tokens=list(DEFAULT_CHARSET.tokens),
+    )
+    write_text = Path.write_text
+
+    def disk_full_midway(self: Path, text: str, *args: object, **kwargs: object) -> int:
+        if ".json" not in self.name:
+            return write_text(self, text, *args, **kwargs)  # type: ignore[arg-type]
+        write_text(self, text[: len(text) // 2], *args, **kwargs)  # type: ignore[arg-type]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full_midway)
+    with pytest.raises(ConfigError, match=r"cannot write .+No space left on device"):
+        export_module(other, path)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files
+    assert Recognizer.from_pretrained(path).recognize(bar_image(1), kind="char").kind == "char"
