@@ -218,3 +218,52 @@ def test_an_export_that_fails_midway_leaves_the_previous_export_whole(
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files
     assert Recognizer.from_pretrained(path).recognize(bar_image(1), kind="char").kind == "char"
+
+
+def _bundled_line_meta() -> dict[str, object]:
+    meta: dict[str, object] = json.loads((MODELS_DIR / "line.json").read_text())
+    return meta
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kind": None}, r"lacks kind: "),
+        ({"charset": None, "input_height": None}, r"lacks charset, input_height: "),
+        ({"kind": "word"}, r"kind 'word' is none the Recognizer reads \(char or line\)"),
+        ({"kind": "char"}, r"says a char model, but its graph takes images, widths"),
+        ({"charset": "abc"}, r"charset must be a list of tokens"),
+        ({"charset": ["a", "a"]}, r"charset tokens must be unique"),
+        ({"charset": ["a", "b"]}, r"a CTC line model's charset holds <blank>"),
+        ({"charset": ["<blank>", "a"]}, r"charset has 2 tokens, but the graph scores 83 classes"),
+        ({"input_height": 0}, r"input_height must be a whole number of pixels, 1 or more"),
+        ({"input_height": 28}, r"input_height 28, but the graph takes images 32 pixels high"),
+        ({"format": "text-recognizer-onnx/2"}, r"format text-recognizer-onnx/2, not .+ newer"),
+    ],
+)
+def test_a_model_description_that_lacks_or_contradicts_what_reading_needs_says_so(
+    change: dict[str, object], message: str, tmp_path: Path
+) -> None:
+    """An exported model's .json without kind, charset or input_height once failed with a
+    bare KeyError (a traceback on the command line); one that contradicted its graph, on
+    the first image with ONNX Runtime's or OpenCV's words."""
+    meta = {k: v for k, v in {**_bundled_line_meta(), **change}.items() if v is not None}
+    (tmp_path / "m.onnx").write_bytes((MODELS_DIR / "line.onnx").read_bytes())
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=r"m\.(json|onnx)[: ].*" + message):
+        Recognizer.from_pretrained(tmp_path / "m.onnx")
+    result = CliRunner().invoke(
+        app, ["recognize", "--model", str(tmp_path / "m.onnx"), str(SAMPLE_LINE)]
+    )
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+
+
+def test_a_model_description_without_the_optional_fields_still_reads(tmp_path: Path) -> None:
+    meta = _bundled_line_meta()
+    for optional in ("format", "version", "metrics", "network", "network_args"):
+        del meta[optional]
+    meta["input_height"] = "32"  # a hand-written description
+    (tmp_path / "m.onnx").write_bytes((MODELS_DIR / "line.onnx").read_bytes())
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    result = Recognizer.from_pretrained(tmp_path / "m.onnx").recognize(SAMPLE_LINE)
+    assert result.kind == "line" and result.text
