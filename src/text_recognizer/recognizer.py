@@ -398,6 +398,9 @@ class Recognizer:
 
         self.models = {model.meta["kind"]: model for model in models}
         self.decoder = CtcDecoder.from_options(beam_size, lm, lm_weight)
+        if self.decoder.lm is not None and "line" in self.models:
+            # Loaded now: a damaged file is refused here, not on the first line read.
+            self.decoder.lm.kenlm(Charset.from_tokens(self.models["line"].meta["charset"]))
         self.width_factors = width_factors(width_search)
         self.deskew = deskew
         self.deslant = deslant
