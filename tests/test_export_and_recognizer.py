@@ -267,3 +267,15 @@ def test_a_model_description_without_the_optional_fields_still_reads(tmp_path: P
     (tmp_path / "m.json").write_text(json.dumps(meta))
     result = Recognizer.from_pretrained(tmp_path / "m.onnx").recognize(SAMPLE_LINE)
     assert result.kind == "line" and result.text
+
+
+def test_an_export_carries_the_test_metrics_of_its_own_checkpoint_only(
+    tiny_char_run: Path, tmp_path: Path
+) -> None:
+    """The run's test metrics were measured on best.ckpt; exporting last.ckpt once put
+    them in its .json too, as if they were its own."""
+    checkpoints = tiny_char_run / "checkpoints"
+    for name, has_metrics in [("best.ckpt", True), ("last.ckpt", False)]:
+        path = export_onnx(checkpoints / name, tmp_path / f"{name}.onnx")
+        meta = json.loads(path.with_suffix(".json").read_text())
+        assert ("test/acc" in meta["metrics"]) == has_metrics, name

@@ -257,6 +257,18 @@ def export_onnx(source: Path, output: Path) -> Path:
     output = output / DEFAULT_NAME if output.is_dir() else output.with_suffix(".onnx")
     checkpoint = resolve_checkpoint(source)
     check_writable(output)  # before loading and tracing, which take a while
+    return export_module(load_module(checkpoint), output, tested_metrics(checkpoint))
+
+
+def tested_metrics(checkpoint: Path) -> dict[str, Any]:
+    """The run's test metrics where they were measured on ``checkpoint`` (its
+    ``summary.json`` names the checkpoint tested: the best, else the last); else none."""
     summary_file = checkpoint.parent.parent / "summary.json"
-    metrics = json.loads(summary_file.read_text()).get("test", {}) if summary_file.is_file() else {}
-    return export_module(load_module(checkpoint), output, metrics)
+    if not summary_file.is_file():
+        return {}
+    summary = json.loads(summary_file.read_text())
+    tested = summary.get("best_checkpoint") or ""
+    # By name: a run folder may have been moved since.
+    if Path(tested).name != checkpoint.name:
+        return {}
+    return dict(summary.get("test") or {})
