@@ -142,3 +142,140 @@ def test_seq2seq_export_points_to_the_two_graph_exporter(tmp_path: Path) -> None
     module = MODELS.build("seq2seq", {}, network="transformer", network_args={"num_classes": 83})
     with pytest.raises(ConfigError, match="encoder graph plus a decoder-step graph"):
         export_module(module, tmp_path / "model.onnx")
+
+
+def tiny_seq2seq_checkpoint(path: Path) -> Path:
+    """A checkpoint of an (untrained) tiny transformer line model, as Lightning saves one."""
+    from text_recognizer.charset import DEFAULT_CHARSET
+    from text_recognizer.models import MODELS
+
+    module = MODELS.build(
+        "seq2seq",
+        {},
+        network="transformer",
+        network_args={
+            "d_model": 32,
+            "num_heads": 2,
+            "dim_feedforward": 32,
+            "num_layers": 1,
+            "channels": [8, 8, 8, 16],
+            "max_length": 8,
+        },
+        charset_tokens=list(DEFAULT_CHARSET.tokens),
+        input_height=32,
+    )
+    checkpoint = {
+        "model_name": "seq2seq",
+        "hyper_parameters": dict(module.hparams),
+        "state_dict": module.state_dict(),
+    }
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_a_seq2seq_checkpoint_is_refused_by_the_recognizer_with_why(tmp_path: Path) -> None:
+    """The Recognizer reads CTC line models; a transformer's checkpoint once loaded and
+    then failed on the first image with "not enough values to unpack"."""
+    checkpoint = tiny_seq2seq_checkpoint(tmp_path / "transformer.ckpt")
+    with pytest.raises(ConfigError, match=r"transformer\.ckpt is a seq2seq .+ evaluate"):
+        Recognizer.from_pretrained(checkpoint)
+    result = CliRunner().invoke(app, ["recognize", "--model", str(checkpoint), str(SAMPLE_LINE)])
+    assert result.exit_code == 1 and "is a seq2seq" in result.output
+    assert isinstance(result.exception, SystemExit)  # no traceback
+
+
+def test_an_export_that_fails_midway_leaves_the_previous_export_whole(
+    tiny_char_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exporting over an earlier export: a disk that fills while the .json is written once
+    left the new .onnx beside a torn .json (neither model readable any more)."""
+    import errno
+
+    from text_recognizer.charset import DEFAULT_CHARSET
+    from text_recognizer.export import export_module
+    from text_recognizer.models import MODELS
+
+    path = export_onnx(tiny_char_run, tmp_path / "model.onnx")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    other = MODELS.build(
+        "classifier",
+        {},
+        network="mlp",
+        network_args={"hidden": [8], "num_classes": len(DEFAULT_CHARSET)},
+        charset_tokens=list(DEFAULT_CHARSET.tokens),
+    )
+    write_text = Path.write_text
+
+    def disk_full_midway(self: Path, text: str, *args: object, **kwargs: object) -> int:
+        if ".json" not in self.name:
+            return write_text(self, text, *args, **kwargs)  # type: ignore[arg-type]
+        write_text(self, text[: len(text) // 2], *args, **kwargs)  # type: ignore[arg-type]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full_midway)
+    with pytest.raises(ConfigError, match=r"cannot write .+No space left on device"):
+        export_module(other, path)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files
+    assert Recognizer.from_pretrained(path).recognize(bar_image(1), kind="char").kind == "char"
+
+
+def _bundled_line_meta() -> dict[str, object]:
+    meta: dict[str, object] = json.loads((MODELS_DIR / "line.json").read_text())
+    return meta
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kind": None}, r"lacks kind: "),
+        ({"charset": None, "input_height": None}, r"lacks charset, input_height: "),
+        ({"kind": "word"}, r"kind 'word' is none the Recognizer reads \(char or line\)"),
+        ({"kind": "char"}, r"says a char model, but its graph takes images, widths"),
+        ({"charset": "abc"}, r"charset must be a list of tokens"),
+        ({"charset": ["a", "a"]}, r"charset tokens must be unique"),
+        ({"charset": ["a", "b"]}, r"a CTC line model's charset holds <blank>"),
+        ({"charset": ["<blank>", "a"]}, r"charset has 2 tokens, but the graph scores 83 classes"),
+        ({"input_height": 0}, r"input_height must be a whole number of pixels, 1 or more"),
+        ({"input_height": 28}, r"input_height 28, but the graph takes images 32 pixels high"),
+        ({"format": "text-recognizer-onnx/2"}, r"format text-recognizer-onnx/2, not .+ newer"),
+    ],
+)
+def test_a_model_description_that_lacks_or_contradicts_what_reading_needs_says_so(
+    change: dict[str, object], message: str, tmp_path: Path
+) -> None:
+    """An exported model's .json without kind, charset or input_height once failed with a
+    bare KeyError (a traceback on the command line); one that contradicted its graph, on
+    the first image with ONNX Runtime's or OpenCV's words."""
+    meta = {k: v for k, v in {**_bundled_line_meta(), **change}.items() if v is not None}
+    (tmp_path / "m.onnx").write_bytes((MODELS_DIR / "line.onnx").read_bytes())
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=r"m\.(json|onnx)[: ].*" + message):
+        Recognizer.from_pretrained(tmp_path / "m.onnx")
+    result = CliRunner().invoke(
+        app, ["recognize", "--model", str(tmp_path / "m.onnx"), str(SAMPLE_LINE)]
+    )
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+
+
+def test_a_model_description_without_the_optional_fields_still_reads(tmp_path: Path) -> None:
+    meta = _bundled_line_meta()
+    for optional in ("format", "version", "metrics", "network", "network_args"):
+        del meta[optional]
+    meta["input_height"] = "32"  # a hand-written description
+    (tmp_path / "m.onnx").write_bytes((MODELS_DIR / "line.onnx").read_bytes())
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    result = Recognizer.from_pretrained(tmp_path / "m.onnx").recognize(SAMPLE_LINE)
+    assert result.kind == "line" and result.text
+
+
+def test_an_export_carries_the_test_metrics_of_its_own_checkpoint_only(
+    tiny_char_run: Path, tmp_path: Path
+) -> None:
+    """The run's test metrics were measured on best.ckpt; exporting last.ckpt once put
+    them in its .json too, as if they were its own."""
+    checkpoints = tiny_char_run / "checkpoints"
+    for name, has_metrics in [("best.ckpt", True), ("last.ckpt", False)]:
+        path = export_onnx(checkpoints / name, tmp_path / f"{name}.onnx")
+        meta = json.loads(path.with_suffix(".json").read_text())
+        assert ("test/acc" in meta["metrics"]) == has_metrics, name

@@ -13,7 +13,7 @@ from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.cli import app
 from text_recognizer.data.sources import corpus
 from text_recognizer.decoding import CharNgramLm
-from text_recognizer.errors import ConfigError
+from text_recognizer.errors import ConfigError, DataError
 from text_recognizer.paths import ASSETS_DIR
 from text_recognizer.recognizer import Recognizer
 
@@ -94,6 +94,23 @@ def test_bad_decoding_arguments_are_clear(tmp_path: Path) -> None:
         Recognizer([model], lm="default")
     with pytest.raises(Exception, match="does not exist"):
         Recognizer([model], beam_size=4, lm=tmp_path / "missing.arpa")
+
+
+def test_a_damaged_lm_file_is_refused_when_the_recognizer_is_made(
+    lm_file: Path, tmp_path: Path
+) -> None:
+    """It was loaded on the first line read, and failed there with KenLM's RuntimeError
+    (a traceback on the command line)."""
+    damaged = tmp_path / "damaged.arpa"
+    damaged.write_text(lm_file.read_text()[:300])
+    with pytest.raises(DataError, match=r"damaged\.arpa is not a readable ARPA file"):
+        Recognizer([NearMissLineModel()], beam_size=4, lm=damaged)
+    sample = ASSETS_DIR / "samples" / "lines" / "line_00.png"
+    result = CliRunner().invoke(
+        app, ["recognize", "--beam", "4", "--lm", str(damaged), str(sample)]
+    )
+    assert result.exit_code == 1 and "is not a readable ARPA file" in result.output
+    assert isinstance(result.exception, SystemExit)  # no traceback
 
 
 def test_cli_reads_bundled_lines_with_beam_search_and_an_lm(lm_file: Path) -> None:

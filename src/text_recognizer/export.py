@@ -8,6 +8,7 @@ serving needs neither the training code nor PyTorch.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,7 +106,8 @@ def write_onnx(
 ) -> Path:
     """Trace ``wrapper`` to ``path`` atomically: a temp file, renamed once complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    # Per process: two exports to one path must not write into each other's temp file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
@@ -220,14 +222,23 @@ def export_module(
             "log_probs": {0: "batch", 1: "time"},
             "lengths": {0: "batch"},
         }
+    # The pair is replaced together or not at all: the .json is written to a temp file
+    # first, the .onnx traced and renamed into place, then the .json renamed beside it.
+    # A failure before the renames leaves an earlier export of ``output`` as it was.
+    meta_file = output.with_suffix(".json")
+    meta_tmp = meta_file.with_name(f".{meta_file.name}.{os.getpid()}.tmp")
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        meta_tmp.write_text(json.dumps(metadata(module, metrics), indent=2), encoding="utf-8")
         write_onnx(wrapper, args, output, names, outputs, axes)
-        output.with_suffix(".json").write_text(json.dumps(metadata(module, metrics), indent=2))
+        meta_tmp.replace(meta_file)
     except OSError as error:  # a full disk, or a folder that went away meanwhile
         raise ConfigError(
             f"cannot write {output} ({error.strerror or type(error).__name__}): "
             "choose another --output"
         ) from None
+    finally:
+        meta_tmp.unlink(missing_ok=True)
     return output
 
 
@@ -246,6 +257,18 @@ def export_onnx(source: Path, output: Path) -> Path:
     output = output / DEFAULT_NAME if output.is_dir() else output.with_suffix(".onnx")
     checkpoint = resolve_checkpoint(source)
     check_writable(output)  # before loading and tracing, which take a while
+    return export_module(load_module(checkpoint), output, tested_metrics(checkpoint))
+
+
+def tested_metrics(checkpoint: Path) -> dict[str, Any]:
+    """The run's test metrics where they were measured on ``checkpoint`` (its
+    ``summary.json`` names the checkpoint tested: the best, else the last); else none."""
     summary_file = checkpoint.parent.parent / "summary.json"
-    metrics = json.loads(summary_file.read_text()).get("test", {}) if summary_file.is_file() else {}
-    return export_module(load_module(checkpoint), output, metrics)
+    if not summary_file.is_file():
+        return {}
+    summary = json.loads(summary_file.read_text())
+    tested = summary.get("best_checkpoint") or ""
+    # By name: a run folder may have been moved since.
+    if Path(tested).name != checkpoint.name:
+        return {}
+    return dict(summary.get("test") or {})

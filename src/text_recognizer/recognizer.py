@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 import cv2
 import numpy as np
 
-from text_recognizer.charset import Charset
+from text_recognizer.charset import BLANK, Charset
 from text_recognizer.errors import ConfigError, ImageError
 from text_recognizer.paths import MODELS_DIR
 from text_recognizer.preprocessing import (
@@ -206,6 +206,74 @@ def read_model_json(path: Path) -> dict[str, Any]:
     return meta
 
 
+#: What an exported model's ``.json`` says that reading needs (``export.metadata``).
+REQUIRED_META = ("kind", "charset", "input_height")
+#: The ``format`` of the ``.json`` this version reads.
+META_FORMAT = "text-recognizer-onnx/1"
+#: The inputs each kind of exported graph takes (``export.CharExport``, ``LineExport``).
+GRAPH_INPUTS = {"char": ["images"], "line": ["images", "widths"]}
+
+
+def check_model_meta(meta: dict[str, Any], meta_file: Path, session: Any) -> None:
+    """Raise a ``ConfigError`` where the ``.json`` lacks what reading needs, or contradicts
+    its graph (``session``); ``input_height`` becomes an ``int``."""
+    again = "export the model again (text-recognizer export)"
+    missing = [key for key in REQUIRED_META if key not in meta]
+    if missing:
+        raise ConfigError(
+            f"{meta_file} lacks {', '.join(missing)}: not the description of an exported "
+            f"model; {again}"
+        )
+    fmt = meta.get("format", META_FORMAT)
+    if fmt != META_FORMAT:
+        raise ConfigError(
+            f"{meta_file} is in format {fmt}, not {META_FORMAT}: written by a newer "
+            "text-recognizer? Upgrade it, or export the model with this version"
+        )
+    kind = meta["kind"]
+    if kind not in GRAPH_INPUTS:
+        raise ConfigError(f"{meta_file}: kind {kind!r} is none the Recognizer reads (char or line)")
+    tokens = meta["charset"]
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise ConfigError(f"{meta_file}: charset must be a list of tokens (strings); {again}")
+    try:
+        charset = Charset.from_tokens(tokens)
+    except ValueError as error:  # repeated tokens
+        raise ConfigError(f"{meta_file}: {error}; {again}") from None
+    if kind == "line" and BLANK not in charset:
+        raise ConfigError(f"{meta_file}: a CTC line model's charset holds {BLANK}; {again}")
+    height = meta["input_height"]
+    try:
+        valid = not isinstance(height, bool) and int(height) == float(height) >= 1
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ConfigError(
+            f"{meta_file}: input_height must be a whole number of pixels, 1 or more, not "
+            f"{height!r}; {again}"
+        )
+    meta["input_height"] = int(height)
+    # The graph: what it takes, how high its images are, how many classes it scores.
+    inputs = [arg.name for arg in session.get_inputs()]
+    if inputs != GRAPH_INPUTS[kind]:
+        raise ConfigError(
+            f"{meta_file} says a {kind} model, but its graph takes {', '.join(inputs)}: "
+            f"the .onnx and .json are of different models; {again}"
+        )
+    image_height = session.get_inputs()[0].shape[2:3]
+    if image_height and isinstance(image_height[0], int) and image_height[0] != int(height):
+        raise ConfigError(
+            f"{meta_file} says input_height {int(height)}, but the graph takes images "
+            f"{image_height[0]} pixels high; {again}"
+        )
+    classes = session.get_outputs()[0].shape[-1:]
+    if classes and isinstance(classes[0], int) and classes[0] != len(charset):
+        raise ConfigError(
+            f"{meta_file}: its charset has {len(charset)} tokens, but the graph scores "
+            f"{classes[0]} classes; {again}"
+        )
+
+
 class OnnxModel:
     """An exported model: ``model.onnx`` with ``model.json`` beside it."""
 
@@ -215,6 +283,7 @@ class OnnxModel:
             raise ConfigError(f"model {path} needs both the .onnx file and its .json beside it")
         self.meta = read_model_json(meta_file)
         self.session = onnx_session(path, threads)
+        check_model_meta(self.meta, meta_file, self.session)
 
     def char_probs(self, images: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"images": images})[0]
@@ -241,6 +310,13 @@ class TorchModel:
             ) from None
 
         self.module = load_module(source)
+        if self.module.model_name == "seq2seq":
+            # Its network decodes token by token (``generate``); it gives no CTC frames.
+            raise ConfigError(
+                f"{source} is a seq2seq (transformer) line model: the Recognizer reads "
+                "character and CTC line models; score it with `text-recognizer evaluate "
+                f"{source}`, or decode with its network's generate() (docs/models.md)"
+            )
         self.meta = metadata(self.module)
 
     def char_probs(self, images: np.ndarray) -> np.ndarray:
@@ -322,6 +398,9 @@ class Recognizer:
 
         self.models = {model.meta["kind"]: model for model in models}
         self.decoder = CtcDecoder.from_options(beam_size, lm, lm_weight)
+        if self.decoder.lm is not None and "line" in self.models:
+            # Loaded now: a damaged file is refused here, not on the first line read.
+            self.decoder.lm.kenlm(Charset.from_tokens(self.models["line"].meta["charset"]))
         self.width_factors = width_factors(width_search)
         self.deskew = deskew
         self.deslant = deslant

@@ -102,6 +102,34 @@ def test_orders_kenlm_cannot_read_are_refused_clearly(tmp_path: Path) -> None:
         CharNgramLm(arpa).kenlm()
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x00\x01\xff\xfe" * 50, r"bad\.arpa is not an ARPA file \(not text\)"),
+        ("TRUNCATED", r"bad\.arpa is not a readable ARPA file \(.+\): it is truncated"),
+        ("BAD COUNT", r"bad\.arpa is not a readable ARPA file \(Bad count x"),
+        ("\\data\\\nngram =5\n", r"bad\.arpa is not an ARPA file \(a bad 'ngram N=' line"),
+        ("FOLDER", r"bad\.arpa is a folder, not an ARPA file"),
+    ],
+)
+def test_a_damaged_or_foreign_lm_file_is_named_with_why(
+    content: str | bytes, message: str, tmp_path: Path
+) -> None:
+    """KenLM's own errors (RuntimeError, naming no file) and a UnicodeDecodeError once
+    came out as tracebacks, on the first line read."""
+    good = CharNgramLm.build(TEXTS, order=3, path=tmp_path / "good.arpa").path.read_text()
+    bad = tmp_path / "bad.arpa"
+    if content == "FOLDER":
+        bad.mkdir()
+    elif isinstance(content, bytes):
+        bad.write_bytes(content)
+    else:
+        replaced = {"TRUNCATED": good[: len(good) // 2], "BAD COUNT": good.replace("=", "=x", 1)}
+        bad.write_text(replaced.get(content, content))
+    with pytest.raises(DataError, match=message):
+        CharNgramLm(bad).kenlm()
+
+
 @pytest.mark.parametrize(("level", "shown"), [(logging.WARNING, False), (logging.INFO, True)])
 def test_kenlm_loading_notes_show_only_when_verbose(
     tmp_path: Path, capfd: pytest.CaptureFixture[str], level: int, shown: bool

@@ -169,6 +169,8 @@ class CharNgramLm:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise DataError(f"{self.path} is a folder, not an ARPA file: name the file in it")
         if not self.path.is_file():
             raise DataError(
                 f"language model {self.path} does not exist; build it with CharNgramLm.build"
@@ -178,11 +180,24 @@ class CharNgramLm:
     @property
     def order(self) -> int:
         """The highest n-gram order, read from the ARPA header."""
-        with self.path.open(encoding="utf-8") as f:
-            orders = [int(ln.split("=")[0].split()[1]) for ln in f if ln.startswith("ngram ")]
-            if not orders:
-                raise DataError(f"{self.path} is not an ARPA file (no 'ngram N=' header)")
-            return max(orders)
+        try:
+            with self.path.open(encoding="utf-8") as f:
+                header = [ln for ln in f if ln.startswith("ngram ")]
+        except UnicodeDecodeError:
+            raise DataError(
+                f"{self.path} is not an ARPA file (not text): pass a language model in ARPA "
+                "form (CharNgramLm.build writes one)"
+            ) from None
+        except OSError as error:
+            raise DataError(f"cannot read {self.path}: {error.strerror or error}") from None
+        if not header:
+            raise DataError(f"{self.path} is not an ARPA file (no 'ngram N=' header)")
+        try:
+            return max(int(line.split("=")[0].split()[1]) for line in header)
+        except (ValueError, IndexError):
+            raise DataError(
+                f"{self.path} is not an ARPA file (a bad 'ngram N=' line in its header)"
+            ) from None
 
     @classmethod
     def build(
@@ -264,8 +279,16 @@ class CharNgramLm:
             from flashlight.lib.text.dictionary import Dictionary
 
             tokens = Dictionary([lm_token(t) for t in charset.tokens])
-            with _kenlm_notes_hidden():
-                self._kenlm[key] = KenLM(str(self.path), tokens)
+            try:
+                with _kenlm_notes_hidden():
+                    self._kenlm[key] = KenLM(str(self.path), tokens)
+            except RuntimeError as error:  # KenLM's FormatLoadException, naming no file
+                lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+                raise DataError(
+                    f"{self.path} is not a readable ARPA file "
+                    f"({lines[-1] if lines else type(error).__name__}): it is truncated or "
+                    "damaged; build it again (CharNgramLm.build), or pass another"
+                ) from None
         return self._kenlm[key]
 
     def log10_prob(self, text: str, charset: Charset = DEFAULT_CHARSET) -> float:
