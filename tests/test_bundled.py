@@ -45,6 +45,23 @@ def test_a_bundled_model_loads_by_its_name_and_a_wrong_name_lists_them() -> None
         Recognizer.from_pretrained("lines")
 
 
+def test_threads_set_how_many_cores_each_model_call_takes(tmp_path: Path) -> None:
+    line = SAMPLES_DIR / "lines" / "line_00.png"
+    alone = Recognizer.from_pretrained().recognize(line)
+    for name in ("default", "line"):
+        one = Recognizer.from_pretrained(name, threads=1)
+        for model in one.models.values():
+            assert model.session.get_session_options().intra_op_num_threads == 1
+        assert one.recognize(line).text == alone.text
+    for wrong in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="threads must be a whole number"):
+            Recognizer.from_pretrained(threads=wrong)
+    # A copy of a bundled model named in capitals is still an ONNX model.
+    (tmp_path / "LINE.ONNX").write_bytes((MODELS_DIR / "line.onnx").read_bytes())
+    (tmp_path / "LINE.json").write_bytes((MODELS_DIR / "line.json").read_bytes())
+    assert Recognizer.from_pretrained(tmp_path / "LINE.ONNX").recognize(line).text == alone.text
+
+
 def test_demo_reads_the_samples() -> None:
     rows, summary = run_demo()
     assert rows[0] == ["sample", "kind", "truth", "prediction", "confidence", "CER"]

@@ -259,6 +259,14 @@ WidthSearchOption = Annotated[
         "confident reading (more accurate on unusually narrow or wide hands, 3x the time)."
     ),
 ]
+ThreadsOption = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Threads ONNX Runtime runs each model call on (0: one per core); 1 leaves the "
+        "other cores to other work.",
+    ),
+]
 DeslantOption = Annotated[
     bool,
     typer.Option(
@@ -268,7 +276,13 @@ DeslantOption = Annotated[
 
 
 def open_recognizer(
-    model: str, beam: int, lm: str | None, lm_weight: float, width_search: bool, deslant: bool
+    model: str,
+    beam: int,
+    lm: str | None,
+    lm_weight: float,
+    width_search: bool,
+    deslant: bool,
+    threads: int = 0,
 ) -> Recognizer:
     """The Recognizer that ``recognize`` and ``serve`` read with; a bad option fails cleanly."""
     from text_recognizer.recognizer import Recognizer
@@ -276,6 +290,7 @@ def open_recognizer(
     try:
         return Recognizer.from_pretrained(
             model,
+            threads=threads,
             beam_size=beam,
             lm=lm,
             lm_weight=lm_weight,
@@ -310,6 +325,7 @@ def recognize(
     lm_weight: LmWeightOption = 1.0,
     width_search: WidthSearchOption = False,
     deslant: DeslantOption = True,
+    threads: ThreadsOption = 0,
     batch: Annotated[
         int,
         typer.Option(
@@ -333,7 +349,7 @@ def recognize(
     """Read handwritten characters, lines or paragraphs from images."""
     if page_xml is not None:
         _check_page_xml_names(images)
-    recognizer = open_recognizer(model, beam, lm, lm_weight, width_search, deslant)
+    recognizer = open_recognizer(model, beam, lm, lm_weight, width_search, deslant, threads)
     try:
         recognizer.check_kind(kind.value)
     except TextRecognizerError as error:
@@ -451,6 +467,7 @@ def serve(
     lm_weight: LmWeightOption = 1.0,
     width_search: WidthSearchOption = False,
     deslant: DeslantOption = True,
+    threads: ThreadsOption = 0,
     max_upload_mb: Annotated[
         float, typer.Option(min=0.01, help="Larger request bodies are refused (413).")
     ] = 10.0,
@@ -465,7 +482,7 @@ def serve(
     from text_recognizer.serving.app import create_app
 
     _check_address(host, port)  # before loading models, and before saying "serving on"
-    recognizer = open_recognizer(model, beam, lm, lm_weight, width_search, deslant)
+    recognizer = open_recognizer(model, beam, lm, lm_weight, width_search, deslant, threads)
     if host not in LOOPBACK:
         err_console.print(
             f"[yellow]warning:[/] listening on {escape(host)}: other machines can reach this "

@@ -342,17 +342,25 @@ def bundled_names() -> list[str]:
     return ["default", *sorted(p.stem for p in MODELS_DIR.glob("*.onnx"))]
 
 
-def open_model(source: str | Path) -> Model:
+def check_threads(threads: int) -> None:
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ConfigError(
+            f"threads must be a whole number, 0 (one per core) or more; got {threads!r}"
+        )
+
+
+def open_model(source: str | Path, threads: int = 0) -> Model:
     """A bundled model by name (``"line"``, ``"char"``), an ONNX file, a checkpoint or a
-    run folder."""
+    run folder; ``threads`` as in :meth:`Recognizer.from_pretrained`."""
+    check_threads(threads)
     path = Path(source)
-    if path.suffix == ".onnx":
-        return OnnxModel(path)
+    if path.suffix.lower() == ".onnx":
+        return OnnxModel(path, threads)
     if path.suffix == ".ckpt" or path.is_dir():
         return TorchModel(path)
     bundled = bundled_names()[1:]
     if str(source) in bundled:
-        return OnnxModel(MODELS_DIR / f"{source}.onnx")
+        return OnnxModel(MODELS_DIR / f"{source}.onnx", threads)
     names = ", ".join(repr(name) for name in ["default", *bundled])
     raise ConfigError(
         f"{source}: not a bundled model ({names}: 'default' is all of them), a .onnx file, "
@@ -410,18 +418,24 @@ class Recognizer:
         return self.decoder.lm
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path = "default", **decoding: Any) -> Recognizer:
+    def from_pretrained(
+        cls, name_or_path: str | Path = "default", threads: int = 0, **decoding: Any
+    ) -> Recognizer:
         """``"default"`` loads every bundled model; otherwise one model (see ``open_model``).
 
+        ``threads``: how many threads ONNX Runtime runs one model call on; 0 is one per
+        core. 1 lets several readers (processes, or a server beside other work) share a
+        machine without each claiming every core. A checkpoint runs on PyTorch's threads.
         ``decoding`` (``beam_size``, ``lm``, ``lm_weight``, ``width_search``, ``deskew``,
         ``deslant``) goes to the constructor.
         """
         if str(name_or_path) == "default":
+            check_threads(threads)
             bundled = sorted(MODELS_DIR.glob("*.onnx"))
             if not bundled:
                 raise ConfigError(f"no bundled models in {MODELS_DIR}; reinstall the package")
-            return cls([OnnxModel(path) for path in bundled], **decoding)
-        return cls([open_model(name_or_path)], **decoding)
+            return cls([OnnxModel(path, threads) for path in bundled], **decoding)
+        return cls([open_model(name_or_path, threads)], **decoding)
 
     @property
     def kinds(self) -> list[str]:
