@@ -203,7 +203,10 @@ class EmnistLines(BaseDataModule):
             return
         if not self.cache_file.exists():
             self.prepare_data()
-        arrays = read_h5(self.cache_file)
+        arrays = read_h5(
+            self.cache_file,
+            keys=[f"{split}_{part}" for split in SPLITS for part in ("images", "widths", "texts")],
+        )
         for split in SPLITS:
             strip, widths = arrays[f"{split}_images"], arrays[f"{split}_widths"]
             offsets = np.concatenate(([0], np.cumsum(widths)[:-1])).astype(np.int64)

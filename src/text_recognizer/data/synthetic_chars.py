@@ -318,7 +318,7 @@ class SyntheticChars(BaseDataModule):
         wanted = splits_for(stage)
         self.prepare_splits(wanted)  # a no-op when cached; lets setup() alone work in scripts
         for split in wanted:
-            data = read_h5(self.cache_file(split))
+            data = read_h5(self.cache_file(split), keys=("images", "labels"))
             self.targets[split] = data["labels"]
             setattr(self, f"data_{split}", ArrayDataset(data["images"], data["labels"].tolist()))
 

@@ -177,7 +177,7 @@ class PackedLines(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     @classmethod
     def read(cls: type[PackedT], path: Path) -> PackedT:
         """The lines a cache written by :meth:`write` holds."""
-        data = read_h5(path)
+        data = read_h5(path, keys=("images", "offsets", "texts", "sources"))
         return cls(data["images"], data["offsets"], data["texts"], data["sources"], path)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -189,7 +189,7 @@ class PackedLines(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if self.strip is None and self.cache_file is not None:
-            self.strip = read_h5(self.cache_file)["images"]
+            self.strip = read_h5(self.cache_file, keys=("images",))["images"]
 
     def __len__(self) -> int:
         return len(self.texts)
