@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from text_recognizer.data import DATASETS, synthetic_chars, synthetic_lines
 from text_recognizer.data.cache import read_h5, write_h5
+from text_recognizer.data.emnist_lines import EmnistLines
 from text_recognizer.errors import DataError
 
 IMAGES = np.random.default_rng(0).integers(0, 256, (32, 600), dtype=np.uint8)
@@ -56,3 +58,26 @@ def test_cache_without_a_needed_array_is_reported(tmp_path: Path) -> None:
     write_h5(path, {"images": IMAGES})
     with pytest.raises(DataError, match=r"chars\.h5 has no labels \(it holds: images\)"):
         read_h5(path, keys=("images", "labels"))
+
+
+def _never_called(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the build started before the data folder was checked")
+
+
+# Per dataset, the function that starts its (minutes long) build.
+BUILD_STARTS = {
+    "synthetic_chars": (synthetic_chars, "generate"),
+    "synthetic_lines": (synthetic_lines, "_render_chunk"),
+    "emnist_lines": (EmnistLines, "_prepared_char_module"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUILD_STARTS))
+def test_a_data_root_that_is_a_file_is_refused_before_building(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(*BUILD_STARTS[name], _never_called)
+    root = tmp_path / "data"
+    root.write_text("a file where the data folder should be")
+    with pytest.raises(DataError, match=rf"cannot write to {root}/{name} .*another data folder"):
+        DATASETS.build(name, {"root": root}).prepare_data()

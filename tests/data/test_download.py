@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -121,3 +124,50 @@ def test_remote_file_rejects_bad_definitions() -> None:
 def test_sha256sum(tmp_path: Path) -> None:
     (tmp_path / "a.bin").write_bytes(PAYLOAD)
     assert sha256sum(tmp_path / "a.bin") == PAYLOAD_SHA
+
+
+def test_a_data_folder_under_a_file_is_a_clear_error(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    url = http_server.add("/a.bin", PAYLOAD)
+    (tmp_path / "data").write_text("a file where the data folder should be")
+    with pytest.raises(DataError, match=r"cannot write to .*data/emnist .*another data folder"):
+        download(RemoteFile("a.bin", PAYLOAD_SHA, (url,)), tmp_path / "data" / "emnist")
+    assert http_server.hits == {}  # refused before any download
+
+
+# Downloads into a process whose files may not exceed 4 KiB, as on a full disk.
+_FULL_DISK_DOWNLOAD = """
+import resource, signal, sys
+from pathlib import Path
+from text_recognizer.data.sources.download import RemoteFile, download
+from text_recognizer.errors import DataError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+sha256, dest, *urls = sys.argv[1:]
+try:
+    download(RemoteFile("a.bin", sha256, tuple(urls)), Path(dest), progress=False)
+except DataError as error:
+    print(error)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_a_full_disk_is_reported_as_such_without_trying_other_mirrors(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    first = http_server.add("/a.bin", PAYLOAD)
+    second = http_server.add("/mirror/a.bin", PAYLOAD)
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK_DOWNLOAD, PAYLOAD_SHA, str(tmp_path), first, second],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"cannot write {tmp_path}"), done.stdout
+    assert "File too large" in done.stdout
+    assert "free some space" in done.stdout
+    assert http_server.hits == {"/a.bin": 1}  # the second mirror would fill the disk too
+    assert leftovers(tmp_path) == []

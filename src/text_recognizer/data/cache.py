@@ -34,6 +34,21 @@ def cache_path(directory: Path, name: str, params: Mapping[str, Any]) -> Path:
     return directory / f"{name}-{cache_key(params)}.h5"
 
 
+def ensure_writable_folder(folder: Path) -> None:
+    """Create ``folder`` and check a file can be written in it, before minutes of work are
+    spent on what could not be saved; a ``DataError`` naming the folder otherwise."""
+    probe = folder / f".write-test.{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise DataError(
+            f"cannot write to {folder} ({error.strerror or error}): choose another data "
+            "folder (--root, the dataset's root argument, or $TEXT_RECOGNIZER_DATA)"
+        ) from None
+
+
 def write_h5(
     path: Path, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None
 ) -> None:
@@ -44,7 +59,7 @@ def write_h5(
     """
     import h5py
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_writable_folder(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with h5py.File(tmp, "w") as f:

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 from tqdm import tqdm
 
-from text_recognizer.data.cache import cache_path, read_h5, write_h5
+from text_recognizer.data.cache import cache_path, ensure_writable_folder, read_h5, write_h5
 from text_recognizer.data.module import ArrayDataset, BaseDataModule, Kind
 from text_recognizer.data.sentences import SentenceGenerator
 from text_recognizer.data.sources.corpus import SOURCES
@@ -165,6 +165,7 @@ class EmnistLines(BaseDataModule):
         if self.cache_file.exists():
             log.info("EmnistLines cache %s exists", self.cache_file)
             return
+        ensure_writable_folder(self.cache_file.parent)  # before the composing, not after
         chars = self._prepared_char_module()
         glyphs = {split: glyphs_by_char(chars, split) for split in SPLITS}
         available = set.intersection(*(set(g) for g in glyphs.values())) | {" "}

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET
-from text_recognizer.data.cache import cache_path, read_h5, write_h5
+from text_recognizer.data.cache import cache_path, ensure_writable_folder, read_h5, write_h5
 from text_recognizer.data.line_render import (
     HEIGHT,
     LineRenderer,
@@ -412,6 +412,7 @@ class SyntheticLines(BaseDataModule):
                 self._build(split, path)
 
     def _build(self, split: Split, path: Path) -> None:
+        ensure_writable_folder(path.parent)  # before the rendering, not after
         total = self.sizes[split]
         spec = self.spec(split)
         tasks = [

@@ -24,6 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from text_recognizer import __version__
+from text_recognizer.data.cache import ensure_writable_folder
 from text_recognizer.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def download(
         log.info("using %s (sha256 verified)", target)
         return target
 
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    ensure_writable_folder(dest_dir)
     failures: list[str] = []
     for url in remote.urls:
         # A per-process temporary name in the same folder: the rename is atomic and
@@ -173,7 +174,15 @@ def _fetch(url: str, dest: Path, *, timeout: float, progress: bool, label: str) 
                 ) as bar,
             ):
                 while chunk := response.read(CHUNK_BYTES):
-                    out.write(chunk)
+                    try:
+                        out.write(chunk)
+                        out.flush()  # so closing the file has nothing left to fail on
+                    except OSError as error:  # a full disk: no other mirror would help
+                        raise DataError(
+                            f"cannot write {dest} after {received} bytes of {url} "
+                            f"({error.strerror or error}): free some space in {dest.parent} "
+                            "or choose another data folder (--root, or $TEXT_RECOGNIZER_DATA)"
+                        ) from error
                     digest.update(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
@@ -184,7 +193,7 @@ def _fetch(url: str, dest: Path, *, timeout: float, progress: bool, label: str) 
     except TimeoutError as error:
         raise _FetchError(f"timed out after {timeout:g} s (after {received} bytes)") from error
     except (OSError, http.client.HTTPException) as error:
-        # Connection reset, IncompleteRead, or a local write error such as a full disk.
+        # Connection reset, IncompleteRead.
         raise _FetchError(f"transfer failed after {received} bytes ({error!r})") from error
     # http.client does not raise when the server closes early, so compare ourselves.
     if expected is not None and received != expected:
