@@ -2,7 +2,8 @@
 
 Each route serves fixed bytes and can misbehave on purpose: another status code, a
 ``Content-Length`` larger than the body followed by a closed connection (a truncated
-transfer), or a delay before answering (a stalled server).
+transfer), a delay before answering (a stalled server), or the connection held open
+after the body (a transfer that stalls midway).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Route:
     status: int = 200
     content_length: int | None = None  # what the header claims; None -> len(body)
     delay_s: float = 0.0
+    hold_s: float = 0.0  # keep the connection open this long after the body
 
 
 class LocalServer:
@@ -32,6 +34,7 @@ class LocalServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, int] = {}
+        self.closing = threading.Event()  # ends every held connection at shutdown
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,6 +49,8 @@ class LocalServer:
                 # The client may give up first (the timeout test).
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(route.body)
+                    self.wfile.flush()
+                server.closing.wait(route.hold_s)
                 self.close_connection = True  # so a short body ends the transfer early
 
             def log_message(self, format: str, *args: object) -> None:
@@ -69,6 +74,7 @@ class LocalServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -171,3 +173,44 @@ def test_a_full_disk_is_reported_as_such_without_trying_other_mirrors(
     assert "free some space" in done.stdout
     assert http_server.hits == {"/a.bin": 1}  # the second mirror would fill the disk too
     assert leftovers(tmp_path) == []
+
+
+def test_a_killed_download_leaves_no_partial_file_behind_after_the_next(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    stalled = http_server.add(
+        "/stalled.bin", PAYLOAD[:1000], content_length=len(PAYLOAD), hold_s=30
+    )
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from text_recognizer.data.sources.download import RemoteFile, download\n"
+        "download(RemoteFile('a.bin', sys.argv[1], (sys.argv[2],)), Path(sys.argv[3]),"
+        " progress=False)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, PAYLOAD_SHA, stalled, str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not any(name.endswith(".part") for name in leftovers(tmp_path)):
+            assert process.poll() is None and time.monotonic() < deadline, "no download started"
+            time.sleep(0.05)
+    finally:
+        process.kill()  # as SIGKILL, the OOM killer or a power cut do: no clean-up runs
+        process.wait()
+    assert [name for name in leftovers(tmp_path) if name.endswith(".part")]
+    good = http_server.add("/a.bin", PAYLOAD)
+    download(RemoteFile("a.bin", PAYLOAD_SHA, (good,)), tmp_path, progress=False)
+    assert leftovers(tmp_path) == ["a.bin"]
+
+
+def test_partial_files_of_running_or_other_hosts_downloads_are_kept(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    running = tmp_path / f".a.bin.{socket.gethostname()}.{os.getppid()}.part"
+    elsewhere = tmp_path / ".a.bin.another-host.1.part"
+    for part in (running, elsewhere):
+        part.write_bytes(b"still arriving")
+    download(RemoteFile("a.bin", PAYLOAD_SHA, (http_server.add("/a.bin", PAYLOAD),)), tmp_path)
+    assert leftovers(tmp_path) == sorted([running.name, elsewhere.name, "a.bin"])

@@ -9,11 +9,13 @@ Only the standard library speaks HTTP, so there is nothing extra to install.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import http.client
 import logging
 import os
 import re
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -119,11 +121,12 @@ def download(
         return target
 
     ensure_writable_folder(dest_dir)
+    _remove_stopped_downloads(dest_dir, remote.filename)
     failures: list[str] = []
     for url in remote.urls:
         # A per-process temporary name in the same folder: the rename is atomic and
         # two processes downloading at once never write to the same file.
-        tmp = dest_dir / f".{remote.filename}.{os.getpid()}.part"
+        tmp = _part_file(dest_dir, remote.filename, os.getpid())
         try:
             actual = _fetch(url, tmp, timeout=timeout, progress=progress, label=remote.filename)
             if actual != remote.sha256:
@@ -143,6 +146,35 @@ def download(
         f"Download it by hand (from any of the URLs above) and place it at {target} "
         f"(its sha256 must be {remote.sha256}); it will then be used without the network."
     )
+
+
+def _part_file(dest_dir: Path, filename: str, pid: int) -> Path:
+    # The host too: on a shared data folder, another machine's process ids mean nothing here.
+    return dest_dir / f".{filename}.{socket.gethostname()}.{pid}.part"
+
+
+def _remove_stopped_downloads(dest_dir: Path, filename: str) -> None:
+    """Delete the partial files of downloads on this host whose process is gone: a killed
+    download (SIGKILL, SIGTERM, a closed terminal) cannot remove its own, and each would
+    keep the archive's size of disk forever."""
+    prefix = f".{filename}.{socket.gethostname()}."
+    for part in dest_dir.glob(f"{glob.escape(prefix)}*.part"):
+        pid = part.name[len(prefix) : -len(".part")]  # not digits: a host named host.x's
+        if pid.isdigit() and not _running(int(pid)):
+            part.unlink(missing_ok=True)
+            log.info("removed %s, left by a download that was stopped", part)
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid() or os.name != "posix":  # Windows has no cheap check: keep the file
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 class _FetchError(Exception):
