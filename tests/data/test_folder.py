@@ -150,6 +150,19 @@ def test_bad_rows_are_all_named_in_one_error(tmp_path: Path) -> None:
         LabelledFolder(tmp_path, val_fraction=0, test_fraction=0).setup("fit")
 
 
+def test_images_outside_the_folder_are_named_relative_to_it(tmp_path: Path) -> None:
+    write_lines(tmp_path / "scans", TEXTS[:2])
+    folder = tmp_path / "labels_only"
+    folder.mkdir()
+    (folder / "labels.tsv").write_text(
+        f"../scans/scan_00.png\t{TEXTS[0]}\n{tmp_path / 'scans' / 'scan_01.png'}\t{TEXTS[1]}\n"
+    )
+    data = LabelledFolder(folder, val_fraction=0, test_fraction=0)
+    data.setup("fit")
+    assert data.data_train is not None
+    assert data.data_train.names == ["../scans/scan_00.png", "../scans/scan_01.png"]
+
+
 def test_clear_errors_for_a_wrong_folder(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such folder"):
         LabelledFolder(tmp_path / "nope").prepare_data()

@@ -13,6 +13,7 @@ user's, and a cache of it would go stale the moment they fix a label.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -232,7 +233,8 @@ class LabelledFolder(BaseDataModule):
                     continue
                 encoded = DEFAULT_CHARSET.encode(row.text)
                 targets.append(encoded[0] if self.kind == "char" else np.array(encoded))
-                names.append(str(row.image.relative_to(self.path)))
+                # relpath: a labels file may name an image outside the folder (../, absolute)
+                names.append(os.path.relpath(row.image, self.path))
             dataset = LabelledArrays(images, targets, names) if rows else None
             setattr(self, f"data_{split}", dataset)
         self._raise_if(problems, "images")
