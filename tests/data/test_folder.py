@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,17 @@ def test_bad_rows_are_all_named_in_one_error(tmp_path: Path) -> None:
     (tmp_path / "labels.tsv").write_text("scan_00.png\tok\ncorrupt.png\tok\n")
     with pytest.raises(DataError, match=r"1 bad images:\n  .*labels.tsv:2: .*corrupt.png"):
         LabelledFolder(tmp_path, val_fraction=0, test_fraction=0).setup("fit")
+
+
+def test_an_image_listed_twice_is_a_bad_row(tmp_path: Path) -> None:
+    write_lines(tmp_path, TEXTS[:4])
+    with (tmp_path / "labels.tsv").open("a") as f:
+        f.write("./scan_02.png\tanother reading\n")  # the same file, spelt otherwise
+    with pytest.raises(DataError) as error:
+        LabelledFolder(tmp_path, val_fraction=0.25, test_fraction=0.25).prepare_data()
+    # Seeded, the two rows fall in test and val: the same line would be tuned on and scored.
+    twice = r"1 bad rows:\n  \w+: labels.tsv:[35]: scan_02.png: listed twice \(also \w+: labels"
+    assert re.search(twice, str(error.value))
 
 
 def test_images_outside_the_folder_are_named_relative_to_it(tmp_path: Path) -> None:

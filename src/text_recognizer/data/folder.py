@@ -186,9 +186,15 @@ class LabelledFolder(BaseDataModule):
         """Check the labels before anything is trained: every image exists, every text is
         writable with the charset (and one character long for ``kind="char"``)."""
         problems = []
+        # An image listed twice could be trained on and scored, or carry two transcriptions.
+        first_row: dict[Path, str] = {}
         for split, rows in self.split_rows().items():
             for row in rows:
                 problem = self._check_row(row)
+                image = row.image.resolve()
+                if problem is None and image in first_row:
+                    problem = f"{row.image.name}: listed twice (also {first_row[image]})"
+                first_row.setdefault(image, f"{split}: {row.row}")
                 if problem:
                     problems.append(f"{split}: {row.row}: {problem}")
         self._raise_if(problems, "rows")
