@@ -192,6 +192,15 @@ def test_archive_without_byclass_is_rejected(tmp_path: Path) -> None:
         read_byclass(path, progress=False)
 
 
+@pytest.mark.parametrize("member", [b"", b"MATLAB 5.0 MAT-file"], ids=["empty", "header cut"])
+def test_a_byclass_member_that_is_not_a_mat_file_is_rejected(tmp_path: Path, member: bytes) -> None:
+    path = tmp_path / "matlab.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(BYCLASS_MEMBER, member)
+    with pytest.raises(DataError, match=r"cannot read matlab/emnist-byclass\.mat .*download it"):
+        read_byclass(path, progress=False)
+
+
 def test_unexpected_label_mapping_is_rejected(tmp_path: Path) -> None:
     swapped = np.array([[i, ord(c)] for i, c in enumerate(EMNIST_CHARACTERS)])
     swapped[[10, 36], 1] = swapped[[36, 10], 1]  # 'A' <-> 'a'
