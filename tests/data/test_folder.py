@@ -180,6 +180,10 @@ def test_clear_errors_for_a_wrong_folder(tmp_path: Path) -> None:
         LabelledFolder(tmp_path / "nope").prepare_data()
     with pytest.raises(DataError, match="has no labels file"):
         LabelledFolder(tmp_path).prepare_data()
+    (tmp_path / "labels.tsv").write_text("a.png\tab\n")
+    with pytest.raises(DataError, match=rf"labels.tsv is a file; .*\(here perhaps {tmp_path}\)"):
+        LabelledFolder(tmp_path / "labels.tsv").prepare_data()
+    (tmp_path / "labels.tsv").unlink()
     with pytest.raises(ConfigError, match="add up to 1 at most"):
         LabelledFolder(tmp_path, val_fraction=0.6, test_fraction=0.6)
     with pytest.raises(ConfigError, match="kind must be"):

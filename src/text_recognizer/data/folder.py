@@ -158,6 +158,11 @@ class LabelledFolder(BaseDataModule):
         """The labels file rows of each split (subfolders, or one file split by seed)."""
         if self._rows is not None:
             return self._rows
+        if self.path.is_file():  # often its labels file: my_lines/labels.tsv
+            raise DataError(
+                f"{self.path} is a file; path= names the folder that holds the images and "
+                f"their labels file (here perhaps {self.path.parent})"
+            )
         if not self.path.is_dir():
             raise DataError(
                 f"{self.path}: no such folder; point the dataset at yours: "
