@@ -26,6 +26,7 @@ class Route:
     content_length: int | None = None  # what the header claims; None -> len(body)
     delay_s: float = 0.0
     hold_s: float = 0.0  # keep the connection open this long after the body
+    location: str | None = None  # a Location header, for redirects (status 30x)
 
 
 class LocalServer:
@@ -45,6 +46,8 @@ class LocalServer:
                 length = len(route.body) if route.content_length is None else route.content_length
                 self.send_response(route.status)
                 self.send_header("Content-Length", str(length))
+                if route.location is not None:
+                    self.send_header("Location", route.location)
                 self.end_headers()
                 # The client may give up first (the timeout test).
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -64,7 +67,7 @@ class LocalServer:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
 
-    def add(self, path: str, body: bytes, **options: float | int) -> str:
+    def add(self, path: str, body: bytes, **options: float | int | str) -> str:
         """Serve ``body`` at ``path`` (see ``Route`` for the options); returns its URL."""
         self.routes[path] = Route(body, **options)  # type: ignore[arg-type]
         return self.url(path)

@@ -214,3 +214,17 @@ def test_partial_files_of_running_or_other_hosts_downloads_are_kept(
         part.write_bytes(b"still arriving")
     download(RemoteFile("a.bin", PAYLOAD_SHA, (http_server.add("/a.bin", PAYLOAD),)), tmp_path)
     assert leftovers(tmp_path) == sorted([running.name, elsewhere.name, "a.bin"])
+
+
+def test_redirects_are_followed_to_http_only(
+    http_server: LocalServer, tmp_path: Path, refused_url: str
+) -> None:
+    with type(http_server)() as other:  # another port: a mirror that moved
+        moved = other.add("/a.bin", PAYLOAD)
+        url = http_server.add("/old/a.bin", b"", status=302, location=moved)
+        assert download(RemoteFile("a.bin", PAYLOAD_SHA, (url,)), tmp_path / "http").exists()
+    # urllib alone would follow this one too (to an FTP server, if one listened there).
+    ftp = refused_url.replace("http://", "ftp://")
+    to_ftp = http_server.add("/ftp/a.bin", b"", status=302, location=ftp)
+    with pytest.raises(DataError, match=rf"/ftp/a\.bin: redirected to {ftp}, which is not http"):
+        download(RemoteFile("a.bin", PAYLOAD_SHA, (to_ftp,)), tmp_path / "ftp", progress=False)

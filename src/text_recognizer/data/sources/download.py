@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -181,6 +182,21 @@ class _FetchError(Exception):
     """One mirror failed; the message says how, for the combined error."""
 
 
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to http(s) only: urllib would follow one to ftp:// as well, past
+    the http(s)-only check on the mirrors' own URLs."""
+
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
+            raise _FetchError(f"redirected to {newurl}, which is not http(s)")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
+
+
 def _fetch(url: str, dest: Path, *, timeout: float, progress: bool, label: str) -> str:
     """Stream ``url`` into ``dest`` and return the sha256 of what arrived."""
     # The scheme was checked to be http(s) in RemoteFile.
@@ -190,7 +206,7 @@ def _fetch(url: str, dest: Path, *, timeout: float, progress: bool, label: str) 
     received = 0
     expected: int | None = None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with _OPENER.open(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             expected = int(length) if length is not None and length.isdigit() else None
             with (
