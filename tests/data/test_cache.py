@@ -12,8 +12,8 @@ from text_recognizer.data.cache import read_h5, write_h5
 from text_recognizer.data.emnist_lines import EmnistLines
 from text_recognizer.errors import DataError
 
-IMAGES = np.random.default_rng(0).integers(0, 256, (32, 600), dtype=np.uint8)
-OFFSETS = np.arange(0, 601, 60, dtype=np.int64)
+IMAGES = np.random.default_rng(0).integers(0, 256, (32, 100), dtype=np.uint8)
+OFFSETS = np.arange(0, 101, 10, dtype=np.int64)
 TEXTS = np.array([f"line {i}" for i in range(10)], dtype=object)
 
 
