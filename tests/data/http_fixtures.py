@@ -2,7 +2,8 @@
 
 Each route serves fixed bytes and can misbehave on purpose: another status code, a
 ``Content-Length`` larger than the body followed by a closed connection (a truncated
-transfer), or a delay before answering (a stalled server).
+transfer), a delay before answering (a stalled server), or the connection held open
+after the body (a transfer that stalls midway).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class Route:
     status: int = 200
     content_length: int | None = None  # what the header claims; None -> len(body)
     delay_s: float = 0.0
+    hold_s: float = 0.0  # keep the connection open this long after the body
+    location: str | None = None  # a Location header, for redirects (status 30x)
 
 
 class LocalServer:
@@ -32,6 +35,7 @@ class LocalServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, int] = {}
+        self.closing = threading.Event()  # ends every held connection at shutdown
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,10 +46,14 @@ class LocalServer:
                 length = len(route.body) if route.content_length is None else route.content_length
                 self.send_response(route.status)
                 self.send_header("Content-Length", str(length))
+                if route.location is not None:
+                    self.send_header("Location", route.location)
                 self.end_headers()
                 # The client may give up first (the timeout test).
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(route.body)
+                    self.wfile.flush()
+                server.closing.wait(route.hold_s)
                 self.close_connection = True  # so a short body ends the transfer early
 
             def log_message(self, format: str, *args: object) -> None:
@@ -59,7 +67,7 @@ class LocalServer:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
 
-    def add(self, path: str, body: bytes, **options: float | int) -> str:
+    def add(self, path: str, body: bytes, **options: float | int | str) -> str:
         """Serve ``body`` at ``path`` (see ``Route`` for the options); returns its URL."""
         self.routes[path] = Route(body, **options)  # type: ignore[arg-type]
         return self.url(path)
@@ -69,6 +77,7 @@ class LocalServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)

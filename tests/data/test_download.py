@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -121,3 +126,105 @@ def test_remote_file_rejects_bad_definitions() -> None:
 def test_sha256sum(tmp_path: Path) -> None:
     (tmp_path / "a.bin").write_bytes(PAYLOAD)
     assert sha256sum(tmp_path / "a.bin") == PAYLOAD_SHA
+
+
+def test_a_data_folder_under_a_file_is_a_clear_error(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    url = http_server.add("/a.bin", PAYLOAD)
+    (tmp_path / "data").write_text("a file where the data folder should be")
+    with pytest.raises(DataError, match=r"cannot write to .*data/emnist .*another data folder"):
+        download(RemoteFile("a.bin", PAYLOAD_SHA, (url,)), tmp_path / "data" / "emnist")
+    assert http_server.hits == {}  # refused before any download
+
+
+# Downloads into a process whose files may not exceed 4 KiB, as on a full disk.
+_FULL_DISK_DOWNLOAD = """
+import resource, signal, sys
+from pathlib import Path
+from text_recognizer.data.sources.download import RemoteFile, download
+from text_recognizer.errors import DataError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+sha256, dest, *urls = sys.argv[1:]
+try:
+    download(RemoteFile("a.bin", sha256, tuple(urls)), Path(dest), progress=False)
+except DataError as error:
+    print(error)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_a_full_disk_is_reported_as_such_without_trying_other_mirrors(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    first = http_server.add("/a.bin", PAYLOAD)
+    second = http_server.add("/mirror/a.bin", PAYLOAD)
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK_DOWNLOAD, PAYLOAD_SHA, str(tmp_path), first, second],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"cannot write {tmp_path}"), done.stdout
+    assert "File too large" in done.stdout
+    assert "free some space" in done.stdout
+    assert http_server.hits == {"/a.bin": 1}  # the second mirror would fill the disk too
+    assert leftovers(tmp_path) == []
+
+
+def test_a_killed_download_leaves_no_partial_file_behind_after_the_next(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    stalled = http_server.add(
+        "/stalled.bin", PAYLOAD[:1000], content_length=len(PAYLOAD), hold_s=30
+    )
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from text_recognizer.data.sources.download import RemoteFile, download\n"
+        "download(RemoteFile('a.bin', sys.argv[1], (sys.argv[2],)), Path(sys.argv[3]),"
+        " progress=False)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, PAYLOAD_SHA, stalled, str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not any(name.endswith(".part") for name in leftovers(tmp_path)):
+            assert process.poll() is None and time.monotonic() < deadline, "no download started"
+            time.sleep(0.05)
+    finally:
+        process.kill()  # as SIGKILL, the OOM killer or a power cut do: no clean-up runs
+        process.wait()
+    assert [name for name in leftovers(tmp_path) if name.endswith(".part")]
+    good = http_server.add("/a.bin", PAYLOAD)
+    download(RemoteFile("a.bin", PAYLOAD_SHA, (good,)), tmp_path, progress=False)
+    assert leftovers(tmp_path) == ["a.bin"]
+
+
+def test_partial_files_of_running_or_other_hosts_downloads_are_kept(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    running = tmp_path / f".a.bin.{socket.gethostname()}.{os.getppid()}.part"
+    elsewhere = tmp_path / ".a.bin.another-host.1.part"
+    for part in (running, elsewhere):
+        part.write_bytes(b"still arriving")
+    download(RemoteFile("a.bin", PAYLOAD_SHA, (http_server.add("/a.bin", PAYLOAD),)), tmp_path)
+    assert leftovers(tmp_path) == sorted([running.name, elsewhere.name, "a.bin"])
+
+
+def test_redirects_are_followed_to_http_only(
+    http_server: LocalServer, tmp_path: Path, refused_url: str
+) -> None:
+    with type(http_server)() as other:  # another port: a mirror that moved
+        moved = other.add("/a.bin", PAYLOAD)
+        url = http_server.add("/old/a.bin", b"", status=302, location=moved)
+        assert download(RemoteFile("a.bin", PAYLOAD_SHA, (url,)), tmp_path / "http").exists()
+    # urllib alone would follow this one too (to an FTP server, if one listened there).
+    ftp = refused_url.replace("http://", "ftp://")
+    to_ftp = http_server.add("/ftp/a.bin", b"", status=302, location=ftp)
+    with pytest.raises(DataError, match=rf"/ftp/a\.bin: redirected to {ftp}, which is not http"):
+        download(RemoteFile("a.bin", PAYLOAD_SHA, (to_ftp,)), tmp_path / "ftp", progress=False)

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from text_recognizer.charset import DEFAULT_CHARSET, EMNIST_CHARACTERS
 from text_recognizer.cli import app
 from text_recognizer.data import DATASETS
+from text_recognizer.data.cache import write_h5
 from text_recognizer.data.emnist import Emnist, balanced_indices
 from text_recognizer.data.sources.emnist import BYCLASS_MEMBER, read_byclass
 from text_recognizer.errors import ConfigError, DataError
@@ -191,6 +192,15 @@ def test_archive_without_byclass_is_rejected(tmp_path: Path) -> None:
         read_byclass(path, progress=False)
 
 
+@pytest.mark.parametrize("member", [b"", b"MATLAB 5.0 MAT-file"], ids=["empty", "header cut"])
+def test_a_byclass_member_that_is_not_a_mat_file_is_rejected(tmp_path: Path, member: bytes) -> None:
+    path = tmp_path / "matlab.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(BYCLASS_MEMBER, member)
+    with pytest.raises(DataError, match=r"cannot read matlab/emnist-byclass\.mat .*download it"):
+        read_byclass(path, progress=False)
+
+
 def test_unexpected_label_mapping_is_rejected(tmp_path: Path) -> None:
     swapped = np.array([[i, ord(c)] for i, c in enumerate(EMNIST_CHARACTERS)])
     swapped[[10, 36], 1] = swapped[[36, 10], 1]  # 'A' <-> 'a'
@@ -203,6 +213,13 @@ def test_unexpected_label_mapping_is_rejected(tmp_path: Path) -> None:
 def test_setup_before_prepare_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="call prepare_data"):
         make_module(tmp_path, ["http://127.0.0.1:9/matlab.zip"]).setup()
+
+
+def test_a_cache_without_emnist_arrays_says_to_delete_it(tmp_path: Path) -> None:
+    module = make_module(tmp_path, ["http://127.0.0.1:9/matlab.zip"])
+    write_h5(module.cache_file, {"x_train": np.zeros((2, 28, 28), np.uint8)})
+    with pytest.raises(DataError, match=r"has no y_train, x_test, y_test .*delete it"):
+        module.setup()
 
 
 def test_repr_shows_sizes_shapes_balance_and_cache(served_zip: str, tmp_path: Path) -> None:

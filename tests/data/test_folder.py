@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -150,11 +151,39 @@ def test_bad_rows_are_all_named_in_one_error(tmp_path: Path) -> None:
         LabelledFolder(tmp_path, val_fraction=0, test_fraction=0).setup("fit")
 
 
+def test_an_image_listed_twice_is_a_bad_row(tmp_path: Path) -> None:
+    write_lines(tmp_path, TEXTS[:4])
+    with (tmp_path / "labels.tsv").open("a") as f:
+        f.write("./scan_02.png\tanother reading\n")  # the same file, spelt otherwise
+    with pytest.raises(DataError) as error:
+        LabelledFolder(tmp_path, val_fraction=0.25, test_fraction=0.25).prepare_data()
+    # Seeded, the two rows fall in test and val: the same line would be tuned on and scored.
+    twice = r"1 bad rows:\n  \w+: labels.tsv:[35]: scan_02.png: listed twice \(also \w+: labels"
+    assert re.search(twice, str(error.value))
+
+
+def test_images_outside_the_folder_are_named_relative_to_it(tmp_path: Path) -> None:
+    write_lines(tmp_path / "scans", TEXTS[:2])
+    folder = tmp_path / "labels_only"
+    folder.mkdir()
+    (folder / "labels.tsv").write_text(
+        f"../scans/scan_00.png\t{TEXTS[0]}\n{tmp_path / 'scans' / 'scan_01.png'}\t{TEXTS[1]}\n"
+    )
+    data = LabelledFolder(folder, val_fraction=0, test_fraction=0)
+    data.setup("fit")
+    assert data.data_train is not None
+    assert data.data_train.names == ["../scans/scan_00.png", "../scans/scan_01.png"]
+
+
 def test_clear_errors_for_a_wrong_folder(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such folder"):
         LabelledFolder(tmp_path / "nope").prepare_data()
     with pytest.raises(DataError, match="has no labels file"):
         LabelledFolder(tmp_path).prepare_data()
+    (tmp_path / "labels.tsv").write_text("a.png\tab\n")
+    with pytest.raises(DataError, match=rf"labels.tsv is a file; .*\(here perhaps {tmp_path}\)"):
+        LabelledFolder(tmp_path / "labels.tsv").prepare_data()
+    (tmp_path / "labels.tsv").unlink()
     with pytest.raises(ConfigError, match="add up to 1 at most"):
         LabelledFolder(tmp_path, val_fraction=0.6, test_fraction=0.6)
     with pytest.raises(ConfigError, match="kind must be"):

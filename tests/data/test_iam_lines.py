@@ -331,6 +331,9 @@ def test_an_incomplete_official_layout_says_what_is_missing(tmp_path: Path) -> N
         IamLines(root=tmp_path / "data", path=tmp_path / "IAM2").prepare_data()
     with pytest.raises(DataError, match="no such folder"):
         IamLines(root=tmp_path / "data", path=tmp_path / "nowhere").prepare_data()
+    (tmp_path / "iamdb.zip").write_bytes(ZIP_BYTES)
+    with pytest.raises(DataError, match=r"iamdb.zip is a file; .*read from <root>/iam/"):
+        IamLines(root=tmp_path / "data", path=tmp_path / "iamdb.zip").prepare_data()
     write_official_layout(tmp_path / "IAM3")
     for xml in (tmp_path / "IAM3" / "xml").iterdir():
         xml.unlink()

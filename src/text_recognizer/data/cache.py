@@ -2,8 +2,10 @@
 
 The key is a hash of every parameter, so a change of parameters never reads a stale
 cache, and files are written under a temporary name and renamed so a killed build
-never leaves a half-written cache behind. h5py is imported where files are read or
-written: it comes with the ``train`` extra, and the reader's LM cache needs only the key.
+never leaves a half-written cache behind. Numeric arrays carry a Fletcher-32 checksum per
+chunk, so bytes damaged later on disk are reported instead of read as pixels. h5py is
+imported where files are read or written: it comes with the ``train`` extra, and the
+reader's LM cache needs only the key.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,21 @@ def cache_path(directory: Path, name: str, params: Mapping[str, Any]) -> Path:
     return directory / f"{name}-{cache_key(params)}.h5"
 
 
+def ensure_writable_folder(folder: Path) -> None:
+    """Create ``folder`` and check a file can be written in it, before minutes of work are
+    spent on what could not be saved; a ``DataError`` naming the folder otherwise."""
+    probe = folder / f".write-test.{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise DataError(
+            f"cannot write to {folder} ({error.strerror or error}): choose another data "
+            "folder (--root, the dataset's root argument, or $TEXT_RECOGNIZER_DATA)"
+        ) from None
+
+
 def write_h5(
     path: Path, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None
 ) -> None:
@@ -42,7 +59,7 @@ def write_h5(
     """
     import h5py
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_writable_folder(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with h5py.File(tmp, "w") as f:
@@ -52,11 +69,13 @@ def write_h5(
                         key, data=np.asarray(array, dtype=object), dtype=h5py.string_dtype("utf-8")
                     )
                 else:
+                    chunked = array.ndim > 0 and array.size > 0
                     f.create_dataset(
                         key,
                         data=array,
                         compression="lzf",
-                        chunks=True if array.ndim > 0 and array.size > 0 else None,
+                        chunks=True if chunked else None,
+                        fletcher32=chunked,  # filters need chunks; a scalar has none
                     )
             f.attrs["params"] = json.dumps(dict(attrs or {}), sort_keys=True, default=str)
         tmp.replace(path)
@@ -64,8 +83,12 @@ def write_h5(
         tmp.unlink(missing_ok=True)
 
 
-def read_h5(path: Path) -> dict[str, np.ndarray]:
-    """Read every dataset of an HDF5 cache into memory; strings come back as ``str``."""
+def read_h5(path: Path, keys: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Read every dataset of an HDF5 cache into memory; strings come back as ``str``.
+
+    ``keys`` are the datasets the caller needs: a cache without one of them, or one whose
+    bytes were damaged, is a ``DataError`` that says to delete it.
+    """
     import h5py
 
     try:
@@ -77,8 +100,16 @@ def read_h5(path: Path) -> dict[str, np.ndarray]:
                     out[key] = np.array(dataset.asstr()[()], dtype=object)
                 else:
                     out[key] = dataset[()]
-            return out
-    except OSError as error:
+    # h5py reports damaged metadata as KeyError or RuntimeError as well as OSError, and a
+    # damaged string as UnicodeDecodeError (a ValueError).
+    except (OSError, KeyError, RuntimeError, ValueError) as error:
         raise DataError(
             f"cache {path} is unreadable ({error}); delete it and it will be rebuilt"
         ) from error
+    missing = [key for key in keys if key not in out]
+    if missing:
+        raise DataError(
+            f"cache {path} has no {', '.join(missing)} (it holds: {', '.join(out) or 'nothing'}); "
+            "delete it and it will be rebuilt"
+        )
+    return out

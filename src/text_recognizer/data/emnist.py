@@ -116,7 +116,7 @@ class Emnist(BaseDataModule):
                 f"EMNIST cache {self.cache_file} is missing: call prepare_data() first "
                 f"(or run `text-recognizer data download emnist --root {self.root}`)"
             )
-        arrays = read_h5(self.cache_file)
+        arrays = read_h5(self.cache_file, keys=("x_train", "y_train", "x_test", "y_test"))
         x_train, y_train = arrays["x_train"], arrays["y_train"]
         x_test, y_test = arrays["x_test"], arrays["y_test"]
         rng = np.random.default_rng(self.seed)

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 from tqdm import tqdm
 
-from text_recognizer.data.cache import cache_path, read_h5, write_h5
+from text_recognizer.data.cache import cache_path, ensure_writable_folder, read_h5, write_h5
 from text_recognizer.data.module import ArrayDataset, BaseDataModule, Kind
 from text_recognizer.data.sentences import SentenceGenerator
 from text_recognizer.data.sources.corpus import SOURCES
@@ -165,6 +165,7 @@ class EmnistLines(BaseDataModule):
         if self.cache_file.exists():
             log.info("EmnistLines cache %s exists", self.cache_file)
             return
+        ensure_writable_folder(self.cache_file.parent)  # before the composing, not after
         chars = self._prepared_char_module()
         glyphs = {split: glyphs_by_char(chars, split) for split in SPLITS}
         available = set.intersection(*(set(g) for g in glyphs.values())) | {" "}
@@ -203,7 +204,10 @@ class EmnistLines(BaseDataModule):
             return
         if not self.cache_file.exists():
             self.prepare_data()
-        arrays = read_h5(self.cache_file)
+        arrays = read_h5(
+            self.cache_file,
+            keys=[f"{split}_{part}" for split in SPLITS for part in ("images", "widths", "texts")],
+        )
         for split in SPLITS:
             strip, widths = arrays[f"{split}_images"], arrays[f"{split}_widths"]
             offsets = np.concatenate(([0], np.cumsum(widths)[:-1])).astype(np.int64)

@@ -13,6 +13,7 @@ user's, and a cache of it would go stale the moment they fix a label.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -157,6 +158,11 @@ class LabelledFolder(BaseDataModule):
         """The labels file rows of each split (subfolders, or one file split by seed)."""
         if self._rows is not None:
             return self._rows
+        if self.path.is_file():  # often its labels file: my_lines/labels.tsv
+            raise DataError(
+                f"{self.path} is a file; path= names the folder that holds the images and "
+                f"their labels file (here perhaps {self.path.parent})"
+            )
         if not self.path.is_dir():
             raise DataError(
                 f"{self.path}: no such folder; point the dataset at yours: "
@@ -185,9 +191,15 @@ class LabelledFolder(BaseDataModule):
         """Check the labels before anything is trained: every image exists, every text is
         writable with the charset (and one character long for ``kind="char"``)."""
         problems = []
+        # An image listed twice could be trained on and scored, or carry two transcriptions.
+        first_row: dict[Path, str] = {}
         for split, rows in self.split_rows().items():
             for row in rows:
                 problem = self._check_row(row)
+                image = row.image.resolve()
+                if problem is None and image in first_row:
+                    problem = f"{row.image.name}: listed twice (also {first_row[image]})"
+                first_row.setdefault(image, f"{split}: {row.row}")
                 if problem:
                     problems.append(f"{split}: {row.row}: {problem}")
         self._raise_if(problems, "rows")
@@ -232,7 +244,8 @@ class LabelledFolder(BaseDataModule):
                     continue
                 encoded = DEFAULT_CHARSET.encode(row.text)
                 targets.append(encoded[0] if self.kind == "char" else np.array(encoded))
-                names.append(str(row.image.relative_to(self.path)))
+                # relpath: a labels file may name an image outside the folder (../, absolute)
+                names.append(os.path.relpath(row.image, self.path))
             dataset = LabelledArrays(images, targets, names) if rows else None
             setattr(self, f"data_{split}", dataset)
         self._raise_if(problems, "images")

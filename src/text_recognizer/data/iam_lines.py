@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET
-from text_recognizer.data.cache import cache_path
+from text_recognizer.data.cache import cache_path, ensure_writable_folder
 from text_recognizer.data.module import BaseDataModule, splits_for
 from text_recognizer.data.sources.download import RemoteFile, download
 from text_recognizer.data.sources.iam import (
@@ -161,6 +161,7 @@ class IamLines(BaseDataModule):
         # One pass over the pages (or line files) builds every split.
         if all(self.cache_file(split).exists() for split in splits):
             return
+        ensure_writable_folder(self.cache_file(SPLITS[0]).parent)  # before the cutting
         if self.path is not None:
             files = IamLineFiles(self.path, self.transcription)
             self._build(self._official_lines(files), str(self.path))

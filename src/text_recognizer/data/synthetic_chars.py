@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET, EMNIST_CHARACTERS, IAM_PUNCTUATION
 from text_recognizer.data import augment as aug
-from text_recognizer.data.cache import cache_path, read_h5, write_h5
+from text_recognizer.data.cache import cache_path, ensure_writable_folder, read_h5, write_h5
 from text_recognizer.data.module import ArrayDataset, BaseDataModule, splits_for
 from text_recognizer.data.sources.fonts import Font, list_fonts, load_font
 from text_recognizer.errors import ConfigError, DataError
@@ -300,6 +300,7 @@ class SyntheticChars(BaseDataModule):
             path = self.cache_file(split)
             if split not in splits or path.exists():
                 continue
+            ensure_writable_folder(path.parent)  # before the rendering, not after
             # Splits get unrelated streams from one seed; fonts differ between them anyway.
             seed = np.random.SeedSequence(self.seed, spawn_key=(index,))
             images, targets = generate(
@@ -318,7 +319,7 @@ class SyntheticChars(BaseDataModule):
         wanted = splits_for(stage)
         self.prepare_splits(wanted)  # a no-op when cached; lets setup() alone work in scripts
         for split in wanted:
-            data = read_h5(self.cache_file(split))
+            data = read_h5(self.cache_file(split), keys=("images", "labels"))
             self.targets[split] = data["labels"]
             setattr(self, f"data_{split}", ArrayDataset(data["images"], data["labels"].tolist()))
 

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET
-from text_recognizer.data.cache import cache_path, read_h5, write_h5
+from text_recognizer.data.cache import cache_path, ensure_writable_folder, read_h5, write_h5
 from text_recognizer.data.line_render import (
     HEIGHT,
     LineRenderer,
@@ -177,7 +177,7 @@ class PackedLines(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     @classmethod
     def read(cls: type[PackedT], path: Path) -> PackedT:
         """The lines a cache written by :meth:`write` holds."""
-        data = read_h5(path)
+        data = read_h5(path, keys=("images", "offsets", "texts", "sources"))
         return cls(data["images"], data["offsets"], data["texts"], data["sources"], path)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -189,7 +189,7 @@ class PackedLines(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if self.strip is None and self.cache_file is not None:
-            self.strip = read_h5(self.cache_file)["images"]
+            self.strip = read_h5(self.cache_file, keys=("images",))["images"]
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -412,6 +412,7 @@ class SyntheticLines(BaseDataModule):
                 self._build(split, path)
 
     def _build(self, split: Split, path: Path) -> None:
+        ensure_writable_folder(path.parent)  # before the rendering, not after
         total = self.sizes[split]
         spec = self.spec(split)
         tasks = [

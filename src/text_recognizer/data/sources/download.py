@@ -9,21 +9,25 @@ Only the standard library speaks HTTP, so there is nothing extra to install.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import http.client
 import logging
 import os
 import re
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from text_recognizer import __version__
+from text_recognizer.data.cache import ensure_writable_folder
 from text_recognizer.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -117,12 +121,13 @@ def download(
         log.info("using %s (sha256 verified)", target)
         return target
 
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    ensure_writable_folder(dest_dir)
+    _remove_stopped_downloads(dest_dir, remote.filename)
     failures: list[str] = []
     for url in remote.urls:
         # A per-process temporary name in the same folder: the rename is atomic and
         # two processes downloading at once never write to the same file.
-        tmp = dest_dir / f".{remote.filename}.{os.getpid()}.part"
+        tmp = _part_file(dest_dir, remote.filename, os.getpid())
         try:
             actual = _fetch(url, tmp, timeout=timeout, progress=progress, label=remote.filename)
             if actual != remote.sha256:
@@ -144,8 +149,52 @@ def download(
     )
 
 
+def _part_file(dest_dir: Path, filename: str, pid: int) -> Path:
+    # The host too: on a shared data folder, another machine's process ids mean nothing here.
+    return dest_dir / f".{filename}.{socket.gethostname()}.{pid}.part"
+
+
+def _remove_stopped_downloads(dest_dir: Path, filename: str) -> None:
+    """Delete the partial files of downloads on this host whose process is gone: a killed
+    download (SIGKILL, SIGTERM, a closed terminal) cannot remove its own, and each would
+    keep the archive's size of disk forever."""
+    prefix = f".{filename}.{socket.gethostname()}."
+    for part in dest_dir.glob(f"{glob.escape(prefix)}*.part"):
+        pid = part.name[len(prefix) : -len(".part")]  # not digits: a host named host.x's
+        if pid.isdigit() and not _running(int(pid)):
+            part.unlink(missing_ok=True)
+            log.info("removed %s, left by a download that was stopped", part)
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid() or os.name != "posix":  # Windows has no cheap check: keep the file
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 class _FetchError(Exception):
     """One mirror failed; the message says how, for the combined error."""
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to http(s) only: urllib would follow one to ftp:// as well, past
+    the http(s)-only check on the mirrors' own URLs."""
+
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
+            raise _FetchError(f"redirected to {newurl}, which is not http(s)")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
 
 
 def _fetch(url: str, dest: Path, *, timeout: float, progress: bool, label: str) -> str:
@@ -157,7 +206,7 @@ def _fetch(url: str, dest: Path, *, timeout: float, progress: bool, label: str) 
     received = 0
     expected: int | None = None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with _OPENER.open(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             expected = int(length) if length is not None and length.isdigit() else None
             with (
@@ -173,7 +222,15 @@ def _fetch(url: str, dest: Path, *, timeout: float, progress: bool, label: str) 
                 ) as bar,
             ):
                 while chunk := response.read(CHUNK_BYTES):
-                    out.write(chunk)
+                    try:
+                        out.write(chunk)
+                        out.flush()  # so closing the file has nothing left to fail on
+                    except OSError as error:  # a full disk: no other mirror would help
+                        raise DataError(
+                            f"cannot write {dest} after {received} bytes of {url} "
+                            f"({error.strerror or error}): free some space in {dest.parent} "
+                            "or choose another data folder (--root, or $TEXT_RECOGNIZER_DATA)"
+                        ) from error
                     digest.update(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
@@ -184,7 +241,7 @@ def _fetch(url: str, dest: Path, *, timeout: float, progress: bool, label: str) 
     except TimeoutError as error:
         raise _FetchError(f"timed out after {timeout:g} s (after {received} bytes)") from error
     except (OSError, http.client.HTTPException) as error:
-        # Connection reset, IncompleteRead, or a local write error such as a full disk.
+        # Connection reset, IncompleteRead.
         raise _FetchError(f"transfer failed after {received} bytes ({error!r})") from error
     # http.client does not raise when the server closes early, so compare ourselves.
     if expected is not None and received != expected:

@@ -50,6 +50,7 @@ def read_byclass(zip_path: Path, *, progress: bool = True) -> dict[str, np.ndarr
     (EMNIST label + ``EMNIST_LABEL_OFFSET``).
     """
     from scipy.io import loadmat  # scipy is slow to import and only needed here
+    from scipy.io.matlab import MatReadError
 
     try:
         with zipfile.ZipFile(zip_path) as archive:
@@ -74,7 +75,8 @@ def read_byclass(zip_path: Path, *, progress: bool = True) -> dict[str, np.ndarr
                 ) as bar,
             ):
                 mat = loadmat(_ProgressReader(member, bar), variable_names=["dataset"])
-    except (zipfile.BadZipFile, ValueError, OSError) as error:
+    # MatReadError (not a ValueError): a member too short to hold a MAT-file header.
+    except (zipfile.BadZipFile, MatReadError, ValueError, OSError) as error:
         raise DataError(
             f"cannot read {BYCLASS_MEMBER} from {zip_path} ({error}); "
             f"delete the file and download it again"

@@ -279,6 +279,11 @@ class IamLineFiles:
     def __init__(self, folder: Path, transcription: str = "xml") -> None:
         self.folder = Path(folder)
         self.transcription = check_transcription(transcription)
+        if self.folder.is_file():  # iamdb.zip, perhaps: that is read from the data folder
+            raise DataError(
+                f"{self.folder} is a file; path= names the folder IAM's files were extracted "
+                "into (without path=, iamdb.zip is read from <root>/iam/)"
+            )
         if not self.folder.is_dir():
             raise DataError(f"{self.folder}: no such folder (IAM's extracted files go there)")
         self.files: dict[str, Path] = {}

@@ -1,0 +1,83 @@
+"""HDF5 caches: damaged or incomplete files are reported as DataError, never a crash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from text_recognizer.data import DATASETS, synthetic_chars, synthetic_lines
+from text_recognizer.data.cache import read_h5, write_h5
+from text_recognizer.data.emnist_lines import EmnistLines
+from text_recognizer.errors import DataError
+
+IMAGES = np.random.default_rng(0).integers(0, 256, (32, 100), dtype=np.uint8)
+OFFSETS = np.arange(0, 101, 10, dtype=np.int64)
+TEXTS = np.array([f"line {i}" for i in range(10)], dtype=object)
+
+
+def write_cache(path: Path) -> bytes:
+    write_h5(path, {"images": IMAGES, "offsets": OFFSETS, "texts": TEXTS}, attrs={"seed": 0})
+    return path.read_bytes()
+
+
+def test_damaged_bytes_anywhere_are_reported_not_read_as_data(tmp_path: Path) -> None:
+    path = tmp_path / "lines.h5"
+    good = write_cache(path)
+    reported = 0
+    # Every 64-byte stretch of the file in turn, as a bad disk sector or a stray write does.
+    for start in range(0, len(good), 64):
+        damaged = bytearray(good)
+        damaged[start : start + 64] = bytes(
+            np.random.default_rng(start).integers(0, 256, 64, dtype=np.uint8)
+        )[: len(good) - start]
+        path.write_bytes(bytes(damaged))
+        try:
+            arrays = read_h5(path, keys=("images", "offsets", "texts"))
+        except DataError as error:
+            assert "delete it and it will be rebuilt" in str(error)
+            reported += 1
+            continue
+        # What reads back without an error is what was written (the pixels are checksummed).
+        assert np.array_equal(arrays["images"], IMAGES), f"pixels changed at byte {start}"
+        assert np.array_equal(arrays["offsets"], OFFSETS), f"offsets changed at byte {start}"
+    assert reported > 0
+
+
+def test_truncated_cache_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "lines.h5"
+    good = write_cache(path)
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(DataError, match=r"lines\.h5 is unreadable .*delete it"):
+        read_h5(path)
+
+
+def test_cache_without_a_needed_array_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "chars.h5"
+    write_h5(path, {"images": IMAGES})
+    with pytest.raises(DataError, match=r"chars\.h5 has no labels \(it holds: images\)"):
+        read_h5(path, keys=("images", "labels"))
+
+
+def _never_called(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the build started before the data folder was checked")
+
+
+# Per dataset, the function that starts its (minutes long) build.
+BUILD_STARTS = {
+    "synthetic_chars": (synthetic_chars, "generate"),
+    "synthetic_lines": (synthetic_lines, "_render_chunk"),
+    "emnist_lines": (EmnistLines, "_prepared_char_module"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUILD_STARTS))
+def test_a_data_root_that_is_a_file_is_refused_before_building(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(*BUILD_STARTS[name], _never_called)
+    root = tmp_path / "data"
+    root.write_text("a file where the data folder should be")
+    with pytest.raises(DataError, match=rf"cannot write to {root}/{name} .*another data folder"):
+        DATASETS.build(name, {"root": root}).prepare_data()
