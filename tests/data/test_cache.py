@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +83,18 @@ def test_a_data_root_that_is_a_file_is_refused_before_building(
     root.write_text("a file where the data folder should be")
     with pytest.raises(DataError, match=rf"cannot write to {root}/{name} .*another data folder"):
         DATASETS.build(name, {"root": root}).prepare_data()
+
+
+def test_a_cache_that_may_not_fit_on_its_disk_is_warned_of(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # HDF5 aborts the process on a full disk before Python sees an error: warn first.
+    arrays = {"x": np.zeros((100, 1000), dtype=np.uint8)}  # 100 kB
+    usage = shutil.disk_usage(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="text_recognizer.data.cache"):
+        write_h5(tmp_path / "fits.h5", arrays)
+        assert not caplog.records
+        monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=20_000))
+        write_h5(tmp_path / "tight.h5", arrays)
+    assert "tight.h5 (up to 0.1 MB before compression) with 0.0 MB free" in caplog.text
+    assert read_h5(tmp_path / "tight.h5")["x"].shape == (100, 1000)

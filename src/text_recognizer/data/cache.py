@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import numpy as np
 
 from text_recognizer.errors import DataError
 
+log = logging.getLogger(__name__)
 CACHE_FORMAT_VERSION = 1
 
 
@@ -60,6 +63,19 @@ def write_h5(
     import h5py
 
     ensure_writable_folder(path.parent)
+    # HDF5 aborts the whole process when the disk fills mid-write (h5py 3.16, HDF5 2.0),
+    # before Python sees an error: say so first where the arrays may not fit. Compressed,
+    # they take less, so this warns rather than refuses.
+    raw = sum(np.asarray(a).nbytes for a in arrays.values())
+    free = shutil.disk_usage(path.parent).free
+    if free < raw:
+        log.warning(
+            "writing %s (up to %.1f MB before compression) with %.1f MB free on its disk: "
+            "if the disk fills, HDF5 stops this process; free some space if it does",
+            path.name,
+            raw / 1e6,
+            free / 1e6,
+        )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with h5py.File(tmp, "w") as f:
