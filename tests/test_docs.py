@@ -4,6 +4,7 @@ every command, option, file, table and config excerpt the pages name exists as w
 from __future__ import annotations
 
 import inspect
+import itertools
 import re
 import shlex
 from collections.abc import Iterator
@@ -239,3 +240,50 @@ def test_sweep_keys_table_lists_the_schema() -> None:
     documented = set(re.findall(r"`(\w+)`", table))  # first columns, and grace_epochs
     fields = set(SweepConfig.model_fields)
     assert fields <= documented, f"docs/training.md leaves out {fields - documented}"
+
+
+def test_documented_configs_and_overrides_are_valid() -> None:
+    """``train`` and ``config show`` commands name a shipped config and ``--set`` keys the
+    schema has, but for the mistakes the training guide shows being caught."""
+    from text_recognizer.errors import ConfigError
+    from text_recognizer.training.config import load_config
+
+    shown_mistakes = {"optimizer.name=adamax", "trainer.epochs=3"}
+    checked, problems = 0, []
+    for page, line, words in documented_commands():
+        words = words[1:] if words[:2] == ["config", "show"] else words
+        configs = [word for word in words[1:2] if word.endswith(".yaml")]
+        if words[:1] not in (["train"], ["show"]) or not configs or "--resume" in words:
+            continue
+        sets = [value for option, value in itertools.pairwise(words) if option == "--set"]
+        checked += 1
+        try:
+            load_config(Path(configs[0]), sets)
+        except ConfigError as error:
+            if not shown_mistakes & set(sets):
+                problems.append(f"{page}: {line}\n{error}")
+        else:
+            if shown_mistakes & set(sets):
+                problems.append(f"{page}: not refused: {line}")
+    assert checked > 15
+    assert not problems, "\n".join(problems)
+
+
+def test_documented_config_errors_are_the_ones_printed() -> None:
+    """The training guide's transcript of caught mistakes: each ``error:`` line as the
+    command prints it (a line ending in ``...`` is a prefix)."""
+    from text_recognizer.errors import ConfigError
+    from text_recognizer.training.config import load_config
+
+    text = Path("docs/training.md").read_text()
+    transcripts = re.findall(r"\$ text-recognizer train (\S+) --set (\S+)\n((?:[ e].*\n)+)", text)
+    assert len(transcripts) == 2
+    for config, override, printed in transcripts:
+        with pytest.raises(ConfigError) as caught:
+            load_config(Path(config), [override])
+        message = f"error: {caught.value}".splitlines()
+        for shown, actual in zip(printed.splitlines(), message, strict=True):
+            if shown.endswith("..."):
+                assert actual.startswith(shown[:-3]), (shown, actual)
+            else:
+                assert actual == shown
