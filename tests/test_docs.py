@@ -35,13 +35,18 @@ def shell_lines(text: str) -> Iterator[str]:
     continuations joined) and inline code spans that run a command."""
     fence: str | None = None
     pending = ""
-    for line in text.splitlines():
+    paragraph: list[str] = []
+    for line in [*text.splitlines(), ""]:
+        if fence is None and line.strip() and not line.startswith("```"):
+            paragraph.append(line)  # a code span may go on on the next line
+            continue
+        prose = " ".join(paragraph)
+        paragraph = []
+        yield from re.findall(r"`([^`]*(?:text-recognizer |python benchmarks/)[^`]*)`", prose)
         if line.startswith("```"):
             fence = line[3:].strip() if fence is None else None
             continue
-        if fence is None:
-            yield from re.findall(r"`([^`]*(?:text-recognizer |python benchmarks/)[^`]*)`", line)
-        elif fence in SHELL_FENCES:
+        if fence in SHELL_FENCES:
             line = line.strip().removeprefix("$ ")
             if line.endswith("\\"):
                 pending += line[:-1] + " "
@@ -119,7 +124,8 @@ def test_documented_benchmark_scripts_and_options_exist() -> None:
                     problems.append(f"{page}: no {script}: {line}")
                     continue
                 source = benchmark_source(script)
-                for option in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", match.group(2)):
+                words = match.group(2).split()
+                for option in {word.split("=")[0] for word in words if word.startswith("--")}:
                     if f'"{option}"' not in source and f"'{option}'" not in source:
                         problems.append(f"{page}: {script} has no option {option}: {line}")
     assert found > 20
