@@ -293,3 +293,13 @@ def test_documented_config_errors_are_the_ones_printed() -> None:
                 assert actual.startswith(shown[:-3]), (shown, actual)
             else:
                 assert actual == shown
+
+
+def test_sentence_example_prints_what_the_generator_draws() -> None:
+    from text_recognizer.data.sentences import SentenceGenerator
+
+    text = Path("docs/datasets/sentences.md").read_text()
+    shown = re.search(r"sentences\.generate\(\)\s+# '(.*)'", text)
+    assert shown, "docs/datasets/sentences.md: the example's first piece"
+    sentences = SentenceGenerator(max_length=32, source="default", seed=0)
+    assert sentences.generate() == shown.group(1)
