@@ -106,6 +106,13 @@ def main(
     configure_logging(-1 if quiet else verbose)
 
 
+# Where data download / data info put and look for a dataset's files.
+DataRootOption = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option(help="Data folder (default: $TEXT_RECOGNIZER_DATA, else ./data)."),
+]
+
+
 # Dataset arguments on the command line, as `data.args` in a config.
 DataArgOption = Annotated[
     Optional[list[str]],  # noqa: UP045
@@ -145,7 +152,7 @@ def _build_dataset(
 @data_app.command("download")
 def data_download(
     name: Annotated[str, typer.Argument(help="Dataset name, e.g. emnist, synthetic_chars.")],
-    root: Annotated[Optional[Path], typer.Option(help="Data folder (default ./data).")] = None,  # noqa: UP045
+    root: DataRootOption = None,
     data_arg: DataArgOption = None,
     seed: DataSeedOption = 0,
 ) -> None:
@@ -161,7 +168,7 @@ def data_download(
 @data_app.command("info")
 def data_info(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
-    root: Annotated[Optional[Path], typer.Option(help="Data folder (default ./data).")] = None,  # noqa: UP045
+    root: DataRootOption = None,
     data_arg: DataArgOption = None,
     seed: DataSeedOption = 0,
 ) -> None:

@@ -82,6 +82,10 @@ def test_schema_reference_documents_every_section() -> None:
     ):
         assert section in text
     assert "| `lr` | `float` | 0.001 |" in text
+    # A choice shows what may be chosen; a section's type is named as its heading names it.
+    assert "| `name` | `'adam'`, `'adamw'` or `'sgd'` | 'adamw' |" in text
+    assert "| `mode` | `'min'` or `'max'` | 'min' |" in text
+    assert "| `init` | `InitConfig | None` | None |" in text
 
 
 def test_shipped_configs_are_valid() -> None:

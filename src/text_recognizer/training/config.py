@@ -6,9 +6,10 @@ what is allowed, before any data is built or any model trained.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from omegaconf import OmegaConf
@@ -361,6 +362,21 @@ def dump_config(config: ExperimentConfig) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
 
+def _type_name(annotation: Any) -> str:
+    """A field's type for the reference: a choice lists its values (``'min'` or `'max'``),
+    other types are named as written (``float | None``), sections by their class name."""
+    if get_origin(annotation) is Literal:
+        values = [f"`{value!r}`" for value in get_args(annotation)]
+        return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+    if annotation is type(None):
+        return "`None`"
+    if isinstance(annotation, type) and not get_args(annotation):
+        return f"`{annotation.__name__}`"
+    if isinstance(annotation, types.UnionType):
+        return "`" + " | ".join(_type_name(part).strip("`") for part in get_args(annotation)) + "`"
+    return f"`{annotation}`".replace("typing.", "")
+
+
 def schema_reference() -> str:
     """A Markdown reference of every key, its type, default and description."""
     out = ["# Experiment config reference", ""]
@@ -375,9 +391,7 @@ def schema_reference() -> str:
         nested: list[tuple[str, type[BaseModel]]] = []
         for name, field in model.model_fields.items():
             annotation = field.annotation
-            type_name = getattr(annotation, "__name__", None) or str(annotation).replace(
-                "typing.", ""
-            )
+            type_name = _type_name(annotation)
             default = (
                 "required"
                 if field.is_required()
@@ -385,7 +399,7 @@ def schema_reference() -> str:
             )
             if isinstance(field.get_default(call_default_factory=True), BaseModel):
                 default = "see below"
-            out.append(f"| `{name}` | `{type_name}` | {default} | {field.description or ''} |")
+            out.append(f"| `{name}` | {type_name} | {default} | {field.description or ''} |")
             for candidate in [annotation, *getattr(annotation, "__args__", ())]:
                 if isinstance(candidate, type) and issubclass(candidate, BaseModel):
                     nested.append((f"{prefix}.{name}" if prefix else name, candidate))
