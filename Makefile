@@ -10,10 +10,13 @@ export NO_ALBUMENTATIONS_UPDATE ?= 1
 
 venv: $(STAMP)
 
-# torch first, from its exact CPU version, so nothing pulls a CUDA build.
+# torch first, from its exact CPU version, so nothing pulls a CUDA build. Where pip's
+# index serves PyPI's Linux torch (a CUDA build), name the CPU index:
+#   make TORCH_INDEX=https://download.pytorch.org/whl/cpu demo
+TORCH_INDEX ?=
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
