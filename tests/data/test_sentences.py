@@ -192,7 +192,9 @@ def _fake_nltk_without_brown(monkeypatch: pytest.MonkeyPatch, downloads: list[st
 
 def test_brown_without_nltk_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     _no_nltk(monkeypatch)
-    with pytest.raises(DataError, match="pip install nltk"):
+    with pytest.raises(
+        DataError, match=r"Brown corpus \('brown', as a sentence source or --lm\).*pip install nltk"
+    ):
         corpus.brown_sentences()
 
 

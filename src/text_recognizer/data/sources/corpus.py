@@ -123,9 +123,9 @@ def brown_sentences(download: bool = True) -> list[str]:
         from nltk.tokenize.treebank import TreebankWordDetokenizer
     except ImportError:
         raise DataError(
-            "source='brown' needs NLTK, which is not installed: run `pip install nltk` "
-            "(the corpus itself is then fetched on first use), or use source='default', "
-            "which works offline"
+            "the Brown corpus ('brown', as a sentence source or --lm) needs NLTK, which is "
+            "not installed: run `pip install nltk` (the corpus itself is then fetched on "
+            "first use), or use the shipped corpus ('default'), which works offline"
         ) from None
     try:
         tokenised = list(nltk.corpus.brown.sents())
@@ -134,8 +134,8 @@ def brown_sentences(download: bool = True) -> list[str]:
             raise DataError(
                 "NLTK's Brown corpus is not installed and could not be downloaded (offline?). "
                 "On a machine with internet run `python -m nltk.downloader brown` and copy the "
-                "nltk_data folder here (or point $NLTK_DATA at it); or use source='default', "
-                "which works offline"
+                "nltk_data folder here (or point $NLTK_DATA at it); or use the shipped corpus "
+                "('default'), which works offline"
             ) from None
         tokenised = list(nltk.corpus.brown.sents())
     detokenise = TreebankWordDetokenizer().detokenize
