@@ -220,6 +220,20 @@ def test_commands_that_need_training_dependencies_say_how_to_get_them(tmp_path: 
     assert "pip install 'text-recognizer[train]', or read the model exported to ONNX" in done.stderr
 
 
+def test_a_sweep_without_the_training_dependencies_names_the_sweep_extra(tmp_path: Path) -> None:
+    """[sweep] includes [train]: naming [train] would send the user round twice."""
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("sweep: s\n")
+    done = run_without_training(
+        "from text_recognizer.cli import run\n"
+        f"sys.argv = ['text-recognizer', 'sweep', {str(sweep)!r}]\n"
+        "run()\n"
+    )
+    assert done.returncode == 1
+    assert "pip install 'text-recognizer[sweep]'" in done.stderr
+    assert "[train]" not in done.stderr and "Traceback" not in done.stderr
+
+
 def test_a_batch_of_lines_is_read_by_width_and_returned_in_order(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -638,12 +638,23 @@ def sweep(
     ] = False,
 ) -> None:
     """Tune hyperparameters with Ray Tune: grid, random, Bayesian or PBT."""
-    from text_recognizer.training.sweep import (
-        UNFINISHED,
-        SweepInterruptedError,
-        resume_command,
-        run_sweep,
-    )
+    try:
+        from text_recognizer.training.sweep import (
+            UNFINISHED,
+            SweepInterruptedError,
+            resume_command,
+            run_sweep,
+        )
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in TRAINING_MODULES:
+            raise
+        # [sweep] brings [train] with it: one install, not [train] and then [sweep].
+        raise fail(
+            TextRecognizerError(
+                f"sweeps need {error.name}, one of the training dependencies, and Ray Tune: "
+                "pip install 'text-recognizer[sweep]'"
+            )
+        ) from None
 
     follow_our_logging()
     try:
