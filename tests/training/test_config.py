@@ -4,6 +4,7 @@ import pytest
 
 from text_recognizer.errors import ConfigError
 from text_recognizer.training.config import load_config, parse_config, read_yaml, schema_reference
+from text_recognizer.training.experiments import load_group
 
 MINIMAL = "name: x\ndata: {name: synthetic_chars}\nnetwork: {name: lenet}\n"
 
@@ -46,6 +47,20 @@ def test_bad_value_names_key_value_and_allowed(tmp_path: Path) -> None:
 def test_missing_required_key() -> None:
     with pytest.raises(ConfigError, match=r"missing required key 'network'"):
         parse_config({"name": "x", "data": {"name": "emnist"}})
+
+
+def test_a_shipped_config_named_outside_the_checkout_says_where_they_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed package holds no configs/: the docs' paths work from a checkout only."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"configs/ the docs name is the repository's folder"):
+        load_config(Path("configs/chars_lenet.yaml"))
+    with pytest.raises(ConfigError, match=r"experiment group configs/chars_group\.yaml .*checkout"):
+        load_group(Path("configs/chars_group.yaml"))
+    (tmp_path / "configs").mkdir()
+    with pytest.raises(ConfigError, match=r"does not exist$"):  # a checkout: no hint
+        load_config(Path("configs/chars_lenet_typo.yaml"))
 
 
 def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:

@@ -325,11 +325,23 @@ def read_yaml(path: Path) -> Any:
         ) from None
 
 
+def no_such_file(what: str, path: Path) -> ConfigError:
+    """A config file that is not there. The docs' ``configs/...`` paths are the repository's
+    folder, which an installed package does not hold: said where no ``./configs`` is."""
+    hint = ""
+    if Path(path).parts[:1] == ("configs",) and not Path("configs").is_dir():
+        hint = (
+            " (the configs/ the docs name is the repository's folder, not part of the "
+            "installed package: run from a checkout, or give the path of a copy)"
+        )
+    return ConfigError(f"{what} {path} does not exist{hint}")
+
+
 def load_config(path: Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
     """Read a YAML experiment, apply ``a.b=c`` overrides, validate."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"experiment config {path} does not exist")
+        raise no_such_file("experiment config", path)
     loaded = read_yaml(path)
     if not isinstance(loaded, dict):
         raise ConfigError(

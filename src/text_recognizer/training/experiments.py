@@ -42,6 +42,7 @@ from text_recognizer.training.config import (
     ExperimentConfig,
     apply_overrides,
     load_config,
+    no_such_file,
     read_yaml,
 )
 from text_recognizer.training.run import RUN_DIR_ENV, new_run_dir
@@ -127,7 +128,7 @@ def read_yaml_model(
     key, then the keys there are, then ``hint(raw)``."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{what} {path} does not exist")
+        raise no_such_file(what, path)
     raw = read_yaml(path)
     try:
         return model.model_validate(raw)
