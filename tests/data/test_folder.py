@@ -205,3 +205,26 @@ def test_a_line_model_trains_on_a_folder(tmp_path: Path) -> None:
     summary = run_experiment(parse_config(config))
     assert summary["train_samples"] == 8  # 12 rows - 3 val - 1 test
     assert summary["test"]["test/cer"] >= 0
+
+
+def test_an_empty_split_is_named_before_training_and_an_empty_test_split_skips_the_test(
+    tmp_path: Path,
+) -> None:
+    """A small folder (or one without a val/ subfolder) fails before the trainer starts,
+    saying why, not in a Lightning traceback; without a test split the run is not tested."""
+    from text_recognizer.training.config import parse_config
+    from text_recognizer.training.run import run_experiment
+
+    write_lines(tmp_path / "few", TEXTS[:4])  # 10 % of 4 lines: no val, no test line
+    with pytest.raises(DataError, match=r"nothing to validate on: val_fraction=0\.1 of the 4 "):
+        run_experiment(parse_config(tiny_folder_config(str(tmp_path / "few"), val_fraction=0.1)))
+    config = tiny_folder_config(str(tmp_path / "few"), val_fraction=0.5, test_fraction=0.5)
+    with pytest.raises(DataError, match=r"nothing to train on: val_fraction=0\.5 and test_fra"):
+        run_experiment(parse_config(config))
+    write_lines(tmp_path / "split" / "train", TEXTS[:4])
+    write_lines(tmp_path / "split" / "test", TEXTS[4:6])
+    with pytest.raises(DataError, match=r"nothing to validate on: .*split has no val/ subfolder"):
+        run_experiment(parse_config(tiny_folder_config(str(tmp_path / "split"))))
+    (tmp_path / "split" / "test").rename(tmp_path / "split" / "val")
+    summary = run_experiment(parse_config(tiny_folder_config(str(tmp_path / "split"))))
+    assert summary["train_samples"] == 4 and summary["test"] == {}

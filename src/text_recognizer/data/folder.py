@@ -187,6 +187,28 @@ class LabelledFolder(BaseDataModule):
         self._rows = rows
         return rows
 
+    def empty_split(self, split: str) -> str | None:
+        rows = self.split_rows()
+        if rows[split] or (split == "train" and self.rehearsal):
+            return None
+        if any((self.path / name).is_dir() for name in SPLITS):
+            folder = self.path / split
+            if folder.is_dir():
+                return f"{folder} holds no labelled images"
+            return f"{self.path} has no {split}/ subfolder: add one with its labels file"
+        total = sum(len(split_rows) for split_rows in rows.values())
+        if split == "train":
+            return (
+                f"val_fraction={self.val_fraction} and test_fraction={self.test_fraction} "
+                f"leave none of the {total} labelled images in {self.path} to train on: add "
+                "images, or lower data.args.val_fraction and data.args.test_fraction"
+            )
+        share = self.val_fraction if split == "val" else self.test_fraction
+        return (
+            f"{split}_fraction={share} of the {total} labelled images in {self.path} rounds "
+            f"to none: add images, or raise data.args.{split}_fraction"
+        )
+
     def prepare_data(self) -> None:
         """Check the labels before anything is trained: every image exists, every text is
         writable with the charset (and one character long for ``kind="char"``)."""

@@ -434,6 +434,12 @@ class BaseDataModule(L.LightningDataModule):
         resume, self._resume = self._resume, None
         return resume
 
+    def empty_split(self, split: str) -> str | None:
+        """Why ``split`` holds nothing and what to do, where that is known before the split
+        is built (a folder's labels); ``None``: it holds something, or it is not known."""
+        del split
+        return None
+
     def training_set(self) -> Dataset[tuple[torch.Tensor, torch.Tensor]] | None:
         """What the training loader draws from: the train split, plus any lines a subclass
         trains on that are not part of the split (a folder's ``rehearsal`` lines)."""

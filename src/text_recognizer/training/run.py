@@ -33,7 +33,7 @@ from lightning.pytorch import loggers as ll
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from text_recognizer.data import DATASETS, BaseDataModule
-from text_recognizer.errors import ConfigError, TextRecognizerError
+from text_recognizer.errors import ConfigError, DataError, TextRecognizerError
 from text_recognizer.models import MODELS
 from text_recognizer.models.loading import load_initial_weights
 from text_recognizer.networks import NETWORKS
@@ -469,6 +469,9 @@ def _train_and_test(
     model = build_model(config, datamodule, load_init=not resume)
     log.info("preparing dataset %s", config.data.name)
     datamodule.prepare_data()  # download / build caches before training starts, with progress
+    for split, what in (("train", "train on"), ("val", "validate on")):
+        if why := datamodule.empty_split(split):  # before the trainer, not in its traceback
+            raise DataError(f"nothing to {what}: {why}")
     trainer = build_trainer(config, run_dir, resume_step, callbacks)
     if trainer.is_global_zero:
         (run_dir / "config.yaml").write_text(dump_config(config))
@@ -513,7 +516,9 @@ def _train_and_test(
     checkpoint = trainer.checkpoint_callback
     best_path = getattr(checkpoint, "best_model_path", "") or str(last)
     test_metrics: dict[str, float] = {}
-    if datamodule.data_test is not None or hasattr(datamodule, "test_dataloader"):
+    if why := datamodule.empty_split("test"):
+        log.warning("not tested, the test split is empty: %s", why)
+    elif datamodule.data_test is not None or hasattr(datamodule, "test_dataloader"):
         results = trainer.test(
             model, datamodule=datamodule, ckpt_path=best_path, verbose=False, weights_only=False
         )
