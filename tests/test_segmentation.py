@@ -231,3 +231,44 @@ def test_a_lines_polygon_finds_it_in_the_image_as_given(
         cut = cv2.warpPerspective(page, matrix, (width, height), borderValue=255)
         cut_read = recognizer.recognize(cut, kind="line").text
         assert cer([cut_read], [truth]) <= cer([line.text], [truth]) + 0.1  # a wrong place: ~1
+
+
+def _side_by_side(*pages: np.ndarray, gutter: int = 60, drop: int = 0) -> np.ndarray:
+    """Pages pasted left to right ``gutter`` px apart (more their own margins), each
+    ``drop`` px lower than the one before."""
+    height = max(page.shape[0] + drop * i for i, page in enumerate(pages))
+    width = sum(page.shape[1] for page in pages) + gutter * (len(pages) - 1)
+    out = np.full((height, width), 255, np.uint8)
+    left = 0
+    for i, page in enumerate(pages):
+        out[drop * i : drop * i + page.shape[0], left : left + page.shape[1]] = page
+        left += page.shape[1] + gutter
+    return out
+
+
+@pytest.mark.parametrize("drop", [0, 40])
+def test_columns_side_by_side_are_read_one_after_the_other(
+    drop: int, recognizer: Recognizer
+) -> None:
+    """Two columns of four lines, level with each other or not: rows across the gutter
+    once joined them into four lines of both (CER 0.70)."""
+    left, left_truths = compose_page([0, 1, 2, 3], pitch=40)
+    right, right_truths = compose_page([4, 5, 6, 7], pitch=40)
+    page = _side_by_side(left, right, drop=drop)
+    found = segment_lines(page)
+    assert len(found.lines) == 8
+    assert all(line.box[2] < left.shape[1] for line in found.lines[:4])
+    assert all(line.box[0] > left.shape[1] for line in found.lines[4:])
+    read = recognizer.recognize(page, kind="paragraph")
+    assert cer([read.text], ["\n".join(left_truths + right_truths)]) < 0.1
+
+
+def test_a_note_in_the_margin_is_a_line_of_its_own() -> None:
+    body, _ = compose_page([0, 1, 2, 3, 4, 5], pitch=40)
+    note = sample_line(7)[:, :150]  # a word or two, smaller than the body's writing
+    page = np.full((body.shape[0], body.shape[1] + note.shape[1] + 60), 255, np.uint8)
+    page[:, : body.shape[1]] = body
+    page[200 : 200 + note.shape[0], body.shape[1] + 30 : body.shape[1] + 30 + note.shape[1]] = note
+    found = segment_lines(page)
+    assert len(found.lines) == 7
+    assert found.lines[-1].box[0] > body.shape[1]  # the note, after the body's lines
