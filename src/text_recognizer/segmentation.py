@@ -9,10 +9,11 @@ smears neighbouring lines into each other), the line pitch is read off the row
 profile's autocorrelation, and a cut is made at the emptiest row between every two
 neighbouring line peaks whose valley is deep enough. Columns of text side by side (a
 note in the margin beside the body, too) are parted first where a gutter of paper runs
-down the whole text, and cut into lines one after the other. Each band between cuts is cropped
-to its ink; ascenders and descenders of the neighbours that spill over a cut are left to
-the line model's preprocessing (:func:`~text_recognizer.preprocessing.prepare_line`
-drops marks far from a line's core).
+down the whole text, and cut into lines one after the other. Each band between cuts is
+cropped to its writing's ink (specks far beyond its ends, a page's grain, left out);
+ascenders and descenders of the neighbours that spill over a cut are left to the line
+model's preprocessing (:func:`~text_recognizer.preprocessing.prepare_line` drops marks
+far from a line's core).
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ GUTTER = 1.0
 MIN_COLUMN = 1.5
 #: A column of the page is paper in a gutter if under this share of the text's rows are ink.
 GUTTER_SPECKS = 0.01
+#: A line's writing: ink blobs at least this share of its band high; specks farther
+#: than ``SPECK_REACH`` band heights beyond them to the left or right are not its ink.
+WRITING_HEIGHT = 0.15
+SPECK_REACH = 0.5
 #: More columns than this are a table's or a grid's (each rule of a grid of rules would
 #: be read as lines), left whole.
 MAX_COLUMNS = 4
@@ -333,10 +338,33 @@ def _peaks(smooth: np.ndarray, min_distance: int) -> list[int]:
 
 
 def _crop(ink: np.ndarray, mask: np.ndarray, start: int, end: int) -> TextLine:
-    band = mask[start:end]
+    band = _writing(mask[start:end])
     cols, rows = np.flatnonzero(band.max(axis=0)), np.flatnonzero(band.max(axis=1))
     left, right = int(cols[0]), int(cols[-1]) + 1
     top, bottom = start + int(rows[0]), start + int(rows[-1]) + 1
     crop = ink[top:bottom, left:right]
     image = cv2.convertScaleAbs(crop, alpha=255.0 / max(float(crop.max()), 1.0))
     return TextLine(image, (left, top, right, bottom))
+
+
+def _writing(band: np.ndarray) -> np.ndarray:
+    """A band's ink mask less the specks far from its writing, which would stretch the
+    line's box to them (noise over a page, to its edges): the writing is the blobs at least
+    ``WRITING_HEIGHT`` of the band high, and the rest is kept within ``SPECK_REACH`` band
+    heights of their box (dots, commas, a full stop)."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(band.astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return band
+    x, y, w, h = (stats[1:, i] for i in range(4))
+    tall = h >= WRITING_HEIGHT * band.shape[0]
+    if not tall.any() or tall.all():
+        return band
+    reach = SPECK_REACH * band.shape[0]
+    left, right = x[tall].min() - reach, (x + w)[tall].max() + reach
+    near = tall | ((x + w > left) & (x < right))
+    if near.all():
+        return band
+    kept = band.copy()
+    for i in np.flatnonzero(~near):
+        kept[y[i] : y[i] + h[i], x[i] : x[i] + w[i]] = 0
+    return kept
