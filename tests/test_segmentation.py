@@ -290,3 +290,16 @@ def test_noise_over_the_page_does_not_stretch_the_lines_to_its_edges(
         assert x0 >= clean_x0 - 60 and x1 <= clean_x1 + 60  # specks within half a line
     read = recognizer.recognize(noisy, kind="paragraph")
     assert cer([read.text], ["\n".join(truths)]) < 0.13
+
+
+def test_small_letters_of_a_loosely_spaced_line_are_not_specks() -> None:
+    """Lines 240 px apart (four line heights): the writing of a band was once the blobs
+    0.15 of the band's height, so a line's small letters far from its tall ones were taken
+    for specks and cut off ("me, 17/4/1963" of "me, 17/4/1963 confirm 39.86 intimacy")."""
+    tight, _ = compose_page(ALL, pitch=40)
+    loose, _ = compose_page(ALL, pitch=120)
+    widths = [
+        [x1 - x0 for x0, _, x1, _ in (ln.box for ln in segment_lines(page).lines)]
+        for page in (tight, loose)
+    ]
+    assert widths[1] == pytest.approx(widths[0], abs=4)

@@ -73,8 +73,8 @@ GUTTER = 1.0
 MIN_COLUMN = 1.5
 #: A column of the page is paper in a gutter if under this share of the text's rows are ink.
 GUTTER_SPECKS = 0.01
-#: A line's writing: ink blobs at least this share of its band high; specks farther
-#: than ``SPECK_REACH`` band heights beyond them to the left or right are not its ink.
+#: A line's writing: ink blobs at least this share of its tallest blob high; specks
+#: farther than ``SPECK_REACH`` of that height beyond them, left or right, are not its ink.
 WRITING_HEIGHT = 0.15
 SPECK_REACH = 0.5
 #: More columns than this are a table's or a grid's (each rule of a grid of rules would
@@ -350,18 +350,20 @@ def _crop(ink: np.ndarray, mask: np.ndarray, start: int, end: int) -> TextLine:
 def _writing(band: np.ndarray) -> np.ndarray:
     """A band's ink mask less the specks far from its writing, which would stretch the
     line's box to them (noise over a page, to its edges): the writing is the blobs at least
-    ``WRITING_HEIGHT`` of the band high, and the rest is kept within ``SPECK_REACH`` band
-    heights of their box (dots, commas, a full stop)."""
+    ``WRITING_HEIGHT`` of the tallest one high (the band's height would not do: a line
+    spaced loosely has a tall band, and its small letters would pass for specks), and the
+    rest is kept within ``SPECK_REACH`` of the tallest blob's height to the left or right
+    of them (dots, commas, a full stop)."""
     count, _, stats, _ = cv2.connectedComponentsWithStats(band.astype(np.uint8), connectivity=8)
     if count <= 2:
         return band
     x, y, w, h = (stats[1:, i] for i in range(4))
-    tall = h >= WRITING_HEIGHT * band.shape[0]
-    if not tall.any() or tall.all():
+    writing = h >= WRITING_HEIGHT * float(h.max())
+    if writing.all():
         return band
-    reach = SPECK_REACH * band.shape[0]
-    left, right = x[tall].min() - reach, (x + w)[tall].max() + reach
-    near = tall | ((x + w > left) & (x < right))
+    reach = SPECK_REACH * float(h.max())
+    left, right = x[writing].min() - reach, (x + w)[writing].max() + reach
+    near = writing | ((x + w > left) & (x < right))
     if near.all():
         return band
     kept = band.copy()
