@@ -303,3 +303,16 @@ def test_small_letters_of_a_loosely_spaced_line_are_not_specks() -> None:
         for page in (tight, loose)
     ]
     assert widths[1] == pytest.approx(widths[0], abs=4)
+
+
+def test_a_line_of_one_number_is_a_line_not_a_speck() -> None:
+    """A page number below the text: a sliver of a line's ink (once dropped as a speck
+    with 0.099 of the median line's), but as tall as its letters."""
+    page, truths = compose_page(ALL, pitch=40)
+    number = sample_line(1, scale=2.0)[:, :48]  # "19" of "1990 23/8/1992"
+    paper = np.full((page.shape[0] + 120, page.shape[1]), 255, np.uint8)
+    paper[: page.shape[0]] = page
+    paper[page.shape[0] + 30 : page.shape[0] + 94, 500:548] = number
+    found = segment_lines(paper)
+    assert len(found.lines) == len(truths) + 1
+    assert found.lines[-1].box[0] >= 500

@@ -61,6 +61,9 @@ HARMONIC_SHARE = 0.5
 TALL_BAND = 1.6
 #: A band with less than this share of the median band's ink is not a line.
 MIN_LINE_INK = 0.1
+#: ...or when its tallest blob of ink is under this share of a kept line's (the median of
+#: their tallest): a speck is far lower than a letter.
+MIN_GLYPH_HEIGHT = 0.5
 #: A block of rows (between empty rows) with less than this share of the fullest block's
 #: ink is a speck: its height says nothing of the pitch.
 MIN_BLOCK_INK = 0.05
@@ -155,9 +158,20 @@ def _bands(mask: np.ndarray) -> list[tuple[int, int]]:
     edges = [top, *(top + cut for cut in cuts), bottom]
     bands = list(itertools.pairwise(edges))
     weights = np.array([float(mask[start:end].sum()) for start, end in bands])
-    # A band with a sliver of the ink of a typical line is a speck or a stray stroke.
+    # A band with a sliver of the ink of a typical line is a speck or a stray stroke...
     keep = weights >= MIN_LINE_INK * float(np.median(weights))
+    if not keep.all():
+        # ...unless it holds a glyph as tall as a line's: a line of a word or a number (a
+        # page number, a numbered list's "7") has a sliver of a line's ink too.
+        tallest = np.array([_tallest_blob(mask[start:end]) for start, end in bands])
+        keep |= tallest >= MIN_GLYPH_HEIGHT * float(np.median(tallest[keep]))
     return [band for band, kept in zip(bands, keep, strict=True) if kept]
+
+
+def _tallest_blob(band: np.ndarray) -> int:
+    """The height of the tallest blob of ink (8-connected) in a band's mask."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(band.astype(np.uint8), connectivity=8)
+    return int(stats[1:, cv2.CC_STAT_HEIGHT].max()) if count > 1 else 0
 
 
 def _columns(mask: np.ndarray, bands: list[tuple[int, int]]) -> list[tuple[int, int]]:
