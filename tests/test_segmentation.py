@@ -231,3 +231,88 @@ def test_a_lines_polygon_finds_it_in_the_image_as_given(
         cut = cv2.warpPerspective(page, matrix, (width, height), borderValue=255)
         cut_read = recognizer.recognize(cut, kind="line").text
         assert cer([cut_read], [truth]) <= cer([line.text], [truth]) + 0.1  # a wrong place: ~1
+
+
+def _side_by_side(*pages: np.ndarray, gutter: int = 60, drop: int = 0) -> np.ndarray:
+    """Pages pasted left to right ``gutter`` px apart (more their own margins), each
+    ``drop`` px lower than the one before."""
+    height = max(page.shape[0] + drop * i for i, page in enumerate(pages))
+    width = sum(page.shape[1] for page in pages) + gutter * (len(pages) - 1)
+    out = np.full((height, width), 255, np.uint8)
+    left = 0
+    for i, page in enumerate(pages):
+        out[drop * i : drop * i + page.shape[0], left : left + page.shape[1]] = page
+        left += page.shape[1] + gutter
+    return out
+
+
+@pytest.mark.parametrize("drop", [0, 40])
+def test_columns_side_by_side_are_read_one_after_the_other(
+    drop: int, recognizer: Recognizer
+) -> None:
+    """Two columns of four lines, level with each other or not: rows across the gutter
+    once joined them into four lines of both (CER 0.70)."""
+    left, left_truths = compose_page([0, 1, 2, 3], pitch=40)
+    right, right_truths = compose_page([4, 5, 6, 7], pitch=40)
+    page = _side_by_side(left, right, drop=drop)
+    found = segment_lines(page)
+    assert len(found.lines) == 8
+    assert all(line.box[2] < left.shape[1] for line in found.lines[:4])
+    assert all(line.box[0] > left.shape[1] for line in found.lines[4:])
+    read = recognizer.recognize(page, kind="paragraph")
+    assert cer([read.text], ["\n".join(left_truths + right_truths)]) < 0.1
+
+
+def test_a_note_in_the_margin_is_a_line_of_its_own() -> None:
+    body, _ = compose_page([0, 1, 2, 3, 4, 5], pitch=40)
+    note = sample_line(7)[:, :150]  # a word or two, smaller than the body's writing
+    page = np.full((body.shape[0], body.shape[1] + note.shape[1] + 60), 255, np.uint8)
+    page[:, : body.shape[1]] = body
+    page[200 : 200 + note.shape[0], body.shape[1] + 30 : body.shape[1] + 30 + note.shape[1]] = note
+    found = segment_lines(page)
+    assert len(found.lines) == 7
+    assert found.lines[-1].box[0] > body.shape[1]  # the note, after the body's lines
+
+
+def test_noise_over_the_page_does_not_stretch_the_lines_to_its_edges(
+    recognizer: Recognizer,
+) -> None:
+    """Grain (a noise of 30 grey levels) leaves specks all over the page's ink mask: each
+    line's box once reached from edge to edge, and the specks at its ends read as dashes
+    (CER 0.199; the lines cut exactly from the noisy page read at 0.11)."""
+    page, truths = compose_page(ALL, pitch=40)
+    clean = [line.box for line in segment_lines(page).lines]
+    noise = np.random.default_rng(2).normal(0, 30, page.shape)
+    noisy = np.clip(page + noise, 0, 255).astype(np.uint8)
+    found = [line.box for line in segment_lines(noisy).lines]
+    assert len(found) == len(clean)
+    for (x0, _, x1, _), (clean_x0, _, clean_x1, _) in zip(found, clean, strict=True):
+        assert x0 >= clean_x0 - 60 and x1 <= clean_x1 + 60  # specks within half a line
+    read = recognizer.recognize(noisy, kind="paragraph")
+    assert cer([read.text], ["\n".join(truths)]) < 0.13
+
+
+def test_small_letters_of_a_loosely_spaced_line_are_not_specks() -> None:
+    """Lines 240 px apart (four line heights): the writing of a band was once the blobs
+    0.15 of the band's height, so a line's small letters far from its tall ones were taken
+    for specks and cut off ("me, 17/4/1963" of "me, 17/4/1963 confirm 39.86 intimacy")."""
+    tight, _ = compose_page(ALL, pitch=40)
+    loose, _ = compose_page(ALL, pitch=120)
+    widths = [
+        [x1 - x0 for x0, _, x1, _ in (ln.box for ln in segment_lines(page).lines)]
+        for page in (tight, loose)
+    ]
+    assert widths[1] == pytest.approx(widths[0], abs=4)
+
+
+def test_a_line_of_one_number_is_a_line_not_a_speck() -> None:
+    """A page number below the text: a sliver of a line's ink (once dropped as a speck
+    with 0.099 of the median line's), but as tall as its letters."""
+    page, truths = compose_page(ALL, pitch=40)
+    number = sample_line(1, scale=2.0)[:, :48]  # "19" of "1990 23/8/1992"
+    paper = np.full((page.shape[0] + 120, page.shape[1]), 255, np.uint8)
+    paper[: page.shape[0]] = page
+    paper[page.shape[0] + 30 : page.shape[0] + 94, 500:548] = number
+    found = segment_lines(paper)
+    assert len(found.lines) == len(truths) + 1
+    assert found.lines[-1].box[0] >= 500

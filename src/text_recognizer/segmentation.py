@@ -7,10 +7,13 @@ larger than a letter and smaller than a shadow) and ruled lines are erased
 (:func:`~text_recognizer.preprocessing.erase_rules`), the page is levelled (a tilt
 smears neighbouring lines into each other), the line pitch is read off the row
 profile's autocorrelation, and a cut is made at the emptiest row between every two
-neighbouring line peaks whose valley is deep enough. Each band between cuts is cropped
-to its ink; ascenders and descenders of the neighbours that spill over a cut are left to
-the line model's preprocessing (:func:`~text_recognizer.preprocessing.prepare_line`
-drops marks far from a line's core).
+neighbouring line peaks whose valley is deep enough. Columns of text side by side (a
+note in the margin beside the body, too) are parted first where a gutter of paper runs
+down the whole text, and cut into lines one after the other. Each band between cuts is
+cropped to its writing's ink (specks far beyond its ends, a page's grain, left out);
+ascenders and descenders of the neighbours that spill over a cut are left to the line
+model's preprocessing (:func:`~text_recognizer.preprocessing.prepare_line` drops marks
+far from a line's core).
 """
 
 from __future__ import annotations
@@ -58,11 +61,28 @@ HARMONIC_SHARE = 0.5
 TALL_BAND = 1.6
 #: A band with less than this share of the median band's ink is not a line.
 MIN_LINE_INK = 0.1
+#: ...or when its tallest blob of ink is under this share of a kept line's (the median of
+#: their tallest): a speck is far lower than a letter.
+MIN_GLYPH_HEIGHT = 0.5
 #: A block of rows (between empty rows) with less than this share of the fullest block's
 #: ink is a speck: its height says nothing of the pitch.
 MIN_BLOCK_INK = 0.05
 #: An autocorrelation this strong at the line pitch means the image holds several lines.
 MIN_PERIODICITY = 0.15
+#: Columns of text side by side are parted by a gutter of paper at least this many line
+#: heights wide, running down the whole text, with ink at least ``MIN_COLUMN`` line
+#: heights wide on either side.
+GUTTER = 1.0
+MIN_COLUMN = 1.5
+#: A column of the page is paper in a gutter if under this share of the text's rows are ink.
+GUTTER_SPECKS = 0.01
+#: A line's writing: ink blobs at least this share of its tallest blob high; specks
+#: farther than ``SPECK_REACH`` of that height beyond them, left or right, are not its ink.
+WRITING_HEIGHT = 0.15
+SPECK_REACH = 0.5
+#: More columns than this are a table's or a grid's (each rule of a grid of rules would
+#: be read as lines), left whole.
+MAX_COLUMNS = 4
 
 
 @dataclass(frozen=True)
@@ -79,7 +99,8 @@ class TextLine:
 
 @dataclass(frozen=True)
 class PageLines:
-    """The lines of a page, top to bottom, and the rotation (degrees, counter-clockwise)
+    """The lines of a page, top to bottom (column by column, left to right, where the
+    page has columns of text side by side), and the rotation (degrees, counter-clockwise)
     that levelled the page before it was cut."""
 
     lines: list[TextLine]
@@ -104,15 +125,18 @@ def segment_lines(grey: np.ndarray) -> PageLines:
     angle = page_skew(mask)
     if angle:
         ink, mask = rotate(ink, angle), (rotate(mask, angle) >= 0.5).astype(np.float32)
-    rows = np.flatnonzero(mask.max(axis=1) > 0)
-    top, bottom = int(rows[0]), int(rows[-1]) + 1
-    cuts = _cuts(mask[top:bottom].sum(axis=1))
-    edges = [top, *(top + cut for cut in cuts), bottom]
-    bands = list(itertools.pairwise(edges))
-    weights = np.array([float(mask[start:end].sum()) for start, end in bands])
-    # A band with a sliver of the ink of a typical line is a speck or a stray stroke.
-    keep = weights >= MIN_LINE_INK * float(np.median(weights))
-    lines = [_crop(ink, mask, *band) for band, kept in zip(bands, keep, strict=True) if kept]
+    # Columns side by side (a gutter of empty paper between them) are cut into lines
+    # one by one, left to right: rows across a gutter would join lines of both.
+    bands = _bands(mask)
+    columns = _columns(mask, bands)
+    if len(columns) == 1:
+        lines = [_crop(ink, mask, *band) for band in bands]
+    else:
+        lines = [
+            _shifted(_crop(ink[:, left:right], mask[:, left:right], *band), left, 0)
+            for left, right in columns
+            for band in _bands(mask[:, left:right])
+        ]
     # Back to the image as given: turned back (about the trimmed image's centre), then
     # shifted by the frame cut away.
     to_image = translation(left_cut, top_cut)
@@ -122,6 +146,67 @@ def segment_lines(grey: np.ndarray) -> PageLines:
     if not angle:  # boxes in the image as given, less nothing
         lines = [_shifted(line, left_cut, top_cut) for line in lines]
     return PageLines(lines, angle)
+
+
+def _bands(mask: np.ndarray) -> list[tuple[int, int]]:
+    """The rows ``(start, end)`` of the lines in an ink mask, top to bottom."""
+    rows = np.flatnonzero(mask.max(axis=1) > 0)
+    if len(rows) == 0:
+        return []
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    cuts = _cuts(mask[top:bottom].sum(axis=1))
+    edges = [top, *(top + cut for cut in cuts), bottom]
+    bands = list(itertools.pairwise(edges))
+    weights = np.array([float(mask[start:end].sum()) for start, end in bands])
+    # A band with a sliver of the ink of a typical line is a speck or a stray stroke...
+    keep = weights >= MIN_LINE_INK * float(np.median(weights))
+    if not keep.all():
+        # ...unless it holds a glyph as tall as a line's: a line of a word or a number (a
+        # page number, a numbered list's "7") has a sliver of a line's ink too.
+        tallest = np.array([_tallest_blob(mask[start:end]) for start, end in bands])
+        keep |= tallest >= MIN_GLYPH_HEIGHT * float(np.median(tallest[keep]))
+    return [band for band, kept in zip(bands, keep, strict=True) if kept]
+
+
+def _tallest_blob(band: np.ndarray) -> int:
+    """The height of the tallest blob of ink (8-connected) in a band's mask."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(band.astype(np.uint8), connectivity=8)
+    return int(stats[1:, cv2.CC_STAT_HEIGHT].max()) if count > 1 else 0
+
+
+def _columns(mask: np.ndarray, bands: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The columns ``(left, right)`` of text side by side: split where empty paper at
+    least ``GUTTER`` line heights wide runs from the first line to the last, leaving
+    pieces of ink each at least ``MIN_COLUMN`` line heights wide on both sides (a gap
+    between words is far narrower, and does not run down a page; a narrow piece is a
+    table's column of numbers or a word, read with its row). Line heights: the
+    ``bands`` cut across the whole page, the lines of both columns together."""
+    whole = [(0, mask.shape[1])]
+    if len(bands) < 2:
+        return whole  # one line: its gaps are between words
+    height = float(np.median([end - start for start, end in bands]))
+    top, bottom = bands[0][0], bands[-1][1]
+    # A column is paper where it holds almost no ink: a speck in a gutter does not close it.
+    inked = np.flatnonzero(mask[top:bottom].sum(axis=0) > GUTTER_SPECKS * (bottom - top))
+    if len(inked) == 0:
+        return whole
+    gaps = np.flatnonzero(np.diff(inked) > GUTTER * height)
+    # Piece by piece from the left: a gutter is kept where the ink left of it since the
+    # last gutter kept, and the ink right of it, are wide enough to be columns of text.
+    splits: list[int] = []
+    start = int(inked[0])
+    for gap in gaps:
+        left_end, right_start = int(inked[gap]), int(inked[gap + 1])
+        if left_end - start < MIN_COLUMN * height:
+            continue
+        if int(inked[-1]) - right_start < MIN_COLUMN * height:
+            break
+        splits.append((left_end + right_start) // 2)
+        start = right_start
+    if len(splits) >= MAX_COLUMNS:
+        return whole  # a table's or a grid's columns, not a page's
+    edges = [0, *splits, mask.shape[1]]
+    return list(itertools.pairwise(edges))
 
 
 def _shifted(line: TextLine, dx: int, dy: int) -> TextLine:
@@ -267,10 +352,35 @@ def _peaks(smooth: np.ndarray, min_distance: int) -> list[int]:
 
 
 def _crop(ink: np.ndarray, mask: np.ndarray, start: int, end: int) -> TextLine:
-    band = mask[start:end]
+    band = _writing(mask[start:end])
     cols, rows = np.flatnonzero(band.max(axis=0)), np.flatnonzero(band.max(axis=1))
     left, right = int(cols[0]), int(cols[-1]) + 1
     top, bottom = start + int(rows[0]), start + int(rows[-1]) + 1
     crop = ink[top:bottom, left:right]
     image = cv2.convertScaleAbs(crop, alpha=255.0 / max(float(crop.max()), 1.0))
     return TextLine(image, (left, top, right, bottom))
+
+
+def _writing(band: np.ndarray) -> np.ndarray:
+    """A band's ink mask less the specks far from its writing, which would stretch the
+    line's box to them (noise over a page, to its edges): the writing is the blobs at least
+    ``WRITING_HEIGHT`` of the tallest one high (the band's height would not do: a line
+    spaced loosely has a tall band, and its small letters would pass for specks), and the
+    rest is kept within ``SPECK_REACH`` of the tallest blob's height to the left or right
+    of them (dots, commas, a full stop)."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(band.astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return band
+    x, y, w, h = (stats[1:, i] for i in range(4))
+    writing = h >= WRITING_HEIGHT * float(h.max())
+    if writing.all():
+        return band
+    reach = SPECK_REACH * float(h.max())
+    left, right = x[writing].min() - reach, (x + w)[writing].max() + reach
+    near = writing | ((x + w > left) & (x < right))
+    if near.all():
+        return band
+    kept = band.copy()
+    for i in np.flatnonzero(~near):
+        kept[y[i] : y[i] + h[i], x[i] : x[i] + w[i]] = 0
+    return kept
