@@ -1,0 +1,67 @@
+"""The benchmarks are not run by the suite, so a change to the package can break one
+unnoticed: each still imports, builds its options (``--help``), and every name it takes
+from the package, at the top or inside a function, is still there."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import runpy
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPTS = sorted(BENCHMARKS.glob("*.py"))
+
+
+@pytest.fixture
+def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A script's own ``sys.path`` inserts and its sibling modules go when the test ends."""
+    monkeypatch.setattr(sys, "path", [str(BENCHMARKS), *sys.path])
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if str(getattr(sys.modules[name], "__file__", "") or "").startswith(str(BENCHMARKS)):
+            del sys.modules[name]
+
+
+def test_every_benchmark_is_checked() -> None:
+    assert len(SCRIPTS) > 20
+
+
+@pytest.mark.usefixtures("sandbox")
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.stem)
+def test_benchmark_imports_and_prints_its_help(
+    script: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if "argparse" not in script.read_text():  # no options: running it is the benchmark
+        runpy.run_path(str(script), run_name="imported")
+        return
+    monkeypatch.setattr(sys, "argv", [str(script), "--help"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(script), run_name="__main__")
+    assert exited.value.code in (0, None)
+    assert "usage:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.stem)
+def test_benchmark_imports_from_the_package_exist(script: Path) -> None:
+    """Imports inside functions too, which ``--help`` never reaches."""
+    missing = []
+    for node in ast.walk(ast.parse(script.read_text())):
+        if not isinstance(node, ast.ImportFrom) or not node.module:
+            continue
+        if not node.module.startswith(("text_recognizer", "tests")):
+            continue
+        module = importlib.import_module(node.module)
+        for alias in node.names:
+            if hasattr(module, alias.name):
+                continue
+            try:
+                importlib.import_module(f"{node.module}.{alias.name}")
+            except ModuleNotFoundError:
+                missing.append(f"line {node.lineno}: from {node.module} import {alias.name}")
+    assert not missing, "\n".join(missing)
