@@ -84,7 +84,10 @@ def random_text(alphabet: str, rng: np.random.Generator) -> str:
 def load_pools(realdata: Path) -> dict[str, dict[str, list[np.ndarray]]]:
     pools: dict[str, dict[str, list[np.ndarray]]] = {}
     for name, filename in (("digits", "mnist_5k.npz"), ("vowels", "nist_sd19_vowels.npz")):
-        with np.load(realdata / filename) as data:
+        path = realdata / filename
+        if not path.is_file():  # as realdata_chars.py says it, not a numpy traceback
+            raise SystemExit(f"{path} not found; pass --realdata pointing at shared/realdata")
+        with np.load(path) as data:
             images, labels = data["images"], data["labels"]
         if name == "digits":
             images, labels = _mnist_labels(images, labels)
