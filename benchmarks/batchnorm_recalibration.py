@@ -35,6 +35,10 @@ def recalibrate(run: Path, out: Path, batches: int) -> float:
     """Write ``run`` with recomputed batch-norm statistics to ``out``; the stem's mean shift."""
     torch.manual_seed(0)
     config = load_config(run / "config.yaml", ["data.args.width_multiple=1"])
+    if config.init is not None and config.init.freeze_batchnorm:
+        # The module keeps frozen batch norms in eval mode, so their statistics would be
+        # reset and never recomputed (and a bundled model's are folded into its weights).
+        raise SystemExit(f"{run} trained with init.freeze_batchnorm: nothing to recalibrate")
     data = build_datamodule(config)
     data.prepare_data()
     data.setup("fit")
