@@ -76,6 +76,8 @@ def main() -> None:
         "--width-search", action="store_true", help="read every line at WIDTH_SEARCH's widths"
     )
     args = parser.parse_args()
+    if not args.brown.is_file():  # before the model reads every line, not after
+        parser.error(f"{args.brown} not found; pass --brown (in shared/corpora)")
     factors = WIDTH_SEARCH if args.width_search else (1.0,)
 
     model = OnnxModel(args.model, threads=1)

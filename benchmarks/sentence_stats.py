@@ -41,6 +41,8 @@ def read_brown(where: str) -> tuple[list[str], list[str]]:
         kept = corpus.brown_sentences(download=False)
         return kept, kept  # NLTK's path only returns the cleaned sentences
     path = Path(where) if where else SHARED_BROWN
+    if not path.is_file():
+        raise SystemExit(f"{path} not found; pass --brown PATH.txt.gz (shared/corpora) or nltk")
     with gzip.open(path, "rt", encoding="utf-8") as f:
         raw = f.read().splitlines()
     return [corpus.normalise(s) for s in raw], corpus.clean(raw)
