@@ -22,10 +22,13 @@ class ImageError(TextRecognizerError):
     """An input image cannot be read or is unusable."""
 
 
+#: The package a module is installed by, where their names differ (what pip is told).
+PACKAGES = {"python_multipart": "python-multipart", "prometheus_client": "prometheus-client"}
+
+
 def require_modules(modules: Sequence[str], needs: str, extra: str) -> None:
-    """Fail before starting, naming what an optional part lacks and the extra that adds it:
-    ``require_modules(["ray"], "sweeps need", "sweep")``."""
+    """Fail before starting, naming the packages an optional part lacks and the extra that
+    adds them: ``require_modules(["ray"], "sweeps need", "sweep")``."""
     if missing := [name for name in modules if importlib.util.find_spec(name) is None]:
-        raise TextRecognizerError(
-            f"{needs} {', '.join(missing)}: pip install 'text-recognizer[{extra}]'"
-        )
+        packages = ", ".join(PACKAGES.get(name, name) for name in missing)
+        raise TextRecognizerError(f"{needs} {packages}: pip install 'text-recognizer[{extra}]'")

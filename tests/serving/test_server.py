@@ -84,12 +84,14 @@ def test_serve_without_the_serving_extra_says_what_to_install(
     import importlib.util
 
     find_spec = importlib.util.find_spec
+    lacking = {"uvicorn", "python_multipart"}
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name: None if name == "uvicorn" else find_spec(name)
+        importlib.util, "find_spec", lambda name: None if name in lacking else find_spec(name)
     )
     result = runner.invoke(app, ["serve"])
     assert result.exit_code == 1
-    assert "needs uvicorn: pip install 'text-recognizer[serve]'" in result.output
+    # The packages pip installs, not the modules they give (python_multipart).
+    assert "needs uvicorn, python-multipart: pip install 'text-recognizer[serve]'" in result.output
 
 
 def test_serve_with_a_wrong_model_name_fails_before_listening() -> None:
