@@ -97,6 +97,17 @@ def test_to_grey_handles_modes_and_composites_alpha_on_white() -> None:
     assert to_grey(Image.fromarray(dark).convert("P")).shape == (48, 48)
 
 
+def test_a_uint16_array_of_8_bit_values_is_read_as_16_bit_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dark = dark_on_white(48)
+    with caplog.at_level("WARNING", logger="text_recognizer.preprocessing"):
+        assert to_grey(dark.astype(np.uint16) * 257).min() == dark.min()  # full range: silent
+        assert not caplog.records
+        assert to_grey(dark.astype(np.uint16)).max() <= 1  # 255 of 65535: all but black
+    assert "pass array.astype(np.uint8)" in caplog.text
+
+
 @pytest.mark.parametrize(
     "bad", [np.zeros((0, 5), np.uint8), np.zeros((4, 4, 2), np.uint8), np.zeros(7, np.uint8)]
 )

@@ -109,6 +109,13 @@ def _to_unit_float(array: np.ndarray) -> np.ndarray:
         top = float(array.max())
         # 16-bit scans use the full range; "I" (int32) images from 8-bit files stay <= 255.
         scale = 65535.0 if top > 255 or array.dtype == np.uint16 else 255.0
+        if array.dtype == np.uint16 and 0 < top <= 255:
+            # Scaled by its dtype's range, such an array is all but black, and reads blank.
+            logger.warning(
+                "an image of 16-bit values that are all 255 or less is read against 65535, "
+                "as nearly black; if its values are 8-bit, convert it to 8 bits first (an "
+                "array: pass array.astype(np.uint8))"
+            )
         return np.clip(array.astype(np.float64) / scale, 0.0, 1.0)
     if np.issubdtype(array.dtype, np.floating):
         values = array.astype(np.float64)
