@@ -28,6 +28,9 @@ their polygons (as ``text-recognizer data import-page`` cuts them) are read alon
     python benchmarks/paragraphs.py --line-folder /tmp/real/digits --pages 60 --lines 5
     python benchmarks/paragraphs.py --folder my_pages
     python benchmarks/paragraphs.py --page-xml my_export
+
+``--upside-down`` reads as ``recognize --upside-down`` does (each page also turned half a
+turn, the surer reading kept); ``--turned`` gives every page turned half a turn.
 """
 
 from __future__ import annotations
@@ -181,9 +184,13 @@ def main() -> None:
         help="composed pages: line pitch range, in line heights (under 1: lines overlap)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--upside-down", action="store_true", help="read as `recognize --upside-down` does"
+    )
+    parser.add_argument("--turned", action="store_true", help="pages given turned half a turn")
     args = parser.parse_args()
 
-    recognizer = Recognizer.from_pretrained(args.model)
+    recognizer = Recognizer.from_pretrained(args.model, upside_down=args.upside_down)
     if args.iam:
         pages = iam_pages(args.iam)
     elif args.folder:
@@ -197,6 +204,8 @@ def main() -> None:
     read_pages, read_lines, truths = [], [], []
     all_found, seconds, lines_seconds = 0, 0.0, 0.0
     for page, lines, texts in pages:
+        if args.turned:
+            page = np.ascontiguousarray(page[::-1, ::-1])
         start = time.perf_counter()
         result = recognizer.recognize(page, kind="paragraph")
         seconds += time.perf_counter() - start

@@ -13,6 +13,7 @@ from text_recognizer.demo import run_demo
 from text_recognizer.errors import ConfigError, ImageError
 from text_recognizer.labels import read_labels
 from text_recognizer.paths import MODELS_DIR, SAMPLES_DIR
+from text_recognizer.preprocessing import load_image
 from text_recognizer.recognizer import Recognizer
 
 
@@ -60,6 +61,26 @@ def test_threads_set_how_many_cores_each_model_call_takes(tmp_path: Path) -> Non
     (tmp_path / "LINE.ONNX").write_bytes((MODELS_DIR / "line.onnx").read_bytes())
     (tmp_path / "LINE.json").write_bytes((MODELS_DIR / "line.json").read_bytes())
     assert Recognizer.from_pretrained(tmp_path / "LINE.ONNX").recognize(line).text == alone.text
+
+
+def test_lines_and_pages_turned_half_a_turn_are_read_as_upright_with_upside_down() -> None:
+    plain, both = Recognizer.from_pretrained(), Recognizer.from_pretrained(upside_down=True)
+    for sample, kind in (("lines/line_00.png", "line"), ("paragraphs/page_00.png", "paragraph")):
+        grey = load_image(SAMPLES_DIR / sample)
+        turned = np.ascontiguousarray(grey[::-1, ::-1])
+        upright = plain.recognize(grey, kind=kind)
+        assert plain.recognize(turned, kind=kind).text != upright.text  # read as garbage
+        read = both.recognize(turned, kind=kind)
+        assert read.text == upright.text
+        # Its places are in the image as given: the upright ones turned half a turn.
+        width, height = upright.size
+        for got, want in zip(read.lines or [read], upright.lines or [upright], strict=True):
+            assert want.polygon is not None and got.polygon is not None
+            expected = [(width - 1 - x, height - 1 - y) for x, y in want.polygon]
+            assert np.abs(np.subtract(got.polygon, expected)).max() <= 2
+        assert both.recognize(grey, kind=kind).text == upright.text  # upright stays upright
+    char = SAMPLES_DIR / "chars" / "char_00.png"  # a 6 turned is a 9: characters as given
+    assert both.recognize(char, kind="char").text == plain.recognize(char, kind="char").text
 
 
 def test_demo_reads_the_samples() -> None:

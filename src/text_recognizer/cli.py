@@ -266,6 +266,14 @@ WidthSearchOption = Annotated[
         "confident reading (more accurate on unusually narrow or wide hands, 3x the time)."
     ),
 ]
+UpsideDownOption = Annotated[
+    bool,
+    typer.Option(
+        "--upside-down",
+        help="Also read each line and page turned half a turn and keep the surer reading "
+        "(pages scanned the wrong way round); 2x the time.",
+    ),
+]
 ThreadsOption = Annotated[
     int,
     typer.Option(
@@ -290,6 +298,7 @@ def open_recognizer(
     width_search: bool,
     deslant: bool,
     threads: int = 0,
+    upside_down: bool = False,
 ) -> Recognizer:
     """The Recognizer that ``recognize`` and ``serve`` read with; a bad option fails cleanly."""
     from text_recognizer.recognizer import Recognizer
@@ -298,6 +307,7 @@ def open_recognizer(
         return Recognizer.from_pretrained(
             model,
             threads=threads,
+            upside_down=upside_down,
             beam_size=beam,
             lm=lm,
             lm_weight=lm_weight,
@@ -333,6 +343,7 @@ def recognize(
     width_search: WidthSearchOption = False,
     deslant: DeslantOption = True,
     threads: ThreadsOption = 0,
+    upside_down: UpsideDownOption = False,
     batch: Annotated[
         int,
         typer.Option(
@@ -356,7 +367,9 @@ def recognize(
     """Read handwritten characters, lines or paragraphs from images."""
     if page_xml is not None:
         _check_page_xml_names(images)
-    recognizer = open_recognizer(model, beam, lm, lm_weight, width_search, deslant, threads)
+    recognizer = open_recognizer(
+        model, beam, lm, lm_weight, width_search, deslant, threads, upside_down
+    )
     try:
         recognizer.check_kind(kind.value)
     except TextRecognizerError as error:
@@ -475,6 +488,7 @@ def serve(
     width_search: WidthSearchOption = False,
     deslant: DeslantOption = True,
     threads: ThreadsOption = 0,
+    upside_down: UpsideDownOption = False,
     max_upload_mb: Annotated[
         float, typer.Option(min=0.01, help="Larger request bodies are refused (413).")
     ] = 10.0,
@@ -489,7 +503,9 @@ def serve(
     from text_recognizer.serving.app import create_app
 
     _check_address(host, port)  # before loading models, and before saying "serving on"
-    recognizer = open_recognizer(model, beam, lm, lm_weight, width_search, deslant, threads)
+    recognizer = open_recognizer(
+        model, beam, lm, lm_weight, width_search, deslant, threads, upside_down
+    )
     if host not in LOOPBACK:
         err_console.print(
             f"[yellow]warning:[/] listening on {escape(host)}: other machines can reach this "

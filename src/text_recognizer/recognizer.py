@@ -23,7 +23,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
 import cv2
 import numpy as np
@@ -388,6 +388,9 @@ class Recognizer:
             lines known to be level, or to measure what it does.
         deslant: shear every line's strokes to the lean the model reads best
             (:func:`~text_recognizer.preprocessing.slant`); off only to measure what it does.
+        upside_down: also read every line and page turned half a turn, and keep the
+            reading the model is surer of (a page fed to the scanner the wrong way round;
+            its places are then given in the image as it is). Twice the time.
     """
 
     def __init__(
@@ -399,6 +402,7 @@ class Recognizer:
         width_search: bool | Sequence[float] = False,
         deskew: bool = True,
         deslant: bool = True,
+        upside_down: bool = False,
     ) -> None:
         if not models:
             raise ConfigError("a Recognizer needs at least one model")
@@ -412,6 +416,7 @@ class Recognizer:
         self.width_factors = width_factors(width_search)
         self.deskew = deskew
         self.deslant = deslant
+        self.upside_down = upside_down
 
     @property
     def lm(self) -> CharNgramLm | None:
@@ -492,9 +497,26 @@ class Recognizer:
         not depend on the others."""
         self.check_kind(kind)
         count = len(images)
+        names = [_name(image, i, count) for i, image in enumerate(images)]
         prepared = [
-            self._prepare(image, kind, _name(image, i, count)) for i, image in enumerate(images)
+            self._prepare(image, kind, name) for image, name in zip(images, names, strict=True)
         ]
+        if not self.upside_down:
+            return self._read(prepared)
+        # The same lines and pages turned half a turn, read in the same batch; each
+        # image's surer reading is kept (a character's 6 and 9 are each other's turned).
+        readable = [i for i, item in enumerate(prepared) if item.kind != "char"]
+        turned = [
+            self._prepare(images[i], cast(Kind, prepared[i].kind), names[i], turned=True)
+            for i in readable
+        ]
+        results = self._read(prepared + turned)
+        for i, result in zip(readable, results[len(prepared) :], strict=True):
+            if result.confidence > results[i].confidence:
+                results[i] = result
+        return results[: len(prepared)]
+
+    def _read(self, prepared: list[_Prepared]) -> list[Result]:
         chars = [item.char for item in prepared if item.char is not None]
         char_results = iter(self._read_chars(np.stack(chars)) if chars else [])
         # Every line of every paragraph goes into one batch with the lone lines.
@@ -518,12 +540,18 @@ class Recognizer:
             results.append(replace(result, size=item.size))
         return results
 
-    def _prepare(self, image: ImageInput, kind: Kind, name: str | None) -> _Prepared:
-        """One image made ready for its network; an error names the image (``name``) so
-        that one bad image in a batch can be found."""
+    def _prepare(
+        self, image: ImageInput, kind: Kind, name: str | None, turned: bool = False
+    ) -> _Prepared:
+        """One image (``turned`` half a turn) made ready for its network; an error names
+        the image (``name``) so that one bad image in a batch can be found."""
         try:
             grey = load_image(image)
             size = (grey.shape[1], grey.shape[0])
+            # Places found in the turned image, turned back into the image as given.
+            back = np.array([[-1.0, 0, size[0] - 1], [0, -1, size[1] - 1], [0, 0, 1]])
+            if turned:
+                grey = np.ascontiguousarray(grey[::-1, ::-1])
             which, found_lines = self._kind_for(grey, kind)
             if which == "char":
                 bright_ink = normalize_polarity(trim_frame(grey)[0])
@@ -531,12 +559,16 @@ class Recognizer:
                 return _Prepared("char", size, char=char)
             if which == "line":
                 ((line, mapping),) = self._prepare_lines([grey])
-                return _Prepared("line", size, [line], [np.linalg.inv(mapping)])
-            page = self._page_lines(grey, found_lines)
-            lines = [line for _, (line, _) in page]
-            # A word's place: prepared line -> the line cut from the page -> the image.
-            to_image = [found.to_image @ np.linalg.inv(mapping) for found, (_, mapping) in page]
-            return _Prepared("paragraph", size, lines, to_image)
+                to_image = [np.linalg.inv(mapping)]
+                lines = [line]
+            else:
+                page = self._page_lines(grey, found_lines)
+                lines = [line for _, (line, _) in page]
+                # A word's place: prepared line -> the line cut from the page -> the image.
+                to_image = [found.to_image @ np.linalg.inv(mapping) for found, (_, mapping) in page]
+            if turned:
+                to_image = [back @ matrix for matrix in to_image]
+            return _Prepared(which, size, lines, to_image)
         except ImageError as error:
             if name is None or str(error).startswith(f"{name}: "):  # a file names itself
                 raise
