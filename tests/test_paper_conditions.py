@@ -129,7 +129,7 @@ def test_unevenly_lit_lines_and_pages_read_nearly_as_evenly_lit_ones(
     for module in (preprocessing, segmentation):
         monkeypatch.setattr(module, "subtract_paper", one_level)
     lines_cer, page_cer, found = scores()
-    assert lines_cer > even_lines + 0.05 and found < len(page_truths)  # one level fails
+    assert lines_cer > even_lines + 0.05 and page_cer > even_page + 0.05  # one level fails
 
 
 def test_evenly_lit_images_keep_one_paper_level() -> None:

@@ -169,7 +169,18 @@ def test_overlapping_lines_a_pitch_apart_are_cut(
     page, truths = compose_page(ALL, pitch=pitch)
     assert len(segment_lines(page).lines) == len(truths)
     monkeypatch.setattr(segmentation, "MAX_TOUCHING_SHARE", segmentation.MAX_VALLEY_SHARE)
+    monkeypatch.setattr(segmentation, "PITCH_CUT_SHARE", segmentation.MAX_VALLEY_SHARE)
     assert len(segment_lines(page).lines) < len(truths)
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_lines_set_closer_than_their_height_are_cut_a_pitch_apart(order: int) -> None:
+    """Sample lines 32 px high set 20 px apart (0.625 line heights): ascenders and
+    descenders fill the rows between their cores, which dip too little to part them;
+    their bands are cut every line pitch, and the pitch is found though the profile
+    repeats more strongly every other line."""
+    page, truths = compose_page(ALL[::order], pitch=20)
+    assert len(segment_lines(page).lines) == len(truths)
 
 
 def test_a_heading_written_larger_stays_one_line(recognizer: Recognizer) -> None:

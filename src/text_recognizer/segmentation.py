@@ -7,7 +7,9 @@ larger than a letter and smaller than a shadow) and ruled lines are erased
 (:func:`~text_recognizer.preprocessing.erase_rules`), the page is levelled (a tilt
 smears neighbouring lines into each other), the line pitch is read off the row
 profile's autocorrelation, and a cut is made at the emptiest row between every two
-neighbouring line peaks whose valley is deep enough. Columns of text side by side (a
+neighbouring line peaks whose valley is deep enough; bands still several pitches high
+(lines set so close that their ascenders and descenders fill the rows between them) are
+cut every pitch, near where a cut is due. Columns of text side by side (a
 note in the margin beside the body, too) are parted first where a gutter of paper runs
 down the whole text, and cut into lines one after the other. Each band between cuts is
 cropped to its writing's ink (specks far beyond its ends, a page's grain, left out);
@@ -55,8 +57,18 @@ MIN_PEAK_SHARE = 0.15
 #: or of this one for peaks a line pitch apart or more.
 MAX_VALLEY_SHARE = 0.5
 MAX_TOUCHING_SHARE = 0.8
+#: A band is cut every line pitch at the emptiest row within this share of a pitch of
+#: where a cut is due: lines' spacing varies a little down a page.
+PITCH_CUT_REACH = 0.25
+#: ...where that row holds less ink than this share of the fuller rows within half a
+#: pitch above and below it: any dip at all (such lines dip little), but not the core of
+#: a line written larger (a heading), the fullest rows there are.
+PITCH_CUT_SHARE = 0.95
 #: An autocorrelation peak this close to the highest is the pitch, not a multiple of it.
 HARMONIC_SHARE = 0.5
+#: ...but a maximum within this share of the pitch of half the pitch is the pitch: lines
+#: whose ink overlaps can repeat more strongly every other line than every line.
+SUBHARMONIC_SLACK = 0.15
 #: A band this many times taller than the median band holds two overlapping lines.
 TALL_BAND = 1.6
 #: A band with less than this share of the median band's ink is not a line.
@@ -260,7 +272,12 @@ def line_pitch(profile: np.ndarray) -> int | None:
     best = max(float(ac[m]) for m in maxima)
     if best < MIN_PERIODICITY:
         return None
-    return next(m for m in maxima if ac[m] >= HARMONIC_SHARE * best)
+    pitch = next(m for m in maxima if ac[m] >= HARMONIC_SHARE * best)
+    # Lines set close (their ink overlapping) can repeat more strongly every other line
+    # than every line: a maximum near half the pitch is the pitch.
+    while half := [m for m in maxima if abs(2 * m - pitch) <= SUBHARMONIC_SLACK * pitch]:
+        pitch = half[0]
+    return pitch
 
 
 def _cuts(profile: np.ndarray) -> list[int]:
@@ -273,7 +290,7 @@ def _cuts(profile: np.ndarray) -> list[int]:
     # Compressed: a line of small or light writing has a fraction of a bold line's ink
     # rows, and must still count as a line (the pitch is read on a stronger compression).
     profile = np.sqrt(profile)
-    pitch = line_pitch(np.log1p(profile))
+    repeat = pitch = line_pitch(np.log1p(profile))
     # A few lines spaced unevenly barely repeat; where empty rows part the ink into
     # blocks, a block is a line or several, so their median height bounds the pitch too.
     blocks = _block_heights(profile)
@@ -290,14 +307,49 @@ def _cuts(profile: np.ndarray) -> list[int]:
         # Peaks a line apart need a shallower dip (lines whose ink touches dip little),
         # where the image is tall enough for the pitch to be a page's, not one line's bumps;
         # other peaks a deep one (a line's own ascender and core bumps dip too).
-        apart = peak - kept[-1] >= 0.8 * pitch and len(profile) >= 2.5 * pitch
+        apart = peak - kept[-1] >= 0.6 * pitch and len(profile) >= 2.5 * pitch
         share = MAX_TOUCHING_SHARE if apart else MAX_VALLEY_SHARE
         if fine[valley] <= share * min(smooth[kept[-1]], smooth[peak]):
             cuts.append(valley)
             kept.append(peak)
         elif smooth[peak] > smooth[kept[-1]]:
             kept[-1] = peak  # one line, two bumps: keep the higher as its peak
-    return _split_tall_bands(cuts, fine)
+    cuts = _split_tall_bands(cuts, fine)
+    # Bands several lines high, where the profile repeats (a block's height is a line's,
+    # not the distance between lines) and over a page, not one line's bumps.
+    if repeat is not None and len(profile) >= 2.5 * repeat:
+        cuts = _split_by_pitch(cuts, profile, fine, repeat)
+    return cuts
+
+
+def _split_by_pitch(
+    cuts: list[int], profile: np.ndarray, fine: np.ndarray, pitch: int
+) -> list[int]:
+    """Cut bands whose ink spans several line pitches into as many lines, each cut at the
+    emptiest row near where it is due, where that row dips below the ink on either side:
+    lines set so close that their ascenders and descenders fill the rows between them
+    leave no valley deep enough between their peaks."""
+    edges = [0, *cuts, len(fine)]
+    out: list[int] = []
+    reach = max(1, int(PITCH_CUT_REACH * pitch))
+    for start, end in itertools.pairwise(edges):
+        rows = start + np.flatnonzero(profile[start:end] > 0)
+        if len(rows):
+            top, height = int(rows[0]), int(rows[-1]) + 1 - int(rows[0])
+            count = round(height / pitch)
+            for j in range(1, count):
+                due = top + round(j * height / count)
+                low, high = max(start + 1, due - reach), min(end - 1, due + reach)
+                if high <= low:
+                    continue
+                row = low + int(np.argmin(fine[low:high]))
+                above = float(fine[max(start, row - pitch // 2) : row + 1].max())
+                below = float(fine[row : min(end, row + pitch // 2 + 1)].max())
+                if fine[row] <= PITCH_CUT_SHARE * min(above, below):
+                    out.append(row)
+        if end < len(fine):
+            out.append(end)
+    return out
 
 
 def _split_tall_bands(cuts: list[int], fine: np.ndarray) -> list[int]:
