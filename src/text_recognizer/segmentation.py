@@ -307,7 +307,7 @@ def _cuts(profile: np.ndarray) -> list[int]:
         # Peaks a line apart need a shallower dip (lines whose ink touches dip little),
         # where the image is tall enough for the pitch to be a page's, not one line's bumps;
         # other peaks a deep one (a line's own ascender and core bumps dip too).
-        apart = peak - kept[-1] >= 0.6 * pitch and len(profile) >= 2.5 * pitch
+        apart = peak - kept[-1] >= 0.8 * pitch and len(profile) >= 2.5 * pitch
         share = MAX_TOUCHING_SHARE if apart else MAX_VALLEY_SHARE
         if fine[valley] <= share * min(smooth[kept[-1]], smooth[peak]):
             cuts.append(valley)
