@@ -23,7 +23,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -498,20 +498,18 @@ class Recognizer:
         self.check_kind(kind)
         count = len(images)
         names = [_name(image, i, count) for i, image in enumerate(images)]
-        prepared = [
+        # Each image as given, then (with ``upside_down``) its lines or page turned half a
+        # turn, from the same decoding.
+        readings = [
             self._prepare(image, kind, name) for image, name in zip(images, names, strict=True)
         ]
-        if not self.upside_down:
+        prepared = [given for given, *_ in readings]
+        turned = [(i, rest[0]) for i, (_, *rest) in enumerate(readings) if rest]
+        if not turned:
             return self._read(prepared)
-        # The same lines and pages turned half a turn, read in the same batch; each
-        # image's surer reading is kept (a character's 6 and 9 are each other's turned).
-        readable = [i for i, item in enumerate(prepared) if item.kind != "char"]
-        turned = [
-            self._prepare(images[i], cast(Kind, prepared[i].kind), names[i], turned=True)
-            for i in readable
-        ]
-        results = self._read(prepared + turned)
-        for i, result in zip(readable, results[len(prepared) :], strict=True):
+        # Read in the same batch; each image's surer reading is kept.
+        results = self._read(prepared + [item for _, item in turned])
+        for (i, _), result in zip(turned, results[len(prepared) :], strict=True):
             if result.confidence > results[i].confidence:
                 results[i] = result
         return results[: len(prepared)]
@@ -540,39 +538,49 @@ class Recognizer:
             results.append(replace(result, size=item.size))
         return results
 
-    def _prepare(
-        self, image: ImageInput, kind: Kind, name: str | None, turned: bool = False
-    ) -> _Prepared:
-        """One image (``turned`` half a turn) made ready for its network; an error names
-        the image (``name``) so that one bad image in a batch can be found."""
+    def _prepare(self, image: ImageInput, kind: Kind, name: str | None) -> list[_Prepared]:
+        """One image made ready for its network, and with ``upside_down`` a line's or a
+        page's turned half a turn too (a character's 6 and 9 are each other's turned); an
+        error names the image (``name``) so that one bad image in a batch can be found."""
         try:
             grey = load_image(image)
-            size = (grey.shape[1], grey.shape[0])
-            # Places found in the turned image, turned back into the image as given.
-            back = np.array([[-1.0, 0, size[0] - 1], [0, -1, size[1] - 1], [0, 0, 1]])
-            if turned:
-                grey = np.ascontiguousarray(grey[::-1, ::-1])
             which, found_lines = self._kind_for(grey, kind)
-            if which == "char":
-                bright_ink = normalize_polarity(trim_frame(grey)[0])
-                char = _emnist_style(bright_ink, int(self.models["char"].meta["input_height"]))
-                return _Prepared("char", size, char=char)
-            if which == "line":
-                ((line, mapping),) = self._prepare_lines([grey])
-                to_image = [np.linalg.inv(mapping)]
-                lines = [line]
-            else:
-                page = self._page_lines(grey, found_lines)
-                lines = [line for _, (line, _) in page]
-                # A word's place: prepared line -> the line cut from the page -> the image.
-                to_image = [found.to_image @ np.linalg.inv(mapping) for found, (_, mapping) in page]
-            if turned:
-                to_image = [back @ matrix for matrix in to_image]
-            return _Prepared(which, size, lines, to_image)
+            prepared = [self._prepare_grey(grey, which, found_lines)]
+            if self.upside_down and which != "char":
+                turned = np.ascontiguousarray(grey[::-1, ::-1])
+                prepared.append(self._prepare_grey(turned, which, None, turned=True))
+            return prepared
         except ImageError as error:
             if name is None or str(error).startswith(f"{name}: "):  # a file names itself
                 raise
             raise ImageError(f"{name}: {error}") from None
+
+    def _prepare_grey(
+        self,
+        grey: np.ndarray,
+        which: str,
+        found_lines: list[TextLine] | None,
+        turned: bool = False,
+    ) -> _Prepared:
+        """``grey`` read as ``which`` (its page's lines already found where
+        ``found_lines``); ``turned``: it is the image as given turned half a turn."""
+        size = (grey.shape[1], grey.shape[0])
+        if which == "char":
+            bright_ink = normalize_polarity(trim_frame(grey)[0])
+            char = _emnist_style(bright_ink, int(self.models["char"].meta["input_height"]))
+            return _Prepared("char", size, char=char)
+        if which == "line":
+            ((line, mapping),) = self._prepare_lines([grey])
+            lines, to_image = [line], [np.linalg.inv(mapping)]
+        else:
+            page = self._page_lines(grey, found_lines)
+            lines = [line for _, (line, _) in page]
+            # A word's place: prepared line -> the line cut from the page -> the image.
+            to_image = [found.to_image @ np.linalg.inv(mapping) for found, (_, mapping) in page]
+        if turned:  # places found in the turned image, turned back into the one given
+            back = np.array([[-1.0, 0, size[0] - 1], [0, -1, size[1] - 1], [0, 0, 1]])
+            to_image = [back @ matrix for matrix in to_image]
+        return _Prepared(which, size, lines, to_image)
 
     def _page_lines(
         self, grey: np.ndarray, found_lines: list[TextLine] | None = None
