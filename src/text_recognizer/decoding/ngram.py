@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import logging
 import math
 import os
@@ -182,7 +183,9 @@ class CharNgramLm:
         """The highest n-gram order, read from the ARPA header."""
         try:
             with self.path.open(encoding="utf-8") as f:
-                header = [ln for ln in f if ln.startswith("ngram ")]
+                # The header ends where the 1-grams begin: the rest (MBs) is not read here.
+                lines = itertools.takewhile(lambda ln: not ln.startswith("\\1-grams:"), f)
+                header = [ln for ln in lines if ln.startswith("ngram ")]
         except UnicodeDecodeError:
             raise DataError(
                 f"{self.path} is not an ARPA file (not text): pass a language model in ARPA "
