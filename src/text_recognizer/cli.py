@@ -811,7 +811,13 @@ def export(
         path = export_onnx(source, output)
     except TextRecognizerError as error:
         raise fail(error) from error
-    console.print(f"wrote {path} and {path.with_suffix('.json')}")
+    from text_recognizer.recognizer import read_model_json, step_graph_path
+
+    meta_file = path.with_suffix(".json")
+    # A seq2seq model's decoder step is written beside its encoder.
+    seq2seq = read_model_json(meta_file).get("decoder") == "seq2seq"
+    written = [path, *([step_graph_path(path)] if seq2seq else [])]
+    console.print(f"wrote {', '.join(map(str, written))} and {meta_file}")
 
 
 #: What ``pip install text-recognizer`` leaves out and ``[train]`` adds (import names).

@@ -76,8 +76,17 @@ def predict_batch(
     return (decoder or CtcDecoder())(log_probs, module.output_lengths(widths), charset)  # type: ignore[operator]
 
 
+#: Why a seq2seq model takes no ``--lm``.
+SEQ2SEQ_NO_LM = (
+    "it writes its text token by token with its own beam search (--beam N); a character LM "
+    "guides only a CTC model's beam"
+)
+
+
 def _onnx_predictor(model: Any, kind: str, decoder: CtcDecoder) -> Predictor:
-    """Adapt an exported model (``recognizer.OnnxModel``) to dataset batches."""
+    """Adapt an exported model (``recognizer.open_onnx``) to dataset batches."""
+    from text_recognizer.recognizer import Seq2SeqLines
+
     charset = Charset.from_tokens(model.meta["charset"])
 
     def predict(batch: Batch) -> list[tuple[str, float]]:
@@ -85,6 +94,8 @@ def _onnx_predictor(model: Any, kind: str, decoder: CtcDecoder) -> Predictor:
             probs = model.char_probs(batch[0].numpy())
             best = probs.argmax(axis=-1)
             return [(charset.tokens[int(i)], float(p[i])) for i, p in zip(best, probs, strict=True)]
+        if isinstance(model, Seq2SeqLines):
+            return model.read_lines(batch[0].numpy(), batch[1].numpy(), decoder.beam_size)
         log_probs, lengths = model.line_log_probs(batch[0].numpy(), batch[1].numpy())
         return decoder(log_probs, lengths, charset)
 
@@ -129,7 +140,7 @@ def load_predictor(
 def _load_predictor(
     source: str | Path, kind: str, decoder: CtcDecoder | None = None
 ) -> tuple[Predictor, dict[str, Any]]:
-    from text_recognizer.recognizer import OnnxModel, Recognizer
+    from text_recognizer.recognizer import Recognizer, Seq2SeqLines, open_onnx
 
     decoder = decoder or CtcDecoder()
     if kind == "char" and decoder.beam_size > 1:
@@ -137,26 +148,29 @@ def _load_predictor(
     path = Path(source)
     if path.suffix == ".ckpt" or path.is_dir():
         from text_recognizer.models.loading import load_module
+        from text_recognizer.models.seq2seq import Seq2SeqLineModel
 
         module = load_module(path)
         if module.kind != kind:
             raise ConfigError(f"{source} is a {module.kind} model; the dataset holds {kind}s")
-        if hasattr(module, "recognize") and decoder.beam_size > 1:
-            raise ConfigError(
-                f"{source} is a seq2seq model: it decodes with its own beam search "
-                "(model.args.beam_size), not a CTC beam"
-            )
+        if isinstance(module, Seq2SeqLineModel):  # its own beam search, no CTC frames
+            if decoder.lm is not None:
+                raise ConfigError(f"{source} is a seq2seq model: {SEQ2SEQ_NO_LM}")
+            if decoder.beam_size > 1:
+                module.beam_size = decoder.beam_size
         info = {"model": str(source), "input_height": module.input_height, "runtime": "torch"}
         return (lambda batch: predict_batch(module, batch, decoder)), info
     if path.suffix == ".onnx":
-        model = OnnxModel(path)
+        model = open_onnx(path)
+        if isinstance(model, Seq2SeqLines) and decoder.lm is not None:
+            raise ConfigError(f"{source} is a seq2seq model: {SEQ2SEQ_NO_LM}")
     else:  # a bundled model name
         models = Recognizer.from_pretrained(str(source)).models
         if kind not in models:
             raise ConfigError(
                 f"bundled model {source!r} has no {kind} model (has: {sorted(models)})"
             )
-        model = models[kind]  # type: ignore[assignment]
+        model = models[kind]
     if model.meta.get("kind") != kind:
         raise ConfigError(
             f"{source} is a {model.meta.get('kind')} model; the dataset holds {kind}s"

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -21,6 +22,7 @@ from text_recognizer.errors import ConfigError
 from text_recognizer.files import check_writable
 from text_recognizer.models.base import RecognitionModule
 from text_recognizer.models.loading import load_module, resolve_checkpoint
+from text_recognizer.recognizer import step_graph_path
 
 if TYPE_CHECKING:
     from text_recognizer.networks.transformer import TransformerRecognizer
@@ -180,7 +182,7 @@ def export_seq2seq_graphs(
 
 
 def metadata(module: RecognitionModule, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
+    meta = {
         "format": "text-recognizer-onnx/1",
         "version": __version__,
         "kind": module.kind,
@@ -190,23 +192,28 @@ def metadata(module: RecognitionModule, metrics: dict[str, Any] | None = None) -
         "charset": list(module.charset.tokens),
         "metrics": metrics or {},
     }
+    if module.model_name == "seq2seq":  # a line read token by token, not CTC frames
+        network = cast("TransformerRecognizer", module.network)
+        meta["decoder"] = "seq2seq"
+        meta["max_length"] = int(getattr(module, "max_length", None) or network.max_length)
+    elif module.kind == "line":
+        meta["decoder"] = "ctc"
+    return meta
 
 
 def export_module(
     module: RecognitionModule, output: Path, metrics: dict[str, Any] | None = None
 ) -> Path:
-    if module.model_name == "seq2seq":
-        # An autoregressive decoder is two graphs driven by a loop the Recognizer lacks yet.
-        raise ConfigError(
-            "seq2seq models export as an encoder graph plus a decoder-step graph: call "
-            "text_recognizer.export.export_seq2seq_graphs(network, encoder_path, step_path) "
-            "(see docs/models.md); `text-recognizer export` and the Recognizer take char and "
-            "CTC models"
-        )
     output = Path(output).with_suffix(".onnx")
     network = module.network.eval()
     height = module.input_height
     wrapper: nn.Module
+    if module.model_name == "seq2seq":  # two graphs: the encoder at output, the step beside it
+        step = step_graph_path(output)
+        seq2seq = cast("TransformerRecognizer", network)
+        return _write_with_meta(
+            module, output, metrics, lambda: export_seq2seq_graphs(seq2seq, output, step)
+        )
     if module.kind == "char":
         wrapper = CharExport(network)
         args: tuple[torch.Tensor, ...] = (torch.zeros(1, 1, height, height),)
@@ -222,15 +229,29 @@ def export_module(
             "log_probs": {0: "batch", 1: "time"},
             "lengths": {0: "batch"},
         }
-    # The pair is replaced together or not at all: the .json is written to a temp file
-    # first, the .onnx traced and renamed into place, then the .json renamed beside it.
-    # A failure before the renames leaves an earlier export of ``output`` as it was.
+
+    def write() -> None:
+        write_onnx(wrapper, args, output, names, outputs, axes)
+
+    return _write_with_meta(module, output, metrics, write)
+
+
+def _write_with_meta(
+    module: RecognitionModule,
+    output: Path,
+    metrics: dict[str, Any] | None,
+    write_graphs: Callable[[], None],
+) -> Path:
+    """Write the graphs and the ``.json`` beside ``output``, replaced together or not at all:
+    the .json goes to a temp file first, the graphs are traced and renamed into place,
+    then the .json renamed beside them. A failure before the renames leaves an earlier
+    export of ``output`` as it was."""
     meta_file = output.with_suffix(".json")
     meta_tmp = meta_file.with_name(f".{meta_file.name}.{os.getpid()}.tmp")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         meta_tmp.write_text(json.dumps(metadata(module, metrics), indent=2), encoding="utf-8")
-        write_onnx(wrapper, args, output, names, outputs, axes)
+        write_graphs()
         meta_tmp.replace(meta_file)
     except OSError as error:  # a full disk, or a folder that went away meanwhile
         raise ConfigError(

@@ -14,7 +14,8 @@ optionally guided by a character n-gram LM (``lm="default"``: one counted from t
 shipped sentence corpus, built once into the data cache). Where each word was read is
 found by aligning the reading with the network's frames
 (:mod:`~text_recognizer.decoding.alignment`) and following the line's preprocessing
-back to the image.
+back to the image. A seq2seq (Transformer) line model writes each line token by token
+instead (:class:`Seq2SeqLines`): its own beam search, no LM, no word places.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 import cv2
 import numpy as np
 
-from text_recognizer.charset import BLANK, Charset
+from text_recognizer.charset import BLANK, END, PAD, START, Charset
 from text_recognizer.errors import ConfigError, ImageError
 from text_recognizer.paths import MODELS_DIR
 from text_recognizer.preprocessing import (
@@ -210,13 +211,27 @@ def read_model_json(path: Path) -> dict[str, Any]:
 REQUIRED_META = ("kind", "charset", "input_height")
 #: The ``format`` of the ``.json`` this version reads.
 META_FORMAT = "text-recognizer-onnx/1"
-#: The inputs each kind of exported graph takes (``export.CharExport``, ``LineExport``).
+#: The inputs each kind of exported graph takes (``export.CharExport``, ``LineExport``;
+#: a seq2seq model's encoder takes a line's).
 GRAPH_INPUTS = {"char": ["images"], "line": ["images", "widths"]}
+#: The inputs of a seq2seq model's decoder-step graph (``export.DecoderStepExport``).
+STEP_INPUTS = ["token", "cache", "memory_keys_values", "memory_valid"]
+#: How an exported line model's output becomes text: CTC frames, or token by token.
+DECODERS = ("ctc", "seq2seq")
 
 
-def check_model_meta(meta: dict[str, Any], meta_file: Path, session: Any) -> None:
+def step_graph_path(path: Path) -> Path:
+    """Where a seq2seq model exported to ``path`` (its encoder) keeps its decoder step:
+    ``model.onnx`` -> ``model.step.onnx``, beside it as the ``.json`` is."""
+    return path.with_name(f"{path.stem}.step.onnx")
+
+
+def check_model_meta(
+    meta: dict[str, Any], meta_file: Path, session: Any, scores: Any = None
+) -> None:
     """Raise a ``ConfigError`` where the ``.json`` lacks what reading needs, or contradicts
-    its graph (``session``); ``input_height`` becomes an ``int``."""
+    its graph (``session``; ``scores``, a seq2seq model's step graph, scores the classes);
+    ``input_height`` becomes an ``int``."""
     again = "export the model again (text-recognizer export)"
     missing = [key for key in REQUIRED_META if key not in meta]
     if missing:
@@ -240,8 +255,26 @@ def check_model_meta(meta: dict[str, Any], meta_file: Path, session: Any) -> Non
         charset = Charset.from_tokens(tokens)
     except ValueError as error:  # repeated tokens
         raise ConfigError(f"{meta_file}: {error}; {again}") from None
-    if kind == "line" and BLANK not in charset:
+    decoder = meta.get("decoder", "ctc")  # exports before seq2seq support said nothing
+    if kind == "line" and decoder not in DECODERS:
+        raise ConfigError(
+            f"{meta_file}: decoder {decoder!r} is none this version reads ({', '.join(DECODERS)})"
+            "; upgrade text-recognizer, or export the model with this version"
+        )
+    if kind == "line" and decoder == "ctc" and BLANK not in charset:
         raise ConfigError(f"{meta_file}: a CTC line model's charset holds {BLANK}; {again}")
+    if kind == "line" and decoder == "seq2seq":
+        missing = [t for t in (PAD, START, END) if t not in charset]
+        if missing:
+            raise ConfigError(
+                f"{meta_file}: a seq2seq model's charset holds {', '.join(missing)}; {again}"
+            )
+        longest = meta.get("max_length")
+        if isinstance(longest, bool) or not isinstance(longest, int) or longest < 1:
+            raise ConfigError(
+                f"{meta_file}: max_length (the longest text decoded) must be a whole number, "
+                f"1 or more, not {longest!r}; {again}"
+            )
     height = meta["input_height"]
     try:
         valid = not isinstance(height, bool) and int(height) == float(height) >= 1
@@ -266,7 +299,13 @@ def check_model_meta(meta: dict[str, Any], meta_file: Path, session: Any) -> Non
             f"{meta_file} says input_height {int(height)}, but the graph takes images "
             f"{image_height[0]} pixels high; {again}"
         )
-    classes = session.get_outputs()[0].shape[-1:]
+    if scores is not None and [arg.name for arg in scores.get_inputs()] != STEP_INPUTS:
+        raise ConfigError(
+            f"the decoder step beside {meta_file} takes "
+            f"{', '.join(arg.name for arg in scores.get_inputs())}, not {', '.join(STEP_INPUTS)}"
+            f": not a seq2seq model's step graph; {again}"
+        )
+    classes = (scores or session).get_outputs()[0].shape[-1:]
     if classes and isinstance(classes[0], int) and classes[0] != len(charset):
         raise ConfigError(
             f"{meta_file}: its charset has {len(charset)} tokens, but the graph scores "
@@ -275,13 +314,15 @@ def check_model_meta(meta: dict[str, Any], meta_file: Path, session: Any) -> Non
 
 
 class OnnxModel:
-    """An exported model: ``model.onnx`` with ``model.json`` beside it."""
+    """An exported character or CTC line model: ``model.onnx`` with ``model.json`` beside it."""
 
-    def __init__(self, path: Path, threads: int = 0) -> None:
+    def __init__(self, path: Path, threads: int = 0, meta: dict[str, Any] | None = None) -> None:
         meta_file = path.with_suffix(".json")
         if not path.is_file() or not meta_file.is_file():
             raise ConfigError(f"model {path} needs both the .onnx file and its .json beside it")
-        self.meta = read_model_json(meta_file)
+        self.meta = read_model_json(meta_file) if meta is None else meta
+        if self.meta.get("decoder") == "seq2seq":
+            raise ConfigError(f"{path} is a seq2seq model: open it with open_model()")
         self.session = onnx_session(path, threads)
         check_model_meta(self.meta, meta_file, self.session)
 
@@ -295,28 +336,30 @@ class OnnxModel:
         return log_probs, lengths
 
 
+def _torch_parts() -> tuple[Callable[[Path], Any], Callable[[Any], dict[str, Any]]]:
+    """``load_module`` and ``export.metadata``: reading a checkpoint needs the training
+    extra, which an ONNX-only install lacks."""
+    try:
+        from text_recognizer.export import metadata
+        from text_recognizer.models.loading import load_module
+    except ModuleNotFoundError as error:
+        raise ConfigError(
+            f"reading a checkpoint or run folder needs PyTorch and Lightning "
+            f"({error.name} is not installed): pip install 'text-recognizer[train]', or "
+            "read the model exported to ONNX (text-recognizer export)"
+        ) from None
+    return load_module, metadata
+
+
 class TorchModel:
-    """A Lightning checkpoint or run folder, run in eager mode."""
+    """A character or CTC line model from a Lightning checkpoint or run folder (or its
+    loaded module), run in eager mode."""
 
-    def __init__(self, source: Path) -> None:
-        try:
-            from text_recognizer.export import metadata
-            from text_recognizer.models.loading import load_module
-        except ModuleNotFoundError as error:
-            raise ConfigError(
-                f"{source}: reading a checkpoint or run folder needs PyTorch and Lightning "
-                f"({error.name} is not installed): pip install 'text-recognizer[train]', or "
-                "read the model exported to ONNX (text-recognizer export)"
-            ) from None
-
-        self.module = load_module(source)
+    def __init__(self, source: Path | Any) -> None:
+        load_module, metadata = _torch_parts()
+        self.module = load_module(Path(source)) if isinstance(source, (str, Path)) else source
         if self.module.model_name == "seq2seq":
-            # Its network decodes token by token (``generate``); it gives no CTC frames.
-            raise ConfigError(
-                f"{source} is a seq2seq (transformer) line model: the Recognizer reads "
-                "character and CTC line models; score it with `text-recognizer evaluate "
-                f"{source}`, or decode with its network's generate() (docs/models.md)"
-            )
+            raise ConfigError(f"{source} is a seq2seq model: open it with open_model()")
         self.meta = metadata(self.module)
 
     def char_probs(self, images: np.ndarray) -> np.ndarray:
@@ -332,8 +375,122 @@ class TorchModel:
 
         with torch.inference_mode():
             logits = self.module(torch.from_numpy(images), torch.from_numpy(widths))
-            lengths = self.module.network.output_lengths(torch.from_numpy(widths))  # type: ignore[operator]
+            lengths = self.module.network.output_lengths(torch.from_numpy(widths))
             return torch.log_softmax(logits, -1).numpy(), lengths.numpy()
+
+
+class Seq2SeqLines:
+    """A line model that writes its text token by token (``model: seq2seq``, the CNN +
+    Transformer): it reads whole lines (:meth:`read_lines`) and has no CTC frames, so
+    neither a character LM nor word places apply to it."""
+
+    meta: dict[str, Any]
+
+    def read_lines(
+        self, images: np.ndarray, widths: np.ndarray, beam_size: int = 1
+    ) -> list[tuple[str, float]]:
+        """``(text, confidence)`` per line of a padded batch; ``beam_size`` > 1 keeps that
+        many hypotheses (the network's own beam search)."""
+        raise NotImplementedError
+
+    def char_probs(self, images: np.ndarray) -> np.ndarray:
+        raise ConfigError("a seq2seq model reads lines, not characters")
+
+    def line_log_probs(
+        self, images: np.ndarray, widths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        raise ConfigError("a seq2seq model writes its text token by token: it has no CTC frames")
+
+
+class OnnxSeq2SeqModel(Seq2SeqLines):
+    """An exported seq2seq line model: the encoder ``model.onnx``, its decoder step
+    ``model.step.onnx`` and ``model.json`` beside it, driven by
+    :func:`~text_recognizer.decoding.seq2seq.seq2seq_decode`."""
+
+    def __init__(self, path: Path, threads: int = 0, meta: dict[str, Any] | None = None) -> None:
+        meta_file, step_file = path.with_suffix(".json"), step_graph_path(path)
+        if not path.is_file() or not meta_file.is_file():
+            raise ConfigError(f"model {path} needs both the .onnx file and its .json beside it")
+        if not step_file.is_file():
+            raise ConfigError(
+                f"{path} is a seq2seq model's encoder: its decoder step {step_file.name} must be "
+                "beside it (text-recognizer export writes both); export the model again"
+            )
+        self.meta = read_model_json(meta_file) if meta is None else meta
+        self.encoder = onnx_session(path, threads)
+        self.step = onnx_session(step_file, threads)
+        check_model_meta(self.meta, meta_file, self.encoder, scores=self.step)
+        self.charset = Charset.from_tokens(self.meta["charset"])
+
+    def read_lines(
+        self, images: np.ndarray, widths: np.ndarray, beam_size: int = 1
+    ) -> list[tuple[str, float]]:
+        from text_recognizer.decoding.seq2seq import seq2seq_decode, texts_and_confidences
+
+        keys_values, valid = self.encoder.run(None, {"images": images, "widths": widths})
+
+        def step(
+            token: np.ndarray, cache: np.ndarray, keys_values: np.ndarray, valid: np.ndarray
+        ) -> tuple[np.ndarray, np.ndarray]:
+            inputs = {"token": token, "cache": cache, "memory_keys_values": keys_values}
+            log_probs, cache = self.step.run(None, {**inputs, "memory_valid": valid})
+            return log_probs, cache
+
+        longest = int(self.meta["max_length"])
+        tokens, scores = seq2seq_decode(step, keys_values, valid, self.charset, longest, beam_size)
+        return texts_and_confidences(tokens.tolist(), scores.tolist(), self.charset)
+
+
+class TorchSeq2SeqModel(Seq2SeqLines):
+    """A seq2seq line model's checkpoint (its loaded module), decoded by its network's
+    ``generate`` in PyTorch."""
+
+    def __init__(self, module: Any) -> None:
+        _, metadata = _torch_parts()
+        self.module = module
+        self.meta = metadata(module)
+        self.charset = Charset.from_tokens(self.meta["charset"])
+
+    def read_lines(
+        self, images: np.ndarray, widths: np.ndarray, beam_size: int = 1
+    ) -> list[tuple[str, float]]:
+        import torch
+
+        from text_recognizer.decoding.seq2seq import texts_and_confidences
+
+        with torch.inference_mode():
+            tokens, scores = self.module.network.generate(
+                torch.from_numpy(images),
+                torch.from_numpy(widths),
+                max_length=int(self.meta["max_length"]),
+                beam_size=beam_size,
+            )
+        return texts_and_confidences(tokens.tolist(), scores.tolist(), self.charset)
+
+
+def open_onnx(path: Path, threads: int = 0) -> Model:
+    """An exported model, as its ``.json`` says: one graph, or a seq2seq model's two."""
+    meta_file = path.with_suffix(".json")
+    encoder = path.with_name(path.name.removesuffix(".step.onnx") + ".onnx")
+    if path.name.endswith(".step.onnx") and not meta_file.is_file() and encoder.is_file():
+        raise ConfigError(
+            f"{path} is a seq2seq model's decoder step: open the model by its encoder, {encoder}"
+        )
+    if not path.is_file() or not meta_file.is_file():
+        raise ConfigError(f"model {path} needs both the .onnx file and its .json beside it")
+    meta = read_model_json(meta_file)
+    if meta.get("decoder") == "seq2seq":
+        return OnnxSeq2SeqModel(path, threads, meta)
+    return OnnxModel(path, threads, meta)
+
+
+def open_checkpoint(source: Path) -> Model:
+    """A checkpoint or run folder's model, for PyTorch eager mode."""
+    load_module, _ = _torch_parts()
+    module = load_module(source)
+    if module.model_name == "seq2seq":
+        return TorchSeq2SeqModel(module)
+    return TorchModel(module)
 
 
 def bundled_names() -> list[str]:
@@ -355,12 +512,12 @@ def open_model(source: str | Path, threads: int = 0) -> Model:
     check_threads(threads)
     path = Path(source)
     if path.suffix.lower() == ".onnx":
-        return OnnxModel(path, threads)
+        return open_onnx(path, threads)
     if path.suffix == ".ckpt" or path.is_dir():
-        return TorchModel(path)
+        return open_checkpoint(path)
     bundled = bundled_names()[1:]
     if str(source) in bundled:
-        return OnnxModel(MODELS_DIR / f"{source}.onnx", threads)
+        return open_onnx(MODELS_DIR / f"{source}.onnx", threads)
     names = ", ".join(repr(name) for name in ["default", *bundled])
     raise ConfigError(
         f"{source}: not a bundled model ({names}: 'default' is all of them), a .onnx file, "
@@ -374,7 +531,8 @@ class Recognizer:
     Args:
         models: one model per kind (``char``, ``line``).
         beam_size: 1 decodes lines greedily; more runs a CTC beam search keeping that
-            many prefixes per frame.
+            many prefixes per frame (a seq2seq model's own beam search: that many
+            hypotheses per token).
         lm: character LM for the beam search: a :class:`CharNgramLm`, an ARPA file, or a
             sentence source to count one from on first use, then cached: ``"default"``
             (the shipped corpus, ~10 s) or ``"brown"`` (NLTK's Brown corpus).
@@ -409,6 +567,12 @@ class Recognizer:
         from text_recognizer.decoding.decoder import CtcDecoder
 
         self.models = {model.meta["kind"]: model for model in models}
+        if lm is not None and isinstance(self.models.get("line"), Seq2SeqLines):
+            raise ConfigError(
+                "a character LM guides the CTC beam search; this line model is seq2seq (it "
+                "writes its text token by token, with its own beam search): drop the LM and "
+                "keep beam_size (--beam N)"
+            )
         self.decoder = CtcDecoder.from_options(beam_size, lm, lm_weight)
         if self.decoder.lm is not None and "line" in self.models:
             # Loaded now: a damaged file is refused here, not on the first line read.
@@ -439,7 +603,7 @@ class Recognizer:
             bundled = sorted(MODELS_DIR.glob("*.onnx"))
             if not bundled:
                 raise ConfigError(f"no bundled models in {MODELS_DIR}; reinstall the package")
-            return cls([OnnxModel(path, threads) for path in bundled], **decoding)
+            return cls([open_onnx(path, threads) for path in bundled], **decoding)
         return cls([open_model(name_or_path, threads)], **decoding)
 
     @property
@@ -638,6 +802,11 @@ class Recognizer:
             for start in range(0, len(order), LINE_BATCH):
                 chunk = order[start : start + LINE_BATCH]
                 batch, widths = pad_lines([lines[i] for i in chunk])
+                if isinstance(model, Seq2SeqLines):  # no frames: no word places
+                    texts = model.read_lines(batch, widths, self.decoder.beam_size)
+                    for i, (text, confidence) in zip(chunk, texts, strict=True):
+                        readings[i] = (text, confidence, [])
+                    continue
                 log_probs, lengths = model.line_log_probs(batch, widths)
                 decoded = self.decoder(log_probs, lengths, charset)
                 if places is not None:

@@ -31,10 +31,17 @@ def line_batch(texts: list[str]) -> tuple[torch.Tensor, ...]:
 
 
 def fit_one_batch(
-    model: L.LightningModule, texts: list[str], steps: int, tmp_path: Path, **trainer_args: Any
+    model: L.LightningModule,
+    texts: list[str],
+    steps: int,
+    tmp_path: Path,
+    batch: tuple[torch.Tensor, ...] | None = None,
+    **trainer_args: Any,
 ) -> dict[str, float]:
-    """Train on one fixed batch of ``texts`` for ``steps`` steps; return the validation metrics."""
-    loader = DataLoader([line_batch(texts)], batch_size=None)  # the same batch every step
+    """Train on one fixed batch of ``texts`` (``line_batch``, unless ``batch`` is given)
+    for ``steps`` steps; return the validation metrics."""
+    batch = line_batch(texts) if batch is None else batch
+    loader = DataLoader([batch], batch_size=None)  # the same batch every step
     trainer = L.Trainer(
         max_steps=steps,
         accelerator="cpu",

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from text_recognizer.decoding.seq2seq import texts_and_confidences
 from text_recognizer.errors import ConfigError
 from text_recognizer.models.base import LineBatch, LineModule
 
@@ -106,9 +107,4 @@ class Seq2SeqLineModel(LineModule):
         tokens, scores = self.network.generate(  # type: ignore[operator]
             images, widths, max_length=self.max_length, beam_size=self.beam_size
         )
-        texts = []
-        for row in tokens.tolist():
-            if self.charset.end in row:
-                row = row[: row.index(self.charset.end)]
-            texts.append(self.charset.decode(row))
-        return list(zip(texts, scores.exp().tolist(), strict=True))
+        return texts_and_confidences(tokens.tolist(), scores.tolist(), self.charset)
