@@ -487,11 +487,39 @@ def serve(
     lm_weight: LmWeightOption = 1.0,
     width_search: WidthSearchOption = False,
     deslant: DeslantOption = True,
-    threads: ThreadsOption = 0,
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Threads ONNX Runtime runs each model call on, per worker (0: the cores "
+            "shared out between the workers).",
+        ),
+    ] = 0,
     upside_down: UpsideDownOption = False,
     max_upload_mb: Annotated[
         float, typer.Option(min=0.01, help="Larger request bodies are refused (413).")
     ] = 10.0,
+    workers: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            min=1,
+            help="Images read at once, each worker with its own copy of the models (~11 MB); "
+            "default: one per core.",
+            show_default=False,
+        ),
+    ] = None,
+    queue: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Requests that may wait for a free worker; more get 503 (Retry-After)."
+        ),
+    ] = 16,
+    max_wait: Annotated[
+        float,
+        typer.Option(
+            min=0.01, help="Seconds a request may wait for a free worker before it gets 503."
+        ),
+    ] = 30.0,
 ) -> None:
     """Serve the recognizer over HTTP: web page, JSON API, metrics."""
     try:
@@ -503,23 +531,35 @@ def serve(
     from text_recognizer.serving.app import create_app
 
     _check_address(host, port)  # before loading models, and before saying "serving on"
-    recognizer = open_recognizer(
-        model, beam, lm, lm_weight, width_search, deslant, threads, upside_down
-    )
+    # The cores this process may run on (a container's or taskset's share), not the machine's.
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    workers = workers or cores
+    if threads == 0 and workers > 1:  # workers each taking every core would contend
+        threads = max(1, cores // workers)
+    recognizers = [
+        open_recognizer(model, beam, lm, lm_weight, width_search, deslant, threads, upside_down)
+        for _ in range(workers)
+    ]
     if host not in LOOPBACK:
         err_console.print(
             f"[yellow]warning:[/] listening on {escape(host)}: other machines can reach this "
             "service, and it has no authentication; put it behind a proxy that has"
         )
     shown = f"[{host}]" if ":" in host else host
-    console.print(f"serving on http://{shown}:{port}/ (Ctrl+C stops)")
+    pool = "1 worker" if workers == 1 else f"{workers} workers"
+    pool += f", {threads} ONNX Runtime threads each" if threads else ", ONNX Runtime on every core"
+    console.print(f"serving on http://{shown}:{port}/ ({pool}; Ctrl+C stops)")
     level = logging.getLogger("text_recognizer").getEffectiveLevel()
-    uvicorn.run(
-        create_app(recognizer, max_upload_bytes=int(max_upload_mb * 1024 * 1024)),
-        host=host,
-        port=port,
-        log_level="info" if level <= logging.INFO else "warning",
+    app = create_app(
+        recognizers,
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        queue=queue,
+        max_wait=max_wait,
     )
+    uvicorn.run(app, host=host, port=port, log_level="info" if level <= logging.INFO else "warning")
 
 
 def _check_address(host: str, port: int) -> None:

@@ -56,6 +56,10 @@ def test_page_and_health(client: TestClient) -> None:
         "status": "ok",
         "kinds": ["char", "line"],
         "max_upload_bytes": LIMIT,
+        "workers": 1,
+        "busy": 0,
+        "queue": 16,
+        "waiting": 0,
     }
     assert "/api/recognize" in client.get("/openapi.json").json()["paths"]
     assert client.get("/docs").status_code == 404  # FastAPI's page would load a CDN's scripts
@@ -161,6 +165,9 @@ def test_metrics_count_images_by_kind_and_outcome(client: TestClient) -> None:
     assert 'text_recognizer_images_total{kind="auto",outcome="error"} 1.0' in text
     assert "text_recognizer_uploads_too_large_total 1.0" in text
     assert "text_recognizer_recognize_seconds_count 2.0" in text
+    assert 'text_recognizer_requests_unread_total{reason="queue_full"} 0.0' in text
+    assert "text_recognizer_wait_seconds_count 3.0" in text  # the junk waited its turn too
+    assert "text_recognizer_workers_busy 0.0" in text
 
 
 def test_the_service_needs_none_of_the_training_dependencies() -> None:

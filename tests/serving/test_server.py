@@ -23,7 +23,10 @@ runner = CliRunner()
 
 def test_serve_reads_the_sample_lines_over_http() -> None:
     samples = read_labels(SAMPLES_DIR / "lines")
-    with running_server() as server:
+    with running_server("--workers", "2", "--queue", "4") as server:
+        with urllib.request.urlopen(f"{server.url}/api/health") as response:
+            health = json.load(response)
+        assert (health["workers"], health["queue"]) == (2, 4)
         readings, truths = [], []
         for sample in samples:
             status, body = post_image(server.url, sample.image.read_bytes())
@@ -36,7 +39,7 @@ def test_serve_reads_the_sample_lines_over_http() -> None:
     assert cer(readings, truths) < 0.1  # `make demo` reads these at 0.051
     assert f'images_total{{kind="line",outcome="ok"}} {len(samples)}.0' in metrics
     output = server.process.communicate()[0]
-    assert f"serving on {server.url}/" in output  # the default address is loopback only
+    assert f"serving on {server.url}/ (2 workers" in output  # by default on loopback only
     assert server.process.returncode == 0  # Ctrl+C stops it cleanly
 
 
@@ -121,3 +124,58 @@ def test_serve_on_a_port_in_use_or_an_unknown_host_fails_before_loading_models(
     result = runner.invoke(app, ["serve", "--host", "no-such-host.invalid"])
     assert result.exit_code == 1 and "cannot listen on no-such-host.invalid" in result.output
     assert "other machines" not in result.output
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["--workers", "0"], ["--workers", "two"], ["--queue", "-1"], ["--max-wait", "0"]],
+    ids=lambda options: " ".join(options),
+)
+def test_serve_refuses_bad_pool_options_before_loading_models(
+    options: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import text_recognizer.cli as cli
+
+    monkeypatch.setattr(cli, "open_recognizer", lambda *args: pytest.fail("models loaded"))
+    result = runner.invoke(app, ["serve", *options], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    # Click's words after it (the bound, or "not a valid integer") vary with its version.
+    assert f"Invalid value for '{options[0]}'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("options", "workers", "threads"),
+    [
+        ([], 4, 1),  # one worker per core, one thread each
+        (["--workers", "2"], 2, 2),  # the 4 cores shared out
+        (["--workers", "3"], 3, 1),
+        (["--workers", "2", "--threads", "3"], 2, 3),  # as asked
+        (["--workers", "1"], 1, 0),  # ONNX Runtime's own choice: every core
+    ],
+)
+def test_serve_gives_each_worker_its_share_of_the_cores(
+    options: list[str], workers: int, threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    import text_recognizer.cli as cli
+    from text_recognizer.recognizer import Recognizer
+
+    recognizer = Recognizer.from_pretrained(threads=1)
+    asked: list[int] = []
+
+    def open_recognizer(*args: object) -> Recognizer:
+        asked.append(args[6])  # type: ignore[arg-type]  # threads
+        return recognizer
+
+    served = []
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(cli, "open_recognizer", open_recognizer)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
+    result = runner.invoke(app, ["serve", "--port", str(free_port()), *options])
+    assert result.exit_code == 0, result.output
+    assert asked == [threads] * workers
+    assert TestClient(served[0]).get("/api/health").json()["workers"] == workers

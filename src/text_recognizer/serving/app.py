@@ -1,9 +1,11 @@
 """The FastAPI app: ``GET /`` the page, ``POST /api/recognize`` an image in, text out.
 
-One :class:`~text_recognizer.recognizer.Recognizer` serves every request, one image at a
-time (a lock): ONNX Runtime already spreads one image's network run over every core, and
-the beam-search decoder is not documented as safe to share between threads. Requests wait
-in line rather than slow each other down.
+A pool of :class:`~text_recognizer.recognizer.Recognizer` objects (``workers``; the CLI
+gives each ONNX Runtime a share of the cores) reads that many images at once, each
+Recognizer one image at a time: the beam-search decoder is not documented as safe to
+share between threads. At most ``queue`` requests wait for a free one, none longer than
+``max_wait`` seconds; beyond either they get 503 with a Retry-After, so that under load a
+client learns at once to come back (or try another server) rather than hang.
 
 Uploads are capped in bytes before they are parsed (``UploadLimit``) and in pixels before
 they are decoded (``preprocessing.MAX_PIXELS``).
@@ -11,8 +13,9 @@ they are decoded (``preprocessing.MAX_PIXELS``).
 
 from __future__ import annotations
 
-import threading
+import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +26,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -36,6 +40,11 @@ from text_recognizer.recognizer import Recognizer, Result
 
 #: Default cap on one request's body: a photographed page is 2-8 MB as JPEG.
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+#: Default bound on the requests waiting for a free worker (each holds its upload).
+QUEUE = 16
+#: Default bound on how long one waits, in seconds: a client's or proxy's own timeout is
+#: commonly 30-60 s, and an answer after it is lost work.
+MAX_WAIT = 30.0
 
 PAGE = Path(__file__).with_name("static") / "index.html"
 
@@ -66,6 +75,137 @@ class Metrics:
             "Requests refused because their body was over the upload limit.",
             registry=self.registry,
         )
+        self.unread = Counter(
+            "text_recognizer_requests_unread",
+            "Requests not read: queue_full and waited_too_long were answered 503, "
+            "client_gone had left before their turn.",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in ("queue_full", "waited_too_long", "client_gone"):
+            self.unread.labels(reason=reason)  # shown as 0 until it happens
+        self.wait_seconds = Histogram(
+            "text_recognizer_wait_seconds",
+            "Time a request waited for a free worker.",
+            buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.waiting = Gauge(
+            "text_recognizer_requests_waiting",
+            "Requests waiting for a free worker now.",
+            registry=self.registry,
+        )
+        self.busy = Gauge(
+            "text_recognizer_workers_busy",
+            "Workers reading an image now.",
+            registry=self.registry,
+        )
+
+
+class BusyError(Exception):
+    """No worker for this request: too many wait already, or it waited too long."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class ClientGoneError(Exception):
+    """The client disconnected before a worker was free: its image is not read."""
+
+
+class Pool:
+    """The workers: Recognizers each reading one image at a time, and the line of requests
+    waiting for one: first come, first served, at most ``queue`` long, none waiting more
+    than ``max_wait`` seconds. Used from the event loop only, so it needs no lock."""
+
+    def __init__(
+        self, recognizers: Sequence[Recognizer], queue: int, max_wait: float, metrics: Metrics
+    ) -> None:
+        self.idle = list(recognizers)
+        self.size = len(self.idle)
+        self.free = anyio.Semaphore(self.size)
+        self.queue = queue
+        self.max_wait = max_wait
+        self.waiting = 0
+        self.metrics = metrics
+        self.mean_seconds = 0.0  # per read, recent reads weighing most: for Retry-After
+
+    @property
+    def busy(self) -> int:
+        return self.size - len(self.idle)
+
+    async def read(self, request: Request, data: bytes, kind: ReadKind) -> tuple[Result, float]:
+        """The result and the seconds the read took, once a worker is free; ``BusyError``
+        when none is soon enough, ``ClientGoneError`` when the client left while it
+        waited (its place in the line is then given up at once)."""
+        if self.free.value == 0 and self.waiting >= self.queue:
+            self.metrics.unread.labels(reason="queue_full").inc()
+            waiting = f"{self.waiting} request{'s' if self.waiting != 1 else ''}"
+            raise BusyError(
+                f"the service is busy: every worker is reading and {waiting} wait already",
+                self.retry_after(),
+            )
+        start = time.perf_counter()
+        self.waiting += 1
+        try:
+            outcome = await self._take_a_worker(request)
+        finally:
+            self.waiting -= 1
+            self.metrics.wait_seconds.observe(time.perf_counter() - start)
+        if outcome != "free":
+            self.metrics.unread.labels(reason=outcome).inc()
+        if outcome == "client_gone":
+            raise ClientGoneError
+        if outcome == "waited_too_long":
+            raise BusyError(
+                f"the service is busy: no worker was free within {self.max_wait:g} s",
+                self.retry_after(),
+            )
+        recognizer = self.idle.pop()
+        try:
+            result, seconds = await anyio.to_thread.run_sync(_read, recognizer, data, kind)
+        finally:
+            self.idle.append(recognizer)
+            self.free.release()
+        # The mean of recent reads (each weighing a tenth), the first taken whole.
+        self.mean_seconds += (seconds - self.mean_seconds) * (0.1 if self.mean_seconds else 1)
+        return result, seconds
+
+    async def _take_a_worker(self, request: Request) -> str:
+        """Waits for a free worker and takes it ("free"), unless the client leaves first
+        ("client_gone") or ``max_wait`` passes ("waited_too_long")."""
+        took = gone = False
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:  # the body is read: what comes next is the disconnect
+                nonlocal gone
+                while (await request.receive())["type"] != "http.disconnect":
+                    pass
+                gone = True
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            with anyio.move_on_after(self.max_wait):
+                await self.free.acquire()
+                took = True
+            group.cancel_scope.cancel()
+        if gone:
+            if took:  # both at once: the client left as its turn came
+                self.free.release()
+            return "client_gone"
+        return "free" if took else "waited_too_long"
+
+    def retry_after(self) -> int:
+        """Whole seconds until the requests waiting now are likely read (at least 1)."""
+        return max(1, math.ceil((self.waiting + 1) * self.mean_seconds / self.size))
+
+
+def _read(recognizer: Recognizer, data: bytes, kind: ReadKind) -> tuple[Result, float]:
+    start = time.perf_counter()
+    result = recognizer.recognize(data, kind=kind)
+    return result, time.perf_counter() - start
 
 
 class UploadLimit:
@@ -124,8 +264,21 @@ class UploadLimit:
         await response(scope, receive, send)
 
 
-def create_app(recognizer: Recognizer, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
-    """The service around ``recognizer``; ``uvicorn.run(create_app(...))`` serves it."""
+def create_app(
+    recognizers: Recognizer | Sequence[Recognizer],
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    queue: int = QUEUE,
+    max_wait: float = MAX_WAIT,
+) -> FastAPI:
+    """The service around ``recognizers`` (alike: one reads each image, whichever is
+    free); ``uvicorn.run(create_app(...))`` serves it. At most ``queue`` requests wait for
+    a free one, none longer than ``max_wait`` seconds: the rest get 503 at once."""
+    if isinstance(recognizers, Recognizer):
+        recognizers = [recognizers]
+    if not recognizers:
+        raise ValueError("create_app needs at least one Recognizer")
+    if queue < 0 or not max_wait > 0:
+        raise ValueError(f"queue must be 0 or more and max_wait over 0; got {queue}, {max_wait}")
     app = FastAPI(
         title="text-recognizer",
         version=__version__,
@@ -137,28 +290,29 @@ def create_app(recognizer: Recognizer, max_upload_bytes: int = MAX_UPLOAD_BYTES)
     )
     metrics = Metrics()
     app.add_middleware(UploadLimit, limit=max_upload_bytes, metrics=metrics)
-    lock = threading.Lock()
+    pool = Pool(recognizers, queue, max_wait, metrics)
+    metrics.waiting.set_function(lambda: pool.waiting)
+    metrics.busy.set_function(lambda: pool.busy)
+    kinds = recognizers[0].kinds
     page = PAGE.read_text(encoding="utf-8")
 
-    def read(data: bytes, kind: ReadKind) -> tuple[Result, float]:
-        with lock:
-            start = time.perf_counter()
-            result = recognizer.recognize(data, kind=kind)
-            seconds = time.perf_counter() - start
-        metrics.seconds.observe(seconds)
-        return result, seconds
-
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index() -> str:
+    async def index() -> str:  # async: answered by the event loop, however busy the workers
         return page
 
     @app.get("/api/health")
-    def health() -> dict[str, Any]:
-        """Whether the service is up, and which kinds of image its models read."""
+    async def health() -> dict[str, Any]:
+        """Whether the service is up, which kinds of image its models read, and how busy
+        it is: workers reading now (``busy``) of ``workers``, requests ``waiting`` for one
+        of at most ``queue``."""
         return {
             "status": "ok",
-            "kinds": recognizer.kinds,
+            "kinds": kinds,
             "max_upload_bytes": max_upload_bytes,
+            "workers": pool.size,
+            "busy": pool.busy,
+            "queue": queue,
+            "waiting": pool.waiting,
         }
 
     @app.post("/api/recognize", response_model=None)
@@ -171,7 +325,8 @@ def create_app(recognizer: Recognizer, max_upload_bytes: int = MAX_UPLOAD_BYTES)
         ),
     ) -> dict[str, Any] | Response:
         """Read one image: its text, confidence and kind (and a page's lines with where
-        they are), as JSON or PAGE XML. A 422 says why an image cannot be read."""
+        they are), as JSON or PAGE XML. A 422 says why an image cannot be read; a 503 that
+        the service is too busy now, and its Retry-After header when to try again."""
         if request.query_params:  # ?format=page-xml would otherwise be silently ignored
             raise HTTPException(
                 422,
@@ -180,10 +335,17 @@ def create_app(recognizer: Recognizer, max_upload_bytes: int = MAX_UPLOAD_BYTES)
             )
         data = await image.read()
         try:
-            result, seconds = await anyio.to_thread.run_sync(read, data, kind)
+            result, seconds = await pool.read(request, data, kind)
+        except BusyError as busy:
+            detail = f"{busy.detail}; try again in {busy.retry_after} s"
+            headers = {"Retry-After": str(busy.retry_after)}
+            raise HTTPException(503, detail=detail, headers=headers) from None
+        except ClientGoneError:
+            return Response(status_code=499)  # nginx's "client closed request"; unread
         except TextRecognizerError as error:
             metrics.images.labels(kind=kind, outcome="error").inc()
             raise HTTPException(422, detail=str(error)) from None
+        metrics.seconds.observe(seconds)
         metrics.images.labels(kind=result.kind, outcome="ok").inc()
         if format == "page-xml":
             name = Path(image.filename or "image").name
@@ -191,7 +353,7 @@ def create_app(recognizer: Recognizer, max_upload_bytes: int = MAX_UPLOAD_BYTES)
         return {**result.to_dict(), "milliseconds": round(seconds * 1000, 1)}
 
     @app.get("/metrics", include_in_schema=False)
-    def prometheus() -> Response:
+    async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -1,0 +1,200 @@
+"""The service under load: workers reading at once, a bounded line of waiting requests,
+a wait limit, and clients that leave while they wait. A real uvicorn server (in this
+process, on a loopback port) around stand-in recognizers that hold every read until the
+test lets them finish, so what is reading, waiting or refused is known at each step."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+import uvicorn
+
+from tests.serving.server import free_port, multipart
+from text_recognizer.recognizer import Result
+from text_recognizer.serving.app import create_app
+
+
+class Held:
+    """Stands in for a Recognizer: records each image it is given, then holds the read
+    until ``done`` is set; reads the image's bytes as its text."""
+
+    def __init__(self, done: threading.Event) -> None:
+        self.kinds = ["line"]
+        self.done = done
+        self.images: list[bytes] = []
+
+    def recognize(self, image: bytes, kind: str = "auto") -> Result:
+        self.images.append(image)
+        if not self.done.wait(timeout=30):
+            raise RuntimeError("the test never let the read finish")
+        return Result(text=image.decode(), confidence=1.0, kind="line")
+
+
+@pytest.fixture
+def done() -> Iterator[threading.Event]:
+    done = threading.Event()
+    yield done
+    done.set()  # a failed test leaves no read held
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[int]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    try:
+        until(lambda: server.started)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def until(condition: Callable[[], bool]) -> None:
+    """Waits for ``condition`` (what the server does next happens in its own thread)."""
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never came true"
+        time.sleep(0.01)
+
+
+def send(port: int, text: str) -> http.client.HTTPConnection:
+    """Sends a request to read ``text`` (as an image's bytes); its answer is not read."""
+    body, content_type = multipart({"image": text.encode()})
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("POST", "/api/recognize", body, {"Content-Type": content_type})
+    return connection
+
+
+def answer(connection: http.client.HTTPConnection) -> tuple[int, dict[str, str], dict]:
+    response = connection.getresponse()
+    status, headers, body = response.status, dict(response.headers), json.load(response)
+    connection.close()
+    return status, headers, body
+
+
+def get(port: int, path: str) -> str:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", path)
+    text = connection.getresponse().read().decode()
+    connection.close()
+    return text
+
+
+def health(port: int) -> dict:
+    return json.loads(get(port, "/api/health"))
+
+
+def unread(port: int, reason: str) -> float:
+    found = re.search(
+        rf'text_recognizer_requests_unread_total\{{reason="{reason}"\}} (\S+)',
+        get(port, "/metrics"),
+    )
+    assert found is not None
+    return float(found.group(1))
+
+
+def in_background(connection: http.client.HTTPConnection) -> Future:
+    return ThreadPoolExecutor(1).submit(answer, connection)
+
+
+def test_workers_read_at_once(done: threading.Event) -> None:
+    first, second = Held(done), Held(done)
+    with serving(create_app([first, second])) as port:
+        answers = [in_background(send(port, text)) for text in ("one", "two")]
+        # Both reads are under way together: neither waits for the other to finish.
+        until(lambda: health(port)["busy"] == 2)
+        assert health(port)["waiting"] == 0
+        assert len(first.images) == len(second.images) == 1
+        done.set()
+        texts = {future.result()[2]["text"] for future in answers}
+        assert texts == {"one", "two"}
+        assert [status for status, *_ in (future.result() for future in answers)] == [200, 200]
+
+
+def test_a_full_queue_is_answered_503_with_retry_after(done: threading.Event) -> None:
+    held = Held(done)
+    with serving(create_app([held], queue=1)) as port:
+        reading = in_background(send(port, "read"))
+        until(lambda: health(port)["busy"] == 1)
+        waiting = in_background(send(port, "waits"))
+        until(lambda: health(port)["waiting"] == 1)
+        status, headers, body = answer(send(port, "refused"))
+        assert status == 503
+        assert int(headers["retry-after"]) >= 1
+        assert body["detail"].startswith(
+            "the service is busy: every worker is reading and 1 request wait already; try again in "
+        )
+        assert unread(port, "queue_full") == 1
+        assert health(port) | {"kinds": None, "max_upload_bytes": None} == {
+            "status": "ok",
+            "kinds": None,
+            "max_upload_bytes": None,
+            "workers": 1,
+            "busy": 1,
+            "queue": 1,
+            "waiting": 1,
+        }
+        done.set()
+        assert reading.result()[:1] == waiting.result()[:1] == (200,)
+    assert held.images == [b"read", b"waits"]  # the refused request was never read
+
+
+def test_a_request_that_waits_too_long_is_answered_503(done: threading.Event) -> None:
+    held = Held(done)
+    with serving(create_app([held], queue=4, max_wait=0.2)) as port:
+        reading = in_background(send(port, "read"))
+        until(lambda: health(port)["busy"] == 1)
+        status, headers, body = answer(send(port, "waits"))  # the read is held meanwhile
+        assert status == 503
+        assert int(headers["retry-after"]) >= 1
+        assert body["detail"].startswith("the service is busy: no worker was free within 0.2 s")
+        assert unread(port, "waited_too_long") == 1
+        assert health(port)["waiting"] == 0
+        done.set()
+        assert reading.result()[0] == 200
+    assert held.images == [b"read"]
+
+
+def test_a_client_that_leaves_while_it_waits_is_not_read(done: threading.Event) -> None:
+    held = Held(done)
+    with serving(create_app([held])) as port:
+        reading = in_background(send(port, "read"))
+        until(lambda: health(port)["busy"] == 1)
+        leaving = send(port, "left")
+        until(lambda: health(port)["waiting"] == 1)
+        leaving.close()
+        # It leaves the line at once, before the worker is free.
+        until(lambda: unread(port, "client_gone") == 1)
+        assert health(port)["waiting"] == 0
+        done.set()
+        assert reading.result()[0] == 200
+        assert health(port)["busy"] == 0
+    assert held.images == [b"read"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"recognizers": []}, "at least one Recognizer"),
+        ({"queue": -1}, "queue must be 0 or more"),
+        ({"max_wait": 0}, "max_wait over 0"),
+    ],
+)
+def test_create_app_refuses_a_pool_that_cannot_serve(options: dict, message: str) -> None:
+    arguments = {"recognizers": [Held(threading.Event())], **options}
+    with pytest.raises(ValueError, match=message):
+        create_app(**arguments)
