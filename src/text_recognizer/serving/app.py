@@ -5,8 +5,9 @@ time (a lock): ONNX Runtime already spreads one image's network run over every c
 the beam-search decoder is not documented as safe to share between threads. Requests wait
 in line rather than slow each other down.
 
-Uploads are capped in bytes before they are parsed (``UploadLimit``) and in pixels before
-they are decoded (``preprocessing.MAX_PIXELS``).
+Uploads are capped in bytes before they are parsed (``UploadLimit``), and in pages and
+pixels (all pages' together, and each page's: ``preprocessing.MAX_PIXELS``) before any
+page is decoded: a multi-page TIFF of a few kB may hold thousands of pages.
 """
 
 from __future__ import annotations
@@ -30,12 +31,17 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from text_recognizer import __version__
-from text_recognizer.errors import TextRecognizerError
+from text_recognizer.errors import ImageError, TextRecognizerError
 from text_recognizer.page_xml import page_xml
+from text_recognizer.preprocessing import Pages
 from text_recognizer.recognizer import Recognizer, Result
 
 #: Default cap on one request's body: a photographed page is 2-8 MB as JPEG.
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+#: Default caps on one request's pages (a multi-page TIFF) and their pixels together: 50
+#: scanned A4 pages at 200 dpi (3.7 M pixels each), or 22 at 300 dpi (8.7 M).
+MAX_PAGES = 50
+MAX_DOCUMENT_PIXELS = 200_000_000
 
 PAGE = Path(__file__).with_name("static") / "index.html"
 
@@ -124,8 +130,14 @@ class UploadLimit:
         await response(scope, receive, send)
 
 
-def create_app(recognizer: Recognizer, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
-    """The service around ``recognizer``; ``uvicorn.run(create_app(...))`` serves it."""
+def create_app(
+    recognizer: Recognizer,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    max_pages: int = MAX_PAGES,
+    max_pixels: int = MAX_DOCUMENT_PIXELS,
+) -> FastAPI:
+    """The service around ``recognizer``; ``uvicorn.run(create_app(...))`` serves it.
+    A request's file may hold ``max_pages`` pages, of ``max_pixels`` pixels together."""
     app = FastAPI(
         title="text-recognizer",
         version=__version__,
@@ -140,13 +152,22 @@ def create_app(recognizer: Recognizer, max_upload_bytes: int = MAX_UPLOAD_BYTES)
     lock = threading.Lock()
     page = PAGE.read_text(encoding="utf-8")
 
-    def read(data: bytes, kind: ReadKind) -> tuple[Result, float]:
-        with lock:
-            start = time.perf_counter()
-            result = recognizer.recognize(data, kind=kind)
-            seconds = time.perf_counter() - start
+    def read(
+        data: bytes, kind: ReadKind, format: Format
+    ) -> tuple[list[Result | ImageError], float]:
+        """Every page's reading (or why it could not be read), and the time they took."""
+        with Pages(data, max_pages=max_pages, max_pixels=max_pixels) as pages:
+            if format == "page-xml" and len(pages) > 1:
+                raise ImageError(
+                    f"the file holds {len(pages)} pages, and a PAGE XML document describes "
+                    "one: ask for format=json, or send each page as an image of its own"
+                )
+            with lock:
+                start = time.perf_counter()
+                outcomes = list(recognizer.recognize_pages(pages, kind))
+                seconds = time.perf_counter() - start
         metrics.seconds.observe(seconds)
-        return result, seconds
+        return outcomes, seconds
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
@@ -164,14 +185,18 @@ def create_app(recognizer: Recognizer, max_upload_bytes: int = MAX_UPLOAD_BYTES)
     @app.post("/api/recognize", response_model=None)
     async def recognize(
         request: Request,
-        image: UploadFile = File(description="The image: PNG, JPEG, TIFF, BMP, ..."),  # noqa: B008
+        image: UploadFile = File(  # noqa: B008
+            description="The image: PNG, JPEG, TIFF (every page of a multi-page one), BMP, ..."
+        ),
         kind: ReadKind = Form("auto", description="What the image holds; auto tells."),  # noqa: B008
         format: Format = Form(  # noqa: B008
             "json", description="json, or page-xml: the reading as a PAGE XML document."
         ),
     ) -> dict[str, Any] | Response:
         """Read one image: its text, confidence and kind (and a page's lines with where
-        they are), as JSON or PAGE XML. A 422 says why an image cannot be read."""
+        they are), as JSON or PAGE XML; a file of several pages (a multi-page TIFF) as
+        ``{"pages": [...]}``, each page's reading with its ``page`` number, or its
+        ``error``. A 422 says why an image cannot be read."""
         if request.query_params:  # ?format=page-xml would otherwise be silently ignored
             raise HTTPException(
                 422,
@@ -180,15 +205,28 @@ def create_app(recognizer: Recognizer, max_upload_bytes: int = MAX_UPLOAD_BYTES)
             )
         data = await image.read()
         try:
-            result, seconds = await anyio.to_thread.run_sync(read, data, kind)
+            outcomes, seconds = await anyio.to_thread.run_sync(read, data, kind, format)
         except TextRecognizerError as error:
             metrics.images.labels(kind=kind, outcome="error").inc()
             raise HTTPException(422, detail=str(error)) from None
-        metrics.images.labels(kind=result.kind, outcome="ok").inc()
+        pages: list[dict[str, Any]] = []
+        for number, outcome in enumerate(outcomes, 1):
+            if isinstance(outcome, Result):
+                metrics.images.labels(kind=outcome.kind, outcome="ok").inc()
+                pages.append(outcome.to_dict())
+            else:
+                metrics.images.labels(kind=kind, outcome="error").inc()
+                pages.append({"page": number, "error": str(outcome)})
+        milliseconds = round(seconds * 1000, 1)
+        if len(outcomes) > 1:
+            return {"pages": pages, "milliseconds": milliseconds}
+        (result,) = outcomes
+        if not isinstance(result, Result):
+            raise HTTPException(422, detail=str(result))
         if format == "page-xml":
             name = Path(image.filename or "image").name
             return Response(page_xml(result, name), media_type="application/xml")
-        return {**result.to_dict(), "milliseconds": round(seconds * 1000, 1)}
+        return {**pages[0], "milliseconds": milliseconds}
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:
