@@ -38,8 +38,8 @@ from text_recognizer.recognizer import Recognizer, Result
 
 #: Default cap on one request's body: a photographed page is 2-8 MB as JPEG.
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-#: Default caps on one request's pages (a multi-page TIFF) and their pixels together: 50
-#: scanned A4 pages at 200 dpi (3.7 M pixels each), or 22 at 300 dpi (8.7 M).
+#: Default caps on one request's pages (a multi-page TIFF) and their pixels together: 51
+#: A4 pages scanned at 200 dpi (3.9 M pixels each), or 23 at 300 dpi (8.7 M).
 MAX_PAGES = 50
 MAX_DOCUMENT_PIXELS = 200_000_000
 
