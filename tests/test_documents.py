@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import logging
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +189,46 @@ def test_an_animation_is_read_as_its_first_frame(
     assert f"is an animation ({format}); only its first frame is read" in caplog.text
     assert result.page is None
     assert result.text == recognizer.recognize(first).text != recognizer.recognize(second).text
+
+
+def pdf_of(pages: list[np.ndarray], dpi: int = 200) -> bytes:
+    """A PDF of page images, as scanners write one: each page one image at ``dpi``."""
+    images = [Image.fromarray(page) for page in pages]
+    out = io.BytesIO()
+    images[0].save(out, format="PDF", save_all=True, append_images=images[1:], resolution=dpi)
+    return out.getvalue()
+
+
+def test_every_page_of_a_pdf_is_read(
+    recognizer: Recognizer, pages: list[np.ndarray], tmp_path: Path
+) -> None:
+    pytest.importorskip("pypdfium2")
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(pdf_of(pages))
+    read = list(recognizer.recognize_pages(scan))
+    assert str(read.pop(2)).startswith(f"{scan} page 3: the image is blank")
+    alone = [recognizer.recognize(page) for i, page in enumerate(pages) if i != 2]
+    for number, result, expected in zip([1, 2, 4], read, alone, strict=True):
+        assert isinstance(result, Result) and result.page == number
+        assert result.text == expected.text and result.kind == expected.kind
+    with Pages(scan) as document:  # drawn at PDF_DPI: the pages' own pixels, give or take one
+        drawn = document.load(1)
+        assert abs(drawn.shape[1] - pages[0].shape[1]) <= 1
+        assert np.abs(drawn[: pages[0].shape[0]].astype(int) - pages[0]).mean() < 2
+    assert page_count(scan) == 4
+    with pytest.raises(ImageError, match=f"{scan}: holds more than 3 pages"):
+        Pages(scan, max_pages=3)
+    with pytest.raises(ImageError, match=r"its 4 pages hold [\d,]+ pixels, more than the 100"):
+        Pages(scan, max_pixels=100)
+    (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 and nothing else")
+    with pytest.raises(ImageError, match=r"bad\.pdf: not a readable PDF \(Failed to load"):
+        recognizer.recognize_document(tmp_path / "bad.pdf")
+
+
+def test_a_pdf_without_the_extra_says_how_to_get_it(
+    recognizer: Recognizer, pages: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pypdfium2", None)  # as if not installed
+    message = "a PDF, and reading PDFs needs pypdfium2, which is optional: pip install "
+    with pytest.raises(ImageError, match=re.escape(message + "'text-recognizer[pdf]'")):
+        recognizer.recognize(pdf_of(pages[:1]))

@@ -14,10 +14,11 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -343,6 +344,15 @@ def _large_enough(grey: np.ndarray) -> np.ndarray:
 
 def _decode(file: Path | io.BytesIO, prefix: str) -> np.ndarray:
     """The first page of ``file``; ``prefix`` names it in an error (bytes have no name)."""
+    if _is_pdf(file):
+        with _Pdf(file, prefix) as pdf:
+            if len(pdf.sizes) > 1:
+                logger.warning(
+                    "%sholds several pages; only the first is read (Recognizer."
+                    "recognize_document reads every page, as text-recognizer recognize does)",
+                    prefix,
+                )
+            return pdf.render(0, prefix)
     image = _open(file, prefix)
     with image, _read_errors(prefix):
         _warn_if_animated(image, prefix)
@@ -361,6 +371,113 @@ def _open(file: Path | io.BytesIO, prefix: str) -> Image.Image:
         raise ImageError(f"{prefix}the file is empty (0 bytes)")
     with _read_errors(prefix):
         return Image.open(file)
+
+
+#: PDF pages are drawn at this resolution: an A4 page is 3.9 million pixels, and a line of
+#: handwriting (8 mm or more from line to line) stays over 60 pixels high.
+PDF_DPI = 200
+# PDFium is not safe to call from two threads at once.
+_PDFIUM = threading.Lock()
+
+
+def _is_pdf(file: Path | io.BytesIO) -> bool:
+    """Whether ``file`` is a PDF: its header, ``%PDF-``, lies in its first 1,024 bytes."""
+    if isinstance(file, io.BytesIO):
+        return b"%PDF-" in file.getbuffer()[:1024].tobytes()
+    try:
+        with file.open("rb") as opened:
+            return b"%PDF-" in opened.read(1024)
+    except OSError:  # opening it again says why, as for any image
+        return False
+
+
+class _Pdf:
+    """A PDF's pages, drawn by PDFium (pypdfium2, the optional ``pdf`` extra) at
+    ``PDF_DPI``: scanned documents are often PDFs of page images. Opening counts the
+    pages and reads their sizes, no more."""
+
+    def __init__(self, file: Path | io.BytesIO, prefix: str, max_pages: int | None = None) -> None:
+        try:
+            import pypdfium2
+        except ImportError:
+            raise ImageError(
+                f"{prefix}a PDF, and reading PDFs needs pypdfium2, which is optional: pip "
+                "install 'text-recognizer[pdf]' (or save its pages as images: PNG or TIFF)"
+            ) from None
+        self._document: Any = None
+        with _PDFIUM:
+            try:
+                self._document = pypdfium2.PdfDocument(
+                    file if isinstance(file, Path) else file.getvalue()
+                )
+                count = len(self._document)
+                if max_pages is not None and count > max_pages:
+                    raise ImageError(_too_many_pages(prefix, max_pages))
+                self.sizes = [self._size(index) for index in range(count)]
+            except pypdfium2.PdfiumError as error:  # damaged, or locked with a password
+                self._close()
+                raise ImageError(f"{prefix}not a readable PDF ({error})") from None
+            except ImageError:
+                self._close()
+                raise
+        if not self.sizes:
+            self.close()
+            raise ImageError(f"{prefix}a PDF without pages")
+
+    def _size(self, index: int) -> tuple[int, int]:
+        page = self._document[index]
+        try:
+            width, height = page.get_size()  # points: 72 to the inch
+        finally:
+            page.close()
+        scale = PDF_DPI / 72
+        return max(1, round(width * scale)), max(1, round(height * scale))
+
+    def render(self, index: int, prefix: str) -> np.ndarray:
+        """Page ``index`` (from 0) drawn in grey."""
+        width, height = self.sizes[index]
+        if width * height > MAX_PIXELS:
+            raise ImageError(
+                f"{prefix}{width}x{height} at {PDF_DPI} dpi is larger than {MAX_PIXELS:,} "
+                "pixels; crop or downscale it first"
+            )
+        import pypdfium2
+
+        with _PDFIUM:
+            if self._document is None:
+                raise ImageError("its file is closed: read its pages before closing it")
+            page = self._document[index]
+            try:
+                bitmap = page.render(scale=PDF_DPI / 72, grayscale=True)
+                drawn = np.array(bitmap.to_numpy())  # a copy: the bitmap's memory is PDFium's
+                bitmap.close()
+            except pypdfium2.PdfiumError as error:
+                raise ImageError(f"{prefix}the page cannot be drawn ({error})") from None
+            finally:
+                page.close()
+        return to_grey(drawn)
+
+    def _close(self) -> None:
+        if self._document is not None:
+            self._document.close()
+            self._document = None
+
+    def close(self) -> None:
+        with _PDFIUM:
+            self._close()
+
+    def __enter__(self) -> _Pdf:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _too_many_pages(prefix: str, max_pages: int) -> str:
+    return (
+        f"{prefix}holds more than {max_pages:,} pages, the most read at once: split it into "
+        "smaller files"
+    )
 
 
 @contextmanager
@@ -438,10 +555,7 @@ def _page_frames(
         # Every image counts too: a file of thumbnails alone must not be walked for ever.
         if max_pages is not None and (len(walk.frames) > max_pages or index > 2 * max_pages + 1):
             if limit_error:
-                raise ImageError(
-                    f"{prefix}holds more than {max_pages:,} pages, the most read at once: "
-                    "split it into smaller files"
-                )
+                raise ImageError(_too_many_pages(prefix, max_pages))
             break
     if not walk.frames:  # only images marked as thumbnails: the first is the picture
         return _PageWalk([0], [_frame_pixels(image, 0)])
@@ -463,6 +577,9 @@ def page_count(source: ImageInput) -> int:
     TIFF. Only the file's header and its pages' directories are read."""
     if not isinstance(source, Image.Image | np.ndarray):
         file, prefix = _file_of(source)
+        if _is_pdf(file):
+            with _Pdf(file, prefix) as pdf:
+                return len(pdf.sizes)
         with _open(file, prefix) as image, _read_errors(prefix):
             return len(_page_frames(image, prefix).frames)
     with Pages(source) as pages:
@@ -492,7 +609,8 @@ def _frame_grey(image: Image.Image, frame: int, prefix: str, limit: bool = True)
 
 class Pages:
     """The pages of an image, to read one at a time: a multi-page TIFF (what scanners and
-    fax machines write) has several, any other image one (an animation's first frame).
+    fax machines write) or a PDF (drawn at ``PDF_DPI``; it needs the optional ``pdf``
+    extra) has several, any other image one (an animation's first frame).
 
     Opening reads only the file's header and its pages' directories, and checks them
     against ``max_pages`` and ``max_pixels`` (all pages' pixels together; ``None``: no
@@ -509,6 +627,7 @@ class Pages:
         self, source: ImageInput, max_pages: int | None = None, max_pixels: int | None = None
     ) -> None:
         self._image: Image.Image | None = None
+        self._pdf: _Pdf | None = None
         self._array: np.ndarray | None = None
         self._owned = False
         self._frames = [0]
@@ -516,14 +635,21 @@ class Pages:
         self._returns_to = 0
         self.name = str(source) if isinstance(source, (str, os.PathLike)) else ""
         prefix = f"{self.name}: " if self.name else ""
+        file = None
+        if not isinstance(source, Image.Image | np.ndarray):
+            file, prefix = _file_of(source)
         if isinstance(source, np.ndarray):
             self._array = source
             pixels = [int(np.prod(source.shape[:2]))]
+        elif file is not None and _is_pdf(file):
+            self._pdf = _Pdf(file, prefix, max_pages)
+            self._frames = list(range(len(self._pdf.sizes)))
+            pixels = [width * height for width, height in self._pdf.sizes]
         else:
             if isinstance(source, Image.Image):
                 self._image, self._returns_to = source, source.tell()
             else:
-                file, prefix = _file_of(source)
+                assert file is not None
                 self._image, self._owned = _open(file, prefix), True
             try:
                 with _read_errors(prefix):
@@ -566,6 +692,8 @@ class Pages:
         try:
             if self._array is not None:
                 return _large_enough(to_grey(self._array))
+            if self._pdf is not None:
+                return _large_enough(self._pdf.render(self._frames[number - 1], prefix))
             if self._image is None:
                 raise ImageError("its file is closed: read its pages before closing it")
             frame = self._frames[number - 1]
@@ -580,6 +708,8 @@ class Pages:
 
     def close(self) -> None:
         """Close the file (a Pillow image given is only turned back to its frame)."""
+        if self._pdf is not None:
+            self._pdf.close()
         if self._image is None:
             return
         if self._owned:

@@ -253,3 +253,18 @@ def test_pages_and_pixels_are_bounded_before_any_page_is_read(
         status, body = post(small, raw_tiff([tiny] * 2))
         assert status == 422
         assert body["detail"].startswith("its 2 pages hold 128 pixels, more than the 100 read")
+
+
+def test_a_pdf_of_scanned_pages_is_answered_page_by_page(
+    client: TestClient, scan_pages: list[np.ndarray]
+) -> None:
+    pytest.importorskip("pypdfium2")
+    images = [Image.fromarray(page) for page in scan_pages[:2]]
+    out = io.BytesIO()
+    images[0].save(out, format="PDF", save_all=True, append_images=images[1:], resolution=200)
+    response = client.post("/api/recognize", files={"image": ("scan.pdf", out.getvalue())})
+    assert response.status_code == 200
+    pages = response.json()["pages"]
+    assert [(page["page"], page["kind"]) for page in pages] == [(1, "paragraph"), (2, "line")]
+    status, body = post(client, out.getvalue(), format="page-xml")
+    assert status == 422 and body["detail"].startswith("the file holds 2 pages")

@@ -186,7 +186,8 @@ def create_app(
     async def recognize(
         request: Request,
         image: UploadFile = File(  # noqa: B008
-            description="The image: PNG, JPEG, TIFF (every page of a multi-page one), BMP, ..."
+            description="The image: PNG, JPEG, TIFF or PDF (every page of a multi-page "
+            "one; PDF with the pdf extra), BMP, ..."
         ),
         kind: ReadKind = Form("auto", description="What the image holds; auto tells."),  # noqa: B008
         format: Format = Form(  # noqa: B008
