@@ -111,11 +111,13 @@ def test_a_character_when_asked(client: TestClient) -> None:
     ("data", "message"),
     [
         (b"", "the file is empty (0 bytes)"),
-        (b"%PDF-1.4 not an image", "not a readable image"),
+        (b"GIF89a not an image", "not a readable image"),
+        # A damaged PDF, or any PDF where the pdf extra is not installed: says which.
+        (b"%PDF-1.4 not a document", "PDF"),
         (png(Image.new("L", (300, 60), 255)), "blank"),
         (png(Image.new("1", (20_000, 10_000))), "larger than 40,000,000 pixels"),
     ],
-    ids=["empty", "not-an-image", "blank", "too-many-pixels"],
+    ids=["empty", "not-an-image", "not-a-pdf", "blank", "too-many-pixels"],
 )
 def test_unreadable_images_get_422_saying_why(
     client: TestClient, data: bytes, message: str
