@@ -489,14 +489,15 @@ class Recognizer:
         return "line", None
 
     def recognize(self, image: ImageInput, kind: Kind = "auto") -> Result:
-        """Read one image (of a multi-page TIFF, its first page, with a warning:
+        """Read one image (of a multi-page TIFF or a PDF, its first page, with a warning:
         :meth:`recognize_document` reads every page)."""
         return self.recognize_batch([image], kind)[0]
 
     def recognize_document(self, source: ImageInput | Pages, kind: Kind = "auto") -> list[Result]:
         """Read every page of a file, in order: a multi-page TIFF (what scanners and fax
-        machines write) gives one result per page, each with its ``page`` number; any other
-        image a list of the one result :meth:`recognize` gives.
+        machines write) or a PDF (with the ``pdf`` extra) gives one result per page, each
+        with its ``page`` number; any other image a list of the one result
+        :meth:`recognize` gives.
 
         Each page's kind is told on its own (``kind="auto"``). The first page that cannot
         be read (blank, no line found) raises its ``ImageError``, which names the page
@@ -516,9 +517,9 @@ class Recognizer:
         """Each page of a file read in turn, as :meth:`recognize_document` reads them, with
         one page in memory at a time; a page that cannot be read gives its ``ImageError``
         in its place, so that one blank page (a duplex scan's empty back) costs none of
-        the others. A file that cannot be opened, or is over a :class:`Pages`' limits,
-        raises when the first page is asked for. ``source``, if :class:`Pages`, is left
-        open."""
+        the others. A file that cannot be opened raises when the first page is asked for
+        (:class:`Pages` raises as it is opened, over its limits too); ``source``, if
+        :class:`Pages`, is left open."""
         self.check_kind(kind)
         pages = source if isinstance(source, Pages) else Pages(source)
         try:
