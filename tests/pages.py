@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import struct
+from collections.abc import Sequence
+from typing import Any
+
 import cv2
 import numpy as np
 from PIL import Image
@@ -73,3 +78,51 @@ def lit(image: np.ndarray, light: str) -> np.ndarray:
         "shadow": 1.0 - 0.45 * np.exp(-(((x - 0.6) / 0.15) ** 2 + ((y - 0.5) / 0.4) ** 2)),
     }[light]
     return np.clip(image.astype(np.float32) * field, 0, 255).astype(np.uint8)
+
+
+def multipage_tiff(pages: Sequence[np.ndarray], mode: str = "L", **options: Any) -> bytes:
+    """uint8 grey pages as one multi-page TIFF of ``mode`` (``"1"``: black and white, as
+    faxes are), as Pillow writes it; ``options`` are its ``save`` options, such as
+    ``compression="group4"`` (a fax's) or ``tiffinfo``."""
+    images = [Image.fromarray(page).convert(mode) for page in pages]
+    out = io.BytesIO()
+    images[0].save(out, format="TIFF", save_all=True, append_images=images[1:], **options)
+    return out.getvalue()
+
+
+# TIFF tags of a plain uint8 grey page: width, height, bits per sample, photometric
+# interpretation (0 is white: a scanner's min-is-white), strip offset and strip size.
+_WIDTH, _HEIGHT, _BITS, _PHOTOMETRIC, _STRIP, _STRIP_SIZE = 256, 257, 258, 262, 273, 279
+NEW_SUBFILE_TYPE = 254  # 1: a reduced-resolution copy of another image (a thumbnail)
+
+
+def raw_tiff(pages: Sequence[np.ndarray], subfile_types: Sequence[int] = ()) -> bytes:
+    """uint8 grey pages as a TIFF written tag by tag, for what Pillow does not write: a
+    ``NewSubfileType`` per page (0 where not given), and files of thousands of pages made
+    at once (the same array given again is stored once: 10,000 8x8 pages in 0.8 MB)."""
+    blocks: dict[int, int] = {}  # id(page) -> offset of its pixels
+    data = bytearray(b"II*\0\0\0\0\0")
+    for page in pages:
+        if id(page) not in blocks:
+            blocks[id(page)] = len(data)
+            data += np.ascontiguousarray(page, np.uint8).tobytes()
+            data += b"\0" * (len(data) % 2)  # directories start on a word boundary
+    struct.pack_into("<I", data, 4, len(data))
+    for index, page in enumerate(pages):
+        kind = subfile_types[index] if index < len(subfile_types) else 0
+        tags = [(NEW_SUBFILE_TYPE, 4, kind)] if kind else []
+        tags += [
+            (_WIDTH, 4, page.shape[1]),
+            (_HEIGHT, 4, page.shape[0]),
+            (_BITS, 3, 8),
+            (_PHOTOMETRIC, 3, 1),
+            (_STRIP, 4, blocks[id(page)]),
+            (_STRIP_SIZE, 4, page.size),
+        ]
+        data += struct.pack("<H", len(tags))
+        for tag, kind_of_value, value in tags:
+            data += struct.pack("<HHI", tag, kind_of_value, 1)
+            data += struct.pack("<H2x" if kind_of_value == 3 else "<I", value)
+        following = len(data) + 4 if index + 1 < len(pages) else 0
+        data += struct.pack("<I", following)
+    return bytes(data)

@@ -144,3 +144,52 @@ def test_a_data_arg_without_a_value_says_key_equals_value(command: list[str]) ->
     printed = " ".join(result.output.split())
     assert "--data-arg 'path' must look like key=value" in printed
     assert "key.path" not in printed  # --set's form, for config keys
+
+
+def test_recognize_reads_every_page_of_a_tiff_in_order_with_its_number(tmp_path: Path) -> None:
+    from tests.pages import compose_page, multipage_tiff, on_margin, sample_line
+    from text_recognizer.paths import SAMPLES_DIR
+    from text_recognizer.recognizer import Recognizer
+
+    pages = [
+        compose_page([0, 1])[0],
+        on_margin(sample_line(5, scale=2.0)),
+        np.full((300, 200), 255, np.uint8),  # a blank back of a duplex scan
+    ]
+    scan = tmp_path / "scan.tif"
+    scan.write_bytes(multipage_tiff(pages, compression="tiff_deflate"))
+    lines = [str(SAMPLES_DIR / "lines" / f"line_0{i}.png") for i in range(3)]
+    images = [lines[0], str(scan), lines[1], lines[2]]
+    alone = [Recognizer.from_pretrained().recognize(page) for page in pages[:2]]
+    # Read in batches of two: the pages come in order between the images around them.
+    result = runner.invoke(app, ["recognize", "--batch", "2", *images])
+    assert result.exit_code == 1  # the blank page
+    rows = [row.split("\t") for row in result.stdout.splitlines()]
+    assert [row[0] for row in rows] == [
+        lines[0],
+        f"{scan} page 1:1",
+        f"{scan} page 1:2",
+        f"{scan} page 2",
+        lines[1],
+        lines[2],
+    ]
+    assert [row[1] for row in rows[1:4]] == [*alone[0].text.split("\n"), alone[1].text]
+    assert f"{scan} page 3: the image is blank" in result.stderr.replace("\n", "")
+
+    result = runner.invoke(app, ["recognize", "--json", *images])
+    read = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(row["image"], row.get("page")) for row in read] == [
+        (lines[0], None),
+        (str(scan), 1),
+        (str(scan), 2),
+        (str(scan), 3),
+        (lines[1], None),
+        (lines[2], None),
+    ]
+    assert [row["kind"] for row in read[1:3]] == ["paragraph", "line"]
+    assert read[3]["error"].startswith(f"{scan} page 3: the image is blank")
+    # A file of one page prints as any image does.
+    one = tmp_path / "one.tif"
+    one.write_bytes(multipage_tiff(pages[1:2]))
+    result = runner.invoke(app, ["recognize", str(one)])
+    assert result.exit_code == 0 and result.stdout.startswith(f"{one}\t{alone[1].text}\t")

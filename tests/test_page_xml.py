@@ -184,3 +184,47 @@ def test_the_cli_says_when_it_cannot_write(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "cannot write PAGE XML into" in result.output.replace("\n", "")  # rich's wrapping
+
+
+def test_the_cli_writes_a_file_per_page_of_a_tiff(
+    tmp_path: Path, schema: xmlschema.XMLSchema
+) -> None:
+    """PAGE describes one page per file: each page of a TIFF gets its own, numbered so the
+    files sort in page order, naming the TIFF and (in a MetadataItem) the page."""
+    from tests.pages import SAMPLE_NAMES, multipage_tiff, on_margin, sample_line
+    from text_recognizer.page_xml import PAGE_NUMBER
+
+    pages = [on_margin(sample_line(i % len(SAMPLE_NAMES), scale=1.5)) for i in range(10)]
+    scan = tmp_path / "scan.tif"
+    scan.write_bytes(multipage_tiff(pages))
+    out = tmp_path / "xml"
+    result = CliRunner().invoke(app, ["recognize", "--page-xml", str(out), str(scan)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [f"scan_page{n:02d}.xml" for n in range(1, 11)]
+    rows = [row.split("\t") for row in result.stdout.splitlines()]
+    for number, row in enumerate(rows, 1):
+        assert row[0] == f"{scan} page {number}"
+        path = out / f"scan_page{number:02d}.xml"
+        schema.validate(str(path))
+        root = ET.parse(path).getroot()
+        item = root.find("pc:Metadata/pc:MetadataItem", NS)
+        assert item is not None and item.attrib["name"] == PAGE_NUMBER
+        assert item.attrib["value"] == str(number)
+        page = root.find("pc:Page", NS)
+        assert page is not None and page.attrib["imageFilename"] == "scan.tif"
+        assert page.attrib["imageWidth"] == str(pages[number - 1].shape[1])
+        assert root.findtext(".//pc:TextLine/pc:TextEquiv/pc:Unicode", namespaces=NS) == row[1]
+    # An image whose PAGE file a page's would be is not overwritten: an error says so.
+    clash = tmp_path / "scan_page02.png"
+    Image.fromarray(pages[0]).save(clash)
+    result = CliRunner().invoke(app, ["recognize", "--page-xml", str(out), str(scan), str(clash)])
+    assert result.exit_code == 1
+    assert f"{clash}: its PAGE XML file, {out / 'scan_page02.xml'}, holds {scan} page 2" in (
+        result.stderr.replace("\n", "")
+    )
+    assert ET.parse(out / "scan_page02.xml").find(".//pc:MetadataItem", NS) is not None
+
+
+def test_a_one_page_reading_names_no_page() -> None:
+    xml = page_xml(Result("a", 0.5, "line", size=(10, 10)), "a.tif")
+    assert "MetadataItem" not in xml

@@ -8,7 +8,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, NamedTuple, Optional
 
 import typer
 from rich.console import Console
@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from text_recognizer import __version__
-from text_recognizer.errors import ConfigError, TextRecognizerError, require_modules
+from text_recognizer.errors import ConfigError, ImageError, TextRecognizerError, require_modules
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -375,30 +375,55 @@ def recognize(
     except TextRecognizerError as error:
         raise fail(error) from error
     failures = 0
-    for path, result in _read_in_batches(recognizer, images, kind.value, batch):
+    written: dict[str, tuple[Path, int | None]] = {}  # PAGE file -> the image and page in it
+    for reading in _read_in_batches(recognizer, images, kind.value, batch):
+        path, result, page = reading.path, reading.outcome, reading.page
         if page_xml is not None and not isinstance(result, TextRecognizerError):
-            from text_recognizer.page_xml import write_page_xml
-
-            try:
-                write_page_xml(page_xml / f"{path.stem}.xml", result, path.name)
-            except OSError as error:
-                raise fail(OSError(f"cannot write PAGE XML into {page_xml}: {error}")) from error
+            result = _write_page_xml(page_xml, reading, result, written)
         if isinstance(result, TextRecognizerError):
             failures += 1
             if as_json:
-                print(json.dumps({"image": str(path), "error": str(result)}))
+                where = {"image": str(path)} if page is None else {"image": str(path), "page": page}
+                print(json.dumps({**where, "error": str(result)}))
             else:
                 err_console.print(f"[red]{escape(str(result))}[/]")  # it names the file
             continue
+        name = str(path) if page is None else f"{path} page {page}"
         if as_json:
             print(json.dumps({"image": str(path), **result.to_dict()}))
         elif result.lines:  # a paragraph: one row per line, numbered from 1
             for number, line in enumerate(result.lines, 1):
-                print(f"{path}:{number}\t{line.text}\t{line.confidence:.3f}")
+                print(f"{name}:{number}\t{line.text}\t{line.confidence:.3f}")
         else:  # plain print: rows stay one per line and "[b]" is not read as markup
-            print(f"{path}\t{result.text}\t{result.confidence:.3f}")
+            print(f"{name}\t{result.text}\t{result.confidence:.3f}")
     if failures:
         raise typer.Exit(code=1)
+
+
+def _write_page_xml(
+    folder: Path, reading: _Reading, result: Result, written: dict[str, tuple[Path, int | None]]
+) -> Result | TextRecognizerError:
+    """Write ``result`` as ``folder/<image name>.xml``, a page of several as
+    ``<image name>_page<N>.xml`` (N padded so the files sort in page order); a file
+    already written for another image or page is an error, never overwritten."""
+    from text_recognizer.page_xml import write_page_xml
+
+    path, page = reading.path, reading.page
+    stem = path.stem if page is None else f"{path.stem}_page{page:0{len(str(reading.pages))}d}"
+    source = (path if path == STDIN else path.resolve(), page)
+    earlier = written.setdefault(f"{stem}.xml", source)
+    if earlier != source:
+        what = f"{path} page {page}" if page else str(path)
+        before = f"{earlier[0]} page {earlier[1]}" if earlier[1] else str(earlier[0])
+        return ImageError(
+            f"{what}: its PAGE XML file, {folder / stem}.xml, holds {before} already; "
+            "read them with --page-xml into different folders"
+        )
+    try:
+        write_page_xml(folder / f"{stem}.xml", result, path.name)
+    except OSError as error:
+        raise fail(OSError(f"cannot write PAGE XML into {folder}: {error}")) from error
+    return result
 
 
 def _check_page_xml_names(images: list[Path]) -> None:
@@ -419,31 +444,74 @@ def _check_page_xml_names(images: list[Path]) -> None:
 STDIN = Path("-")
 
 
+class _Reading(NamedTuple):
+    """What ``recognize`` prints for an image, or for one page of a file of several."""
+
+    path: Path
+    outcome: Result | TextRecognizerError
+    page: int | None = None  # the page's number, in a file of several pages
+    pages: int = 1  # how many pages the file has
+
+
 def _read_in_batches(
     recognizer: Recognizer,
     images: list[Path],
     kind: ReadKind,
     size: int,
     stdin: bytes | None = None,
-) -> Iterator[tuple[Path, Result | TextRecognizerError]]:
-    """Each image with its result or its error, ``size`` images per ``recognize_batch``
-    call; a batch that fails is read again one image at a time, so that only the bad
-    image is lost. ``-`` stands for ``stdin``'s bytes."""
+) -> Iterator[_Reading]:
+    """Each image with its result or its error, in order, ``size`` images per
+    ``recognize_batch`` call; every page of a multi-page file, each with its number. A
+    batch that fails is read again one image at a time, so that only the bad image is
+    lost. ``-`` stands for ``stdin``'s bytes."""
+    from text_recognizer.preprocessing import Pages, page_count
+
     if stdin is None and STDIN in images:
         stdin = sys.stdin.buffer.read()
-    for start in range(0, len(images), size):
-        chunk = images[start : start + size]
-        sources = [stdin if path == STDIN and stdin is not None else path for path in chunk]
+    pending: list[Path] = []
+    for path in images:
+        source = stdin if path == STDIN and stdin is not None else path
         try:
-            results = recognizer.recognize_batch(sources, kind=kind)
-        except TextRecognizerError as error:
-            if len(chunk) == 1:
-                named = str(error).startswith(f"{chunk[0]}: ")
-                yield chunk[0], error if named else type(error)(f"{chunk[0]}: {error}")
-                continue
-            yield from _read_in_batches(recognizer, chunk, kind, 1, stdin)
+            several = page_count(source) > 1
+        except TextRecognizerError:
+            several = False  # recognize_batch says what is wrong with it, as with any image
+        if not several:
+            pending.append(path)
+            if len(pending) == size:
+                yield from _read_batch(recognizer, pending, kind, stdin)
+                pending = []
             continue
-        yield from zip(chunk, results, strict=True)
+        yield from _read_batch(recognizer, pending, kind, stdin)
+        pending = []
+        try:
+            with Pages(source) as pages:
+                outcomes = recognizer.recognize_pages(pages, kind)
+                for page, outcome in enumerate(outcomes, 1):
+                    yield _Reading(path, outcome, page, len(pages))
+        except TextRecognizerError as error:
+            yield _Reading(path, error)
+    yield from _read_batch(recognizer, pending, kind, stdin)
+
+
+def _read_batch(
+    recognizer: Recognizer, chunk: list[Path], kind: ReadKind, stdin: bytes | None
+) -> Iterator[_Reading]:
+    """``chunk`` read in one ``recognize_batch`` call; one at a time where that fails."""
+    if not chunk:
+        return
+    sources = [stdin if path == STDIN and stdin is not None else path for path in chunk]
+    try:
+        results = recognizer.recognize_batch(sources, kind=kind)
+    except TextRecognizerError as error:
+        if len(chunk) == 1:
+            named = str(error).startswith(f"{chunk[0]}: ")
+            yield _Reading(chunk[0], error if named else type(error)(f"{chunk[0]}: {error}"))
+            return
+        for path in chunk:
+            yield from _read_batch(recognizer, [path], kind, stdin)
+        return
+    for path, result in zip(chunk, results, strict=True):
+        yield _Reading(path, result)
 
 
 @app.command()
@@ -520,6 +588,19 @@ def serve(
             min=0.01, help="Seconds a request may wait for a free worker before it gets 503."
         ),
     ] = 30.0,
+    max_pages: Annotated[
+        int,
+        typer.Option(
+            min=1, help="A file of more pages (a multi-page TIFF) is refused (422) unread."
+        ),
+    ] = 50,
+    max_megapixels: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="A file whose pages hold more pixels together is refused (422) unread.",
+        ),
+    ] = 200.0,
 ) -> None:
     """Serve the recognizer over HTTP: web page, JSON API, metrics."""
     try:
@@ -558,6 +639,8 @@ def serve(
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         queue=queue,
         max_wait=max_wait,
+        max_pages=max_pages,
+        max_pixels=int(max_megapixels * 1_000_000),
     )
     uvicorn.run(app, host=host, port=port, log_level="info" if level <= logging.INFO else "warning")
 

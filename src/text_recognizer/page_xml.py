@@ -6,7 +6,9 @@ Written, a page's lines become ``TextLine`` elements with the polygon each was f
 its baseline, its words (``Word``: where each was read, its text and confidence) and its
 text and confidence (``TextEquiv``), inside one ``TextRegion`` bounding them all; a line
 image becomes one such ``TextLine``, a character one covering the whole image.
-Coordinates are pixels of the image as read: upright, as its EXIF orientation says.
+Coordinates are pixels of the image as read: upright, as its EXIF orientation says. A
+page of a multi-page TIFF gets a file of its own (PAGE describes one page per file), naming
+the TIFF and, in a ``MetadataItem`` (``PAGE_NUMBER``), the page.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from text_recognizer.recognizer import Result
 NAMESPACE = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 SCHEMA = f"{NAMESPACE} {NAMESPACE}/pagecontent.xsd"
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"
+#: The ``MetadataItem`` that says which page of a multi-page image (a TIFF) a file
+#: describes, numbered from 1: PAGE has one ``Page`` per file, and no attribute for it.
+PAGE_NUMBER = "page"
 #: Beyond this a coordinate is on no image (and would overflow OpenCV's int32 points).
 MAX_COORDINATE = 2**30
 
@@ -47,6 +52,12 @@ def page_xml(result: Result, image_name: str, created: datetime | None = None) -
         ("LastChange", stamp),
     ):
         ET.SubElement(metadata, _tag(name)).text = value
+    if result.page is not None:  # PAGE describes one page: which of the file's is this
+        ET.SubElement(
+            metadata,
+            _tag("MetadataItem"),
+            {"type": "imageProperties", "name": PAGE_NUMBER, "value": str(result.page)},
+        )
     page = ET.SubElement(
         root,
         _tag("Page"),
@@ -116,6 +127,7 @@ class PageFile:
     image: Path | None
     lines: list[PageLine]
     size: tuple[int, int] | None = None  # (width, height) the coordinates refer to
+    page: int | None = None  # which page of a multi-page image, from 1 (PAGE_NUMBER)
 
     def lines_on(self, size: tuple[int, int]) -> list[PageLine]:
         """The lines, their polygons scaled to the image's ``size`` (width, height) where
@@ -162,7 +174,16 @@ def read_page_xml(path: Path) -> PageFile:
         size = None
     if size and min(size) <= 0:  # "0" (some tools' "unknown"): nothing to scale from
         size = None
-    return PageFile(path, name, image, lines, size)
+    return PageFile(path, name, image, lines, size, _page_number(root))
+
+
+def _page_number(root: ET.Element) -> int | None:
+    """The page of a multi-page image a file describes (``PAGE_NUMBER``), if it says."""
+    for item in root.iter():
+        if _local(item.tag) == "MetadataItem" and item.get("name") == PAGE_NUMBER:
+            value = item.get("value", "")
+            return int(value) if value.isdigit() and int(value) >= 1 else None
+    return None
 
 
 def _local(tag: str) -> str:

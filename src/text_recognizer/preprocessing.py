@@ -14,9 +14,11 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -289,19 +291,29 @@ def emnist_style(grey_bright_ink: np.ndarray, size: int = 28) -> np.ndarray:
 def load_image(source: ImageInput) -> np.ndarray:
     """Read a path, an image file's bytes or binary file object, a Pillow image or an
     array into uint8 grey, upright as its EXIF orientation says; a clear ``ImageError``
-    otherwise."""
+    otherwise. Of a multi-page TIFF only the first page is read, with a warning:
+    :class:`Pages` reads every page."""
     if isinstance(source, Image.Image):
         grey = to_grey(ImageOps.exif_transpose(source))
     elif isinstance(source, np.ndarray):
         grey = to_grey(source)
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        grey = _decode(io.BytesIO(bytes(source)), "")
-    elif hasattr(source, "read"):  # an open binary file, io.BytesIO, an upload
+    else:
+        file, prefix = _file_of(source)
+        grey = _decode(file, prefix)
+    return _large_enough(grey)
+
+
+def _file_of(source: ImageInput) -> tuple[Path | io.BytesIO, str]:
+    """A path, bytes or a binary file object as something Pillow opens, and the prefix an
+    error names it by (``"scan.png: "``; bytes have no name)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(source)), ""
+    if hasattr(source, "read"):  # an open binary file, io.BytesIO, an upload
         data = source.read()
         if not isinstance(data, bytes):
             raise ImageError("the file object gives text, not bytes; open it with mode 'rb'")
-        grey = _decode(io.BytesIO(data), "")
-    elif isinstance(source, (str, os.PathLike)):
+        return io.BytesIO(data), ""
+    if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
             raise ImageError(
@@ -314,12 +326,14 @@ def load_image(source: ImageInput) -> np.ndarray:
                 f"{path}: not a regular file (a pipe or a device); on the command line, "
                 "'-' reads an image from standard input"
             )
-        grey = _decode(path, f"{path}: ")
-    else:
-        raise ImageError(
-            f"expected a path, an image file's bytes, a binary file object, a PIL image or a "
-            f"numpy array, got {type(source).__name__}"
-        )
+        return path, f"{path}: "
+    raise ImageError(
+        f"expected a path, an image file's bytes, a binary file object, a PIL image or a "
+        f"numpy array, got {type(source).__name__}"
+    )
+
+
+def _large_enough(grey: np.ndarray) -> np.ndarray:
     if min(grey.shape) < MIN_SIDE:
         raise ImageError(
             f"the image is {grey.shape[1]}x{grey.shape[0]} pixels: too small to read "
@@ -329,22 +343,148 @@ def load_image(source: ImageInput) -> np.ndarray:
 
 
 def _decode(file: Path | io.BytesIO, prefix: str) -> np.ndarray:
-    """``prefix`` names a file in an error; bytes have no name."""
+    """The first page of ``file``; ``prefix`` names it in an error (bytes have no name)."""
+    if _is_pdf(file):
+        with _Pdf(file, prefix) as pdf:
+            if len(pdf.sizes) > 1:
+                logger.warning(
+                    "%sholds several pages; only the first is read (Recognizer."
+                    "recognize_document reads every page, as text-recognizer recognize does)",
+                    prefix,
+                )
+            return pdf.render(0, prefix)
+    image = _open(file, prefix)
+    with image, _read_errors(prefix):
+        _warn_if_animated(image, prefix)
+        frames = _page_frames(image, prefix, max_pages=1, limit_error=False).frames
+        if len(frames) > 1:
+            logger.warning(
+                "%sholds several pages; only the first is read (Recognizer.recognize_document "
+                "reads every page, as text-recognizer recognize does)",
+                prefix,
+            )
+        return _frame_grey(image, frames[0], prefix)
+
+
+def _open(file: Path | io.BytesIO, prefix: str) -> Image.Image:
     if (file.stat().st_size if isinstance(file, Path) else file.getbuffer().nbytes) == 0:
         raise ImageError(f"{prefix}the file is empty (0 bytes)")
+    with _read_errors(prefix):
+        return Image.open(file)
+
+
+#: PDF pages are drawn at this resolution: an A4 page is 3.9 million pixels, and a line of
+#: handwriting (8 mm or more from line to line) stays over 60 pixels high.
+PDF_DPI = 200
+# PDFium is not safe to call from two threads at once.
+_PDFIUM = threading.Lock()
+
+
+def _is_pdf(file: Path | io.BytesIO) -> bool:
+    """Whether ``file`` is a PDF: its header, ``%PDF-``, lies in its first 1,024 bytes."""
+    if isinstance(file, io.BytesIO):
+        return b"%PDF-" in file.getbuffer()[:1024].tobytes()
     try:
-        with Image.open(file) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise ImageError(
-                    f"{prefix}{image.width}x{image.height} is larger than {MAX_PIXELS:,} pixels; "
-                    "crop or downscale it first"
+        with file.open("rb") as opened:
+            return b"%PDF-" in opened.read(1024)
+    except OSError:  # opening it again says why, as for any image
+        return False
+
+
+class _Pdf:
+    """A PDF's pages, drawn by PDFium (pypdfium2, the optional ``pdf`` extra) at
+    ``PDF_DPI``: scanned documents are often PDFs of page images. Opening counts the
+    pages and reads their sizes, no more."""
+
+    def __init__(self, file: Path | io.BytesIO, prefix: str, max_pages: int | None = None) -> None:
+        try:
+            import pypdfium2
+        except ImportError:
+            raise ImageError(
+                f"{prefix}a PDF, and reading PDFs needs pypdfium2, which is optional: pip "
+                "install 'text-recognizer[pdf]' (or save its pages as images: PNG or TIFF)"
+            ) from None
+        self._document: Any = None
+        with _PDFIUM:
+            try:
+                self._document = pypdfium2.PdfDocument(
+                    file if isinstance(file, Path) else file.getvalue()
                 )
-            frames = getattr(image, "n_frames", 1)
-            if frames > 1:
-                logger.warning("%sholds %d pages or frames; only the first is read", prefix, frames)
-            image.load()
-            # Phones store a photo as the sensor saw it and say in EXIF how to turn it.
-            return to_grey(ImageOps.exif_transpose(image))
+                count = len(self._document)
+                if max_pages is not None and count > max_pages:
+                    raise ImageError(_too_many_pages(prefix, max_pages))
+                self.sizes = [self._size(index) for index in range(count)]
+            except pypdfium2.PdfiumError as error:  # damaged, or locked with a password
+                self._close()
+                raise ImageError(f"{prefix}not a readable PDF ({error})") from None
+            except ImageError:
+                self._close()
+                raise
+        if not self.sizes:
+            self.close()
+            raise ImageError(f"{prefix}a PDF without pages")
+
+    def _size(self, index: int) -> tuple[int, int]:
+        page = self._document[index]
+        try:
+            width, height = page.get_size()  # points: 72 to the inch
+        finally:
+            page.close()
+        scale = PDF_DPI / 72
+        return max(1, round(width * scale)), max(1, round(height * scale))
+
+    def render(self, index: int, prefix: str) -> np.ndarray:
+        """Page ``index`` (from 0) drawn in grey."""
+        width, height = self.sizes[index]
+        if width * height > MAX_PIXELS:
+            raise ImageError(
+                f"{prefix}{width}x{height} at {PDF_DPI} dpi is larger than {MAX_PIXELS:,} "
+                "pixels; crop or downscale it first"
+            )
+        import pypdfium2
+
+        with _PDFIUM:
+            if self._document is None:
+                raise ImageError("its file is closed: read its pages before closing it")
+            page = self._document[index]
+            try:
+                bitmap = page.render(scale=PDF_DPI / 72, grayscale=True)
+                drawn = np.array(bitmap.to_numpy())  # a copy: the bitmap's memory is PDFium's
+                bitmap.close()
+            except pypdfium2.PdfiumError as error:
+                raise ImageError(f"{prefix}the page cannot be drawn ({error})") from None
+            finally:
+                page.close()
+        return to_grey(drawn)
+
+    def _close(self) -> None:
+        if self._document is not None:
+            self._document.close()
+            self._document = None
+
+    def close(self) -> None:
+        with _PDFIUM:
+            self._close()
+
+    def __enter__(self) -> _Pdf:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _too_many_pages(prefix: str, max_pages: int) -> str:
+    return (
+        f"{prefix}holds more than {max_pages:,} pages, the most read at once: split it into "
+        "smaller files"
+    )
+
+
+@contextmanager
+def _read_errors(prefix: str) -> Iterator[None]:
+    """Pillow's errors on opening or decoding a file, as ``ImageError``s that say why."""
+    try:
+        yield
     except UnidentifiedImageError:
         raise ImageError(
             f"{prefix}not a readable image: not in a format Pillow reads "
@@ -365,6 +505,224 @@ def _decode(file: Path | io.BytesIO, prefix: str) -> np.ndarray:
             f"{prefix}the image is corrupt, truncated or in a mode that cannot be read "
             f"({error or type(error).__name__})"
         ) from None
+
+
+#: Formats whose frames are the pages of a document (a scanner's or a fax's multi-page
+#: TIFF). Other formats' frames are no pages: an animation's (GIF, WebP, APNG), of which
+#: the first frame is read, or one photo's other views (MPO: a phone's preview).
+PAGED_FORMATS = frozenset({"TIFF"})
+# The TIFF NewSubfileType (tag 254) bits of an image that is no page: a reduced-resolution
+# copy of another (a thumbnail or preview a scanner adds), or a transparency mask.
+_NOT_A_PAGE = 0b101
+
+
+#: In a walk's frames: the page where a file's pages are cut short or damaged.
+DAMAGED = -1
+
+
+class _PageWalk(NamedTuple):
+    frames: list[int]  # the frames that are pages, in order; DAMAGED where the rest are lost
+    pixels: list[int]  # each page's
+    damage: str = ""  # why the pages from DAMAGED on cannot be read
+
+
+def _page_frames(
+    image: Image.Image, prefix: str, max_pages: int | None = None, limit_error: bool = True
+) -> _PageWalk:
+    """The frames of ``image`` that are pages, and each one's pixels. Past ``max_pages``
+    pages the walk stops: with ``limit_error`` the file is refused, else the pages found
+    so far (``max_pages + 1``) are returned. A directory that cannot be read after the
+    first page ends the pages with ``DAMAGED``: those before it can still be read."""
+    if image.format not in PAGED_FORMATS:
+        return _PageWalk([0], [image.width * image.height])
+    walk = _PageWalk([], [])
+    index = 0
+    while True:
+        try:
+            image.seek(index)
+        except EOFError:
+            break
+        except (OSError, ValueError, SyntaxError, IndexError, TypeError) as error:
+            if not walk.frames:
+                raise
+            damage = f"the file is cut short or damaged here ({error or type(error).__name__})"
+            return _PageWalk([*walk.frames, DAMAGED], [*walk.pixels, 0], damage)
+        kind = image.tag_v2.get(254, 0)  # type: ignore[attr-defined]
+        if not (isinstance(kind, int) and kind & _NOT_A_PAGE):
+            walk.frames.append(index)
+            walk.pixels.append(image.width * image.height)
+        index += 1
+        # Every image counts too: a file of thumbnails alone must not be walked for ever.
+        if max_pages is not None and (len(walk.frames) > max_pages or index > 2 * max_pages + 1):
+            if limit_error:
+                raise ImageError(_too_many_pages(prefix, max_pages))
+            break
+    if not walk.frames:  # only images marked as thumbnails: the first is the picture
+        return _PageWalk([0], [_frame_pixels(image, 0)])
+    return walk
+
+
+def _warn_if_animated(image: Image.Image, prefix: str) -> None:
+    # An MPO's other frames are the photo's preview or depth map: nothing is left unread.
+    if image.format not in (*PAGED_FORMATS, "MPO") and getattr(image, "is_animated", False):
+        logger.warning(
+            "%sis an animation (%s); only its first frame is read: frames are not pages",
+            prefix,
+            image.format,
+        )
+
+
+def page_count(source: ImageInput) -> int:
+    """How many pages ``source`` has (:class:`Pages`): more than 1 only for a multi-page
+    TIFF. Only the file's header and its pages' directories are read."""
+    if not isinstance(source, Image.Image | np.ndarray):
+        file, prefix = _file_of(source)
+        if _is_pdf(file):
+            with _Pdf(file, prefix) as pdf:
+                return len(pdf.sizes)
+        with _open(file, prefix) as image, _read_errors(prefix):
+            return len(_page_frames(image, prefix).frames)
+    with Pages(source) as pages:
+        return len(pages)
+
+
+def _frame_pixels(image: Image.Image, frame: int) -> int:
+    image.seek(frame)
+    return image.width * image.height
+
+
+def _frame_grey(image: Image.Image, frame: int, prefix: str, limit: bool = True) -> np.ndarray:
+    """Frame ``frame`` of ``image`` decoded to uint8 grey, upright as its orientation says;
+    with ``limit``, refused past ``MAX_PIXELS`` before it is decoded (an image already in
+    memory, given as a Pillow image, is not)."""
+    if image.tell() != frame:
+        image.seek(frame)
+    if limit and image.width * image.height > MAX_PIXELS:
+        raise ImageError(
+            f"{prefix}{image.width}x{image.height} is larger than {MAX_PIXELS:,} pixels; "
+            "crop or downscale it first"
+        )
+    image.load()
+    # Phones store a photo as the sensor saw it and say in EXIF how to turn it.
+    return to_grey(ImageOps.exif_transpose(image))
+
+
+class Pages:
+    """The pages of an image, to read one at a time: a multi-page TIFF (what scanners and
+    fax machines write) or a PDF (drawn at ``PDF_DPI``; it needs the optional ``pdf``
+    extra) has several, any other image one (an animation's first frame).
+
+    Opening reads only the file's header and its pages' directories, and checks them
+    against ``max_pages`` and ``max_pixels`` (all pages' pixels together; ``None``: no
+    limit), so that a file of 10,000 tiny pages, or of a few huge blank ones (a few kB
+    compressed), is refused before any page is decoded; each page is then held to
+    ``MAX_PIXELS`` as an image is. :meth:`load` decodes one page. A file cut short or
+    damaged after its first page keeps the pages before the damage: loading the next one
+    says why it and any after it are lost. A path's file stays open until :meth:`close`:
+    use it in a ``with`` block. A Pillow image's frames are its pages if it is a TIFF; it
+    is left at the frame it was at.
+    """
+
+    def __init__(
+        self, source: ImageInput, max_pages: int | None = None, max_pixels: int | None = None
+    ) -> None:
+        self._image: Image.Image | None = None
+        self._pdf: _Pdf | None = None
+        self._array: np.ndarray | None = None
+        self._owned = False
+        self._frames = [0]
+        self._damage = ""
+        self._returns_to = 0
+        self.name = str(source) if isinstance(source, (str, os.PathLike)) else ""
+        prefix = f"{self.name}: " if self.name else ""
+        file = None
+        if not isinstance(source, Image.Image | np.ndarray):
+            file, prefix = _file_of(source)
+        if isinstance(source, np.ndarray):
+            self._array = source
+            pixels = [int(np.prod(source.shape[:2]))]
+        elif file is not None and _is_pdf(file):
+            self._pdf = _Pdf(file, prefix, max_pages)
+            self._frames = list(range(len(self._pdf.sizes)))
+            pixels = [width * height for width, height in self._pdf.sizes]
+        else:
+            if isinstance(source, Image.Image):
+                self._image, self._returns_to = source, source.tell()
+            else:
+                assert file is not None
+                self._image, self._owned = _open(file, prefix), True
+            try:
+                with _read_errors(prefix):
+                    _warn_if_animated(self._image, prefix)
+                    self._frames, pixels, self._damage = _page_frames(
+                        self._image, prefix, max_pages
+                    )
+            except ImageError:
+                self.close()
+                raise
+        total = sum(pixels)
+        if max_pixels is not None and total > max_pixels:
+            self.close()
+            raise ImageError(
+                f"{prefix}its {len(pixels)} pages hold {total:,} pixels, more than the "
+                f"{max_pixels:,} read at once: split it into smaller files, or scan at a "
+                "lower resolution"
+                if len(pixels) > 1
+                else f"{prefix}{total:,} pixels are more than the {max_pixels:,} read at "
+                "once; crop or downscale it first"
+            )
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def page_name(self, number: int) -> str:
+        """How an error names page ``number``: ``scan.tif page 2``, ``page 2`` (bytes),
+        and as the image itself is named (``scan.png``, or ``""``) where it has one page."""
+        if len(self) == 1:
+            return self.name
+        return f"{self.name} page {number}" if self.name else f"page {number}"
+
+    def load(self, number: int) -> np.ndarray:
+        """Page ``number`` (from 1) as uint8 grey, upright as its orientation says; an
+        ``ImageError`` naming the page where it cannot be read."""
+        if not 1 <= number <= len(self):
+            raise ImageError(f"{self.name or 'the image'} has no page {number}: it has {len(self)}")
+        name = self.page_name(number)
+        prefix = f"{name}: " if name else ""
+        try:
+            if self._array is not None:
+                return _large_enough(to_grey(self._array))
+            if self._pdf is not None:
+                return _large_enough(self._pdf.render(self._frames[number - 1], prefix))
+            if self._image is None:
+                raise ImageError("its file is closed: read its pages before closing it")
+            frame = self._frames[number - 1]
+            if frame == DAMAGED:
+                raise ImageError(f"{self._damage}: this page and any after it cannot be read")
+            with _read_errors(prefix):
+                return _large_enough(_frame_grey(self._image, frame, prefix, self._owned))
+        except ImageError as error:
+            if not prefix or str(error).startswith(prefix):
+                raise
+            raise ImageError(f"{prefix}{error}") from None
+
+    def close(self) -> None:
+        """Close the file (a Pillow image given is only turned back to its frame)."""
+        if self._pdf is not None:
+            self._pdf.close()
+        if self._image is None:
+            return
+        if self._owned:
+            self._image.close()
+        elif self._image.tell() != self._returns_to:
+            self._image.seek(self._returns_to)
+        self._image = None
+
+    def __enter__(self) -> Pages:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def prepare_line(

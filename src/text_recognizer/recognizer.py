@@ -21,7 +21,7 @@ instead (:class:`Seq2SeqLines`): its own beam search, no LM, no word places.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
@@ -36,6 +36,7 @@ from text_recognizer.preprocessing import (
     INK_FRACTION,
     MIN_CONTRAST,
     ImageInput,
+    Pages,
     baseline_row,
     emnist_style,
     ink_contrast,
@@ -135,7 +136,9 @@ class Result:
     ``(x0, y0, x1, y1)``, the polygon's bounds (``x1``, ``y1`` exclusive, as slices),
     ``baseline``, two points along the foot of its letters, left to right, and its
     ``words`` (:class:`Word`). ``size`` is the image's ``(width, height)`` as read
-    (upright, as its EXIF orientation says)."""
+    (upright, as its EXIF orientation says). ``page`` is the page's number, from 1, in a
+    file of several pages (:meth:`Recognizer.recognize_document`); ``None`` for an image
+    of one."""
 
     text: str
     confidence: float
@@ -147,6 +150,7 @@ class Result:
     baseline: list[tuple[int, int]] | None = None
     words: list[Word] = field(default_factory=list)
     size: tuple[int, int] | None = None
+    page: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def drop_empty(out: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +165,7 @@ class Result:
 
 
 #: What ``Result.to_dict`` leaves out where it is empty.
-_OPTIONAL_KEYS = frozenset({"lines", "box", "polygon", "baseline", "words", "size"})
+_OPTIONAL_KEYS = frozenset({"lines", "box", "polygon", "baseline", "words", "size", "page"})
 
 
 class Model(Protocol):
@@ -649,7 +653,52 @@ class Recognizer:
         return "line", None
 
     def recognize(self, image: ImageInput, kind: Kind = "auto") -> Result:
+        """Read one image (of a multi-page TIFF or a PDF, its first page, with a warning:
+        :meth:`recognize_document` reads every page)."""
         return self.recognize_batch([image], kind)[0]
+
+    def recognize_document(self, source: ImageInput | Pages, kind: Kind = "auto") -> list[Result]:
+        """Read every page of a file, in order: a multi-page TIFF (what scanners and fax
+        machines write) or a PDF (with the ``pdf`` extra) gives one result per page, each
+        with its ``page`` number; any other image a list of the one result
+        :meth:`recognize` gives.
+
+        Each page's kind is told on its own (``kind="auto"``). The first page that cannot
+        be read (blank, no line found) raises its ``ImageError``, which names the page
+        (``scan.tif page 3: ...``); :meth:`recognize_pages` goes on past it. To bound what
+        an untrusted file may cost, pass :class:`~text_recognizer.preprocessing.Pages`
+        opened with ``max_pages`` and ``max_pixels``."""
+        results = []
+        for outcome in self.recognize_pages(source, kind):
+            if isinstance(outcome, ImageError):
+                raise outcome
+            results.append(outcome)
+        return results
+
+    def recognize_pages(
+        self, source: ImageInput | Pages, kind: Kind = "auto"
+    ) -> Iterator[Result | ImageError]:
+        """Each page of a file read in turn, as :meth:`recognize_document` reads them, with
+        one page in memory at a time; a page that cannot be read gives its ``ImageError``
+        in its place, so that one blank page (a duplex scan's empty back) costs none of
+        the others. A file that cannot be opened raises when the first page is asked for
+        (:class:`Pages` raises as it is opened, over its limits too); ``source``, if
+        :class:`Pages`, is left open."""
+        self.check_kind(kind)
+        pages = source if isinstance(source, Pages) else Pages(source)
+        try:
+            for number in range(1, len(pages) + 1):
+                try:
+                    result = self.recognize_batch([pages.load(number)], kind)[0]
+                except ImageError as error:
+                    name = pages.page_name(number)
+                    named = not name or str(error).startswith(f"{name}: ")
+                    yield error if named else ImageError(f"{name}: {error}")
+                    continue
+                yield replace(result, page=number if len(pages) > 1 else None)
+        finally:
+            if pages is not source:
+                pages.close()
 
     def recognize_batch(self, images: Sequence[ImageInput], kind: Kind = "auto") -> list[Result]:
         """Read many images; characters and lines (paragraphs' too) are batched separately.

@@ -228,3 +228,20 @@ def test_an_empty_split_is_named_before_training_and_an_empty_test_split_skips_t
     (tmp_path / "split" / "test").rename(tmp_path / "split" / "val")
     summary = run_experiment(parse_config(tiny_folder_config(str(tmp_path / "split"))))
     assert summary["train_samples"] == 4 and summary["test"] == {}
+
+
+def test_a_labelled_image_of_several_pages_is_a_bad_image(tmp_path: Path) -> None:
+    """A label is of one line: which page of a multi-page TIFF would it be of?"""
+    write_lines(tmp_path, TEXTS[:2])
+    pages = [Image.open(tmp_path / f"scan_0{i}.png") for i in range(2)]
+    pages[0].save(tmp_path / "both.tif", save_all=True, append_images=pages[1:])
+    pages[0].save(tmp_path / "one.tif")
+    (tmp_path / "labels.tsv").write_text(f"one.tif\t{TEXTS[0]}\nboth.tif\t{TEXTS[1]}\n")
+    with pytest.raises(
+        DataError, match=r"1 bad images:\n  .*labels.tsv:2: .*both.tif: holds 2 pages"
+    ):
+        LabelledFolder(tmp_path, val_fraction=0, test_fraction=0).setup("fit")
+    (tmp_path / "labels.tsv").write_text(f"one.tif\t{TEXTS[0]}\n")
+    data = LabelledFolder(tmp_path, val_fraction=0, test_fraction=0)
+    data.setup("fit")
+    assert data.data_train is not None and len(data.data_train.images) == 1

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from tests.inference_only import run_without_training
-from tests.pages import SAMPLE_NAMES, SAMPLES, TRUTHS, compose_page
+from tests.pages import SAMPLE_NAMES, SAMPLES, TRUTHS, compose_page, multipage_tiff
 from typer.testing import CliRunner
 
 from text_recognizer.cli import app
@@ -16,7 +18,7 @@ from text_recognizer.data.page_lines import cut_line, import_page_lines, plain_t
 from text_recognizer.errors import DataError
 from text_recognizer.labels import read_labels
 from text_recognizer.metrics import cer
-from text_recognizer.page_xml import read_page_xml
+from text_recognizer.page_xml import read_page_xml, write_page_xml
 from text_recognizer.recognizer import Recognizer
 
 # A Transkribus export's PAGE file: the 2013 schema, the image one folder up, typographic
@@ -332,3 +334,35 @@ def test_an_image_smaller_than_its_page_file_says_is_cut_where_it_should_be(
     for row in read_labels(tmp_path / "half"):
         height = cv2.imread(str(row.image), cv2.IMREAD_GRAYSCALE).shape[0]
         assert 25 <= height <= 40  # half of the ~64 px lines, not a slice of two lines
+
+
+def test_each_page_of_a_tiff_is_cut_from_its_own_page(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``recognize --page-xml`` writes a file per page of a TIFF: each line is cut from the
+    page its file names, not from the TIFF's first page."""
+    pages = [compose_page(indices, pitch=50)[0] for indices in ([0, 3], [1, 4], [2, 5])]
+    scan = tmp_path / "scan.tif"
+    scan.write_bytes(multipage_tiff(pages))
+    read = Recognizer.from_pretrained().recognize_document(scan)
+    for result in read:
+        write_page_xml(tmp_path / "xml" / f"scan_page{result.page}.xml", result, scan.name)
+    report = import_page_lines([tmp_path / "xml"], tmp_path / "lines")
+    assert (report.pages, report.lines) == (3, sum(len(r.lines) or 1 for r in read))
+    rows = read_labels(tmp_path / "lines")
+    for row in rows:
+        number = int(row.image.name.split("_page")[1].split("_")[0])
+        lines = read[number - 1].lines or [read[number - 1]]  # a page read as one line
+        line = next(line for line in lines if line.text == row.text)
+        assert line.polygon is not None
+        expected = cut_line(pages[number - 1], line.polygon)
+        assert np.array_equal(cv2.imread(str(row.image), cv2.IMREAD_GRAYSCALE), expected)
+    # A file naming a page its image lacks is left out, and says so.
+    write_page_xml(tmp_path / "more" / "scan_page1.xml", read[0], scan.name)
+    write_page_xml(tmp_path / "more" / "scan_page7.xml", replace(read[2], page=7), scan.name)
+    (tmp_path / "more" / scan.name).write_bytes(scan.read_bytes())
+    with caplog.at_level(logging.WARNING, logger="text_recognizer"):
+        report = import_page_lines([tmp_path / "more"], tmp_path / "lines2")
+    assert report.pages == 1
+    assert report.pages_skipped == [tmp_path / "more" / "scan_page7.xml"]
+    assert "scan.tif has no page 7: it has 3" in caplog.text

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -15,9 +17,10 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
 from tests.inference_only import run_without_training
+from tests.pages import compose_page, multipage_tiff, on_margin, raw_tiff, sample_line
 from text_recognizer.page_xml import NAMESPACE as PAGE_NS
 from text_recognizer.paths import SAMPLES_DIR
-from text_recognizer.recognizer import Recognizer
+from text_recognizer.recognizer import Recognizer, Result
 from text_recognizer.serving.app import create_app
 
 LINE = SAMPLES_DIR / "lines" / "line_00.png"
@@ -112,11 +115,13 @@ def test_a_character_when_asked(client: TestClient) -> None:
     ("data", "message"),
     [
         (b"", "the file is empty (0 bytes)"),
-        (b"%PDF-1.4 not an image", "not a readable image"),
+        (b"GIF89a not an image", "not a readable image"),
+        # A damaged PDF, or any PDF where the pdf extra is not installed: says which.
+        (b"%PDF-1.4 not a document", "PDF"),
         (png(Image.new("L", (300, 60), 255)), "blank"),
         (png(Image.new("1", (20_000, 10_000))), "larger than 40,000,000 pixels"),
     ],
-    ids=["empty", "not-an-image", "blank", "too-many-pixels"],
+    ids=["empty", "not-an-image", "not-a-pdf", "blank", "too-many-pixels"],
 )
 def test_unreadable_images_get_422_saying_why(
     client: TestClient, data: bytes, message: str
@@ -166,7 +171,8 @@ def test_metrics_count_images_by_kind_and_outcome(client: TestClient) -> None:
     assert "text_recognizer_uploads_too_large_total 1.0" in text
     assert "text_recognizer_recognize_seconds_count 2.0" in text
     assert 'text_recognizer_requests_unread_total{reason="queue_full"} 0.0' in text
-    assert "text_recognizer_wait_seconds_count 3.0" in text  # the junk waited its turn too
+    # Junk is refused as its pages are counted, before it takes a place in the line.
+    assert "text_recognizer_wait_seconds_count 2.0" in text
     assert "text_recognizer_workers_busy 0.0" in text
 
 
@@ -183,3 +189,92 @@ def test_the_service_needs_none_of_the_training_dependencies() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["the heart, he would have cared", "[]"]
+
+
+@pytest.fixture(scope="module")
+def scan_pages() -> list[np.ndarray]:
+    """A paragraph, a line and a blank page (a duplex scan's empty back)."""
+    return [
+        compose_page([0, 1, 2])[0],
+        on_margin(sample_line(5, scale=2.0)),
+        np.full((300, 200), 255, np.uint8),
+    ]
+
+
+def test_every_page_of_a_tiff_is_answered_with_its_number(
+    client: TestClient, recognizer: Recognizer, scan_pages: list[np.ndarray]
+) -> None:
+    data = multipage_tiff(scan_pages, compression="tiff_deflate")
+    response = client.post("/api/recognize", files={"image": ("scan.tif", data)})
+    assert response.status_code == 200
+    body = response.json()
+    assert sorted(body) == ["milliseconds", "pages"] and body["milliseconds"] > 0
+    expected = [
+        json.loads(json.dumps(r.to_dict() if isinstance(r, Result) else str(r)))
+        for r in recognizer.recognize_pages(data)
+    ]
+    for page, want in zip(body["pages"][:2], expected[:2], strict=True):
+        assert page.pop("confidence") == pytest.approx(want.pop("confidence"))
+        assert page == want
+    assert [page["page"] for page in body["pages"]] == [1, 2, 3]
+    assert [page.get("kind") for page in body["pages"]] == ["paragraph", "line", None]
+    assert body["pages"][2] == {"page": 3, "error": expected[2]}
+    assert expected[2].startswith("page 3: the image is blank")
+    text = client.get("/metrics").text  # each page counts as an image
+    assert 'text_recognizer_images_total{kind="paragraph",outcome="ok"} 1.0' in text
+    assert 'text_recognizer_images_total{kind="auto",outcome="error"} 1.0' in text
+    # A TIFF of one page answers as any image does; PAGE XML describes one page only.
+    status, one = post(client, multipage_tiff(scan_pages[1:2]))
+    assert status == 200 and one["text"] == body["pages"][1]["text"] and "page" not in one
+    status, refused = post(client, data, format="page-xml")
+    assert status == 422
+    assert refused["detail"] == (
+        "the file holds 3 pages, and a PAGE XML document describes one: ask for "
+        "format=json, or send each page as an image of its own"
+    )
+
+
+def test_pages_and_pixels_are_bounded_before_any_page_is_read(
+    recognizer: Recognizer, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TIFF of 10,000 tiny pages (0.8 MB), or of a few huge blank ones (kBs), is
+    refused at once, without reading a page."""
+    monkeypatch.setattr(recognizer, "recognize_batch", lambda *_: pytest.fail("a page was read"))
+    tiny = np.full((8, 8), 255, np.uint8)
+    start = time.perf_counter()
+    status, body = post(client, raw_tiff([tiny] * 10_000))
+    assert status == 422 and time.perf_counter() - start < 5  # ~0.1 s; 10,000 pages: minutes
+    assert body["detail"] == (
+        "holds more than 50 pages, the most read at once: split it into smaller files"
+    )
+    blank = Image.new("1", (5000, 5000), 1)
+    out = io.BytesIO()
+    blank.save(out, format="TIFF", save_all=True, append_images=[blank] * 8, compression="group4")
+    huge = out.getvalue()
+    assert len(huge) < 50_000
+    status, body = post(client, huge)
+    assert status == 422
+    assert body["detail"].startswith(
+        "its 9 pages hold 225,000,000 pixels, more than the 200,000,000 read at once"
+    )
+    with TestClient(create_app(recognizer, max_pages=2, max_pixels=100)) as small:
+        status, body = post(small, raw_tiff([tiny] * 3))
+        assert status == 422 and body["detail"].startswith("holds more than 2 pages")
+        status, body = post(small, raw_tiff([tiny] * 2))
+        assert status == 422
+        assert body["detail"].startswith("its 2 pages hold 128 pixels, more than the 100 read")
+
+
+def test_a_pdf_of_scanned_pages_is_answered_page_by_page(
+    client: TestClient, scan_pages: list[np.ndarray]
+) -> None:
+    pytest.importorskip("pypdfium2")
+    images = [Image.fromarray(page) for page in scan_pages[:2]]
+    out = io.BytesIO()
+    images[0].save(out, format="PDF", save_all=True, append_images=images[1:], resolution=200)
+    response = client.post("/api/recognize", files={"image": ("scan.pdf", out.getvalue())})
+    assert response.status_code == 200
+    pages = response.json()["pages"]
+    assert [(page["page"], page["kind"]) for page in pages] == [(1, "paragraph"), (2, "line")]
+    status, body = post(client, out.getvalue(), format="page-xml")
+    assert status == 422 and body["detail"].startswith("the file holds 2 pages")

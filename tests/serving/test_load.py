@@ -6,6 +6,7 @@ test lets them finish, so what is reading, waiting or refused is known at each s
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import re
 import threading
@@ -15,31 +16,45 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("fastapi")
 
 import uvicorn
 
 from tests.serving.server import free_port, multipart
+from text_recognizer.preprocessing import MIN_SIDE, Pages
 from text_recognizer.recognizer import Result
 from text_recognizer.serving.app import create_app
 
 
 class Held:
     """Stands in for a Recognizer: records each image it is given, then holds the read
-    until ``done`` is set; reads the image's bytes as its text."""
+    until ``done`` is set; reads the image's text from its pixels (``as_image``)."""
 
     def __init__(self, done: threading.Event) -> None:
         self.kinds = ["line"]
         self.done = done
         self.images: list[bytes] = []
 
-    def recognize(self, image: bytes, kind: str = "auto") -> Result:
-        self.images.append(image)
+    def recognize_pages(self, pages: Pages, kind: str = "auto") -> Iterator[Result]:
+        row = pages.load(1)[0]
+        text = bytes(row[row > 0].tolist())
+        self.images.append(text)
         if not self.done.wait(timeout=30):
             raise RuntimeError("the test never let the read finish")
-        return Result(text=image.decode(), confidence=1.0, kind="line")
+        yield Result(text=text.decode(), confidence=1.0, kind="line")
+
+
+def as_image(text: str) -> bytes:
+    """A PNG whose rows hold ``text``'s bytes as grey levels: an upload the service opens."""
+    row = np.zeros(max(len(text), MIN_SIDE), np.uint8)
+    row[: len(text)] = list(text.encode())
+    buffer = io.BytesIO()
+    Image.fromarray(np.tile(row, (MIN_SIDE, 1))).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -73,7 +88,7 @@ def until(condition: Callable[[], bool]) -> None:
 
 def send(port: int, text: str) -> http.client.HTTPConnection:
     """Sends a request to read ``text`` (as an image's bytes); its answer is not read."""
-    body, content_type = multipart({"image": text.encode()})
+    body, content_type = multipart({"image": as_image(text)})
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     connection.request("POST", "/api/recognize", body, {"Content-Type": content_type})
     return connection

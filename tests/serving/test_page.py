@@ -9,12 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("fastapi")
 
-from tests.pages import compose_page  # noqa: E402
+from tests.pages import compose_page, multipage_tiff  # noqa: E402
 from tests.serving.server import Server, post_image, running_server  # noqa: E402
 from text_recognizer.page_xml import NAMESPACE as PAGE_NS  # noqa: E402
 from text_recognizer.paths import SAMPLES_DIR  # noqa: E402
@@ -205,6 +206,25 @@ def test_a_line_is_found_on_the_image_by_keyboard(page: sync_api.Page) -> None:
     page.keyboard.press("Shift+Tab")
     sync_api.expect(shapes.nth(last - 1)).to_have_class("line current")
     sync_api.expect(shapes.nth(last)).to_have_class("line")
+
+
+def test_every_page_of_a_tiff_is_listed(page: sync_api.Page, server: Server) -> None:
+    pages = [compose_page([0, 3])[0], np.full((300, 200), 255, np.uint8), compose_page([1])[0]]
+    data = multipage_tiff(pages, compression="tiff_deflate")
+    _, expected = post_image(server.url, data)
+    read = [p for p in expected["pages"] if "error" not in p]
+    page.set_input_files("#file", {"name": "scan.tif", "mimeType": "image/tiff", "buffer": data})
+    sync_api.expect(page.locator("#shown")).to_be_hidden()  # chromium shows no TIFF: no icon
+    page.click("#read-file")
+    sync_api.expect(page.locator("#details")).to_contain_text("3 pages, 1 not read")
+    text = page.inner_text("#text")
+    assert text.startswith(f"— page 1 —\n{read[0]['text']}\n\n— page 2 —\n(not read: page 2:")
+    assert text.endswith(f"— page 3 —\n{read[1]['text']}")
+    rows = page.locator("#lines tr")
+    labels = [f"1.{n}" for n in range(1, len(read[0].get("lines", [0])) + 1)] + ["3.1"]
+    sync_api.expect(rows).to_have_count(len(labels))
+    assert [rows.nth(i).locator("td").nth(0).inner_text() for i in range(len(labels))] == labels
+    sync_api.expect(page.locator("#save-xml")).to_be_hidden()  # PAGE XML holds one page
 
 
 def test_only_the_latest_reading_is_shown(page: sync_api.Page, server: Server) -> None:

@@ -179,3 +179,26 @@ def test_serve_gives_each_worker_its_share_of_the_cores(
     assert result.exit_code == 0, result.output
     assert asked == [threads] * workers
     assert TestClient(served[0]).get("/api/health").json()["workers"] == workers
+
+
+def test_serve_bounds_the_pages_and_pixels_of_a_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    from tests.pages import raw_tiff
+
+    apps = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: apps.append(app))
+    arguments = ["serve", "--port", str(free_port()), "--max-pages", "2"]
+    result = runner.invoke(app, [*arguments, "--max-megapixels", "0.01"])
+    assert result.exit_code == 0, result.output
+    tiny, small = np.full((8, 8), 255, np.uint8), np.full((80, 80), 255, np.uint8)
+    with TestClient(apps[0]) as client:
+        for pages, refusal in (
+            ([tiny] * 3, "holds more than 2 pages"),
+            ([small] * 2, "hold 12,800 pixels, more than the 10,000"),
+        ):
+            files = {"image": ("scan.tif", raw_tiff(pages))}
+            response = client.post("/api/recognize", files=files)
+            assert response.status_code == 422 and refusal in response.json()["detail"]

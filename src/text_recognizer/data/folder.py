@@ -26,7 +26,7 @@ from text_recognizer.data.line_render import HEIGHT  # the rendered rehearsal li
 from text_recognizer.data.module import ArrayDataset, BaseDataModule, Kind
 from text_recognizer.errors import ConfigError, DataError, ImageError
 from text_recognizer.labels import Labelled, read_labels
-from text_recognizer.preprocessing import emnist_style, load_image, normalize_polarity, prepare_line
+from text_recognizer.preprocessing import Pages, emnist_style, normalize_polarity, prepare_line
 
 SPLITS = ("train", "val", "test")
 #: How many bad rows an error message lists before it says "and N more".
@@ -303,7 +303,13 @@ class LabelledFolder(BaseDataModule):
     def _prepare(self, path: Path) -> np.ndarray:
         """``[H, W]`` with bright ink, as the Recognizer feeds it to the model: uint8
         characters, float32 lines."""
-        grey = load_image(path)
+        with Pages(path) as pages:
+            if len(pages) > 1:  # which page would the label be of?
+                raise ImageError(
+                    f"{path}: holds {len(pages)} pages, and a label is of one line or "
+                    "character: save each page as an image of its own, with its own label"
+                )
+            grey = pages.load(1)
         if self.kind == "char":
             return emnist_style(normalize_polarity(grey), self.height)
         return prepare_line(grey, self.height, deslant=self.deslant).astype(np.float32, copy=False)

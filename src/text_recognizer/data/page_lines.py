@@ -25,7 +25,7 @@ from text_recognizer.errors import DataError, ImageError
 from text_recognizer.files import write_text_atomic
 from text_recognizer.labels import LABEL_FILES
 from text_recognizer.page_xml import MAX_COORDINATE, read_page_xml
-from text_recognizer.preprocessing import load_image
+from text_recognizer.preprocessing import Pages, load_image
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def import_page_lines(
                 raise DataError(
                     f"its image {page.image_name!r} is neither beside it nor one folder up"
                 )
-            grey = load_image(page.image)
+            grey = load_page(page.image, page.page)
         except (DataError, ImageError) as error:
             # One stray page of a large export should not cost the others.
             log.warning("%s left out: %s", file, error)
@@ -215,6 +215,15 @@ def import_page_lines(
         raise DataError(f"no transcribed line to import: {report.summary()}")
     write_text_atomic(out / "labels.tsv", "".join(rows))
     return report
+
+
+def load_page(image: Path, page: int | None) -> np.ndarray:
+    """The image a PAGE file describes: page ``page`` of a multi-page TIFF where it says
+    which (``recognize --page-xml`` writes one file per page), else the image."""
+    if page is None:
+        return load_image(image)
+    with Pages(image) as pages:
+        return pages.load(page)
 
 
 def _safe(name: str) -> str:

@@ -7,17 +7,18 @@ share between threads. At most ``queue`` requests wait for a free one, none long
 ``max_wait`` seconds; beyond either they get 503 with a Retry-After, so that under load a
 client learns at once to come back (or try another server) rather than hang.
 
-Uploads are capped in bytes before they are parsed (``UploadLimit``) and in pixels before
-they are decoded (``preprocessing.MAX_PIXELS``).
+Uploads are capped in bytes before they are parsed (``UploadLimit``), and in pages and
+pixels (all pages' together, and each page's: ``preprocessing.MAX_PIXELS``) before any
+page is decoded: a multi-page TIFF of a few kB may hold thousands of pages.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
@@ -34,8 +35,9 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from text_recognizer import __version__
-from text_recognizer.errors import TextRecognizerError
+from text_recognizer.errors import ImageError, TextRecognizerError
 from text_recognizer.page_xml import page_xml
+from text_recognizer.preprocessing import Pages
 from text_recognizer.recognizer import Recognizer, Result
 
 #: Default cap on one request's body: a photographed page is 2-8 MB as JPEG.
@@ -45,10 +47,15 @@ QUEUE = 16
 #: Default bound on how long one waits, in seconds: a client's or proxy's own timeout is
 #: commonly 30-60 s, and an answer after it is lost work.
 MAX_WAIT = 30.0
+#: Default caps on one request's pages (a multi-page TIFF) and their pixels together: 51
+#: A4 pages scanned at 200 dpi (3.9 M pixels each), or 23 at 300 dpi (8.7 M).
+MAX_PAGES = 50
+MAX_DOCUMENT_PIXELS = 200_000_000
 
 PAGE = Path(__file__).with_name("static") / "index.html"
 
 ReadKind = Literal["auto", "char", "line", "paragraph"]
+T = TypeVar("T")
 Format = Literal["json", "page-xml"]
 
 
@@ -136,8 +143,8 @@ class Pool:
     def busy(self) -> int:
         return self.size - len(self.idle)
 
-    async def read(self, request: Request, data: bytes, kind: ReadKind) -> tuple[Result, float]:
-        """The result and the seconds the read took, once a worker is free; ``BusyError``
+    async def read(self, request: Request, job: Callable[[Recognizer], T]) -> tuple[T, float]:
+        """``job`` run by a free worker, and the seconds it took; ``BusyError``
         when none is soon enough, ``ClientGoneError`` when the client left while it
         waited (its place in the line is then given up at once)."""
         if self.free.value == 0 and self.waiting >= self.queue:
@@ -165,7 +172,7 @@ class Pool:
             )
         recognizer = self.idle.pop()
         try:
-            result, seconds = await anyio.to_thread.run_sync(_read, recognizer, data, kind)
+            result, seconds = await anyio.to_thread.run_sync(_timed, job, recognizer)
         finally:
             self.idle.append(recognizer)
             self.free.release()
@@ -202,9 +209,9 @@ class Pool:
         return max(1, math.ceil((self.waiting + 1) * self.mean_seconds / self.size))
 
 
-def _read(recognizer: Recognizer, data: bytes, kind: ReadKind) -> tuple[Result, float]:
+def _timed(job: Callable[[Recognizer], T], recognizer: Recognizer) -> tuple[T, float]:
     start = time.perf_counter()
-    result = recognizer.recognize(data, kind=kind)
+    result = job(recognizer)
     return result, time.perf_counter() - start
 
 
@@ -269,10 +276,13 @@ def create_app(
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     queue: int = QUEUE,
     max_wait: float = MAX_WAIT,
+    max_pages: int = MAX_PAGES,
+    max_pixels: int = MAX_DOCUMENT_PIXELS,
 ) -> FastAPI:
     """The service around ``recognizers`` (alike: one reads each image, whichever is
     free); ``uvicorn.run(create_app(...))`` serves it. At most ``queue`` requests wait for
-    a free one, none longer than ``max_wait`` seconds: the rest get 503 at once."""
+    a free one, none longer than ``max_wait`` seconds: the rest get 503 at once. A
+    request's file may hold ``max_pages`` pages, of ``max_pixels`` pixels together."""
     if isinstance(recognizers, Recognizer):
         recognizers = [recognizers]
     if not recognizers:
@@ -296,6 +306,18 @@ def create_app(
     kinds = recognizers[0].kinds
     page = PAGE.read_text(encoding="utf-8")
 
+    def open_pages(data: bytes, format: Format) -> Pages:
+        """The upload's pages, counted and bounded before any is decoded or a worker taken."""
+        pages = Pages(data, max_pages=max_pages, max_pixels=max_pixels)
+        if format == "page-xml" and len(pages) > 1:
+            count = len(pages)
+            pages.close()
+            raise ImageError(
+                f"the file holds {count} pages, and a PAGE XML document describes "
+                "one: ask for format=json, or send each page as an image of its own"
+            )
+        return pages
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:  # async: answered by the event loop, however busy the workers
         return page
@@ -318,15 +340,20 @@ def create_app(
     @app.post("/api/recognize", response_model=None)
     async def recognize(
         request: Request,
-        image: UploadFile = File(description="The image: PNG, JPEG, TIFF, BMP, ..."),  # noqa: B008
+        image: UploadFile = File(  # noqa: B008
+            description="The image: PNG, JPEG, TIFF or PDF (every page of a multi-page "
+            "one; PDF with the pdf extra), BMP, ..."
+        ),
         kind: ReadKind = Form("auto", description="What the image holds; auto tells."),  # noqa: B008
         format: Format = Form(  # noqa: B008
             "json", description="json, or page-xml: the reading as a PAGE XML document."
         ),
     ) -> dict[str, Any] | Response:
         """Read one image: its text, confidence and kind (and a page's lines with where
-        they are), as JSON or PAGE XML. A 422 says why an image cannot be read; a 503 that
-        the service is too busy now, and its Retry-After header when to try again."""
+        they are), as JSON or PAGE XML; a file of several pages (a multi-page TIFF) as
+        ``{"pages": [...]}``, each page's reading with its ``page`` number, or its
+        ``error``. A 422 says why an image cannot be read; a 503 that the service is too
+        busy now, and its Retry-After header when to try again."""
         if request.query_params:  # ?format=page-xml would otherwise be silently ignored
             raise HTTPException(
                 422,
@@ -335,7 +362,11 @@ def create_app(
             )
         data = await image.read()
         try:
-            result, seconds = await pool.read(request, data, kind)
+            pages = open_pages(data, format)
+            with pages:
+                outcomes, seconds = await pool.read(
+                    request, lambda recognizer: list(recognizer.recognize_pages(pages, kind))
+                )
         except BusyError as busy:
             detail = f"{busy.detail}; try again in {busy.retry_after} s"
             headers = {"Retry-After": str(busy.retry_after)}
@@ -346,11 +377,24 @@ def create_app(
             metrics.images.labels(kind=kind, outcome="error").inc()
             raise HTTPException(422, detail=str(error)) from None
         metrics.seconds.observe(seconds)
-        metrics.images.labels(kind=result.kind, outcome="ok").inc()
+        pages_read: list[dict[str, Any]] = []
+        for number, outcome in enumerate(outcomes, 1):
+            if isinstance(outcome, Result):
+                metrics.images.labels(kind=outcome.kind, outcome="ok").inc()
+                pages_read.append(outcome.to_dict())
+            else:
+                metrics.images.labels(kind=kind, outcome="error").inc()
+                pages_read.append({"page": number, "error": str(outcome)})
+        milliseconds = round(seconds * 1000, 1)
+        if len(outcomes) > 1:
+            return {"pages": pages_read, "milliseconds": milliseconds}
+        (result,) = outcomes
+        if not isinstance(result, Result):
+            raise HTTPException(422, detail=str(result))
         if format == "page-xml":
             name = Path(image.filename or "image").name
             return Response(page_xml(result, name), media_type="application/xml")
-        return {**result.to_dict(), "milliseconds": round(seconds * 1000, 1)}
+        return {**pages_read[0], "milliseconds": milliseconds}
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
