@@ -35,7 +35,9 @@ reads as ``recognize --orientation`` does (default ``sideways``, as the Recogniz
 ``--upside-down`` is ``any``); given several, each page is read in each, one after the
 other, so that their times are measured side by side. Each prints how many pages and
 lines alone were read from another way round than the one they were given in (told by
-their lines' baselines: a false turn where it is upright).
+their lines' baselines: a false turn where it is upright), and the range of the pages'
+edge ratio (``segmentation.sideways_evidence``: over 1 is a page on its side);
+``--evidence-only`` prints that alone, reading nothing.
 
     python benchmarks/paragraphs.py --pages 100 --lines 6 --seed 11 --turn 90
     python benchmarks/paragraphs.py --seed 11 --orientation upright sideways any
@@ -56,6 +58,7 @@ import numpy as np
 from text_recognizer.metrics import cer
 from text_recognizer.preprocessing import rotate
 from text_recognizer.recognizer import ORIENTATIONS, Recognizer, Result
+from text_recognizer.segmentation import sideways_evidence
 
 Page = tuple[np.ndarray, list[np.ndarray], list[str]]
 
@@ -220,13 +223,18 @@ def main() -> None:
     parser.add_argument(
         "--turn",
         type=int,
+        nargs="+",
         choices=(0, 90, 180, 270),
-        default=0,
-        help="give pages and lines turned this many degrees counter-clockwise",
+        default=[0],
+        help="give pages and lines turned this many degrees counter-clockwise; several: "
+        "each page given each way, side by side",
     )
     parser.add_argument("--turned", action="store_true", help="--turn 180")
+    parser.add_argument(
+        "--evidence-only", action="store_true", help="only the pages' edge ratios: read nothing"
+    )
     args = parser.parse_args()
-    turn = 180 if args.turned else args.turn
+    turns = [180] if args.turned else args.turn
     orientations = args.orientation or ["any" if args.upside_down else "sideways"]
 
     recognizers = {o: Recognizer.from_pretrained(args.model, orientation=o) for o in orientations}
@@ -240,19 +248,28 @@ def main() -> None:
         material = folder_lines(args.line_folder) if args.line_folder else synthetic_lines()
         layout = (args.pages, args.lines, args.tilt, args.seed, tuple(args.spacing))
         pages = composed_pages(material, *layout)
-    tally = {o: Tally() for o in orientations}
+    tally = {(o, turn): Tally() for turn in turns for o in orientations}
+    ratios: dict[int, list[float]] = {turn: [] for turn in turns}
     truths = []
     for page, lines, texts in pages:
-        page, lines = turned(page, turn), [turned(line, turn) for line in lines]
         truths.append("\n".join(texts))
-        for orientation, recognizer in recognizers.items():
-            tally[orientation].read(recognizer, page, lines, len(texts), turn)
+        for turn in turns:
+            given, given_lines = turned(page, turn), [turned(line, turn) for line in lines]
+            ratios[turn].append(sideways_evidence(given).edge_ratio)
+            if args.evidence_only:
+                continue
+            for orientation, recognizer in recognizers.items():
+                tally[orientation, turn].read(recognizer, given, given_lines, len(texts), turn)
     count = len(truths)
-    print(f"{count} pages, {sum(t.count(chr(10)) + 1 for t in truths)} lines ({args.model}), "
-          f"given turned {turn} degrees")  # fmt: skip
-    for orientation, counts in tally.items():
-        if len(tally) > 1:
-            print(f"--orientation {orientation}")
+    print(f"{count} pages, {sum(t.count(chr(10)) + 1 for t in truths)} lines ({args.model})")
+    for turn, values in ratios.items():
+        low, middle, high = np.percentile(values, [0, 50, 100])
+        print(f"given turned {turn} degrees: edge ratio {low:.2f} / {middle:.2f} / {high:.2f} "
+              "(lowest / median / highest)")  # fmt: skip
+    if args.evidence_only:
+        return
+    for (orientation, turn), counts in tally.items():
+        print(f"--orientation {orientation}, given turned {turn} degrees")
         print(f"pages whose lines were all found: {counts.all_found / count:.3f}")
         print(f"CER, pages read whole:            {cer(counts.pages, truths):.4f}")
         print(f"pages read from another way round: {counts.pages_turned}")

@@ -582,11 +582,12 @@ class Recognizer:
         be found."""
         try:
             grey = load_image(image)
-            turns = 1 if self._lies_sideways(grey, kind) else 0
-            which, found_lines = self._kind_for(_turned(grey, turns), kind)
-            if turns and which == "char":  # no line in it either way: a character, as given
-                turns = 0
-                which, found_lines = self._kind_for(grey, kind)
+            which, found_lines = self._kind_for(grey, kind)
+            turns = 0
+            if self._lies_sideways(grey, kind, which):
+                upright, upright_lines = self._kind_for(_turned(grey, 1), kind)
+                if upright != "char":  # no line either way round: a character, as given
+                    turns, which, found_lines = 1, upright, upright_lines
             prepared = [self._prepare_grey(_turned(grey, turns), which, found_lines, turns)]
             if which != "char" and (turns or self.orientation == "any"):
                 half = turns + 2  # the other way round: both ways up are read
@@ -625,32 +626,34 @@ class Recognizer:
             to_image = [back @ matrix for matrix in to_image]
         return _Prepared(which, size, lines, to_image)
 
-    def _lies_sideways(self, grey: np.ndarray, kind: Kind) -> bool:
-        """Whether ``grey``, to be read as ``kind``, is a line or page lying on its side.
+    def _lies_sideways(self, grey: np.ndarray, kind: Kind, which: str) -> bool:
+        """Whether ``grey``, asked to be read as ``kind`` and told to be a ``which`` as
+        given, is a line or page lying on its side.
 
         A line is told by its ink's shape, taller than wide; a page by the edges of its
         writing, blurred to the letters' scale, running up and down
-        (:func:`~text_recognizer.segmentation.sideways_evidence`); an image of either kind
-        (``"auto"``) that is wide is a line as given, and tall ink of several blobs in
-        which no line runs across is a line on its side (a line holds too few rows of
-        letters for their edges to tell).
+        (:func:`~text_recognizer.segmentation.sideways_evidence`). With ``kind="auto"``, a
+        line as given was wide; a character as given is a line on its side where its ink
+        is tall, in several blobs (a line holds too few rows of letters for their edges to
+        tell), and no line runs across it (else it would be a page as given).
         """
         if self.orientation == "upright" or kind == "char" or "line" not in self.models:
             return False
         height, width = grey.shape
-        if width > LINE_ASPECT * height:  # wide: a line, or a page of long lines, upright
-            return False
-        aspect = _ink_aspect(grey)
+        told_wide = kind == "auto" and which == "line" and "char" in self.models
+        if told_wide or width > LINE_ASPECT * height:
+            return False  # wide: a line, or a page of long lines, upright
         if kind == "line":
+            aspect = _ink_aspect(grey)
             return 0 < aspect < 1 / SIDEWAYS_LINE
-        if aspect > (INK_LINE_ASPECT if kind == "auto" else LINE_ASPECT) or aspect == 0:
-            return False  # the ink is wide: a line as given
-        ratio, blobs = sideways_evidence(grey)
-        if blobs < SIDEWAYS_BLOBS:
-            return False
-        if ratio > SIDEWAYS_RATIO:
+        evidence = sideways_evidence(grey)
+        if evidence.blobs < SIDEWAYS_BLOBS or evidence.ink_aspect > LINE_ASPECT:
+            return False  # a character, or ink as wide as a line's as given
+        if evidence.edge_ratio > SIDEWAYS_RATIO:
             return True
-        return aspect < 1 / INK_LINE_ASPECT and not _found_lines(grey)
+        if evidence.ink_aspect >= 1 / INK_LINE_ASPECT:
+            return False
+        return which == "char" if kind == "auto" else not _found_lines(grey)
 
     def _page_lines(
         self, grey: np.ndarray, found_lines: list[TextLine] | None = None
