@@ -7,10 +7,11 @@ side, as ``--kind`` (auto: as ``recognize`` reads by default; line). Sets: the s
 test split's lines (held-out hands), the bundled sample lines and characters, and, where
 ``--realdata`` holds them, lines pasted from real characters (``realdata_lines.py``) and
 the real characters themselves (MNIST digits, NIST vowels: a tall "1" or "I" must stay a
-character). Per set it prints the CER read upright and turned, how many upright images
-were read otherwise than the upright Recognizer reads them (a false turn), how many
-turned ones were read the right way round (told by the line's baseline), and the time
-of each way, side by side.
+character; characters with ``--kind auto`` only). Per set it prints the CER read upright
+and turned, how many upright images were read otherwise than the upright Recognizer reads
+them (a false turn), how many turned ones were read the right way round (told by the
+line's baseline), the time of each way, side by side, and the lowest width / height of the
+upright images' ink (a line's ink over twice as tall as wide is taken to lie on its side).
 
     python benchmarks/sideways.py --kind auto
     python benchmarks/sideways.py --kind line --limit 600
@@ -34,15 +35,15 @@ from text_recognizer.labels import read_labels
 from text_recognizer.metrics import cer
 from text_recognizer.paths import SAMPLES_DIR
 from text_recognizer.preprocessing import load_image
-from text_recognizer.recognizer import Recognizer
+from text_recognizer.recognizer import Recognizer, _ink_aspect
 
 Set = tuple[list[np.ndarray], list[str], bool]  # images, texts, lines (else characters)
 
 
-def sets(realdata: Path, limit: int) -> dict[str, Set]:
+def sets(realdata: Path, limit: int, chars: bool) -> dict[str, Set]:
     images, texts, _ = synthetic_lines()
     out: dict[str, Set] = {"synthetic test lines": (images[:limit], texts[:limit], True)}
-    for kind in ("lines", "chars"):
+    for kind in ("lines", "chars") if chars else ("lines",):
         rows = read_labels(SAMPLES_DIR / kind)
         out[f"sample {kind}"] = (
             [load_image(row.image) for row in rows],
@@ -52,6 +53,8 @@ def sets(realdata: Path, limit: int) -> dict[str, Set]:
     if realdata.is_dir():
         for name, (lines, line_texts) in real_lines(realdata, min(limit, 300), 0).items():
             out[f"real {name} lines"] = (lines, line_texts, True)
+        if not chars:
+            return out
         with np.load(realdata / "mnist_5k.npz") as data:
             digits, labels = _mnist_labels(data["images"], data["labels"])
         with np.load(realdata / "nist_sd19_vowels.npz") as data:
@@ -79,12 +82,13 @@ def main() -> None:
     print(
         "| set | images | CER upright / turned (upright Recognizer) | CER upright / turned "
         "(sideways) | upright read otherwise | turned read the right way round | "
-        "ms upright / sideways, upright images | ms, turned images (sideways) |"
+        "ms upright / sideways, upright images | ms, turned images (sideways) | ink width / "
+        "height, lowest |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, (images, texts, lines) in sets(args.realdata, args.limit).items():
-        if not lines and args.kind == "line":
-            continue
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, (images, texts, lines) in sets(
+        args.realdata, args.limit, args.kind == "auto"
+    ).items():
         read: dict[str, list[str]] = {"up": [], "up turned": [], "side": [], "side turned": []}
         seconds = {"up": 0.0, "side": 0.0, "side turned": 0.0}
         otherwise = right = 0
@@ -114,7 +118,8 @@ def main() -> None:
             f"{cer(read['up turned'], twice):.4f} | {cer(read['side'], texts):.4f} / "
             f"{cer(read['side turned'], twice):.4f} | {otherwise} | "
             f"{f'{right} of {2 * count}' if lines else '-'} | "
-            f"{ms['up']:.1f} / {ms['side']:.1f} | {ms['side turned'] / 2:.1f} |"
+            f"{ms['up']:.1f} / {ms['side']:.1f} | {ms['side turned'] / 2:.1f} | "
+            f"{min(_ink_aspect(image) for image in images):.2f} |"
         )
 
 
