@@ -81,7 +81,8 @@ SIDEWAYS_RATIO = 1.0
 #: tall "1" or "I" is all edges up and down), a line of writing more.
 SIDEWAYS_BLOBS = 4
 #: A line (``kind="line"``) lies on its side where its ink is over this many times as tall
-#: as wide: no upright line measured is taller than wide (0.85 at least, of 2,608).
+#: as wide: no upright line measured is taller than wide (0.85 at least, of 2,608 lines:
+#: docs/benchmarks.md).
 SIDEWAYS_LINE = 2.0
 
 #: Lines per network run in ``recognize_batch`` (sorted by width first).
