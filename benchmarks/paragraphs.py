@@ -29,8 +29,18 @@ their polygons (as ``text-recognizer data import-page`` cuts them) are read alon
     python benchmarks/paragraphs.py --folder my_pages
     python benchmarks/paragraphs.py --page-xml my_export
 
-``--upside-down`` reads as ``recognize --upside-down`` does (each page also turned half a
-turn, the surer reading kept); ``--turned`` gives every page turned half a turn.
+Which ways round: ``--turn 90`` (or 180, 270) gives every page, and every line read
+alone, turned that many degrees counter-clockwise (``--turned``: 180). ``--orientation``
+reads as ``recognize --orientation`` does (default ``sideways``, as the Recognizer's;
+``--upside-down`` is ``any``); given several, each page is read in each, one after the
+other, so that their times are measured side by side. Each prints how many pages and
+lines alone were read from another way round than the one they were given in (told by
+their lines' baselines: a false turn where it is upright), and the range of the pages'
+edge ratio (``segmentation.sideways_evidence``: over 1 is a page on its side);
+``--evidence-only`` prints that alone, reading nothing.
+
+    python benchmarks/paragraphs.py --pages 100 --lines 6 --seed 11 --turn 90
+    python benchmarks/paragraphs.py --seed 11 --orientation upright sideways any
 """
 
 from __future__ import annotations
@@ -47,7 +57,8 @@ import numpy as np
 
 from text_recognizer.metrics import cer
 from text_recognizer.preprocessing import rotate
-from text_recognizer.recognizer import Recognizer
+from text_recognizer.recognizer import ORIENTATIONS, Recognizer, Result
+from text_recognizer.segmentation import sideways_evidence
 
 Page = tuple[np.ndarray, list[np.ndarray], list[str]]
 
@@ -163,6 +174,21 @@ def page_xml_pages(folder: Path) -> Iterator[Page]:
             yield grey, crops, texts
 
 
+def read_turn(result: Result) -> int | None:
+    """Which way round ``result`` was read: the degrees (0, 90, 180, 270, counter-clockwise)
+    its lines' baselines, left to right, point in the image as given; None if no line."""
+    vectors = [
+        (x1 - x0, y0 - y1)  # rows grow downwards; angles counter-clockwise
+        for line in result.lines or [result]
+        if line.baseline is not None
+        for (x0, y0), (x1, y1) in [line.baseline]
+    ]
+    if not vectors:
+        return None
+    dx, dy = np.sum(vectors, axis=0)
+    return round(float(np.degrees(np.arctan2(dy, dx))) / 90) % 4 * 90
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
@@ -185,12 +211,33 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--upside-down", action="store_true", help="read as `recognize --upside-down` does"
+        "--orientation",
+        nargs="+",
+        choices=ORIENTATIONS,
+        help="read as `recognize --orientation` does (default: sideways); several: each, "
+        "side by side",
     )
-    parser.add_argument("--turned", action="store_true", help="pages given turned half a turn")
+    parser.add_argument(
+        "--upside-down", action="store_true", help="`--orientation any`, as `recognize` takes it"
+    )
+    parser.add_argument(
+        "--turn",
+        type=int,
+        nargs="+",
+        choices=(0, 90, 180, 270),
+        default=[0],
+        help="give pages and lines turned this many degrees counter-clockwise; several: "
+        "each page given each way, side by side",
+    )
+    parser.add_argument("--turned", action="store_true", help="--turn 180")
+    parser.add_argument(
+        "--evidence-only", action="store_true", help="only the pages' edge ratios: read nothing"
+    )
     args = parser.parse_args()
+    turns = [180] if args.turned else args.turn
+    orientations = args.orientation or ["any" if args.upside_down else "sideways"]
 
-    recognizer = Recognizer.from_pretrained(args.model, upside_down=args.upside_down)
+    recognizers = {o: Recognizer.from_pretrained(args.model, orientation=o) for o in orientations}
     if args.iam:
         pages = iam_pages(args.iam)
     elif args.folder:
@@ -201,31 +248,72 @@ def main() -> None:
         material = folder_lines(args.line_folder) if args.line_folder else synthetic_lines()
         layout = (args.pages, args.lines, args.tilt, args.seed, tuple(args.spacing))
         pages = composed_pages(material, *layout)
-    read_pages, read_lines, truths = [], [], []
-    all_found, seconds, lines_seconds = 0, 0.0, 0.0
+    tally = {(o, turn): Tally() for turn in turns for o in orientations}
+    ratios: dict[int, list[float]] = {turn: [] for turn in turns}
+    truths = []
     for page, lines, texts in pages:
-        if args.turned:
-            page = np.ascontiguousarray(page[::-1, ::-1])
-        start = time.perf_counter()
-        result = recognizer.recognize(page, kind="paragraph")
-        seconds += time.perf_counter() - start
-        start = time.perf_counter()
-        alone = recognizer.recognize_batch(lines, kind="line") if lines else []
-        lines_seconds += time.perf_counter() - start
-        all_found += len(result.lines) == len(texts)
-        read_pages.append(result.text)
-        read_lines.append("\n".join(r.text for r in alone))
         truths.append("\n".join(texts))
+        for turn in turns:
+            given, given_lines = turned(page, turn), [turned(line, turn) for line in lines]
+            ratios[turn].append(sideways_evidence(given).edge_ratio)
+            if args.evidence_only:
+                continue
+            for orientation, recognizer in recognizers.items():
+                tally[orientation, turn].read(recognizer, given, given_lines, len(texts), turn)
     count = len(truths)
     print(f"{count} pages, {sum(t.count(chr(10)) + 1 for t in truths)} lines ({args.model})")
-    print(f"pages whose lines were all found: {all_found / count:.3f}")
-    print(f"CER, pages read whole:            {cer(read_pages, truths):.4f}")
-    if args.folder:
-        print(f"ms per page:                      {1000 * seconds / count:.0f}")
+    for turn, values in ratios.items():
+        low, middle, high = np.percentile(values, [0, 50, 100])
+        print(f"given turned {turn} degrees: edge ratio {low:.2f} / {middle:.2f} / {high:.2f} "
+              "(lowest / median / highest)")  # fmt: skip
+    if args.evidence_only:
         return
-    print(f"CER, their lines read alone:      {cer(read_lines, truths):.4f}")
-    print(f"ms per page, whole / lines alone: {1000 * seconds / count:.0f} / "
-          f"{1000 * lines_seconds / count:.0f}")  # fmt: skip
+    for (orientation, turn), counts in tally.items():
+        print(f"--orientation {orientation}, given turned {turn} degrees")
+        print(f"pages whose lines were all found: {counts.all_found / count:.3f}")
+        print(f"CER, pages read whole:            {cer(counts.pages, truths):.4f}")
+        print(f"pages read from another way round: {counts.pages_turned}")
+        if args.folder:
+            print(f"ms per page:                      {1000 * counts.seconds / count:.0f}")
+            continue
+        print(f"CER, their lines read alone:      {cer(counts.lines, truths):.4f}")
+        print(f"lines alone read from another way round: {counts.lines_turned}")
+        print(f"ms per page, whole / lines alone: {1000 * counts.seconds / count:.0f} / "
+              f"{1000 * counts.lines_seconds / count:.0f}")  # fmt: skip
+
+
+def turned(image: np.ndarray, degrees: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(image, degrees // 90)) if degrees else image
+
+
+class Tally:
+    """What one Recognizer read of the pages, and how long it took."""
+
+    def __init__(self) -> None:
+        self.pages: list[str] = []
+        self.lines: list[str] = []
+        self.all_found = self.pages_turned = self.lines_turned = 0
+        self.seconds = self.lines_seconds = 0.0
+
+    def read(
+        self,
+        recognizer: Recognizer,
+        page: np.ndarray,
+        lines: list[np.ndarray],
+        count: int,
+        turn: int,
+    ) -> None:
+        start = time.perf_counter()
+        result = recognizer.recognize(page, kind="paragraph")
+        self.seconds += time.perf_counter() - start
+        start = time.perf_counter()
+        alone = recognizer.recognize_batch(lines, kind="line") if lines else []
+        self.lines_seconds += time.perf_counter() - start
+        self.all_found += len(result.lines) == count
+        self.pages.append(result.text)
+        self.lines.append("\n".join(r.text for r in alone))
+        self.pages_turned += read_turn(result) not in (turn, None)
+        self.lines_turned += sum(read_turn(r) not in (turn, None) for r in alone)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,66 @@ def test_lines_and_pages_turned_half_a_turn_are_read_as_upright_with_upside_down
     assert both.recognize(char, kind="char").text == plain.recognize(char, kind="char").text
 
 
+@pytest.mark.parametrize("turns", [1, 3])
+def test_lines_and_pages_lying_on_their_side_are_turned_upright_by_default(turns: int) -> None:
+    sideways, upright = (
+        Recognizer.from_pretrained(),
+        Recognizer.from_pretrained(orientation="upright"),
+    )
+    assert sideways.orientation == "sideways"
+    for sample, kind in (("lines/line_00.png", "line"), ("paragraphs/page_00.png", "paragraph")):
+        grey = load_image(SAMPLES_DIR / sample)
+        turned = np.ascontiguousarray(np.rot90(grey, turns))  # counter-clockwise
+        truth = upright.recognize(grey, kind=kind)
+        for asked in (kind, "auto"):
+            assert upright.recognize(turned, kind=asked).text != truth.text  # read as garbage
+            read = sideways.recognize(turned, kind=asked)
+            assert (read.kind, read.text) == (kind, truth.text)
+            # Its places are in the image as given: the upright ones turned with it.
+            assert read.size == (turned.shape[1], turned.shape[0])
+            width, height = truth.size
+            for got, want in zip(read.lines or [read], truth.lines or [truth], strict=True):
+                assert want.polygon is not None and got.polygon is not None
+                expected = [
+                    (y, width - 1 - x) if turns == 1 else (height - 1 - y, x)
+                    for x, y in want.polygon
+                ]
+                assert np.abs(np.subtract(got.polygon, expected)).max() <= 2
+
+
+def test_upright_lines_pages_and_characters_are_not_turned() -> None:
+    sideways, upright = (
+        Recognizer.from_pretrained(),
+        Recognizer.from_pretrained(orientation="upright"),
+    )
+    samples = [
+        row.image for kind in ("lines", "paragraphs") for row in read_labels(SAMPLES_DIR / kind)
+    ]
+    for sample in samples:
+        for kind in ("auto", "line" if sample.parent.name == "lines" else "paragraph"):
+            read, given = (
+                sideways.recognize(sample, kind=kind),
+                upright.recognize(sample, kind=kind),
+            )
+            assert read == given
+    # A character is read as given, however tall: a "1" on its side is no line.
+    chars = [row.image for row in read_labels(SAMPLES_DIR / "chars")]
+    one = np.full((120, 60), 255, np.uint8)
+    one[10:110, 27:33] = 0
+    for image in [*chars, one, np.ascontiguousarray(np.rot90(one))]:
+        assert sideways.recognize(image) == upright.recognize(image)
+
+
+def test_orientation_and_the_older_upside_down_flag() -> None:
+    assert Recognizer.from_pretrained(upside_down=True).orientation == "any"
+    assert Recognizer.from_pretrained(upside_down=True, orientation="any").upside_down
+    assert not Recognizer.from_pretrained().upside_down
+    with pytest.raises(ConfigError, match="orientation must be one of upright, sideways, any"):
+        Recognizer.from_pretrained(orientation="left")
+    with pytest.raises(ConfigError, match="contradicts orientation 'upright'"):
+        Recognizer.from_pretrained(upside_down=True, orientation="upright")
+
+
 def test_demo_reads_the_samples() -> None:
     rows, summary = run_demo()
     assert rows[0] == ["sample", "kind", "truth", "prediction", "confidence", "CER"]

@@ -91,6 +91,32 @@ def test_recognize_reads_standard_input_as_dash() -> None:
     assert json.loads(result.output.splitlines()[-1])["error"].startswith("-: not a readable")
 
 
+def test_recognize_turns_a_line_on_its_side_unless_told_it_is_upright(tmp_path: Path) -> None:
+    from text_recognizer.paths import SAMPLES_DIR
+
+    line = np.asarray(Image.open(SAMPLES_DIR / "lines" / "line_00.png"))
+    Image.fromarray(np.ascontiguousarray(np.rot90(line))).save(tmp_path / "sideways.png")
+    texts = {}
+    for options in ([], ["--orientation", "upright"], ["--upside-down"]):
+        result = runner.invoke(
+            app, ["recognize", "--json", *options, str(tmp_path / "sideways.png")]
+        )
+        assert result.exit_code == 0, result.output
+        texts[" ".join(options)] = json.loads(result.output.splitlines()[-1])["text"]
+    assert texts[""] == texts["--upside-down"] == "the heart, he would have cared"
+    assert texts["--orientation upright"] != texts[""]
+    both = [
+        "recognize",
+        "--upside-down",
+        "--orientation",
+        "upright",
+        str(tmp_path / "sideways.png"),
+    ]
+    result = runner.invoke(app, both)
+    assert result.exit_code == 1
+    assert "contradicts orientation 'upright'" in result.output
+
+
 def test_recognize_refuses_a_kind_without_its_model_once_before_reading(
     tiny_char_run: Path,
 ) -> None:

@@ -16,7 +16,12 @@ from text_recognizer.cli import app
 from text_recognizer.errors import ImageError
 from text_recognizer.metrics import cer
 from text_recognizer.recognizer import Recognizer
-from text_recognizer.segmentation import line_pitch, segment_lines
+from text_recognizer.segmentation import (
+    SidewaysEvidence,
+    line_pitch,
+    segment_lines,
+    sideways_evidence,
+)
 
 ALL = list(range(len(SAMPLE_NAMES)))
 
@@ -327,3 +332,18 @@ def test_a_line_of_one_number_is_a_line_not_a_speck() -> None:
     found = segment_lines(paper)
     assert len(found.lines) == len(truths) + 1
     assert found.lines[-1].box[0] >= 500
+
+
+@pytest.mark.parametrize(("pitch", "tilt"), [(48, 0.0), (30, 0.0), (40, 10.0), (40, -15.0)])
+def test_the_edges_of_a_pages_writing_tell_whether_it_lies_on_its_side(
+    pitch: float, tilt: float
+) -> None:
+    page, _ = compose_page(ALL, pitch=pitch, tilt=tilt)
+    upright = sideways_evidence(page)
+    assert upright.edge_ratio < 0.7 and upright.blobs > 20
+    assert upright.ink_aspect == pytest.approx(page.shape[1] / page.shape[0], rel=0.5)
+    for turns in (1, 3):
+        turned = sideways_evidence(np.ascontiguousarray(np.rot90(page, turns)))
+        assert turned.edge_ratio > 1.4
+        assert turned.ink_aspect == pytest.approx(1 / upright.ink_aspect, rel=0.1)
+    assert sideways_evidence(np.full((50, 80), 255, np.uint8)) == SidewaysEvidence(0.0, 0, 0.0)

@@ -49,6 +49,14 @@ class Kind(str, Enum):
     auto = "auto"
 
 
+class Orientation(str, Enum):
+    """``Recognizer(orientation=...)``: which ways round the images may come."""
+
+    upright = "upright"
+    sideways = "sideways"
+    any = "any"
+
+
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # a log line per error, greppable
 log = logging.getLogger("text_recognizer")
@@ -266,12 +274,23 @@ WidthSearchOption = Annotated[
         "confident reading (more accurate on unusually narrow or wide hands, 3x the time)."
     ),
 ]
+OrientationOption = Annotated[
+    Optional[Orientation],  # noqa: UP045
+    typer.Option(
+        help="Which ways round images may come: sideways (the default: a line or page "
+        "lying on its side, a quarter turn either way, is turned upright; an upright "
+        "one costs a quick look), any (also upside down: each line and page is read "
+        "turned half a turn too, the surer reading kept; 2x the time), upright (read "
+        "as given).",
+        show_default=False,
+    ),
+]
 UpsideDownOption = Annotated[
     bool,
     typer.Option(
         "--upside-down",
-        help="Also read each line and page turned half a turn and keep the surer reading "
-        "(pages scanned the wrong way round); 2x the time.",
+        help="Short for --orientation any: also read each line and page turned half a "
+        "turn and keep the surer reading (pages scanned the wrong way round); 2x the time.",
     ),
 ]
 ThreadsOption = Annotated[
@@ -299,6 +318,7 @@ def open_recognizer(
     deslant: bool,
     threads: int = 0,
     upside_down: bool = False,
+    orientation: Orientation | None = None,
 ) -> Recognizer:
     """The Recognizer that ``recognize`` and ``serve`` read with; a bad option fails cleanly."""
     from text_recognizer.recognizer import Recognizer
@@ -308,6 +328,7 @@ def open_recognizer(
             model,
             threads=threads,
             upside_down=upside_down,
+            orientation=orientation.value if orientation is not None else None,
             beam_size=beam,
             lm=lm,
             lm_weight=lm_weight,
@@ -343,6 +364,7 @@ def recognize(
     width_search: WidthSearchOption = False,
     deslant: DeslantOption = True,
     threads: ThreadsOption = 0,
+    orientation: OrientationOption = None,
     upside_down: UpsideDownOption = False,
     batch: Annotated[
         int,
@@ -368,7 +390,7 @@ def recognize(
     if page_xml is not None:
         _check_page_xml_names(images)
     recognizer = open_recognizer(
-        model, beam, lm, lm_weight, width_search, deslant, threads, upside_down
+        model, beam, lm, lm_weight, width_search, deslant, threads, upside_down, orientation
     )
     try:
         recognizer.check_kind(kind.value)
@@ -563,6 +585,7 @@ def serve(
             "shared out between the workers).",
         ),
     ] = 0,
+    orientation: OrientationOption = None,
     upside_down: UpsideDownOption = False,
     max_upload_mb: Annotated[
         float, typer.Option(min=0.01, help="Larger request bodies are refused (413).")
@@ -621,7 +644,9 @@ def serve(
     if threads == 0 and workers > 1:  # workers each taking every core would contend
         threads = max(1, cores // workers)
     recognizers = [
-        open_recognizer(model, beam, lm, lm_weight, width_search, deslant, threads, upside_down)
+        open_recognizer(
+            model, beam, lm, lm_weight, width_search, deslant, threads, upside_down, orientation
+        )
         for _ in range(workers)
     ]
     if host not in LOOPBACK:

@@ -47,7 +47,12 @@ from text_recognizer.preprocessing import (
     subtract_paper,
     trim_frame,
 )
-from text_recognizer.segmentation import TextLine, may_hold_lines, segment_lines
+from text_recognizer.segmentation import (
+    TextLine,
+    may_hold_lines,
+    segment_lines,
+    sideways_evidence,
+)
 
 if TYPE_CHECKING:
     from text_recognizer.decoding.ngram import CharNgramLm
@@ -62,6 +67,25 @@ LINE_ASPECT = 2.0
 #: letter's ink alone may be wider than twice its height (85 of 10,000 NIST vowels; none
 #: above 3.5, and the sample lines' ink is 11 to 20 times as wide as high).
 INK_LINE_ASPECT = 3.5
+
+#: Which ways round an image may come (``Recognizer(orientation=...)``): ``"upright"``
+#: is read as given; ``"sideways"`` may lie on its side too (a quarter turn either way, a
+#: phone photo whose EXIF orientation is lost); ``"any"`` may also be upside down.
+Orientation = Literal["upright", "sideways", "any"]
+ORIENTATIONS: tuple[Orientation, ...] = ("upright", "sideways", "any")
+
+#: A page lies on its side where the edges of its writing run this many times more up and
+#: down than across (``sideways_evidence``): 0.64 at most on 603 upright pages (six
+#: layouts of synthetic pages, the samples), 1.56 at least on them turned a quarter turn
+#: either way (docs/benchmarks.md).
+SIDEWAYS_RATIO = 1.0
+#: ...and it holds this many blobs of ink or more: a character holds one to three (a
+#: tall "1" or "I" is all edges up and down), a line of writing more.
+SIDEWAYS_BLOBS = 4
+#: A line (``kind="line"``) lies on its side where its ink is over this many times as tall
+#: as wide: no upright line measured is taller than wide (0.85 at least, of 2,608 lines:
+#: docs/benchmarks.md).
+SIDEWAYS_LINE = 2.0
 
 #: Lines per network run in ``recognize_batch`` (sorted by width first).
 LINE_BATCH = 32
@@ -550,9 +574,16 @@ class Recognizer:
             lines known to be level, or to measure what it does.
         deslant: shear every line's strokes to the lean the model reads best
             (:func:`~text_recognizer.preprocessing.slant`); off only to measure what it does.
-        upside_down: also read every line and page turned half a turn, and keep the
-            reading the model is surer of (a page fed to the scanner the wrong way round;
-            its places are then given in the image as it is). Twice the time.
+        orientation: which ways round the images may come (``ORIENTATIONS``).
+            ``"sideways"`` (the default) turns a page or line lying on its side (a quarter
+            turn either way: a phone photo whose EXIF orientation was lost) back upright,
+            reading it turned both ways and keeping the reading the model is surer of; an
+            upright image costs a quick look at its shape. ``"any"`` also reads every
+            line and page turned half a turn and keeps the surer reading (a page fed to
+            the scanner the wrong way round): twice the time. ``"upright"`` reads every
+            image as given. Characters are always read as given (a 6 turned is a 9).
+            Places (polygons, boxes) are given in the image as it is.
+        upside_down: ``orientation="any"``, as earlier versions called it.
     """
 
     def __init__(
@@ -565,6 +596,7 @@ class Recognizer:
         deskew: bool = True,
         deslant: bool = True,
         upside_down: bool = False,
+        orientation: Orientation | None = None,
     ) -> None:
         if not models:
             raise ConfigError("a Recognizer needs at least one model")
@@ -584,7 +616,12 @@ class Recognizer:
         self.width_factors = width_factors(width_search)
         self.deskew = deskew
         self.deslant = deslant
-        self.upside_down = upside_down
+        self.orientation = check_orientation(orientation, upside_down)
+
+    @property
+    def upside_down(self) -> bool:
+        """Whether lines and pages are also read turned half a turn (``orientation="any"``)."""
+        return self.orientation == "any"
 
     @property
     def lm(self) -> CharNgramLm | None:
@@ -600,7 +637,7 @@ class Recognizer:
         core. 1 lets several readers (processes, or a server beside other work) share a
         machine without each claiming every core. A checkpoint runs on PyTorch's threads.
         ``decoding`` (``beam_size``, ``lm``, ``lm_weight``, ``width_search``, ``deskew``,
-        ``deslant``) goes to the constructor.
+        ``deslant``, ``orientation``, ``upside_down``) goes to the constructor.
         """
         if str(name_or_path) == "default":
             check_threads(threads)
@@ -711,8 +748,9 @@ class Recognizer:
         self.check_kind(kind)
         count = len(images)
         names = [_name(image, i, count) for i, image in enumerate(images)]
-        # Each image as given, then (with ``upside_down``) its lines or page turned half a
-        # turn, from the same decoding.
+        # Each image as given (or turned upright where it lies on its side), then (with
+        # ``orientation="any"``, or on its side) its lines or page turned half a turn from
+        # that, from the same decoding.
         readings = [
             self._prepare(image, kind, name) for image, name in zip(images, names, strict=True)
         ]
@@ -752,16 +790,23 @@ class Recognizer:
         return results
 
     def _prepare(self, image: ImageInput, kind: Kind, name: str | None) -> list[_Prepared]:
-        """One image made ready for its network, and with ``upside_down`` a line's or a
-        page's turned half a turn too (a character's 6 and 9 are each other's turned); an
-        error names the image (``name``) so that one bad image in a batch can be found."""
+        """One image made ready for its network: a line or page lying on its side turned a
+        quarter turn both ways, and with ``orientation="any"`` an upright one as given and
+        turned half a turn (a character only as given: its 6 and 9 are each other's
+        turned); an error names the image (``name``) so that one bad image in a batch can
+        be found."""
         try:
             grey = load_image(image)
             which, found_lines = self._kind_for(grey, kind)
-            prepared = [self._prepare_grey(grey, which, found_lines)]
-            if self.upside_down and which != "char":
-                turned = np.ascontiguousarray(grey[::-1, ::-1])
-                prepared.append(self._prepare_grey(turned, which, None, turned=True))
+            turns = 0
+            if self._lies_sideways(grey, kind, which):
+                upright, upright_lines = self._kind_for(_turned(grey, 1), kind)
+                if upright != "char":  # no line either way round: a character, as given
+                    turns, which, found_lines = 1, upright, upright_lines
+            prepared = [self._prepare_grey(_turned(grey, turns), which, found_lines, turns)]
+            if which != "char" and (turns or self.orientation == "any"):
+                half = turns + 2  # the other way round: both ways up are read
+                prepared.append(self._prepare_grey(_turned(grey, half), which, None, half))
             return prepared
         except ImageError as error:
             if name is None or str(error).startswith(f"{name}: "):  # a file names itself
@@ -773,11 +818,12 @@ class Recognizer:
         grey: np.ndarray,
         which: str,
         found_lines: list[TextLine] | None,
-        turned: bool = False,
+        turns: int = 0,
     ) -> _Prepared:
         """``grey`` read as ``which`` (its page's lines already found where
-        ``found_lines``); ``turned``: it is the image as given turned half a turn."""
-        size = (grey.shape[1], grey.shape[0])
+        ``found_lines``); ``turns``: it is the image as given turned that many quarter
+        turns counter-clockwise (``np.rot90``)."""
+        size = (grey.shape[1], grey.shape[0])[:: -1 if turns % 2 else 1]  # as given
         if which == "char":
             bright_ink = normalize_polarity(trim_frame(grey)[0])
             char = _emnist_style(bright_ink, int(self.models["char"].meta["input_height"]))
@@ -790,10 +836,39 @@ class Recognizer:
             lines = [line for _, (line, _) in page]
             # A word's place: prepared line -> the line cut from the page -> the image.
             to_image = [found.to_image @ np.linalg.inv(mapping) for found, (_, mapping) in page]
-        if turned:  # places found in the turned image, turned back into the one given
-            back = np.array([[-1.0, 0, size[0] - 1], [0, -1, size[1] - 1], [0, 0, 1]])
+        if turns % 4:  # places found in the turned image, turned back into the one given
+            back = _turned_back((size[1], size[0]), turns)
             to_image = [back @ matrix for matrix in to_image]
         return _Prepared(which, size, lines, to_image)
+
+    def _lies_sideways(self, grey: np.ndarray, kind: Kind, which: str) -> bool:
+        """Whether ``grey``, asked to be read as ``kind`` and told to be a ``which`` as
+        given, is a line or page lying on its side.
+
+        A line is told by its ink's shape, taller than wide; a page by the edges of its
+        writing, blurred to the letters' scale, running up and down
+        (:func:`~text_recognizer.segmentation.sideways_evidence`). With ``kind="auto"``, a
+        line as given was wide; a character as given is a line on its side where its ink
+        is tall, in several blobs (a line holds too few rows of letters for their edges to
+        tell), and no line runs across it (else it would be a page as given).
+        """
+        if self.orientation == "upright" or kind == "char" or "line" not in self.models:
+            return False
+        height, width = grey.shape
+        told_wide = kind == "auto" and which == "line" and "char" in self.models
+        if told_wide or width > LINE_ASPECT * height:
+            return False  # wide: a line, or a page of long lines, upright
+        if kind == "line":
+            aspect = _ink_aspect(grey)
+            return 0 < aspect < 1 / SIDEWAYS_LINE
+        evidence = sideways_evidence(grey)
+        if evidence.blobs < SIDEWAYS_BLOBS or evidence.ink_aspect > LINE_ASPECT:
+            return False  # a character, or ink as wide as a line's as given
+        if evidence.edge_ratio > SIDEWAYS_RATIO:
+            return True
+        if evidence.ink_aspect >= 1 / INK_LINE_ASPECT:
+            return False
+        return which == "char" if kind == "auto" else not _found_lines(grey)
 
     def _page_lines(
         self, grey: np.ndarray, found_lines: list[TextLine] | None = None
@@ -936,6 +1011,40 @@ def _word_box(ink: np.ndarray, start: float, end: float) -> list[tuple[float, fl
         return _band(start, end, ink.shape[0])
     top, bottom = max(0, rows[0] - 1), min(ink.shape[0] - 1, rows[-1] + 1)
     return _band(start, end, ink.shape[0], top, bottom)
+
+
+def _turned(grey: np.ndarray, turns: int) -> np.ndarray:
+    """``grey`` turned ``turns`` quarter turns counter-clockwise."""
+    return np.ascontiguousarray(np.rot90(grey, turns)) if turns % 4 else grey
+
+
+def _turned_back(shape: tuple[int, int], turns: int) -> np.ndarray:
+    """The 3 x 3 matrix from the pixels of an image of ``shape`` (rows, columns) turned
+    ``turns`` quarter turns counter-clockwise (``np.rot90``) back to the image's."""
+    matrix = np.eye(3)
+    height, width = shape
+    for _ in range(turns % 4):
+        # A pixel (x, y) of the image turned once more was at (width - 1 - y, x) before.
+        matrix = matrix @ np.array([[0.0, -1, width - 1], [1, 0, 0], [0, 0, 1]])
+        height, width = width, height
+    return matrix
+
+
+def check_orientation(orientation: str | None, upside_down: bool = False) -> Orientation:
+    """The orientation ``orientation`` and the older ``upside_down`` flag ask for together:
+    ``upside_down`` is ``"any"``; neither given, ``"sideways"``."""
+    if orientation is None:
+        return "any" if upside_down else "sideways"
+    if orientation not in ORIENTATIONS:
+        raise ConfigError(
+            f"orientation must be one of {', '.join(ORIENTATIONS)}; got {orientation!r}"
+        )
+    if upside_down and orientation != "any":
+        raise ConfigError(
+            f"upside_down is orientation 'any', which contradicts orientation {orientation!r}: "
+            "give one of them"
+        )
+    return orientation
 
 
 def _bounds(polygon: Sequence[tuple[int, int]]) -> tuple[int, int, int, int]:

@@ -95,6 +95,14 @@ SPECK_REACH = 0.5
 #: More columns than this are a table's or a grid's (each rule of a grid of rules would
 #: be read as lines), left whole.
 MAX_COLUMNS = 4
+#: Whether a page lies on its side is told on the image shrunk to this longer side: the
+#: ink's shape at the letters' scale, not its detail.
+SIDEWAYS_SIDE = 256
+#: A blob of ink with under this share of the largest blob's pixels is a speck (a dot, noise).
+SIDEWAYS_SPECK = 0.05
+#: The ink is blurred by this share of its letters' size (the median of its blobs' shorter
+#: sides): letters of a word merge into bars along the line, and lines stay apart.
+SIDEWAYS_BLUR = 0.5
 
 
 @dataclass(frozen=True)
@@ -436,3 +444,49 @@ def _writing(band: np.ndarray) -> np.ndarray:
     for i in np.flatnonzero(~near):
         kept[y[i] : y[i] + h[i], x[i] : x[i] + w[i]] = 0
     return kept
+
+
+@dataclass(frozen=True)
+class SidewaysEvidence:
+    """What tells a page or line lying on its side: ``edge_ratio``, how much more the
+    edges of the writing run up and down than across (the sum of squared horizontal
+    gradients over that of vertical ones, the ink blurred to its letters' scale);
+    ``blobs``, how many blobs of ink (specks left out); ``ink_aspect``, the width / height
+    of the box holding the ink (its outermost 1 % each way left out)."""
+
+    edge_ratio: float
+    blobs: int
+    ink_aspect: float
+
+
+def sideways_evidence(grey: np.ndarray) -> SidewaysEvidence:
+    """How a grey image's writing runs (:class:`SidewaysEvidence`; all 0 where blank).
+
+    Blurred at the scale of its letters, a line of writing is a bar along the line: most
+    of the ink's edge is its top and bottom. ``edge_ratio`` is well under 1 on an upright
+    page and over 1 on one turned a quarter turn (the structure tensor's two diagonal
+    terms), whatever the line spacing or a tilt of up to 15 degrees; it needs no line
+    found, which a page on its side would be cut into wrongly (docs/benchmarks.md). A
+    lone line is too few rows of letters for that: its shape tells it instead.
+    """
+    scale = SIDEWAYS_SIDE / max(grey.shape)
+    if scale < 1:
+        size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    ink = normalize_polarity(trim_frame(grey)[0]).astype(np.float32)
+    ink = subtract_paper(ink, int(PAGE_PAPER_WINDOW * min(ink.shape)))
+    if float(ink.max()) < MIN_CONTRAST:
+        return SidewaysEvidence(0.0, 0, 0.0)
+    mask = (ink >= PAGE_INK_FRACTION * float(ink.max())).astype(np.uint8)
+    rows, cols = np.nonzero(mask)
+    top, bottom = np.percentile(rows, [1, 99])
+    left, right = np.percentile(cols, [1, 99])
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    blobs = stats[1:][areas >= SIDEWAYS_SPECK * areas.max()]
+    letters = float(np.median(blobs[:, cv2.CC_STAT_WIDTH : cv2.CC_STAT_HEIGHT + 1].min(axis=1)))
+    blurred = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), max(0.5, SIDEWAYS_BLUR * letters))
+    across = cv2.Sobel(blurred, cv2.CV_32F, 1, 0)
+    down = cv2.Sobel(blurred, cv2.CV_32F, 0, 1)
+    ratio = float(np.vdot(across, across)) / max(float(np.vdot(down, down)), 1e-12)
+    return SidewaysEvidence(ratio, len(blobs), float((right - left + 1) / (bottom - top + 1)))
