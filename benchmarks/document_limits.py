@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.pages: the
 from tests.pages import compose_page, multipage_tiff, raw_tiff
 
 from text_recognizer.errors import ImageError
-from text_recognizer.preprocessing import Pages
+from text_recognizer.images import Pages
 from text_recognizer.recognizer import Recognizer
 from text_recognizer.serving.app import MAX_DOCUMENT_PIXELS, MAX_PAGES
 

@@ -85,8 +85,9 @@ def synthetic_lines() -> Material:
 
 def folder_lines(folder: Path) -> Material:
     """A labelled folder's lines (e.g. ``realdata_lines.py --write-folder``), one group."""
+    from text_recognizer.images import load_image
     from text_recognizer.labels import read_labels
-    from text_recognizer.preprocessing import load_image, normalize_polarity
+    from text_recognizer.preprocessing import normalize_polarity
 
     rows = read_labels(folder)
     images = [255 - normalize_polarity(load_image(row.image)) for row in rows]
@@ -143,8 +144,8 @@ def iam_pages(archive_path: Path) -> Iterator[Page]:
 
 
 def folder_pages(folder: Path) -> Iterator[Page]:
+    from text_recognizer.images import load_image
     from text_recognizer.labels import read_labels
-    from text_recognizer.preprocessing import load_image
 
     for row in read_labels(folder):
         yield load_image(row.image), [], row.text.split("\n")
@@ -153,8 +154,9 @@ def folder_pages(folder: Path) -> Iterator[Page]:
 def page_xml_pages(folder: Path) -> Iterator[Page]:
     from text_recognizer.data.page_lines import cut_line, page_files, plain_text
     from text_recognizer.errors import ImageError
+    from text_recognizer.images import load_image
     from text_recognizer.page_xml import read_page_xml
-    from text_recognizer.preprocessing import load_image, prepare_line
+    from text_recognizer.preprocessing import prepare_line
 
     for file in page_files([folder]):
         page = read_page_xml(file)

@@ -31,10 +31,10 @@ from paragraphs import read_turn, synthetic_lines
 from realdata_chars import DEFAULT_REALDATA, _mnist_labels
 from realdata_lines import real_lines
 
+from text_recognizer.images import load_image
 from text_recognizer.labels import read_labels
 from text_recognizer.metrics import cer
 from text_recognizer.paths import SAMPLES_DIR
-from text_recognizer.preprocessing import load_image
 from text_recognizer.recognizer import Recognizer, _ink_aspect
 
 Set = tuple[list[np.ndarray], list[str], bool]  # images, texts, lines (else characters)

@@ -39,8 +39,9 @@ from width_sensitivity import add_set_arguments
 
 from text_recognizer.charset import Charset
 from text_recognizer.decoding.greedy import greedy_ctc_decode
+from text_recognizer.images import load_image
 from text_recognizer.metrics import cer
-from text_recognizer.preprocessing import load_image, prepare_line
+from text_recognizer.preprocessing import prepare_line
 from text_recognizer.recognizer import WIDTH_SEARCH, Model, Recognizer, _scale_width, pad_lines
 
 

@@ -24,9 +24,10 @@ from realdata_lines import real_lines
 from width_sensitivity import add_set_arguments, synthetic_sets
 
 from text_recognizer.data.augment import thin_strokes
+from text_recognizer.images import load_image
 from text_recognizer.labels import read_labels
 from text_recognizer.paths import ASSETS_DIR
-from text_recognizer.preprocessing import load_image, prepare_line
+from text_recognizer.preprocessing import prepare_line
 
 
 def stroke_width(line: np.ndarray) -> float:

@@ -36,8 +36,9 @@ from width_sensitivity import add_set_arguments
 
 from text_recognizer.charset import Charset
 from text_recognizer.decoding.greedy import as_log_probs, greedy_ctc_decode, sequence_confidences
+from text_recognizer.images import load_image
 from text_recognizer.metrics import cer
-from text_recognizer.preprocessing import load_image, prepare_line
+from text_recognizer.preprocessing import prepare_line
 from text_recognizer.recognizer import WIDTH_SEARCH, Recognizer, _scale_width, pad_lines
 
 RULES = ("width 1", "most probable", "per character", "agreement", "mixture", "oracle")

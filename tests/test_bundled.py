@@ -11,9 +11,9 @@ from tests.inference_only import run_without_training
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.demo import run_demo
 from text_recognizer.errors import ConfigError, ImageError
+from text_recognizer.images import load_image
 from text_recognizer.labels import read_labels
 from text_recognizer.paths import MODELS_DIR, SAMPLES_DIR
-from text_recognizer.preprocessing import load_image
 from text_recognizer.recognizer import Recognizer
 
 
@@ -171,8 +171,9 @@ def test_demo_reads_the_samples() -> None:
 def test_the_bundled_line_model_reads_tilted_samples_nearly_as_well_as_level_ones() -> None:
     import numpy as np
 
+    from text_recognizer.images import load_image
     from text_recognizer.metrics import cer
-    from text_recognizer.preprocessing import load_image, rotate
+    from text_recognizer.preprocessing import rotate
 
     # All eight samples: one line may be read right even tilted, eight tell levelling apart.
     rows = read_labels(SAMPLES_DIR / "lines")
@@ -194,8 +195,9 @@ def test_the_bundled_line_model_reads_tilted_samples_nearly_as_well_as_level_one
 def test_the_bundled_line_model_reads_leaning_samples_nearly_as_well_as_upright_ones() -> None:
     import numpy as np
 
+    from text_recognizer.images import load_image
     from text_recognizer.metrics import cer
-    from text_recognizer.preprocessing import load_image, shear
+    from text_recognizer.preprocessing import shear
 
     rows = read_labels(SAMPLES_DIR / "lines")
     texts = [row.text for row in rows]
@@ -219,7 +221,8 @@ def test_cli_recognize_deslants_unless_told_not_to(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from text_recognizer.cli import app
-    from text_recognizer.preprocessing import load_image, shear
+    from text_recognizer.images import load_image
+    from text_recognizer.preprocessing import shear
 
     row = read_labels(SAMPLES_DIR / "lines")[5]
     leaning = shear(255 - load_image(row.image).astype(np.float32), -0.4)  # back-handed

@@ -15,7 +15,7 @@ from PIL import Image, TiffImagePlugin
 
 from tests.pages import compose_page, multipage_tiff, on_margin, raw_tiff, sample_line
 from text_recognizer.errors import ImageError
-from text_recognizer.preprocessing import Pages, load_image, page_count
+from text_recognizer.images import Pages, load_image, page_count
 from text_recognizer.recognizer import Recognizer, Result
 
 

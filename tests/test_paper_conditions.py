@@ -21,11 +21,11 @@ from text_recognizer.data.line_render import LineRenderer
 from text_recognizer.data.sentences import SentenceGenerator
 from text_recognizer.data.sources.fonts import list_fonts
 from text_recognizer.errors import ImageError
+from text_recognizer.images import load_image
 from text_recognizer.metrics import cer
 from text_recognizer.preprocessing import (
     RULE_SPAN_HEIGHTS,
     erase_rules,
-    load_image,
     normalize_polarity,
     rotate,
     subtract_paper,

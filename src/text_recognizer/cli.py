@@ -486,7 +486,7 @@ def _read_in_batches(
     ``recognize_batch`` call; every page of a multi-page file, each with its number. A
     batch that fails is read again one image at a time, so that only the bad image is
     lost. ``-`` stands for ``stdin``'s bytes."""
-    from text_recognizer.preprocessing import Pages, page_count
+    from text_recognizer.images import Pages, page_count
 
     if stdin is None and STDIN in images:
         stdin = sys.stdin.buffer.read()

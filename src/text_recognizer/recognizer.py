@@ -31,16 +31,14 @@ import numpy as np
 
 from text_recognizer.charset import BLANK, END, PAD, START, Charset
 from text_recognizer.errors import ConfigError, ImageError
+from text_recognizer.images import ImageInput, Pages, load_image
 from text_recognizer.paths import MODELS_DIR
 from text_recognizer.preprocessing import (
     INK_FRACTION,
     MIN_CONTRAST,
-    ImageInput,
-    Pages,
     baseline_row,
     emnist_style,
     ink_contrast,
-    load_image,
     map_points,
     normalize_polarity,
     prepare_line_mapped,
@@ -703,7 +701,7 @@ class Recognizer:
         Each page's kind is told on its own (``kind="auto"``). The first page that cannot
         be read (blank, no line found) raises its ``ImageError``, which names the page
         (``scan.tif page 3: ...``); :meth:`recognize_pages` goes on past it. To bound what
-        an untrusted file may cost, pass :class:`~text_recognizer.preprocessing.Pages`
+        an untrusted file may cost, pass :class:`~text_recognizer.images.Pages`
         opened with ``max_pages`` and ``max_pixels``."""
         results = []
         for outcome in self.recognize_pages(source, kind):

@@ -13,7 +13,8 @@ from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data import DATASETS
 from text_recognizer.data.folder import LabelledFolder
 from text_recognizer.errors import ConfigError, DataError
-from text_recognizer.preprocessing import load_image, prepare_line
+from text_recognizer.images import load_image
+from text_recognizer.preprocessing import prepare_line
 
 TEXTS = [f"line {i} of {w}" for i, w in enumerate(["ten", "cats", "sat", "on", "a", "mat"] * 2)]
 

@@ -24,7 +24,8 @@ from text_recognizer.cli import app
 from text_recognizer.data import DATASETS
 from text_recognizer.data.iam_lines import IamLines
 from text_recognizer.errors import ConfigError, DataError
-from text_recognizer.preprocessing import load_image, prepare_line
+from text_recognizer.images import load_image
+from text_recognizer.preprocessing import prepare_line
 
 if TYPE_CHECKING:
     from http_fixtures import LocalServer

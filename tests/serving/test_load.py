@@ -25,7 +25,7 @@ pytest.importorskip("fastapi")
 import uvicorn
 
 from tests.serving.server import free_port, multipart
-from text_recognizer.preprocessing import MIN_SIDE, Pages
+from text_recognizer.images import MIN_SIDE, Pages
 from text_recognizer.recognizer import Result
 from text_recognizer.serving.app import create_app
 

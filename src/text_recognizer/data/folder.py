@@ -25,8 +25,9 @@ from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data.line_render import HEIGHT  # the rendered rehearsal lines' height
 from text_recognizer.data.module import ArrayDataset, BaseDataModule, Kind
 from text_recognizer.errors import ConfigError, DataError, ImageError
+from text_recognizer.images import Pages
 from text_recognizer.labels import Labelled, read_labels
-from text_recognizer.preprocessing import Pages, emnist_style, normalize_polarity, prepare_line
+from text_recognizer.preprocessing import emnist_style, normalize_polarity, prepare_line
 
 SPLITS = ("train", "val", "test")
 #: How many bad rows an error message lists before it says "and N more".

@@ -30,7 +30,8 @@ from text_recognizer.data.sources.iam import (
 )
 from text_recognizer.data.synthetic_lines import PackedLines
 from text_recognizer.errors import ConfigError, DataError, ImageError
-from text_recognizer.preprocessing import load_image, prepare_line
+from text_recognizer.images import load_image
+from text_recognizer.preprocessing import prepare_line
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from tqdm import tqdm
 from text_recognizer.charset import DEFAULT_CHARSET, Charset
 from text_recognizer.errors import DataError, ImageError
 from text_recognizer.files import write_text_atomic
+from text_recognizer.images import Pages, load_image
 from text_recognizer.labels import LABEL_FILES
 from text_recognizer.page_xml import MAX_COORDINATE, read_page_xml
-from text_recognizer.preprocessing import Pages, load_image
 
 log = logging.getLogger(__name__)
 

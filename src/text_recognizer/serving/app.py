@@ -8,7 +8,7 @@ share between threads. At most ``queue`` requests wait for a free one, none long
 client learns at once to come back (or try another server) rather than hang.
 
 Uploads are capped in bytes before they are parsed (``UploadLimit``), and in pages and
-pixels (all pages' together, and each page's: ``preprocessing.MAX_PIXELS``) before any
+pixels (all pages' together, and each page's: ``images.MAX_PIXELS``) before any
 page is decoded: a multi-page TIFF of a few kB may hold thousands of pages.
 """
 
@@ -36,8 +36,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from text_recognizer import __version__
 from text_recognizer.errors import ImageError, TextRecognizerError
+from text_recognizer.images import Pages
 from text_recognizer.page_xml import page_xml
-from text_recognizer.preprocessing import Pages
 from text_recognizer.recognizer import Recognizer, Result
 
 #: Default cap on one request's body: a photographed page is 2-8 MB as JPEG.

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from text_recognizer.data.sources.download import RemoteFile, remote_file
 from text_recognizer.errors import ConfigError, DataError
-from text_recognizer.preprocessing import MAX_PIXELS
+from text_recognizer.images import MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
