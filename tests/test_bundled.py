@@ -71,7 +71,8 @@ def test_lines_and_pages_turned_half_a_turn_are_read_as_upright_with_upside_down
         upright = plain.recognize(grey, kind=kind)
         assert plain.recognize(turned, kind=kind).text != upright.text  # read as garbage
         read = both.recognize(turned, kind=kind)
-        assert read.text == upright.text
+        assert (read.text, read.rotation, upright.rotation) == (upright.text, 180, 0)
+        assert read.to_dict()["rotation"] == 180 and "rotation" not in upright.to_dict()
         # Its places are in the image as given: the upright ones turned half a turn.
         width, height = upright.size
         for got, want in zip(read.lines or [read], upright.lines or [upright], strict=True):
@@ -98,6 +99,8 @@ def test_lines_and_pages_lying_on_their_side_are_turned_upright_by_default(turns
             assert upright.recognize(turned, kind=asked).text != truth.text  # read as garbage
             read = sideways.recognize(turned, kind=asked)
             assert (read.kind, read.text) == (kind, truth.text)
+            # np.rot90 turned it counter-clockwise: it is read turned back clockwise.
+            assert read.rotation == (90 if turns == 1 else 270)
             # Its places are in the image as given: the upright ones turned with it.
             assert read.size == (turned.shape[1], turned.shape[0])
             width, height = truth.size

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from tests.pages import SAMPLES, compose_page
 from text_recognizer.cli import app
 from text_recognizer.page_xml import NAMESPACE, page_xml
+from text_recognizer.paths import SAMPLES_DIR
 from text_recognizer.recognizer import Recognizer, Result
 
 xmlschema = pytest.importorskip("xmlschema")
@@ -136,6 +137,16 @@ def test_text_is_escaped(schema: xmlschema.XMLSchema) -> None:
     assert root.findtext(".//pc:TextLine/pc:TextEquiv/pc:Unicode", namespaces=NS) == '<a & "b">'
     page = root.find("pc:Page", NS)
     assert page is not None and page.attrib["imageFilename"] == "a&b.png"
+
+
+def test_a_page_read_turned_says_how_to_turn_it_upright(schema: xmlschema.XMLSchema) -> None:
+    recognizer = Recognizer.from_pretrained(orientation="any")
+    page = np.asarray(Image.open(SAMPLES_DIR / "paragraphs" / "page_00.png").convert("L"))
+    for turns, orientation in ((0, None), (1, "90"), (2, "180"), (3, "-90")):
+        document = page_xml(recognizer.recognize(np.rot90(page, turns)), "page.png")
+        schema.validate(document)
+        element = ET.fromstring(document).find("pc:Page", NS)
+        assert element is not None and element.get("orientation") == orientation
 
 
 def test_a_result_without_its_image_size_is_refused() -> None:

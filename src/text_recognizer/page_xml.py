@@ -58,11 +58,10 @@ def page_xml(result: Result, image_name: str, created: datetime | None = None) -
             _tag("MetadataItem"),
             {"type": "imageProperties", "name": PAGE_NUMBER, "value": str(result.page)},
         )
-    page = ET.SubElement(
-        root,
-        _tag("Page"),
-        {"imageFilename": image_name, "imageWidth": str(width), "imageHeight": str(height)},
-    )
+    attributes = {"imageFilename": image_name, "imageWidth": str(width), "imageHeight": str(height)}
+    if result.rotation:  # PAGE: the clockwise turn that sets the page upright, in (-180, 180]
+        attributes["orientation"] = str(result.rotation - 360 * (result.rotation > 180))
+    page = ET.SubElement(root, _tag("Page"), attributes)
     whole = [(0, 0), (width - 1, 0), (width - 1, height - 1), (0, height - 1)]
     lines = result.lines or [result]
     polygons = [line.polygon or whole for line in lines]

@@ -160,7 +160,9 @@ class Result:
     ``words`` (:class:`Word`). ``size`` is the image's ``(width, height)`` as read
     (upright, as its EXIF orientation says). ``page`` is the page's number, from 1, in a
     file of several pages (:meth:`Recognizer.recognize_document`); ``None`` for an image
-    of one."""
+    of one. ``rotation`` is how far the image was turned clockwise to be read, in degrees
+    (90, 180 or 270: it lay on its side or upside down, ``Recognizer(orientation=...)``);
+    0 where it was read as given. Places are in the image as given either way."""
 
     text: str
     confidence: float
@@ -173,6 +175,7 @@ class Result:
     words: list[Word] = field(default_factory=list)
     size: tuple[int, int] | None = None
     page: int | None = None
+    rotation: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         def drop_empty(out: dict[str, Any]) -> dict[str, Any]:
@@ -187,7 +190,9 @@ class Result:
 
 
 #: What ``Result.to_dict`` leaves out where it is empty.
-_OPTIONAL_KEYS = frozenset({"lines", "box", "polygon", "baseline", "words", "size", "page"})
+_OPTIONAL_KEYS = frozenset(
+    {"lines", "box", "polygon", "baseline", "words", "size", "page", "rotation"}
+)
 
 
 class Model(Protocol):
@@ -784,7 +789,8 @@ class Recognizer:
                     "paragraph",
                     lines=parts,
                 )
-            results.append(replace(result, size=item.size))
+            # np.rot90 turns counter-clockwise: a quarter turn of it is 270 degrees clockwise.
+            results.append(replace(result, size=item.size, rotation=-90 * item.turns % 360))
         return results
 
     def _prepare(self, image: ImageInput, kind: Kind, name: str | None) -> list[_Prepared]:
@@ -825,7 +831,7 @@ class Recognizer:
         if which == "char":
             bright_ink = normalize_polarity(trim_frame(grey)[0])
             char = _emnist_style(bright_ink, int(self.models["char"].meta["input_height"]))
-            return _Prepared("char", size, char=char)
+            return _Prepared("char", size, char=char)  # a character is never turned
         if which == "line":
             ((line, mapping),) = self._prepare_lines([grey])
             lines, to_image = [line], [np.linalg.inv(mapping)]
@@ -837,7 +843,7 @@ class Recognizer:
         if turns % 4:  # places found in the turned image, turned back into the one given
             back = _turned_back((size[1], size[0]), turns)
             to_image = [back @ matrix for matrix in to_image]
-        return _Prepared(which, size, lines, to_image)
+        return _Prepared(which, size, lines, to_image, turns=turns % 4)
 
     def _lies_sideways(self, grey: np.ndarray, kind: Kind, which: str) -> bool:
         """Whether ``grey``, asked to be read as ``kind`` and told to be a ``which`` as
@@ -988,6 +994,7 @@ class _Prepared:
     lines: list[np.ndarray] = field(default_factory=list)
     to_image: list[np.ndarray] = field(default_factory=list)  # prepared line -> image
     char: np.ndarray | None = None
+    turns: int = 0  # quarter turns counter-clockwise (np.rot90) it was read at
 
 
 def _band(
