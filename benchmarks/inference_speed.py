@@ -24,7 +24,7 @@ import torch
 
 from text_recognizer.labels import read_labels
 from text_recognizer.paths import MODELS_DIR, SAMPLES_DIR
-from text_recognizer.recognizer import OnnxModel, Recognizer, TorchModel
+from text_recognizer.recognizer import Model, OnnxModel, Recognizer, open_checkpoint
 
 
 def median_ms(recognizer: Recognizer, images: list[Path], kind: str, repeats: int) -> float:
@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"{'model':<40}{'kind':<6}{'runtime':<14}{'ms/image (median)':>18}")
-    rows: list[tuple[str, OnnxModel | TorchModel, str, dict[str, Any]]] = []
+    rows: list[tuple[str, Model, str, dict[str, Any]]] = []
     for path in sorted(MODELS_DIR.glob("*.onnx")):
         model = OnnxModel(path, threads=1)
         rows.append((path.name, model, "onnxruntime", {}))
@@ -71,7 +71,7 @@ def main() -> None:
             plain = {"deskew": False, "deslant": False}
             rows.append((f"{path.name} neither", model, "onnxruntime", plain))
     for checkpoint in args.checkpoint:
-        rows.append((checkpoint.name, TorchModel(checkpoint), "torch eager", {}))
+        rows.append((checkpoint.name, open_checkpoint(checkpoint), "torch eager", {}))
     for name, model, runtime, decoding in rows:
         kind = model.meta["kind"]
         images = [row.image for row in read_labels(SAMPLES_DIR / f"{kind}s")]
