@@ -3,7 +3,7 @@
 Each route serves fixed bytes and can misbehave on purpose: another status code, a
 ``Content-Length`` larger than the body followed by a closed connection (a truncated
 transfer), a delay before answering (a stalled server), or the connection held open
-after the body (a transfer that stalls midway).
+after the body (a transfer that stalls midway), or the body trickled a byte at a time.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class Route:
     delay_s: float = 0.0
     hold_s: float = 0.0  # keep the connection open this long after the body
     location: str | None = None  # a Location header, for redirects (status 30x)
+    trickle_s: float = 0.0  # send the body a byte at a time, this long apart
 
 
 class LocalServer:
@@ -51,8 +52,12 @@ class LocalServer:
                 self.end_headers()
                 # The client may give up first (the timeout test).
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(route.body)
-                    self.wfile.flush()
+                    step = 1 if route.trickle_s else max(1, len(route.body))
+                    for start in range(0, len(route.body), step):
+                        self.wfile.write(route.body[start : start + step])
+                        self.wfile.flush()
+                        if route.trickle_s and server.closing.wait(route.trickle_s):
+                            break
                 server.closing.wait(route.hold_s)
                 self.close_connection = True  # so a short body ends the transfer early
 

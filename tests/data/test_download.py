@@ -98,6 +98,25 @@ def test_stalled_server_times_out(http_server: LocalServer, tmp_path: Path) -> N
     assert leftovers(tmp_path) == []
 
 
+def test_a_server_that_trickles_bytes_is_given_up(
+    http_server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A byte every 50 ms never trips the read timeout: the download once waited for the
+    whole body (or for ever), a byte at a time."""
+    import text_recognizer.data.sources.download as download_module
+
+    monkeypatch.setattr(download_module, "STALL_WINDOW_S", 0.3)
+    monkeypatch.setattr(download_module, "MIN_BYTES_PER_S", 100)
+    slow = http_server.add("/a.bin", PAYLOAD[:100], trickle_s=0.05)
+    remote = RemoteFile("a.bin", hashlib.sha256(PAYLOAD[:100]).hexdigest(), (slow,))
+    with pytest.raises(DataError, match=r"a\.bin: too slow: \d bytes in the last 0 s, under 100"):
+        download(remote, tmp_path, timeout=5, progress=False)
+    assert leftovers(tmp_path) == []
+    # At full speed the same window and rate let it through.
+    fast = http_server.add("/b.bin", PAYLOAD[:100])
+    download(RemoteFile("a.bin", remote.sha256, (fast,)), tmp_path, timeout=5, progress=False)
+
+
 def test_file_placed_by_hand_is_used_without_network(tmp_path: Path, refused_url: str) -> None:
     (tmp_path / "a.bin").write_bytes(PAYLOAD)
     path = download(RemoteFile("a.bin", PAYLOAD_SHA, (refused_url,)), tmp_path, progress=False)

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import socket
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,6 +35,11 @@ log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
 DEFAULT_TIMEOUT_S = 30.0
+#: A transfer slower than ``MIN_BYTES_PER_S`` over ``STALL_WINDOW_S`` seconds is given up
+#: (curl's --speed-limit / --speed-time): a server that trickles a byte now and then never
+#: trips the read timeout, and would hold the download for ever.
+MIN_BYTES_PER_S = 1024
+STALL_WINDOW_S = 60.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -105,8 +111,9 @@ def download(
 
     Each mirror is tried in order; the first whose bytes match ``remote.sha256`` wins.
     ``timeout`` (seconds) bounds the connect and every read, so a stalled server fails
-    instead of hanging. Raises ``DataError`` naming every URL with its failure, the
-    expected checksum and where to place the file by hand.
+    instead of hanging; a transfer slower than ``MIN_BYTES_PER_S`` for ``STALL_WINDOW_S``
+    seconds fails too (a server that trickles bytes). Raises ``DataError`` naming every
+    URL with its failure, the expected checksum and where to place the file by hand.
     """
     dest_dir = Path(dest_dir)
     target = dest_dir / remote.filename
@@ -210,7 +217,8 @@ def _fetch(url: str, dest: Path, *, timeout: float, progress: bool, label: str) 
             length = response.headers.get("Content-Length")
             expected = int(length) if length is not None and length.isdigit() else None
             with (
-                dest.open("wb") as out,
+                # Unbuffered: a write that fails leaves nothing for close() to fail on again.
+                dest.open("wb", buffering=0) as out,
                 tqdm(
                     total=expected,
                     unit="B",
@@ -221,10 +229,13 @@ def _fetch(url: str, dest: Path, *, timeout: float, progress: bool, label: str) 
                     leave=False,
                 ) as bar,
             ):
-                while chunk := response.read(CHUNK_BYTES):
+                window_start, window_received = time.monotonic(), 0
+                # read1: what has arrived, up to a chunk (read would wait for a whole chunk).
+                while chunk := response.read1(CHUNK_BYTES):
                     try:
-                        out.write(chunk)
-                        out.flush()  # so closing the file has nothing left to fail on
+                        rest = memoryview(chunk)
+                        while rest:  # a raw write may take part of a chunk
+                            rest = rest[out.write(rest) or 0 :]
                     except OSError as error:  # a full disk: no other mirror would help
                         raise DataError(
                             f"cannot write {dest} after {received} bytes of {url} "
@@ -234,6 +245,15 @@ def _fetch(url: str, dest: Path, *, timeout: float, progress: bool, label: str) 
                     digest.update(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
+                    elapsed = time.monotonic() - window_start
+                    if elapsed >= STALL_WINDOW_S:
+                        got = received - window_received
+                        if got < MIN_BYTES_PER_S * elapsed:
+                            raise _FetchError(
+                                f"too slow: {got} bytes in the last {elapsed:.0f} s, under "
+                                f"{MIN_BYTES_PER_S} bytes/s (after {received} bytes)"
+                            )
+                        window_start, window_received = time.monotonic(), received
     except urllib.error.HTTPError as error:
         raise _FetchError(f"HTTP {error.code} {error.reason}") from error
     except urllib.error.URLError as error:
