@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -190,7 +191,9 @@ def test_an_export_that_cannot_write_its_step_leaves_the_earlier_export_whole(
         (tmp_path / name).write_bytes(data)
     write_onnx = export_module.write_onnx
 
-    def disk_full_at_the_step(wrapper: torch.nn.Module, args: tuple, path: Path, *rest: object):  # type: ignore[no-untyped-def]
+    def disk_full_at_the_step(
+        wrapper: torch.nn.Module, args: tuple[Any, ...], path: Path, *rest: Any
+    ) -> Path:
         if "step" in path.name:
             raise OSError(28, "No space left on device")
         return write_onnx(wrapper, args, path, *rest)

@@ -5,8 +5,8 @@ hand, becomes what the ``folder`` dataset reads (:mod:`text_recognizer.data.fold
 measure a model on those pages, or to fine-tune it on them. Each ``TextLine`` is cut
 along its polygon (its bounding box, with the paper's local level outside the polygon, so a
 neighbour's ascenders stay out) and turned so that its baseline runs left to right (a line
-of a page lying on its side, or upside down, is cut upright); its text is written plainly (curly quotes, dashes and
-the like as the charset has them, runs of spaces as one).
+of a page lying on its side, or upside down, is cut upright); its text is written plainly
+(curly quotes, dashes and the like as the charset has them, runs of spaces as one).
 """
 
 from __future__ import annotations
