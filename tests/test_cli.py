@@ -114,7 +114,9 @@ def test_recognize_turns_a_line_on_its_side_unless_told_it_is_upright(tmp_path: 
     ]
     result = runner.invoke(app, both)
     assert result.exit_code == 1
-    assert "contradicts orientation 'upright'" in result.output
+    assert "--upside-down is --orientation any, which contradicts --orientation upright" in (
+        result.output
+    )
 
 
 def test_recognize_refuses_a_kind_without_its_model_once_before_reading(

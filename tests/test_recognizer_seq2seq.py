@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -175,3 +176,39 @@ def test_damaged_exports_are_named(exported: Path, tmp_path: Path) -> None:
     shutil.copy(exported, tmp_path / "reader.step.onnx")
     with pytest.raises(ConfigError, match="not a seq2seq model's step graph"):
         open_model(copy)
+
+
+def test_an_export_that_cannot_write_its_step_leaves_the_earlier_export_whole(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The encoder opens the model: written beside an earlier export's step and .json it
+    would read with a decoder it was not trained with, or leave an encoder without one."""
+    import text_recognizer.export as export_module
+
+    names = ["reader.onnx", "reader.step.onnx", "reader.json"]
+    earlier = {name: f"an earlier export's {name}".encode() for name in names}
+    for name, data in earlier.items():
+        (tmp_path / name).write_bytes(data)
+    write_onnx = export_module.write_onnx
+
+    def disk_full_at_the_step(
+        wrapper: torch.nn.Module, args: tuple[Any, ...], path: Path, *rest: Any
+    ) -> Path:
+        if "step" in path.name:
+            raise OSError(28, "No space left on device")
+        return write_onnx(wrapper, args, path, *rest)
+
+    monkeypatch.setattr(export_module, "write_onnx", disk_full_at_the_step)
+    result = CliRunner().invoke(app, ["export", str(checkpoint), "-o", str(tmp_path / "reader")])
+    assert result.exit_code == 1
+    assert "No space left on device" in result.output
+    assert {name: (tmp_path / name).read_bytes() for name in names} == earlier
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(names)  # no temp files
+
+    # A folder where the step would go is refused before anything is written.
+    monkeypatch.undo()
+    (tmp_path / "new.step.onnx").mkdir()
+    result = CliRunner().invoke(app, ["export", str(checkpoint), "-o", str(tmp_path / "new")])
+    assert result.exit_code == 1
+    assert "new.step.onnx is a folder" in result.output
+    assert not (tmp_path / "new.onnx").exists() and not (tmp_path / "new.json").exists()

@@ -323,6 +323,14 @@ def open_recognizer(
     """The Recognizer that ``recognize`` and ``serve`` read with; a bad option fails cleanly."""
     from text_recognizer.recognizer import Recognizer
 
+    if upside_down and orientation not in (None, Orientation.any):
+        # Said in the options' names: the Recognizer's own error names its arguments.
+        raise fail(
+            ConfigError(
+                f"--upside-down is --orientation any, which contradicts --orientation "
+                f"{orientation.value}: give one of them"
+            )
+        )
     try:
         return Recognizer.from_pretrained(
             model,

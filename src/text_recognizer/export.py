@@ -176,8 +176,17 @@ def export_seq2seq_graphs(
             },
         ),
     ]
-    for wrapper, args, path, inputs, outputs, axes in graphs:
-        write_onnx(wrapper, args, Path(path), inputs, outputs, axes, opset)
+    # Both traced before either is renamed into place: an encoder must never be left
+    # beside an earlier export's step.
+    traced = [Path(g[2]).with_name(f".{Path(g[2]).name}.{os.getpid()}.part") for g in graphs]
+    try:
+        for (wrapper, args, _, inputs, outputs, axes), tmp in zip(graphs, traced, strict=True):
+            write_onnx(wrapper, args, tmp, inputs, outputs, axes, opset)
+        traced[1].replace(step_path)  # the step first: the encoder is what opens the model
+        traced[0].replace(encoder_path)
+    finally:
+        for tmp in traced:
+            tmp.unlink(missing_ok=True)
     network.train(was_training)
 
 
@@ -278,7 +287,11 @@ def export_onnx(source: Path, output: Path) -> Path:
     output = output / DEFAULT_NAME if output.is_dir() else output.with_suffix(".onnx")
     checkpoint = resolve_checkpoint(source)
     check_writable(output)  # before loading and tracing, which take a while
-    return export_module(load_module(checkpoint), output, tested_metrics(checkpoint))
+    check_writable(output.with_suffix(".json"))
+    module = load_module(checkpoint)
+    if module.model_name == "seq2seq":
+        check_writable(step_graph_path(output))
+    return export_module(module, output, tested_metrics(checkpoint))
 
 
 def tested_metrics(checkpoint: Path) -> dict[str, Any]:

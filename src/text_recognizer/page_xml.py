@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -110,11 +110,13 @@ def _text(parent: ET.Element, text: str, confidence: float) -> None:
 
 @dataclass(frozen=True)
 class PageLine:
-    """A transcribed line of a PAGE file: its id, polygon and text (``""``: none)."""
+    """A transcribed line of a PAGE file: its id, polygon and text (``""``: none), and its
+    baseline where it has one (its direction says which way the line is written)."""
 
     id: str
     polygon: list[tuple[int, int]]
     text: str
+    baseline: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,11 @@ class PageFile:
             return self.lines
         sx, sy = size[0] / self.size[0], size[1] / self.size[1]
         return [
-            replace(line, polygon=[(round(x * sx), round(y * sy)) for x, y in line.polygon])
+            replace(
+                line,
+                polygon=[(round(x * sx), round(y * sy)) for x, y in line.polygon],
+                baseline=[(round(x * sx), round(y * sy)) for x, y in line.baseline],
+            )
             for line in self.lines
         ]
 
@@ -157,11 +163,13 @@ def read_page_xml(path: Path) -> PageFile:
     lines = []
     for number, line in enumerate((e for e in page.iter() if _local(e.tag) == "TextLine"), 1):
         coords = _child(line, "Coords")
+        baseline = _child(line, "Baseline")
         lines.append(
             PageLine(
                 line.get("id") or f"line{number}",
                 _parse_points(coords) if coords is not None else [],
                 _line_text(line),
+                _parse_points(baseline) if baseline is not None else [],
             )
         )
     try:

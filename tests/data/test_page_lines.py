@@ -14,7 +14,7 @@ from tests.pages import SAMPLE_NAMES, SAMPLES, TRUTHS, compose_page, multipage_t
 from typer.testing import CliRunner
 
 from text_recognizer.cli import app
-from text_recognizer.data.page_lines import cut_line, import_page_lines, plain_text
+from text_recognizer.data.page_lines import cut_line, import_page_lines, plain_text, upright
 from text_recognizer.errors import DataError
 from text_recognizer.labels import read_labels
 from text_recognizer.metrics import cer
@@ -366,3 +366,33 @@ def test_each_page_of_a_tiff_is_cut_from_its_own_page(
     assert report.pages == 1
     assert report.pages_skipped == [tmp_path / "more" / "scan_page7.xml"]
     assert "scan.tif has no page 7: it has 3" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "turn", [cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_180]
+)
+def test_the_lines_of_a_page_read_on_its_side_are_cut_upright(tmp_path: Path, turn: int) -> None:
+    """``recognize`` turns a page lying on its side (or, with ``orientation="any"``,
+    upside down) to read it, and writes its lines' places in the page as given: cut as
+    they lie, they would be lines written down, up or upside down, which no model reads."""
+    page, truths = compose_page([0, 3], pitch=50)
+    turned = cv2.rotate(page, turn)
+    cv2.imwrite(str(tmp_path / "scan.png"), turned)
+    read = Recognizer.from_pretrained(orientation="any").recognize(turned, kind="paragraph")
+    assert cer([line.text for line in read.lines], truths) < 0.1  # read turned back upright
+    write_page_xml(tmp_path / "scan.xml", read, "scan.png")
+    import_page_lines([tmp_path / "scan.xml"], tmp_path / "lines")
+    rows = read_labels(tmp_path / "lines")
+    images = [cv2.imread(str(row.image), cv2.IMREAD_GRAYSCALE) for row in rows]
+    assert all(image.shape[1] > 4 * image.shape[0] for image in images)  # lying, not standing
+    again = Recognizer.from_pretrained(orientation="upright").recognize_batch(images, kind="line")
+    assert cer([r.text for r in again], [row.text for row in rows]) < 0.05
+
+
+def test_a_line_without_a_baseline_is_kept_as_cut_and_one_that_runs_left_is_turned() -> None:
+    line = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert upright(line, []) is line
+    assert np.array_equal(upright(line, [(0, 1), (3, 1)]), line)
+    assert np.array_equal(upright(line, [(3, 1), (0, 1)]), line[::-1, ::-1])
+    assert np.array_equal(upright(line, [(1, 0), (1, 2)]), np.rot90(line))  # written down
+    assert np.array_equal(upright(line, [(1, 2), (1, 0)]), np.rot90(line, -1))  # written up

@@ -4,8 +4,9 @@ A Transkribus or eScriptorium export, or ``recognize --page-xml`` output correct
 hand, becomes what the ``folder`` dataset reads (:mod:`text_recognizer.data.folder`): to
 measure a model on those pages, or to fine-tune it on them. Each ``TextLine`` is cut
 along its polygon (its bounding box, with the paper's local level outside the polygon, so a
-neighbour's ascenders stay out); its text is written plainly (curly quotes, dashes and
-the like as the charset has them, runs of spaces as one).
+neighbour's ascenders stay out) and turned so that its baseline runs left to right (a line
+of a page lying on its side, or upside down, is cut upright); its text is written plainly
+(curly quotes, dashes and the like as the charset has them, runs of spaces as one).
 """
 
 from __future__ import annotations
@@ -129,6 +130,21 @@ def cut_line(
     return crop
 
 
+def upright(line: np.ndarray, baseline: Sequence[tuple[int, int]]) -> np.ndarray:
+    """The cut ``line`` turned so that its ``baseline`` (first point to last, the way it
+    is written) runs left to right: the lines of a page read on its side or upside down
+    (``recognize`` turns such pages, and writes their places in the page as given) are
+    written down or up its image. Without a baseline the line is kept as cut."""
+    if len(baseline) < 2:
+        return line
+    dx = baseline[-1][0] - baseline[0][0]
+    dy = baseline[-1][1] - baseline[0][1]
+    if abs(dy) > abs(dx):  # written down the page (turned clockwise) or up it
+        turn = cv2.ROTATE_90_COUNTERCLOCKWISE if dy > 0 else cv2.ROTATE_90_CLOCKWISE
+        return cv2.rotate(line, turn)
+    return cv2.rotate(line, cv2.ROTATE_180) if dx < 0 else line
+
+
 def page_files(sources: Sequence[Path]) -> list[Path]:
     """The files among ``sources``, and the PAGE XML files in their folders (recursively;
     an export's other XML, such as Transkribus' ``mets.xml`` and ``metadata.xml``, left
@@ -198,6 +214,8 @@ def import_page_lines(
             text = plain_text(line.text)
             missing = {c for c in text if c not in charset}
             image = cut_line(grey, line.polygon, dark_ink) if text and not missing else None
+            if image is not None:
+                image = upright(image, line.baseline)
             if not text:
                 report.skipped["without text"] += 1
             elif missing:
