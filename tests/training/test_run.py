@@ -1,7 +1,10 @@
 import json
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import pytest
 import torch
 import yaml
@@ -87,6 +90,55 @@ def test_resume_continues_same_run(tiny_chars: str) -> None:
     assert resumed["epochs"] == 2
     assert resumed["training_time_s"] >= summary["training_time_s"]
     assert resumed["train_samples"] == 2 * summary["train_samples"]  # counted across the resume
+
+
+class SlowBatch(L.Callback):
+    """Makes one batch of the first epoch take over a second: a one-second ``max_time``
+    stops the run right after it (Lightning's timer checks after our callbacks)."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        if trainer.current_epoch == 0 and idx == self.batch:
+            time.sleep(1.1)
+
+
+def test_a_max_time_stop_mid_epoch_says_how_far_it_got_and_resumes_there(
+    tiny_chars: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lightning counts an epoch cut short as a whole one (the summary said ``epochs: 1``
+    after 4 of 12 batches), and a resume that trains nothing as none (``epochs: 0``); and
+    its checkpoint, written as the cut epoch ended, resumed with the next epoch."""
+    config = tiny_config(
+        tiny_chars,
+        scheduler={"name": "none"},
+        trainer={"max_epochs": 2, "num_threads": 1, "max_time": "00:00:00:01"},
+    )
+    run_dir = tmp_path / "run"
+    stopped = run_experiment(parse_config(config), run_dir=run_dir, callbacks=[SlowBatch(3)])
+    far = ("epochs", "partial_epoch", "global_step")
+    assert stopped["ended_by"] == "max_time"
+    assert [stopped[k] for k in far] == [0, {"batches": 4, "of": 12}, 4]
+    assert "stopped the run at step 4: 0 whole epochs and 4 of 12 batches into epoch 1" in (
+        caplog.text
+    )
+
+    again = resume_run(run_dir)  # its time is used up: nothing to train, the same report
+    assert [again[k] for k in far] == [0, {"batches": 4, "of": 12}, 4]
+    assert "nothing was left to train: its trainer.max_time (00:00:00:01) is used up" in (
+        caplog.text
+    )
+
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    saved["trainer"]["max_time"] = "00:01:00:00"  # what the message says to do
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(saved))
+    finished = resume_run(run_dir)
+    assert finished["ended_by"] == "schedule"
+    assert [finished[k] for k in far] == [2, None, 24]  # the first epoch's 8 batches too
+    assert finished["train_samples"] == 24 * 16
 
 
 def test_resume_needs_a_run_folder(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ from text_recognizer.paths import runs_dir
 from text_recognizer.training.callbacks import (
     AtomicCheckpointIO,
     DataPositionCallback,
+    LastCheckpoint,
     MaxTimeForecast,
     RngStateCallback,
     TrainingTimeCallback,
@@ -164,31 +165,19 @@ def build_callbacks(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]
             enable_version_counter=False,
             auto_insert_metric_name=False,
         ),
-        # The latest state, for resume, at the end of every training epoch. Not ``save_last``:
-        # since Lightning 2.6 it only writes when the best improves.
-        lc.ModelCheckpoint(
-            dirpath=run_dir / "checkpoints",
-            filename="last",
-            save_top_k=1,
-            save_on_train_epoch_end=True,
-            enable_version_counter=False,
+        # The latest state, for resume. Not ``save_last``: since Lightning 2.6 it only
+        # writes when the best improves.
+        LastCheckpoint(
+            run_dir / "checkpoints",
+            every=None
+            if cb.checkpoint.last_every_minutes is None
+            else timedelta(minutes=cb.checkpoint.last_every_minutes),
         ),
         DataPositionCallback(),  # with it a mid-epoch last.ckpt resumes exactly
         RngStateCallback(),
         TrainingTimeCallback(),
         MaxTimeForecast(fit=cb.fit_to_max_time),
     ]
-    if cb.checkpoint.last_every_minutes is not None:
-        # And in between, so a killed run loses minutes, not a whole epoch.
-        callbacks.append(
-            lc.ModelCheckpoint(
-                dirpath=run_dir / "checkpoints",
-                filename="last",
-                save_top_k=1,
-                train_time_interval=timedelta(minutes=cb.checkpoint.last_every_minutes),
-                enable_version_counter=False,
-            )
-        )
     if cb.early_stopping is not None:
         es = cb.early_stopping
         callbacks.append(
@@ -488,6 +477,8 @@ def _train_and_test(
             # The run folder always holds config.yaml by now; MetricsCsvLogger keeps what a
             # resumed run's metrics.csv should keep, so "previous log files" lose nothing.
             warnings.filterwarnings("ignore", message="Experiment logs directory .* exists")
+            # A resumed run's own checkpoints: last.ckpt is what it resumes from.
+            warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
     except SystemExit:  # how Lightning ends fit on Ctrl-C (exit 1) and on SIGTERM (exit 0)
         raise TrainingInterruptedError(run_dir, last, sigterm=trainer.received_sigterm) from None
@@ -513,6 +504,8 @@ def _train_and_test(
     timer = next(c for c in trainer.callbacks if isinstance(c, TrainingTimeCallback))  # type: ignore[attr-defined]
     training_s, samples = timer.total_s, timer.samples
     ended_by = _ended_by(trainer)
+    trained = _trained(trainer)
+    _say_how_it_ended(config, run_dir, trainer, ended_by, trained, resume_step)
     checkpoint = trainer.checkpoint_callback
     best_path = getattr(checkpoint, "best_model_path", "") or str(last)
     test_metrics: dict[str, float] = {}
@@ -531,7 +524,13 @@ def _train_and_test(
         "monitor": config.callbacks.checkpoint.monitor,
         "best_score": float(best_score) if best_score is not None else None,
         "best_checkpoint": best_path,
-        "epochs": trainer.current_epoch,
+        # Whole epochs, and how far into the next one a run stopped mid-epoch got.
+        "epochs": trained["epoch"],
+        "partial_epoch": (
+            {"batches": trained["batches"], "of": trainer.num_training_batches}
+            if trained["batches"]
+            else None
+        ),
         "global_step": trainer.global_step,
         "ended_by": ended_by,
         "training_time_s": round(training_s, 2),
@@ -547,6 +546,47 @@ def _train_and_test(
     if trainer.is_global_zero:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _trained(trainer: L.Trainer) -> dict[str, int]:
+    """Whole epochs trained and batches into the next. Lightning's ``current_epoch`` counts
+    an epoch cut short (``max_time``, ``max_steps``) as done, and after a resume that trained
+    nothing counts none of it."""
+    position = next(c for c in trainer.callbacks if isinstance(c, DataPositionCallback))  # type: ignore[attr-defined]
+    return dict(position.position)
+
+
+def _say_how_it_ended(
+    config: ExperimentConfig,
+    run_dir: Path,
+    trainer: L.Trainer,
+    ended_by: str,
+    trained: dict[str, int],
+    resume_step: int | None,
+) -> None:
+    """One line on a run that stopped short of its schedule, or a resume that trained nothing."""
+    where = f"step {trainer.global_step:,}: {trained['epoch']} whole epochs"
+    if trained["batches"]:
+        where += (
+            f" and {trained['batches']} of {trainer.num_training_batches} batches into epoch "
+            f"{trained['epoch'] + 1}"
+        )
+    if resume_step is not None and trainer.global_step == resume_step:
+        if ended_by == "max_time":
+            then = (
+                f"its trainer.max_time ({config.trainer.max_time}) is used up. To train on, "
+                f"raise trainer.max_time in {run_dir / 'config.yaml'} and resume again, or "
+                f"start a new run from its weights: --set init.weights={run_dir}"
+            )
+        else:
+            then = f"it had already ended by {ended_by}"
+        log.warning("resumed %s at %s, and nothing was left to train: %s", run_dir, where, then)
+    elif ended_by == "max_time":
+        log.warning(
+            "trainer.max_time (%s) stopped the run at %s, before its schedule ended",
+            config.trainer.max_time,
+            where,
+        )
 
 
 def _ended_by(trainer: L.Trainer) -> str:
