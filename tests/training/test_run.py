@@ -141,6 +141,25 @@ def test_a_max_time_stop_mid_epoch_says_how_far_it_got_and_resumes_there(
     assert finished["train_samples"] == 24 * 16
 
 
+@pytest.mark.parametrize(
+    ("trainer", "message"),
+    [
+        ({"accelerator": "foo"}, r"refused the trainer settings \(accelerator='foo'.*auto, "),
+        ({"devices": "abc"}, r"refused the trainer settings .*devices='abc'"),
+        ({"val_check_interval": 100}, "val_check_interval = 100 batches, but an epoch here has 12"),
+    ],
+)
+def test_settings_lightning_refuses_are_config_errors(
+    tiny_chars: str, trainer: dict, message: str
+) -> None:
+    """Each was a Lightning traceback (ValueError, TypeError) from `train`."""
+    from text_recognizer.errors import ConfigError
+
+    config = tiny_config(tiny_chars, trainer={"max_epochs": 1, "num_threads": 1, **trainer})
+    with pytest.raises(ConfigError, match=message):
+        run_experiment(parse_config(config))
+
+
 def test_resume_needs_a_run_folder(tmp_path: Path) -> None:
     from text_recognizer.errors import ConfigError
 

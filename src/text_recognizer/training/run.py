@@ -314,17 +314,28 @@ def build_trainer(
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
     bar = config.callbacks.progress_bar
-    # Every TrainerConfig key but num_threads is a Lightning Trainer argument of that name.
-    return L.Trainer(
-        default_root_dir=run_dir,
-        **t.model_dump(exclude={"num_threads", "precision"}),
-        precision=resolve_precision(t.precision, t.accelerator),  # type: ignore[arg-type]
-        callbacks=[*build_callbacks(config, run_dir), *callbacks],
-        logger=build_loggers(config, run_dir, resume_step),
-        plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=bar != "none" and (bar != "auto" or sys.stderr.isatty()),
-        enable_model_summary=logging.getLogger("text_recognizer").isEnabledFor(logging.INFO),
-    )
+    precision = resolve_precision(t.precision, t.accelerator)
+    all_callbacks = [*build_callbacks(config, run_dir), *callbacks]
+    loggers = build_loggers(config, run_dir, resume_step)
+    try:
+        # Every TrainerConfig key but num_threads is a Lightning Trainer argument of that name.
+        return L.Trainer(
+            default_root_dir=run_dir,
+            **t.model_dump(exclude={"num_threads", "precision"}),
+            precision=precision,  # type: ignore[arg-type]
+            callbacks=all_callbacks,
+            logger=loggers,
+            plugins=[AtomicCheckpointIO()],
+            enable_progress_bar=bar != "none" and (bar != "auto" or sys.stderr.isatty()),
+            enable_model_summary=logging.getLogger("text_recognizer").isEnabledFor(logging.INFO),
+        )
+    except (MisconfigurationException, ValueError, TypeError) as error:
+        # Only settings reach the Trainer here: a name it does not know (accelerator: foo),
+        # devices it does not have (accelerator: gpu on a machine without one).
+        chosen = ", ".join(f"{k}={getattr(t, k)!r}" for k in ("accelerator", "devices", "strategy"))
+        raise ConfigError(
+            f"Lightning refused the trainer settings ({chosen}): {error}".rstrip()
+        ) from None
 
 
 def new_run_dir(config: ExperimentConfig) -> Path:
@@ -485,6 +496,12 @@ def _train_and_test(
     except MisconfigurationException as error:  # a setting Lightning refuses at fit time
         raise ConfigError(f"Lightning refused the config: {error}") from None
     except ValueError as error:
+        if "val_check_interval" in str(error):  # a count of batches over the epoch's
+            raise ConfigError(
+                f"trainer.val_check_interval = {config.trainer.val_check_interval} batches, "
+                f"but an epoch here has {trainer.num_training_batches}: give at most that, or a "
+                "fraction of an epoch (0.5: twice an epoch)"
+            ) from None
         if "Tried to step" not in str(error):
             raise
         # OneCycleLR's schedule has a fixed length: a config.yaml edited for more epochs.
