@@ -160,6 +160,23 @@ def test_settings_lightning_refuses_are_config_errors(
         run_experiment(parse_config(config))
 
 
+def test_a_new_run_refuses_a_folder_that_holds_a_run(
+    tiny_chars: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TEXT_RECOGNIZER_RUN_DIR left set (a job script run twice) trained over the run there:
+    its checkpoints replaced, its metrics.csv started anew."""
+    from text_recognizer.errors import ConfigError
+
+    config = parse_config(tiny_config(tiny_chars, trainer={"max_epochs": 1, "num_threads": 1}))
+    first = run_experiment(config, run_dir=tmp_path / "run")
+    kept = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    monkeypatch.setenv(run.RUN_DIR_ENV, str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match=r"holds a run already: resume it with .*--resume"):
+        run_experiment(config)
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == kept
+    assert resume_run(Path(first["run_dir"]))["global_step"] == first["global_step"]
+
+
 def test_resume_needs_a_run_folder(tmp_path: Path) -> None:
     from text_recognizer.errors import ConfigError
 

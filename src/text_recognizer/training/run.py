@@ -407,6 +407,14 @@ def run_experiment(
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise ConfigError(f"cannot resume: {last} does not exist (the run saved no checkpoint yet)")
+    if not resume and _is_rank_zero() and (run_dir / "config.yaml").exists():
+        # A second run there would replace its checkpoints and start a new metrics.csv.
+        chosen = f" ({RUN_DIR_ENV} names it)" if os.environ.get(RUN_DIR_ENV) else ""
+        raise ConfigError(
+            f"{run_dir}{chosen} holds a run already: resume it with text-recognizer train "
+            f"--resume {run_dir}, or train in another folder"
+            + (f" (unset {RUN_DIR_ENV} for a new timestamped one)" if chosen else "")
+        )
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -420,13 +428,19 @@ def run_experiment(
         raise
 
 
+def _is_rank_zero() -> bool:
+    """Whether this is the process that owns the run folder: not one of the ranks a DDP run
+    started (they re-run the command in rank 0's folder), nor another node's."""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+
+
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold the run folder for this process: two processes training one folder (two
     ``--resume`` of it at once) would interleave checkpoints and rewrite each other's
     metrics.csv. DDP's other ranks share rank 0's hold; without ``fcntl`` (Windows) no
     lock is taken."""
-    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+    if not _is_rank_zero():
         yield
         return
     try:
