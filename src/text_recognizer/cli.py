@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
 from enum import Enum
 from pathlib import Path
@@ -19,11 +20,12 @@ from text_recognizer import __version__
 from text_recognizer.errors import ConfigError, TextRecognizerError, require_modules
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     from text_recognizer.data import BaseDataModule
     from text_recognizer.recognizer import Kind as ReadKind
     from text_recognizer.recognizer import Recognizer, Result
+    from text_recognizer.training.experiments import JobResult
 
 app = typer.Typer(
     help="Handwritten text recognition: recognise images, build datasets, train and export models.",
@@ -591,8 +593,6 @@ def experiments_plan(
     group: Annotated[Path, typer.Argument(help="Experiment group YAML file.")],
 ) -> None:
     """Print one shell-safe train command per experiment (e.g. for `| parallel -j2`)."""
-    import shlex
-
     from text_recognizer.training.experiments import plan_group
 
     try:
@@ -609,29 +609,55 @@ def experiments_run(
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", min=1, help="Experiments run at the same time.")
     ] = 1,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Finish a stopped group: finished experiments are kept, stopped ones go on "
+            "from their last checkpoint, the rest start."
+        ),
+    ] = False,
 ) -> None:
     """Run every experiment of a group, N at a time, then print one table of results.
 
     Each run gets one GPU when there are any. Exits with 1 if any experiment failed."""
-    from text_recognizer.training.experiments import run_group, summary_rows
+    from text_recognizer.training.experiments import GroupInterruptedError, run_group
 
     follow_our_logging()
 
     try:
         results = run_group(
-            group, jobs=jobs, on_event=lambda line: err_console.print(line, markup=False)
+            group,
+            jobs=jobs,
+            on_event=lambda line: err_console.print(line, markup=False),
+            resume=resume,
         )
+    except GroupInterruptedError as error:
+        _print_group_table(group, error.results)
+        raise fail(error) from None
     except TextRecognizerError as error:
         raise fail(error) from error
+    _print_group_table(group, results)
+    if any(not result.ok for result in results):
+        failed = [result for result in results if not result.ok]
+        if any(result.resumable for result in failed):
+            err_console.print(
+                f"stopped experiments go on from their last checkpoint with: "
+                f"text-recognizer experiments run {shlex.quote(str(group))} --resume",
+                markup=False,
+            )
+        raise typer.Exit(code=1)
+
+
+def _print_group_table(group: Path, results: Sequence[JobResult]) -> None:
+    from text_recognizer.training.experiments import summary_rows
+
     header, *rows = summary_rows(results)
     table = Table(title=f"experiment group {group}")
     for column in header:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*row, style=None if row[1] == "ok" else "red")
+        table.add_row(*row, style=None if row[1].startswith("ok") else "red")
     console.print(table)
-    if any(not result.ok for result in results):
-        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -100,7 +100,8 @@ class LastCheckpoint(lc.ModelCheckpoint):
         due = bool(trainer.strategy.broadcast(due)) or trainer.should_stop
         if not due or self._should_skip_saving_checkpoint(trainer):
             return
-        if trainer.fit_loop.epoch_loop._should_check_val_fx(trainer.fit_loop._data_fetcher):
+        fetcher = trainer.fit_loop._data_fetcher  # set while an epoch trains
+        if fetcher is not None and trainer.fit_loop.epoch_loop._should_check_val_fx(fetcher):
             self._after_validation = True
         else:
             self._save(trainer)
