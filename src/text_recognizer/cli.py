@@ -715,11 +715,20 @@ def sweep(
     if rows and rows[0]["run_dir"]:
         folder = Path(os.path.relpath(rows[0]["run_dir"])).parent.parent
         console.print(f"runs: {folder}/<trial>/<time>/; this table: {folder}/sweep.json")
+    failed = [row for row in rows if row["error"]]
+    by_error: dict[str, list[str]] = {}
+    for row in failed:
+        by_error.setdefault(row["error"], []).append(row["trial"] or "-")
+    if failed:  # Ray printed the tracebacks as they came; here each trial's own message
+        many = "every trial" if len(failed) == len(rows) else f"{len(failed)} of {len(rows)} trials"
+        err_console.print(f"[bold red]{many} failed:[/]")
+        for message, trials in by_error.items():
+            err_console.print(f"  {', '.join(trials)}: {escape(message)}")
     if unfinished := [row for row in rows if row["status"] in UNFINISHED]:
         done = len(rows) - len(unfinished)
         what = f"{done} of {len(rows)} trials finished or failed"
         raise fail(SweepInterruptedError(what, resume_command(path, address)))
-    if any(row["error"] for row in rows):
+    if failed:
         raise typer.Exit(code=1)
 
 
