@@ -7,6 +7,7 @@ import logging
 import os
 import shlex
 import sys
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -60,13 +61,22 @@ LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
 
 
 def configure_logging(verbosity: int) -> None:
-    """-q -> errors only, default -> warnings, -v -> info, -vv -> debug (ours and Lightning's)."""
+    """-q -> errors only, default -> warnings, -v -> info, -vv -> debug (ours, Lightning's and
+    Python's warnings)."""
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
         max(-1, min(verbosity, 2)), logging.DEBUG
     )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
-    for name in ("text_recognizer", *LIGHTNING_LOGGERS):
+    for name in ("text_recognizer", *LIGHTNING_LOGGERS, "py.warnings"):
         logging.getLogger(name).setLevel(level)
+    # Python warnings (Lightning's among them) as log lines, so that -q hides them too.
+    logging.captureWarnings(True)
+    # Lightning's own use of a torch API torch has deprecated: nothing a user can change.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+    )
 
 
 def follow_our_logging() -> None:
