@@ -348,6 +348,42 @@ class MaxTimeForecast(L.Callback):
         trainer.fit_loop.epoch_loop.max_steps = steps
 
 
+class ProgressLog(L.Callback):
+    """One INFO line per validation where no progress bar is drawn (stderr is a file or a
+    pipe, or ``progress_bar: none``): without it ``-v`` showed nothing between the start
+    and the end of a run."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.started = time.monotonic()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = time.monotonic()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not log.isEnabledFor(logging.INFO):
+            return
+        metrics = trainer.callback_metrics
+        shown = sorted(k for k in metrics if k.startswith("val/") or k == "train/loss")
+        values = ", ".join(f"{k} {float(metrics[k]):.4g}" for k in shown)
+        # The checkpoint callback has not seen this validation yet (it runs after us).
+        checkpoint = trainer.checkpoint_callback
+        scores = [float(metrics[self.monitor])] if self.monitor in metrics else []
+        if (earlier := getattr(checkpoint, "best_model_score", None)) is not None:
+            scores.append(float(earlier))
+        pick = max if getattr(checkpoint, "mode", "min") == "max" else min
+        best_text = f", best {self.monitor} {pick(scores):.4g}" if scores else ""
+        log.info(
+            "epoch %d/%s, step %s: %s%s (%.0f s)",
+            trainer.current_epoch + 1,
+            trainer.max_epochs,
+            f"{trainer.global_step:,}",
+            values,
+            best_text,
+            time.monotonic() - self.started,
+        )
+
+
 class TrainingTimeCallback(L.Callback):
     """Total wall time spent in ``fit`` and samples trained on, summed over resumed segments.
 

@@ -141,7 +141,9 @@ class CallbacksConfig(Section):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     lr_monitor: bool = True
     progress_bar: Literal["auto", "rich", "tqdm", "none"] = Field(
-        "auto", description="auto: tqdm on a terminal, none otherwise"
+        "auto",
+        description="auto: tqdm on a terminal, none otherwise; without a bar, -v logs a line "
+        "per validation",
     )
     swa: SwaConfig | None = None
     ema: EmaConfig | None = None

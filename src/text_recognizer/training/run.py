@@ -43,6 +43,7 @@ from text_recognizer.training.callbacks import (
     DataPositionCallback,
     LastCheckpoint,
     MaxTimeForecast,
+    ProgressLog,
     RngStateCallback,
     TrainingTimeCallback,
 )
@@ -194,6 +195,8 @@ def build_callbacks(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]
         callbacks.append(lc.RichProgressBar())
     elif bar == "tqdm":
         callbacks.append(lc.TQDMProgressBar())
+    else:  # a log file or a pipe: one line per validation, with -v
+        callbacks.append(ProgressLog(cb.checkpoint.monitor))
     if cb.swa is not None:
         start = cb.swa.start_epoch
         callbacks.append(lc.StochasticWeightAveraging(swa_lrs=cb.swa.lr, swa_epoch_start=start))
