@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -592,10 +593,21 @@ def train(
     except TextRecognizerError as error:
         raise fail(error) from error
     except OSError as error:  # a full disk, a read-only runs folder
-        raise fail(
-            OSError(f"cannot write the run: {error}; free space, or set TEXT_RECOGNIZER_RUNS")
-        ) from error
+        raise fail(OSError(cannot_write_run(error))) from error
     console.print_json(json.dumps(summary))
+
+
+def cannot_write_run(error: OSError) -> str:
+    """What to do when the run folder cannot be written: free space only helps a full disk."""
+    path = error.filename2 or error.filename  # a move names its target second
+    where = f" ({path})" if path else ""
+    if error.errno == errno.ENOSPC:
+        then = "free space there, or set TEXT_RECOGNIZER_RUNS to a folder on another disk"
+    elif error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        then = "set TEXT_RECOGNIZER_RUNS to a folder you can write to"
+    else:
+        then = "check that folder, or set TEXT_RECOGNIZER_RUNS to another"
+    return f"cannot write the run{where}: {error.strerror or error}; {then}"
 
 
 @experiments_app.command("plan")

@@ -263,3 +263,31 @@ def test_resumed_csv_logger_keeps_rows_before_the_checkpoint(tmp_path: Path) -> 
         assert [line.split(",")[1] for line in lines[1:]] == ["99", "199", "249"], name
         assert not (tmp_path / ".metrics.csv.kept").exists()
         (tmp_path / "metrics.csv").unlink()
+
+
+@pytest.mark.parametrize(
+    ("error", "advice"),
+    [
+        (OSError(28, "No space left on device", "/tmp/x", None, "/runs/g/n/t/.last.ckpt.1.tmp"),
+         r"\(/runs/g/n/t/\.last\.ckpt\.1\.tmp\): No space left on device; free space there"),
+        (OSError(30, "Read-only file system", "/runs/g"),
+         r"\(/runs/g\): Read-only file system; set TEXT_RECOGNIZER_RUNS to a folder you can"),
+    ],
+)  # fmt: skip
+def test_a_run_folder_that_cannot_be_written_gets_advice_that_fits(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, error: OSError, advice: str
+) -> None:
+    """A read-only runs folder was told to 'free space'."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from text_recognizer.cli import app
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(run, "train_from_config", refuse)
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "any.yaml")])
+    assert result.exit_code == 1
+    assert re.search("cannot write the run " + advice, " ".join(result.output.split()))
