@@ -93,11 +93,12 @@ class LastCheckpoint(lc.ModelCheckpoint):
     ) -> None:
         if epoch_trained_through(trainer):
             return  # the epoch's end follows, and saves
-        # Decided on rank 0 for all: the ranks' clocks differ, and every rank must save.
-        due = self.every is not None and (
-            time.monotonic() - self._last_saved >= self.every.total_seconds()
-        )
-        due = bool(trainer.strategy.broadcast(due)) or trainer.should_stop
+        due = False
+        if self.every is not None:
+            # Decided on rank 0 for all: the ranks' clocks differ, and every rank must save.
+            due = time.monotonic() - self._last_saved >= self.every.total_seconds()
+            due = bool(trainer.strategy.broadcast(due))
+        due = due or trainer.should_stop
         if not due or self._should_skip_saving_checkpoint(trainer):
             return
         fetcher = trainer.fit_loop._data_fetcher  # set while an epoch trains
@@ -361,7 +362,11 @@ class ProgressLog(L.Callback):
         self.started = time.monotonic()
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not log.isEnabledFor(logging.INFO):
+        if (
+            trainer.sanity_checking
+            or not trainer.is_global_zero
+            or not log.isEnabledFor(logging.INFO)
+        ):
             return
         metrics = trainer.callback_metrics
         shown = sorted(k for k in metrics if k.startswith("val/") or k == "train/loss")

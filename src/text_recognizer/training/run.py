@@ -599,7 +599,8 @@ def _say_how_it_ended(
     resume_step: int | None,
 ) -> None:
     """One line on a run that stopped short of its schedule, or a resume that trained nothing."""
-    where = f"step {trainer.global_step:,}: {trained['epoch']} whole epochs"
+    whole = trained["epoch"]
+    where = f"step {trainer.global_step:,}: {whole} whole epoch{'' if whole == 1 else 's'}"
     if trained["batches"]:
         where += (
             f" and {trained['batches']} of {trainer.num_training_batches} batches into epoch "
