@@ -177,6 +177,40 @@ def test_a_new_run_refuses_a_folder_that_holds_a_run(
     assert resume_run(Path(first["run_dir"]))["global_step"] == first["global_step"]
 
 
+OLD_LAST_SAVERS = [
+    "ModelCheckpoint{'monitor': None, 'mode': 'min', 'every_n_train_steps': 0, "
+    "'every_n_epochs': 1, 'train_time_interval': None}",
+    "ModelCheckpoint{'monitor': None, 'mode': 'min', 'every_n_train_steps': 0, "
+    "'every_n_epochs': 0, 'train_time_interval': datetime.timedelta(seconds=600)}",
+]
+
+
+def test_a_checkpoint_from_before_last_checkpoint_resumes_without_a_warning(
+    tiny_chars: str, tmp_path: Path
+) -> None:
+    """Lightning warned twice that the callbacks which wrote last.ckpt were missing."""
+    import warnings
+
+    config = tiny_config(tiny_chars, trainer={"max_epochs": 1}, scheduler={"name": "none"})
+    run_dir = Path(run_experiment(parse_config(config))["run_dir"])
+    for name in ("last.ckpt", "best.ckpt"):  # as the code before 2026-12-07 wrote them
+        checkpoint = torch.load(run_dir / "checkpoints" / name, weights_only=True)
+        checkpoint["callbacks"] = {
+            key: value
+            for key, value in checkpoint["callbacks"].items()
+            if not key.startswith("LastCheckpoint")
+        }
+        checkpoint["callbacks"].update({key: {"monitor": None} for key in OLD_LAST_SAVERS})
+        torch.save(checkpoint, run_dir / "checkpoints" / name)
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    saved["trainer"]["max_epochs"] = 2
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(saved))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert resume_run(run_dir)["epochs"] == 2
+    assert not [w for w in caught if "callbacks used to create the checkpoint" in str(w.message)]
+
+
 def test_resume_needs_a_run_folder(tmp_path: Path) -> None:
     from text_recognizer.errors import ConfigError
 

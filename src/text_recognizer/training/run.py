@@ -496,17 +496,7 @@ def _train_and_test(
     previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)  # inherited by the ranks DDP launches inside fit()
     try:
-        with warnings.catch_warnings():
-            # Lightning cannot see that DataPositionCallback starts the loader mid-epoch.
-            warnings.filterwarnings(
-                "ignore",
-                message="You're resuming from a checkpoint that ended before the epoch ended",
-            )
-            # The run folder always holds config.yaml by now; MetricsCsvLogger keeps what a
-            # resumed run's metrics.csv should keep, so "previous log files" lose nothing.
-            warnings.filterwarnings("ignore", message="Experiment logs directory .* exists")
-            # A resumed run's own checkpoints: last.ckpt is what it resumes from.
-            warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
+        with _without_lightning_warnings_that_do_not_apply():
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
     except SystemExit:  # how Lightning ends fit on Ctrl-C (exit 1) and on SIGTERM (exit 0)
         raise TrainingInterruptedError(run_dir, last, sigterm=trainer.received_sigterm) from None
@@ -546,9 +536,10 @@ def _train_and_test(
     if why := datamodule.empty_split("test"):
         log.warning("not tested, the test split is empty: %s", why)
     elif datamodule.data_test is not None or hasattr(datamodule, "test_dataloader"):
-        results = trainer.test(
-            model, datamodule=datamodule, ckpt_path=best_path, verbose=False, weights_only=False
-        )
+        with _without_lightning_warnings_that_do_not_apply():
+            results = trainer.test(
+                model, datamodule=datamodule, ckpt_path=best_path, verbose=False, weights_only=False
+            )
         test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
     best_score = getattr(checkpoint, "best_model_score", None)
     summary = {
@@ -580,6 +571,29 @@ def _train_and_test(
     if trainer.is_global_zero:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+@contextlib.contextmanager
+def _without_lightning_warnings_that_do_not_apply() -> Iterator[None]:
+    with warnings.catch_warnings():
+        # Lightning cannot see that DataPositionCallback starts the loader mid-epoch.
+        warnings.filterwarnings(
+            "ignore", message="You're resuming from a checkpoint that ended before the epoch ended"
+        )
+        # The run folder always holds config.yaml by now; MetricsCsvLogger keeps what a
+        # resumed run's metrics.csv should keep, so "previous log files" lose nothing.
+        warnings.filterwarnings("ignore", message="Experiment logs directory .* exists")
+        # A resumed run's own checkpoints: last.ckpt is what it resumes from.
+        warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
+        # Checkpoints written before LastCheckpoint (2026-12-07) name the two unmonitored
+        # ModelCheckpoints that wrote last.ckpt then; their states hold nothing to restore.
+        warnings.filterwarnings(
+            "ignore",
+            message=r"Be aware that when using `ckpt_path`, callbacks used to create the "
+            r"checkpoint need to be provided .* callbacks: \[(\"ModelCheckpoint\{'monitor': "
+            r"None, [^\"]*\"(, )?)+\]\.$",
+        )
+        yield
 
 
 def _trained(trainer: L.Trainer) -> dict[str, int]:
