@@ -19,6 +19,17 @@ def test_unknown_argument_named() -> None:
         NETWORKS.build("lenet", {"widht": 3})
 
 
+def test_an_argument_to_what_takes_none_says_so() -> None:
+    from text_recognizer.models import MODELS
+
+    # Everything the classifier takes is filled in by the training code: the list was empty.
+    injected = {name: None for name in MODELS.parameters("classifier")}
+    with pytest.raises(
+        ConfigError, match=r"model 'classifier' has no argument 'beam'; it takes none$"
+    ):
+        MODELS.build("classifier", {"beam": 3}, **injected)
+
+
 def test_bad_value_named_and_strings_coerced() -> None:
     with pytest.raises(ConfigError, match="'dropout' = 'lots'"):
         NETWORKS.build("lenet", {"dropout": "lots"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,11 +21,37 @@ LOGGERS = ("text_recognizer", "lightning", "lightning.pytorch", "lightning.fabri
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
-    handlers, levels = list(root.handlers), {n: logging.getLogger(n).level for n in LOGGERS}
-    yield
+    names = (*LOGGERS, "py.warnings")
+    handlers, levels = list(root.handlers), {n: logging.getLogger(n).level for n in names}
+    with warnings.catch_warnings():  # the filters the CLI adds
+        yield
+    logging.captureWarnings(False)
     root.handlers[:] = handlers
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
+
+
+WARN = """
+import sys, warnings
+from text_recognizer.cli import configure_logging
+configure_logging(int(sys.argv[1]))
+warnings.warn("log_every_n_steps is above the batches of an epoch", UserWarning)
+warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ... instead.", FutureWarning)
+"""
+
+
+@pytest.mark.parametrize(("verbosity", "shown"), [(-1, False), (0, True)], ids=["-q", "default"])
+def test_python_warnings_follow_the_level_and_dependency_noise_is_dropped(
+    verbosity: int, shown: bool
+) -> None:
+    """-q ("only errors") printed Lightning's warnings, among them one about its own use
+    of a torch API, three times a training, at every level. A process of its own: pytest
+    records the warnings of a test itself."""
+    done = subprocess.run(
+        [sys.executable, "-c", WARN, str(verbosity)], capture_output=True, text=True, check=True
+    )
+    assert ("log_every_n_steps" in done.stderr) == shown
+    assert "LeafSpec" not in done.stderr
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import shlex
 import sys
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NamedTuple, Optional
@@ -19,11 +22,12 @@ from text_recognizer import __version__
 from text_recognizer.errors import ConfigError, ImageError, TextRecognizerError, require_modules
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     from text_recognizer.data import BaseDataModule
     from text_recognizer.recognizer import Kind as ReadKind
     from text_recognizer.recognizer import Recognizer, Result
+    from text_recognizer.training.experiments import JobResult
 
 app = typer.Typer(
     help="Handwritten text recognition: recognise images, build datasets, train and export models.",
@@ -66,13 +70,22 @@ LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
 
 
 def configure_logging(verbosity: int) -> None:
-    """-q -> errors only, default -> warnings, -v -> info, -vv -> debug (ours and Lightning's)."""
+    """-q -> errors only, default -> warnings, -v -> info, -vv -> debug (ours, Lightning's and
+    Python's warnings)."""
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
         max(-1, min(verbosity, 2)), logging.DEBUG
     )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
-    for name in ("text_recognizer", *LIGHTNING_LOGGERS):
+    for name in ("text_recognizer", *LIGHTNING_LOGGERS, "py.warnings"):
         logging.getLogger(name).setLevel(level)
+    # Python warnings (Lightning's among them) as log lines, so that -q hides them too.
+    logging.captureWarnings(True)
+    # Lightning's own use of a torch API torch has deprecated: nothing a user can change.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+    )
 
 
 def follow_our_logging() -> None:
@@ -736,10 +749,21 @@ def train(
     except TextRecognizerError as error:
         raise fail(error) from error
     except OSError as error:  # a full disk, a read-only runs folder
-        raise fail(
-            OSError(f"cannot write the run: {error}; free space, or set TEXT_RECOGNIZER_RUNS")
-        ) from error
+        raise fail(OSError(cannot_write_run(error))) from error
     console.print_json(json.dumps(summary))
+
+
+def cannot_write_run(error: OSError) -> str:
+    """What to do when the run folder cannot be written: free space only helps a full disk."""
+    path = error.filename2 or error.filename  # a move names its target second
+    where = f" ({path})" if path else ""
+    if error.errno == errno.ENOSPC:
+        then = "free space there, or set TEXT_RECOGNIZER_RUNS to a folder on another disk"
+    elif error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        then = "set TEXT_RECOGNIZER_RUNS to a folder you can write to"
+    else:
+        then = "check that folder, or set TEXT_RECOGNIZER_RUNS to another"
+    return f"cannot write the run{where}: {error.strerror or error}; {then}"
 
 
 @experiments_app.command("plan")
@@ -747,8 +771,6 @@ def experiments_plan(
     group: Annotated[Path, typer.Argument(help="Experiment group YAML file.")],
 ) -> None:
     """Print one shell-safe train command per experiment (e.g. for `| parallel -j2`)."""
-    import shlex
-
     from text_recognizer.training.experiments import plan_group
 
     try:
@@ -765,29 +787,55 @@ def experiments_run(
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", min=1, help="Experiments run at the same time.")
     ] = 1,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Finish a stopped group: finished experiments are kept, stopped ones go on "
+            "from their last checkpoint, the rest start."
+        ),
+    ] = False,
 ) -> None:
     """Run every experiment of a group, N at a time, then print one table of results.
 
     Each run gets one GPU when there are any. Exits with 1 if any experiment failed."""
-    from text_recognizer.training.experiments import run_group, summary_rows
+    from text_recognizer.training.experiments import GroupInterruptedError, run_group
 
     follow_our_logging()
 
     try:
         results = run_group(
-            group, jobs=jobs, on_event=lambda line: err_console.print(line, markup=False)
+            group,
+            jobs=jobs,
+            on_event=lambda line: err_console.print(line, markup=False),
+            resume=resume,
         )
+    except GroupInterruptedError as error:
+        _print_group_table(group, error.results)
+        raise fail(error) from None
     except TextRecognizerError as error:
         raise fail(error) from error
+    _print_group_table(group, results)
+    if any(not result.ok for result in results):
+        failed = [result for result in results if not result.ok]
+        if any(result.resumable for result in failed):
+            err_console.print(
+                f"stopped experiments go on from their last checkpoint with: "
+                f"text-recognizer experiments run {shlex.quote(str(group))} --resume",
+                markup=False,
+            )
+        raise typer.Exit(code=1)
+
+
+def _print_group_table(group: Path, results: Sequence[JobResult]) -> None:
+    from text_recognizer.training.experiments import summary_rows
+
     header, *rows = summary_rows(results)
     table = Table(title=f"experiment group {group}")
     for column in header:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*row, style=None if row[1] == "ok" else "red")
+        table.add_row(*row, style=None if row[1].startswith("ok") else "red")
     console.print(table)
-    if any(not result.ok for result in results):
-        raise typer.Exit(code=1)
 
 
 @app.command()
@@ -845,11 +893,20 @@ def sweep(
     if rows and rows[0]["run_dir"]:
         folder = Path(os.path.relpath(rows[0]["run_dir"])).parent.parent
         console.print(f"runs: {folder}/<trial>/<time>/; this table: {folder}/sweep.json")
+    failed = [row for row in rows if row["error"]]
+    by_error: dict[str, list[str]] = {}
+    for row in failed:
+        by_error.setdefault(row["error"], []).append(row["trial"] or "-")
+    if failed:  # Ray printed the tracebacks as they came; here each trial's own message
+        many = "every trial" if len(failed) == len(rows) else f"{len(failed)} of {len(rows)} trials"
+        err_console.print(f"[bold red]{many} failed:[/]")
+        for message, trials in by_error.items():
+            err_console.print(f"  {', '.join(trials)}: {escape(message)}")
     if unfinished := [row for row in rows if row["status"] in UNFINISHED]:
         done = len(rows) - len(unfinished)
         what = f"{done} of {len(rows)} trials finished or failed"
         raise fail(SweepInterruptedError(what, resume_command(path, address)))
-    if any(row["error"] for row in rows):
+    if failed:
         raise typer.Exit(code=1)
 
 

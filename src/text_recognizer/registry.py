@@ -62,11 +62,12 @@ class Registry(Generic[T]):
         constructor = self.get(name)
         args = dict(args or {})
         allowed = self.parameters(name)
+        settable = sorted(set(allowed) - set(injected))
         for key in args:
             if key not in allowed:
                 raise ConfigError(
                     f"{self.kind} {name!r} has no argument {key!r}; "
-                    f"allowed: {', '.join(sorted(set(allowed) - set(injected)))}"
+                    + (f"allowed: {', '.join(settable)}" if settable else "it takes none")
                 )
         return constructor(**self._validate(name, args), **self.accepted(name, injected))
 

@@ -331,3 +331,17 @@ def test_a_fitted_run_validates_at_its_last_step_before_stopping() -> None:
     trainer.fit(module, data, data)
     assert trainer.global_step == 7
     assert module.validated_at == [7]
+
+
+def test_without_a_progress_bar_each_validation_is_one_info_line(
+    tiny_chars: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In a log file (no terminal, so no bar) -v showed nothing between start and end."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="text_recognizer")
+    config = tiny_config(tiny_chars, trainer={"max_epochs": 2, "num_threads": 1})
+    run_experiment(parse_config(config))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2, step 12", "epoch 2/2, step 24"]
+    assert all("val/acc" in line and "best val/acc" in line for line in lines)

@@ -124,6 +124,28 @@ def test_shipped_configs_are_valid() -> None:
         ("callbacks.checkpoint.monitor=val/cer", "a classifier model logs val/loss, val/acc"),
         ("callbacks.early_stopping.monitor=val/accuracy", "logs val/loss, val/acc"),
         ("network.args.channels=[16", "cannot apply overrides"),
+        # Lightning refused these with a traceback, ZeroDivisionError among them, or (the
+        # monitor with no validation, a negative clip) after an epoch or silently.
+        ("trainer.max_steps=-5", "max_steps = -5: use 1 or more, or -1"),
+        ("trainer.max_steps=0", "max_steps = 0: use 1 or more"),
+        ("trainer.limit_train_batches=1.5", "limit_train_batches = 1.5: use a count"),
+        ("trainer.limit_val_batches=-1", "limit_val_batches = -1: use a count"),
+        ("trainer.limit_val_batches=0", "validates nothing, and callbacks.checkpoint.monitor"),
+        ("trainer.val_check_interval=0", "val_check_interval = 0: use a fraction"),
+        ("trainer.val_check_interval=2.0", "val_check_interval = 2.0: use a fraction"),
+        ("trainer.gradient_clip_val=-1", "gradient_clip_val = -1.0: use a norm above 0"),
+        # max_time 0 crashed after "training" with "cannot write the run: Checkpoint file
+        # not found ... free space"; 1:00:00:00 is YAML's base-60 number 216000.
+        ("trainer.max_time=00:00:00:00", "trains nothing: give a time, or null"),
+        ("trainer.max_time=1:00:00:00", "a number .216000.; write .DD:HH:MM:SS. with two-digit"),
+        ("trainer.max_time=45min", "'45min': write .DD:HH:MM:SS., e.g. 00:02:30:00"),
+        # pydantic took true as 1: a batch of one.
+        ("data.batch_size=yes", "batch_size = true: give a number, not true or false"),
+        ("seed=true", "seed = true: give a number"),
+        # A list over a section was OmegaConf's TypeError traceback.
+        ("data=[1, 2]", r"override 'data=\[1, 2\]': data is a section of keys here; set the"),
+        ("=3", "must look like key.path=value"),
+        ("a..b=3", "must look like key.path=value"),
     ],
 )
 def test_values_lightning_or_numpy_would_fail_on_late_are_refused_up_front(
@@ -132,6 +154,29 @@ def test_values_lightning_or_numpy_would_fail_on_late_are_refused_up_front(
     """Each of these once failed with a traceback, some after a whole epoch of training."""
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, MINIMAL), [override])
+
+
+def test_a_list_where_the_config_has_a_list_merges_but_a_mapping_is_refused(
+    tmp_path: Path,
+) -> None:
+    config = MINIMAL.replace("{name: lenet}", "{name: lenet, args: {channels: [8, 16]}}")
+    path = write(tmp_path, config)
+    assert load_config(path, ["network.args.channels=[4, 8]"]).network.args["channels"] == [4, 8]
+    with pytest.raises(ConfigError, match=r"network\.args\.channels is a list here; give a list"):
+        load_config(path, ["network.args.channels={a: 1}"])
+
+
+def test_well_formed_max_times_and_yaml_anchors_are_read(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "trainer: {max_time: 01:00:00:00}\n"
+        "callbacks:\n  checkpoint: &watch {monitor: val/acc, mode: max}\n"
+        "  early_stopping: {<<: *watch, patience: 2}\n"
+    )
+    config = load_config(write(tmp_path, text), ["trainer.max_time='1:00:00:00'"])
+    assert config.trainer.max_time == "1:00:00:00"
+    assert config.callbacks.early_stopping is not None
+    assert config.callbacks.early_stopping.monitor == "val/acc"
+    assert config.callbacks.early_stopping.patience == 2
 
 
 def test_a_file_that_is_no_experiment_says_what_it_is(tmp_path: Path) -> None:

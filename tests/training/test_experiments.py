@@ -237,3 +237,93 @@ def test_cli_run_prints_the_table_and_fails_if_any_failed(
     result = runner.invoke(app, ["experiments", "run", str(path), "--jobs", "1"])
     assert result.exit_code == 1, result.output
     assert "failed (exit 3)" in result.output and "experiment group" in result.output
+
+
+# A stand-in for `train`: writes the run folder a real run writes (config.yaml, last.ckpt,
+# then summary.json); the experiment named "slow" waits for SIGTERM unless resumed.
+STAND_IN = """
+import json, os, pathlib, signal, sys, time
+from text_recognizer.training.config import dump_config, load_config
+args = sys.argv[1:]
+resumed = args[1] == "--resume"
+if resumed:
+    run_dir = pathlib.Path(args[2])
+else:
+    run_dir = pathlib.Path(os.environ["TEXT_RECOGNIZER_RUN_DIR"])
+    config = load_config(pathlib.Path(args[1]), args[3::2])
+    (run_dir / "config.yaml").write_text(dump_config(config))
+(run_dir / "checkpoints").mkdir(exist_ok=True)
+(run_dir / "checkpoints" / "last.ckpt").write_text("")
+if run_dir.parent.name == "slow" and not resumed:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    (run_dir.parents[2] / "slow.pid").write_text(str(os.getpid()))
+    time.sleep(120)
+if run_dir.parent.name == "broken":
+    print("error: what went wrong, and what to do")
+    sys.exit(1)
+(run_dir / "summary.json").write_text(json.dumps({"run_dir": str(run_dir), "resumed": resumed}))
+"""
+
+
+@pytest.mark.usefixtures("tiny_chars")
+def test_a_stopped_group_stops_its_jobs_says_so_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM (a scheduler's stop) ended the group at once and left its jobs training,
+    unseen; Ctrl-C stopped them but printed nothing; and nothing could finish the group."""
+    import os
+    import signal
+    import threading
+    import time
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(sys.path))  # the stand-in's imports
+    names = ["quick", "slow", "later"]
+    group = {"group": "g", "base": "base.yaml", "experiments": [{"name": n} for n in names]}
+    path = write_group(tmp_path, group)
+    prefix = [sys.executable, "-c", STAND_IN]
+    pid_file = tmp_path / "runs" / "slow.pid"
+
+    def stop_when_slow_runs() -> None:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pid_file.exists():  # else the test fails on its own: no signal to this process
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=stop_when_slow_runs, daemon=True).start()
+    with pytest.raises(experiments.GroupInterruptedError) as stopped:
+        run_group(path, jobs=1, prefix=prefix)
+    assert stopped.value.exit_code == 143
+    assert "finish it with: text-recognizer experiments run" in str(stopped.value)
+    quick, slow, later = stopped.value.results
+    assert (quick.status, slow.status) == ("ok", "stopped (SIGTERM)") and slow.resumable
+    assert later.status == "not started (the group was stopped)"
+    with pytest.raises(ProcessLookupError):  # stopped with the group, not left running
+        os.kill(int(pid_file.read_text()), 0)
+
+    quick, slow, later = run_group(path, jobs=1, prefix=prefix, resume=True)
+    assert quick.status == "ok (earlier run)" and quick.run_dir == stopped.value.results[0].run_dir
+    assert slow.status == "ok" and slow.run_dir == stopped.value.results[1].run_dir
+    assert slow.summary == {"run_dir": str(slow.run_dir), "resumed": True}
+    assert later.status == "ok" and later.summary is not None and not later.summary["resumed"]
+
+
+@pytest.mark.usefixtures("tiny_chars")
+def test_a_failed_job_says_why_and_a_killed_one_by_what(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(sys.path))
+    group = {"group": "g", "base": "base.yaml", "experiments": [{"name": "broken"}]}
+    events: list[str] = []
+    (broken,) = run_group(
+        write_group(tmp_path, group),
+        prefix=[sys.executable, "-c", STAND_IN],
+        on_event=events.append,
+    )
+    assert broken.status == "failed (exit 1)"
+    assert broken.reason == "what went wrong, and what to do"
+    assert any("broken: failed (exit 1) after" in e and "what went wrong" in e for e in events)
+    killed = experiments.JobResult("x", tmp_path, returncode=-9)
+    assert killed.status == "killed (SIGKILL)"

@@ -144,6 +144,28 @@ class Crash(StallAfterBatch):
             raise RuntimeError("simulated crash")
 
 
+class CrashInValidation(L.Callback):
+    """Crashes in the middle of the epoch's first validation (after the sanity check)."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: object,
+        batch: object,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if not trainer.sanity_checking and (trainer.current_epoch, batch_idx) == (
+            self.epoch,
+            self.batch,
+        ):
+            raise RuntimeError("simulated crash")
+
+
 def with_callbacks(config: dict, **changes: object) -> dict:
     return {**config, "callbacks": {**config["callbacks"], **changes}}
 
@@ -154,26 +176,52 @@ def every_batch(config: dict, **changes: object) -> dict:
     return with_callbacks(config, checkpoint=checkpoint, **changes)
 
 
+def validating_twice_an_epoch(config: dict) -> dict:
+    return {**config, "trainer": {**config["trainer"], "val_check_interval": 0.5}}
+
+
+def watching_the_loss(config: dict) -> dict:
+    """The best checkpoint by val/loss: with OneCycle the last validation is the best."""
+    checkpoint = {**config["callbacks"]["checkpoint"], "monitor": "val/loss", "mode": "min"}
+    return with_callbacks(config, checkpoint=checkpoint)
+
+
 @pytest.mark.parametrize(
-    ("config", "crash_batch", "saved_step"),
+    ("config", "crash", "saved_step"),
     [
-        pytest.param(CONFIG, 6, 12, id="chars-epoch-end"),
-        pytest.param(every_batch(CONFIG), 6, 18, id="chars-mid-epoch"),
+        pytest.param(CONFIG, Crash(1, 6), 12, id="chars-epoch-end"),
+        pytest.param(every_batch(CONFIG), Crash(1, 6), 18, id="chars-mid-epoch"),
         pytest.param(
             every_batch(CONFIG, ema={"decay": 0.9}),
-            6,
+            Crash(1, 6),
             18,
             id="chars-mid-epoch-ema",
         ),
-        pytest.param(LINES_CONFIG, 6, 10, id="lines-epoch-end"),
-        pytest.param(every_batch(LINES_CONFIG), 6, 16, id="lines-mid-epoch"),
-        # Saved after batch 4, before the validation that follows it: the resume runs it.
-        pytest.param(every_batch(LINES_CONFIG), 5, 15, id="lines-before-validation"),
+        pytest.param(LINES_CONFIG, Crash(1, 6), 10, id="lines-epoch-end"),
+        pytest.param(every_batch(LINES_CONFIG), Crash(1, 6), 16, id="lines-mid-epoch"),
+        # Saved after the validation that follows batch 4: the resume does not repeat it.
+        pytest.param(every_batch(LINES_CONFIG), Crash(1, 5), 15, id="lines-after-validation"),
+        # Killed during a validation: the resume starts from the batch before it and runs
+        # it. A checkpoint written between that batch and its validation (step 18, 36)
+        # resumed past it: the validation was missing from metrics.csv and, the run's last
+        # one, from the best checkpoint and the test figures.
+        pytest.param(
+            validating_twice_an_epoch(every_batch(CONFIG)),
+            CrashInValidation(1, 1),
+            17,
+            id="chars-during-mid-epoch-validation",
+        ),
+        pytest.param(
+            watching_the_loss(every_batch(CONFIG)),
+            CrashInValidation(2, 1),
+            35,
+            id="chars-during-last-validation",
+        ),
     ],
 )
 def test_crash_mid_epoch_then_resume_equals_unbroken_run(
     config: dict,
-    crash_batch: int,
+    crash: L.Callback,
     saved_step: int,
     tiny_chars: str,
     tiny_lines: str,
@@ -190,7 +238,7 @@ def test_crash_mid_epoch_then_resume_equals_unbroken_run(
     build_callbacks = run.build_callbacks
 
     def crashing(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]:
-        return [*build_callbacks(config, run_dir), Crash(epoch=1, batch=crash_batch)]
+        return [*build_callbacks(config, run_dir), crash]
 
     monkeypatch.setattr(run, "build_callbacks", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):

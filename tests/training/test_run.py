@@ -1,7 +1,10 @@
 import json
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import pytest
 import torch
 import yaml
@@ -87,6 +90,125 @@ def test_resume_continues_same_run(tiny_chars: str) -> None:
     assert resumed["epochs"] == 2
     assert resumed["training_time_s"] >= summary["training_time_s"]
     assert resumed["train_samples"] == 2 * summary["train_samples"]  # counted across the resume
+
+
+class SlowBatch(L.Callback):
+    """Makes one batch of the first epoch take over a second: a one-second ``max_time``
+    stops the run right after it (Lightning's timer checks after our callbacks)."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        if trainer.current_epoch == 0 and idx == self.batch:
+            time.sleep(1.1)
+
+
+def test_a_max_time_stop_mid_epoch_says_how_far_it_got_and_resumes_there(
+    tiny_chars: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lightning counts an epoch cut short as a whole one (the summary said ``epochs: 1``
+    after 4 of 12 batches), and a resume that trains nothing as none (``epochs: 0``); and
+    its checkpoint, written as the cut epoch ended, resumed with the next epoch."""
+    config = tiny_config(
+        tiny_chars,
+        scheduler={"name": "none"},
+        trainer={"max_epochs": 2, "num_threads": 1, "max_time": "00:00:00:01"},
+    )
+    run_dir = tmp_path / "run"
+    stopped = run_experiment(parse_config(config), run_dir=run_dir, callbacks=[SlowBatch(3)])
+    far = ("epochs", "partial_epoch", "global_step")
+    assert stopped["ended_by"] == "max_time"
+    assert [stopped[k] for k in far] == [0, {"batches": 4, "of": 12}, 4]
+    assert "stopped the run at step 4: 0 whole epochs and 4 of 12 batches into epoch 1" in (
+        caplog.text
+    )
+
+    again = resume_run(run_dir)  # its time is used up: nothing to train, the same report
+    assert [again[k] for k in far] == [0, {"batches": 4, "of": 12}, 4]
+    assert "nothing was left to train: its trainer.max_time (00:00:00:01) is used up" in (
+        caplog.text
+    )
+
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    saved["trainer"]["max_time"] = "00:01:00:00"  # what the message says to do
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(saved))
+    finished = resume_run(run_dir)
+    assert finished["ended_by"] == "schedule"
+    assert [finished[k] for k in far] == [2, None, 24]  # the first epoch's 8 batches too
+    assert finished["train_samples"] == 24 * 16
+
+
+@pytest.mark.parametrize(
+    ("trainer", "message"),
+    [
+        ({"accelerator": "foo"}, r"refused the trainer settings \(accelerator='foo'.*auto, "),
+        ({"devices": "abc"}, r"refused the trainer settings .*devices='abc'"),
+        ({"val_check_interval": 100}, "val_check_interval = 100 batches, but an epoch here has 12"),
+    ],
+)
+def test_settings_lightning_refuses_are_config_errors(
+    tiny_chars: str, trainer: dict, message: str
+) -> None:
+    """Each was a Lightning traceback (ValueError, TypeError) from `train`."""
+    from text_recognizer.errors import ConfigError
+
+    config = tiny_config(tiny_chars, trainer={"max_epochs": 1, "num_threads": 1, **trainer})
+    with pytest.raises(ConfigError, match=message):
+        run_experiment(parse_config(config))
+
+
+def test_a_new_run_refuses_a_folder_that_holds_a_run(
+    tiny_chars: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TEXT_RECOGNIZER_RUN_DIR left set (a job script run twice) trained over the run there:
+    its checkpoints replaced, its metrics.csv started anew."""
+    from text_recognizer.errors import ConfigError
+
+    config = parse_config(tiny_config(tiny_chars, trainer={"max_epochs": 1, "num_threads": 1}))
+    first = run_experiment(config, run_dir=tmp_path / "run")
+    kept = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    monkeypatch.setenv(run.RUN_DIR_ENV, str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match=r"holds a run already: resume it with .*--resume"):
+        run_experiment(config)
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == kept
+    assert resume_run(Path(first["run_dir"]))["global_step"] == first["global_step"]
+
+
+OLD_LAST_SAVERS = [
+    "ModelCheckpoint{'monitor': None, 'mode': 'min', 'every_n_train_steps': 0, "
+    "'every_n_epochs': 1, 'train_time_interval': None}",
+    "ModelCheckpoint{'monitor': None, 'mode': 'min', 'every_n_train_steps': 0, "
+    "'every_n_epochs': 0, 'train_time_interval': datetime.timedelta(seconds=600)}",
+]
+
+
+def test_a_checkpoint_from_before_last_checkpoint_resumes_without_a_warning(
+    tiny_chars: str, tmp_path: Path
+) -> None:
+    """Lightning warned twice that the callbacks which wrote last.ckpt were missing."""
+    import warnings
+
+    config = tiny_config(tiny_chars, trainer={"max_epochs": 1}, scheduler={"name": "none"})
+    run_dir = Path(run_experiment(parse_config(config))["run_dir"])
+    for name in ("last.ckpt", "best.ckpt"):  # as the code before 2026-12-07 wrote them
+        checkpoint = torch.load(run_dir / "checkpoints" / name, weights_only=True)
+        checkpoint["callbacks"] = {
+            key: value
+            for key, value in checkpoint["callbacks"].items()
+            if not key.startswith("LastCheckpoint")
+        }
+        checkpoint["callbacks"].update({key: {"monitor": None} for key in OLD_LAST_SAVERS})
+        torch.save(checkpoint, run_dir / "checkpoints" / name)
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    saved["trainer"]["max_epochs"] = 2
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(saved))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert resume_run(run_dir)["epochs"] == 2
+    assert not [w for w in caught if "callbacks used to create the checkpoint" in str(w.message)]
 
 
 def test_resume_needs_a_run_folder(tmp_path: Path) -> None:
@@ -175,3 +297,31 @@ def test_resumed_csv_logger_keeps_rows_before_the_checkpoint(tmp_path: Path) -> 
         assert [line.split(",")[1] for line in lines[1:]] == ["99", "199", "249"], name
         assert not (tmp_path / ".metrics.csv.kept").exists()
         (tmp_path / "metrics.csv").unlink()
+
+
+@pytest.mark.parametrize(
+    ("error", "advice"),
+    [
+        (OSError(28, "No space left on device", "/tmp/x", None, "/runs/g/n/t/.last.ckpt.1.tmp"),
+         r"\(/runs/g/n/t/\.last\.ckpt\.1\.tmp\): No space left on device; free space there"),
+        (OSError(30, "Read-only file system", "/runs/g"),
+         r"\(/runs/g\): Read-only file system; set TEXT_RECOGNIZER_RUNS to a folder you can"),
+    ],
+)  # fmt: skip
+def test_a_run_folder_that_cannot_be_written_gets_advice_that_fits(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, error: OSError, advice: str
+) -> None:
+    """A read-only runs folder was told to 'free space'."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from text_recognizer.cli import app
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(run, "train_from_config", refuse)
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "any.yaml")])
+    assert result.exit_code == 1
+    assert re.search("cannot write the run " + advice, " ".join(result.output.split()))

@@ -151,6 +151,8 @@ def no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         ("optimizer.lr: {choice: [fast, 1.0e-3]}", "", "key 'optimizer.lr' = 'fast' is invalid"),
         ("trainer.max_epochs: {randint: [0, 3]}", "", "key 'trainer.max_epochs' = 0 is invalid"),
+        # Its low (1) is a whole number, every draw (2.27) is not: every trial failed.
+        ("trainer.max_epochs: {uniform: [1, 3]}", "", "use randint for a whole number"),
         (
             "optimizer.lr: {uniform: [1.0e-3, 1.0e-2]}",
             "metric: val/accc",
@@ -200,6 +202,37 @@ def test_a_sweep_without_ray_says_what_to_install(
         TextRecognizerError, match=r"need optuna: pip install 'text-recognizer\[sweep\]'"
     ):
         run_sweep(path)
+
+
+def test_failed_trials_are_listed_with_their_own_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table said only 'failed'; the reason was in Ray's tracebacks among Tune's
+    tables, and sweep.json's error was the whole traceback."""
+    from ray.exceptions import RayTaskError
+
+    from text_recognizer.training import sweep
+
+    wrapped = RayTaskError(
+        "train_trial", "Traceback ...", ConfigError("bad value")
+    ).as_instanceof_cause()
+    assert sweep.trial_error(wrapped) == "bad value"
+    crash = RayTaskError("train_trial", "Traceback ...", RuntimeError("out of memory"))
+    assert sweep.trial_error(crash.as_instanceof_cause()) == "RuntimeError: out of memory"
+
+    def row(trial: str, error: str | None) -> dict:
+        status = "failed" if error else "finished"
+        return {"trial": trial, "params": {"optimizer.lr": 0.1}, "best": None, "epochs": 0,
+                "run_dir": None, "status": status, "error": error}  # fmt: skip
+
+    rows = [row("trial_00000", "bad value"), row("trial_00001", "bad value")]
+    monkeypatch.setattr(sweep, "run_sweep", lambda *args: ("val/acc", rows))
+    result = runner.invoke(app, ["sweep", "any.yaml"])
+    assert result.exit_code == 1
+    assert "every trial failed:\n  trial_00000, trial_00001: bad value" in result.output
+    rows[1] = row("trial_00001", None)
+    result = runner.invoke(app, ["sweep", "any.yaml"])
+    assert "1 of 2 trials failed:\n  trial_00000: bad value" in result.output
 
 
 def trial_runs(runs: Path, sweep: str) -> dict[str, dict]:

@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,79 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             tmp.replace(path)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def epoch_trained_through(trainer: L.Trainer) -> bool:
+    """Whether the epoch under way has trained its last batch (with SWA's batch-norm epoch,
+    one more than the loader has is counted: the loader's end says so then)."""
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    return progress.current.ready >= trainer.num_training_batches or progress.is_last_batch
+
+
+class LastCheckpoint(lc.ModelCheckpoint):
+    """``last.ckpt``, the state ``--resume`` starts from: at the end of every epoch, every
+    ``every`` of training in between (None: at epoch ends only), and where a run stops
+    in the middle of an epoch (``max_time``).
+
+    Lightning resumes exactly from the end of an epoch, from the end of a training batch,
+    and from the end of a validation; not from a batch followed by a validation (it takes
+    that validation as done, so a run killed during it resumed without it: a missing row
+    in metrics.csv, and after the last epoch's, a best checkpoint and test figures that
+    differ from an unbroken run's), nor from the end of an epoch cut short (it goes on
+    with the next epoch, skipping the rest of that one). So a save due after a batch that
+    a validation follows waits for that validation's end, or for the epoch's end when it
+    is the last batch; and an epoch cut short is saved at its last batch, not at its end.
+    """
+
+    def __init__(self, dirpath: Path, every: timedelta | None) -> None:
+        super().__init__(dirpath=dirpath, filename="last", enable_version_counter=False)
+        self.every = every
+        self._last_saved = time.monotonic()
+        self._after_validation = False  # a save waits for the validation under way
+
+    @property
+    def path(self) -> str:
+        return str(Path(str(self.dirpath)) / "last.ckpt")
+
+    def _save(self, trainer: L.Trainer) -> None:
+        self._save_checkpoint(trainer, self.path)
+        self._last_saved = time.monotonic()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last_saved = time.monotonic()
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if epoch_trained_through(trainer):
+            return  # the epoch's end follows, and saves
+        due = False
+        if self.every is not None:
+            # Decided on rank 0 for all: the ranks' clocks differ, and every rank must save.
+            due = time.monotonic() - self._last_saved >= self.every.total_seconds()
+            due = bool(trainer.strategy.broadcast(due))
+        due = due or trainer.should_stop
+        if not due or self._should_skip_saving_checkpoint(trainer):
+            return
+        fetcher = trainer.fit_loop._data_fetcher  # set while an epoch trains
+        if fetcher is not None and trainer.fit_loop.epoch_loop._should_check_val_fx(fetcher):
+            self._after_validation = True
+        else:
+            self._save(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._after_validation and not trainer.sanity_checking:
+            self._after_validation = False
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if epoch_trained_through(trainer):
+            self._save(trainer)
 
 
 class RngStateCallback(L.Callback):
@@ -77,14 +151,36 @@ class DataPositionCallback(L.Callback):
     is two numbers; the data module builds the training loader to start there.
     """
 
+    def __init__(self) -> None:
+        #: Whole epochs trained and batches into the next, as of the last batch trained:
+        #: what the summary reports (Lightning counts an epoch cut short as a whole one,
+        #: and a resumed run that trains nothing as none).
+        self.position = {"epoch": 0, "batches": 0}
+
+    def _update(self, trainer: L.Trainer) -> dict[str, int]:
+        # Lightning increments current_epoch only after the epoch-end hooks, so here it is
+        # the epoch being trained, finished or not.
+        epoch = trainer.current_epoch
+        batches = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        if epoch_trained_through(trainer):
+            epoch, batches = epoch + 1, 0
+        self.position = {"epoch": epoch, "batches": batches}
+        return self.position
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        self._update(trainer)
+
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        epoch = trainer.current_epoch
-        batches = trainer.fit_loop.epoch_loop.batch_progress.current.ready
-        if batches >= trainer.num_training_batches:  # saved as the epoch ends
-            epoch, batches = epoch + 1, 0
-        checkpoint["data_position"] = {"epoch": epoch, "batches": batches}
+        checkpoint["data_position"] = dict(self._update(trainer))
 
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
@@ -92,6 +188,8 @@ class DataPositionCallback(L.Callback):
         # Runs before Lightning builds the training loader (it does so to count the
         # steps of the LR schedule), so the loader is built at the right place.
         position = checkpoint.get("data_position")
+        if position is not None:
+            self.position = dict(position)
         resume_at = getattr(getattr(trainer, "datamodule", None), "resume_at", None)
         if position is None or resume_at is None:
             return
@@ -249,6 +347,46 @@ class MaxTimeForecast(L.Callback):
         self.fitted_steps = steps
         rescale_one_cycle(scheduler, steps)
         trainer.fit_loop.epoch_loop.max_steps = steps
+
+
+class ProgressLog(L.Callback):
+    """One INFO line per validation where no progress bar is drawn (stderr is a file or a
+    pipe, or ``progress_bar: none``): without it ``-v`` showed nothing between the start
+    and the end of a run."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.started = time.monotonic()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = time.monotonic()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if (
+            trainer.sanity_checking
+            or not trainer.is_global_zero
+            or not log.isEnabledFor(logging.INFO)
+        ):
+            return
+        metrics = trainer.callback_metrics
+        shown = sorted(k for k in metrics if k.startswith("val/") or k == "train/loss")
+        values = ", ".join(f"{k} {float(metrics[k]):.4g}" for k in shown)
+        # The checkpoint callback has not seen this validation yet (it runs after us).
+        checkpoint = trainer.checkpoint_callback
+        scores = [float(metrics[self.monitor])] if self.monitor in metrics else []
+        if (earlier := getattr(checkpoint, "best_model_score", None)) is not None:
+            scores.append(float(earlier))
+        pick = max if getattr(checkpoint, "mode", "min") == "max" else min
+        best_text = f", best {self.monitor} {pick(scores):.4g}" if scores else ""
+        log.info(
+            "epoch %d/%s, step %s: %s%s (%.0f s)",
+            trainer.current_epoch + 1,
+            trainer.max_epochs,
+            f"{trainer.global_step:,}",
+            values,
+            best_text,
+            time.monotonic() - self.started,
+        )
 
 
 class TrainingTimeCallback(L.Callback):

@@ -14,7 +14,14 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from text_recognizer.errors import ConfigError
 
@@ -28,10 +35,30 @@ VALIDATION_METRICS = {
 }
 
 
+def _takes_number_not_bool(annotation: Any) -> bool:
+    kinds = get_args(annotation) or (annotation,)
+    return bool not in kinds and any(kind in (int, float) for kind in kinds)
+
+
 class Section(BaseModel):
     """A config section: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_true_or_false_for_numbers(cls, data: Any) -> Any:
+        """pydantic takes true and false for the numbers 1 and 0, and YAML reads yes, no, on
+        and off as true and false: ``batch_size: yes`` trained in batches of one."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                if isinstance(value, bool) and field and _takes_number_not_bool(field.annotation):
+                    raise ValueError(
+                        f"{name} = {str(value).lower()}: give a number, not true or false "
+                        "(YAML reads yes, no, on and off as true and false too)"
+                    )
+        return data
 
 
 class DataConfig(Section):
@@ -114,7 +141,9 @@ class CallbacksConfig(Section):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     lr_monitor: bool = True
     progress_bar: Literal["auto", "rich", "tqdm", "none"] = Field(
-        "auto", description="auto: tqdm on a terminal, none otherwise"
+        "auto",
+        description="auto: tqdm on a terminal, none otherwise; without a bar, -v logs a line "
+        "per validation",
     )
     swa: SwaConfig | None = None
     ema: EmaConfig | None = None
@@ -135,10 +164,8 @@ class TrainerConfig(Section):
     """Lightning Trainer settings (a subset; the names are Lightning's)."""
 
     max_epochs: int = Field(10, ge=1)
-    max_steps: int = -1
-    max_time: str | None = Field(
-        None, pattern=r"^\d+:\d+:\d+:\d+$", description='wall-time limit "DD:HH:MM:SS"'
-    )
+    max_steps: int = Field(-1, description="stop after this many steps; -1: no limit")
+    max_time: str | None = Field(None, description='wall-time limit "DD:HH:MM:SS"')
     accelerator: str = "auto"
     devices: int | str = Field(1, description='how many (-1: all), or which ("0,1"), or auto')
     strategy: str = "auto"
@@ -159,14 +186,50 @@ class TrainerConfig(Section):
     log_every_n_steps: int = Field(50, ge=1)
     num_threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU")
 
+    @field_validator("max_time", mode="before")
+    @classmethod
+    def _max_time_as_written(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # YAML 1.1 reads 1:00:00:00 (no leading zero) as a base-60 number.
+            raise ValueError(
+                f'a number ({value}); write "DD:HH:MM:SS" with two-digit days (01:00:00:00) '
+                "or in quotes: YAML reads an unquoted 1:00:00:00 as a number in base 60"
+            )
+        if isinstance(value, str):
+            parts = value.split(":")
+            if len(parts) != 4 or not all(part.isdigit() for part in parts):
+                raise ValueError(f'{value!r}: write "DD:HH:MM:SS", e.g. 00:02:30:00 for 2.5 hours')
+            if not any(int(part) for part in parts):
+                raise ValueError(f"{value} trains nothing: give a time, or null for no limit")
+        return value
+
     @model_validator(mode="after")
     def _check_counts(self) -> TrainerConfig:
         if isinstance(self.devices, int) and (self.devices == 0 or self.devices < -1):
             raise ValueError(f"devices = {self.devices}: use 1 or more, or -1 for all")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError(f"max_steps = {self.max_steps}: use 1 or more, or -1 for no limit")
         if self.limit_train_batches <= 0:
             raise ValueError(
                 f"limit_train_batches = {self.limit_train_batches} trains nothing: use a count "
                 "of batches (1 or more) or a fraction of the epoch in (0, 1]"
+            )
+        for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+            value = getattr(self, key)
+            if value < 0 or (isinstance(value, float) and value > 1):
+                raise ValueError(
+                    f"{key} = {value}: use a count of batches (a whole number) or a fraction "
+                    "of them in [0, 1]"
+                )
+        interval = self.val_check_interval
+        if interval <= 0 or (isinstance(interval, float) and interval > 1):
+            raise ValueError(
+                f"val_check_interval = {interval}: use a fraction of an epoch in (0, 1] or a "
+                "count of training batches (a whole number, 1 or more)"
+            )
+        if self.gradient_clip_val is not None and self.gradient_clip_val < 0:
+            raise ValueError(
+                f"gradient_clip_val = {self.gradient_clip_val}: use a norm above 0, or null"
             )
         return self
 
@@ -234,6 +297,12 @@ class ExperimentConfig(Section):
                 raise ValueError(
                     f"{key} = {metric!r}: a {self.model.name} model logs {', '.join(logged)}"
                 )
+            validated = self.trainer.limit_val_batches != 0
+            if metric is not None and metric.startswith("val/") and not validated:
+                raise ValueError(
+                    f"trainer.limit_val_batches = 0 validates nothing, and {key} watches "
+                    f"{metric}: validate on some batches, or watch a train/ metric"
+                )
         return self
 
 
@@ -268,7 +337,8 @@ def format_validation_error(error: ValidationError) -> str:
             where = "the config" if key == "<root>" else f"section {key!r}"
             lines.append(f"{where}: {item['msg'].removeprefix('Value error, ')}")
         else:
-            lines.append(f"key {key!r} = {item.get('input')!r} is invalid: {item['msg']}")
+            message = item["msg"].removeprefix("Value error, ")
+            lines.append(f"key {key!r} = {item.get('input')!r} is invalid: {message}")
     return "invalid experiment config:\n  " + "\n  ".join(lines)
 
 
@@ -361,13 +431,32 @@ def load_config(path: Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Merge ``--set a.b=c`` dotted overrides (values parsed as YAML) into ``raw``."""
     for item in overrides:
-        if "=" not in item:
+        key = item.split("=", 1)[0]
+        if "=" not in item or not all(key.split(".")):
             raise ConfigError(f"override {item!r} must look like key.path=value")
     try:
         merged = OmegaConf.merge(OmegaConf.create(raw), OmegaConf.from_dotlist(list(overrides)))
     except (OmegaConfBaseException, yaml.YAMLError) as error:
         raise ConfigError(f"cannot apply overrides {list(overrides)}: {error}") from None
+    except TypeError:  # OmegaConf merges a list and a mapping into one another: it cannot
+        raise _mismatched_override(raw, overrides) from None
     return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
+
+
+def _mismatched_override(raw: dict[str, Any], overrides: Sequence[str]) -> ConfigError:
+    """Which override gives a list where the config has a mapping, or the other way round."""
+    for item in overrides:
+        key = item.split("=", 1)[0]
+        try:
+            OmegaConf.merge(OmegaConf.create(raw), OmegaConf.from_dotlist([item]))
+        except TypeError:
+            found = OmegaConf.select(OmegaConf.create(raw), key)
+            has = "a section of keys" if OmegaConf.is_dict(found) else "a list"
+            how = f"set the keys inside it ({key}.KEY=VALUE)" if has != "a list" else "give a list"
+            return ConfigError(f"cannot apply override {item!r}: {key} is {has} here; {how}")
+        except (OmegaConfBaseException, yaml.YAMLError):
+            continue
+    return ConfigError(f"cannot apply overrides {list(overrides)}: a list and a mapping clash")
 
 
 def dump_config(config: ExperimentConfig) -> str:

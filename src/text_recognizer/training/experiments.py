@@ -26,11 +26,12 @@ import json
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -175,6 +176,10 @@ def plan_group(path: Path) -> list[PlannedExperiment]:
     return planned
 
 
+#: How ``train`` exits when a signal stops it (its last.ckpt is kept: it can resume).
+STOPPED_BY = {130: "Ctrl-C", 143: "SIGTERM"}
+
+
 @dataclass
 class JobResult:
     name: str
@@ -184,20 +189,65 @@ class JobResult:
     summary: dict[str, Any] | None = None
     command: list[str] = field(default_factory=list)
     not_started: str | None = None  # why it was never started
+    earlier: bool = False  # finished by an earlier `run` of the group (``--resume``)
+    reason: str | None = None  # a failed job's own error line, from its train.log
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and self.summary is not None
 
     @property
+    def resumable(self) -> bool:
+        """Stopped part-way with a checkpoint to go on from: ``--resume`` continues it."""
+        return not self.ok and (self.run_dir / "checkpoints" / "last.ckpt").is_file()
+
+    @property
     def status(self) -> str:
         if self.not_started:
             return f"not started ({self.not_started})"
         if self.ok:
-            return "ok"
+            return "ok (earlier run)" if self.earlier else "ok"
+        if self.returncode in STOPPED_BY:
+            return f"stopped ({STOPPED_BY[self.returncode]})"
+        if self.returncode is not None and self.returncode < 0:
+            try:
+                name = signal.Signals(-self.returncode).name
+            except ValueError:
+                name = f"signal {-self.returncode}"
+            return f"killed ({name})"
         if self.returncode == 0:
             return "failed (no summary.json)"
         return f"failed (exit {self.returncode})"
+
+
+def error_line(log: Path) -> str | None:
+    """What a job said when it failed: its ``error:`` line, else (a traceback) the last line."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines()]
+    except OSError:
+        return None
+    lines = [line for line in lines if line]
+    errors = [line for line in lines if line.startswith("error:")]
+    last = errors[-1].removeprefix("error:").strip() if errors else (lines[-1] if lines else "")
+    return last[:300] or None
+
+
+class GroupInterruptedError(TextRecognizerError):
+    """Ctrl-C or SIGTERM stopped the group; its jobs were stopped and ``--resume`` finishes it."""
+
+    def __init__(self, results: list[JobResult], signum: int, path: Path) -> None:
+        self.results = results
+        self.exit_code = 128 + signum  # what a shell reports for the signal
+        done = sum(result.ok for result in results)
+        super().__init__(
+            f"experiment group stopped ({'SIGTERM' if signum == signal.SIGTERM else 'Ctrl-C'}): "
+            f"{done} of {len(results)} experiments finished; finish it with: "
+            f"text-recognizer experiments run {shlex.quote(str(path))} --resume"
+        )
+
+
+class _TerminatedError(Exception):
+    """SIGTERM, raised in the main thread so that the jobs are stopped, not orphaned."""
 
 
 def _cli_prefix() -> list[str]:
@@ -217,37 +267,48 @@ def run_group(
     jobs: int = 1,
     prefix: Sequence[str] | None = None,
     on_event: Callable[[str], None] | None = None,
+    resume: bool = False,
 ) -> list[JobResult]:
     """Run every experiment of a group as its own ``train`` process, ``jobs`` at a time.
 
     Each job gets a slot; with GPUs, slot ``i`` sees only GPU ``i % count``
     (``CUDA_VISIBLE_DEVICES``); on CPU the cores are divided between the slots. A job's
     output goes to ``train.log`` in its run folder. ``prefix`` is the command that runs
-    the CLI (default: this environment's ``text-recognizer``).
+    the CLI (default: this environment's ``text-recognizer``). With ``resume``, an
+    experiment whose newest run finished is not run again, and one stopped part-way goes
+    on from its last checkpoint. Ctrl-C or SIGTERM stops every job (each keeps its last
+    checkpoint) and raises ``GroupInterruptedError`` with the results so far.
     """
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, not {jobs}")
     planned = plan_group(path)
     prefix = list(prefix or _cli_prefix())
     report = on_event or (lambda message: log.info("%s", message))
-    failed = prepare_datasets(planned, report)
+    results: dict[str, JobResult] = {}
+    continued: dict[str, Path] = {}
+    if resume:
+        results, continued = _earlier_runs(planned, report)
+    to_run = [p for p in planned if p.name not in results]
+    failed = prepare_datasets([p for p in to_run if p.name not in continued], report)
     gpus = _gpu_count()
     threads = max(1, (os.cpu_count() or 1) // jobs)
     # Each job would only fail on its dataset again (a download retried once per job).
-    results: dict[str, JobResult] = {
-        p.name: JobResult(p.name, Path("-"), not_started=failed[p.name])
-        for p in planned
-        if p.name in failed
-    }
-    waiting = [p for p in planned if p.name not in failed]
+    for p in to_run:
+        if p.name in failed:
+            results[p.name] = JobResult(p.name, Path("-"), not_started=failed[p.name])
+    waiting = [p for p in to_run if p.name not in failed]
     running: dict[int, tuple[subprocess.Popen[bytes], JobResult, float, TextIO]] = {}
+    stopped_by: int | None = None
+    previous = _raise_on_sigterm()
     try:
         while waiting or running:
             for slot in range(jobs):
                 if slot in running or not waiting:
                     continue
                 experiment = waiting.pop(0)
-                running[slot] = _start(experiment, slot, prefix, gpus, threads, report)
+                running[slot] = _start(
+                    experiment, slot, prefix, gpus, threads, report, continued.get(experiment.name)
+                )
                 results[experiment.name] = running[slot][1]
             time.sleep(0.2)
             for slot, (process, result, started, logfile) in list(running.items()):
@@ -255,22 +316,89 @@ def run_group(
                     continue
                 logfile.close()
                 del running[slot]
-                result.returncode = process.returncode
-                result.seconds = time.monotonic() - started
-                summary_file = result.run_dir / "summary.json"
-                if summary_file.is_file():
-                    result.summary = json.loads(summary_file.read_text())
+                _finish(result, process, started)
+                why = f": {result.reason}" if result.reason else ""
                 report(
-                    f"{result.name}: {result.status} after {result.seconds:.0f} s "
+                    f"{result.name}: {result.status} after {result.seconds:.0f} s{why} "
                     f"(log: {result.run_dir / 'train.log'})"
                 )
+    except KeyboardInterrupt:
+        stopped_by = signal.SIGINT
+    except _TerminatedError:
+        stopped_by = signal.SIGTERM
     finally:
-        for process, result, _, logfile in running.values():  # interrupted: stop the rest
-            process.terminate()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        for process, result, started, logfile in running.values():  # stop the rest
+            process.terminate()  # train saves nothing more and exits 143, resumable
             process.wait()
             logfile.close()
-            result.returncode = process.returncode
-    return [results[p.name] for p in planned if p.name in results]
+            _finish(result, process, started)
+    stopped = JobResult("", Path("-"), not_started="the group was stopped")
+    ordered = [results.get(p.name) or replace(stopped, name=p.name) for p in planned]
+    if stopped_by is not None:
+        raise GroupInterruptedError(ordered, stopped_by, path)
+    return ordered
+
+
+def _raise_on_sigterm() -> Any:
+    """Turn SIGTERM into an exception while jobs run, so that they are stopped with the
+    group: left to the default, the group died and its jobs trained on unseen. Only the
+    main thread may set a handler; elsewhere nothing changes (None)."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _TerminatedError
+
+    try:
+        return signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread
+        return None
+
+
+def _finish(result: JobResult, process: subprocess.Popen[bytes], started: float) -> None:
+    result.returncode = process.returncode
+    result.seconds = time.monotonic() - started
+    summary_file = result.run_dir / "summary.json"
+    if process.returncode == 0 and summary_file.is_file():
+        result.summary = json.loads(summary_file.read_text())
+    elif process.returncode not in STOPPED_BY and (process.returncode or 0) >= 0:
+        result.reason = error_line(result.run_dir / "train.log")
+
+
+def _earlier_runs(
+    planned: Sequence[PlannedExperiment], report: Callable[[str], None]
+) -> tuple[dict[str, JobResult], dict[str, Path]]:
+    """For ``--resume``: the experiments whose newest run finished (their results), and
+    those stopped part-way with the same config (their run folders, to go on from)."""
+    from text_recognizer.training.config import parse_config
+    from text_recognizer.training.run import latest_run
+
+    done: dict[str, JobResult] = {}
+    continued: dict[str, Path] = {}
+    for experiment in planned:
+        try:
+            folder = latest_run(experiment.config.group, experiment.name)
+        except ConfigError:
+            continue  # never started: it starts now
+        summary = folder / "summary.json"
+        if summary.is_file():
+            done[experiment.name] = JobResult(
+                experiment.name, folder, 0, summary=json.loads(summary.read_text()), earlier=True
+            )
+            report(f"{experiment.name}: finished earlier in {folder}")
+        elif (folder / "checkpoints" / "last.ckpt").is_file():
+            saved = parse_config(read_yaml(folder / "config.yaml"))
+            if _same_experiment(saved, experiment.config):
+                continued[experiment.name] = folder
+            else:
+                report(f"{experiment.name}: the group file changed it since {folder}: a new run")
+    return done, continued
+
+
+def _same_experiment(saved: ExperimentConfig, planned: ExperimentConfig) -> bool:
+    """Whether a run folder's config is the group's experiment (threads are the slot's)."""
+    exclude = {"trainer": {"num_threads"}}
+    return saved.model_dump(exclude=exclude) == planned.model_dump(exclude=exclude)
 
 
 def prepare_datasets(
@@ -308,24 +436,33 @@ def _start(
     gpus: int,
     threads: int,
     report: Callable[[str], None],
+    resume_from: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], JobResult, float, TextIO]:
-    run_dir = new_run_dir(experiment.config)
-    run_dir.mkdir(parents=True)
-    env = {**os.environ, RUN_DIR_ENV: str(run_dir)}
-    command = experiment.command(prefix)
+    env = dict(os.environ)
+    if resume_from is not None:
+        run_dir = resume_from
+        # The run keeps its own config, threads included; OMP_NUM_THREADS below still holds.
+        command = [*prefix, "train", "--resume", str(run_dir)]
+    else:
+        run_dir = new_run_dir(experiment.config)
+        run_dir.mkdir(parents=True)
+        env[RUN_DIR_ENV] = str(run_dir)
+        command = experiment.command(prefix)
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
         where = f"GPU {slot % gpus}"
     else:
         env["OMP_NUM_THREADS"] = str(threads)
-        command += ["--set", f"trainer.num_threads={threads}"]
+        if resume_from is None:
+            command += ["--set", f"trainer.num_threads={threads}"]
         where = f"CPU, {threads} thread{'s' if threads > 1 else ''}"
-    logfile = (run_dir / "train.log").open("w")
+    logfile = (run_dir / "train.log").open("a" if resume_from else "w")
     logfile.write(shlex.join(command) + "\n")
     logfile.flush()
     # An argument list, no shell: names and values cannot be read as shell syntax.
     process = subprocess.Popen(command, env=env, stdout=logfile, stderr=subprocess.STDOUT)  # noqa: S603
-    report(f"{experiment.name}: started on {where} in {run_dir}")
+    how = "resumed" if resume_from else "started"
+    report(f"{experiment.name}: {how} on {where} in {run_dir}")
     result = JobResult(experiment.name, run_dir, command=command)
     return process, result, time.monotonic(), logfile
 

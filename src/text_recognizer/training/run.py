@@ -41,7 +41,9 @@ from text_recognizer.paths import runs_dir
 from text_recognizer.training.callbacks import (
     AtomicCheckpointIO,
     DataPositionCallback,
+    LastCheckpoint,
     MaxTimeForecast,
+    ProgressLog,
     RngStateCallback,
     TrainingTimeCallback,
 )
@@ -164,31 +166,19 @@ def build_callbacks(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]
             enable_version_counter=False,
             auto_insert_metric_name=False,
         ),
-        # The latest state, for resume, at the end of every training epoch. Not ``save_last``:
-        # since Lightning 2.6 it only writes when the best improves.
-        lc.ModelCheckpoint(
-            dirpath=run_dir / "checkpoints",
-            filename="last",
-            save_top_k=1,
-            save_on_train_epoch_end=True,
-            enable_version_counter=False,
+        # The latest state, for resume. Not ``save_last``: since Lightning 2.6 it only
+        # writes when the best improves.
+        LastCheckpoint(
+            run_dir / "checkpoints",
+            every=None
+            if cb.checkpoint.last_every_minutes is None
+            else timedelta(minutes=cb.checkpoint.last_every_minutes),
         ),
         DataPositionCallback(),  # with it a mid-epoch last.ckpt resumes exactly
         RngStateCallback(),
         TrainingTimeCallback(),
         MaxTimeForecast(fit=cb.fit_to_max_time),
     ]
-    if cb.checkpoint.last_every_minutes is not None:
-        # And in between, so a killed run loses minutes, not a whole epoch.
-        callbacks.append(
-            lc.ModelCheckpoint(
-                dirpath=run_dir / "checkpoints",
-                filename="last",
-                save_top_k=1,
-                train_time_interval=timedelta(minutes=cb.checkpoint.last_every_minutes),
-                enable_version_counter=False,
-            )
-        )
     if cb.early_stopping is not None:
         es = cb.early_stopping
         callbacks.append(
@@ -205,6 +195,8 @@ def build_callbacks(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]
         callbacks.append(lc.RichProgressBar())
     elif bar == "tqdm":
         callbacks.append(lc.TQDMProgressBar())
+    else:  # a log file or a pipe: one line per validation, with -v
+        callbacks.append(ProgressLog(cb.checkpoint.monitor))
     if cb.swa is not None:
         start = cb.swa.start_epoch
         callbacks.append(lc.StochasticWeightAveraging(swa_lrs=cb.swa.lr, swa_epoch_start=start))
@@ -325,17 +317,28 @@ def build_trainer(
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
     bar = config.callbacks.progress_bar
-    # Every TrainerConfig key but num_threads is a Lightning Trainer argument of that name.
-    return L.Trainer(
-        default_root_dir=run_dir,
-        **t.model_dump(exclude={"num_threads", "precision"}),
-        precision=resolve_precision(t.precision, t.accelerator),  # type: ignore[arg-type]
-        callbacks=[*build_callbacks(config, run_dir), *callbacks],
-        logger=build_loggers(config, run_dir, resume_step),
-        plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=bar != "none" and (bar != "auto" or sys.stderr.isatty()),
-        enable_model_summary=logging.getLogger("text_recognizer").isEnabledFor(logging.INFO),
-    )
+    precision = resolve_precision(t.precision, t.accelerator)
+    all_callbacks = [*build_callbacks(config, run_dir), *callbacks]
+    loggers = build_loggers(config, run_dir, resume_step)
+    try:
+        # Every TrainerConfig key but num_threads is a Lightning Trainer argument of that name.
+        return L.Trainer(
+            default_root_dir=run_dir,
+            **t.model_dump(exclude={"num_threads", "precision"}),
+            precision=precision,  # type: ignore[arg-type]
+            callbacks=all_callbacks,
+            logger=loggers,
+            plugins=[AtomicCheckpointIO()],
+            enable_progress_bar=bar != "none" and (bar != "auto" or sys.stderr.isatty()),
+            enable_model_summary=logging.getLogger("text_recognizer").isEnabledFor(logging.INFO),
+        )
+    except (MisconfigurationException, ValueError, TypeError) as error:
+        # Only settings reach the Trainer here: a name it does not know (accelerator: foo),
+        # devices it does not have (accelerator: gpu on a machine without one).
+        chosen = ", ".join(f"{k}={getattr(t, k)!r}" for k in ("accelerator", "devices", "strategy"))
+        raise ConfigError(
+            f"Lightning refused the trainer settings ({chosen}): {error}".rstrip()
+        ) from None
 
 
 def new_run_dir(config: ExperimentConfig) -> Path:
@@ -407,6 +410,14 @@ def run_experiment(
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise ConfigError(f"cannot resume: {last} does not exist (the run saved no checkpoint yet)")
+    if not resume and _is_rank_zero() and (run_dir / "config.yaml").exists():
+        # A second run there would replace its checkpoints and start a new metrics.csv.
+        chosen = f" ({RUN_DIR_ENV} names it)" if os.environ.get(RUN_DIR_ENV) else ""
+        raise ConfigError(
+            f"{run_dir}{chosen} holds a run already: resume it with text-recognizer train "
+            f"--resume {run_dir}, or train in another folder"
+            + (f" (unset {RUN_DIR_ENV} for a new timestamped one)" if chosen else "")
+        )
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -420,13 +431,19 @@ def run_experiment(
         raise
 
 
+def _is_rank_zero() -> bool:
+    """Whether this is the process that owns the run folder: not one of the ranks a DDP run
+    started (they re-run the command in rank 0's folder), nor another node's."""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+
+
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold the run folder for this process: two processes training one folder (two
     ``--resume`` of it at once) would interleave checkpoints and rewrite each other's
     metrics.csv. DDP's other ranks share rank 0's hold; without ``fcntl`` (Windows) no
     lock is taken."""
-    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+    if not _is_rank_zero():
         yield
         return
     try:
@@ -479,21 +496,19 @@ def _train_and_test(
     previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)  # inherited by the ranks DDP launches inside fit()
     try:
-        with warnings.catch_warnings():
-            # Lightning cannot see that DataPositionCallback starts the loader mid-epoch.
-            warnings.filterwarnings(
-                "ignore",
-                message="You're resuming from a checkpoint that ended before the epoch ended",
-            )
-            # The run folder always holds config.yaml by now; MetricsCsvLogger keeps what a
-            # resumed run's metrics.csv should keep, so "previous log files" lose nothing.
-            warnings.filterwarnings("ignore", message="Experiment logs directory .* exists")
+        with _without_lightning_warnings_that_do_not_apply():
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
     except SystemExit:  # how Lightning ends fit on Ctrl-C (exit 1) and on SIGTERM (exit 0)
         raise TrainingInterruptedError(run_dir, last, sigterm=trainer.received_sigterm) from None
     except MisconfigurationException as error:  # a setting Lightning refuses at fit time
         raise ConfigError(f"Lightning refused the config: {error}") from None
     except ValueError as error:
+        if "val_check_interval" in str(error):  # a count of batches over the epoch's
+            raise ConfigError(
+                f"trainer.val_check_interval = {config.trainer.val_check_interval} batches, "
+                f"but an epoch here has {trainer.num_training_batches}: give at most that, or a "
+                "fraction of an epoch (0.5: twice an epoch)"
+            ) from None
         if "Tried to step" not in str(error):
             raise
         # OneCycleLR's schedule has a fixed length: a config.yaml edited for more epochs.
@@ -513,15 +528,18 @@ def _train_and_test(
     timer = next(c for c in trainer.callbacks if isinstance(c, TrainingTimeCallback))  # type: ignore[attr-defined]
     training_s, samples = timer.total_s, timer.samples
     ended_by = _ended_by(trainer)
+    trained = _trained(trainer)
+    _say_how_it_ended(config, run_dir, trainer, ended_by, trained, resume_step)
     checkpoint = trainer.checkpoint_callback
     best_path = getattr(checkpoint, "best_model_path", "") or str(last)
     test_metrics: dict[str, float] = {}
     if why := datamodule.empty_split("test"):
         log.warning("not tested, the test split is empty: %s", why)
     elif datamodule.data_test is not None or hasattr(datamodule, "test_dataloader"):
-        results = trainer.test(
-            model, datamodule=datamodule, ckpt_path=best_path, verbose=False, weights_only=False
-        )
+        with _without_lightning_warnings_that_do_not_apply():
+            results = trainer.test(
+                model, datamodule=datamodule, ckpt_path=best_path, verbose=False, weights_only=False
+            )
         test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
     best_score = getattr(checkpoint, "best_model_score", None)
     summary = {
@@ -531,7 +549,13 @@ def _train_and_test(
         "monitor": config.callbacks.checkpoint.monitor,
         "best_score": float(best_score) if best_score is not None else None,
         "best_checkpoint": best_path,
-        "epochs": trainer.current_epoch,
+        # Whole epochs, and how far into the next one a run stopped mid-epoch got.
+        "epochs": trained["epoch"],
+        "partial_epoch": (
+            {"batches": trained["batches"], "of": trainer.num_training_batches}
+            if trained["batches"]
+            else None
+        ),
         "global_step": trainer.global_step,
         "ended_by": ended_by,
         "training_time_s": round(training_s, 2),
@@ -547,6 +571,71 @@ def _train_and_test(
     if trainer.is_global_zero:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+@contextlib.contextmanager
+def _without_lightning_warnings_that_do_not_apply() -> Iterator[None]:
+    with warnings.catch_warnings():
+        # Lightning cannot see that DataPositionCallback starts the loader mid-epoch.
+        warnings.filterwarnings(
+            "ignore", message="You're resuming from a checkpoint that ended before the epoch ended"
+        )
+        # The run folder always holds config.yaml by now; MetricsCsvLogger keeps what a
+        # resumed run's metrics.csv should keep, so "previous log files" lose nothing.
+        warnings.filterwarnings("ignore", message="Experiment logs directory .* exists")
+        # A resumed run's own checkpoints: last.ckpt is what it resumes from.
+        warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
+        # Checkpoints written before LastCheckpoint (2026-12-07) name the two unmonitored
+        # ModelCheckpoints that wrote last.ckpt then; their states hold nothing to restore.
+        warnings.filterwarnings(
+            "ignore",
+            message=r"Be aware that when using `ckpt_path`, callbacks used to create the "
+            r"checkpoint need to be provided .* callbacks: \[(\"ModelCheckpoint\{'monitor': "
+            r"None, [^\"]*\"(, )?)+\]\.$",
+        )
+        yield
+
+
+def _trained(trainer: L.Trainer) -> dict[str, int]:
+    """Whole epochs trained and batches into the next. Lightning's ``current_epoch`` counts
+    an epoch cut short (``max_time``, ``max_steps``) as done, and after a resume that trained
+    nothing counts none of it."""
+    position = next(c for c in trainer.callbacks if isinstance(c, DataPositionCallback))  # type: ignore[attr-defined]
+    return dict(position.position)
+
+
+def _say_how_it_ended(
+    config: ExperimentConfig,
+    run_dir: Path,
+    trainer: L.Trainer,
+    ended_by: str,
+    trained: dict[str, int],
+    resume_step: int | None,
+) -> None:
+    """One line on a run that stopped short of its schedule, or a resume that trained nothing."""
+    whole = trained["epoch"]
+    where = f"step {trainer.global_step:,}: {whole} whole epoch{'' if whole == 1 else 's'}"
+    if trained["batches"]:
+        where += (
+            f" and {trained['batches']} of {trainer.num_training_batches} batches into epoch "
+            f"{trained['epoch'] + 1}"
+        )
+    if resume_step is not None and trainer.global_step == resume_step:
+        if ended_by == "max_time":
+            then = (
+                f"its trainer.max_time ({config.trainer.max_time}) is used up. To train on, "
+                f"raise trainer.max_time in {run_dir / 'config.yaml'} and resume again, or "
+                f"start a new run from its weights: --set init.weights={run_dir}"
+            )
+        else:
+            then = f"it had already ended by {ended_by}"
+        log.warning("resumed %s at %s, and nothing was left to train: %s", run_dir, where, then)
+    elif ended_by == "max_time":
+        log.warning(
+            "trainer.max_time (%s) stopped the run at %s, before its schedule ended",
+            config.trainer.max_time,
+            where,
+        )
 
 
 def _ended_by(trainer: L.Trainer) -> str:

@@ -205,16 +205,22 @@ def check_search(sweep: SweepConfig, base: dict[str, Any], metric: str, path: Pa
     """Fail before Ray starts on what would fail every trial: a search key the experiment
     does not have, or a metric its model does not report."""
     # Whether a key exists does not depend on the value drawn: one point of the space shows
-    # it (each list's first value, each range's low).
-    sample = {key: next(iter(spec.values()))[0] for key, spec in sweep.search.items()}
-    try:
-        config = trial_config(base, sample, "trial_00000")
-    except ConfigError as error:
-        values = ", ".join(f"{k}={format_value(v)}" for k, v in sample.items())
-        raise ConfigError(
-            f"sweep {path}: its trials' configs would be refused (checked with {values}): "
-            f"{error}\n  fix search in {path}"
-        ) from None
+    # it (each list's first value, each range's low). A second point, inside each range,
+    # shows a type every draw breaks: uniform draws 2.27 for an int key, never its low 1.
+    lows = {key: next(iter(spec.values()))[0] for key, spec in sweep.search.items()}
+    inside = {**lows, **{key: _inside(spec) for key, spec in sweep.search.items()}}
+    for sample in (lows, inside):
+        try:
+            config = trial_config(base, sample, "trial_00000")
+        except ConfigError as error:
+            values = ", ".join(f"{k}={format_value(v)}" for k, v in sample.items())
+            hint = ""
+            if sample is inside and "integer" in str(error):
+                hint = " (uniform and loguniform draw fractions: use randint for a whole number)"
+            raise ConfigError(
+                f"sweep {path}: its trials' configs would be refused (checked with {values}): "
+                f"{error}\n  fix search in {path}{hint}"
+            ) from None
     reported = reported_metrics(config.model.name)
     if metric not in reported:
         source = "metric" if sweep.metric else f"metric (from {sweep.base}'s checkpoint monitor)"
@@ -222,6 +228,26 @@ def check_search(sweep: SweepConfig, base: dict[str, Any], metric: str, path: Pa
             f"sweep {path}: {source} {metric!r} is not reported: a {config.model.name} model "
             f"reports {', '.join(reported)} after every validation; set metric to one of them"
         )
+
+
+def _inside(spec: dict[str, list[Any]]) -> Any:
+    """A value a range draws that is not one of its ends (a list's first value otherwise)."""
+    (kind, values), *_ = spec.items()
+    if kind == "uniform":
+        return values[0] + 0.382 * (values[1] - values[0])
+    if kind == "loguniform":
+        return values[0] * (values[1] / values[0]) ** 0.382
+    return values[0]
+
+
+def trial_error(error: BaseException | None) -> str | None:
+    """A failed trial's own message (Ray wraps it in its traceback): what the CLI prints."""
+    if error is None:
+        return None
+    cause = getattr(error, "cause", None) or error
+    if isinstance(cause, TextRecognizerError):
+        return str(cause)
+    return f"{type(cause).__name__}: {cause}".strip()
 
 
 def sweep_samples(sweep: SweepConfig) -> int:
@@ -438,13 +464,15 @@ def run_sweep(
                 "epochs": int(last.get("epoch", 0)),
                 "run_dir": last.get("run_dir"),
                 "status": status,
-                "error": str(result.error) if result.error else None,
+                "error": trial_error(result.error),
+                "traceback": str(result.error) if result.error else None,
             }
         )
     rows.sort(key=lambda r: (r["best"] is None, (r["best"] or 0) * (1 if mode == "min" else -1)))
     if interrupted:  # the trials the search had yet to make: no name nor values yet
         blank = {"trial": None, "params": dict.fromkeys(sweep.search), "best": None}
         more = {"epochs": 0, "run_dir": None, "status": "not started", "error": None}
+        more["traceback"] = None
         rows += [{**blank, **more} for _ in range(planned - len(trials))]
     summary = {
         "sweep": sweep.sweep,
