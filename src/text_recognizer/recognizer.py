@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from text_recognizer.charset import BLANK, END, PAD, START, Charset
-from text_recognizer.errors import ConfigError, ImageError
+from text_recognizer.errors import ConfigError, ImageError, with_name
 from text_recognizer.images import ImageInput, Pages, load_image
 from text_recognizer.paths import MODELS_DIR
 from text_recognizer.preprocessing import (
@@ -732,9 +732,7 @@ class Recognizer:
                 try:
                     result = self.recognize_batch([pages.load(number)], kind)[0]
                 except ImageError as error:
-                    name = pages.page_name(number)
-                    named = not name or str(error).startswith(f"{name}: ")
-                    yield error if named else ImageError(f"{name}: {error}")
+                    yield with_name(error, pages.page_name(number))
                     continue
                 yield replace(result, page=number if len(pages) > 1 else None)
         finally:
