@@ -5,7 +5,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from text_recognizer.errors import ImageError
-from text_recognizer.preprocessing import emnist_style, normalize_polarity
+from text_recognizer.preprocessing import emnist_style, normalize_polarity, shrunk_to
 
 
 def dark_on_white(size: int = 96) -> np.ndarray:
@@ -170,3 +170,11 @@ def test_a_prepared_lines_matrix_says_where_its_pixels_came_from(name: str) -> N
     assert np.corrcoef(warped.ravel(), line.ravel())[0, 1] > 0.95
     shifted = np.roll(warped, 3, axis=1)  # three columns off: clearly worse
     assert np.corrcoef(shifted.ravel(), line.ravel())[0, 1] < 0.7
+
+
+def test_shrunk_to_bounds_the_longer_side_and_keeps_a_small_image_as_it_is() -> None:
+    page = np.zeros((1000, 400), np.uint8)
+    assert shrunk_to(page, 256).shape == (256, 102)  # the aspect kept
+    assert shrunk_to(np.zeros((3000, 1), np.uint8), 256).shape == (256, 1)  # never 0 wide
+    small = np.zeros((100, 256), np.uint8)
+    assert shrunk_to(small, 256) is small

@@ -19,7 +19,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from text_recognizer import __version__
-from text_recognizer.errors import ConfigError, ImageError, TextRecognizerError, require_modules
+from text_recognizer.errors import (
+    ConfigError,
+    ImageError,
+    TextRecognizerError,
+    require_modules,
+    with_name,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -547,8 +553,7 @@ def _read_batch(
         results = recognizer.recognize_batch(sources, kind=kind)
     except TextRecognizerError as error:
         if len(chunk) == 1:
-            named = str(error).startswith(f"{chunk[0]}: ")
-            yield _Reading(chunk[0], error if named else type(error)(f"{chunk[0]}: {error}"))
+            yield _Reading(chunk[0], with_name(error, str(chunk[0])))
             return
         for path in chunk:
             yield from _read_batch(recognizer, [path], kind, stdin)

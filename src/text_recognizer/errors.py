@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Sequence
+from typing import TypeVar
 
 
 class TextRecognizerError(Exception):
@@ -20,6 +21,17 @@ class DataError(TextRecognizerError):
 
 class ImageError(TextRecognizerError):
     """An input image cannot be read or is unusable."""
+
+
+E = TypeVar("E", bound=TextRecognizerError)
+
+
+def with_name(error: E, name: str | None) -> E:
+    """``error`` led by ``name: `` (the file or page it is about), so that one bad image
+    among many can be found; as it is where it names that already, or ``name`` is empty."""
+    if not name or str(error).startswith(f"{name}: "):
+        return error
+    return type(error)(f"{name}: {error}")
 
 
 #: The package a module is installed by, where their names differ (what pip is told).

@@ -168,27 +168,25 @@ def _large_enough(grey: np.ndarray) -> np.ndarray:
     return grey
 
 
+_FIRST_PAGE_ONLY = (
+    "%sholds several pages; only the first is read (Recognizer.recognize_document reads "
+    "every page, as text-recognizer recognize does)"
+)
+
+
 def _decode(file: Path | io.BytesIO, prefix: str) -> np.ndarray:
     """The first page of ``file``; ``prefix`` names it in an error (bytes have no name)."""
     if _is_pdf(file):
         with _Pdf(file, prefix) as pdf:
             if len(pdf.sizes) > 1:
-                logger.warning(
-                    "%sholds several pages; only the first is read (Recognizer."
-                    "recognize_document reads every page, as text-recognizer recognize does)",
-                    prefix,
-                )
+                logger.warning(_FIRST_PAGE_ONLY, prefix)
             return pdf.render(0, prefix)
     image = _open(file, prefix)
     with image, _read_errors(prefix):
         _warn_if_animated(image, prefix)
         frames = _page_frames(image, prefix, max_pages=1, limit_error=False).frames
         if len(frames) > 1:
-            logger.warning(
-                "%sholds several pages; only the first is read (Recognizer.recognize_document "
-                "reads every page, as text-recognizer recognize does)",
-                prefix,
-            )
+            logger.warning(_FIRST_PAGE_ONLY, prefix)
         return _frame_grey(image, frames[0], prefix)
 
 

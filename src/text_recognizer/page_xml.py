@@ -136,12 +136,12 @@ class PageFile:
         if not self.size or min(self.size) <= 0 or self.size == size:
             return self.lines
         sx, sy = size[0] / self.size[0], size[1] / self.size[1]
+
+        def scaled(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
+            return [(round(x * sx), round(y * sy)) for x, y in points]
+
         return [
-            replace(
-                line,
-                polygon=[(round(x * sx), round(y * sy)) for x, y in line.polygon],
-                baseline=[(round(x * sx), round(y * sy)) for x, y in line.baseline],
-            )
+            replace(line, polygon=scaled(line.polygon), baseline=scaled(line.baseline))
             for line in self.lines
         ]
 

@@ -549,6 +549,16 @@ SKEW_HEIGHT = 24
 SKEW_MIN_GAIN = 1.05
 
 
+def shrunk_to(grey: np.ndarray, side: int) -> np.ndarray:
+    """``grey`` shrunk so that its longer side is ``side`` (as it is where already no
+    longer): telling an image's shape needs no detail, and costs far less so."""
+    scale = side / max(grey.shape)
+    if scale >= 1:
+        return grey
+    size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+
 def _at_most(ink: np.ndarray, rows: int) -> np.ndarray:
     """``ink`` shrunk to ``rows`` high, aspect kept (as it is when already lower)."""
     height, width = ink.shape

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from text_recognizer.charset import BLANK, END, PAD, START, Charset
-from text_recognizer.errors import ConfigError, ImageError
+from text_recognizer.errors import ConfigError, ImageError, with_name
 from text_recognizer.images import ImageInput, Pages, load_image
 from text_recognizer.paths import MODELS_DIR
 from text_recognizer.preprocessing import (
@@ -42,6 +42,7 @@ from text_recognizer.preprocessing import (
     map_points,
     normalize_polarity,
     prepare_line_mapped,
+    shrunk_to,
     subtract_paper,
     trim_frame,
 )
@@ -731,9 +732,7 @@ class Recognizer:
                 try:
                     result = self.recognize_batch([pages.load(number)], kind)[0]
                 except ImageError as error:
-                    name = pages.page_name(number)
-                    named = not name or str(error).startswith(f"{name}: ")
-                    yield error if named else ImageError(f"{name}: {error}")
+                    yield with_name(error, pages.page_name(number))
                     continue
                 yield replace(result, page=number if len(pages) > 1 else None)
         finally:
@@ -1104,10 +1103,7 @@ INK_ASPECT_SIDE = 256
 def _ink_aspect(grey: np.ndarray) -> float:
     """Width / height of the box holding the ink (all but its outermost 1 % each way, so
     that a speck in a margin does not stretch it); 0 for a blank image."""
-    scale = INK_ASPECT_SIDE / max(grey.shape)
-    if scale < 1:
-        size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
-        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    grey = shrunk_to(grey, INK_ASPECT_SIDE)
     ink = subtract_paper(normalize_polarity(trim_frame(grey)[0]).astype(np.float32))
     if float(ink.max()) < MIN_CONTRAST:
         return 0.0

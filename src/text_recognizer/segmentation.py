@@ -35,6 +35,7 @@ from text_recognizer.preprocessing import (
     normalize_polarity,
     rotate,
     rotation,
+    shrunk_to,
     skew_angle,
     subtract_paper,
     translation,
@@ -469,10 +470,7 @@ def sideways_evidence(grey: np.ndarray) -> SidewaysEvidence:
     found, which a page on its side would be cut into wrongly (docs/benchmarks.md). A
     lone line is too few rows of letters for that: its shape tells it instead.
     """
-    scale = SIDEWAYS_SIDE / max(grey.shape)
-    if scale < 1:
-        size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
-        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    grey = shrunk_to(grey, SIDEWAYS_SIDE)
     ink = normalize_polarity(trim_frame(grey)[0]).astype(np.float32)
     ink = subtract_paper(ink, int(PAGE_PAPER_WINDOW * min(ink.shape)))
     if float(ink.max()) < MIN_CONTRAST:
