@@ -140,6 +140,35 @@ def test_workers_read_at_once(done: threading.Event) -> None:
         assert [status for status, *_ in (future.result() for future in answers)] == [200, 200]
 
 
+def test_an_upload_being_opened_holds_up_no_other_request(
+    done: threading.Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a PDF waits for PDFium's lock while a worker draws a page: opened on the
+    event loop, it held up every other request, health checks included."""
+    import text_recognizer.serving.app as app_module
+
+    opened = threading.Event()
+
+    class SlowPages(Pages):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            opened.set()
+            if not done.wait(timeout=30):
+                raise RuntimeError("the test never let the file open")
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "Pages", SlowPages)
+    with serving(create_app([Held(done)])) as port:
+        reading = in_background(send(port, "read"))
+        assert opened.wait(timeout=10)
+        # Answered while the upload is still being opened (the wait is the test's bound).
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.request("GET", "/api/health")
+        assert json.load(connection.getresponse())["busy"] == 0
+        connection.close()
+        done.set()
+        assert reading.result()[2]["text"] == "read"
+
+
 def test_a_full_queue_is_answered_503_with_retry_after(done: threading.Event) -> None:
     held = Held(done)
     with serving(create_app([held], queue=1)) as port:

@@ -362,7 +362,9 @@ def create_app(
             )
         data = await image.read()
         try:
-            pages = open_pages(data, format)
+            # In a thread: a PDF is opened under PDFium's lock, which a worker drawing a
+            # page holds; the event loop (health, metrics, other requests) must not wait.
+            pages = await anyio.to_thread.run_sync(open_pages, data, format)
             with pages:
                 outcomes, seconds = await pool.read(
                     request, lambda recognizer: list(recognizer.recognize_pages(pages, kind))
