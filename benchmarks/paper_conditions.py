@@ -8,7 +8,9 @@ degrees. Frames: a dark border round the lines and the page (a scanner's edge, t
 under a photographed page), cut away or not (``preprocessing.trim_frame``). Light: the
 lines and that page (without rules) lit unevenly, a gradient to half
 brightness across the image or a shadow darkening a patch by 45 %, read with and without
-the local paper level (``preprocessing.subtract_paper``).
+the local paper level (``preprocessing.subtract_paper``). Black and white: the lines and
+the page thresholded (Otsu), as a fax or a scanner's text mode writes them, and
+dithered (Floyd-Steinberg).
 
     python benchmarks/paper_conditions.py
 """
@@ -18,7 +20,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.pages: the page builders
 
@@ -71,6 +75,38 @@ def main() -> None:
     light(recognizer, truths)
     print()
     frames(recognizer, truths)
+    print()
+    bilevel(recognizer, truths)
+
+
+def bilevel(recognizer: Recognizer, truths: list[str]) -> None:
+    """Black and white scans (a fax, a scanner's text mode): the lines at 1, 2 and 3 times
+    their size (32 px high: the model's own height, then a scan's) and the page of all
+    eight, thresholded by Otsu's method, against the same in grey."""
+
+    def black_and_white(grey: np.ndarray) -> np.ndarray:
+        return cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1]
+
+    def dithered(grey: np.ndarray) -> np.ndarray:  # Pillow's Floyd-Steinberg
+        return np.asarray(Image.fromarray(grey).convert("1").convert("L"))
+
+    converts = (lambda grey: grey, black_and_white, dithered)
+    print("| image | grey | black and white (Otsu) | dithered |")
+    print("|---|---:|---:|---:|")
+    for scale in (1.0, 2.0, 3.0):
+        images = [on_margin(sample_line(i, scale=scale)) for i in range(len(SAMPLE_NAMES))]
+        row = []
+        for convert in converts:
+            read = recognizer.recognize_batch([convert(i) for i in images], kind="line")
+            row.append(f"{cer([r.text for r in read], truths):.3f}")
+        print(f"| lines at {scale:g}x | {' | '.join(row)} |")
+    page, page_truths = compose_page(list(range(len(SAMPLE_NAMES))), pitch=40)
+    page_truth = "\n".join(page_truths)
+    row = []
+    for convert in converts:
+        whole = recognizer.recognize(convert(page), kind="paragraph")
+        row.append(f"{cer([whole.text], [page_truth]):.3f} ({len(whole.lines)} lines)")
+    print(f"| page of the 8 lines at 2x | {' | '.join(row)} |")
 
 
 def frames(recognizer: Recognizer, truths: list[str]) -> None:
