@@ -801,12 +801,13 @@ class Recognizer:
         try:
             grey = load_image(image)
             which, found_lines = self._kind_for(grey, kind)
-            turns = 0
+            read, turns = grey, 0
             if self._lies_sideways(grey, kind, which):
-                upright, upright_lines = self._kind_for(_turned(grey, 1), kind)
+                sideways = _turned(grey, 1)
+                upright, upright_lines = self._kind_for(sideways, kind)
                 if upright != "char":  # no line either way round: a character, as given
-                    turns, which, found_lines = 1, upright, upright_lines
-            prepared = [self._prepare_grey(_turned(grey, turns), which, found_lines, turns)]
+                    read, turns, which, found_lines = sideways, 1, upright, upright_lines
+            prepared = [self._prepare_grey(read, which, found_lines, turns)]
             if which != "char" and (turns or self.orientation == "any"):
                 half = turns + 2  # the other way round: both ways up are read
                 prepared.append(self._prepare_grey(_turned(grey, half), which, None, half))
