@@ -345,13 +345,20 @@ def check_model_meta(
         )
 
 
+def exported_meta_file(path: Path) -> Path:
+    """The ``.json`` beside an exported model ``path``; a ``ConfigError`` where either is
+    missing."""
+    meta_file = path.with_suffix(".json")
+    if not path.is_file() or not meta_file.is_file():
+        raise ConfigError(f"model {path} needs both the .onnx file and its .json beside it")
+    return meta_file
+
+
 class OnnxModel:
     """An exported character or CTC line model: ``model.onnx`` with ``model.json`` beside it."""
 
     def __init__(self, path: Path, threads: int = 0, meta: dict[str, Any] | None = None) -> None:
-        meta_file = path.with_suffix(".json")
-        if not path.is_file() or not meta_file.is_file():
-            raise ConfigError(f"model {path} needs both the .onnx file and its .json beside it")
+        meta_file = exported_meta_file(path)
         self.meta = read_model_json(meta_file) if meta is None else meta
         if self.meta.get("decoder") == "seq2seq":
             raise ConfigError(f"{path} is a seq2seq model: open it with open_model()")
@@ -440,9 +447,7 @@ class OnnxSeq2SeqModel(Seq2SeqLines):
     :func:`~text_recognizer.decoding.seq2seq.seq2seq_decode`."""
 
     def __init__(self, path: Path, threads: int = 0, meta: dict[str, Any] | None = None) -> None:
-        meta_file, step_file = path.with_suffix(".json"), step_graph_path(path)
-        if not path.is_file() or not meta_file.is_file():
-            raise ConfigError(f"model {path} needs both the .onnx file and its .json beside it")
+        meta_file, step_file = exported_meta_file(path), step_graph_path(path)
         if not step_file.is_file():
             raise ConfigError(
                 f"{path} is a seq2seq model's encoder: its decoder step {step_file.name} must be "
@@ -508,9 +513,7 @@ def open_onnx(path: Path, threads: int = 0) -> Model:
         raise ConfigError(
             f"{path} is a seq2seq model's decoder step: open the model by its encoder, {encoder}"
         )
-    if not path.is_file() or not meta_file.is_file():
-        raise ConfigError(f"model {path} needs both the .onnx file and its .json beside it")
-    meta = read_model_json(meta_file)
+    meta = read_model_json(exported_meta_file(path))
     if meta.get("decoder") == "seq2seq":
         return OnnxSeq2SeqModel(path, threads, meta)
     return OnnxModel(path, threads, meta)
