@@ -957,7 +957,9 @@ def evaluate(
     """Score a model on a dataset split: accuracy or CER/WER, and the worst samples.
 
     A run folder is scored on its own dataset unless --data says otherwise. Your own
-    labelled images: --data folder --data-arg path=DIR --split all."""
+    labelled images: --data folder --data-arg path=DIR --split all. Pages (iam_paragraphs,
+    or a folder with --data-arg kind=paragraph) are read as recognize --kind paragraph
+    reads them, and the lines found are counted."""
     from text_recognizer.decoding.decoder import CtcDecoder
     from text_recognizer.evaluate import evaluate as run_evaluation
     from text_recognizer.files import check_writable
@@ -981,23 +983,33 @@ def evaluate(
         )
     except TextRecognizerError as error:
         raise fail(error) from error
+    counts = ("errors", "lines_found", "lines_truth")
     metrics = ", ".join(
-        f"{k}={int(v)}" if k == "errors" else f"{k}={v:.4f}" for k, v in report.metrics.items()
+        f"{k}={int(v)}" if k in counts else f"{k}={v:.4f}" for k, v in report.metrics.items()
     )
-    samples = f"{report.num_samples} samples"
-    if report.kind == "line":
+    samples = f"{report.num_samples} {'pages' if report.kind == 'paragraph' else 'samples'}"
+    if report.kind != "char":
         samples += f", {report.decoder}"
     print(f"{report.model} on {report.data}/{split} ({samples}): {metrics}")
     if report.worst:
+        pages = report.kind == "paragraph"
         named = any(sample.name for sample in report.worst)
-        table = Table(title=f"{len(report.worst)} worst samples")
-        for column in ("image" if named else "index", "truth", "prediction", "confidence", "CER"):
+        first = "page" if pages else "image" if named else "index"
+        what = "pages" if pages else "samples"
+        table = Table(title=f"{len(report.worst)} worst {what}", show_lines=pages)
+        for column in (first, "truth", "prediction", *(["lines"] if pages else []), "confidence",
+                       "CER"):  # fmt: skip
             table.add_column(column, overflow="fold")
         for sample in report.worst:
+            # A page's lines one under another, and how many were found of how many; a
+            # line's text quoted, so that its spaces show.
+            texts = [sample.truth, sample.prediction]
+            found = sample.prediction.count("\n") + 1 if sample.prediction else 0
+            lines = [f"{found}/{sample.truth.count(chr(10)) + 1}"] if pages else []
             table.add_row(
                 sample.name or str(sample.index),
-                repr(sample.truth),
-                repr(sample.prediction),
+                *(texts if pages else [repr(text) for text in texts]),
+                *lines,
                 f"{sample.confidence:.3f}",
                 f"{sample.cer:.3f}",
             )

@@ -11,7 +11,12 @@ wrong ones) and the CER or accuracy of the 80 % of samples it is surest of.
 
 The dataset's images go to the model as they are (they are already in the model's input
 format); run folders and checkpoints run in PyTorch, ``.onnx`` and bundled models in ONNX
-Runtime, exactly as ``Recognizer`` runs them.
+Runtime, exactly as ``Recognizer`` runs them. Pages (datasets of kind ``paragraph``) are
+read by a ``Recognizer`` of the model, one page at a time as ``recognize(page,
+kind="paragraph")`` reads a user's: its lines found, then each read. A page's text is its
+lines joined by newlines, so a line break missed or added is one character's error;
+``lines_found`` against ``lines_truth`` and the share of pages whose every line was found
+say how much of that is the finding of lines.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,8 +37,11 @@ from tqdm import tqdm
 
 from text_recognizer.charset import Charset
 from text_recognizer.decoding.decoder import CtcDecoder
-from text_recognizer.errors import ConfigError
+from text_recognizer.errors import ConfigError, ImageError
 from text_recognizer.metrics import cer, confidence_auroc, most_confident, wer
+
+if TYPE_CHECKING:
+    from text_recognizer.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +191,60 @@ def _load_predictor(
     return _onnx_predictor(model, kind, decoder), info
 
 
+def page_reader(source: str | Path, decoder: CtcDecoder, factors: tuple[float, ...]) -> Recognizer:
+    """A Recognizer of ``source``'s line model that decodes as ``decoder`` and reads lines at
+    ``factors``' widths: pages are read as ``recognize --kind paragraph`` reads them."""
+    from text_recognizer.recognizer import Recognizer
+
+    recognizer = Recognizer.from_pretrained(
+        source,
+        beam_size=decoder.beam_size,
+        lm=decoder.lm,
+        lm_weight=decoder.lm_weight,
+        width_search=factors,
+    )
+    if "line" not in recognizer.models:
+        raise ConfigError(
+            f"{source} is a {' and '.join(recognizer.kinds)} model; the dataset holds pages, "
+            "which are read line by line: name a line model"
+        )
+    return recognizer
+
+
+def read_pages(
+    recognizer: Recognizer, pages: Sequence[tuple[np.ndarray, str]], desc: str
+) -> tuple[list[tuple[str, float]], list[int]]:
+    """``(text, confidence)`` and the number of lines found, per page.
+
+    A page on which no line is found reads as nothing (every character missed), so one
+    blank or unreadable page costs its own text, not the evaluation.
+    """
+    predictions, found = [], []
+    for page, _ in tqdm(pages, desc=desc, unit="page", leave=False, disable=None):
+        try:
+            result = recognizer.recognize(page, kind="paragraph")
+        except ImageError as error:
+            log.warning("a page read as nothing: %s", error)
+            predictions.append(("", 0.0))
+            found.append(0)
+            continue
+        predictions.append((result.text, result.confidence))
+        found.append(len(result.lines))
+    return predictions, found
+
+
+def line_counts(truths: Sequence[str], found: Sequence[int]) -> dict[str, float]:
+    """How many lines were found on the pages against how many they hold."""
+    expected = [truth.count("\n") + 1 for truth in truths]
+    return {
+        "lines_found": float(sum(found)),
+        "lines_truth": float(sum(expected)),
+        "pages_all_lines_found": float(
+            np.mean([f == e for f, e in zip(found, expected, strict=True)])
+        ),
+    }
+
+
 @dataclass
 class Sample:
     index: int
@@ -242,11 +304,11 @@ def score(
         ranked = sorted(
             (s for s in samples if s.prediction != s.truth), key=lambda s: -s.confidence
         )
-    else:
+    else:  # lines, and pages (their lines joined by newlines)
         metrics = {
             "cer": cer(texts, truths),
             "wer": wer(texts, truths),
-            "line_accuracy": exact,
+            f"{kind}_accuracy": exact,
             "cer_most_confident_80pct": cer(
                 [texts[i] for i in surest], [truths[i] for i in surest]
             ),
@@ -316,12 +378,16 @@ def evaluate(
     from text_recognizer.recognizer import width_factors
 
     factors = width_factors(width_search)
-    predict, info = load_predictor(source, datamodule.kind, decoder, factors)
-    if info["input_height"] != datamodule.input_height:
-        raise ConfigError(
-            f"{source} reads images {info['input_height']} pixels high but {data} yields "
-            f"{datamodule.input_height}: pass a dataset argument that matches (--data-arg)"
-        )
+    # The model first: a wrong one is refused before a dataset's cache is built.
+    if datamodule.kind == "paragraph":
+        recognizer = page_reader(source, decoder, factors)
+    else:
+        predict, info = load_predictor(source, datamodule.kind, decoder, factors)
+        if info["input_height"] != datamodule.input_height:
+            raise ConfigError(
+                f"{source} reads images {info['input_height']} pixels high but {data} yields "
+                f"{datamodule.input_height}: pass a dataset argument that matches (--data-arg)"
+            )
     splits = SPLITS if split == "all" else (split,)
     # Only what the split needs: scoring a test split builds no training cache.
     datamodule.prepare_splits(splits)
@@ -338,28 +404,35 @@ def evaluate(
     dataset: Dataset[Any] = parts[0] if len(parts) == 1 else ConcatDataset(parts)
     if limit is not None:
         dataset = Subset(dataset, range(min(limit, len(dataset))))  # type: ignore[arg-type]
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        collate_fn=collate_lines if datamodule.kind == "line" else None,
-    )
     truths: list[str] = []
     predictions: list[tuple[str, float]] = []
-    progress = tqdm(loader, desc=f"{data}/{split}", unit="batch", leave=False, disable=None)
-    for batch in progress:  # disable=None: a bar on a terminal only
-        truths += batch_truths(batch, datamodule.charset)
-        predictions += predict(batch)
+    if datamodule.kind == "paragraph":
+        pages: list[tuple[np.ndarray, str]] = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
+        truths = [text for _, text in pages]
+        predictions, found = read_pages(recognizer, pages, f"{data}/{split}")
+    else:
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=False,
+            collate_fn=collate_lines if datamodule.kind == "line" else None,
+        )
+        progress = tqdm(loader, desc=f"{data}/{split}", unit="batch", leave=False, disable=None)
+        for batch in progress:  # disable=None: a bar on a terminal only
+            truths += batch_truths(batch, datamodule.charset)
+            predictions += predict(batch)
     if not truths:
         raise ConfigError(f"the {split} split of {data} is empty")
     metrics, worst_samples = score(
         truths, predictions, datamodule.kind, worst, names[: len(truths)] if names else None
     )
-    decoder_name = str(decoder) if datamodule.kind == "line" else "argmax"
+    if datamodule.kind == "paragraph":
+        metrics.update(line_counts(truths, found))
+    decoder_name = "argmax" if datamodule.kind == "char" else str(decoder)
     if len(factors) > 1:
         decoder_name += f", best of widths {'/'.join(f'{f:g}' for f in factors)}"
     return EvaluationReport(
-        model=info["model"],
+        model=str(source),
         data=data,
         split=split,
         kind=datamodule.kind,

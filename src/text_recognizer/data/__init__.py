@@ -29,6 +29,7 @@ def __getattr__(name: str) -> Any:
     from text_recognizer.data.emnist_lines import EmnistLines
     from text_recognizer.data.folder import LabelledFolder
     from text_recognizer.data.iam_lines import IamLines
+    from text_recognizer.data.iam_paragraphs import IamParagraphs
     from text_recognizer.data.module import BaseDataModule
     from text_recognizer.data.synthetic_chars import SyntheticChars
     from text_recognizer.data.synthetic_lines import SyntheticLines
@@ -39,6 +40,7 @@ def __getattr__(name: str) -> Any:
     datasets.register("emnist_lines")(EmnistLines)
     datasets.register("folder")(LabelledFolder)
     datasets.register("iam_lines")(IamLines)
+    datasets.register("iam_paragraphs")(IamParagraphs)
     datasets.register("synthetic_chars")(SyntheticChars)
     datasets.register("synthetic_lines")(SyntheticLines)
     globals()["DATASETS"] = datasets  # built once; later lookups skip __getattr__

@@ -6,9 +6,11 @@ pool that is split by ``val_fraction`` / ``test_fraction`` (seeded), or subfolde
 ``train/``, ``val/`` and ``test/`` each hold a labels file and are the splits as they are.
 
 Images go through the very preprocessing the Recognizer applies to a user's image
-(``prepare_line`` or ``emnist_style``), so a model scores here as it would in use. They
-are read and prepared in ``setup`` (with a progress bar), not cached: the folder is the
-user's, and a cache of it would go stale the moment they fix a label.
+(``prepare_line`` or ``emnist_style``), so a model scores here as it would in use; pages
+(``kind="paragraph"``, texts of lines joined by newlines) are kept as they are, for the
+Recognizer to find their lines. They are read and prepared in ``setup`` (with a progress
+bar), not cached: the folder is the user's, and a cache of it would go stale the moment
+they fix a label.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data.line_render import HEIGHT  # the rendered rehearsal lines' height
-from text_recognizer.data.module import ArrayDataset, BaseDataModule, Kind
+from text_recognizer.data.module import ArrayDataset, BaseDataModule, Kind, PageSet
 from text_recognizer.errors import ConfigError, DataError, ImageError
 from text_recognizer.images import Pages
 from text_recognizer.labels import Labelled, read_labels
@@ -63,9 +65,11 @@ class LabelledFolder(BaseDataModule):
 
     Args:
         path: the folder.
-        kind: ``line`` (transcriptions are text lines) or ``char`` (one character each).
+        kind: ``line`` (transcriptions are text lines), ``char`` (one character each) or
+            ``paragraph`` (pages, each transcription their lines joined by newlines: for
+            ``evaluate``, which reads them as the Recognizer reads a page).
         input_height: height images are scaled to (32: the shipped line model; chars are
-            square, 28 for EMNIST-style models).
+            square, 28 for EMNIST-style models); pages are kept at their own size.
         val_fraction, test_fraction: shares of a single labels file held out (seeded);
             ignored when the folder has ``train/``, ``val/`` and ``test/`` subfolders.
         width_stretch: lines only: ``[low, high]`` random horizontal stretch of every
@@ -84,6 +88,7 @@ class LabelledFolder(BaseDataModule):
             on a narrow folder keeps reading what it read before (docs/training.md).
     """
 
+    # Pages (kind "paragraph") are PageSets.
     data_train: LabelledArrays | None
     data_val: LabelledArrays | None
     data_test: LabelledArrays | None
@@ -116,17 +121,22 @@ class LabelledFolder(BaseDataModule):
             fine_pens=fine_pens,
             width_multiple=width_multiple,
         )
-        if kind not in ("line", "char"):
-            raise ConfigError(f"kind must be 'line' or 'char', got {kind!r}")
-        if kind == "char" and width_stretch is not None:
-            raise ConfigError("width_stretch stretches text lines; remove it for kind: char")
+        if kind not in ("line", "char", "paragraph"):
+            raise ConfigError(f"kind must be 'line', 'char' or 'paragraph', got {kind!r}")
+        if kind != "line" and width_stretch is not None:
+            raise ConfigError(f"width_stretch stretches text lines; remove it for kind: {kind}")
         for name, value in (
             ("page_cuts", page_cuts),
             ("fine_pens", fine_pens),
             ("width_multiple", width_multiple - 1),
         ):
-            if kind == "char" and value:
-                raise ConfigError(f"{name} augments text lines; remove it for kind: char")
+            if kind != "line" and value:
+                raise ConfigError(f"{name} augments text lines; remove it for kind: {kind}")
+        if kind == "paragraph" and input_height is not None:
+            raise ConfigError(
+                "input_height: pages are kept at their own size (the Recognizer scales each "
+                "line it finds to the model's height); remove it for kind: paragraph"
+            )
         if rehearsal < 0 or (rehearsal and kind != "line"):
             raise ConfigError(f"rehearsal={rehearsal}: a number of lines >= 0, for kind: line only")
         if rehearsal and (input_height or 32) != HEIGHT:
@@ -232,7 +242,9 @@ class LabelledFolder(BaseDataModule):
             return f"{row.image.name}: no such image"
         if not row.text.strip():
             return "empty transcription"
-        unknown = DEFAULT_CHARSET.unknown(row.text)
+        if "\n" in row.text and self.kind != "paragraph":
+            return "a line break in the text: for pages (lines joined by newlines), kind=paragraph"
+        unknown = DEFAULT_CHARSET.unknown(row.text.replace("\n", ""))
         if unknown:
             return f"characters outside the charset: {''.join(sorted(set(unknown)))!r}"
         if self.kind == "char" and len(row.text) != 1:
@@ -257,7 +269,7 @@ class LabelledFolder(BaseDataModule):
         problems: list[str] = []
         for split in wanted:
             rows = splits[split]
-            images, targets, names = [], [], []
+            images, texts, names = [], [], []
             progress = tqdm(rows, desc=f"reading {split} images", unit="image", disable=None)
             for row in progress:
                 try:
@@ -265,11 +277,16 @@ class LabelledFolder(BaseDataModule):
                 except ImageError as error:
                     problems.append(f"{split}: {row.row}: {error}")
                     continue
-                encoded = DEFAULT_CHARSET.encode(row.text)
-                targets.append(encoded[0] if self.kind == "char" else np.array(encoded))
+                texts.append(row.text)
                 # relpath: a labels file may name an image outside the folder (../, absolute)
                 names.append(os.path.relpath(row.image, self.path))
-            dataset = LabelledArrays(images, targets, names) if rows else None
+            dataset: LabelledArrays | PageSet | None = None
+            if rows and self.kind == "paragraph":
+                dataset = PageSet(images, texts, names)
+            elif rows:
+                encoded = [DEFAULT_CHARSET.encode(text) for text in texts]
+                targets = [e[0] if self.kind == "char" else np.array(e) for e in encoded]
+                dataset = LabelledArrays(images, targets, names)
             setattr(self, f"data_{split}", dataset)
         self._raise_if(problems, "images")
 
@@ -303,21 +320,23 @@ class LabelledFolder(BaseDataModule):
 
     def _prepare(self, path: Path) -> np.ndarray:
         """``[H, W]`` with bright ink, as the Recognizer feeds it to the model: uint8
-        characters, float32 lines."""
+        characters, float32 lines; a page uint8 grey as it is."""
         with Pages(path) as pages:
             if len(pages) > 1:  # which page would the label be of?
                 raise ImageError(
-                    f"{path}: holds {len(pages)} pages, and a label is of one line or "
+                    f"{path}: holds {len(pages)} pages, and a label is of one page, line or "
                     "character: save each page as an image of its own, with its own label"
                 )
             grey = pages.load(1)
+        if self.kind == "paragraph":
+            return grey
         if self.kind == "char":
             return emnist_style(normalize_polarity(grey), self.height)
         return prepare_line(grey, self.height, deslant=self.deslant).astype(np.float32, copy=False)
 
     def __repr__(self) -> str:
+        height = "" if self.kind == "paragraph" else f"input_height={self.height}, "
         return (
-            f"LabelledFolder(path={str(self.path)!r}, kind={self.kind}, "
-            f"input_height={self.height}, rehearsal={self.rehearsal}, {self._split_sizes()}, "
-            f"batch_size={self.batch_size})"
+            f"LabelledFolder(path={str(self.path)!r}, kind={self.kind}, {height}"
+            f"rehearsal={self.rehearsal}, {self._split_sizes()}, batch_size={self.batch_size})"
         )

@@ -1,9 +1,11 @@
 """The LightningDataModule base every dataset builds on.
 
 ``prepare_data`` downloads or builds caches (once, on one process), ``setup`` loads
-splits into memory. Every dataset yields ``(image, target)`` pairs where ``image`` is a
-float32 ``[1, H, W]`` tensor in [0, 1] with bright ink on a dark background, and
-``target`` is a charset index (characters) or a 1-D tensor of indices (lines).
+splits into memory. Every character and line dataset yields ``(image, target)`` pairs
+where ``image`` is a float32 ``[1, H, W]`` tensor in [0, 1] with bright ink on a dark
+background, and ``target`` is a charset index (characters) or a 1-D tensor of indices
+(lines). Paragraph datasets (``kind == "paragraph"``) yield pages as a user gives them
+to the Recognizer (:class:`PageSet`): they are read line by line, never fed to a network.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import cv2
 import lightning as L
@@ -21,11 +23,12 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from text_recognizer.charset import DEFAULT_CHARSET, Charset
 from text_recognizer.data.augment import thin_strokes
-from text_recognizer.errors import ConfigError
+from text_recognizer.data.cache import read_h5, write_h5
+from text_recognizer.errors import ConfigError, DataError
 from text_recognizer.paths import data_dir
 from text_recognizer.preprocessing import ink_box, rotate
 
-Kind = Literal["char", "line"]
+Kind = Literal["char", "line", "paragraph"]
 
 
 class ArrayDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -45,6 +48,58 @@ class ArrayDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image = torch.from_numpy(np.asarray(self.images[index], dtype=np.float32) / 255.0)
         return image.unsqueeze(0), torch.as_tensor(self.targets[index])
+
+
+class PageSet(Dataset[tuple[np.ndarray, str]]):
+    """Pages as scanned (uint8 grey, ``[H, W]``), each with its text (lines joined by
+    ``"\\n"``) and name (a form id, a file), for reports.
+
+    Stored for an HDF5 cache as one flat pixel array and each page's shape.
+    """
+
+    def __init__(
+        self, pages: Sequence[np.ndarray], texts: Sequence[str], names: Sequence[str]
+    ) -> None:
+        if not len(pages) == len(texts) == len(names):
+            raise ValueError(f"{len(pages)} pages, {len(texts)} texts and {len(names)} names")
+        self.pages, self.texts, self.names = list(pages), list(texts), list(names)
+
+    def __len__(self) -> int:
+        return len(self.pages)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, str]:
+        return self.pages[index], self.texts[index]
+
+    @property
+    def num_lines(self) -> int:
+        return sum(text.count("\n") + 1 for text in self.texts)
+
+    def write(self, path: Path, attrs: dict[str, Any]) -> None:
+        shapes = np.array([page.shape for page in self.pages], dtype=np.int64).reshape(-1, 2)
+        arrays = {
+            "pixels": np.concatenate([page.ravel() for page in self.pages]),
+            "shapes": shapes,
+            "texts": np.array(self.texts, dtype=object),
+            "names": np.array(self.names, dtype=object),
+        }
+        write_h5(path, arrays, attrs=attrs)
+
+    @classmethod
+    def read(cls, path: Path) -> PageSet:
+        """The pages a cache written by :meth:`write` holds."""
+        data = read_h5(path, keys=("pixels", "shapes", "texts", "names"))
+        sizes = data["shapes"].prod(axis=1)
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        if starts[-1] != data["pixels"].size:
+            raise DataError(
+                f"cache {path}: its pages' shapes do not add up to its pixels; delete it and "
+                "it will be rebuilt"
+            )
+        pages = [
+            data["pixels"][start : start + size].reshape(shape)
+            for start, size, shape in zip(starts[:-1], sizes, data["shapes"].tolist(), strict=True)
+        ]
+        return cls(pages, [str(t) for t in data["texts"]], [str(n) for n in data["names"]])
 
 
 def collate_lines(

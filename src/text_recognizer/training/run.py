@@ -58,8 +58,19 @@ RUN_DIR_ENV = "TEXT_RECOGNIZER_RUN_DIR"
 
 
 def build_datamodule(config: ExperimentConfig) -> BaseDataModule:
+    name = config.data.name
+    # Pages (iam_paragraphs, a folder of kind paragraph) are read by finding their lines
+    # and reading each with the line model: refused before anything is built or downloaded.
+    if getattr(DATASETS.get(name), "kind", None) == "paragraph" or (
+        config.data.args.get("kind") == "paragraph"
+    ):
+        raise ConfigError(
+            f"data {name!r} holds pages, and models train on lines or characters: train the "
+            "line model on lines (iam_lines, synthetic_lines, a folder of line images) and "
+            f"score it on these pages with `text-recognizer evaluate MODEL --data {name}`"
+        )
     return DATASETS.build(
-        config.data.name,
+        name,
         config.data.args,
         batch_size=config.data.batch_size,
         num_workers=config.data.num_workers,

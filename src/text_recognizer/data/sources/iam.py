@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
+import cv2
 import numpy as np
 from defusedxml import ElementTree
 from PIL import Image, UnidentifiedImageError
@@ -33,6 +34,7 @@ from text_recognizer.images import MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
+IAM_DPI = 300  # the forms' full resolution, in which the XML's boxes are given
 IAM_FILENAME = "iamdb.zip"
 IAM_SHA256 = "f3c9e87a88a313e557c6d3548ed8a2a1af2dc3c4a678c5f3fc6f972ba4a50c55"
 IAM_URLS: tuple[str, ...] = (
@@ -166,14 +168,19 @@ class IamArchive:
                 "delete the archive and download it again"
             ) from error
 
-    def paragraph(self, form: IamForm) -> tuple[np.ndarray, str]:
+    def paragraph(self, form: IamForm, dpi: int | None = None) -> tuple[np.ndarray, str]:
         """The handwritten part of the form (every line's box) and its text, lines joined
-        by newlines."""
+        by newlines; scaled to ``dpi`` (``IAM_DPI`` is full resolution), or as stored."""
         page = self.page(form)
         scale = page.shape[1] / form.width
         x0, y0 = (max(0, round(min(box[i] for box in form.boxes) * scale)) for i in (0, 1))
         x1, y1 = (round(max(box[i] for box in form.boxes) * scale) for i in (2, 3))
-        return page[y0:y1, x0:x1], "\n".join(line.text for line in form.lines)
+        crop, text = page[y0:y1, x0:x1], "\n".join(line.text for line in form.lines)
+        factor = 1.0 if dpi is None else dpi / IAM_DPI / scale
+        if abs(factor - 1) < 0.01:  # iamdb.zip's pages at 150 dpi: resampling would only blur
+            return crop, text
+        shrink = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+        return cv2.resize(crop, None, fx=factor, fy=factor, interpolation=shrink), text
 
     def line_crops(self, form: IamForm) -> Iterator[tuple[IamLine, np.ndarray]]:
         """Each line of ``form`` with its crop of the page (uint8 grey, dark ink)."""

@@ -1,0 +1,152 @@
+"""IAM paragraphs (real scans) as a DataModule: each form's handwritten part, read as a page.
+
+``prepare_data`` downloads ``iamdb.zip`` (the very file ``iam_lines`` reads, at the same
+place: one download serves both), crops the handwritten part of every form to its lines'
+boxes (:meth:`~text_recognizer.data.sources.iam.IamArchive.paragraph`), scales it to
+``dpi`` and caches each split's pages to HDF5, keyed by the archive's checksum and ``dpi``.
+The splits are ``iam_lines``' writer-independent ones, whole forms, so a page and its
+lines are scored in the same split. Pages are evaluated, not trained on: the Recognizer
+reads a page by finding its lines and reading each with the line model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from tqdm import tqdm
+
+from text_recognizer.charset import DEFAULT_CHARSET
+from text_recognizer.data.cache import cache_path, ensure_writable_folder
+from text_recognizer.data.module import BaseDataModule, PageSet, splits_for
+from text_recognizer.data.sources.download import RemoteFile, download
+from text_recognizer.data.sources.iam import IAM_DPI, IamArchive, iam_remote
+from text_recognizer.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+PAGES_VERSION = 1  # bump when the pages change, so old caches are not read
+#: iamdb.zip stores its pages at this resolution: no resampling, lines ~45 px high.
+DEFAULT_DPI = 150
+#: Under this, IAM's lines fall well below the line model's 32 px (~90 px at 300 dpi).
+MIN_DPI = 75
+
+
+class IamParagraphs(BaseDataModule):
+    """IAM paragraphs: the handwritten part of each of IAM's 1,539 forms, with its text.
+
+    Args:
+        dpi: resolution pages are stored and read at (IAM's scans are 300 dpi;
+            ``iamdb.zip`` stores 150, which is read as it is). Lower makes a smaller
+            cache, at the cost of lines the line model must enlarge.
+        urls, sha256: mirrors and checksum of ``iamdb.zip``, as for ``iam_lines``.
+    """
+
+    kind: ClassVar = "paragraph"
+    data_train: PageSet | None  # type: ignore[assignment]  # pages, not tensors
+    data_val: PageSet | None  # type: ignore[assignment]
+    data_test: PageSet | None  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        batch_size: int = 1,
+        num_workers: int = 0,
+        seed: int = 0,
+        root: Path | None = None,
+        dpi: int = DEFAULT_DPI,
+        urls: list[str] | None = None,
+        sha256: str | None = None,
+    ) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, root=root)
+        if not MIN_DPI <= dpi <= IAM_DPI:
+            raise ConfigError(
+                f"dpi = {dpi}: use {MIN_DPI} to {IAM_DPI} (IAM's scans are {IAM_DPI} dpi; "
+                f"{DEFAULT_DPI}, iamdb.zip's own, is read without resampling)"
+            )
+        try:
+            self.remote: RemoteFile = iam_remote(urls, sha256)
+        except ValueError as error:
+            raise ConfigError(f"iam_paragraphs: {error}") from None
+        self.dpi = dpi
+        self.skipped: dict[str, int] = {}
+
+    @property
+    def download_dir(self) -> Path:
+        """Where ``iamdb.zip`` is downloaded to, or may be placed by hand (as ``iam_lines``)."""
+        return self.root / "iam"
+
+    def params(self, split: str) -> dict[str, Any]:
+        """Everything that determines a split's cached pages (the cache key)."""
+        return {"pages": PAGES_VERSION, "split": split, "sha256": self.remote.sha256,
+                "dpi": self.dpi}  # fmt: skip
+
+    def cache_file(self, split: str) -> Path:
+        return cache_path(self.root / "iam", f"iam_paragraphs_{split}", self.params(split))
+
+    def prepare_data(self) -> None:
+        """Download the archive and crop the pages, unless every split is cached already."""
+        self.prepare_splits(SPLITS)
+
+    def prepare_splits(self, splits: Sequence[str]) -> None:
+        # Only the splits asked for: scoring the test split crops ~15 % of the forms.
+        missing = [split for split in splits if not self.cache_file(split).exists()]
+        if not missing:
+            return
+        ensure_writable_folder(self.download_dir)  # before the cropping
+        archive_path = download(self.remote, self.download_dir)
+        pages: dict[str, PageSet] = {split: PageSet([], [], []) for split in missing}
+        skipped = {"characters outside the charset": 0, "writer held out": 0}
+        with IamArchive(archive_path) as archive:
+            forms = archive.forms()
+            split_of = archive.splits(forms)
+            skipped["writer held out"] = sum(form.id not in split_of for form in forms)
+            chosen = [form for form in forms if split_of.get(form.id) in pages]
+            for form in tqdm(chosen, desc="IAM paragraphs: cropping pages", unit="page",
+                             disable=None):  # fmt: skip
+                page, text = archive.paragraph(form, self.dpi)
+                if DEFAULT_CHARSET.unknown(text.replace("\n", "")):
+                    skipped["characters outside the charset"] += 1
+                    continue
+                into = pages[split_of[form.id]]
+                into.pages.append(np.ascontiguousarray(page))
+                into.texts.append(text)
+                into.names.append(form.id)
+        for split in missing:
+            if not pages[split].pages:
+                raise DataError(f"{archive_path}: no forms for the {split} split")
+        for split in missing:
+            pages[split].write(self.cache_file(split), self.params(split))
+        self.skipped = {reason: count for reason, count in skipped.items() if count}
+        if self.skipped:
+            log.info("IAM paragraphs left out: %s", self.skipped)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the splits ``stage`` reads (all for ``None``), building the caches if needed."""
+        wanted = splits_for(stage)
+        self.prepare_splits(wanted)
+        for split in wanted:
+            setattr(self, f"data_{split}", PageSet.read(self.cache_file(split)))
+
+    def __repr__(self) -> str:
+        lines = [
+            f"{type(self).__name__}: IAM handwritten paragraphs (forms), {self.dpi} dpi",
+            f"  source:  {self.download_dir / self.remote.filename}",
+        ]
+        for split in SPLITS:
+            pages = getattr(self, f"data_{split}")
+            if pages is None:
+                lines.append(f"  {split}: not loaded (cache {self.cache_file(split)})")
+                continue
+            heights = np.array([page.shape[0] for page in pages.pages])
+            widths = np.array([page.shape[1] for page in pages.pages])
+            megabytes = self.cache_file(split).stat().st_size / 1e6
+            lines.append(
+                f"  {split}: {len(pages):,} pages, {pages.num_lines:,} lines, "
+                f"{widths.mean():.0f} x {heights.mean():.0f} px on average, "
+                f"cache {self.cache_file(split)} ({megabytes:.1f} MB)"
+            )
+        return "\n".join(lines)

@@ -1,0 +1,218 @@
+"""IamParagraphs on the small ``iamdb.zip`` that ``test_iam_lines`` builds, served from
+127.0.0.1, and pages evaluated as the Recognizer reads them (IAM's and a folder's)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_iam_lines import FORMS, ZIP_BYTES, ZIP_SHA, make_iamdb_zip, served_zip
+from tests.pages import SAMPLE_NAMES, TRUTHS, compose_page
+from typer.testing import CliRunner
+
+from text_recognizer.cli import app
+from text_recognizer.data import DATASETS
+from text_recognizer.data.iam_lines import IamLines
+from text_recognizer.data.iam_paragraphs import IamParagraphs
+from text_recognizer.data.sources.iam import IamArchive
+from text_recognizer.errors import ConfigError, DataError
+from text_recognizer.evaluate import evaluate
+
+if TYPE_CHECKING:
+    from http_fixtures import LocalServer
+
+pytest_plugins = ["http_fixtures"]
+__all__ = ["served_zip"]  # the fixture, shared with test_iam_lines
+
+
+def truth(form_id: str) -> str:
+    return "\n".join(TRUTHS[SAMPLE_NAMES[i]] for i in FORMS[form_id][1])
+
+
+def test_pages_are_cropped_per_split_from_the_archive_iam_lines_downloaded(
+    served_zip: str, http_server: LocalServer, tmp_path: Path
+) -> None:
+    IamLines(root=tmp_path, urls=[served_zip], sha256=ZIP_SHA).prepare_data()
+    module = IamParagraphs(root=tmp_path, urls=[served_zip], sha256=ZIP_SHA)
+    module.setup("test")
+    assert http_server.hits == {"/iamdb.zip": 1}  # the same file: not downloaded again
+    assert not module.cache_file("train").exists()  # only what was asked for is cropped
+    assert module.data_test is not None and module.data_test.names == ["f01-000"]
+    page, text = module.data_test[0]
+    assert text == truth("f01-000")
+    with IamArchive(tmp_path / "iam" / "iamdb.zip") as archive:
+        form = next(form for form in archive.forms() if form.id == "f01-000")
+        stored, _ = archive.paragraph(form)
+    # 150 dpi is how iamdb.zip stores its pages: the crop as it is, not resampled.
+    assert page.dtype == np.uint8 and np.array_equal(page, stored)
+
+    module.setup()
+    assert module.data_val is not None and module.data_val.names == ["f02-000"]
+    # f04-000 is by the test form's writer: held out, as from iam_lines' training lines.
+    assert module.data_train is not None and module.data_train.names == ["f03-000", "f03-001"]
+    assert module.data_val.texts == [truth("f02-000")] and module.data_val.num_lines == 2
+    assert module.skipped == {"writer held out": 1}
+    assert "test: 1 pages, 3 lines" in repr(module) and "150 dpi" in repr(module)
+
+    # Cached: read again without the archive, and a build elsewhere gives the same pages.
+    (tmp_path / "iam" / "iamdb.zip").unlink()
+    again = IamParagraphs(root=tmp_path, urls=[served_zip], sha256=ZIP_SHA)
+    again.setup("test")
+    assert again.data_test is not None and np.array_equal(again.data_test[0][0], page)
+    elsewhere = IamParagraphs(root=tmp_path / "other", urls=[served_zip], sha256=ZIP_SHA)
+    elsewhere.setup()
+    for split in ("train", "val", "test"):
+        built, read = getattr(elsewhere, f"data_{split}"), getattr(module, f"data_{split}")
+        assert built.texts == read.texts and built.names == read.names
+        assert all(np.array_equal(a, b) for a, b in zip(built.pages, read.pages, strict=True))
+
+
+def test_a_lower_dpi_scales_the_pages_and_the_cache_key_follows_it(
+    served_zip: str, tmp_path: Path
+) -> None:
+    (tmp_path / "iam").mkdir()
+    (tmp_path / "iam" / "iamdb.zip").write_bytes(ZIP_BYTES)
+    full = IamParagraphs(root=tmp_path, sha256=ZIP_SHA)
+    small = IamParagraphs(root=tmp_path, sha256=ZIP_SHA, dpi=100)
+    for module in (full, small):
+        module.setup("test")
+    assert full.data_test is not None and small.data_test is not None
+    (high, wide), (low, narrow) = full.data_test[0][0].shape, small.data_test[0][0].shape
+    assert abs(low - high * 2 / 3) <= 1 and abs(narrow - wide * 2 / 3) <= 1
+    names = {
+        full.cache_file("test"),
+        small.cache_file("test"),
+        full.cache_file("val"),
+        IamParagraphs(root=tmp_path, sha256="1" * 64).cache_file("test"),
+        IamLines(root=tmp_path, sha256=ZIP_SHA).cache_file("test"),
+    }
+    assert len(names) == 5
+    assert IamParagraphs(root=tmp_path, sha256=ZIP_SHA).cache_file("test") == full.cache_file("test")
+
+
+@pytest.mark.parametrize(
+    ("archive", "message"),
+    [
+        (b"not a zip at all", "cannot read .* as a zip"),
+        (make_iamdb_zip(leave_out="testset.txt"), "no task/testset.txt"),
+        (make_iamdb_zip(leave_out="f01-000"), "no forms/f01-000.jpg"),
+    ],
+)
+def test_bad_archives_are_clear_errors(
+    archive: bytes, message: str, http_server: LocalServer, tmp_path: Path
+) -> None:
+    url = http_server.add("/iamdb.zip", archive)
+    module = IamParagraphs(root=tmp_path, urls=[url], sha256=hashlib.sha256(archive).hexdigest())
+    with pytest.raises(DataError, match=message):
+        module.setup("test")
+    assert not list((tmp_path / "iam").glob("*.h5"))  # no cache of a bad archive
+
+
+def test_bad_arguments_are_refused(served_zip: str, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="sha256 mismatch"):
+        IamParagraphs(root=tmp_path, urls=[served_zip], sha256="0" * 64).prepare_data()
+    with pytest.raises(ConfigError, match=r"dpi = 30: use 75 to 300"):
+        DATASETS.build("iam_paragraphs", {"dpi": 30})
+    with pytest.raises(ConfigError, match="64 hex digits"):
+        IamParagraphs(sha256="abc")
+    with pytest.raises(ConfigError, match="has no argument 'input_height'"):
+        DATASETS.build("iam_paragraphs", {"input_height": 32})
+
+
+def test_iam_pages_evaluate_as_the_recognizer_reads_them(served_zip: str, tmp_path: Path) -> None:
+    from text_recognizer.metrics import cer
+    from text_recognizer.recognizer import Recognizer
+
+    args = {"root": tmp_path, "urls": [served_zip], "sha256": ZIP_SHA}
+    report = evaluate("default", "iam_paragraphs", "test", args)
+    module = IamParagraphs(root=tmp_path, sha256=ZIP_SHA)
+    module.setup("test")
+    assert module.data_test is not None
+    read = Recognizer.from_pretrained().recognize(module.data_test[0][0], kind="paragraph")
+    assert report.num_samples == 1 and report.kind == "paragraph"
+    assert report.metrics["cer"] == pytest.approx(cer([read.text], [truth("f01-000")]))
+    assert report.metrics["cer"] < 0.1  # a page read wrongly reads as another text
+    assert report.metrics["lines_found"] == report.metrics["lines_truth"] == 3
+    assert report.metrics["pages_all_lines_found"] == 1.0
+    assert [sample.name for sample in report.worst] in ([], ["f01-000"])
+
+
+def pages_folder(folder: Path, layouts: list[list[int]]) -> list[str]:
+    """Pages of the sample lines (one a layout) with a labels.jsonl; their texts."""
+    folder.mkdir(parents=True)
+    texts, rows = [], []
+    for number, indices in enumerate(layouts):
+        page, lines = compose_page(indices, tilt=1.0 if number % 2 else 0.0)
+        Image.fromarray(page).save(folder / f"page_{number}.png")
+        texts.append("\n".join(lines))
+        rows.append(json.dumps({"image": f"page_{number}.png", "text": texts[-1]}))
+    (folder / "labels.jsonl").write_text("\n".join(rows) + "\n")
+    return texts
+
+
+def test_a_folder_of_pages_scores_as_its_pages_read(tmp_path: Path) -> None:
+    from text_recognizer.metrics import cer, wer
+    from text_recognizer.recognizer import Recognizer
+
+    texts = pages_folder(tmp_path / "pages", [[0, 1, 2], [3, 4, 5, 6], [7, 0]])
+    runner = CliRunner()
+    result = runner.invoke(app, ["evaluate", "default", "--data", "folder", "--data-arg",
+                                 f"path={tmp_path / 'pages'}", "--data-arg", "kind=paragraph",
+                                 "--split", "all", "-o", str(tmp_path / "report.json")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "on folder/all (3 pages, greedy)" in result.output
+    assert "lines_found=9, lines_truth=9" in result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    recognizer = Recognizer.from_pretrained()
+    read = [
+        recognizer.recognize(tmp_path / "pages" / f"page_{n}.png", kind="paragraph").text
+        for n in range(3)
+    ]
+    assert report["metrics"]["cer"] == pytest.approx(cer(read, texts))
+    assert report["metrics"]["wer"] == pytest.approx(wer(read, texts))
+    # The sample lines read at CER ~0.05 alone; lines shuffled, lost or read from the
+    # wrong paper would cost far more.
+    assert report["metrics"]["cer"] < 0.08
+    assert {sample["name"] for sample in report["worst"]} <= {f"page_{n}.png" for n in range(3)}
+
+    beam = evaluate("default", "folder", "all", {"path": tmp_path / "pages",
+                                                  "kind": "paragraph"}, decoder=None,
+                    width_search=True)  # fmt: skip
+    assert beam.decoder == "greedy, best of widths 0.85/1/1.25" and beam.num_samples == 3
+
+
+def test_pages_refuse_what_does_not_apply_to_them(tmp_path: Path) -> None:
+    texts = pages_folder(tmp_path / "pages", [[0, 1]])
+    with pytest.raises(ConfigError, match=r"is a char model; the dataset holds pages"):
+        evaluate("char", "folder", "all", {"path": tmp_path / "pages", "kind": "paragraph"})
+    with pytest.raises(ConfigError, match="input_height: pages are kept at their own size"):
+        DATASETS.build("folder", {"path": tmp_path / "pages", "kind": "paragraph",
+                                  "input_height": 32})  # fmt: skip
+    with pytest.raises(ConfigError, match="width_stretch stretches text lines"):
+        DATASETS.build("folder", {"path": tmp_path / "pages", "kind": "paragraph",
+                                  "width_stretch": [0.8, 1.2]})  # fmt: skip
+    # A page's text in a folder of lines says what it is.
+    lines = DATASETS.build("folder", {"path": tmp_path / "pages"})
+    with pytest.raises(DataError, match=r"labels.jsonl:1: a line break in the text: .*paragraph"):
+        lines.prepare_data()
+    assert "\n" in texts[0]
+
+
+@pytest.mark.parametrize(
+    "data", [["data.name=iam_paragraphs"], ["data.name=folder", "data.args.kind=paragraph"]]
+)
+def test_training_on_pages_is_refused_up_front(data: list[str], tmp_path: Path) -> None:
+    config = Path(__file__).parents[2] / "configs" / "lines_iam.yaml"
+    overrides = [part for item in data for part in ("--set", item)]
+    result = CliRunner().invoke(app, ["train", str(config), *overrides])
+    assert result.exit_code == 1
+    name = data[0].split("=")[1]
+    assert f"data '{name}' holds pages, and models train on lines" in result.output
+    assert f"evaluate MODEL --data {name}" in result.output
+    assert "Traceback" not in result.output
+    assert not [path for path in (tmp_path / "runs").rglob("*") if path.is_file()]  # no run
