@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,7 +94,74 @@ def test_a_lower_dpi_scales_the_pages_and_the_cache_key_follows_it(
         IamLines(root=tmp_path, sha256=ZIP_SHA).cache_file("test"),
     }
     assert len(names) == 5
-    assert IamParagraphs(root=tmp_path, sha256=ZIP_SHA).cache_file("test") == full.cache_file("test")
+    same = IamParagraphs(root=tmp_path, sha256=ZIP_SHA)
+    assert same.cache_file("test") == full.cache_file("test")
+
+
+def write_authors_layout(folder: Path, leave_out: str = "") -> None:
+    """The test archive as IAM's authors distribute it: the scans at full resolution
+    (formsA-D.tgz ... extract flat), xml/ (xml.tgz) and the LWITLRT set files."""
+    with zipfile.ZipFile(io.BytesIO(ZIP_BYTES)) as archive:
+        for member in archive.namelist():
+            name = member.rsplit("/", 1)[-1]
+            if member.startswith("iamdb/forms/") and name[:-4] != leave_out:
+                page = Image.open(io.BytesIO(archive.read(member)))
+                page = page.resize((page.width * 2, page.height * 2), Image.Resampling.BICUBIC)
+                page.save(folder / name.replace(".jpg", ".png"))
+            elif name != leave_out and name.endswith((".xml", ".txt")):
+                target = folder / member.split("/")[1] / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.read(member))
+
+
+def test_iam_as_its_authors_distribute_it(
+    served_zip: str, tmp_path: Path, refused_url: str
+) -> None:
+    (tmp_path / "IAM").mkdir()
+    write_authors_layout(tmp_path / "IAM")
+    module = IamParagraphs(root=tmp_path / "data", path=tmp_path / "IAM", urls=[refused_url])
+    module.setup()  # no download: the folder is the source
+    assert module.data_test is not None and module.data_train is not None
+    assert module.data_test.names == ["f01-000"] and module.data_test.texts == [truth("f01-000")]
+    assert module.data_train.names == ["f03-000", "f03-001"]
+    # Full-resolution scans scaled to 150 dpi: the zip's pages, give or take a pixel.
+    zipped = IamParagraphs(root=tmp_path / "zipped", urls=[served_zip], sha256=ZIP_SHA)
+    zipped.setup("test")
+    assert zipped.data_test is not None
+    (high, wide), (zip_high, zip_wide) = module.data_test[0][0].shape, zipped.data_test[0][0].shape
+    assert abs(high - zip_high) <= 1 and abs(wide - zip_wide) <= 1
+    assert f"source:  {tmp_path / 'IAM'}" in repr(module)
+    report = evaluate("default", "iam_paragraphs", "test",
+                      {"root": tmp_path / "data", "path": tmp_path / "IAM"})  # fmt: skip
+    assert report.metrics["lines_found"] == 3 and report.metrics["cer"] < 0.1
+    # Another transcription in the XML is another cache.
+    before = module.cache_file("test")
+    xml = tmp_path / "IAM" / "xml" / "f01-000.xml"
+    xml.write_text(xml.read_text().replace("the heart", "the hearth"))
+    assert IamParagraphs(root=tmp_path / "data", path=tmp_path / "IAM").cache_file("test") != before
+
+
+def test_an_incomplete_folder_says_what_is_missing(tmp_path: Path) -> None:
+    for name, leave_out, message in [
+        ("IAM1", "f01-000", r"no f01-000.png, the scan of form f01-000 .*formsA-D.tgz"),
+        ("IAM2", "testset.txt", r"no testset.txt .*largeWriterIndependentTextLine"),
+    ]:
+        (tmp_path / name).mkdir()
+        write_authors_layout(tmp_path / name, leave_out)
+        with pytest.raises(DataError, match=message):
+            IamParagraphs(root=tmp_path / "data", path=tmp_path / name).setup("test")
+    (tmp_path / "IAM3").mkdir()
+    write_authors_layout(tmp_path / "IAM3")
+    for xml in (tmp_path / "IAM3" / "xml").iterdir():
+        xml.unlink()
+    with pytest.raises(DataError, match=r"no form XML files .*xml\.tgz"):
+        IamParagraphs(root=tmp_path / "data", path=tmp_path / "IAM3").prepare_data()
+    with pytest.raises(DataError, match="no such folder"):
+        IamParagraphs(root=tmp_path / "data", path=tmp_path / "nowhere").prepare_data()
+    (tmp_path / "iamdb.zip").write_bytes(ZIP_BYTES)
+    with pytest.raises(DataError, match=r"iamdb.zip is a file; .*read from <root>/iam/"):
+        IamParagraphs(root=tmp_path / "data", path=tmp_path / "iamdb.zip").prepare_data()
+    assert not list((tmp_path / "data").rglob("*.h5"))
 
 
 @pytest.mark.parametrize(
@@ -161,13 +230,22 @@ def test_a_folder_of_pages_scores_as_its_pages_read(tmp_path: Path) -> None:
 
     texts = pages_folder(tmp_path / "pages", [[0, 1, 2], [3, 4, 5, 6], [7, 0]])
     runner = CliRunner()
-    result = runner.invoke(app, ["evaluate", "default", "--data", "folder", "--data-arg",
-                                 f"path={tmp_path / 'pages'}", "--data-arg", "kind=paragraph",
-                                 "--split", "all", "-o", str(tmp_path / "report.json")])  # fmt: skip
+    command = [
+        "evaluate",
+        "default",
+        "--data",
+        "folder",
+        "--data-arg",
+        "kind=paragraph",
+        "--split",
+        "all",
+    ]
+    pages, report_file = f"path={tmp_path / 'pages'}", str(tmp_path / "report.json")
+    result = runner.invoke(app, [*command, "--data-arg", pages, "-o", report_file])
     assert result.exit_code == 0, result.output
     assert "on folder/all (3 pages, greedy)" in result.output
     assert "lines_found=9, lines_truth=9" in result.output
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = json.loads(Path(report_file).read_text())
     recognizer = Recognizer.from_pretrained()
     read = [
         recognizer.recognize(tmp_path / "pages" / f"page_{n}.png", kind="paragraph").text
@@ -184,6 +262,38 @@ def test_a_folder_of_pages_scores_as_its_pages_read(tmp_path: Path) -> None:
                                                   "kind": "paragraph"}, decoder=None,
                     width_search=True)  # fmt: skip
     assert beam.decoder == "greedy, best of widths 0.85/1/1.25" and beam.num_samples == 3
+
+
+def test_pages_read_by_an_exported_model_a_checkpoint_and_a_beam(tmp_path: Path) -> None:
+    import torch
+
+    from text_recognizer.decoding import CtcDecoder
+    from text_recognizer.metrics import cer
+    from text_recognizer.models import CtcLineModel
+    from text_recognizer.paths import MODELS_DIR
+    from text_recognizer.recognizer import Recognizer
+
+    texts = pages_folder(tmp_path / "pages", [[0, 1, 2], [3, 4]])
+    args = {"path": tmp_path / "pages", "kind": "paragraph"}
+    paths = [tmp_path / "pages" / f"page_{n}.png" for n in range(2)]
+
+    def direct_cer(recognizer: Recognizer) -> float:
+        return cer([recognizer.recognize(p, kind="paragraph").text for p in paths], texts)
+
+    bundled = evaluate("default", "folder", "all", args)
+    exported = evaluate(MODELS_DIR / "line.onnx", "folder", "all", args)
+    assert exported.metrics == bundled.metrics and bundled.metrics["lines_found"] == 5
+    beam = evaluate("default", "folder", "all", args, decoder=CtcDecoder(4))
+    assert beam.decoder == "beam 4"
+    assert beam.metrics["cer"] == pytest.approx(direct_cer(Recognizer.from_pretrained(beam_size=4)))
+    torch.manual_seed(0)  # an untrained line model, as a run saves it (models.loading)
+    module = CtcLineModel("line_cnn", network_args={"input_height": 32}, input_height=32)
+    checkpoint = tmp_path / "lines.ckpt"
+    torch.save({"model_name": "ctc", "hyper_parameters": dict(module.hparams),
+                "state_dict": module.state_dict()}, checkpoint)  # fmt: skip
+    eager = evaluate(checkpoint, "folder", "all", args)
+    assert eager.metrics["cer"] == pytest.approx(direct_cer(Recognizer.from_pretrained(checkpoint)))
+    assert eager.metrics["cer"] > 0.5  # untrained: it is this model that read the pages
 
 
 def test_pages_refuse_what_does_not_apply_to_them(tmp_path: Path) -> None:

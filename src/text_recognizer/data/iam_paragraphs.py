@@ -5,8 +5,10 @@ place: one download serves both), crops the handwritten part of every form to it
 boxes (:meth:`~text_recognizer.data.sources.iam.IamArchive.paragraph`), scales it to
 ``dpi`` and caches each split's pages to HDF5, keyed by the archive's checksum and ``dpi``.
 The splits are ``iam_lines``' writer-independent ones, whole forms, so a page and its
-lines are scored in the same split. Pages are evaluated, not trained on: the Recognizer
-reads a page by finding its lines and reading each with the line model.
+lines are scored in the same split. With ``path``, IAM as its authors distribute it
+(the forms' scans at 300 dpi, their XML and the LWITLRT sets, extracted into a folder) is
+read instead of the zip. Pages are evaluated, not trained on: the Recognizer reads a page
+by finding its lines and reading each with the line model.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data.cache import cache_path, ensure_writable_folder
 from text_recognizer.data.module import BaseDataModule, PageSet, splits_for
 from text_recognizer.data.sources.download import RemoteFile, download
-from text_recognizer.data.sources.iam import IAM_DPI, IamArchive, iam_remote
+from text_recognizer.data.sources.iam import FORM_ARCHIVES, IAM_DPI, IamArchive, iam_remote
 from text_recognizer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,10 @@ class IamParagraphs(BaseDataModule):
             ``iamdb.zip`` stores 150, which is read as it is). Lower makes a smaller
             cache, at the cost of lines the line model must enlarge.
         urls, sha256: mirrors and checksum of ``iamdb.zip``, as for ``iam_lines``.
+        path: instead of ``iamdb.zip``, a folder holding IAM as its authors distribute it,
+            extracted (anywhere under it): the forms' scans (``formsA-D.tgz``,
+            ``formsE-H.tgz``, ``formsI-Z.tgz``), their XML (``xml.tgz``) and the LWITLRT
+            set files; ``iam_lines``' ``path`` folder with the scans added.
     """
 
     kind: ClassVar = "paragraph"
@@ -60,6 +66,7 @@ class IamParagraphs(BaseDataModule):
         dpi: int = DEFAULT_DPI,
         urls: list[str] | None = None,
         sha256: str | None = None,
+        path: str | Path | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, root=root)
         if not MIN_DPI <= dpi <= IAM_DPI:
@@ -72,6 +79,8 @@ class IamParagraphs(BaseDataModule):
         except ValueError as error:
             raise ConfigError(f"iam_paragraphs: {error}") from None
         self.dpi = dpi
+        self.path = None if path is None else Path(path)
+        self._source_hash: str | None = None
         self.skipped: dict[str, int] = {}
 
     @property
@@ -81,8 +90,28 @@ class IamParagraphs(BaseDataModule):
 
     def params(self, split: str) -> dict[str, Any]:
         """Everything that determines a split's cached pages (the cache key)."""
-        return {"pages": PAGES_VERSION, "split": split, "sha256": self.remote.sha256,
-                "dpi": self.dpi}  # fmt: skip
+        source = self.remote.sha256 if self.path is None else self._fingerprint()
+        return {"pages": PAGES_VERSION, "split": split, "sha256": source, "dpi": self.dpi}
+
+    def _fingerprint(self) -> str:
+        if self._source_hash is None:
+            with self._open_folder() as folder:
+                self._source_hash = folder.fingerprint()
+        return self._source_hash
+
+    def _open_folder(self) -> IamArchive:
+        assert self.path is not None
+        if self.path.is_file():  # iamdb.zip, perhaps: that is read from the data folder
+            raise DataError(
+                f"{self.path} is a file; path= names the folder IAM's files were extracted "
+                "into (without path=, iamdb.zip is read from <root>/iam/)"
+            )
+        if not self.path.is_dir():
+            raise DataError(
+                f"{self.path}: no such folder (IAM's {FORM_ARCHIVES}, xml.tgz and "
+                "largeWriterIndependentTextLineRecognitionTask.zip are extracted there)"
+            )
+        return IamArchive(self.path)
 
     def cache_file(self, split: str) -> Path:
         return cache_path(self.root / "iam", f"iam_paragraphs_{split}", self.params(split))
@@ -97,10 +126,13 @@ class IamParagraphs(BaseDataModule):
         if not missing:
             return
         ensure_writable_folder(self.download_dir)  # before the cropping
-        archive_path = download(self.remote, self.download_dir)
+        if self.path is None:
+            archive = IamArchive(download(self.remote, self.download_dir))
+        else:
+            archive = self._open_folder()
         pages: dict[str, PageSet] = {split: PageSet([], [], []) for split in missing}
         skipped = {"characters outside the charset": 0, "writer held out": 0}
-        with IamArchive(archive_path) as archive:
+        with archive:
             forms = archive.forms()
             split_of = archive.splits(forms)
             skipped["writer held out"] = sum(form.id not in split_of for form in forms)
@@ -117,7 +149,7 @@ class IamParagraphs(BaseDataModule):
                 into.names.append(form.id)
         for split in missing:
             if not pages[split].pages:
-                raise DataError(f"{archive_path}: no forms for the {split} split")
+                raise DataError(f"{archive.path}: no forms for the {split} split")
         for split in missing:
             pages[split].write(self.cache_file(split), self.params(split))
         self.skipped = {reason: count for reason, count in skipped.items() if count}
@@ -134,7 +166,7 @@ class IamParagraphs(BaseDataModule):
     def __repr__(self) -> str:
         lines = [
             f"{type(self).__name__}: IAM handwritten paragraphs (forms), {self.dpi} dpi",
-            f"  source:  {self.download_dir / self.remote.filename}",
+            f"  source:  {self.path or self.download_dir / self.remote.filename}",
         ]
         for split in SPLITS:
             pages = getattr(self, f"data_{split}")

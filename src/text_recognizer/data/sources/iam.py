@@ -7,7 +7,9 @@ written by 657 people and scanned at 300 dpi. FSDL's ``iamdb.zip`` holds
 pixels) and ``iamdb/task/*.txt`` (the line ids of the Large Writer Independent Text Line
 Recognition Task, LWITLRT). Lines are cut from the pages by their boxes, straight out of
 the zip: nothing is extracted to disk. The scale between the XML's pixels and the page
-image's comes from the form's own ``width``, so full-resolution pages read the same way.
+image's comes from the form's own ``width``, so full-resolution pages read the same way:
+those of IAM as its authors distribute it (``formsA-D.tgz`` ..., ``xml.tgz`` and the
+LWITLRT sets extracted into a folder), which :class:`IamArchive` reads as well.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ _XML = re.compile(r"(?:^|/)xml/([^/]+)\.xml$")
 _PAGE = re.compile(r"(?:^|/)forms/([^/]+)\.(?:jpg|jpeg|png)$", re.IGNORECASE)
 _TASK = re.compile(r"(?:^|/)task/([^/]+\.txt)$")
 _FORM_ID = re.compile(r"[a-z]\d\d-\d\d\d[a-z]?")  # a01-000u
+#: IAM's form scans, as its authors distribute them (each archive extracts to <form>.png).
+FORM_ARCHIVES = "formsA-D.tgz, formsE-H.tgz and formsI-Z.tgz"
 
 
 def iam_remote(urls: Sequence[str] | None = None, sha256: str | None = None) -> RemoteFile:
@@ -78,10 +82,12 @@ class IamForm:
 
 
 class IamArchive:
-    """``iamdb.zip`` opened for reading: its forms, the LWITLRT splits and line crops.
+    """``iamdb.zip``, or IAM as its authors distribute it extracted into a folder, opened
+    for reading: its forms, the LWITLRT splits and line crops.
 
     Args:
-        path: the archive.
+        path: the archive, or the folder (the forms' scans, ``<form>.png``, and their
+            XML, ``<form>.xml``, and the LWITLRT set files anywhere under it).
         padding: pixels (full resolution) added around each line's ink boxes; vertically
             at most half the gap to the neighbouring lines, so a crop holds little of them.
     """
@@ -89,6 +95,10 @@ class IamArchive:
     def __init__(self, path: Path, padding: int = 16) -> None:
         self.path = path
         self.padding = padding
+        self._zip: zipfile.ZipFile | None = None
+        if path.is_dir():
+            self._open_folder()
+            return
         try:
             self._zip = zipfile.ZipFile(path)
             names = self._zip.namelist()
@@ -106,13 +116,37 @@ class IamArchive:
                 "IAM archive iamdb.zip (forms/, xml/, task/): delete it and download it again"
             )
 
+    def _open_folder(self) -> None:
+        """Files found by name, anywhere under the folder: the authors' archives extract
+        flat or into folders, as they were unpacked."""
+        self._xml, self._pages, self._tasks = {}, {}, {}
+        for file in sorted(self.path.rglob("*")):
+            member, suffix = file.relative_to(self.path).as_posix(), file.suffix.lower()
+            if file.name in TASK_SETS:
+                self._tasks[file.name] = member
+            elif _FORM_ID.fullmatch(file.stem) and suffix == ".xml":
+                self._xml[file.stem] = member
+            elif _FORM_ID.fullmatch(file.stem) and suffix in (".png", ".jpg", ".jpeg"):
+                self._pages[file.stem] = member
+        if not self._xml:
+            raise DataError(
+                f"{self.path} has no form XML files (a01-000u.xml ...), which hold the lines' "
+                "places and text: extract IAM's xml.tgz into it"
+            )
+
     def __enter__(self) -> IamArchive:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._zip.close()
+        if self._zip is not None:
+            self._zip.close()
 
     def _read(self, member: str) -> bytes:
+        if self._zip is None:
+            try:
+                return (self.path / member).read_bytes()
+            except OSError as error:
+                raise DataError(f"cannot read {self.path / member} ({error})") from error
         try:
             return self._zip.read(member)
         except (zipfile.BadZipFile, OSError, RuntimeError) as error:  # CRC errors are BadZipFile
@@ -120,6 +154,16 @@ class IamArchive:
                 f"{self.path}: {member} is corrupt ({error}); "
                 "delete the archive and download it again"
             ) from error
+
+    def fingerprint(self) -> str:
+        """A hash of a folder's XML and set files and of its scans' names and sizes: the
+        cache key's source (reading every scan would take minutes)."""
+        digest = hashlib.sha256()
+        for member in [*sorted(self._xml.values()), *sorted(self._tasks.values())]:
+            digest.update(member.encode() + self._read(member))
+        for member in sorted(self._pages.values()):
+            digest.update(f"{member} {(self.path / member).stat().st_size}".encode())
+        return digest.hexdigest()
 
     def forms(self) -> list[IamForm]:
         """Every form whose XML lists handwritten lines, sorted by id."""
@@ -141,6 +185,11 @@ class IamArchive:
     def splits(self, forms: Sequence[IamForm]) -> dict[str, str]:
         """Form id -> ``train`` / ``val`` / ``test`` (:func:`writer_independent_splits`)."""
         missing = [name for name in TASK_SETS if name not in self._tasks]
+        if missing and self._zip is None:
+            raise DataError(
+                f"{self.path} has no {missing[0]} (anywhere under it), a set of the LWITLRT "
+                "split: extract largeWriterIndependentTextLineRecognitionTask.zip into it"
+            )
         if missing:
             raise DataError(
                 f"{self.path} has no task/{missing[0]} (the LWITLRT split); it is not the "
@@ -152,6 +201,11 @@ class IamArchive:
     def page(self, form: IamForm) -> np.ndarray:
         """The form's scanned page as uint8 grey (dark ink on light paper)."""
         member = self._pages.get(form.id)
+        if member is None and self._zip is None:
+            raise DataError(
+                f"{self.path} has no {form.id}.png, the scan of form {form.id} (anywhere under "
+                f"it): extract IAM's {FORM_ARCHIVES} into it"
+            )
         if member is None:
             raise DataError(
                 f"{self.path} has no forms/{form.id}.jpg for xml/{form.id}.xml; the archive "
@@ -163,9 +217,13 @@ class IamArchive:
                     raise DataError(f"{self.path}: {member} is {image.width}x{image.height} pixels")
                 return np.asarray(image.convert("L"))
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as error:
-            raise DataError(
-                f"{self.path}: {member} is not a readable image ({error}); "
+            again = (
                 "delete the archive and download it again"
+                if self._zip is not None
+                else f"extract it again from IAM's {FORM_ARCHIVES}"
+            )
+            raise DataError(
+                f"{self.path}: {member} is not a readable image ({error}); {again}"
             ) from error
 
     def paragraph(self, form: IamForm, dpi: int | None = None) -> tuple[np.ndarray, str]:
