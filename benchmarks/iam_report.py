@@ -12,6 +12,13 @@ and ``lines.txt``'s tokenised text (``said , and``), against which a model that 
 punctuation as written pays ~0.03 CER more (``iam_tokenisation.py``). Without it,
 ``iamdb.zip`` is downloaded (or read from ``data/iam/``) and its text is as written.
 
+A second table reads the same test forms as pages (``iam_paragraphs``: each form's
+handwritten part, its lines found, then read), with each decoding option: CER and WER of
+the pages (lines joined by newlines), how many of their lines were found and the share of
+pages whose every line was. ``iamdb.zip`` holds the forms' scans; IAM's own files hold
+them where ``formsA-D.tgz``, ``formsE-H.tgz`` and ``formsI-Z.tgz`` were extracted into the
+``--path`` folder too; without them the table says what is missing.
+
     python benchmarks/iam_report.py --path IAM                # IAM's own files
     python benchmarks/iam_report.py                           # the FSDL mirror's iamdb.zip
     python benchmarks/iam_report.py --lm default --lm brown   # also Brown's LM (needs nltk)
@@ -25,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from text_recognizer.decoding.decoder import CtcDecoder
-from text_recognizer.evaluate import evaluate
+from text_recognizer.errors import DataError
+from text_recognizer.evaluate import EvaluationReport, evaluate
 
 
 def options(lms: list[str]) -> dict[str, dict[str, Any]]:
@@ -46,6 +54,30 @@ def options(lms: list[str]) -> dict[str, dict[str, Any]]:
 
 
 METRICS = ("cer", "wer", "line_accuracy", "confidence_auroc", "cer_most_confident_80pct")
+PAGE_METRICS = ("cer", "wer", "pages_all_lines_found", "cer_most_confident_80pct")
+
+
+def run(args: argparse.Namespace, data: str, data_args: dict[str, Any], option: dict[str, Any]
+        ) -> tuple[EvaluationReport, float]:  # fmt: skip
+    """One evaluation with one decoding option, and how long it took."""
+    decoder = CtcDecoder.from_options(option.get("beam_size", 1), option.get("lm"))
+    start = time.perf_counter()
+    report = evaluate(
+        args.model,
+        data,
+        args.split,
+        data_args,
+        limit=args.limit,
+        decoder=decoder,
+        width_search=option.get("width_search", False),
+    )
+    return report, time.perf_counter() - start
+
+
+def figures(report: EvaluationReport, keys: tuple[str, ...]) -> str:
+    return " | ".join(
+        "-" if report.metrics.get(key) is None else f"{report.metrics[key]:.4f}" for key in keys
+    )
 
 
 def main() -> None:
@@ -65,31 +97,28 @@ def main() -> None:
     transcriptions = ["xml", "lines.txt"] if args.path else ["xml"]
     print(f"| text | decoding | lines | {' | '.join(METRICS)} | s |")
     print(f"|---|---|---:|{'---:|' * len(METRICS)}---:|")
+    rows = options(args.lm or ["default"])
     for transcription in transcriptions:
         data_args: dict[str, Any] = {}
         if args.path:
             data_args = {"path": args.path, "transcription": transcription}
-        for name, option in options(args.lm or ["default"]).items():
-            decoder = CtcDecoder.from_options(option.get("beam_size", 1), option.get("lm"))
-            start = time.perf_counter()
-            report = evaluate(
-                args.model,
-                "iam_lines",
-                args.split,
-                data_args,
-                limit=args.limit,
-                decoder=decoder,
-                width_search=option.get("width_search", False),
-            )
-            seconds = time.perf_counter() - start
-            figures = " | ".join(
-                "-" if report.metrics.get(key) is None else f"{report.metrics[key]:.4f}"
-                for key in METRICS
-            )
-            print(
-                f"| {transcription} | {name} | {report.num_samples} | {figures} | {seconds:.0f} |",
-                flush=True,
-            )
+        for name, option in rows.items():
+            report, seconds = run(args, "iam_lines", data_args, option)
+            print(f"| {transcription} | {name} | {report.num_samples} | "
+                  f"{figures(report, METRICS)} | {seconds:.0f} |", flush=True)  # fmt: skip
+
+    print(f"\n| text | decoding | pages | {' | '.join(PAGE_METRICS)} | lines found | s |")
+    print(f"|---|---|---:|{'---:|' * len(PAGE_METRICS)}---:|---:|")
+    page_args = {"path": args.path} if args.path else {}
+    for name, option in rows.items():
+        try:
+            report, seconds = run(args, "iam_paragraphs", page_args, option)
+        except DataError as error:  # IAM's own files without the forms' scans
+            print(f"no pages read: {error}")
+            break
+        found = f"{report.metrics['lines_found']:.0f} of {report.metrics['lines_truth']:.0f}"
+        print(f"| xml | {name} | {report.num_samples} | {figures(report, PAGE_METRICS)} | "
+              f"{found} | {seconds:.0f} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
