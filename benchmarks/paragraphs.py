@@ -29,6 +29,10 @@ their polygons (as ``text-recognizer data import-page`` cuts them) are read alon
     python benchmarks/paragraphs.py --folder my_pages
     python benchmarks/paragraphs.py --page-xml my_export
 
+``--write-folder DIR`` also saves the pages read, with a ``labels.jsonl`` of their texts,
+so that ``text-recognizer evaluate MODEL --data folder --data-arg path=DIR --data-arg
+kind=paragraph --split all`` scores the same pages (its CER is the "pages read whole" one).
+
 Which ways round: ``--turn 90`` (or 180, 270) gives every page, and every line read
 alone, turned that many degrees counter-clockwise (``--turned``: 180). ``--orientation``
 reads as ``recognize --orientation`` does (default ``sideways``, as the Recognizer's;
@@ -46,6 +50,7 @@ edge ratio (``segmentation.sideways_evidence``: over 1 is a page on its side);
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import defaultdict
@@ -213,6 +218,9 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--write-folder", type=Path, help="also save the pages and a labels.jsonl there"
+    )
+    parser.add_argument(
         "--orientation",
         nargs="+",
         choices=ORIENTATIONS,
@@ -253,8 +261,11 @@ def main() -> None:
     tally = {(o, turn): Tally() for turn in turns for o in orientations}
     ratios: dict[int, list[float]] = {turn: [] for turn in turns}
     truths = []
+    labels = []
     for page, lines, texts in pages:
         truths.append("\n".join(texts))
+        if args.write_folder:
+            labels.append(write_page(args.write_folder, len(truths) - 1, page, truths[-1]))
         for turn in turns:
             given, given_lines = turned(page, turn), [turned(line, turn) for line in lines]
             ratios[turn].append(sideways_evidence(given).edge_ratio)
@@ -262,6 +273,8 @@ def main() -> None:
                 continue
             for orientation, recognizer in recognizers.items():
                 tally[orientation, turn].read(recognizer, given, given_lines, len(texts), turn)
+    if args.write_folder:
+        (args.write_folder / "labels.jsonl").write_text("".join(labels))
     count = len(truths)
     print(f"{count} pages, {sum(t.count(chr(10)) + 1 for t in truths)} lines ({args.model})")
     for turn, values in ratios.items():
@@ -282,6 +295,14 @@ def main() -> None:
         print(f"lines alone read from another way round: {counts.lines_turned}")
         print(f"ms per page, whole / lines alone: {1000 * counts.seconds / count:.0f} / "
               f"{1000 * counts.lines_seconds / count:.0f}")  # fmt: skip
+
+
+def write_page(folder: Path, index: int, page: np.ndarray, text: str) -> str:
+    """Save ``page`` (lossless) in ``folder``; its ``labels.jsonl`` row."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"page_{index:04d}.png"
+    cv2.imwrite(str(folder / name), page)
+    return json.dumps({"image": name, "text": text}) + "\n"
 
 
 def turned(image: np.ndarray, degrees: int) -> np.ndarray:
