@@ -29,6 +29,8 @@ their polygons (as ``text-recognizer data import-page`` cuts them) are read alon
     python benchmarks/paragraphs.py --folder my_pages
     python benchmarks/paragraphs.py --page-xml my_export
 
+``--scale F`` reads every page resized by F (composed pages' lines are 64 px high, so
+``--scale 0.5`` gives lines of the line model's 32 px): what a page's resolution costs.
 ``--write-folder DIR`` also saves the pages read, with a ``labels.jsonl`` of their texts,
 so that ``text-recognizer evaluate MODEL --data folder --data-arg path=DIR --data-arg
 kind=paragraph --split all`` scores the same pages (its CER is the "pages read whole" one).
@@ -218,6 +220,9 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--scale", type=float, default=1.0, help="read every page resized by this factor"
+    )
+    parser.add_argument(
         "--write-folder", type=Path, help="also save the pages and a labels.jsonl there"
     )
     parser.add_argument(
@@ -264,6 +269,9 @@ def main() -> None:
     labels = []
     for page, lines, texts in pages:
         truths.append("\n".join(texts))
+        if args.scale != 1:
+            shrink = cv2.INTER_AREA if args.scale < 1 else cv2.INTER_CUBIC
+            page = cv2.resize(page, None, fx=args.scale, fy=args.scale, interpolation=shrink)
         if args.write_folder:
             labels.append(write_page(args.write_folder, len(truths) - 1, page, truths[-1]))
         for turn in turns:

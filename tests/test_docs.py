@@ -209,6 +209,7 @@ DATASET_TABLES = {
     "emnist_lines": ("docs/datasets/emnist_lines.md", {"char_module"}),  # "From Python only"
     "folder": ("docs/datasets/folder.md", {"root"}),  # a folder is never cached
     "iam_lines": ("docs/datasets/iam_lines.md", set()),
+    "iam_paragraphs": ("docs/datasets/iam_paragraphs.md", set()),
     "synthetic_chars": ("docs/datasets/synthetic.md", set()),
     "synthetic_lines": ("docs/datasets/synthetic_lines.md", set()),
 }
