@@ -296,6 +296,23 @@ def test_pages_read_by_an_exported_model_a_checkpoint_and_a_beam(tmp_path: Path)
     assert eager.metrics["cer"] > 0.5  # untrained: it is this model that read the pages
 
 
+def test_a_page_on_which_no_line_is_found_reads_as_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from text_recognizer.evaluate import line_counts, read_pages
+    from text_recognizer.recognizer import Recognizer
+
+    speck = np.full((300, 400), 255, np.uint8)
+    speck[100:103, 200:203] = 0
+    page, texts = compose_page([0, 1])
+    pages = [(speck, "a line\nand another"), (page, "\n".join(texts))]
+    predictions, found = read_pages(Recognizer.from_pretrained(), pages, "pages")
+    assert predictions[0] == ("", 0.0) and found == [0, 2]
+    assert "a page read as nothing: no line of text found" in caplog.text
+    counts = line_counts([text for _, text in pages], found)
+    assert counts == {"lines_found": 2, "lines_truth": 4, "pages_all_lines_found": 0.5}
+
+
 def test_pages_refuse_what_does_not_apply_to_them(tmp_path: Path) -> None:
     texts = pages_folder(tmp_path / "pages", [[0, 1]])
     with pytest.raises(ConfigError, match=r"is a char model; the dataset holds pages"):
