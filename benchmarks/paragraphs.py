@@ -31,9 +31,10 @@ their polygons (as ``text-recognizer data import-page`` cuts them) are read alon
 
 ``--scale F`` reads every page resized by F (composed pages' lines are 64 px high, so
 ``--scale 0.5`` gives lines of the line model's 32 px): what a page's resolution costs.
-``--write-folder DIR`` also saves the pages read, with a ``labels.jsonl`` of their texts,
-so that ``text-recognizer evaluate MODEL --data folder --data-arg path=DIR --data-arg
-kind=paragraph --split all`` scores the same pages (its CER is the "pages read whole" one).
+``--write-folder DIR`` also saves the pages (scaled, not turned), with a ``labels.jsonl``
+of their texts, so that ``text-recognizer evaluate MODEL --data folder --data-arg path=DIR
+--data-arg kind=paragraph --split all`` scores the same pages (its CER is the "pages read
+whole" one, upright).
 
 Which ways round: ``--turn 90`` (or 180, 270) gives every page, and every line read
 alone, turned that many degrees counter-clockwise (``--turned``: 180). ``--orientation``
