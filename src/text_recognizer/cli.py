@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from text_recognizer.data import BaseDataModule
+    from text_recognizer.images import Pages
     from text_recognizer.recognizer import Kind as ReadKind
     from text_recognizer.recognizer import Recognizer, Result
     from text_recognizer.training.experiments import JobResult
@@ -512,19 +513,15 @@ def _read_in_batches(
     """Each image with its result or its error, in order, ``size`` images per
     ``recognize_batch`` call; every page of a multi-page file, each with its number. A
     batch that fails is read again one image at a time, so that only the bad image is
-    lost. ``-`` stands for ``stdin``'s bytes."""
-    from text_recognizer.images import Pages, page_count
-
+    lost. ``-`` stands for ``stdin``'s bytes. Each file is opened once; only a TIFF or a
+    PDF of one page read in batches of several is opened again when its batch is read
+    (kept open, every image waiting for its batch would hold a file)."""
     if stdin is None and STDIN in images:
         stdin = sys.stdin.buffer.read()
     pending: list[Path] = []
     for path in images:
-        source = stdin if path == STDIN and stdin is not None else path
-        try:
-            several = page_count(source) > 1
-        except TextRecognizerError:
-            several = False  # recognize_batch says what is wrong with it, as with any image
-        if not several:
+        pages = _open_document(stdin if path == STDIN and stdin is not None else path, size)
+        if pages is None:
             pending.append(path)
             if len(pending) == size:
                 yield from _read_batch(recognizer, pending, kind, stdin)
@@ -532,14 +529,43 @@ def _read_in_batches(
             continue
         yield from _read_batch(recognizer, pending, kind, stdin)
         pending = []
-        try:
-            with Pages(source) as pages:
-                outcomes = recognizer.recognize_pages(pages, kind)
-                for page, outcome in enumerate(outcomes, 1):
-                    yield _Reading(path, outcome, page, len(pages))
-        except TextRecognizerError as error:
-            yield _Reading(path, error)
+        with pages:
+            yield from _read_pages(recognizer, path, pages, kind)
     yield from _read_batch(recognizer, pending, kind, stdin)
+
+
+def _open_document(source: Path | bytes, size: int) -> Pages | None:
+    """``source`` opened where it may hold several pages (a TIFF or a PDF) and is read
+    from this one open: where it has several, or is read alone (``size`` 1). Else None:
+    it is read as any image is, by ``recognize_batch``, which says what is wrong with it."""
+    from text_recognizer.images import Pages, may_hold_pages
+
+    if not may_hold_pages(source):
+        return None
+    try:
+        pages = Pages(source)
+    except TextRecognizerError:
+        return None
+    if len(pages) == 1 and size > 1:
+        pages.close()
+        return None
+    return pages
+
+
+def _read_pages(
+    recognizer: Recognizer, path: Path, pages: Pages, kind: ReadKind
+) -> Iterator[_Reading]:
+    """Each page of the open file ``path``, numbered where it has several (whose errors
+    name their page); a file of one page as any image is read."""
+    several = len(pages) > 1
+    name = "" if several else str(path)
+    try:
+        for page, outcome in enumerate(recognizer.recognize_pages(pages, kind), 1):
+            if isinstance(outcome, TextRecognizerError):
+                outcome = with_name(outcome, name)
+            yield _Reading(path, outcome, page if several else None, len(pages))
+    except TextRecognizerError as error:
+        yield _Reading(path, with_name(error, name))
 
 
 def _read_batch(
