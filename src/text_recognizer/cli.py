@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from text_recognizer.data import BaseDataModule
+    from text_recognizer.decoding.ngram import CharNgramLm
     from text_recognizer.images import Pages
     from text_recognizer.recognizer import Kind as ReadKind
     from text_recognizer.recognizer import Recognizer, Result
@@ -332,7 +333,7 @@ DeslantOption = Annotated[
 def open_recognizer(
     model: str,
     beam: int,
-    lm: str | None,
+    lm: str | CharNgramLm | None,
     lm_weight: float,
     width_search: bool,
     deslant: bool,
@@ -695,12 +696,12 @@ def serve(
     workers = workers or cores
     if threads == 0 and workers > 1:  # workers each taking every core would contend
         threads = max(1, cores // workers)
-    recognizers = [
-        open_recognizer(
-            model, beam, lm, lm_weight, width_search, deslant, threads, upside_down, orientation
-        )
-        for _ in range(workers)
-    ]
+    options = (lm_weight, width_search, deslant, threads, upside_down, orientation)
+    first = open_recognizer(model, beam, lm, *options)
+    # One LM for all the workers, loaded once: a search only reads it (flashlight-text's
+    # KenLM; each decode keeps its own states), and each copy cost ~15 MB.
+    others = [open_recognizer(model, beam, first.lm, *options) for _ in range(workers - 1)]
+    recognizers = [first, *others]
     if host not in LOOPBACK:
         err_console.print(
             f"[yellow]warning:[/] listening on {escape(host)}: other machines can reach this "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.client
 import json
 import urllib.request
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -202,3 +204,32 @@ def test_serve_bounds_the_pages_and_pixels_of_a_request(monkeypatch: pytest.Monk
             files = {"image": ("scan.tif", raw_tiff(pages))}
             response = client.post("/api/recognize", files=files)
             assert response.status_code == 422 and refusal in response.json()["detail"]
+
+
+def test_serve_loads_its_lm_once_for_all_its_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker loaded the LM again (~15 MB each for the default LM); one is shared."""
+    import uvicorn
+
+    import text_recognizer.serving.app as app_module
+    from text_recognizer.decoding import CharNgramLm
+
+    texts = ["the cat sat on the mat", "the dog ate the cake"] * 5
+    lm_file = CharNgramLm.build(texts, order=4, path=tmp_path / "chars.arpa").path
+    pools: list[list[Any]] = []
+    create_app = app_module.create_app
+
+    def created(recognizers: list[Any], **options: Any) -> Any:
+        pools.append(recognizers)
+        return create_app(recognizers, **options)
+
+    monkeypatch.setattr(app_module, "create_app", created)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: None)
+    arguments = ["serve", "--port", str(free_port()), "--workers", "3", "--model", "line"]
+    result = runner.invoke(app, [*arguments, "--beam", "5", "--lm", str(lm_file)])
+    assert result.exit_code == 0, result.output
+    (workers,) = pools
+    assert len(workers) == 3 and workers[0] is not workers[1]
+    assert workers[0].lm is not None and workers[0].lm.path == lm_file
+    assert all(worker.lm is workers[0].lm for worker in workers)
