@@ -1048,21 +1048,15 @@ def export(
     ],
 ) -> None:
     """Export a trained checkpoint to ONNX plus a JSON metadata file."""
-    from text_recognizer.export import export_onnx
+    from text_recognizer.export import export_files
 
     follow_our_logging()
 
     try:
-        path = export_onnx(source, output)
+        *graphs, meta_file = export_files(source, output)
     except TextRecognizerError as error:
         raise fail(error) from error
-    from text_recognizer.recognizer import read_model_json, step_graph_path
-
-    meta_file = path.with_suffix(".json")
-    # A seq2seq model's decoder step is written beside its encoder.
-    seq2seq = read_model_json(meta_file).get("decoder") == "seq2seq"
-    written = [path, *([step_graph_path(path)] if seq2seq else [])]
-    console.print(f"wrote {', '.join(map(str, written))} and {meta_file}")
+    console.print(f"wrote {', '.join(map(str, graphs))} and {meta_file}")
 
 
 #: What ``pip install text-recognizer`` leaves out and ``[train]`` adds (import names).
