@@ -342,22 +342,23 @@ def open_recognizer(
     orientation: Orientation | None = None,
 ) -> Recognizer:
     """The Recognizer that ``recognize`` and ``serve`` read with; a bad option fails cleanly."""
-    from text_recognizer.recognizer import Recognizer
+    from text_recognizer.recognizer import Recognizer, check_orientation
 
-    if upside_down and orientation not in (None, Orientation.any):
-        # Said in the options' names: the Recognizer's own error names its arguments.
+    asked = orientation.value if orientation is not None else None
+    try:
+        chosen = check_orientation(asked, upside_down)
+    except ConfigError:  # the one clash, said in the options' names, not the arguments'
         raise fail(
             ConfigError(
                 f"--upside-down is --orientation any, which contradicts --orientation "
-                f"{orientation.value}: give one of them"
+                f"{asked}: give one of them"
             )
-        )
+        ) from None
     try:
         return Recognizer.from_pretrained(
             model,
             threads=threads,
-            upside_down=upside_down,
-            orientation=orientation.value if orientation is not None else None,
+            orientation=chosen,
             beam_size=beam,
             lm=lm,
             lm_weight=lm_weight,
