@@ -8,6 +8,8 @@ as ``tests/pages.py`` composes them) and a PNG of one, then for each:
   the file, or PDFium's), counted by wrapping both;
 - the time to open it once (``Pages``: the header and every page's size), the most a
   second open can cost;
+- the time to convert and check one of its pages again as ``load_image`` does (what
+  ``Recognizer.recognize_pages`` did to every page ``Pages.load`` had read already);
 - the time ``recognize`` takes to read it (``--batch 1``), best of ``--repeats``, on the
   bundled models.
 
@@ -36,9 +38,8 @@ from tests.pages import compose_page, multipage_tiff
 
 import text_recognizer.images as images
 from text_recognizer.cli import _read_in_batches
-from text_recognizer.images import Pages
+from text_recognizer.images import Pages, load_image
 from text_recognizer.recognizer import Recognizer
-
 
 #: An A4 page scanned at 200 dpi, in pixels (height, width).
 A4 = (2339, 1654)
@@ -110,13 +111,17 @@ def main() -> None:
                 len(document)
 
         opening = best_of(20, open_once)
+        with Pages(path) as document:
+            page = document.load(1)
+        again = best_of(20, lambda page=page: load_image(page))
         seconds = best_of(args.repeats, read)
         size = path.stat().st_size / 1e6
         with Pages(path) as document:
             count = len(document)
         print(
             f"{path.name} ({count} pages, {size:.1f} MB): opened {times}x, "
-            f"one open {opening * 1000:.2f} ms, read in {seconds:.2f} s"
+            f"one open {opening * 1000:.2f} ms, a page converted again "
+            f"{again * 1000:.1f} ms, read in {seconds:.2f} s"
         )
 
 
