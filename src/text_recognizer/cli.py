@@ -656,7 +656,9 @@ def serve(
     queue: Annotated[
         int,
         typer.Option(
-            min=0, help="Requests that may wait for a free worker; more get 503 (Retry-After)."
+            min=0,
+            help="Requests that may wait for a free worker, counted from when their upload "
+            "starts; more get 503 (Retry-After).",
         ),
     ] = 16,
     max_wait: Annotated[
