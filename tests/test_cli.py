@@ -1,3 +1,4 @@
+import io
 import json
 from pathlib import Path
 
@@ -221,3 +222,51 @@ def test_recognize_reads_every_page_of_a_tiff_in_order_with_its_number(tmp_path:
     one.write_bytes(multipage_tiff(pages[1:2]))
     result = runner.invoke(app, ["recognize", str(one)])
     assert result.exit_code == 0 and result.stdout.startswith(f"{one}\t{alone[1].text}\t")
+
+
+def test_recognize_opens_each_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file was opened to count its pages, then again to read them: a large PDF or
+    TIFF parsed twice. Opens (Pillow's or PDFium's) are counted by the file's path."""
+    pytest.importorskip("pypdfium2")
+    import text_recognizer.images as images
+    from tests.pages import compose_page, multipage_tiff, on_margin, sample_line
+
+    opened: list[str] = []
+    open_image, open_pdf = images._open, images._Pdf.__init__
+
+    def counted_open(file: object, prefix: str) -> Image.Image:
+        opened.append(str(file))
+        return open_image(file, prefix)
+
+    def counted_pdf(self: object, file: object, prefix: str, *args: object) -> None:
+        opened.append(str(file))
+        open_pdf(self, file, prefix, *args)
+
+    monkeypatch.setattr(images, "_open", counted_open)
+    monkeypatch.setattr(images._Pdf, "__init__", counted_pdf)
+    line = on_margin(sample_line(5, scale=2.0))
+    files = {
+        "pages.tif": multipage_tiff([compose_page([0, 1])[0], line]),
+        "one.tif": multipage_tiff([line]),
+    }
+    out = io.BytesIO()
+    Image.fromarray(line).save(out, format="PDF", resolution=200)
+    files["one.pdf"] = out.getvalue()
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    Image.fromarray(line).save(tmp_path / "line.png")
+    paths = [str(tmp_path / name) for name in [*files, "line.png"]]
+    result = runner.invoke(app, ["recognize", *paths])
+    assert result.exit_code == 0, result.output
+    assert [row.split("\t")[0] for row in result.stdout.splitlines()] == [
+        f"{paths[0]} page 1:1",
+        f"{paths[0]} page 1:2",
+        f"{paths[0]} page 2",
+        *paths[1:],
+    ]
+    assert sorted(opened) == sorted(paths)
+    # In batches: a file of one page waits for its batch closed, and is opened again.
+    opened.clear()
+    result = runner.invoke(app, ["recognize", "--batch", "4", *paths])
+    assert result.exit_code == 0, result.output
+    assert sorted(opened) == sorted([*paths, paths[1], paths[2]])

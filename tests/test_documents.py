@@ -15,7 +15,7 @@ from PIL import Image, TiffImagePlugin
 
 from tests.pages import compose_page, multipage_tiff, on_margin, raw_tiff, sample_line
 from text_recognizer.errors import ImageError
-from text_recognizer.images import Pages, load_image, page_count
+from text_recognizer.images import Pages, load_image, may_hold_pages, page_count
 from text_recognizer.recognizer import Recognizer, Result
 
 
@@ -185,8 +185,10 @@ def test_an_animation_is_read_as_its_first_frame(
     out = io.BytesIO()
     frames[0].save(out, format=format, save_all=True, append_images=frames[1:], lossless=True)
     with caplog.at_level(logging.WARNING, logger="text_recognizer"):
+        assert page_count(out.getvalue()) == 1
+        assert not caplog.text  # counting its pages reads no frame
         (result,) = recognizer.recognize_document(out.getvalue())
-    assert f"is an animation ({format}); only its first frame is read" in caplog.text
+    assert caplog.text.count(f"is an animation ({format}); only its first frame is read") == 1
     assert result.page is None
     assert result.text == recognizer.recognize(first).text != recognizer.recognize(second).text
 
@@ -232,3 +234,21 @@ def test_a_pdf_without_the_extra_says_how_to_get_it(
     message = "a PDF, and reading PDFs needs pypdfium2, which is optional: pip install "
     with pytest.raises(ImageError, match=re.escape(message + "'text-recognizer[pdf]'")):
         recognizer.recognize(pdf_of(pages[:1]))
+
+
+def test_only_a_tiff_or_a_pdf_may_hold_pages(pages: list[np.ndarray], tmp_path: Path) -> None:
+    """Told by their first bytes, so that any other image is opened only to be read."""
+    one = Image.fromarray(pages[1])
+    written = {}
+    for format in ("TIFF", "PNG", "JPEG", "GIF", "PDF"):
+        out = io.BytesIO()
+        one.save(out, format=format)
+        written[format] = out.getvalue()
+    written["BigTIFF"] = raw_tiff([pages[1]]).replace(b"II*", b"II+", 1)  # only its head
+    for format, data in written.items():
+        expected = format in ("TIFF", "BigTIFF", "PDF")
+        assert may_hold_pages(data) is expected, format
+        (tmp_path / format).write_bytes(data)
+        assert may_hold_pages(tmp_path / format) is expected, format
+    assert not may_hold_pages(tmp_path / "missing.tif")  # reading it says why
+    assert not may_hold_pages(tmp_path)

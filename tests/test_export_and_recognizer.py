@@ -120,6 +120,24 @@ def test_export_into_an_existing_folder_writes_the_default_name_in_it(
     assert not (tmp_path / "out.onnx").exists()
 
 
+def test_export_names_the_files_it_wrote_without_reading_them_back(
+    tiny_char_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command read the .json it had just written to tell whether a decoder step was
+    written too; the export knows what it wrote."""
+
+    def read_model_json(path: Path) -> None:
+        raise AssertionError(f"{path} read back")
+
+    monkeypatch.setattr("text_recognizer.recognizer.read_model_json", read_model_json)
+    output = tmp_path / "out.onnx"
+    result = CliRunner().invoke(app, ["export", str(tiny_char_run), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    written = f"wrote{output}and{output.with_suffix('.json')}"
+    assert written in "".join(result.output.split())  # long paths are wrapped
+    assert output.is_file() and output.with_suffix(".json").is_file()
+
+
 def test_export_to_an_unwritable_place_fails_before_loading(
     tiny_char_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

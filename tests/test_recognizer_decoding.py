@@ -152,3 +152,24 @@ def test_width_search_is_off_by_default_and_checked() -> None:
     assert Recognizer.from_pretrained(width_search=[0.9, 1.1]).width_factors == (0.9, 1.1)
     with pytest.raises(ConfigError, match="must be positive"):
         width_factors([1.0, 0.0])
+
+
+def test_recognizers_sharing_one_lm_read_at_once_as_each_reads_alone(lm_file: Path) -> None:
+    """``serve --workers N`` loads its LM once for all N: searches in several threads at
+    once only read it (flashlight-text's KenLM; each search keeps its own states)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from text_recognizer.paths import SAMPLES_DIR
+
+    lm = CharNgramLm(lm_file)
+    workers = [Recognizer.from_pretrained("line", threads=1, beam_size=10, lm=lm) for _ in range(4)]
+    assert all(worker.lm is lm for worker in workers)
+    lines = sorted((SAMPLES_DIR / "lines").glob("*.png"))
+    alone = [workers[0].recognize(line) for line in lines]
+    with ThreadPoolExecutor(len(workers)) as pool:
+        jobs = [
+            pool.submit(lambda worker: [worker.recognize(line) for line in lines * 3], worker)
+            for worker in workers
+        ]
+        for job in jobs:
+            assert [result.text for result in job.result()] == [r.text for r in alone] * 3

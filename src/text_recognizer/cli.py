@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from text_recognizer.data import BaseDataModule
+    from text_recognizer.decoding.ngram import CharNgramLm
+    from text_recognizer.images import Pages
     from text_recognizer.recognizer import Kind as ReadKind
     from text_recognizer.recognizer import Recognizer, Result
     from text_recognizer.training.experiments import JobResult
@@ -331,7 +333,7 @@ DeslantOption = Annotated[
 def open_recognizer(
     model: str,
     beam: int,
-    lm: str | None,
+    lm: str | CharNgramLm | None,
     lm_weight: float,
     width_search: bool,
     deslant: bool,
@@ -340,22 +342,23 @@ def open_recognizer(
     orientation: Orientation | None = None,
 ) -> Recognizer:
     """The Recognizer that ``recognize`` and ``serve`` read with; a bad option fails cleanly."""
-    from text_recognizer.recognizer import Recognizer
+    from text_recognizer.recognizer import Recognizer, check_orientation
 
-    if upside_down and orientation not in (None, Orientation.any):
-        # Said in the options' names: the Recognizer's own error names its arguments.
+    asked = orientation.value if orientation is not None else None
+    try:
+        chosen = check_orientation(asked, upside_down)
+    except ConfigError:  # the one clash, said in the options' names, not the arguments'
         raise fail(
             ConfigError(
                 f"--upside-down is --orientation any, which contradicts --orientation "
-                f"{orientation.value}: give one of them"
+                f"{asked}: give one of them"
             )
-        )
+        ) from None
     try:
         return Recognizer.from_pretrained(
             model,
             threads=threads,
-            upside_down=upside_down,
-            orientation=orientation.value if orientation is not None else None,
+            orientation=chosen,
             beam_size=beam,
             lm=lm,
             lm_weight=lm_weight,
@@ -512,19 +515,15 @@ def _read_in_batches(
     """Each image with its result or its error, in order, ``size`` images per
     ``recognize_batch`` call; every page of a multi-page file, each with its number. A
     batch that fails is read again one image at a time, so that only the bad image is
-    lost. ``-`` stands for ``stdin``'s bytes."""
-    from text_recognizer.images import Pages, page_count
-
+    lost. ``-`` stands for ``stdin``'s bytes. Each file is opened once; only a TIFF or a
+    PDF of one page read in batches of several is opened again when its batch is read
+    (kept open, every image waiting for its batch would hold a file)."""
     if stdin is None and STDIN in images:
         stdin = sys.stdin.buffer.read()
     pending: list[Path] = []
     for path in images:
-        source = stdin if path == STDIN and stdin is not None else path
-        try:
-            several = page_count(source) > 1
-        except TextRecognizerError:
-            several = False  # recognize_batch says what is wrong with it, as with any image
-        if not several:
+        pages = _open_document(stdin if path == STDIN and stdin is not None else path, size)
+        if pages is None:
             pending.append(path)
             if len(pending) == size:
                 yield from _read_batch(recognizer, pending, kind, stdin)
@@ -532,14 +531,43 @@ def _read_in_batches(
             continue
         yield from _read_batch(recognizer, pending, kind, stdin)
         pending = []
-        try:
-            with Pages(source) as pages:
-                outcomes = recognizer.recognize_pages(pages, kind)
-                for page, outcome in enumerate(outcomes, 1):
-                    yield _Reading(path, outcome, page, len(pages))
-        except TextRecognizerError as error:
-            yield _Reading(path, error)
+        with pages:
+            yield from _read_pages(recognizer, path, pages, kind)
     yield from _read_batch(recognizer, pending, kind, stdin)
+
+
+def _open_document(source: Path | bytes, size: int) -> Pages | None:
+    """``source`` opened where it may hold several pages (a TIFF or a PDF) and is read
+    from this one open: where it has several, or is read alone (``size`` 1). Else None:
+    it is read as any image is, by ``recognize_batch``, which says what is wrong with it."""
+    from text_recognizer.images import Pages, may_hold_pages
+
+    if not may_hold_pages(source):
+        return None
+    try:
+        pages = Pages(source)
+    except TextRecognizerError:
+        return None
+    if len(pages) == 1 and size > 1:
+        pages.close()
+        return None
+    return pages
+
+
+def _read_pages(
+    recognizer: Recognizer, path: Path, pages: Pages, kind: ReadKind
+) -> Iterator[_Reading]:
+    """Each page of the open file ``path``, numbered where it has several (whose errors
+    name their page); a file of one page as any image is read."""
+    several = len(pages) > 1
+    name = "" if several else str(path)
+    try:
+        for page, outcome in enumerate(recognizer.recognize_pages(pages, kind), 1):
+            if isinstance(outcome, TextRecognizerError):
+                outcome = with_name(outcome, name)
+            yield _Reading(path, outcome, page if several else None, len(pages))
+    except TextRecognizerError as error:
+        yield _Reading(path, with_name(error, name))
 
 
 def _read_batch(
@@ -628,7 +656,9 @@ def serve(
     queue: Annotated[
         int,
         typer.Option(
-            min=0, help="Requests that may wait for a free worker; more get 503 (Retry-After)."
+            min=0,
+            help="Requests that may wait for a free worker, counted from when their upload "
+            "starts; more get 503 (Retry-After).",
         ),
     ] = 16,
     max_wait: Annotated[
@@ -669,12 +699,12 @@ def serve(
     workers = workers or cores
     if threads == 0 and workers > 1:  # workers each taking every core would contend
         threads = max(1, cores // workers)
-    recognizers = [
-        open_recognizer(
-            model, beam, lm, lm_weight, width_search, deslant, threads, upside_down, orientation
-        )
-        for _ in range(workers)
-    ]
+    options = (lm_weight, width_search, deslant, threads, upside_down, orientation)
+    first = open_recognizer(model, beam, lm, *options)
+    # One LM for all the workers, loaded once: a search only reads it (flashlight-text's
+    # KenLM; each decode keeps its own states), and each copy cost ~15 MB.
+    others = [open_recognizer(model, beam, first.lm, *options) for _ in range(workers - 1)]
+    recognizers = [first, *others]
     if host not in LOOPBACK:
         err_console.print(
             f"[yellow]warning:[/] listening on {escape(host)}: other machines can reach this "
@@ -1033,21 +1063,15 @@ def export(
     ],
 ) -> None:
     """Export a trained checkpoint to ONNX plus a JSON metadata file."""
-    from text_recognizer.export import export_onnx
+    from text_recognizer.export import export_files
 
     follow_our_logging()
 
     try:
-        path = export_onnx(source, output)
+        *graphs, meta_file = export_files(source, output)
     except TextRecognizerError as error:
         raise fail(error) from error
-    from text_recognizer.recognizer import read_model_json, step_graph_path
-
-    meta_file = path.with_suffix(".json")
-    # A seq2seq model's decoder step is written beside its encoder.
-    seq2seq = read_model_json(meta_file).get("decoder") == "seq2seq"
-    written = [path, *([step_graph_path(path)] if seq2seq else [])]
-    console.print(f"wrote {', '.join(map(str, written))} and {meta_file}")
+    console.print(f"wrote {', '.join(map(str, graphs))} and {meta_file}")
 
 
 #: What ``pip install text-recognizer`` leaves out and ``[train]`` adds (import names).

@@ -278,7 +278,13 @@ DEFAULT_NAME = "model.onnx"
 
 def export_onnx(source: Path, output: Path) -> Path:
     """Export a run folder's best checkpoint (or a ``.ckpt``) to ``output`` (.onnx + .json);
-    ``output`` an existing folder: to ``DEFAULT_NAME`` in it."""
+    ``output`` an existing folder: to ``DEFAULT_NAME`` in it. Returns the .onnx file."""
+    return export_files(source, output)[0]
+
+
+def export_files(source: Path, output: Path) -> list[Path]:
+    """:func:`export_onnx`, returning every file written, as ``text-recognizer export``
+    names them: the .onnx (a seq2seq model's decoder step after it) and the .json last."""
     source, output = Path(source), Path(output)
     if source.suffix.lower() == ".onnx":
         raise ConfigError(
@@ -291,7 +297,9 @@ def export_onnx(source: Path, output: Path) -> Path:
     module = load_module(checkpoint)
     if module.model_name == "seq2seq":
         check_writable(step_graph_path(output))
-    return export_module(module, output, tested_metrics(checkpoint))
+    path = export_module(module, output, tested_metrics(checkpoint))
+    graphs = [path, step_graph_path(path)] if module.model_name == "seq2seq" else [path]
+    return [*graphs, path.with_suffix(".json")]
 
 
 def tested_metrics(checkpoint: Path) -> dict[str, Any]:

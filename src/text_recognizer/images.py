@@ -23,6 +23,7 @@ from typing import IO, Any, NamedTuple
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL.TiffImagePlugin import PREFIXES as TIFF_MAGIC
 
 from text_recognizer.errors import ImageError
 
@@ -235,15 +236,24 @@ PDF_DPI = 200
 _PDFIUM = threading.Lock()
 
 
+#: What a PDF begins with (within its first 1,024 bytes).
+PDF_HEADER = b"%PDF-"
+
+
 def _is_pdf(file: Path | io.BytesIO) -> bool:
     """Whether ``file`` is a PDF: its header, ``%PDF-``, lies in its first 1,024 bytes."""
-    if isinstance(file, io.BytesIO):
-        return b"%PDF-" in file.getbuffer()[:1024].tobytes()
     try:
-        with file.open("rb") as opened:
-            return b"%PDF-" in opened.read(1024)
+        return PDF_HEADER in _head(file)
     except OSError:  # opening it again says why, as for any image
         return False
+
+
+def _head(file: Path | io.BytesIO) -> bytes:
+    """The first 1,024 bytes of ``file``: where a PDF's header lies."""
+    if isinstance(file, io.BytesIO):
+        return file.getbuffer()[:1024].tobytes()
+    with file.open("rb") as opened:
+        return opened.read(1024)
 
 
 class _Pdf:
@@ -366,6 +376,8 @@ def _read_errors(prefix: str) -> Iterator[None]:
 #: TIFF). Other formats' frames are no pages: an animation's (GIF, WebP, APNG), of which
 #: the first frame is read, or one photo's other views (MPO: a phone's preview).
 PAGED_FORMATS = frozenset({"TIFF"})
+#: How a file Pillow opens as a TIFF begins (either byte order; BigTIFF too).
+TIFF_PREFIXES = tuple(TIFF_MAGIC)
 # The TIFF NewSubfileType (tag 254) bits of an image that is no page: a reduced-resolution
 # copy of another (a thumbnail or preview a scanner adds), or a transparency mask.
 _NOT_A_PAGE = 0b101
@@ -429,16 +441,20 @@ def _warn_if_animated(image: Image.Image, prefix: str) -> None:
 
 def page_count(source: ImageInput) -> int:
     """How many pages ``source`` has (:class:`Pages`): more than 1 only for a multi-page
-    TIFF. Only the file's header and its pages' directories are read."""
-    if not isinstance(source, Image.Image | np.ndarray):
-        file, prefix = _file_of(source)
-        if _is_pdf(file):
-            with _Pdf(file, prefix) as pdf:
-                return len(pdf.sizes)
-        with _open(file, prefix) as image, _read_errors(prefix):
-            return len(_page_frames(image, prefix).frames)
+    TIFF or a PDF. Only the file's header and its pages' directories are read."""
     with Pages(source) as pages:
         return len(pages)
+
+
+def may_hold_pages(source: str | Path | bytes) -> bool:
+    """Whether ``source`` (a path, or a file's bytes) may hold several pages, a TIFF or a
+    PDF, told by its first bytes alone: any other image has one page, and is best opened
+    only to be read (``load_image``). A file that cannot be read is none."""
+    try:
+        head = _head(_file_of(source)[0])
+    except (ImageError, OSError):  # reading it says why, as for any image
+        return False
+    return PDF_HEADER in head or head.startswith(TIFF_PREFIXES)
 
 
 def _frame_pixels(image: Image.Image, frame: int) -> int:
@@ -508,7 +524,6 @@ class Pages:
                 self._image, self._owned = _open(file, prefix), True
             try:
                 with _read_errors(prefix):
-                    _warn_if_animated(self._image, prefix)
                     self._frames, pixels, self._damage = _page_frames(
                         self._image, prefix, max_pages
                     )
@@ -555,6 +570,8 @@ class Pages:
             if frame == DAMAGED:
                 raise ImageError(f"{self._damage}: this page and any after it cannot be read")
             with _read_errors(prefix):
+                if number == 1:  # said as it is read: counting its pages reads no frame
+                    _warn_if_animated(self._image, prefix)
                 return _as_read(_frame_grey(self._image, frame, prefix, self._owned))
         except ImageError as error:
             if not prefix or str(error).startswith(prefix):

@@ -63,6 +63,7 @@ def test_page_and_health(client: TestClient) -> None:
         "busy": 0,
         "queue": 16,
         "waiting": 0,
+        "uploading": 0,
     }
     assert "/api/recognize" in client.get("/openapi.json").json()["paths"]
     assert client.get("/docs").status_code == 404  # FastAPI's page would load a CDN's scripts

@@ -191,6 +191,7 @@ def test_a_full_queue_is_answered_503_with_retry_after(done: threading.Event) ->
             "busy": 1,
             "queue": 1,
             "waiting": 1,
+            "uploading": 0,
         }
         done.set()
         assert reading.result()[:1] == waiting.result()[:1] == (200,)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 import urllib.request
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -65,6 +68,87 @@ def test_an_endless_chunked_upload_is_cut_off() -> None:
         post_image(server.url, b"junk")  # and it still serves
         with urllib.request.urlopen(f"{server.url}/metrics") as metrics:
             assert "uploads_too_large_total 1.0" in metrics.read().decode()
+
+
+def test_slow_uploads_count_against_the_queue_from_their_first_byte() -> None:
+    """Requests whose uploads were still arriving were not counted: any number of slow
+    uploads, each held in memory, got past ``--queue``. With 1 worker and a queue of 1,
+    two uploads in progress fill the service: the next request is refused at once."""
+    from tests.serving.server import multipart
+
+    line = (SAMPLES_DIR / "lines" / "line_00.png").read_bytes()
+    body, content_type = multipart({"image": line})
+    with running_server("--workers", "1", "--queue", "1") as server:
+        slow = []
+        for _ in range(2):
+            connection = http.client.HTTPConnection(urlsplit(server.url).netloc, timeout=30)
+            connection.putrequest("POST", "/api/recognize")
+            connection.putheader("Content-Type", content_type)
+            connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders()
+            connection.send(body[:1000])  # and the rest later
+            slow.append(connection)
+        deadline = time.monotonic() + 20
+        while health(server.url)["uploading"] < 2:
+            assert time.monotonic() < deadline, "the uploads were never taken in"
+            time.sleep(0.05)
+        status, answer = post_image(server.url, line)
+        assert status == 503
+        assert answer["detail"].startswith(
+            "the service is busy: 2 requests are being sent, waiting or read already, the "
+            "most it takes at once (2 still being sent); try again in "
+        )
+        assert health(server.url) | {"kinds": None, "max_upload_bytes": None} == {
+            "status": "ok",
+            "kinds": None,
+            "max_upload_bytes": None,
+            "workers": 1,
+            "busy": 0,
+            "queue": 1,
+            "waiting": 0,
+            "uploading": 2,
+        }
+        for connection in slow:  # the uploads finish: both are read
+            connection.send(body[1000:])
+        for connection in slow:
+            response = connection.getresponse()
+            assert response.status == 200
+            assert json.loads(response.read())["kind"] == "line"
+            connection.close()
+        assert post_image(server.url, line)[0] == 200
+        with urllib.request.urlopen(f"{server.url}/metrics") as response:
+            assert 'requests_unread_total{reason="queue_full"} 1.0' in response.read().decode()
+
+
+def test_a_refused_upload_is_answered_before_it_is_sent_whole() -> None:
+    """503 as soon as the request's headers arrive: its body is never read."""
+    with running_server("--workers", "1", "--queue", "0") as server:
+        netloc = urlsplit(server.url).netloc
+        first = http.client.HTTPConnection(netloc, timeout=30)
+        first.putrequest("POST", "/api/recognize")
+        first.putheader("Content-Type", "multipart/form-data; boundary=x")
+        first.putheader("Content-Length", "1000")
+        first.endheaders()
+        first.send(b"--x\r\n")
+        deadline = time.monotonic() + 20
+        while health(server.url)["uploading"] < 1:
+            assert time.monotonic() < deadline, "the upload was never taken in"
+            time.sleep(0.05)
+        refused = http.client.HTTPConnection(netloc, timeout=30)
+        refused.putrequest("POST", "/api/recognize")
+        refused.putheader("Content-Type", "multipart/form-data; boundary=x")
+        refused.putheader("Content-Length", "5000000")
+        refused.endheaders()  # and none of the body
+        response = refused.getresponse()
+        assert response.status == 503 and int(response.headers["Retry-After"]) >= 1
+        assert response.headers["Connection"] == "close"
+        refused.close()
+        first.close()
+
+
+def health(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/api/health", timeout=10) as response:
+        return dict(json.load(response))
 
 
 def test_serve_warns_when_it_listens_beyond_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,3 +286,32 @@ def test_serve_bounds_the_pages_and_pixels_of_a_request(monkeypatch: pytest.Monk
             files = {"image": ("scan.tif", raw_tiff(pages))}
             response = client.post("/api/recognize", files=files)
             assert response.status_code == 422 and refusal in response.json()["detail"]
+
+
+def test_serve_loads_its_lm_once_for_all_its_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker loaded the LM again (~15 MB each for the default LM); one is shared."""
+    import uvicorn
+
+    import text_recognizer.serving.app as app_module
+    from text_recognizer.decoding import CharNgramLm
+
+    texts = ["the cat sat on the mat", "the dog ate the cake"] * 5
+    lm_file = CharNgramLm.build(texts, order=4, path=tmp_path / "chars.arpa").path
+    pools: list[list[Any]] = []
+    create_app = app_module.create_app
+
+    def created(recognizers: list[Any], **options: Any) -> Any:
+        pools.append(recognizers)
+        return create_app(recognizers, **options)
+
+    monkeypatch.setattr(app_module, "create_app", created)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: None)
+    arguments = ["serve", "--port", str(free_port()), "--workers", "3", "--model", "line"]
+    result = runner.invoke(app, [*arguments, "--beam", "5", "--lm", str(lm_file)])
+    assert result.exit_code == 0, result.output
+    (workers,) = pools
+    assert len(workers) == 3 and workers[0] is not workers[1]
+    assert workers[0].lm is not None and workers[0].lm.path == lm_file
+    assert all(worker.lm is workers[0].lm for worker in workers)

@@ -3,9 +3,10 @@
 A pool of :class:`~text_recognizer.recognizer.Recognizer` objects (``workers``; the CLI
 gives each ONNX Runtime a share of the cores) reads that many images at once, each
 Recognizer one image at a time: the beam-search decoder is not documented as safe to
-share between threads. At most ``queue`` requests wait for a free one, none longer than
-``max_wait`` seconds; beyond either they get 503 with a Retry-After, so that under load a
-client learns at once to come back (or try another server) rather than hang.
+share between threads. At most ``queue`` requests wait for a free one, counted from when
+their upload starts (so that slow uploads, each held in memory, are bounded too), none
+longer than ``max_wait`` seconds; beyond either they get 503 with a Retry-After, so that
+under load a client learns at once to come back (or try another server) rather than hang.
 
 Uploads are capped in bytes before they are parsed (``UploadLimit``), and in pages and
 pixels (all pages' together, and each page's: ``images.MAX_PIXELS``) before any
@@ -102,6 +103,11 @@ class Metrics:
             "Requests waiting for a free worker now.",
             registry=self.registry,
         )
+        self.uploading = Gauge(
+            "text_recognizer_requests_uploading",
+            "Requests taken in whose upload is still arriving now.",
+            registry=self.registry,
+        )
         self.busy = Gauge(
             "text_recognizer_workers_busy",
             "Workers reading an image now.",
@@ -124,8 +130,10 @@ class ClientGoneError(Exception):
 
 class Pool:
     """The workers: Recognizers each reading one image at a time, and the line of requests
-    waiting for one: first come, first served, at most ``queue`` long, none waiting more
-    than ``max_wait`` seconds. Used from the event loop only, so it needs no lock."""
+    waiting for one: first come, first served, none waiting more than ``max_wait``
+    seconds. A request counts from when its upload starts (:meth:`admit`): at most
+    ``queue`` more than the workers are being sent, waiting or read at once, so that slow
+    uploads too are bounded. Used from the event loop only, so it needs no lock."""
 
     def __init__(
         self, recognizers: Sequence[Recognizer], queue: int, max_wait: float, metrics: Metrics
@@ -136,6 +144,8 @@ class Pool:
         self.queue = queue
         self.max_wait = max_wait
         self.waiting = 0
+        self.admitted = 0  # from the start of their upload until they are answered
+        self.uploading = 0  # of those, whose upload is still arriving
         self.metrics = metrics
         self.mean_seconds = 0.0  # per read, recent reads weighing most: for Retry-After
 
@@ -143,17 +153,32 @@ class Pool:
     def busy(self) -> int:
         return self.size - len(self.idle)
 
+    def admit(self) -> None:
+        """Take a request in as its upload starts; ``BusyError`` where the workers and
+        ``queue`` more are taken already (their uploads held in memory meanwhile).
+        :meth:`leave` when it is answered."""
+        if self.admitted < self.size + self.queue:
+            self.admitted += 1
+            return
+        self.metrics.unread.labels(reason="queue_full").inc()
+        ahead = self.admitted - self.busy  # being sent, opened or waiting: each waits its turn
+        if self.busy == self.size:
+            detail = f"every worker is reading and {_requests(ahead)} wait already"
+        else:  # slow uploads hold the places
+            detail = (
+                f"{_requests(self.admitted)} are being sent, waiting or read already, the "
+                f"most it takes at once ({self.uploading} still being sent)"
+            )
+        raise BusyError(f"the service is busy: {detail}", self.retry_after(ahead))
+
+    def leave(self) -> None:
+        """A request taken in (:meth:`admit`) is answered, or its client has gone."""
+        self.admitted -= 1
+
     async def read(self, request: Request, job: Callable[[Recognizer], T]) -> tuple[T, float]:
         """``job`` run by a free worker, and the seconds it took; ``BusyError``
-        when none is soon enough, ``ClientGoneError`` when the client left while it
-        waited (its place in the line is then given up at once)."""
-        if self.free.value == 0 and self.waiting >= self.queue:
-            self.metrics.unread.labels(reason="queue_full").inc()
-            waiting = f"{self.waiting} request{'s' if self.waiting != 1 else ''}"
-            raise BusyError(
-                f"the service is busy: every worker is reading and {waiting} wait already",
-                self.retry_after(),
-            )
+        when none is free within ``max_wait``, ``ClientGoneError`` when the client left
+        while it waited (its place in the line is then given up at once)."""
         start = time.perf_counter()
         self.waiting += 1
         try:
@@ -168,7 +193,7 @@ class Pool:
         if outcome == "waited_too_long":
             raise BusyError(
                 f"the service is busy: no worker was free within {self.max_wait:g} s",
-                self.retry_after(),
+                self.retry_after(self.waiting),
             )
         recognizer = self.idle.pop()
         try:
@@ -204,9 +229,14 @@ class Pool:
             return "client_gone"
         return "free" if took else "waited_too_long"
 
-    def retry_after(self) -> int:
-        """Whole seconds until the requests waiting now are likely read (at least 1)."""
-        return max(1, math.ceil((self.waiting + 1) * self.mean_seconds / self.size))
+    def retry_after(self, ahead: int) -> int:
+        """Whole seconds until ``ahead`` requests (those waiting now) and one more are
+        likely read (at least 1)."""
+        return max(1, math.ceil((ahead + 1) * self.mean_seconds / self.size))
+
+
+def _requests(count: int) -> str:
+    return f"{count} request{'s' if count != 1 else ''}"
 
 
 def _timed(job: Callable[[Recognizer], T], recognizer: Recognizer) -> tuple[T, float]:
@@ -216,16 +246,20 @@ def _timed(job: Callable[[Recognizer], T], recognizer: Recognizer) -> tuple[T, f
 
 
 class UploadLimit:
-    """Refuses a request body over ``limit`` bytes with 413, before anything parses it.
+    """Takes an upload in as it starts (:meth:`Pool.admit`; 503 with a Retry-After where
+    the service holds as many requests as it takes), and refuses a request body over
+    ``limit`` bytes with 413, before anything parses it.
 
     The body is read here (at most ``limit`` bytes, however the client sends it: with a
     Content-Length or chunked) and handed on whole; a larger one is cut off as soon as it
-    passes the limit, so an endless upload costs neither memory nor disk."""
+    passes the limit, so an endless upload costs neither memory nor disk, and many slow
+    ones no more than the pool takes."""
 
-    def __init__(self, app: ASGIApp, limit: int, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, limit: int, metrics: Metrics, pool: Pool) -> None:
         self.app = app
         self.limit = limit
         self.metrics = metrics
+        self.pool = pool
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -235,21 +269,46 @@ class UploadLimit:
         if declared.isdigit() and int(declared) > self.limit:
             await self._refuse(scope, receive, send)
             return
+        if scope["method"] != "POST":  # a page, health, metrics: answered however busy
+            body = await self._body(scope, receive, send)
+            if body is not None:
+                await self._hand_on(scope, receive, send, body)
+            return
+        try:
+            self.pool.admit()
+        except BusyError as busy:
+            await busy_response(busy)(scope, receive, send)
+            return
+        try:
+            self.pool.uploading += 1
+            try:
+                body = await self._body(scope, receive, send)
+            finally:
+                self.pool.uploading -= 1
+            if body is not None:
+                await self._hand_on(scope, receive, send, body)
+        finally:
+            self.pool.leave()
+
+    async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The whole body; None where it was refused (413) or the client left."""
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
                 await self._refuse(scope, receive, send)
-                return
+                return None
             chunks.append(chunk)
             if not message.get("more_body", False):
-                break
-        body: Message | None = {"type": "http.request", "body": b"".join(chunks)}
+                return b"".join(chunks)
+
+    async def _hand_on(self, scope: Scope, receive: Receive, send: Send, data: bytes) -> None:
+        body: Message | None = {"type": "http.request", "body": data}
 
         async def replay() -> Message:
             nonlocal body
@@ -271,6 +330,20 @@ class UploadLimit:
         await response(scope, receive, send)
 
 
+def busy_response(busy: BusyError) -> JSONResponse:
+    """503, and when to try again: in its detail and its Retry-After header. The body may
+    be unread: the connection is closed after it."""
+    return JSONResponse(
+        {"detail": busy_detail(busy)},
+        status_code=503,
+        headers={"Retry-After": str(busy.retry_after), "Connection": "close"},
+    )
+
+
+def busy_detail(busy: BusyError) -> str:
+    return f"{busy.detail}; try again in {busy.retry_after} s"
+
+
 def create_app(
     recognizers: Recognizer | Sequence[Recognizer],
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
@@ -281,8 +354,9 @@ def create_app(
 ) -> FastAPI:
     """The service around ``recognizers`` (alike: one reads each image, whichever is
     free); ``uvicorn.run(create_app(...))`` serves it. At most ``queue`` requests wait for
-    a free one, none longer than ``max_wait`` seconds: the rest get 503 at once. A
-    request's file may hold ``max_pages`` pages, of ``max_pixels`` pixels together."""
+    a free one, counted from when their upload starts, none longer than ``max_wait``
+    seconds: the rest get 503 at once. A request's file may hold ``max_pages`` pages, of
+    ``max_pixels`` pixels together."""
     if isinstance(recognizers, Recognizer):
         recognizers = [recognizers]
     if not recognizers:
@@ -299,9 +373,10 @@ def create_app(
         redoc_url=None,
     )
     metrics = Metrics()
-    app.add_middleware(UploadLimit, limit=max_upload_bytes, metrics=metrics)
     pool = Pool(recognizers, queue, max_wait, metrics)
+    app.add_middleware(UploadLimit, limit=max_upload_bytes, metrics=metrics, pool=pool)
     metrics.waiting.set_function(lambda: pool.waiting)
+    metrics.uploading.set_function(lambda: pool.uploading)
     metrics.busy.set_function(lambda: pool.busy)
     kinds = recognizers[0].kinds
     page = PAGE.read_text(encoding="utf-8")
@@ -325,8 +400,9 @@ def create_app(
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
         """Whether the service is up, which kinds of image its models read, and how busy
-        it is: workers reading now (``busy``) of ``workers``, requests ``waiting`` for one
-        of at most ``queue``."""
+        it is: workers reading now (``busy``) of ``workers``, requests ``waiting`` for one,
+        and requests whose upload is still arriving (``uploading``); at most ``queue``
+        more than the workers are taken in at once."""
         return {
             "status": "ok",
             "kinds": kinds,
@@ -335,6 +411,7 @@ def create_app(
             "busy": pool.busy,
             "queue": queue,
             "waiting": pool.waiting,
+            "uploading": pool.uploading,
         }
 
     @app.post("/api/recognize", response_model=None)
@@ -370,9 +447,8 @@ def create_app(
                     request, lambda recognizer: list(recognizer.recognize_pages(pages, kind))
                 )
         except BusyError as busy:
-            detail = f"{busy.detail}; try again in {busy.retry_after} s"
             headers = {"Retry-After": str(busy.retry_after)}
-            raise HTTPException(503, detail=detail, headers=headers) from None
+            raise HTTPException(503, detail=busy_detail(busy), headers=headers) from None
         except ClientGoneError:
             return Response(status_code=499)  # nginx's "client closed request"; unread
         except TextRecognizerError as error:
