@@ -1,11 +1,14 @@
 """Pages: how often their lines are all found, and what reading a page costs over its lines.
 
-Synthetic pages (the default): the ``synthetic_lines`` test split's lines (held-out
-hands), grouped by hand, ``--lines`` to a page, pasted 0.95-1.4 line heights apart at
-twice their size on white paper and turned by up to ``--tilt`` degrees. Each page is read
-with ``Recognizer(kind="paragraph")`` and its lines one by one from their own images; the
-CER of the pages (lines joined by newlines) against that of the lines alone is what
-finding the lines costs.
+Synthetic pages (the default): composed as the ``synthetic_paragraphs`` dataset composes
+its test pages (``text_recognizer.data.synthetic_paragraphs.compose_pages``): the
+``synthetic_lines`` test split's lines (held-out hands), grouped by hand, ``--lines`` to a
+page, pasted 0.95-1.4 line heights apart at twice their size on white paper and turned by
+up to ``--tilt`` degrees; with the same seed and layout they are that dataset's test pages
+(``--data-arg lines_per_page=6 --data-arg num_test=100``). Each page is read with
+``Recognizer(kind="paragraph")`` and its lines one by one from their own images; the CER
+of the pages (lines joined by newlines) against that of the lines alone is what finding
+the lines costs.
 
 IAM (``--iam data/iam/iamdb.zip``): the handwritten part of every test form of the IAM
 lines split, whose lines the XML lists; the same lines read alone are the ``iam_lines``
@@ -56,42 +59,33 @@ import argparse
 import json
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from text_recognizer.data.synthetic_paragraphs import (
+    LineMaterial,
+    PageLayout,
+    SyntheticParagraphs,
+    compose_pages,
+    scale_page,
+)
 from text_recognizer.metrics import cer
-from text_recognizer.preprocessing import rotate
 from text_recognizer.recognizer import ORIENTATIONS, Recognizer, Result
 from text_recognizer.segmentation import sideways_evidence
 
 Page = tuple[np.ndarray, list[np.ndarray], list[str]]
 
 
-#: Lines to make pages of: dark-ink images, their texts, and groups of indices (one
-#: group a page: a hand's lines).
-Material = tuple[list[np.ndarray], list[str], list[list[int]]]
+def synthetic_lines() -> LineMaterial:
+    """The synthetic test split's lines (the shipped line model's held-out hands), grouped
+    by hand: those ``synthetic_paragraphs`` composes its test pages of."""
+    return SyntheticParagraphs().material("test")
 
 
-def synthetic_lines() -> Material:
-    """The synthetic test split's lines, grouped by hand."""
-    from text_recognizer.data.synthetic_lines import SyntheticLines
-
-    data = SyntheticLines(num_train=300_000, seed=42, stroke_fraction=0.3)
-    data.setup("test")
-    assert data.data_test is not None
-    test = data.data_test
-    by_hand: dict[str, list[int]] = defaultdict(list)
-    for index, source in enumerate(test.sources):
-        by_hand[str(source)].append(index)
-    images = [255 - test.image(i) for i in range(len(test))]
-    return images, [str(text) for text in test.texts], [by_hand[h] for h in sorted(by_hand)]
-
-
-def folder_lines(folder: Path) -> Material:
+def folder_lines(folder: Path) -> LineMaterial:
     """A labelled folder's lines (e.g. ``realdata_lines.py --write-folder``), one group."""
     from text_recognizer.images import load_image
     from text_recognizer.labels import read_labels
@@ -99,43 +93,13 @@ def folder_lines(folder: Path) -> Material:
 
     rows = read_labels(folder)
     images = [255 - normalize_polarity(load_image(row.image)) for row in rows]
-    return images, [row.text for row in rows], [list(range(len(rows)))]
+    return LineMaterial(images, [row.text for row in rows], {folder.name: list(range(len(rows)))})
 
 
-def composed_pages(
-    material: Material,
-    count: int,
-    lines: int,
-    tilt: float,
-    seed: int,
-    spacing: tuple[float, float] = (0.95, 1.4),
-) -> Iterator[Page]:
-    """(page, its lines' own images, their texts): ``count`` pages, dark ink on white, of
-    ``lines`` lines of one group each, scaled
-    to 64 px, pasted ``spacing`` line heights apart on white paper, turned up to ``tilt``."""
-    images, texts, groups = material
-    rng = np.random.default_rng(seed)
-    groups = [group for group in groups if len(group) >= lines]
-    for _ in range(count):
-        group = groups[int(rng.integers(len(groups)))]
-        chosen = [int(i) for i in rng.choice(group, size=lines, replace=False)]
-        white = []
-        for index in chosen:  # paper to 255 so a pasted line leaves no edge
-            image = images[index]
-            paper = float(np.median(image))
-            scaled = np.clip(255 - (paper - image.astype(np.float32)) * 255 / paper, 0, 255)
-            factor = 64 / image.shape[0]
-            white.append(cv2.resize(scaled.astype(np.uint8), None, fx=factor, fy=factor))
-        height = 64
-        steps = rng.uniform(*spacing, lines - 1) * height
-        tops = np.cumsum([0, *steps]).astype(int) + height
-        page = np.full((tops[-1] + 2 * height, max(w.shape[1] for w in white) + 120), 255, np.uint8)
-        for top, line in zip(tops, white, strict=True):
-            left = 40 + int(rng.integers(0, 40))
-            window = page[top : top + height, left : left + line.shape[1]]
-            np.minimum(window, line, out=window)
-        page = 255 - rotate(255 - page, float(rng.uniform(-tilt, tilt))).astype(np.uint8)
-        yield page, [images[i] for i in chosen], [texts[i] for i in chosen]
+def composed(material: LineMaterial, count: int, layout: PageLayout, seed: int) -> Iterator[Page]:
+    """``synthetic_paragraphs``' pages (:func:`compose_pages`), with their lines' own images."""
+    for page in compose_pages(material, count, layout, seed):
+        yield page.image, page.lines, page.texts
 
 
 def iam_pages(archive_path: Path) -> Iterator[Page]:
@@ -254,6 +218,7 @@ def main() -> None:
     orientations = args.orientation or ["any" if args.upside_down else "sideways"]
 
     recognizers = {o: Recognizer.from_pretrained(args.model, orientation=o) for o in orientations}
+    composing = not (args.iam or args.folder or args.page_xml)
     if args.iam:
         pages = iam_pages(args.iam)
     elif args.folder:
@@ -262,17 +227,17 @@ def main() -> None:
         pages = page_xml_pages(args.page_xml)
     else:
         material = folder_lines(args.line_folder) if args.line_folder else synthetic_lines()
-        layout = (args.pages, args.lines, args.tilt, args.seed, tuple(args.spacing))
-        pages = composed_pages(material, *layout)
+        low, high = args.spacing
+        layout = PageLayout((args.lines, args.lines), (low, high), args.tilt, args.scale)
+        pages = composed(material, args.pages, layout, args.seed)
     tally = {(o, turn): Tally() for turn in turns for o in orientations}
     ratios: dict[int, list[float]] = {turn: [] for turn in turns}
     truths = []
     labels = []
     for page, lines, texts in pages:
         truths.append("\n".join(texts))
-        if args.scale != 1:
-            shrink = cv2.INTER_AREA if args.scale < 1 else cv2.INTER_CUBIC
-            page = cv2.resize(page, None, fx=args.scale, fy=args.scale, interpolation=shrink)
+        if not composing:  # composed pages are scaled as they are composed
+            page = scale_page(page, args.scale)
         if args.write_folder:
             labels.append(write_page(args.write_folder, len(truths) - 1, page, truths[-1]))
         for turn in turns:

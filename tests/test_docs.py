@@ -212,6 +212,7 @@ DATASET_TABLES = {
     "iam_paragraphs": ("docs/datasets/iam_paragraphs.md", set()),
     "synthetic_chars": ("docs/datasets/synthetic.md", set()),
     "synthetic_lines": ("docs/datasets/synthetic_lines.md", set()),
+    "synthetic_paragraphs": ("docs/datasets/synthetic_paragraphs.md", set()),
 }
 
 

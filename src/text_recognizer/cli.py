@@ -988,8 +988,8 @@ def evaluate(
 
     A run folder is scored on its own dataset unless --data says otherwise. Your own
     labelled images: --data folder --data-arg path=DIR --split all. Pages (iam_paragraphs,
-    or a folder with --data-arg kind=paragraph) are read as recognize --kind paragraph
-    reads them, and the lines found are counted."""
+    synthetic_paragraphs, or a folder with --data-arg kind=paragraph) are read as
+    recognize --kind paragraph reads them, and the lines found are counted."""
     from text_recognizer.decoding.decoder import CtcDecoder
     from text_recognizer.evaluate import evaluate as run_evaluation
     from text_recognizer.files import check_writable

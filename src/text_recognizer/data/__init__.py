@@ -33,6 +33,7 @@ def __getattr__(name: str) -> Any:
     from text_recognizer.data.module import BaseDataModule
     from text_recognizer.data.synthetic_chars import SyntheticChars
     from text_recognizer.data.synthetic_lines import SyntheticLines
+    from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
     from text_recognizer.registry import Registry
 
     datasets: Registry[BaseDataModule] = Registry("dataset")
@@ -43,5 +44,6 @@ def __getattr__(name: str) -> Any:
     datasets.register("iam_paragraphs")(IamParagraphs)
     datasets.register("synthetic_chars")(SyntheticChars)
     datasets.register("synthetic_lines")(SyntheticLines)
+    datasets.register("synthetic_paragraphs")(SyntheticParagraphs)
     globals()["DATASETS"] = datasets  # built once; later lookups skip __getattr__
     return datasets

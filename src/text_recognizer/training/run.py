@@ -59,8 +59,9 @@ RUN_DIR_ENV = "TEXT_RECOGNIZER_RUN_DIR"
 
 def build_datamodule(config: ExperimentConfig) -> BaseDataModule:
     name = config.data.name
-    # Pages (iam_paragraphs, a folder of kind paragraph) are read by finding their lines
-    # and reading each with the line model: refused before anything is built or downloaded.
+    # Pages (iam_paragraphs, synthetic_paragraphs, a folder of kind paragraph) are read by
+    # finding their lines and reading each with the line model: refused before anything is
+    # built, downloaded or rendered.
     if getattr(DATASETS.get(name), "kind", None) == "paragraph" or (
         config.data.args.get("kind") == "paragraph"
     ):
