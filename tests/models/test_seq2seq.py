@@ -69,6 +69,38 @@ def test_config_errors_name_the_problem() -> None:
         build(max_length=20)
     with pytest.raises(ConfigError, match=r"network.args.end_index=3"):
         build({**SMALL_NETWORK, "end_index": 5})
+    with pytest.raises(ConfigError, match=r"ctc_weight=1.0 must be in \[0, 1\)"):
+        build(ctc_weight=1.0)
+    with pytest.raises(ConfigError, match=r"network\.args\.ctc_head=true"):
+        build({**SMALL_NETWORK, "ctc_head": False}, ctc_weight=0.3)
+    build({**SMALL_NETWORK, "ctc_head": False}, ctc_weight=0.0)  # no head, no CTC: fine
+
+
+def test_auxiliary_ctc_loss_mixes_in_over_each_lines_own_columns() -> None:
+    """(1 - w) * cross-entropy + w * CTC, the CTC over each line's real columns only."""
+    torch.manual_seed(0)
+    model = build(ctc_weight=0.25).eval()
+    images, widths, targets, lengths = line_batch(["abc", "a longer line"])
+    inputs, outputs = model.teacher_forcing(targets, lengths)
+    logits = model(images, inputs, widths)
+    ce = torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1), outputs.flatten(), ignore_index=PAD
+    )
+    _, _, ctc_logits = model.network.ctc_logits(images, widths)
+    columns = model.network.encoder.output_widths(widths)
+    assert columns[0] < columns[1] == ctc_logits.shape[1]  # the short line is padded
+    ctc = torch.nn.functional.ctc_loss(
+        ctc_logits.log_softmax(-1).transpose(0, 1), targets, columns, lengths, blank=0
+    )
+    loss = model._loss((images, widths, targets, lengths))
+    torch.testing.assert_close(loss, 0.75 * ce + 0.25 * ctc)
+
+    # Only the CTC loss reaches the CTC head; without it the head gets no gradient.
+    loss.backward()
+    assert model.network.ctc_classifier.weight.grad.abs().sum() > 0
+    plain = build(ctc_weight=0.0)
+    plain._loss((images, widths, targets, lengths)).backward()
+    assert plain.network.ctc_classifier.weight.grad is None
 
 
 def memorise(

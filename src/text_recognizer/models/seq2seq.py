@@ -25,16 +25,34 @@ class Seq2SeqLineModel(LineModule):
         beam_size: hypotheses kept when decoding for validation, test and :meth:`recognize`
             (1 = greedy, the fastest).
         max_length: the longest text decoded (default: the network's ``max_length``).
+        ctc_weight: weight of an auxiliary CTC loss on the encoder's columns (the network's
+            CTC head, ``<pad>`` as the blank) against the decoder's cross-entropy, in
+            ``[0, 1)``: the loss is ``(1 - w) * cross-entropy + w * CTC`` (joint CTC-attention,
+            Kim et al. 2017). It aligns the encoder early, where cross-attention alone spends
+            thousands of steps as a mere language model (docs/models.md). Training only.
     """
 
     model_name = "seq2seq"
 
     def __init__(
-        self, network: str, beam_size: int = 1, max_length: int | None = None, **kwargs: Any
+        self,
+        network: str,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        ctc_weight: float = 0.3,
+        **kwargs: Any,
     ) -> None:
         super().__init__(network, **kwargs)
         if beam_size < 1:
             raise ConfigError(f"model.args.beam_size={beam_size} must be at least 1")
+        if not 0.0 <= ctc_weight < 1.0:
+            raise ConfigError(f"model.args.ctc_weight={ctc_weight} must be in [0, 1)")
+        if ctc_weight > 0 and getattr(self.network, "ctc_classifier", None) is None:
+            raise ConfigError(
+                f"model.args.ctc_weight={ctc_weight} needs the network's CTC head: set "
+                "network.args.ctc_head=true, or model.args.ctc_weight=0"
+            )
+        self.ctc_weight = ctc_weight
         longest = getattr(self.network, "max_length", 0)
         if max_length is not None and not 1 <= max_length <= longest:
             raise ConfigError(
@@ -79,10 +97,27 @@ class Seq2SeqLineModel(LineModule):
     def _loss(self, batch: LineBatch) -> torch.Tensor:
         images, widths, targets, target_lengths = batch
         inputs, outputs = self.teacher_forcing(targets, target_lengths)
-        logits = self(images, inputs, widths).float()  # float32 loss under bf16 autocast
-        return F.cross_entropy(
+        if self.ctc_weight == 0:
+            logits = self(images, inputs, widths)
+        else:
+            memory, memory_valid, ctc_logits = self.network.ctc_logits(images, widths)  # type: ignore[operator]
+            logits = self.network.decode(memory, memory_valid, inputs)  # type: ignore[operator]
+        logits = logits.float()  # float32 losses under bf16 autocast
+        loss = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), outputs.reshape(-1), ignore_index=self.charset.pad
         )
+        if self.ctc_weight == 0:
+            return loss
+        log_probs = F.log_softmax(ctc_logits.float(), dim=-1)
+        ctc = F.ctc_loss(
+            log_probs.transpose(0, 1),  # [T, B, C]
+            targets,
+            memory_valid.view(len(images), -1, log_probs.shape[1])[:, 0].sum(dim=1),
+            target_lengths,
+            blank=self.charset.blank,
+            zero_infinity=True,
+        )
+        return (1 - self.ctc_weight) * loss + self.ctc_weight * ctc
 
     def training_step(self, batch: LineBatch, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)

@@ -152,6 +152,10 @@ class TransformerRecognizer(nn.Module):
         num_heads: attention heads (must divide ``d_model``).
         dim_feedforward: hidden size of each decoder layer's feed-forward block.
         dropout: dropout inside the decoder and on the memory.
+        ctc_head: also a linear CTC head on the memory's columns,
+            for the model's auxiliary CTC loss (``seq2seq``'s ``ctc_weight``): it teaches
+            the encoder where the characters are, which cross-attention alone learns slowly.
+            Inference and the exported graphs do not use it.
         max_length: the longest text (in characters) the decoder reads or writes.
         pad_index, start_index, end_index: the special tokens' indices in the charset.
     """
@@ -171,6 +175,7 @@ class TransformerRecognizer(nn.Module):
         num_heads: int = 4,
         dim_feedforward: int = 256,
         dropout: float = 0.1,
+        ctc_head: bool = True,
         max_length: int = 128,
         pad_index: int = DEFAULT_CHARSET.pad,
         start_index: int = DEFAULT_CHARSET.start,
@@ -207,6 +212,7 @@ class TransformerRecognizer(nn.Module):
         )
         self.norm = nn.LayerNorm(d_model)
         self.classifier = nn.Linear(d_model, num_classes)
+        self.ctc_classifier = nn.Linear(d_model, num_classes) if ctc_head else None
 
     # -- encoder ---------------------------------------------------------------------------
 
@@ -228,6 +234,18 @@ class TransformerRecognizer(nn.Module):
         real_columns = self.encoder.output_widths(widths).clamp(min=1)  # never mask a whole row
         column = torch.arange(width, device=images.device).repeat(height)  # x of each position
         return memory, column[None, :] < real_columns[:, None]
+
+    def ctc_logits(
+        self, images: torch.Tensor, widths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher forcing and the CTC head in one pass over the encoder: the memory, its mask
+        and CTC logits ``[B, W', C]`` (the memory's rows averaged per column)."""
+        if self.ctc_classifier is None:
+            raise ValueError("this network has no CTC head (ctc_head=False)")
+        memory, memory_valid = self.encode(images, widths)
+        rows, width = self.encoder.output_size(images.shape[-2], images.shape[-1])
+        columns = memory.unflatten(1, (rows, width)).mean(dim=1)  # row-major: y*W' + x
+        return memory, memory_valid, self.ctc_classifier(columns)
 
     def memory_keys_values(self, memory: torch.Tensor) -> torch.Tensor:
         """Every layer's cross-attention keys/values ``[layers, 2, B, heads, H'*W', d_head]``."""
