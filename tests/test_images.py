@@ -174,3 +174,13 @@ def test_a_dithered_scan_is_smoothed_as_it_is_read_and_nothing_else_is() -> None
     grid[::8] = 0
     for image in (thresholded, grid, page):
         assert np.array_equal(load_image(image), image)
+
+
+def test_grey_uint8_arrays_are_read_as_they_are_and_copied() -> None:
+    """The fast path for uint8 grey gives what the general path gives, for every value."""
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    for array in (levels, levels[:, :, None], np.stack([levels] * 3, axis=2)):
+        grey = to_grey(array)
+        assert grey.dtype == np.uint8
+        np.testing.assert_array_equal(grey, levels)
+        assert not np.shares_memory(grey, array)  # the caller's array is never altered

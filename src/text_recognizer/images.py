@@ -80,6 +80,8 @@ def _array_to_grey(array: np.ndarray) -> np.ndarray:
             f"image array has shape {array.shape}; expected [H, W], [H, W, 1], [H, W, 3] (RGB) "
             "or [H, W, 4] (RGBA)"
         )
+    if array.dtype == np.uint8 and array.ndim == 2:
+        return array.copy()  # already what every other form becomes, bit for bit
     values = _to_unit_float(array)
     if values.ndim == 3:
         rgb = values[:, :, :3]
