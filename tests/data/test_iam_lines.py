@@ -319,6 +319,11 @@ def test_iam_as_its_authors_distribute_it(tmp_path: Path, refused_url: str) -> N
     assert changed.cache_file("test") != before
     changed.setup("test")
     assert changed.data_test is not None and "the hearth, he" in changed.data_test.texts[0]
+    # A line image replaced (re-extracted from a corrected lines.tgz) is another cache too.
+    image = tmp_path / "IAM" / "lines" / "f01" / "f01-000" / "f01-000-01.png"
+    image.write_bytes((SAMPLES / SAMPLE_NAMES[3]).read_bytes())
+    replaced = IamLines(root=tmp_path / "data", path=tmp_path / "IAM")
+    assert replaced.cache_file("test") != changed.cache_file("test")
 
 
 def test_an_incomplete_official_layout_says_what_is_missing(tmp_path: Path) -> None:

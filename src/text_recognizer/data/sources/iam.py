@@ -374,10 +374,14 @@ class IamLineFiles:
                 )
 
     def fingerprint(self) -> str:
-        """A hash of the transcriptions, writers and sets: the cache key's source."""
+        """A hash of the transcriptions, writers and sets, and of the line images' names and
+        sizes: the cache key's source (reading every image would take minutes; a line image
+        added, removed or replaced by another changes its name or, all but always, its size)."""
         digest = hashlib.sha256(self.transcription.encode())
         for path in [self.files[name] for name in self.NEEDED] + self.xml_files:
             digest.update(path.read_bytes())
+        for path in sorted(self.folder.rglob("*.png")):
+            digest.update(f"{path.relative_to(self.folder)} {path.stat().st_size}".encode())
         return digest.hexdigest()
 
     def lines(self) -> list[tuple[str, str, Path]]:
