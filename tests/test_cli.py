@@ -92,6 +92,19 @@ def test_recognize_reads_standard_input_as_dash() -> None:
     assert json.loads(result.output.splitlines()[-1])["error"].startswith("-: not a readable")
 
 
+def test_standard_input_s_page_xml_is_stdin_xml(tmp_path: Path) -> None:
+    from text_recognizer.paths import SAMPLES_DIR
+
+    line = (SAMPLES_DIR / "lines" / "line_00.png").read_bytes()
+    args = ["recognize", "--page-xml", str(tmp_path), "-"]
+    result = runner.invoke(app, args, input=line)
+    assert result.exit_code == 0, result.output
+    assert [path.name for path in tmp_path.iterdir()] == ["stdin.xml"]  # not "-.xml"
+    (tmp_path / "stdin.png").write_bytes(line)  # another image of that name: refused up front
+    result = runner.invoke(app, [*args, str(tmp_path / "stdin.png")], input=line)
+    assert result.exit_code != 0 and "would both be written as stdin.xml" in result.output
+
+
 def test_recognize_turns_a_line_on_its_side_unless_told_it_is_upright(tmp_path: Path) -> None:
     from text_recognizer.paths import SAMPLES_DIR
 

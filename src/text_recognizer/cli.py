@@ -461,7 +461,8 @@ def _write_page_xml(
     from text_recognizer.page_xml import write_page_xml
 
     path, page = reading.path, reading.page
-    stem = path.stem if page is None else f"{path.stem}_page{page:0{len(str(reading.pages))}d}"
+    name = _xml_stem(path)
+    stem = name if page is None else f"{name}_page{page:0{len(str(reading.pages))}d}"
     source = (path if path == STDIN else path.resolve(), page)
     earlier = written.setdefault(f"{stem}.xml", source)
     if earlier != source:
@@ -482,14 +483,21 @@ def _check_page_xml_names(images: list[Path]) -> None:
     """Two images of one name would write one PAGE XML file: refused before any work."""
     seen: dict[str, Path] = {}
     for image in images:
-        if image.stem in seen and seen[image.stem].resolve() != image.resolve():
+        stem = _xml_stem(image)
+        if stem in seen and seen[stem].resolve() != image.resolve():
             raise fail(
                 ValueError(
-                    f"{seen[image.stem]} and {image} would both be written as {image.stem}.xml: "
+                    f"{seen[stem]} and {image} would both be written as {stem}.xml: "
                     "read them with --page-xml into different folders"
                 )
             )
-        seen[image.stem] = image
+        seen[stem] = image
+
+
+def _xml_stem(image: Path) -> str:
+    """The PAGE XML file's name for an image, without ``.xml``: standard input's is
+    ``stdin`` (``-.xml`` would read as an option to ``rm`` and most tools)."""
+    return "stdin" if image == STDIN else image.stem
 
 
 #: The image name that reads standard input (``cat scan.png | text-recognizer recognize -``).
