@@ -3,8 +3,8 @@
 The ResNet encoder turns an image into a feature map ``[B, D, H', W']``; a fixed 2-D
 sinusoidal encoding (half the channels for the row, half for the column) is added and the
 map is flattened to a memory of ``H' * W'`` vectors. Keeping both axes, rather than
-collapsing height as the CRNN does, is what lets the same network read paragraphs later:
-the decoder's cross-attention can look anywhere on the page.
+collapsing height as the CRNN does, would let the same network read a paragraph, its
+cross-attention looking anywhere on the page (it is trained on lines only).
 
 The decoder is a pre-norm Transformer decoder trained with teacher forcing (input
 ``<start> + text``, target ``text + <end>``) under a causal mask, and run autoregressively
