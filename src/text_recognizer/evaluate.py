@@ -212,19 +212,25 @@ def page_reader(source: str | Path, decoder: CtcDecoder, factors: tuple[float, .
 
 
 def read_pages(
-    recognizer: Recognizer, pages: Sequence[tuple[np.ndarray, str]], desc: str
+    recognizer: Recognizer,
+    pages: Sequence[tuple[np.ndarray, str]],
+    desc: str,
+    names: Sequence[str] | None = None,
 ) -> tuple[list[tuple[str, float]], list[int]]:
     """``(text, confidence)`` and the number of lines found, per page.
 
     A page on which no line is found reads as nothing (every character missed), so one
-    blank or unreadable page costs its own text, not the evaluation.
+    blank or unreadable page costs its own text, not the evaluation; the warning names it
+    by ``names`` (its file or form).
     """
     predictions, found = [], []
-    for page, _ in tqdm(pages, desc=desc, unit="page", leave=False, disable=None):
+    progress = tqdm(pages, desc=desc, unit="page", leave=False, disable=None)
+    for index, (page, _) in enumerate(progress):
         try:
             result = recognizer.recognize(page, kind="paragraph")
         except ImageError as error:
-            log.warning("a page read as nothing: %s", error)
+            which = f" ({names[index]})" if names else ""
+            log.warning("a page read as nothing%s: %s", which, error)
             predictions.append(("", 0.0))
             found.append(0)
             continue
@@ -409,7 +415,7 @@ def evaluate(
     if datamodule.kind == "paragraph":
         pages: list[tuple[np.ndarray, str]] = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
         truths = [text for _, text in pages]
-        predictions, found = read_pages(recognizer, pages, f"{data}/{split}")
+        predictions, found = read_pages(recognizer, pages, f"{data}/{split}", names)
     else:
         loader = DataLoader(
             dataset,

@@ -306,9 +306,11 @@ def test_a_page_on_which_no_line_is_found_reads_as_nothing(
     speck[100:103, 200:203] = 0
     page, texts = compose_page([0, 1])
     pages = [(speck, "a line\nand another"), (page, "\n".join(texts))]
-    predictions, found = read_pages(Recognizer.from_pretrained(), pages, "pages")
+    names = ["speck.png", "page.png"]
+    predictions, found = read_pages(Recognizer.from_pretrained(), pages, "pages", names)
     assert predictions[0] == ("", 0.0) and found == [0, 2]
-    assert "a page read as nothing: no line of text found" in caplog.text
+    # Which page: the warning comes before the report, and a folder may hold thousands.
+    assert "a page read as nothing (speck.png): no line of text found" in caplog.text
     counts = line_counts([text for _, text in pages], found)
     assert counts == {"lines_found": 2, "lines_truth": 4, "pages_all_lines_found": 0.5}
 
@@ -328,6 +330,28 @@ def test_pages_refuse_what_does_not_apply_to_them(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"labels.jsonl:1: a line break in the text: .*paragraph"):
         lines.prepare_data()
     assert "\n" in texts[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # Each a clear row error, where they read as a character outside the charset...
+        ("first line\r\nsecond line", r"a carriage return \('\\r'\) .*'\\n' alone"),
+        ("first line\\nsecond line", r"'\\n' written out .*write the pages' texts in labels.jsonl"),
+        # ... or counted as lines never found (and a newline never read) against every model.
+        ("first line\nsecond line\n", r"an empty line in the text \(a leading, trailing or"),
+        ("first line\n\nsecond line", "an empty line in the text"),
+        ("first line\n  \nsecond line", "an empty line in the text"),
+    ],
+)
+def test_a_page_text_that_cannot_be_right_is_a_bad_row(
+    text: str, message: str, tmp_path: Path
+) -> None:
+    Image.new("L", (40, 40), 255).save(tmp_path / "page.png")
+    (tmp_path / "labels.jsonl").write_text(json.dumps({"image": "page.png", "text": text}))
+    pages = DATASETS.build("folder", {"path": tmp_path, "kind": "paragraph"})
+    with pytest.raises(DataError, match=r"labels.jsonl:1: " + message):
+        pages.prepare_data()
 
 
 @pytest.mark.parametrize(
