@@ -338,6 +338,14 @@ def run_data(source: str | Path) -> tuple[str, dict[str, Any], int] | None:
     return config.data.name, config.data.args, config.seed
 
 
+def _kind_arg(data: str, args: dict[str, Any]) -> Any:
+    """The ``kind`` argument ``args`` give dataset ``data`` (a folder's), or its default."""
+    from text_recognizer.data import DATASETS
+
+    parameter = DATASETS.parameters(data).get("kind")
+    return args.get("kind", None if parameter is None else parameter.default)
+
+
 def evaluate(
     source: str | Path,
     data: str | None = None,
@@ -376,7 +384,13 @@ def evaluate(
     data = data or (trained_on[0] if trained_on else None)
     if data is None:
         raise ConfigError(f"{source} is not a run folder: name the dataset to evaluate on (--data)")
-    same_data = trained_on is not None and trained_on[0] == data
+    # A folder of pages is no folder of lines: the run's line arguments (its augmentations,
+    # rehearsal) would be refused for pages the user gave none of.
+    same_data = (
+        trained_on is not None
+        and trained_on[0] == data
+        and _kind_arg(data, trained_on[1]) == _kind_arg(data, data_args or {})
+    )
     args = {**(trained_on[1] if trained_on and same_data else {}), **(data_args or {})}
     if seed is None:
         seed = trained_on[2] if trained_on and same_data else 0

@@ -296,6 +296,31 @@ def test_pages_read_by_an_exported_model_a_checkpoint_and_a_beam(tmp_path: Path)
     assert eager.metrics["cer"] > 0.5  # untrained: it is this model that read the pages
 
 
+def test_a_run_fine_tuned_on_a_folder_of_lines_scores_a_folder_of_pages(tmp_path: Path) -> None:
+    """A run of configs/lines_finetune.yaml (a folder of lines, width_stretch, rehearsal)
+    scored on a folder of pages was refused for those line arguments, which it inherited
+    as its own dataset's: "width_stretch stretches text lines; remove it"."""
+    import torch
+    import yaml
+
+    from text_recognizer.models import CtcLineModel
+
+    pages_folder(tmp_path / "pages", [[0, 1]])
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    config = yaml.safe_load((Path(__file__).parents[2] / "configs/lines_finetune.yaml").read_text())
+    config["data"]["args"]["path"] = str(tmp_path / "my_lines")
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    module = CtcLineModel("line_cnn", network_args={"input_height": 32}, input_height=32)
+    torch.save({"model_name": "ctc", "hyper_parameters": dict(module.hparams),
+                "state_dict": module.state_dict()}, run / "checkpoints" / "best.ckpt")  # fmt: skip
+    report = evaluate(run, "folder", "all", {"path": tmp_path / "pages", "kind": "paragraph"})
+    assert report.num_samples == 1 and report.data_args == {
+        "path": tmp_path / "pages",
+        "kind": "paragraph",
+    }
+
+
 def test_a_page_on_which_no_line_is_found_reads_as_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
