@@ -299,7 +299,8 @@ def test_pages_read_by_an_exported_model_a_checkpoint_and_a_beam(tmp_path: Path)
 def test_a_run_fine_tuned_on_a_folder_of_lines_scores_a_folder_of_pages(tmp_path: Path) -> None:
     """A run of configs/lines_finetune.yaml (a folder of lines, width_stretch, rehearsal)
     scored on a folder of pages was refused for those line arguments, which it inherited
-    as its own dataset's: "width_stretch stretches text lines; remove it"."""
+    as its own dataset's: "width_stretch stretches text lines; remove it". A split the
+    folder lacks was "dataset folder has no val split", not which subfolder is missing."""
     import torch
     import yaml
 
@@ -319,6 +320,11 @@ def test_a_run_fine_tuned_on_a_folder_of_lines_scores_a_folder_of_pages(tmp_path
         "path": tmp_path / "pages",
         "kind": "paragraph",
     }
+    (tmp_path / "pages" / "test").mkdir()  # splits in subfolders: there is no val/ here
+    for name in ("labels.jsonl", "page_0.png"):
+        (tmp_path / "pages" / name).rename(tmp_path / "pages" / "test" / name)
+    with pytest.raises(ConfigError, match=r"pages has no val/ subfolder: add one with its labels"):
+        evaluate(run, "folder", "val", {"path": tmp_path / "pages", "kind": "paragraph"})
 
 
 def test_a_page_on_which_no_line_is_found_reads_as_nothing(
