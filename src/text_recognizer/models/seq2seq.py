@@ -88,8 +88,8 @@ class Seq2SeqLineModel(LineModule):
         on cross-entropy alone, so that their run resumes as it trained (its optimizer
         state has no head) and they read, export and fine-tune as before."""
         has_head = any(key.startswith(CTC_HEAD) for key in state_dict)
-        if self.network.ctc_classifier is not None and not has_head:
-            self.network.ctc_classifier = None
+        if getattr(self.network, "ctc_classifier", None) is not None and not has_head:
+            self.network.ctc_classifier = None  # type: ignore[assignment]
             self.hparams["network_args"] = {**self.hparams["network_args"], "ctc_head": False}
             if self.ctc_weight:
                 log.info(
