@@ -57,11 +57,12 @@ log = logging.getLogger(__name__)
 RUN_DIR_ENV = "TEXT_RECOGNIZER_RUN_DIR"
 
 
-def build_datamodule(config: ExperimentConfig) -> BaseDataModule:
+def refuse_pages(config: ExperimentConfig) -> None:
+    """A ``ConfigError`` where the config's data are pages (iam_paragraphs,
+    synthetic_paragraphs, a folder of kind paragraph): those are read by finding their lines
+    and reading each with the line model, so they are refused before anything is built,
+    downloaded or rendered."""
     name = config.data.name
-    # Pages (iam_paragraphs, synthetic_paragraphs, a folder of kind paragraph) are read by
-    # finding their lines and reading each with the line model: refused before anything is
-    # built, downloaded or rendered.
     if getattr(DATASETS.get(name), "kind", None) == "paragraph" or (
         config.data.args.get("kind") == "paragraph"
     ):
@@ -70,6 +71,11 @@ def build_datamodule(config: ExperimentConfig) -> BaseDataModule:
             "line model on lines (iam_lines, synthetic_lines, a folder of line images) and "
             f"score it on these pages with `text-recognizer evaluate MODEL --data {name}`"
         )
+
+
+def build_datamodule(config: ExperimentConfig) -> BaseDataModule:
+    name = config.data.name
+    refuse_pages(config)
     return DATASETS.build(
         name,
         config.data.args,

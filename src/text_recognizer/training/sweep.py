@@ -45,7 +45,7 @@ from text_recognizer.training.config import (
     parse_config,
 )
 from text_recognizer.training.experiments import format_value, read_yaml_model
-from text_recognizer.training.run import build_datamodule, run_experiment
+from text_recognizer.training.run import build_datamodule, refuse_pages, run_experiment
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +221,18 @@ def check_search(sweep: SweepConfig, base: dict[str, Any], metric: str, path: Pa
                 f"sweep {path}: its trials' configs would be refused (checked with {values}): "
                 f"{error}\n  fix search in {path}{hint}"
             ) from None
+    # Pages are refused by every trial that draws them: each list's values are looked at.
+    for key, spec in sweep.search.items():
+        (kind, values), *_ = spec.items()
+        if key.startswith("data.") and kind in ("choice", "grid"):
+            for value in values:
+                try:
+                    refuse_pages(trial_config(base, {**lows, key: value}, "trial_00000"))
+                except ConfigError as error:
+                    raise ConfigError(
+                        f"sweep {path}: the trials with {key}={format_value(value)} would be "
+                        f"refused: {error}\n  fix search in {path}"
+                    ) from None
     reported = reported_metrics(config.model.name)
     if metric not in reported:
         source = "metric" if sweep.metric else f"metric (from {sweep.base}'s checkpoint monitor)"
