@@ -419,9 +419,10 @@ def evaluate(
     parts = [part for part in parts if part is not None]
     if not parts:
         empty_split = getattr(datamodule, "empty_split", None)  # a folder says why
-        raise ConfigError(
-            (empty_split and empty_split(split)) or f"dataset {data} has no {split} split"
-        )
+        why = empty_split(split) if empty_split else None
+        if why:
+            raise ConfigError(f"{why}; or score every labelled image: --split all")
+        raise ConfigError(f"dataset {data} has no {split} split")
     part_names = [getattr(part, "names", None) for part in parts]  # image files, if known
     names = [n for names_ in part_names for n in names_] if all(part_names) else None  # type: ignore[union-attr]
     dataset: Dataset[Any] = parts[0] if len(parts) == 1 else ConcatDataset(parts)

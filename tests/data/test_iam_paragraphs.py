@@ -323,7 +323,7 @@ def test_a_run_fine_tuned_on_a_folder_of_lines_scores_a_folder_of_pages(tmp_path
     (tmp_path / "pages" / "test").mkdir()  # splits in subfolders: there is no val/ here
     for name in ("labels.jsonl", "page_0.png"):
         (tmp_path / "pages" / name).rename(tmp_path / "pages" / "test" / name)
-    with pytest.raises(ConfigError, match=r"pages has no val/ subfolder: add one with its labels"):
+    with pytest.raises(ConfigError, match=r"pages has no val/ subfolder: add .*: --split all$"):
         evaluate(run, "folder", "val", {"path": tmp_path / "pages", "kind": "paragraph"})
 
 
