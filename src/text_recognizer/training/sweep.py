@@ -203,7 +203,8 @@ def reported_metrics(model: str) -> tuple[str, ...]:
 
 def check_search(sweep: SweepConfig, base: dict[str, Any], metric: str, path: Path) -> None:
     """Fail before Ray starts on what would fail every trial: a search key the experiment
-    does not have, or a metric its model does not report."""
+    does not have, or a metric its model does not report; and on pages any trial would
+    draw (a data key's list)."""
     # Whether a key exists does not depend on the value drawn: one point of the space shows
     # it (each list's first value, each range's low). A second point, inside each range,
     # shows a type every draw breaks: uniform draws 2.27 for an int key, never its low 1.
@@ -223,9 +224,9 @@ def check_search(sweep: SweepConfig, base: dict[str, Any], metric: str, path: Pa
             ) from None
     # Pages are refused by every trial that draws them: each list's values are looked at.
     for key, spec in sweep.search.items():
-        (kind, values), *_ = spec.items()
+        (kind, choices), *_ = spec.items()
         if key.startswith("data.") and kind in ("choice", "grid"):
-            for value in values:
+            for value in choices:
                 try:
                     refuse_pages(trial_config(base, {**lows, key: value}, "trial_00000"))
                 except ConfigError as error:
