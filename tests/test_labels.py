@@ -38,6 +38,23 @@ def test_malformed_labels_name_the_row(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ('{"image": "p.png", "text": ["line one", "line two"]}', r"'text' is an array; .*\\n"),
+        ('{"image": "p.png", "text": null}', "'text' is null; it must be a string"),
+        ('{"image": 5, "text": "five"}', r"'image' is a number; it must be a string \(the image"),
+    ],
+)
+def test_a_jsonl_value_that_is_no_string_names_the_row(
+    tmp_path: Path, row: str, message: str
+) -> None:
+    """A page's lines given as a list (or a null text) crashed the folder's checks."""
+    (tmp_path / "labels.jsonl").write_text(row + "\n")
+    with pytest.raises(DataError, match=r"labels.jsonl:1: " + message):
+        read_labels(tmp_path)
+
+
+@pytest.mark.parametrize(
     ("name", "row"),
     [("labels.tsv", b"b.png\tcaf\xe9"), ("labels.jsonl", b'{"image": "b.png", "text": "caf\xe9"}')],
 )

@@ -35,3 +35,15 @@ def test_bad_value_named_and_strings_coerced() -> None:
         NETWORKS.build("lenet", {"dropout": "lots"})
     net = NETWORKS.build("mlp", {"dropout": "0.5"}, num_classes=5)
     assert net.layers[3].p == 0.5
+
+
+def test_a_value_the_code_sets_given_among_the_arguments_says_where_it_is_set() -> None:
+    """``--data-arg seed=11`` (synthetic_paragraphs' docs list ``seed``) or
+    ``data.args.batch_size`` crashed: the constructor got two values for one parameter."""
+    from text_recognizer.data import DATASETS
+
+    with pytest.raises(ConfigError, match=r"'seed' is not given among .*evaluate --seed\)$"):
+        DATASETS.build("synthetic_paragraphs", {"seed": 11}, seed=0, batch_size=64)
+    with pytest.raises(ConfigError, match=r"'batch_size' .*: set data\.batch_size in a config"):
+        DATASETS.build("synthetic_lines", {"batch_size": 3}, seed=0, batch_size=64)
+    assert DATASETS.build("synthetic_lines", {"seed": 3}).seed == 3  # not set by the code here

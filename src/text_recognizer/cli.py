@@ -672,7 +672,9 @@ def serve(
     max_wait: Annotated[
         float,
         typer.Option(
-            min=0.01, help="Seconds a request may wait for a free worker before it gets 503."
+            min=0.01,
+            help="Seconds a request may wait for a free worker before it gets 503, and an "
+            "upload may send nothing before it gets 408.",
         ),
     ] = 30.0,
     max_pages: Annotated[

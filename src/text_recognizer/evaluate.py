@@ -212,19 +212,25 @@ def page_reader(source: str | Path, decoder: CtcDecoder, factors: tuple[float, .
 
 
 def read_pages(
-    recognizer: Recognizer, pages: Sequence[tuple[np.ndarray, str]], desc: str
+    recognizer: Recognizer,
+    pages: Sequence[tuple[np.ndarray, str]],
+    desc: str,
+    names: Sequence[str] | None = None,
 ) -> tuple[list[tuple[str, float]], list[int]]:
     """``(text, confidence)`` and the number of lines found, per page.
 
     A page on which no line is found reads as nothing (every character missed), so one
-    blank or unreadable page costs its own text, not the evaluation.
+    blank or unreadable page costs its own text, not the evaluation; the warning names it
+    by ``names`` (its file or form).
     """
     predictions, found = [], []
-    for page, _ in tqdm(pages, desc=desc, unit="page", leave=False, disable=None):
+    progress = tqdm(pages, desc=desc, unit="page", leave=False, disable=None)
+    for index, (page, _) in enumerate(progress):
         try:
             result = recognizer.recognize(page, kind="paragraph")
         except ImageError as error:
-            log.warning("a page read as nothing: %s", error)
+            which = f" ({names[index]})" if names else ""
+            log.warning("a page read as nothing%s: %s", which, error)
             predictions.append(("", 0.0))
             found.append(0)
             continue
@@ -332,6 +338,14 @@ def run_data(source: str | Path) -> tuple[str, dict[str, Any], int] | None:
     return config.data.name, config.data.args, config.seed
 
 
+def _kind_arg(data: str, args: dict[str, Any]) -> Any:
+    """The ``kind`` argument ``args`` give dataset ``data`` (a folder's), or its default."""
+    from text_recognizer.data import DATASETS
+
+    parameter = DATASETS.parameters(data).get("kind")
+    return args.get("kind", None if parameter is None else parameter.default)
+
+
 def evaluate(
     source: str | Path,
     data: str | None = None,
@@ -370,7 +384,13 @@ def evaluate(
     data = data or (trained_on[0] if trained_on else None)
     if data is None:
         raise ConfigError(f"{source} is not a run folder: name the dataset to evaluate on (--data)")
-    same_data = trained_on is not None and trained_on[0] == data
+    # A folder of pages is no folder of lines: the run's line arguments (its augmentations,
+    # rehearsal) would be refused for pages the user gave none of.
+    same_data = (
+        trained_on is not None
+        and trained_on[0] == data
+        and _kind_arg(data, trained_on[1]) == _kind_arg(data, data_args or {})
+    )
     args = {**(trained_on[1] if trained_on and same_data else {}), **(data_args or {})}
     if seed is None:
         seed = trained_on[2] if trained_on and same_data else 0
@@ -398,6 +418,10 @@ def evaluate(
     parts = [getattr(datamodule, f"data_{s}") for s in splits]
     parts = [part for part in parts if part is not None]
     if not parts:
+        empty_split = getattr(datamodule, "empty_split", None)  # a folder says why
+        why = empty_split(split) if empty_split else None
+        if why:
+            raise ConfigError(f"{why}; or score every labelled image: --split all")
         raise ConfigError(f"dataset {data} has no {split} split")
     part_names = [getattr(part, "names", None) for part in parts]  # image files, if known
     names = [n for names_ in part_names for n in names_] if all(part_names) else None  # type: ignore[union-attr]
@@ -409,7 +433,7 @@ def evaluate(
     if datamodule.kind == "paragraph":
         pages: list[tuple[np.ndarray, str]] = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
         truths = [text for _, text in pages]
-        predictions, found = read_pages(recognizer, pages, f"{data}/{split}")
+        predictions, found = read_pages(recognizer, pages, f"{data}/{split}", names)
     else:
         loader = DataLoader(
             dataset,

@@ -60,16 +60,34 @@ def read_labels(folder: Path) -> list[Labelled]:
                     continue
                 try:
                     entry = json.loads(line)
-                    rows.append(
-                        Labelled(folder / entry["image"], entry["text"], f"{path.name}:{number}")
-                    )
+                    image, text = entry["image"], entry["text"]
                 except (json.JSONDecodeError, KeyError, TypeError) as error:
                     raise DataError(
                         f"{path}:{number}: expected a JSON object with 'image' and 'text' ({error})"
                     ) from None
+                for key, value, hint in (
+                    ("image", image, "the image's path"),
+                    ("text", text, 'a page\'s lines joined by "\\n" in one string'),
+                ):
+                    if not isinstance(value, str):  # a page's lines as a list, a number
+                        raise DataError(
+                            f"{path}:{number}: '{key}' is {_json_kind(value)}; it must be a "
+                            f"string ({hint})"
+                        )
+                rows.append(Labelled(folder / image, text, f"{path.name}:{number}"))
     if not rows:
         raise DataError(f"{path} lists no images")
     return rows
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words: ``an array``, ``null``, ``a number``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    kinds = {list: "an array", dict: "an object", int: "a number", float: "a number"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _read_utf8(path: Path) -> str:

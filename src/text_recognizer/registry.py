@@ -21,8 +21,11 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A name -> constructor table for one kind of component."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, set_elsewhere: Mapping[str, str] | None = None) -> None:
+        """``set_elsewhere``: where a config sets a value the code passes in itself (seed,
+        batch size), for the error when it is given among the arguments too."""
         self.kind = kind
+        self.set_elsewhere = dict(set_elsewhere or {})
         self._entries: dict[str, Callable[..., T]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -64,6 +67,11 @@ class Registry(Generic[T]):
         allowed = self.parameters(name)
         settable = sorted(set(allowed) - set(injected))
         for key in args:
+            if key in injected and key in allowed:  # else: two values for one parameter
+                where = self.set_elsewhere.get(key, "it is set for it")
+                raise ConfigError(
+                    f"{self.kind} {name!r}: {key!r} is not given among its arguments: {where}"
+                )
             if key not in allowed:
                 raise ConfigError(
                     f"{self.kind} {name!r} has no argument {key!r}; "

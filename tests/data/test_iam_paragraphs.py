@@ -296,6 +296,37 @@ def test_pages_read_by_an_exported_model_a_checkpoint_and_a_beam(tmp_path: Path)
     assert eager.metrics["cer"] > 0.5  # untrained: it is this model that read the pages
 
 
+def test_a_run_fine_tuned_on_a_folder_of_lines_scores_a_folder_of_pages(tmp_path: Path) -> None:
+    """A run of configs/lines_finetune.yaml (a folder of lines, width_stretch, rehearsal)
+    scored on a folder of pages was refused for those line arguments, which it inherited
+    as its own dataset's: "width_stretch stretches text lines; remove it". A split the
+    folder lacks was "dataset folder has no val split", not which subfolder is missing."""
+    import torch
+    import yaml
+
+    from text_recognizer.models import CtcLineModel
+
+    pages_folder(tmp_path / "pages", [[0, 1]])
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    config = yaml.safe_load((Path(__file__).parents[2] / "configs/lines_finetune.yaml").read_text())
+    config["data"]["args"]["path"] = str(tmp_path / "my_lines")
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    module = CtcLineModel("line_cnn", network_args={"input_height": 32}, input_height=32)
+    torch.save({"model_name": "ctc", "hyper_parameters": dict(module.hparams),
+                "state_dict": module.state_dict()}, run / "checkpoints" / "best.ckpt")  # fmt: skip
+    report = evaluate(run, "folder", "all", {"path": tmp_path / "pages", "kind": "paragraph"})
+    assert report.num_samples == 1 and report.data_args == {
+        "path": tmp_path / "pages",
+        "kind": "paragraph",
+    }
+    (tmp_path / "pages" / "test").mkdir()  # splits in subfolders: there is no val/ here
+    for name in ("labels.jsonl", "page_0.png"):
+        (tmp_path / "pages" / name).rename(tmp_path / "pages" / "test" / name)
+    with pytest.raises(ConfigError, match=r"pages has no val/ subfolder: add .*: --split all$"):
+        evaluate(run, "folder", "val", {"path": tmp_path / "pages", "kind": "paragraph"})
+
+
 def test_a_page_on_which_no_line_is_found_reads_as_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -306,9 +337,11 @@ def test_a_page_on_which_no_line_is_found_reads_as_nothing(
     speck[100:103, 200:203] = 0
     page, texts = compose_page([0, 1])
     pages = [(speck, "a line\nand another"), (page, "\n".join(texts))]
-    predictions, found = read_pages(Recognizer.from_pretrained(), pages, "pages")
+    names = ["speck.png", "page.png"]
+    predictions, found = read_pages(Recognizer.from_pretrained(), pages, "pages", names)
     assert predictions[0] == ("", 0.0) and found == [0, 2]
-    assert "a page read as nothing: no line of text found" in caplog.text
+    # Which page: the warning comes before the report, and a folder may hold thousands.
+    assert "a page read as nothing (speck.png): no line of text found" in caplog.text
     counts = line_counts([text for _, text in pages], found)
     assert counts == {"lines_found": 2, "lines_truth": 4, "pages_all_lines_found": 0.5}
 
@@ -328,6 +361,28 @@ def test_pages_refuse_what_does_not_apply_to_them(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"labels.jsonl:1: a line break in the text: .*paragraph"):
         lines.prepare_data()
     assert "\n" in texts[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # Each a clear row error, where they read as a character outside the charset...
+        ("first line\r\nsecond line", r"a carriage return \('\\r'\) .*'\\n' alone"),
+        ("first line\\nsecond line", r"'\\n' written out .*write the pages' texts in labels.jsonl"),
+        # ... or counted as lines never found (and a newline never read) against every model.
+        ("first line\nsecond line\n", r"an empty line in the text \(a leading, trailing or"),
+        ("first line\n\nsecond line", "an empty line in the text"),
+        ("first line\n  \nsecond line", "an empty line in the text"),
+    ],
+)
+def test_a_page_text_that_cannot_be_right_is_a_bad_row(
+    text: str, message: str, tmp_path: Path
+) -> None:
+    Image.new("L", (40, 40), 255).save(tmp_path / "page.png")
+    (tmp_path / "labels.jsonl").write_text(json.dumps({"image": "page.png", "text": text}))
+    pages = DATASETS.build("folder", {"path": tmp_path, "kind": "paragraph"})
+    with pytest.raises(DataError, match=r"labels.jsonl:1: " + message):
+        pages.prepare_data()
 
 
 @pytest.mark.parametrize(

@@ -103,6 +103,42 @@ def test_auxiliary_ctc_loss_mixes_in_over_each_lines_own_columns() -> None:
     assert plain.network.ctc_classifier.weight.grad is None
 
 
+def test_a_run_from_before_the_ctc_head_loads_and_resumes(tmp_path: Path) -> None:
+    """A checkpoint without the head (saved before it existed: no ctc_weight or ctc_head in
+    its hyperparameters) failed to load (missing keys) for evaluate, recognize, export and
+    resume; it loads as the model it was, and its run resumes on cross-entropy alone."""
+    torch.manual_seed(0)
+    old = build({**SMALL_NETWORK, "ctc_head": False}, ctc_weight=0.0)
+    batch = line_batch(["abc", "hello"])
+    fit_one_batch(old, [], steps=2, tmp_path=tmp_path, batch=batch)
+    path = tmp_path / "old.ckpt"
+    old.trainer.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["hyper_parameters"]["ctc_weight"]
+    del checkpoint["hyper_parameters"]["network_args"]["ctc_head"]
+    torch.save(checkpoint, path)
+
+    loaded = load_module(path)
+    assert isinstance(loaded, Seq2SeqLineModel)
+    assert loaded.network.ctc_classifier is None and loaded.ctc_weight == 0
+    assert loaded.recognize(batch[0], batch[1]) == old.eval().recognize(batch[0], batch[1])
+
+    resumed = build()  # as the run's config builds it now: with the head, ctc_weight 0.3
+    trainer = L.Trainer(
+        max_steps=3,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+    )
+    loader = torch.utils.data.DataLoader([batch], batch_size=None)
+    trainer.fit(resumed, train_dataloaders=loader, ckpt_path=path)  # its optimizer: no head
+    assert trainer.global_step == 3 and resumed.ctc_weight == 0
+
+
 def memorise(
     texts: list[str], network_args: dict[str, Any], steps: int, tmp_path: Path
 ) -> Seq2SeqLineModel:

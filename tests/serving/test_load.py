@@ -231,6 +231,29 @@ def test_a_client_that_leaves_while_it_waits_is_not_read(done: threading.Event) 
     assert held.images == [b"read"]
 
 
+def test_an_upload_that_stalls_gives_up_its_place(done: threading.Event) -> None:
+    """An upload from which nothing more arrives (its client gone without closing the
+    connection) held its place for ever: as many as the workers and the queue take, and
+    every other request was refused. After max_wait seconds of nothing it gets 408."""
+    held = Held(done)
+    with serving(create_app([held], queue=0, max_wait=1.0)) as port:
+        stalled = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        stalled.putrequest("POST", "/api/recognize")
+        stalled.putheader("Content-Type", "multipart/form-data; boundary=x")
+        stalled.putheader("Content-Length", "1000")
+        stalled.endheaders()
+        stalled.send(b"--x\r\n")  # and nothing more
+        until(lambda: health(port)["uploading"] == 1)
+        status, headers, body = answer(stalled)
+        assert status == 408 and headers["connection"] == "close"
+        assert body["detail"] == "the upload stalled: nothing of it arrived for 1 s; send it again"
+        assert health(port)["uploading"] == 0
+        assert unread(port, "upload_stalled") == 1
+        done.set()
+        assert answer(send(port, "read"))[0] == 200  # its place is free again
+    assert held.images == [b"read"]
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

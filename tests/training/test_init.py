@@ -195,3 +195,41 @@ def test_fine_tuning_on_iam_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         .recognize(Path("src/text_recognizer/assets/samples/lines/line_00.png"))
         .text
     )
+
+
+def test_a_transformer_starts_from_weights_with_or_without_its_ctc_head(tmp_path: Path) -> None:
+    """The CTC head is used in training only: weights without it (a run from before it
+    existed, or with ctc_head false) were refused as another network, and the network
+    section the error offered was then refused for ctc_weight. The run's own head starts
+    fresh; a head the run does not have is left behind."""
+    from text_recognizer.charset import DEFAULT_CHARSET
+    from text_recognizer.models import MODELS
+
+    write_lines(tmp_path / "scans", TEXTS)
+    network = {"d_model": 32, "num_heads": 2, "dim_feedforward": 64, "num_layers": 1,
+               "channels": [8, 8, 16, 32], "max_length": 16}  # fmt: skip
+    for source_head, run_head in ((False, True), (True, False)):
+        torch.manual_seed(0)
+        source = MODELS.build(
+            "seq2seq",
+            {"ctc_weight": 0.3 if source_head else 0.0},
+            network="transformer",
+            network_args={**network, "ctc_head": source_head},
+            charset_tokens=list(DEFAULT_CHARSET.tokens),
+            input_height=32,
+        )
+        checkpoint = tmp_path / f"head_{source_head}.ckpt"
+        torch.save({"model_name": "seq2seq", "hyper_parameters": dict(source.hparams),
+                    "state_dict": source.state_dict()}, checkpoint)  # fmt: skip
+        raw = yaml.safe_load(FINETUNE.read_text())
+        raw["network"] = {"name": "transformer", "args": {**network, "ctc_head": run_head}}
+        raw["model"] = {"name": "seq2seq", "args": {"ctc_weight": 0.3 if run_head else 0.0}}
+        raw["init"] = {"weights": str(checkpoint), "freeze_batchnorm": False}
+        raw["data"]["args"].update(path=str(tmp_path / "scans"), rehearsal=0)
+        config = parse_config(raw)
+        model = build_model(config, build_datamodule(config))
+        started = model.network.state_dict()
+        for name, tensor in source.network.state_dict().items():
+            if not name.startswith("ctc_classifier."):
+                assert torch.equal(started[name], tensor), name
+        assert (model.network.ctc_classifier is not None) == run_head

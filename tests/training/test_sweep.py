@@ -162,6 +162,13 @@ def no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
         ("optimizer.lr: {uniform: [1.0e-3, 1.0e-2]}", "metric: train/acc", "'train/acc'"),
         # The base's checkpoint maximises val/acc: its mode would maximise the loss.
         ("optimizer.lr: {uniform: [1.0e-3, 1.0e-2]}", "metric: val/loss", "mode: min or mode"),
+        # Pages in a list's later value: only the first was looked at, the rest failed in Ray.
+        (
+            "data.name: {choice: [synthetic_chars, synthetic_paragraphs]}",
+            "",
+            "the trials with data.name=synthetic_paragraphs would be refused: data "
+            "'synthetic_paragraphs' holds pages",
+        ),
     ],
 )
 @pytest.mark.usefixtures("no_ray")

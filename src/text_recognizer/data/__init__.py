@@ -36,7 +36,14 @@ def __getattr__(name: str) -> Any:
     from text_recognizer.data.synthetic_paragraphs import SyntheticParagraphs
     from text_recognizer.registry import Registry
 
-    datasets: Registry[BaseDataModule] = Registry("dataset")
+    datasets: Registry[BaseDataModule] = Registry(
+        "dataset",
+        set_elsewhere={
+            "seed": "it is the run's seed (seed: in a config; evaluate --seed)",
+            "batch_size": "set data.batch_size in a config (evaluate --batch-size)",
+            "num_workers": "set data.num_workers in a config",
+        },
+    )
     datasets.register("emnist")(Emnist)
     datasets.register("emnist_lines")(EmnistLines)
     datasets.register("folder")(LabelledFolder)

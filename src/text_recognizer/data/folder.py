@@ -36,6 +36,22 @@ SPLITS = ("train", "val", "test")
 _SHOWN_PROBLEMS = 5
 
 
+def _page_text_problem(text: str) -> str | None:
+    """What is wrong with a page's text (its lines joined by newlines), if anything."""
+    if "\\n" in text:  # a backslash and an n, as a labels.tsv row would hold a line break
+        return (
+            "'\\n' written out (a backslash and n) in the text: labels.tsv cannot hold a line "
+            'break; write the pages\' texts in labels.jsonl, where "\\n" in a string is one'
+        )
+    if any(not line.strip() for line in text.split("\n")):
+        # It counts as a line never found and a newline never read, on every model.
+        return (
+            "an empty line in the text (a leading, trailing or doubled '\\n'): a page's text "
+            "is its lines joined by one '\\n' each"
+        )
+    return None
+
+
 class LabelledArrays(ArrayDataset):
     """Prepared images with their targets, plus the source image of each (for reports).
 
@@ -244,6 +260,12 @@ class LabelledFolder(BaseDataModule):
             return "empty transcription"
         if "\n" in row.text and self.kind != "paragraph":
             return "a line break in the text: for pages (lines joined by newlines), kind=paragraph"
+        if "\r" in row.text:  # a Windows line break, "\r\n"
+            return "a carriage return ('\\r') in the text: join a page's lines with '\\n' alone"
+        if self.kind == "paragraph":
+            problem = _page_text_problem(row.text)
+            if problem:
+                return problem
         unknown = DEFAULT_CHARSET.unknown(row.text.replace("\n", ""))
         if unknown:
             return f"characters outside the charset: {''.join(sorted(set(unknown)))!r}"

@@ -8,7 +8,7 @@ from text_recognizer.models.ctc import CtcLineModel
 from text_recognizer.models.seq2seq import Seq2SeqLineModel
 from text_recognizer.registry import Registry
 
-MODELS: Registry[LightningModule] = Registry("model")
+MODELS: Registry[LightningModule] = Registry("model", set_elsewhere={"network": "set network.name"})
 MODELS.register("classifier")(CharClassifier)
 MODELS.register("ctc")(CtcLineModel)
 MODELS.register("seq2seq")(Seq2SeqLineModel)

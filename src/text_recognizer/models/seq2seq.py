@@ -7,6 +7,8 @@ The network (``transformer``) reads ``<start> + text`` and is trained to predict
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -15,6 +17,11 @@ import torch.nn.functional as F
 from text_recognizer.decoding.seq2seq import texts_and_confidences
 from text_recognizer.errors import ConfigError
 from text_recognizer.models.base import LineBatch, LineModule
+
+log = logging.getLogger(__name__)
+
+#: The network's CTC head in a state dict (``TransformerRecognizer.ctc_classifier``).
+CTC_HEAD = "network.ctc_classifier."
 
 
 class Seq2SeqLineModel(LineModule):
@@ -72,6 +79,26 @@ class Seq2SeqLineModel(LineModule):
                     f"network {network!r} has {name}={getattr(self.network, name, None)}, but the "
                     f"charset puts that token at {index}; set network.args.{name}={index}"
                 )
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        """As ``nn.Module``'s; weights saved without the CTC head (a run from before the head
+        existed, or with ``ctc_head`` false) load as the model they were: without the head,
+        on cross-entropy alone, so that their run resumes as it trained (its optimizer
+        state has no head) and they read, export and fine-tune as before."""
+        has_head = any(key.startswith(CTC_HEAD) for key in state_dict)
+        if getattr(self.network, "ctc_classifier", None) is not None and not has_head:
+            self.network.ctc_classifier = None  # type: ignore[assignment]
+            self.hparams["network_args"] = {**self.hparams["network_args"], "ctc_head": False}
+            if self.ctc_weight:
+                log.info(
+                    "these weights have no CTC head: ctc_weight %g -> 0 (cross-entropy alone, "
+                    "as they were trained)",
+                    self.ctc_weight,
+                )
+                self.ctc_weight = self.hparams["ctc_weight"] = 0.0
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def forward(  # type: ignore[override]  # a decoder needs its input tokens
         self, images: torch.Tensor, tokens: torch.Tensor, widths: torch.Tensor | None = None

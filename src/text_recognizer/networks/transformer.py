@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import cast
+from typing import ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -162,6 +162,9 @@ class TransformerRecognizer(nn.Module):
 
     token_positions: torch.Tensor
     never_emitted: torch.Tensor
+    #: Weights used in training only (the CTC head): a run may start from weights without
+    #: them, or leave them behind (``init.weights``).
+    training_only_weights: ClassVar[tuple[str, ...]] = ("ctc_classifier.",)
 
     def __init__(
         self,

@@ -7,6 +7,8 @@ share between threads. At most ``queue`` requests wait for a free one, counted f
 their upload starts (so that slow uploads, each held in memory, are bounded too), none
 longer than ``max_wait`` seconds; beyond either they get 503 with a Retry-After, so that
 under load a client learns at once to come back (or try another server) rather than hang.
+An upload from which nothing arrives for ``max_wait`` seconds gets 408 and gives up its
+place: a client gone without closing its connection would hold it for ever.
 
 Uploads are capped in bytes before they are parsed (``UploadLimit``), and in pages and
 pixels (all pages' together, and each page's: ``images.MAX_PIXELS``) before any
@@ -86,11 +88,11 @@ class Metrics:
         self.unread = Counter(
             "text_recognizer_requests_unread",
             "Requests not read: queue_full and waited_too_long were answered 503, "
-            "client_gone had left before their turn.",
+            "upload_stalled 408, client_gone had left before their turn.",
             ["reason"],
             registry=self.registry,
         )
-        for reason in ("queue_full", "waited_too_long", "client_gone"):
+        for reason in ("queue_full", "waited_too_long", "upload_stalled", "client_gone"):
             self.unread.labels(reason=reason)  # shown as 0 until it happens
         self.wait_seconds = Histogram(
             "text_recognizer_wait_seconds",
@@ -253,7 +255,9 @@ class UploadLimit:
     The body is read here (at most ``limit`` bytes, however the client sends it: with a
     Content-Length or chunked) and handed on whole; a larger one is cut off as soon as it
     passes the limit, so an endless upload costs neither memory nor disk, and many slow
-    ones no more than the pool takes."""
+    ones no more than the pool takes. One from which nothing arrives for the pool's
+    ``max_wait`` seconds is answered 408, so that its place in the pool is freed (a client
+    whose connection dropped without a word is never heard to leave)."""
 
     def __init__(self, app: ASGIApp, limit: int, metrics: Metrics, pool: Pool) -> None:
         self.app = app
@@ -282,7 +286,7 @@ class UploadLimit:
         try:
             self.pool.uploading += 1
             try:
-                body = await self._body(scope, receive, send)
+                body = await self._body(scope, receive, send, stall=self.pool.max_wait)
             finally:
                 self.pool.uploading -= 1
             if body is not None:
@@ -290,12 +294,24 @@ class UploadLimit:
         finally:
             self.pool.leave()
 
-    async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
-        """The whole body; None where it was refused (413) or the client left."""
+    async def _body(
+        self, scope: Scope, receive: Receive, send: Send, stall: float = math.inf
+    ) -> bytes | None:
+        """The whole body; None where it was refused (413), nothing of it arrived for
+        ``stall`` seconds (408), or the client left."""
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
+            with anyio.move_on_after(stall) as waiting:
+                message = await receive()
+            if waiting.cancelled_caught:
+                self.metrics.unread.labels(reason="upload_stalled").inc()
+                detail = f"the upload stalled: nothing of it arrived for {stall:g} s; send it again"
+                response = JSONResponse(
+                    {"detail": detail}, status_code=408, headers={"Connection": "close"}
+                )
+                await response(scope, receive, send)
+                return None
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")

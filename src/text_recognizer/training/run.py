@@ -57,11 +57,12 @@ log = logging.getLogger(__name__)
 RUN_DIR_ENV = "TEXT_RECOGNIZER_RUN_DIR"
 
 
-def build_datamodule(config: ExperimentConfig) -> BaseDataModule:
+def refuse_pages(config: ExperimentConfig) -> None:
+    """A ``ConfigError`` where the config's data are pages (iam_paragraphs,
+    synthetic_paragraphs, a folder of kind paragraph): those are read by finding their lines
+    and reading each with the line model, so they are refused before anything is built,
+    downloaded or rendered."""
     name = config.data.name
-    # Pages (iam_paragraphs, synthetic_paragraphs, a folder of kind paragraph) are read by
-    # finding their lines and reading each with the line model: refused before anything is
-    # built, downloaded or rendered.
     if getattr(DATASETS.get(name), "kind", None) == "paragraph" or (
         config.data.args.get("kind") == "paragraph"
     ):
@@ -70,6 +71,11 @@ def build_datamodule(config: ExperimentConfig) -> BaseDataModule:
             "line model on lines (iam_lines, synthetic_lines, a folder of line images) and "
             f"score it on these pages with `text-recognizer evaluate MODEL --data {name}`"
         )
+
+
+def build_datamodule(config: ExperimentConfig) -> BaseDataModule:
+    name = config.data.name
+    refuse_pages(config)
     return DATASETS.build(
         name,
         config.data.args,
@@ -136,13 +142,16 @@ def init_network(
         )
     own = {"name": weights.network, "args": _plain_args(weights.network_args)}
     state = model.network.state_dict()  # type: ignore[union-attr]
-    differences = [
-        key
-        for key in sorted(set(state) | set(weights.state_dict))
-        if key not in state
-        or key not in weights.state_dict
-        or state[key].shape != weights.state_dict[key].shape
-    ]
+    # A head used in training only (the transformer's CTC head) may be on one side alone:
+    # the run's own starts fresh, the weights' is left behind.
+    optional = tuple(getattr(model.network, "training_only_weights", ()))
+
+    def differs(key: str) -> bool:
+        if key in state and key in weights.state_dict:
+            return state[key].shape != weights.state_dict[key].shape
+        return not key.startswith(optional)
+
+    differences = [key for key in sorted(set(state) | set(weights.state_dict)) if differs(key)]
     if weights.network != config.network.name or differences:
         raise ConfigError(
             f"{where} is a different network from the config's {config.network.name} "
@@ -155,8 +164,12 @@ def init_network(
             f"{where}: an ONNX export has its batch norms folded into the convolutions, so "
             "they must stay frozen: set init.freeze_batchnorm: true (or start from a .ckpt)"
         )
-    model.network.load_state_dict(weights.state_dict)  # type: ignore[union-attr]
+    fresh = {key: value for key, value in state.items() if key not in weights.state_dict}
+    taken = {key: value for key, value in weights.state_dict.items() if key in state}
+    model.network.load_state_dict({**fresh, **taken})  # type: ignore[union-attr]
     log.info("network weights from %s", weights.source)
+    if fresh:
+        log.info("not in those weights, trained from scratch: %s", ", ".join(sorted(fresh)))
 
 
 def _plain_args(args: dict[str, Any]) -> dict[str, Any]:

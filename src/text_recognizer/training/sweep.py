@@ -45,7 +45,7 @@ from text_recognizer.training.config import (
     parse_config,
 )
 from text_recognizer.training.experiments import format_value, read_yaml_model
-from text_recognizer.training.run import build_datamodule, run_experiment
+from text_recognizer.training.run import build_datamodule, refuse_pages, run_experiment
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,8 @@ def reported_metrics(model: str) -> tuple[str, ...]:
 
 def check_search(sweep: SweepConfig, base: dict[str, Any], metric: str, path: Path) -> None:
     """Fail before Ray starts on what would fail every trial: a search key the experiment
-    does not have, or a metric its model does not report."""
+    does not have, or a metric its model does not report; and on pages any trial would
+    draw (a data key's list)."""
     # Whether a key exists does not depend on the value drawn: one point of the space shows
     # it (each list's first value, each range's low). A second point, inside each range,
     # shows a type every draw breaks: uniform draws 2.27 for an int key, never its low 1.
@@ -221,6 +222,18 @@ def check_search(sweep: SweepConfig, base: dict[str, Any], metric: str, path: Pa
                 f"sweep {path}: its trials' configs would be refused (checked with {values}): "
                 f"{error}\n  fix search in {path}{hint}"
             ) from None
+    # Pages are refused by every trial that draws them: each list's values are looked at.
+    for key, spec in sweep.search.items():
+        (kind, choices), *_ = spec.items()
+        if key.startswith("data.") and kind in ("choice", "grid"):
+            for value in choices:
+                try:
+                    refuse_pages(trial_config(base, {**lows, key: value}, "trial_00000"))
+                except ConfigError as error:
+                    raise ConfigError(
+                        f"sweep {path}: the trials with {key}={format_value(value)} would be "
+                        f"refused: {error}\n  fix search in {path}"
+                    ) from None
     reported = reported_metrics(config.model.name)
     if metric not in reported:
         source = "metric" if sweep.metric else f"metric (from {sweep.base}'s checkpoint monitor)"
