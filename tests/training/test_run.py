@@ -247,6 +247,22 @@ def test_summary_says_whether_the_code_was_modified(
     assert git_dirty() is True
 
 
+def test_summary_names_the_commit_the_run_started_from(
+    tiny_chars: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkout that moves on while a run trains (a commit, a merge) is not its code."""
+    head = {"commit": "started-here"}
+    monkeypatch.setattr(run, "git_commit", lambda: head["commit"])
+
+    class CommitDuringTraining(L.Callback):
+        def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            head["commit"] = "committed-while-training"
+
+    config = parse_config(tiny_config(tiny_chars, trainer={"max_epochs": 1}))
+    summary = run_experiment(config, callbacks=[CommitDuringTraining()])
+    assert summary["git_commit"] == "started-here"
+
+
 @pytest.mark.parametrize(("native", "expected"), [(True, "bf16-mixed"), (False, "32-true")])
 def test_precision_auto_uses_bfloat16_only_where_the_cpu_computes_in_it(
     monkeypatch: pytest.MonkeyPatch, native: bool, expected: str

@@ -505,6 +505,8 @@ def _train_and_test(
 ) -> dict[str, Any]:
     """``run_experiment``'s work, inside the run folder's lock; ``resume``: from ``last``."""
     resume_step = _checkpoint_step(last, run_dir) if resume else None  # unreadable: say so now
+    # The code that trains: a checkout may move on (a commit, a merge) while a run trains.
+    code = {"git_commit": git_commit(), "git_dirty": git_dirty()}
     L.seed_everything(config.seed, workers=True, verbose=False)
 
     datamodule = build_datamodule(config)
@@ -589,8 +591,7 @@ def _train_and_test(
         "train_samples_per_s": round(samples / training_s, 1) if training_s else None,
         "precision": str(trainer.precision),
         "test": test_metrics,
-        "git_commit": git_commit(),
-        "git_dirty": git_dirty(),
+        **code,
         "command": shlex.join(sys.argv),
     }
     if trainer.is_global_zero:
