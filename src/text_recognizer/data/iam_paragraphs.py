@@ -16,21 +16,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data.cache import cache_path, ensure_writable_folder
-from text_recognizer.data.module import BaseDataModule, PageSet, splits_for
+from text_recognizer.data.module import PageDataModule, PageSet
 from text_recognizer.data.sources.download import RemoteFile, download
 from text_recognizer.data.sources.iam import FORM_ARCHIVES, IAM_DPI, IamArchive, iam_remote
 from text_recognizer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 PAGES_VERSION = 1  # bump when the pages change, so old caches are not read
 #: iamdb.zip stores its pages at this resolution: no resampling, lines ~45 px high.
 DEFAULT_DPI = 150
@@ -38,7 +37,7 @@ DEFAULT_DPI = 150
 MIN_DPI = 75
 
 
-class IamParagraphs(BaseDataModule):
+class IamParagraphs(PageDataModule):
     """IAM paragraphs: the handwritten part of each of IAM's 1,539 forms, with its text.
 
     Args:
@@ -51,11 +50,6 @@ class IamParagraphs(BaseDataModule):
             ``formsE-H.tgz``, ``formsI-Z.tgz``), their XML (``xml.tgz``) and the LWITLRT
             set files; ``iam_lines``' ``path`` folder with the scans added.
     """
-
-    kind: ClassVar = "paragraph"
-    data_train: PageSet | None  # type: ignore[assignment]  # pages, not tensors
-    data_val: PageSet | None  # type: ignore[assignment]
-    data_test: PageSet | None  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -116,10 +110,6 @@ class IamParagraphs(BaseDataModule):
     def cache_file(self, split: str) -> Path:
         return cache_path(self.root / "iam", f"iam_paragraphs_{split}", self.params(split))
 
-    def prepare_data(self) -> None:
-        """Download the archive and crop the pages, unless every split is cached already."""
-        self.prepare_splits(SPLITS)
-
     def prepare_splits(self, splits: Sequence[str]) -> None:
         # Only the splits asked for: scoring the test split crops ~15 % of the forms.
         missing = [split for split in splits if not self.cache_file(split).exists()]
@@ -156,29 +146,10 @@ class IamParagraphs(BaseDataModule):
         if self.skipped:
             log.info("IAM paragraphs left out: %s", self.skipped)
 
-    def setup(self, stage: str | None = None) -> None:
-        """Load the splits ``stage`` reads (all for ``None``), building the caches if needed."""
-        wanted = splits_for(stage)
-        self.prepare_splits(wanted)
-        for split in wanted:
-            setattr(self, f"data_{split}", PageSet.read(self.cache_file(split)))
-
     def __repr__(self) -> str:
         lines = [
             f"{type(self).__name__}: IAM handwritten paragraphs (forms), {self.dpi} dpi",
             f"  source:  {self.path or self.download_dir / self.remote.filename}",
         ]
-        for split in SPLITS:
-            pages = getattr(self, f"data_{split}")
-            if pages is None:
-                lines.append(f"  {split}: not loaded (cache {self.cache_file(split)})")
-                continue
-            heights = np.array([page.shape[0] for page in pages.pages])
-            widths = np.array([page.shape[1] for page in pages.pages])
-            megabytes = self.cache_file(split).stat().st_size / 1e6
-            lines.append(
-                f"  {split}: {len(pages):,} pages, {pages.num_lines:,} lines, "
-                f"{widths.mean():.0f} x {heights.mean():.0f} px on average, "
-                f"cache {self.cache_file(split)} ({megabytes:.1f} MB)"
-            )
+        lines += self.split_lines()
         return "\n".join(lines)

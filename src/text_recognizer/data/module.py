@@ -567,3 +567,46 @@ class BaseDataModule(L.LightningDataModule):
             f"{type(self).__name__}({self._split_sizes()}, kind={self.kind}, "
             f"batch_size={self.batch_size}, root={self.root})"
         )
+
+
+class PageDataModule(BaseDataModule):
+    """Pages (kind ``paragraph``), each split built and cached on its own as a
+    :class:`PageSet`: read by the Recognizer to measure page reading, never trained on.
+    Subclasses say where a split's cache lies and how it is built."""
+
+    kind: ClassVar[Kind] = "paragraph"
+    data_train: PageSet | None  # type: ignore[assignment]  # pages, not tensors
+    data_val: PageSet | None  # type: ignore[assignment]
+    data_test: PageSet | None  # type: ignore[assignment]
+
+    def cache_file(self, split: str) -> Path:
+        raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        """Build and cache every split not cached yet."""
+        self.prepare_splits(("train", "val", "test"))
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the splits ``stage`` reads (all for ``None``), building any not cached yet."""
+        wanted = splits_for(stage)
+        self.prepare_splits(wanted)
+        for split in wanted:
+            setattr(self, f"data_{split}", PageSet.read(self.cache_file(split)))
+
+    def split_lines(self, detail: Callable[[PageSet], str] = lambda pages: "") -> list[str]:
+        """``__repr__``'s line per split: pages (and ``detail``), lines, size, cache."""
+        lines = []
+        for split in ("train", "val", "test"):
+            pages = getattr(self, f"data_{split}")
+            if pages is None:
+                lines.append(f"  {split}: not loaded (cache {self.cache_file(split)})")
+                continue
+            heights = np.array([page.shape[0] for page in pages.pages])
+            widths = np.array([page.shape[1] for page in pages.pages])
+            megabytes = self.cache_file(split).stat().st_size / 1e6
+            lines.append(
+                f"  {split}: {len(pages):,} pages{detail(pages)}, {pages.num_lines:,} lines, "
+                f"{widths.mean():.0f} x {heights.mean():.0f} px on average, "
+                f"cache {self.cache_file(split)} ({megabytes:.1f} MB)"
+            )
+        return lines

@@ -18,19 +18,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from text_recognizer.data.cache import cache_key, cache_path
-from text_recognizer.data.module import BaseDataModule, PageSet, splits_for
+from text_recognizer.data.module import PageDataModule, PageSet
 from text_recognizer.data.synthetic_lines import PackedLines, Split, SyntheticLines
 from text_recognizer.errors import ConfigError
 from text_recognizer.preprocessing import rotate
 
-SPLITS = ("train", "val", "test")
 PAGES_VERSION = 1  # bump when the composition changes, so old caches are not read
 #: Lines are pasted this many pixels high (before ``scale``): twice the line model's 32 px.
 LINE_HEIGHT = 64
@@ -176,7 +175,7 @@ def _pair(name: str, value: float | Sequence[float], example: str) -> tuple[floa
     return float(bounds[0]), float(bounds[1])
 
 
-class SyntheticParagraphs(BaseDataModule):
+class SyntheticParagraphs(PageDataModule):
     """Pages composed of synthetic handwritten lines: ``iam_paragraphs`` without IAM.
 
     Args:
@@ -193,11 +192,6 @@ class SyntheticParagraphs(BaseDataModule):
             defaults are the shipped line model's, whose val and test caches are reused.
         seed: the pages' layout: which hand and lines, pitch, shift, tilt.
     """
-
-    kind: ClassVar = "paragraph"
-    data_train: PageSet | None  # type: ignore[assignment]  # pages, not tensors
-    data_val: PageSet | None  # type: ignore[assignment]
-    data_test: PageSet | None  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -286,10 +280,6 @@ class SyntheticParagraphs(BaseDataModule):
         self.lines.prepare_splits([split])
         return hand_material(PackedLines.read(self.lines.cache_file(cast(Split, split))))
 
-    def prepare_data(self) -> None:
-        """Compose and cache every split not cached yet."""
-        self.prepare_splits(SPLITS)
-
     def prepare_splits(self, splits: Sequence[str]) -> None:
         # Only the splits asked for: scoring the test pages renders no training lines.
         for split in splits:
@@ -306,13 +296,6 @@ class SyntheticParagraphs(BaseDataModule):
                 pages.names.append(f"{split}_{index:04d}:{page.hand}")
             pages.write(path, self.params(split))
 
-    def setup(self, stage: str | None = None) -> None:
-        """Load the splits ``stage`` reads (all for ``None``), composing any not cached yet."""
-        wanted = splits_for(stage)
-        self.prepare_splits(wanted)
-        for split in wanted:
-            setattr(self, f"data_{split}", PageSet.read(self.cache_file(split)))
-
     def __repr__(self) -> str:
         layout = self.layout
         low, high = layout.lines
@@ -326,18 +309,7 @@ class SyntheticParagraphs(BaseDataModule):
             f"{self.lines.stroke_fraction:g}, {self.lines.sizes['test']:,} a split "
             f"(under {self.root / 'synthetic_lines'})",
         ]
-        for split in SPLITS:
-            pages = getattr(self, f"data_{split}")
-            if pages is None:
-                lines.append(f"  {split}: not loaded (cache {self.cache_file(split)})")
-                continue
-            heights = np.array([page.shape[0] for page in pages.pages])
-            widths = np.array([page.shape[1] for page in pages.pages])
-            hands = len({name.split(":", 1)[1] for name in pages.names})
-            megabytes = self.cache_file(split).stat().st_size / 1e6
-            lines.append(
-                f"  {split}: {len(pages):,} pages of {hands} hands, {pages.num_lines:,} lines, "
-                f"{widths.mean():.0f} x {heights.mean():.0f} px on average, "
-                f"cache {self.cache_file(split)} ({megabytes:.1f} MB)"
-            )
+        lines += self.split_lines(
+            lambda pages: f" of {len({name.split(':', 1)[1] for name in pages.names})} hands"
+        )
         return "\n".join(lines)
