@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,9 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.pages: the page builders
+sys.path.insert(0, str(Path(__file__).parent))
 
+from document_limits import best_of
 from tests.pages import compose_page, multipage_tiff
 
 import text_recognizer.images as images
@@ -43,16 +43,6 @@ from text_recognizer.recognizer import Recognizer
 
 #: An A4 page scanned at 200 dpi, in pixels (height, width).
 A4 = (2339, 1654)
-
-
-def best_of(repeats: int, work: Callable[[], object]) -> float:
-    """The fastest of ``repeats`` runs, in seconds (the others were disturbed)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def count_opens() -> Counter[str]:
