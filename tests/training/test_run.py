@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from text_recognizer.errors import ConfigError
 from text_recognizer.models import CharClassifier
 from text_recognizer.training import run
 from text_recognizer.training.config import parse_config
@@ -228,6 +229,18 @@ def test_a_run_that_fails_before_writing_anything_leaves_no_folder(
     with pytest.raises(ConfigError):
         run_experiment(parse_config(config))
     assert not list((tmp_path / "runs" / "tests" / "tiny").iterdir())  # no empty <time> folder
+
+
+def test_a_run_refused_before_its_first_step_leaves_its_folder_free(
+    tiny_chars: str, tmp_path: Path
+) -> None:
+    """Its config.yaml would refuse the corrected run there as "a run already"."""
+    short = tiny_config(tiny_chars, trainer={"max_epochs": 1, "limit_train_batches": 1})
+    with pytest.raises(ConfigError, match="onecycle needs at least 4 training steps"):
+        run_experiment(parse_config(short), run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    fixed = tiny_config(tiny_chars, trainer={"max_epochs": 1, "num_threads": 1})
+    assert run_experiment(parse_config(fixed), run_dir=tmp_path / "run")["global_step"] > 0
 
 
 def test_summary_says_whether_the_code_was_modified(

@@ -449,11 +449,17 @@ def run_experiment(
         with run_lock(run_dir):
             return _train_and_test(config, run_dir, last, resume, callbacks)
     except BaseException:
-        # A run that failed before it wrote anything (a bad dataset argument, a setting
-        # Lightning refuses) leaves no empty folder behind.
-        if created and {path.name for path in run_dir.iterdir()} <= {".lock"}:
+        # A run that failed before it trained (a bad dataset argument, a setting Lightning
+        # refuses) leaves no folder behind: its config.yaml would refuse a new run there
+        # as "a run already", which could not be resumed either (no checkpoint).
+        if created and not _trained_anything(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+def _trained_anything(run_dir: Path) -> bool:
+    """Whether a run folder holds a checkpoint or logged metrics: work worth keeping."""
+    return (run_dir / "metrics.csv").exists() or any((run_dir / "checkpoints").glob("*.ckpt"))
 
 
 def _is_rank_zero() -> bool:
