@@ -254,6 +254,35 @@ def test_an_upload_that_stalls_gives_up_its_place(done: threading.Event) -> None
     assert held.images == [b"read"]
 
 
+def test_an_upload_that_trickles_gives_up_its_place(done: threading.Event) -> None:
+    """A byte now and then, each within max_wait of the last, held the place for ever:
+    under 1 KB a second over a whole max_wait window, the upload gets 408."""
+    held = Held(done)
+    with serving(create_app([held], queue=0, max_wait=1.0)) as port:
+        trickle = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        trickle.putrequest("POST", "/api/recognize")
+        trickle.putheader("Content-Type", "multipart/form-data; boundary=x")
+        trickle.putheader("Content-Length", "1000")
+        trickle.endheaders()
+        trickle.send(b"--x\r\n")
+        until(lambda: health(port)["uploading"] == 1)
+        for _ in range(8):  # 4 s at a byte every 0.5 s: no pause reaches max_wait
+            time.sleep(0.5)
+            try:
+                trickle.send(b"-")
+            except OSError:  # answered and closed already
+                break
+        status, headers, body = answer(trickle)
+        assert status == 408 and headers["connection"] == "close"
+        assert body["detail"].startswith("the upload is too slow: ")
+        assert "(at least 1 KB a second is needed); send it again" in body["detail"]
+        assert health(port)["uploading"] == 0
+        assert unread(port, "upload_stalled") == 1
+        done.set()
+        assert answer(send(port, "read"))[0] == 200  # its place is free again
+    assert held.images == [b"read"]
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

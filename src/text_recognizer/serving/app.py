@@ -45,6 +45,10 @@ from text_recognizer.recognizer import Recognizer, Result
 
 #: Default cap on one request's body: a photographed page is 2-8 MB as JPEG.
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+#: Slower than this over a whole ``max_wait`` window, an upload is refused (408): a client
+#: trickling a byte now and then would otherwise hold its place for ever. A phone on a
+#: poor 2G link still sends several KB a second.
+MIN_UPLOAD_BYTES_PER_S = 1024
 #: Default bound on the requests waiting for a free worker (each holds its upload).
 QUEUE = 16
 #: Default bound on how long one waits, in seconds: a client's or proxy's own timeout is
@@ -301,16 +305,13 @@ class UploadLimit:
         ``stall`` seconds (408), or the client left."""
         chunks: list[bytes] = []
         size = 0
+        window_start, window_bytes = time.monotonic(), 0  # the rate, one stall long at a time
         while True:
             with anyio.move_on_after(stall) as waiting:
                 message = await receive()
             if waiting.cancelled_caught:
-                self.metrics.unread.labels(reason="upload_stalled").inc()
                 detail = f"the upload stalled: nothing of it arrived for {stall:g} s; send it again"
-                response = JSONResponse(
-                    {"detail": detail}, status_code=408, headers={"Connection": "close"}
-                )
-                await response(scope, receive, send)
+                await self._stalled(scope, receive, send, detail)
                 return None
             if message["type"] == "http.disconnect":
                 return None
@@ -322,6 +323,26 @@ class UploadLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+            window_bytes += len(chunk)
+            elapsed = time.monotonic() - window_start
+            if elapsed >= stall:
+                if window_bytes < MIN_UPLOAD_BYTES_PER_S * elapsed:
+                    detail = (
+                        f"the upload is too slow: {window_bytes} bytes arrived in {elapsed:.0f} s "
+                        f"(at least {MIN_UPLOAD_BYTES_PER_S // 1024} KB a second is needed); "
+                        "send it again"
+                    )
+                    await self._stalled(scope, receive, send, detail)
+                    return None
+                window_start, window_bytes = time.monotonic(), 0
+
+    async def _stalled(self, scope: Scope, receive: Receive, send: Send, detail: str) -> None:
+        """408: the upload stalled or trickles; its place in the pool is freed."""
+        self.metrics.unread.labels(reason="upload_stalled").inc()
+        response = JSONResponse(
+            {"detail": detail}, status_code=408, headers={"Connection": "close"}
+        )
+        await response(scope, receive, send)
 
     async def _hand_on(self, scope: Scope, receive: Receive, send: Send, data: bytes) -> None:
         body: Message | None = {"type": "http.request", "body": data}
