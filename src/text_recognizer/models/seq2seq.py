@@ -33,7 +33,7 @@ class Seq2SeqLineModel(LineModule):
             (1 = greedy, the fastest).
         max_length: the longest text decoded (default: the network's ``max_length``).
         ctc_weight: weight of an auxiliary CTC loss on the encoder's columns (the network's
-            CTC head, ``<pad>`` as the blank) against the decoder's cross-entropy, in
+            CTC head, with the charset's blank) against the decoder's cross-entropy, in
             ``[0, 1)``: the loss is ``(1 - w) * cross-entropy + w * CTC`` (joint CTC-attention,
             Kim et al. 2017). It aligns the encoder early, where cross-attention alone spends
             thousands of steps as a mere language model (docs/models.md). Training only.
