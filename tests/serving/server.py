@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -20,6 +21,28 @@ from dataclasses import dataclass
 class Server:
     url: str
     process: subprocess.Popen[str]
+
+
+def start_upload(
+    netloc: str,
+    length: int | None,
+    first: bytes = b"",
+    content_type: str = "multipart/form-data; boundary=x",
+) -> http.client.HTTPConnection:
+    """A POST to ``/api/recognize`` whose headers are sent (``Content-Length: length``, or
+    chunked where ``length`` is None) and of whose body only ``first`` is: the rest, if
+    any, is the test's to send, slowly or never."""
+    connection = http.client.HTTPConnection(netloc, timeout=30)
+    connection.putrequest("POST", "/api/recognize")
+    connection.putheader("Content-Type", content_type)
+    if length is None:
+        connection.putheader("Transfer-Encoding", "chunked")
+    else:
+        connection.putheader("Content-Length", str(length))
+    connection.endheaders()
+    if first:
+        connection.send(first)
+    return connection
 
 
 def free_port() -> int:

@@ -24,7 +24,7 @@ pytest.importorskip("fastapi")
 
 import uvicorn
 
-from tests.serving.server import free_port, multipart
+from tests.serving.server import free_port, multipart, start_upload
 from text_recognizer.images import MIN_SIDE, Pages
 from text_recognizer.recognizer import Result
 from text_recognizer.serving.app import create_app
@@ -237,12 +237,7 @@ def test_an_upload_that_stalls_gives_up_its_place(done: threading.Event) -> None
     every other request was refused. After max_wait seconds of nothing it gets 408."""
     held = Held(done)
     with serving(create_app([held], queue=0, max_wait=1.0)) as port:
-        stalled = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        stalled.putrequest("POST", "/api/recognize")
-        stalled.putheader("Content-Type", "multipart/form-data; boundary=x")
-        stalled.putheader("Content-Length", "1000")
-        stalled.endheaders()
-        stalled.send(b"--x\r\n")  # and nothing more
+        stalled = start_upload(f"127.0.0.1:{port}", 1000, b"--x\r\n")  # and nothing more
         until(lambda: health(port)["uploading"] == 1)
         status, headers, body = answer(stalled)
         assert status == 408 and headers["connection"] == "close"
@@ -259,12 +254,7 @@ def test_an_upload_that_trickles_gives_up_its_place(done: threading.Event) -> No
     under 1 KB a second over a whole max_wait window, the upload gets 408."""
     held = Held(done)
     with serving(create_app([held], queue=0, max_wait=1.0)) as port:
-        trickle = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        trickle.putrequest("POST", "/api/recognize")
-        trickle.putheader("Content-Type", "multipart/form-data; boundary=x")
-        trickle.putheader("Content-Length", "1000")
-        trickle.endheaders()
-        trickle.send(b"--x\r\n")
+        trickle = start_upload(f"127.0.0.1:{port}", 1000, b"--x\r\n")
         until(lambda: health(port)["uploading"] == 1)
         for _ in range(8):  # 4 s at a byte every 0.5 s: no pause reaches max_wait
             time.sleep(0.5)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import time
 import urllib.request
@@ -15,7 +14,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("fastapi")
 
-from tests.serving.server import free_port, post_image, running_server
+from tests.serving.server import free_port, post_image, running_server, start_upload
 from text_recognizer.cli import app
 from text_recognizer.labels import read_labels
 from text_recognizer.metrics import cer
@@ -48,11 +47,7 @@ def test_serve_reads_the_sample_lines_over_http() -> None:
 
 def test_an_endless_chunked_upload_is_cut_off() -> None:
     with running_server("--max-upload-mb", "1") as server:
-        connection = http.client.HTTPConnection(urlsplit(server.url).netloc, timeout=30)
-        connection.putrequest("POST", "/api/recognize")
-        connection.putheader("Content-Type", "multipart/form-data; boundary=x")
-        connection.putheader("Transfer-Encoding", "chunked")
-        connection.endheaders()
+        connection = start_upload(urlsplit(server.url).netloc, None)
         chunk = b"\0" * 65_536
         sent = 0
         try:
@@ -81,12 +76,8 @@ def test_slow_uploads_count_against_the_queue_from_their_first_byte() -> None:
     with running_server("--workers", "1", "--queue", "1") as server:
         slow = []
         for _ in range(2):
-            connection = http.client.HTTPConnection(urlsplit(server.url).netloc, timeout=30)
-            connection.putrequest("POST", "/api/recognize")
-            connection.putheader("Content-Type", content_type)
-            connection.putheader("Content-Length", str(len(body)))
-            connection.endheaders()
-            connection.send(body[:1000])  # and the rest later
+            netloc = urlsplit(server.url).netloc
+            connection = start_upload(netloc, len(body), body[:1000], content_type)  # rest later
             slow.append(connection)
         deadline = time.monotonic() + 20
         while health(server.url)["uploading"] < 2:
@@ -124,21 +115,12 @@ def test_a_refused_upload_is_answered_before_it_is_sent_whole() -> None:
     """503 as soon as the request's headers arrive: its body is never read."""
     with running_server("--workers", "1", "--queue", "0") as server:
         netloc = urlsplit(server.url).netloc
-        first = http.client.HTTPConnection(netloc, timeout=30)
-        first.putrequest("POST", "/api/recognize")
-        first.putheader("Content-Type", "multipart/form-data; boundary=x")
-        first.putheader("Content-Length", "1000")
-        first.endheaders()
-        first.send(b"--x\r\n")
+        first = start_upload(netloc, 1000, b"--x\r\n")
         deadline = time.monotonic() + 20
         while health(server.url)["uploading"] < 1:
             assert time.monotonic() < deadline, "the upload was never taken in"
             time.sleep(0.05)
-        refused = http.client.HTTPConnection(netloc, timeout=30)
-        refused.putrequest("POST", "/api/recognize")
-        refused.putheader("Content-Type", "multipart/form-data; boundary=x")
-        refused.putheader("Content-Length", "5000000")
-        refused.endheaders()  # and none of the body
+        refused = start_upload(netloc, 5_000_000)  # and none of the body
         response = refused.getresponse()
         assert response.status == 503 and int(response.headers["Retry-After"]) >= 1
         assert response.headers["Connection"] == "close"
