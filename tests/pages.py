@@ -90,6 +90,20 @@ def multipage_tiff(pages: Sequence[np.ndarray], mode: str = "L", **options: Any)
     return out.getvalue()
 
 
+def dcx(pages: Sequence[np.ndarray], mode: str = "L") -> bytes:
+    """uint8 grey pages as a DCX, a fax's multi-page file (Pillow reads it, writes none):
+    its signature, the offsets of its pages (ended by 0), then each page as a PCX."""
+    pcx = []
+    for page in pages:
+        out = io.BytesIO()
+        Image.fromarray(page).convert(mode).save(out, format="PCX")
+        pcx.append(out.getvalue())
+    offsets = [4 + 4 * (len(pcx) + 1)]
+    for data in pcx[:-1]:
+        offsets.append(offsets[-1] + len(data))
+    return struct.pack(f"<{len(pcx) + 2}I", 0x3ADE68B1, *offsets, 0) + b"".join(pcx)
+
+
 # TIFF tags of a plain uint8 grey page: width, height, bits per sample, photometric
 # interpretation (0 is white: a scanner's min-is-white), strip offset and strip size.
 _WIDTH, _HEIGHT, _BITS, _PHOTOMETRIC, _STRIP, _STRIP_SIZE = 256, 257, 258, 262, 273, 279

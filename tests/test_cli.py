@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from typer.testing import CliRunner
 
 from text_recognizer import __version__
@@ -283,3 +283,48 @@ def test_recognize_opens_each_file_once(tmp_path: Path, monkeypatch: pytest.Monk
     result = runner.invoke(app, ["recognize", "--batch", "4", *paths])
     assert result.exit_code == 0, result.output
     assert sorted(opened) == sorted([*paths, paths[1], paths[2]])
+
+
+def test_recognize_says_what_is_odd_about_a_file_in_its_own_words(tmp_path: Path) -> None:
+    """Pillow's decompression-bomb and EXIF warnings (its own source line, no file named)
+    were printed as they were; a PNG quoting "%PDF-" was refused as a damaged PDF; a DCX
+    fax's pages were read as an animation's first frame."""
+    from tests.pages import dcx, on_margin, sample_line
+    from text_recognizer.recognizer import Recognizer
+
+    lines = [on_margin(sample_line(i, scale=2.0)) for i in (0, 5)]
+    huge = tmp_path / "huge.png"
+    Image.new("1", (10_000, 10_000)).save(huge)
+    quoting = tmp_path / "quoting.png"
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Comment", "%PDF-1.4")
+    Image.fromarray(lines[0]).save(quoting, pnginfo=text)
+    fax = tmp_path / "fax.dcx"
+    fax.write_bytes(dcx(lines))
+    photo = tmp_path / "photo.jpg"
+    out = io.BytesIO()
+    Image.fromarray(lines[1]).save(out, format="JPEG", quality=95, exif=Image.Exif())
+    exif = bytearray(out.getvalue())
+    start = exif.index(b"Exif\0\0") + 6
+    exif[start + 4 : start + 8] = b"\xff\xff\xff\x7f"  # its first directory: past the end
+    photo.write_bytes(bytes(exif))
+    paths = [str(path) for path in (huge, quoting, fax, photo)]
+    result = runner.invoke(app, ["recognize", "--json", *paths])
+    assert result.exit_code == 1
+    for words in ("DecompressionBomb", "py.warnings", "Traceback", "PIL/", "animation"):
+        assert words not in result.output, words
+    read = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(row["image"], row.get("page")) for row in read] == [
+        (paths[0], None),
+        (paths[1], None),
+        (paths[2], 1),
+        (paths[2], 2),
+        (paths[3], None),
+    ]
+    assert read[0]["error"] == (
+        f"{huge}: the image is 10000x10000 pixels (100,000,000): larger than 40,000,000 "
+        "pixels, the most read in one image; crop it or scale it down first"
+    )
+    alone = [Recognizer.from_pretrained().recognize(line).text for line in lines]
+    assert [row["text"] for row in read[1:]] == [alone[0], *alone, alone[1]]
+    assert f"{photo}: its EXIF data is damaged" in result.stderr.replace("\n", " ")

@@ -1,5 +1,5 @@
-"""Files of several pages (multi-page TIFFs: scanners' and fax machines' output): every page
-is read, numbered, bounded; animations' frames are not pages."""
+"""Files of several pages (multi-page TIFFs: scanners' and fax machines' output; faxes'
+DCX files; PDFs): every page is read, numbered, bounded; animations' frames are not pages."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, TiffImagePlugin
+from PIL import Image, PngImagePlugin, TiffImagePlugin
 
-from tests.pages import compose_page, multipage_tiff, on_margin, raw_tiff, sample_line
+from tests.pages import compose_page, dcx, multipage_tiff, on_margin, raw_tiff, sample_line
 from text_recognizer.errors import ImageError
 from text_recognizer.images import Pages, load_image, may_hold_pages, page_count
 from text_recognizer.recognizer import Recognizer, Result
@@ -223,8 +223,108 @@ def test_every_page_of_a_pdf_is_read(
     with pytest.raises(ImageError, match=r"its 4 pages hold [\d,]+ pixels, more than the 100"):
         Pages(scan, max_pixels=100)
     (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 and nothing else")
-    with pytest.raises(ImageError, match=r"bad\.pdf: not a readable PDF \(Failed to load"):
+    with pytest.raises(ImageError, match=r"bad\.pdf: not a readable PDF: it is damaged or cut"):
         recognizer.recognize_document(tmp_path / "bad.pdf")
+
+
+def pdf_objects(*objects: bytes, trailer: bytes = b"") -> bytes:
+    """A PDF of ``objects`` (numbered from 1; the first the catalogue) as written by hand,
+    with its cross-reference table: for what no library here writes."""
+    data = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(data))
+        data += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    table = b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    table += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    start = len(data)
+    ends = b"trailer\n<</Size %d /Root 1 0 R %s>>\nstartxref\n%d\n%%%%EOF\n"
+    return data + table + ends % (len(objects) + 1, trailer, start)
+
+
+def test_a_pdf_that_cannot_be_read_says_why(pages: list[np.ndarray], tmp_path: Path) -> None:
+    """pypdfium2 said "Failed to load document (PDFium: Success)" of a PDF without pages,
+    or an earlier file's error (PDFium keeps its last), and of the rest PDFium's words."""
+    pytest.importorskip("pypdfium2")
+    whole = pdf_of(pages[:1])
+    no_pages = b"<</Type /Pages /Kids [] /Count 0>>"
+    catalogue = b"<</Type /Catalog /Pages 2 0 R>>"
+    locked = pdf_objects(
+        catalogue,
+        no_pages,
+        b"<</Filter /Standard /V 1 /R 2 /O <%s> /U <%s> /P -4>>" % (b"41" * 32, b"42" * 32),
+        trailer=b"/Encrypt 3 0 R /ID [<00112233445566778899aabbccddeeff> <00>]",
+    )
+    files = {  # in this order: a PDF of no pages follows a damaged one
+        "cut.pdf": (whole[: len(whole) // 2], "not a readable PDF: it is damaged or cut short"),
+        "empty.pdf": (pdf_objects(catalogue, no_pages), "a PDF with no pages: there is nothing"),
+        "locked.pdf": (locked, "not a readable PDF: it is locked with a password; open it"),
+        "lost page.pdf": (
+            pdf_objects(catalogue, b"<</Type /Pages /Kids [] /Count 1>>"),
+            "not a readable PDF: its page 1 is damaged",
+        ),
+    }
+    for name, (data, said) in files.items():
+        (tmp_path / name).write_bytes(data)
+        for source, prefix in ((tmp_path / name, f"{tmp_path / name}: "), (data, "")):
+            with pytest.raises(ImageError) as refused:
+                load_image(source)
+            assert str(refused.value).startswith(prefix + said), name
+            with pytest.raises(ImageError) as refused:
+                Pages(source)
+            assert str(refused.value).startswith(prefix + said), name
+
+
+def test_a_pdf_header_in_an_image_s_metadata_makes_it_no_pdf(
+    pages: list[np.ndarray], tmp_path: Path
+) -> None:
+    """A PDF's header may lie anywhere in its first 1,024 bytes, as PDF readers allow; but
+    a file that begins as an image does is that image, whatever its metadata quotes."""
+    line = pages[1]
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Comment", "%PDF-1.4")
+    png = tmp_path / "note.png"
+    Image.fromarray(line).save(png, pnginfo=text)
+    tif = tmp_path / "note.tif"
+    Image.fromarray(line).save(tif, description="%PDF-1.4")
+    for path in (png, tif):
+        assert b"%PDF-1.4" in path.read_bytes()[:1024]
+        assert np.array_equal(load_image(path), line)
+        assert np.array_equal(load_image(path.read_bytes()), line)
+        assert page_count(path) == 1
+    assert not may_hold_pages(png)  # a TIFF may hold pages: as a TIFF
+    pytest.importorskip("pypdfium2")
+    late = b"\0" * 100 + pdf_of(pages[:2])  # a PDF after other bytes: a PDF still
+    assert may_hold_pages(late) and page_count(late) == 2
+
+
+def test_every_page_of_a_dcx_fax_is_read(
+    recognizer: Recognizer,
+    pages: list[np.ndarray],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A DCX (a fax's file: PCX pages one after another) was read as an animation: its
+    first page, with a warning that frames are not pages."""
+    fax = tmp_path / "fax.dcx"
+    fax.write_bytes(dcx(pages))
+    assert may_hold_pages(fax) and page_count(fax) == 4
+    with Pages(fax) as read:
+        assert all(np.array_equal(read.load(n), page) for n, page in enumerate(pages, 1))
+    with caplog.at_level(logging.WARNING, logger="text_recognizer"):
+        read = list(recognizer.recognize_pages(fax))
+    assert not caplog.text
+    assert str(read.pop(2)).startswith(f"{fax} page 3: the image is blank")
+    alone = [recognizer.recognize(page) for i, page in enumerate(pages) if i != 2]
+    for number, result, expected in zip([1, 2, 4], read, alone, strict=True):
+        assert isinstance(result, Result) and result.page == number
+        assert result.text == expected.text
+    # Page 2's offset past the end: page 1 is read, the rest are named lost.
+    cut = bytearray(dcx(pages[:2], mode="1"))
+    cut[8:12] = (len(cut) + 10).to_bytes(4, "little")
+    first, second = recognizer.recognize_pages(bytes(cut))
+    assert isinstance(first, Result) and first.page == 1
+    assert str(second).startswith("page 2: the file is cut short or damaged here")
 
 
 def test_a_pdf_without_the_extra_says_how_to_get_it(

@@ -11,7 +11,7 @@ from PIL import Image
 
 from tests.test_preprocessing import dark_on_white, text_line
 from text_recognizer.errors import ImageError
-from text_recognizer.images import load_image, to_grey
+from text_recognizer.images import Pages, load_image, to_grey
 
 
 def test_to_grey_handles_modes_and_composites_alpha_on_white() -> None:
@@ -126,6 +126,151 @@ def test_decompression_bomb_refused_before_decoding(tmp_path: Path) -> None:
     Image.new("1", (20_000, 10_000)).save(path)  # 200 M pixels, a 30 kB file
     assert path.stat().st_size < 100_000
     with pytest.raises(ImageError, match="larger than 40,000,000 pixels"):
+        load_image(path)
+
+
+def bomb_warnings(recorded: pytest.WarningsRecorder) -> list[str]:
+    return [str(w.message) for w in recorded if w.category is Image.DecompressionBombWarning]
+
+
+@pytest.mark.parametrize(
+    ("size", "said"),
+    [
+        ((10_000, 10_000), "10000x10000 pixels (100,000,000)"),
+        ((20_000, 10_000), "200,000,000 pixels"),
+    ],
+    ids=["past-pillows-warning", "past-pillows-limit"],
+)
+def test_our_limit_refuses_a_huge_image_and_pillows_warning_is_not_shown(
+    tmp_path: Path, recwarn: pytest.WarningsRecorder, size: tuple[int, int], said: str
+) -> None:
+    """Pillow warns of a decompression bomb past 89 million pixels, as it opens the file:
+    its warning (its source file and line) was printed before our own error, which names
+    the file, its size and the limit, and says what to do. Past 179 million Pillow will
+    not open it, and our error did not say how large it is."""
+    path = tmp_path / "huge scan.png"
+    Image.new("1", size).save(path)
+    message = (
+        f"{path}: the image is {said}: larger than 40,000,000 pixels, the most read in one "
+        "image; crop it or scale it down first"
+    )
+    for read in (load_image, lambda source: Pages(source).load(1)):
+        with pytest.raises(ImageError) as refused:
+            read(path)
+        assert str(refused.value) == message
+        with pytest.raises(ImageError) as refused:
+            read(path.read_bytes())
+        assert str(refused.value) == message.removeprefix(f"{path}: ")
+    assert not bomb_warnings(recwarn)
+
+
+def test_our_limit_decides_where_pillows_would_warn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recwarn: pytest.WarningsRecorder
+) -> None:
+    """An image our limit lets through is read without Pillow's warning; where a program
+    has set Pillow's limit below ours, Pillow's refusal says so."""
+    import text_recognizer.images as images
+
+    monkeypatch.setattr(images, "MAX_PIXELS", 1_000_000)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # warns past it, refuses past 2x
+    path = tmp_path / "page.png"
+    Image.fromarray(np.full((300, 600), 255, np.uint8)).save(path)  # 180,000 pixels
+    assert load_image(path).shape == (300, 600)
+    assert not bomb_warnings(recwarn)
+    Image.new("L", (500, 500), 255).save(path)
+    with pytest.raises(ImageError) as refused:
+        load_image(path)
+    assert str(refused.value) == (
+        f"{path}: the image is 250,000 pixels, more than this program lets Pillow open "
+        "(200,000: twice PIL.Image.MAX_IMAGE_PIXELS); crop it or scale it down first"
+    )
+
+
+def test_damaged_exif_is_said_once_in_our_words_naming_the_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    """Pillow's warning named neither the photo nor what it costs: in a batch of photos,
+    which one's EXIF data is damaged, and is it read?"""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    Image.fromarray(text_line()).save(out, format="JPEG", exif=exif)
+    data = bytearray(out.getvalue())
+    start = data.index(b"Exif\0\0") + 6
+    data[start + 4 : start + 8] = (
+        b"\xff\xff\xff\x7f"  # where its first directory lies: past the end
+    )
+    path = tmp_path / "photo 1.jpg"
+    path.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger="text_recognizer.images"):
+        assert load_image(path).shape == text_line().shape  # read as stored
+    assert f"{path}: its EXIF data is damaged (Corrupt EXIF data" in caplog.text
+    assert "which way up it was taken may be lost" in caplog.text
+    assert caplog.text.count("EXIF data is damaged") == 1
+    assert not [w for w in recwarn if "EXIF" in str(w.message)]
+
+
+def test_files_pillow_does_not_know_are_told_apart_by_how_they_begin(tmp_path: Path) -> None:
+    """All were "not in a format Pillow reads (PNG, JPEG, TIFF, ...)": of a damaged GIF too,
+    and of an iPhone's photo, which says nothing of what to do."""
+    files = {
+        "cut.gif": (
+            b"GIF89a\x10\0\x10\0\0\0\0;",
+            "it begins as a GIF file does, but Pillow cannot",
+        ),
+        "photo.heic": (
+            b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(100),
+            "a HEIF/HEIC photo (as iPhones take them), which Pillow does not read: convert",
+        ),
+        "drawing.svg": (
+            b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>',
+            "an SVG drawing (shapes, not pixels), which is not read: export it as PNG",
+        ),
+        "notes.txt": (b"some notes", "not in a format Pillow reads (PNG, JPEG, TIFF"),
+    }
+    for name, (data, said) in files.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ImageError) as refused:
+            load_image(tmp_path / name)
+        assert str(refused.value).startswith(f"{tmp_path / name}: not a readable image: {said}")
+    link = tmp_path / "scan.png"
+    link.symlink_to(tmp_path / "moved.png")
+    with pytest.raises(ImageError, match=rf"scan\.png: a link to {tmp_path}/moved\.png, which"):
+        load_image(link)
+
+
+def test_a_file_one_may_not_read_is_not_called_corrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was "the image is corrupt, truncated or in a mode that cannot be read ([Errno 13]
+    Permission denied ...)". (Opening is refused as the system would refuse it: the tests
+    may run as root, whom no permission stops.)"""
+    path = tmp_path / "scan.png"
+    Image.fromarray(text_line()).save(path)
+
+    def refused(file: object, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(Image, "open", refused)
+    with pytest.raises(ImageError) as error:
+        load_image(path)
+    assert str(error.value) == (
+        f"{path}: not allowed to read it (permission denied); check who may read it (ls -l), "
+        "or copy it somewhere you can read"
+    )
+
+
+def test_an_eps_is_refused_before_its_postscript_is_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pillow draws an EPS by running it in Ghostscript: no file from outside (an upload to
+    the service) is to be trusted with that."""
+    from PIL import EpsImagePlugin
+
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "load", lambda self: pytest.fail("drawn"))
+    path = tmp_path / "figure.eps"
+    path.write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\nshowpage\n")
+    with pytest.raises(ImageError, match=r"figure\.eps: an EPS \(PostScript\) file, not read"):
         load_image(path)
 
 

@@ -4,9 +4,10 @@ Every way an image comes in (a path on the command line, an upload's bytes, a Pi
 or an array from a program) ends here as one grey array per page, upright as its EXIF
 orientation says, or as an ``ImageError`` that says why it cannot be read. Files are
 bounded before they are decoded (``MAX_PIXELS``; a document's pages and their pixels
-together in :class:`Pages`), so that a decompression bomb costs nothing. A multi-page TIFF
-(what scanners and fax machines write) and a PDF (with the optional ``pdf`` extra) have
-several pages; any other image has one.
+together in :class:`Pages`), so that a decompression bomb costs nothing; Pillow's own
+check, which warns past 89 million pixels, is left no say. A multi-page TIFF (what
+scanners and fax machines write), a DCX (a fax's multi-page PCX) and a PDF (with the
+optional ``pdf`` extra) have several pages; any other image has one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +36,9 @@ logger = logging.getLogger(__name__)
 #: a Pillow image or an array.
 ImageInput = str | Path | bytes | bytearray | memoryview | IO[bytes] | Image.Image | np.ndarray
 
-#: Larger images are refused before decoding (a decompression bomb or a mistake).
+#: Larger images are refused before decoding (a decompression bomb or a mistake). Below
+#: Pillow's own limit (``PIL.Image.MAX_IMAGE_PIXELS``, 89 million, past which it warns):
+#: this one decides, and Pillow's warning is not shown (``_pillow_warnings``).
 MAX_PIXELS = 40_000_000
 #: Smaller images hold nothing to read (a 1-pixel-high strip once read as "0000...0").
 MIN_SIDE = 4
@@ -121,10 +126,10 @@ def _to_unit_float(array: np.ndarray) -> np.ndarray:
 def load_image(source: ImageInput) -> np.ndarray:
     """Read a path, an image file's bytes or binary file object, a Pillow image or an
     array into uint8 grey, upright as its EXIF orientation says; a clear ``ImageError``
-    otherwise. Of a multi-page TIFF only the first page is read, with a warning:
-    :class:`Pages` reads every page."""
+    otherwise. Of a file of several pages (a TIFF, a DCX, a PDF) only the first page is
+    read, with a warning: :class:`Pages` reads every page."""
     if isinstance(source, Image.Image):
-        grey = to_grey(ImageOps.exif_transpose(source))
+        grey = to_grey(_upright(source, ""))
     elif isinstance(source, np.ndarray):
         grey = to_grey(source)
     else:
@@ -150,6 +155,8 @@ def _file_of(source: ImageInput) -> tuple[Path | io.BytesIO, str]:
                 f"{path}: a folder, not an image; pass the images in it ({path}/*.png)"
             )
         if not path.exists():
+            if path.is_symlink():
+                raise ImageError(f"{path}: a link to {path.readlink()}, which does not exist")
             raise ImageError(f"{path}: no such file")
         if not path.is_file():
             raise ImageError(
@@ -224,11 +231,125 @@ def _decode(file: Path | io.BytesIO, prefix: str) -> np.ndarray:
         return _frame_grey(image, frames[0], prefix)
 
 
+#: Formats Pillow opens that are refused, and why: drawing an EPS runs the PostScript
+#: program it is (in Ghostscript), which no file from outside is to be trusted with.
+NOT_READ = {
+    "EPS": "an EPS (PostScript) file, not read: drawing it would run the PostScript program "
+    "it holds; export it as PNG or PDF first"
+}
+
+
 def _open(file: Path | io.BytesIO, prefix: str) -> Image.Image:
     if (file.stat().st_size if isinstance(file, Path) else file.getbuffer().nbytes) == 0:
         raise ImageError(f"{prefix}the file is empty (0 bytes)")
-    with _read_errors(prefix):
-        return Image.open(file)
+    with _read_errors(prefix), _pillow_warnings(prefix):
+        try:
+            image = Image.open(file)
+        except UnidentifiedImageError:
+            raise ImageError(f"{prefix}not a readable image: {_unknown(_head(file))}") from None
+    if image.format in NOT_READ:
+        image.close()
+        raise ImageError(f"{prefix}{NOT_READ[image.format]}")
+    return image
+
+
+def _unknown(head: bytes) -> str:
+    """Why a file Pillow recognises as no image cannot be read, told by how it begins."""
+    kind = image_format(head)
+    if kind == "HEIF":
+        return (
+            "a HEIF/HEIC photo (as iPhones take them), which Pillow does not read: convert "
+            "it to JPEG or PNG first"
+        )
+    if kind is not None:
+        return (
+            f"it begins as a {kind} file does, but Pillow cannot read it: it is damaged or cut "
+            f"short, or a kind of {kind} Pillow does not read; open it in an image editor and "
+            "save it again (as PNG, say)"
+        )
+    if head.lstrip().startswith(b"<") and b"<svg" in head:
+        return "an SVG drawing (shapes, not pixels), which is not read: export it as PNG first"
+    return "not in a format Pillow reads (PNG, JPEG, TIFF, BMP, GIF, WebP, ...)"
+
+
+#: How an image file begins, by its format: one that begins so is that image, whatever else
+#: its first bytes hold (a PNG's text chunk may quote "%PDF-"). WebP and HEIF/AVIF are told
+#: by :func:`image_format`.
+IMAGE_SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "PNG": (b"\x89PNG\r\n\x1a\n",),
+    "JPEG": (b"\xff\xd8\xff",),
+    "TIFF": tuple(TIFF_MAGIC),
+    "GIF": (b"GIF87a", b"GIF89a"),
+    "BMP": (b"BM",),
+    "JPEG 2000": (b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51"),
+    "DCX": (b"\xb1\x68\xde\x3a",),
+    "Photoshop": (b"8BPS",),
+}
+#: The ISO media "brands" (bytes 8-12, after ``ftyp``) of HEIF images, which Pillow reads
+#: only with a plugin (pillow-heif).
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
+
+
+def image_format(head: bytes) -> str | None:
+    """The image format whose signature ``head`` (a file's first bytes) begins with, or
+    None: a PDF, or no image at all, or a format without one (such as TGA)."""
+    for name, signatures in IMAGE_SIGNATURES.items():
+        if head.startswith(signatures):
+            return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return "AVIF" if brand in (b"avif", b"avis") else "HEIF" if brand in HEIF_BRANDS else None
+    return None
+
+
+# warnings.catch_warnings swaps the whole process's filters: one thread at a time.
+_WARNINGS = threading.RLock()
+_PILLOW = f"{Path(Image.__file__).parent}{os.sep}"
+
+
+@contextmanager
+def _pillow_warnings(prefix: str) -> Iterator[None]:
+    """Pillow's warnings on the file ``prefix`` names, as it is opened, walked or turned:
+    its decompression-bomb warning is dropped (``MAX_PIXELS`` decides, with an error that
+    says what to do), the others (damaged EXIF data, say) said as our own warnings, which
+    name the file. Where the file is refused, its error says enough. Other warnings given
+    meanwhile (another thread's) are passed on as they came."""
+    failed = True
+    with _WARNINGS:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")  # a warning given once before comes again
+                yield
+            failed = False
+        finally:
+            said = set()
+            for warning in caught:
+                if issubclass(warning.category, Image.DecompressionBombWarning):
+                    continue
+                if not warning.filename.startswith(_PILLOW):
+                    warnings.warn_explicit(
+                        warning.message, warning.category, warning.filename, warning.lineno
+                    )
+                elif not failed:
+                    text = " ".join(str(warning.message).split()).rstrip(".")
+                    if text not in said:
+                        said.add(text)
+                        logger.warning("%s%s", prefix, _in_our_words(text))
+
+
+def _in_our_words(text: str) -> str:
+    """A warning Pillow gave as it read a file, said for the file's owner."""
+    if "EXIF" in text:
+        return (
+            f"its EXIF data is damaged ({text}): the image is read, but which way up it was "
+            "taken may be lost; if it reads wrongly, turn it upright and save it again"
+        )
+    return (
+        f"Pillow warns as it reads it: {text}; if it reads wrongly, open it in an image "
+        "editor and save it again"
+    )
 
 
 #: PDF pages are drawn at this resolution: an A4 page is 3.9 million pixels, and a line of
@@ -242,10 +363,18 @@ _PDFIUM = threading.Lock()
 PDF_HEADER = b"%PDF-"
 
 
+def is_pdf(head: bytes) -> bool:
+    """Whether a file whose first 1,024 bytes are ``head`` is a PDF: it begins with
+    ``%PDF-``, or holds it further on (PDF readers allow bytes before it) and does not
+    begin as an image does (whose metadata may quote ``%PDF-``: ``IMAGE_SIGNATURES``)."""
+    if head.startswith(PDF_HEADER):
+        return True
+    return PDF_HEADER in head and image_format(head) is None
+
+
 def _is_pdf(file: Path | io.BytesIO) -> bool:
-    """Whether ``file`` is a PDF: its header, ``%PDF-``, lies in its first 1,024 bytes."""
     try:
-        return PDF_HEADER in _head(file)
+        return is_pdf(_head(file))
     except OSError:  # opening it again says why, as for any image
         return False
 
@@ -272,27 +401,32 @@ class _Pdf:
                 "install 'text-recognizer[pdf]' (or save its pages as images: PNG or TIFF)"
             ) from None
         self._document: Any = None
+        source = file if isinstance(file, Path) else file.getvalue()
         with _PDFIUM:
             try:
-                self._document = pypdfium2.PdfDocument(
-                    file if isinstance(file, Path) else file.getvalue()
-                )
+                self._document = pypdfium2.PdfDocument(source)
+            except pypdfium2.PdfiumError:  # damaged, locked with a password, or no pages
+                raise ImageError(f"{prefix}{_not_opened(source)}") from None
+            try:
                 count = len(self._document)
                 if max_pages is not None and count > max_pages:
                     raise ImageError(_too_many_pages(prefix, max_pages))
-                self.sizes = [self._size(index) for index in range(count)]
-            except pypdfium2.PdfiumError as error:  # damaged, or locked with a password
-                self._close()
-                raise ImageError(f"{prefix}not a readable PDF ({error})") from None
+                self.sizes = [self._size(index, prefix) for index in range(count)]
             except ImageError:
                 self._close()
                 raise
-        if not self.sizes:
-            self.close()
-            raise ImageError(f"{prefix}a PDF without pages")
 
-    def _size(self, index: int) -> tuple[int, int]:
-        page = self._document[index]
+    def _size(self, index: int, prefix: str) -> tuple[int, int]:
+        import pypdfium2
+
+        try:
+            page = self._document[index]
+        except pypdfium2.PdfiumError as error:
+            raise ImageError(
+                f"{prefix}not a readable PDF: its page {index + 1} is damaged ({error}); open "
+                "it in a PDF reader to check it, or save its pages as images (PNG or TIFF)"
+            ) from None
+
         try:
             width, height = page.get_size()  # points: 72 to the inch
         finally:
@@ -304,10 +438,7 @@ class _Pdf:
         """Page ``index`` (from 0) drawn in grey."""
         width, height = self.sizes[index]
         if width * height > MAX_PIXELS:
-            raise ImageError(
-                f"{prefix}{width}x{height} at {PDF_DPI} dpi is larger than {MAX_PIXELS:,} "
-                "pixels; crop or downscale it first"
-            )
+            raise ImageError(_too_large(prefix, _pixels(width, height), "page"))
         import pypdfium2
 
         with _PDFIUM:
@@ -340,6 +471,61 @@ class _Pdf:
         self.close()
 
 
+def _not_opened(source: Path | bytes) -> str:
+    """Why PDFium would not open ``source``. pypdfium2 refuses a PDF of no pages as if it
+    had failed to load, naming the last error PDFium had (stale: "Success", or an earlier
+    file's); PDFium's own API, asked again, tells the two apart. Called under ``_PDFIUM``."""
+    import pypdfium2.raw as pdfium
+
+    if isinstance(source, Path):
+        document = pdfium.FPDF_LoadDocument(os.fsencode(source) + b"\0", None)
+    else:
+        document = pdfium.FPDF_LoadMemDocument64(source, len(source), None)
+    if document:
+        pdfium.FPDF_CloseDocument(document)
+        return "a PDF with no pages: there is nothing in it to read"
+    code = pdfium.FPDF_GetLastError()
+    why = {
+        pdfium.FPDF_ERR_PASSWORD: "it is locked with a password; open it with the password "
+        "and save a copy without one first",
+        pdfium.FPDF_ERR_SECURITY: "it is encrypted in a way PDFium cannot read; save a copy "
+        "without encryption first",
+    }.get(
+        code,
+        "it is damaged or cut short (PDFium cannot parse it); open it in a PDF reader to check "
+        "it, or save its pages as images (PNG or TIFF)",
+    )
+    return f"not a readable PDF: {why}"
+
+
+def _too_large(prefix: str, size: str, what: str = "image") -> str:
+    """Why an image (or a PDF's page) of ``size`` ("WxH pixels (N)") is refused, and what to
+    do."""
+    return (
+        f"{prefix}the {what} is {size}: larger than {MAX_PIXELS:,} pixels, the most read in "
+        "one image; crop it or scale it down first"
+    )
+
+
+def _pixels(width: int, height: int) -> str:
+    return f"{width}x{height} pixels ({width * height:,})"
+
+
+def _past_pillows_limit(prefix: str, error: Image.DecompressionBombError) -> str:
+    """Why an image Pillow refused to open (past twice its ``MAX_IMAGE_PIXELS``) is not
+    read: past ``MAX_PIXELS`` too, unless this program lowered Pillow's limit."""
+    limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    said = re.search(r"\((\d+) pixels\)", str(error))  # "Image size (N pixels) exceeds ..."
+    pixels = int(said[1]) if said else None
+    size = f"{pixels:,} pixels" if pixels is not None else f"more than {limit:,} pixels"
+    if (pixels if pixels is not None else limit) > MAX_PIXELS:
+        return _too_large(prefix, size)
+    return (
+        f"{prefix}the image is {size}, more than this program lets Pillow open ({limit:,}: "
+        "twice PIL.Image.MAX_IMAGE_PIXELS); crop it or scale it down first"
+    )
+
+
 def _too_many_pages(prefix: str, max_pages: int) -> str:
     return (
         f"{prefix}holds more than {max_pages:,} pages, the most read at once: split it into "
@@ -352,19 +538,17 @@ def _read_errors(prefix: str) -> Iterator[None]:
     """Pillow's errors on opening or decoding a file, as ``ImageError``s that say why."""
     try:
         yield
-    except UnidentifiedImageError:
-        raise ImageError(
-            f"{prefix}not a readable image: not in a format Pillow reads "
-            "(PNG, JPEG, TIFF, BMP, GIF, WebP, ...)"
-        ) from None
-    except Image.DecompressionBombError:  # too large for Pillow even to open
-        raise ImageError(
-            f"{prefix}larger than {MAX_PIXELS:,} pixels; crop or downscale it first"
-        ) from None
+    except Image.DecompressionBombError as error:  # too large for Pillow even to open
+        raise ImageError(_past_pillows_limit(prefix, error)) from None
     except ImageError as error:
         if str(error).startswith(prefix):
             raise
         raise ImageError(f"{prefix}{error}") from None
+    except PermissionError:  # an OSError too, and no sign of a damaged file
+        raise ImageError(
+            f"{prefix}not allowed to read it (permission denied); check who may read it "
+            "(ls -l), or copy it somewhere you can read"
+        ) from None
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as error:
         # Pillow's decoders raise all of these on damaged files (a palette of the wrong
         # size, a truncated header) and ValueError on modes it cannot convert (LAB).
@@ -375,11 +559,10 @@ def _read_errors(prefix: str) -> Iterator[None]:
 
 
 #: Formats whose frames are the pages of a document (a scanner's or a fax's multi-page
-#: TIFF). Other formats' frames are no pages: an animation's (GIF, WebP, APNG), of which
-#: the first frame is read, or one photo's other views (MPO: a phone's preview).
-PAGED_FORMATS = frozenset({"TIFF"})
-#: How a file Pillow opens as a TIFF begins (either byte order; BigTIFF too).
-TIFF_PREFIXES = tuple(TIFF_MAGIC)
+#: TIFF, a fax's DCX). Other formats' frames are no pages: an animation's (GIF, WebP,
+#: APNG), of which the first frame is read, or one photo's other views (MPO: a phone's
+#: preview).
+PAGED_FORMATS = frozenset({"TIFF", "DCX"})
 # The TIFF NewSubfileType (tag 254) bits of an image that is no page: a reduced-resolution
 # copy of another (a thumbnail or preview a scanner adds), or a transparency mask.
 _NOT_A_PAGE = 0b101
@@ -404,6 +587,11 @@ def _page_frames(
     first page ends the pages with ``DAMAGED``: those before it can still be read."""
     if image.format not in PAGED_FORMATS:
         return _PageWalk([0], [image.width * image.height])
+    with _pillow_warnings(prefix):
+        return _walk(image, prefix, max_pages, limit_error)
+
+
+def _walk(image: Image.Image, prefix: str, max_pages: int | None, limit_error: bool) -> _PageWalk:
     walk = _PageWalk([], [])
     index = 0
     while True:
@@ -416,7 +604,7 @@ def _page_frames(
                 raise
             damage = f"the file is cut short or damaged here ({error or type(error).__name__})"
             return _PageWalk([*walk.frames, DAMAGED], [*walk.pixels, 0], damage)
-        kind = image.tag_v2.get(254, 0)  # type: ignore[attr-defined]
+        kind = getattr(image, "tag_v2", {}).get(254, 0)  # a TIFF's; a DCX's images are pages
         if not (isinstance(kind, int) and kind & _NOT_A_PAGE):
             walk.frames.append(index)
             walk.pixels.append(image.width * image.height)
@@ -433,7 +621,11 @@ def _page_frames(
 
 def _warn_if_animated(image: Image.Image, prefix: str) -> None:
     # An MPO's other frames are the photo's preview or depth map: nothing is left unread.
-    if image.format not in (*PAGED_FORMATS, "MPO") and getattr(image, "is_animated", False):
+    if image.format in (*PAGED_FORMATS, "MPO"):
+        return
+    with _pillow_warnings(prefix):  # a GIF's next frame is read to tell
+        animated = getattr(image, "is_animated", False)
+    if animated:
         logger.warning(
             "%sis an animation (%s); only its first frame is read: frames are not pages",
             prefix,
@@ -443,20 +635,20 @@ def _warn_if_animated(image: Image.Image, prefix: str) -> None:
 
 def page_count(source: ImageInput) -> int:
     """How many pages ``source`` has (:class:`Pages`): more than 1 only for a multi-page
-    TIFF or a PDF. Only the file's header and its pages' directories are read."""
+    TIFF, a DCX or a PDF. Only the file's header and its pages' directories are read."""
     with Pages(source) as pages:
         return len(pages)
 
 
 def may_hold_pages(source: str | Path | bytes) -> bool:
-    """Whether ``source`` (a path, or a file's bytes) may hold several pages, a TIFF or a
-    PDF, told by its first bytes alone: any other image has one page, and is best opened
-    only to be read (``load_image``). A file that cannot be read is none."""
+    """Whether ``source`` (a path, or a file's bytes) may hold several pages, a TIFF, a DCX
+    or a PDF, told by its first bytes alone: any other image has one page, and is best
+    opened only to be read (``load_image``). A file that cannot be read is none."""
     try:
         head = _head(_file_of(source)[0])
     except (ImageError, OSError):  # reading it says why, as for any image
         return False
-    return PDF_HEADER in head or head.startswith(TIFF_PREFIXES)
+    return is_pdf(head) or image_format(head) in PAGED_FORMATS
 
 
 def _frame_pixels(image: Image.Image, frame: int) -> int:
@@ -469,21 +661,26 @@ def _frame_grey(image: Image.Image, frame: int, prefix: str, limit: bool = True)
     with ``limit``, refused past ``MAX_PIXELS`` before it is decoded (an image already in
     memory, given as a Pillow image, is not)."""
     if image.tell() != frame:
-        image.seek(frame)
+        with _pillow_warnings(prefix):
+            image.seek(frame)
     if limit and image.width * image.height > MAX_PIXELS:
-        raise ImageError(
-            f"{prefix}{image.width}x{image.height} is larger than {MAX_PIXELS:,} pixels; "
-            "crop or downscale it first"
-        )
+        raise ImageError(_too_large(prefix, _pixels(image.width, image.height)))
     image.load()
-    # Phones store a photo as the sensor saw it and say in EXIF how to turn it.
-    return to_grey(ImageOps.exif_transpose(image))
+    return to_grey(_upright(image, prefix))
+
+
+def _upright(image: Image.Image, prefix: str) -> Image.Image:
+    """``image`` turned as its EXIF orientation says: phones store a photo as the sensor
+    saw it, and say in EXIF how to turn it."""
+    with _pillow_warnings(prefix):
+        return ImageOps.exif_transpose(image)
 
 
 class Pages:
     """The pages of an image, to read one at a time: a multi-page TIFF (what scanners and
-    fax machines write) or a PDF (drawn at ``PDF_DPI``; it needs the optional ``pdf``
-    extra) has several, any other image one (an animation's first frame).
+    fax machines write), a DCX (a fax's multi-page PCX) or a PDF (drawn at ``PDF_DPI``; it
+    needs the optional ``pdf`` extra) has several, any other image one (an animation's
+    first frame).
 
     Opening reads only the file's header and its pages' directories, and checks them
     against ``max_pages`` and ``max_pixels`` (all pages' pixels together; ``None``: no
