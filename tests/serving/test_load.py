@@ -285,3 +285,20 @@ def test_create_app_refuses_a_pool_that_cannot_serve(options: dict, message: str
     arguments = {"recognizers": [Held(threading.Event())], **options}
     with pytest.raises(ValueError, match=message):
         create_app(**arguments)
+
+
+def test_a_client_that_leaves_mid_upload_gives_up_its_place_at_once(
+    done: threading.Event,
+) -> None:
+    """A client that sent part of its body and closed its connection was counted nowhere
+    (only one leaving while it waited was ``client_gone``)."""
+    held = Held(done)
+    with serving(create_app([held], queue=0, max_wait=30)) as port:
+        cut = start_upload(f"127.0.0.1:{port}", 1000, b"--x\r\n")  # and then it leaves
+        until(lambda: health(port)["uploading"] == 1)
+        cut.close()
+        until(lambda: unread(port, "client_gone") == 1)  # long before max_wait's 30 s
+        assert health(port)["uploading"] == 0
+        done.set()
+        assert answer(send(port, "read"))[0] == 200  # its place is free again (queue=0)
+    assert held.images == [b"read"]

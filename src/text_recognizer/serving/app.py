@@ -92,7 +92,8 @@ class Metrics:
         self.unread = Counter(
             "text_recognizer_requests_unread",
             "Requests not read: queue_full and waited_too_long were answered 503, "
-            "upload_stalled 408, client_gone had left before their turn.",
+            "upload_stalled 408, client_gone had left before their turn (while their "
+            "upload arrived or while they waited).",
             ["reason"],
             registry=self.registry,
         )
@@ -131,7 +132,8 @@ class BusyError(Exception):
 
 
 class ClientGoneError(Exception):
-    """The client disconnected before a worker was free: its image is not read."""
+    """The client disconnected before a worker was free (while its upload arrived, or while
+    it waited): its image is not read."""
 
 
 class Pool:
@@ -278,7 +280,10 @@ class UploadLimit:
             await self._refuse(scope, receive, send)
             return
         if scope["method"] != "POST":  # a page, health, metrics: answered however busy
-            body = await self._body(scope, receive, send)
+            try:
+                body = await self._body(scope, receive, send)
+            except ClientGoneError:
+                return
             if body is not None:
                 await self._hand_on(scope, receive, send, body)
             return
@@ -291,6 +296,9 @@ class UploadLimit:
             self.pool.uploading += 1
             try:
                 body = await self._body(scope, receive, send, stall=self.pool.max_wait)
+            except ClientGoneError:  # mid-upload: its place is freed below, at once
+                self.metrics.unread.labels(reason="client_gone").inc()
+                return
             finally:
                 self.pool.uploading -= 1
             if body is not None:
@@ -301,8 +309,8 @@ class UploadLimit:
     async def _body(
         self, scope: Scope, receive: Receive, send: Send, stall: float = math.inf
     ) -> bytes | None:
-        """The whole body; None where it was refused (413), nothing of it arrived for
-        ``stall`` seconds (408), or the client left."""
+        """The whole body; None where it was refused (413) or nothing of it arrived for
+        ``stall`` seconds (408); ``ClientGoneError`` where the client left."""
         chunks: list[bytes] = []
         size = 0
         window_start, window_bytes = time.monotonic(), 0  # the rate, one stall long at a time
@@ -314,7 +322,7 @@ class UploadLimit:
                 await self._stalled(scope, receive, send, detail)
                 return None
             if message["type"] == "http.disconnect":
-                return None
+                raise ClientGoneError
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
