@@ -155,6 +155,11 @@ class Pool:
         self.admitted = 0  # from the start of their upload until they are answered
         self.uploading = 0  # of those, whose upload is still arriving
         self.metrics = metrics
+        # The threads that open uploads and read them: each request taken in holds one at
+        # a time, and at most size + queue are, so none waits for a thread. Not anyio's
+        # default pool (40 threads, shared with the rest of a larger app), where a 41st
+        # worker's read silently queued while it was shown busy.
+        self.threads = anyio.CapacityLimiter(self.size + queue)
         self.mean_seconds = 0.0  # per read, recent reads weighing most: for Retry-After
 
     @property
@@ -205,7 +210,9 @@ class Pool:
             )
         recognizer = self.idle.pop()
         try:
-            result, seconds = await anyio.to_thread.run_sync(_timed, job, recognizer)
+            result, seconds = await anyio.to_thread.run_sync(
+                _timed, job, recognizer, limiter=self.threads
+            )
         finally:
             self.idle.append(recognizer)
             self.free.release()
@@ -486,7 +493,7 @@ def create_app(
         try:
             # In a thread: a PDF is opened under PDFium's lock, which a worker drawing a
             # page holds; the event loop (health, metrics, other requests) must not wait.
-            pages = await anyio.to_thread.run_sync(open_pages, data, format)
+            pages = await anyio.to_thread.run_sync(open_pages, data, format, limiter=pool.threads)
             with pages:
                 outcomes, seconds = await pool.read(
                     request, lambda recognizer: list(recognizer.recognize_pages(pages, kind))
