@@ -25,6 +25,8 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,7 +36,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.datastructures import Headers
+from starlette.datastructures import FormData, Headers
+from starlette.datastructures import UploadFile as FormFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from text_recognizer import __version__
@@ -396,6 +399,27 @@ def busy_detail(busy: BusyError) -> str:
     return f"{busy.detail}; try again in {busy.retry_after} s"
 
 
+def explain_form_error(error: dict[str, Any], form: FormData) -> dict[str, Any]:
+    """FastAPI's account of what is wrong with a form (``error``), its message saying
+    what to do where the ``image`` field is missing or holds text: ``curl -F image=x.png``,
+    the @ forgotten, sends the file's name."""
+    if tuple(error["loc"]) != ("body", "image"):
+        return error
+    text = error.get("input")
+    if isinstance(text, str):
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        message = (
+            f"the field image holds text ({shown!r}), not a file: send the file itself "
+            "(curl -F image=@line.png, with the @)"
+        )
+    else:
+        files = sorted({name for name, value in form.multi_items() if isinstance(value, FormFile)})
+        held = f" (its files: {', '.join(files)})" if files else ""
+        message = f"the form has no file in the field image{held}: send the image there "
+        message += "(curl -F image=@line.png)"
+    return {**error, "msg": message}
+
+
 def create_app(
     recognizers: Recognizer | Sequence[Recognizer],
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
@@ -445,6 +469,22 @@ def create_app(
             )
         return pages
 
+    @app.exception_handler(RequestValidationError)
+    async def form_refused(request: Request, error: RequestValidationError) -> JSONResponse:
+        """422 with FastAPI's account of a form it cannot take, said so as to be acted on;
+        a body that is no multipart form (an image sent as the body itself, JSON) gets
+        415: its 'Field required' read as if no image had been sent."""
+        sent = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if sent != "multipart/form-data":
+            detail = (
+                f"the body is {sent or 'of no declared type'}, not a multipart/form-data "
+                "form: send the image as the form's file field image (curl -F image=@line.png)"
+            )
+            return JSONResponse({"detail": detail}, status_code=415)
+        form = error.body if isinstance(error.body, FormData) else FormData()
+        errors = [explain_form_error(dict(each), form) for each in error.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:  # async: answered by the event loop, however busy the workers
         return page
@@ -489,6 +529,15 @@ def create_app(
                 detail=f"the URL's parameters ({', '.join(sorted(request.query_params))}) are "
                 "not read: send kind and format as form fields (curl -F format=page-xml)",
             )
+        form = await request.form()  # parsed already: FastAPI took image, kind and format
+        for field in ("image", "kind", "format"):  # of which FastAPI keeps the last
+            if (count := len(form.getlist(field))) > 1:
+                raise HTTPException(
+                    422,
+                    detail=f"the form holds {count} values in the field {field}, and one "
+                    "request reads one image: send each in a request of its own (a "
+                    "multi-page TIFF or PDF is read page by page)",
+                )
         data = await image.read()
         try:
             # In a thread: a PDF is opened under PDFium's lock, which a worker drawing a
