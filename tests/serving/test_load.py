@@ -308,12 +308,11 @@ def test_more_than_forty_workers_all_read_at_once(done: threading.Event) -> None
     """Reads ran in anyio's default thread pool, of 40 threads: a 41st worker (the default
     on a machine of more than 40 cores) was shown busy while its read silently queued."""
     workers = [Held(done) for _ in range(45)]
-    with serving(create_app(workers)) as port:
-        with ThreadPoolExecutor(len(workers)) as clients:
-            answers = [clients.submit(answer, send(port, f"r{n}")) for n in range(len(workers))]
-            try:
-                until(lambda: sum(len(worker.images) for worker in workers) == len(workers))
-                assert health(port)["waiting"] == 0
-            finally:
-                done.set()  # before the clients are waited for, whatever happened
-            assert {future.result()[0] for future in answers} == {200}
+    with serving(create_app(workers)) as port, ThreadPoolExecutor(len(workers)) as clients:
+        answers = [clients.submit(answer, send(port, f"r{n}")) for n in range(len(workers))]
+        try:
+            until(lambda: sum(len(worker.images) for worker in workers) == len(workers))
+            assert health(port)["waiting"] == 0
+        finally:
+            done.set()  # before the clients are waited for, whatever happened
+        assert {future.result()[0] for future in answers} == {200}
