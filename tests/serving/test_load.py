@@ -180,7 +180,8 @@ def test_a_full_queue_is_answered_503_with_retry_after(done: threading.Event) ->
         assert status == 503
         assert int(headers["retry-after"]) >= 1
         assert body["detail"].startswith(
-            "the service is busy: every worker is reading and 1 request wait already; try again in "
+            "the service is busy: every worker is reading and 1 request waits already; "
+            "try again in "
         )
         assert unread(port, "queue_full") == 1
         assert health(port) | {"kinds": None, "max_upload_bytes": None} == {

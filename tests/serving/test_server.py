@@ -124,6 +124,9 @@ def test_a_refused_upload_is_answered_before_it_is_sent_whole() -> None:
         response = refused.getresponse()
         assert response.status == 503 and int(response.headers["Retry-After"]) >= 1
         assert response.headers["Connection"] == "close"
+        assert json.loads(response.read())["detail"].startswith(
+            "the service is busy: 1 request is being sent, waiting or read already"
+        )
         refused.close()
         first.close()
 

@@ -179,10 +179,10 @@ class Pool:
         self.metrics.unread.labels(reason="queue_full").inc()
         ahead = self.admitted - self.busy  # being sent, opened or waiting: each waits its turn
         if self.busy == self.size:
-            detail = f"every worker is reading and {_requests(ahead)} wait already"
+            detail = f"every worker is reading and {_requests(ahead, 'waits', 'wait')} already"
         else:  # slow uploads hold the places
             detail = (
-                f"{_requests(self.admitted)} are being sent, waiting or read already, the "
+                f"{_requests(self.admitted, 'is', 'are')} being sent, waiting or read already, the "
                 f"most it takes at once ({self.uploading} still being sent)"
             )
         raise BusyError(f"the service is busy: {detail}", self.retry_after(ahead))
@@ -253,8 +253,9 @@ class Pool:
         return max(1, math.ceil((ahead + 1) * self.mean_seconds / self.size))
 
 
-def _requests(count: int) -> str:
-    return f"{count} request{'s' if count != 1 else ''}"
+def _requests(count: int, verb_one: str, verb_many: str) -> str:
+    """``count`` requests and the verb that agrees: "1 request waits", "2 requests wait"."""
+    return f"1 request {verb_one}" if count == 1 else f"{count} requests {verb_many}"
 
 
 def _timed(job: Callable[[Recognizer], T], recognizer: Recognizer) -> tuple[T, float]:
