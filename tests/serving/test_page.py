@@ -307,3 +307,15 @@ def test_a_dropped_or_pasted_image_replaces_the_one_chosen(
     sync_api.expect(page.locator("#details")).to_contain_text("read as line")
     _, expected = post_image(server.url, other)
     assert page.inner_text("#text") == expected["text"]
+
+
+def test_a_double_click_reads_once(page: sync_api.Page, server: Server) -> None:
+    """Each click sent the image: read twice, and with the service busy the second was
+    refused (503), its refusal shown over the first's reading."""
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url))
+    page.set_input_files("#file", LINE)
+    page.dblclick("#read-file")
+    sync_api.expect(page.locator("#details")).to_contain_text("read as line")
+    sync_api.expect(page.locator("#read-file")).to_be_enabled()  # again, once answered
+    assert [url for url in sent if "/api/" in url] == [f"{server.url}/api/recognize"]
