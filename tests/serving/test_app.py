@@ -141,6 +141,24 @@ def test_parameters_in_the_url_are_refused_not_ignored(client: TestClient) -> No
     assert "send kind and format as form fields" in response.json()["detail"]
 
 
+def test_decoding_options_sent_with_a_request_are_refused_not_ignored(client: TestClient) -> None:
+    """`-F beam=10` was silently ignored (the beam width is the server's), and `?beam=10`
+    was told to be sent as a form field, where it would have been ignored."""
+    told = (
+        "a request sends image, kind and format, as form fields; decoding options (beam, "
+        "lm, ...) are the server's, set as it starts (text-recognizer serve --beam 10)"
+    )
+    files = {"image": ("x.png", LINE.read_bytes())}
+    response = client.post("/api/recognize?beam=10", files=files)
+    assert response.status_code == 422
+    assert response.json()["detail"] == f"the URL's parameters (beam) are not read: {told}"
+    response = client.post("/api/recognize", files=files, data={"beam": "10", "kind": "line"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == f"the form's field beam is not read: {told}"
+    response = client.post("/api/recognize", files=files, data={"beam": "10", "lm": "default"})
+    assert response.json()["detail"].startswith("the form's fields beam, lm are not read: ")
+
+
 def test_a_truncated_image_gets_422(client: TestClient) -> None:
     status, body = post(client, LINE.read_bytes()[:300])
     assert status == 422

@@ -421,6 +421,42 @@ def explain_form_error(error: dict[str, Any], form: FormData) -> dict[str, Any]:
     return {**error, "msg": message}
 
 
+#: The form fields a request sends; the rest of what `recognize` takes is the server's.
+FIELDS = ("image", "kind", "format")
+NO_OPTION = (
+    "a request sends image, kind and format, as form fields; decoding options (beam, lm, "
+    "...) are the server's, set as it starts (text-recognizer serve --beam 10)"
+)
+
+
+def refuse_unread_fields(query: Sequence[str], form: FormData) -> None:
+    """HTTPException (422) for what a request sends that would be silently ignored: URL
+    parameters (``?format=page-xml``), form fields other than ``FIELDS`` (``-F beam=10``:
+    the decoding is the server's), and a field sent twice, of which FastAPI keeps the
+    last (two images: the first unread)."""
+    if query:
+        names = ", ".join(sorted(set(query)))
+        if set(query) <= set(FIELDS):
+            why = "send kind and format as form fields (curl -F format=page-xml)"
+        else:
+            why = NO_OPTION
+        raise HTTPException(422, detail=f"the URL's parameters ({names}) are not read: {why}")
+    unknown = sorted(set(form) - set(FIELDS))
+    if unknown:
+        fields = (
+            f"field {unknown[0]} is" if len(unknown) == 1 else f"fields {', '.join(unknown)} are"
+        )
+        raise HTTPException(422, detail=f"the form's {fields} not read: {NO_OPTION}")
+    for field in FIELDS:
+        if (count := len(form.getlist(field))) > 1:
+            raise HTTPException(
+                422,
+                detail=f"the form holds {count} values in the field {field}, and one request "
+                "reads one image: send each in a request of its own (a multi-page TIFF or "
+                "PDF is read page by page)",
+            )
+
+
 def create_app(
     recognizers: Recognizer | Sequence[Recognizer],
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
@@ -524,21 +560,8 @@ def create_app(
         ``{"pages": [...]}``, each page's reading with its ``page`` number, or its
         ``error``. A 422 says why an image cannot be read; a 503 that the service is too
         busy now, and its Retry-After header when to try again."""
-        if request.query_params:  # ?format=page-xml would otherwise be silently ignored
-            raise HTTPException(
-                422,
-                detail=f"the URL's parameters ({', '.join(sorted(request.query_params))}) are "
-                "not read: send kind and format as form fields (curl -F format=page-xml)",
-            )
-        form = await request.form()  # parsed already: FastAPI took image, kind and format
-        for field in ("image", "kind", "format"):  # of which FastAPI keeps the last
-            if (count := len(form.getlist(field))) > 1:
-                raise HTTPException(
-                    422,
-                    detail=f"the form holds {count} values in the field {field}, and one "
-                    "request reads one image: send each in a request of its own (a "
-                    "multi-page TIFF or PDF is read page by page)",
-                )
+        # Parsed already (FastAPI took image, kind and format from it): the same form.
+        refuse_unread_fields(list(request.query_params), await request.form())
         data = await image.read()
         try:
             # In a thread: a PDF is opened under PDFium's lock, which a worker drawing a
