@@ -330,15 +330,15 @@ def test_an_image_field_holding_text_or_missing_says_how_to_send_the_file(
 ) -> None:
     """`curl -F image=line.png` (no @) sends the file's name as text: it got 'Value error,
     Expected UploadFile, received: <class 'str'>'."""
-    body, content_type = multipart({"image": "line.png"})  # as curl sends it
+    body, content_type = multipart({"image": "scan 1.png"})  # as curl sends it
     headers = {"Content-Type": content_type}
     response = client.post("/api/recognize", content=body, headers=headers)
     assert response.status_code == 422
     (error,) = response.json()["detail"]
     assert error["loc"] == ["body", "image"]
     assert error["msg"] == (
-        "the field image holds text ('line.png'), not a file: send the file itself "
-        "(curl -F image=@line.png, with the @)"
+        "the field image holds text ('scan 1.png'), not a file: send the file itself "
+        "(curl -F 'image=@scan 1.png', with the @)"
     )
     response = client.post("/api/recognize", files={"file": ("line.png", LINE.read_bytes())})
     assert response.status_code == 422

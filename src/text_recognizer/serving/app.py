@@ -18,6 +18,7 @@ page is decoded: a multi-page TIFF of a few kB may hold thousands of pages.
 from __future__ import annotations
 
 import math
+import shlex
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -409,9 +410,10 @@ def explain_form_error(error: dict[str, Any], form: FormData) -> dict[str, Any]:
     text = error.get("input")
     if isinstance(text, str):
         shown = text if len(text) <= 40 else text[:40] + "..."
+        name = text if text and shown == text and text.isprintable() else "line.png"
         message = (
             f"the field image holds text ({shown!r}), not a file: send the file itself "
-            "(curl -F image=@line.png, with the @)"
+            f"(curl -F {shlex.quote('image=@' + name)}, with the @)"
         )
     else:
         files = sorted({name for name, value in form.multi_items() if isinstance(value, FormFile)})
