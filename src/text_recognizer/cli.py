@@ -722,9 +722,12 @@ def serve(
         )
     shown = f"[{host}]" if ":" in host else host
     pool = "1 worker" if workers == 1 else f"{workers} workers"
-    pool += f", {threads} ONNX Runtime threads each" if threads else ", ONNX Runtime on every core"
+    if threads:
+        pool += f", {threads} ONNX Runtime thread{'s' if threads > 1 else ''} each"
+    else:
+        pool += ", ONNX Runtime on every core"
     console.print(f"serving on http://{shown}:{port}/ ({pool}; Ctrl+C stops)")
-    level = logging.getLogger("text_recognizer").getEffectiveLevel()
+    verbose = logging.getLogger("text_recognizer").getEffectiveLevel() <= logging.INFO
     app = create_app(
         recognizers,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
@@ -733,7 +736,41 @@ def serve(
         max_pages=max_pages,
         max_pixels=int(max_megapixels * 1_000_000),
     )
-    uvicorn.run(app, host=host, port=port, log_level="info" if level <= logging.INFO else "warning")
+    if verbose:  # uvicorn's own log, every request's line included
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    else:
+        uvicorn.run(app, host=host, port=port, log_level=None, log_config=_quiet_uvicorn_log())
+
+
+class _ShutdownWait(logging.Filter):
+    """Of uvicorn's INFO lines, only its word that Ctrl+C waits for the requests under way
+    (an upload may take ``--max-wait`` seconds to be given up): without it, Ctrl+C
+    seemed to do nothing. A second Ctrl+C cancels what was under way: as asked, so
+    without a traceback for each."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import asyncio
+
+        if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+            return False
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:  # the lifespan's, as text
+            return not message.rstrip().endswith("CancelledError")
+        return "CTRL+C to force quit" in message
+
+
+def _quiet_uvicorn_log() -> dict[str, object]:
+    """uvicorn's logging config, its warnings and errors only (no line per request), and
+    the line saying that Ctrl+C waits for the requests under way."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["shutdown_wait"] = {"()": _ShutdownWait}
+    config["loggers"]["uvicorn.error"] = {"level": "INFO", "filters": ["shutdown_wait"]}
+    config["loggers"]["uvicorn.access"]["level"] = "WARNING"
+    return config
 
 
 def _check_address(host: str, port: int) -> None:

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from tests.inference_only import run_without_training
 from tests.pages import compose_page, multipage_tiff, on_margin, raw_tiff, sample_line
+from tests.serving.server import multipart
 from text_recognizer.page_xml import NAMESPACE as PAGE_NS
 from text_recognizer.paths import SAMPLES_DIR
 from text_recognizer.recognizer import Recognizer, Result
@@ -143,6 +144,24 @@ def test_parameters_in_the_url_are_refused_not_ignored(client: TestClient) -> No
     assert "send kind and format as form fields" in response.json()["detail"]
 
 
+def test_decoding_options_sent_with_a_request_are_refused_not_ignored(client: TestClient) -> None:
+    """`-F beam=10` was silently ignored (the beam width is the server's), and `?beam=10`
+    was told to be sent as a form field, where it would have been ignored."""
+    told = (
+        "a request sends image, kind and format, as form fields; decoding options (beam, "
+        "lm, ...) are the server's, set as it starts (text-recognizer serve --beam 10)"
+    )
+    files = {"image": ("x.png", LINE.read_bytes())}
+    response = client.post("/api/recognize?beam=10", files=files)
+    assert response.status_code == 422
+    assert response.json()["detail"] == f"the URL's parameters (beam) are not read: {told}"
+    response = client.post("/api/recognize", files=files, data={"beam": "10", "kind": "line"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == f"the form's field beam is not read: {told}"
+    response = client.post("/api/recognize", files=files, data={"beam": "10", "lm": "default"})
+    assert response.json()["detail"].startswith("the form's fields beam, lm are not read: ")
+
+
 def test_a_truncated_image_gets_422(client: TestClient) -> None:
     status, body = post(client, LINE.read_bytes()[:300])
     assert status == 422
@@ -153,7 +172,7 @@ def test_bad_form_gets_422(client: TestClient) -> None:
     status, body = post(client, LINE.read_bytes(), kind="word")
     assert status == 422
     assert "'auto', 'char', 'line' or 'paragraph'" in body["detail"][0]["msg"]
-    missing = client.post("/api/recognize", data={"kind": "line"})
+    missing = client.post("/api/recognize", data={"kind": "line"}, files={"other": b""})
     assert missing.status_code == 422
     assert missing.json()["detail"][0]["loc"] == ["body", "image"]
 
@@ -282,3 +301,76 @@ def test_a_pdf_of_scanned_pages_is_answered_page_by_page(
     assert [(page["page"], page["kind"]) for page in pages] == [(1, "paragraph"), (2, "line")]
     status, body = post(client, out.getvalue(), format="page-xml")
     assert status == 422 and body["detail"].startswith("the file holds 2 pages")
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (LINE.read_bytes(), "image/png"),  # the image as the whole body
+        (b'{"image": "iVBORw0KGgo="}', "application/json"),
+        (b"image=line.png", "application/x-www-form-urlencoded"),
+        (b"", None),
+    ],
+    ids=["raw-image", "json", "urlencoded", "no-body"],
+)
+def test_a_body_that_is_no_form_gets_415_saying_how_to_send_the_image(
+    client: TestClient, content: bytes, content_type: str | None
+) -> None:
+    """It got 422 'Field required' (or 'Expected UploadFile'), as if the image were
+    missing, though it was sent: only not as a form."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/api/recognize", content=content, headers=headers)
+    assert response.status_code == 415
+    sent = content_type or "of no declared type"
+    assert response.json()["detail"] == (
+        f"the body is {sent}, not a multipart/form-data form: send the image as the "
+        "form's file field image (curl -F image=@line.png)"
+    )
+
+
+def test_an_image_field_holding_text_or_missing_says_how_to_send_the_file(
+    client: TestClient,
+) -> None:
+    """`curl -F image=line.png` (no @) sends the file's name as text: it got 'Value error,
+    Expected UploadFile, received: <class 'str'>'."""
+    body, content_type = multipart({"image": "scan 1.png"})  # as curl sends it
+    headers = {"Content-Type": content_type}
+    response = client.post("/api/recognize", content=body, headers=headers)
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "image"]
+    assert error["msg"] == (
+        "the field image holds text ('scan 1.png'), not a file: send the file itself "
+        "(curl -F 'image=@scan 1.png', with the @)"
+    )
+    response = client.post("/api/recognize", files={"file": ("line.png", LINE.read_bytes())})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "image"]
+    assert error["msg"] == (
+        "the form has no file in the field image (its files: file): send the image there "
+        "(curl -F image=@line.png)"
+    )
+
+
+def test_a_form_field_sent_twice_is_refused_not_half_read(client: TestClient) -> None:
+    """Of two files in the field image, only the last was read (and answered 200)."""
+    line, other = LINE.read_bytes(), (SAMPLES_DIR / "lines" / "line_01.png").read_bytes()
+    files = [("image", ("a.png", line)), ("image", ("b.png", other))]
+    response = client.post("/api/recognize", files=files)
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "the form holds 2 values in the field image, and one request reads one image: "
+        "send each in a request of its own (a multi-page TIFF or PDF is read page by page)"
+    )
+    files = [("image", ("a.png", line))]
+    response = client.post("/api/recognize", files=files, data={"kind": ["line", "char"]})
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("the form holds 2 values in the field kind")
+
+
+def test_a_malformed_multipart_body_gets_400(client: TestClient) -> None:
+    headers = {"Content-Type": "multipart/form-data"}  # and no boundary to split it by
+    response = client.post("/api/recognize", content=b"--x\r\n", headers=headers)
+    assert response.status_code == 400
+    assert "boundary" in response.json()["detail"]

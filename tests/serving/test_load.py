@@ -180,7 +180,8 @@ def test_a_full_queue_is_answered_503_with_retry_after(done: threading.Event) ->
         assert status == 503
         assert int(headers["retry-after"]) >= 1
         assert body["detail"].startswith(
-            "the service is busy: every worker is reading and 1 request wait already; try again in "
+            "the service is busy: every worker is reading and 1 request waits already; "
+            "try again in "
         )
         assert unread(port, "queue_full") == 1
         assert health(port) | {"kinds": None, "max_upload_bytes": None} == {
@@ -285,3 +286,34 @@ def test_create_app_refuses_a_pool_that_cannot_serve(options: dict, message: str
     arguments = {"recognizers": [Held(threading.Event())], **options}
     with pytest.raises(ValueError, match=message):
         create_app(**arguments)
+
+
+def test_a_client_that_leaves_mid_upload_gives_up_its_place_at_once(
+    done: threading.Event,
+) -> None:
+    """A client that sent part of its body and closed its connection was counted nowhere
+    (only one leaving while it waited was ``client_gone``)."""
+    held = Held(done)
+    with serving(create_app([held], queue=0, max_wait=30)) as port:
+        cut = start_upload(f"127.0.0.1:{port}", 1000, b"--x\r\n")  # and then it leaves
+        until(lambda: health(port)["uploading"] == 1)
+        cut.close()
+        until(lambda: unread(port, "client_gone") == 1)  # long before max_wait's 30 s
+        assert health(port)["uploading"] == 0
+        done.set()
+        assert answer(send(port, "read"))[0] == 200  # its place is free again (queue=0)
+    assert held.images == [b"read"]
+
+
+def test_more_than_forty_workers_all_read_at_once(done: threading.Event) -> None:
+    """Reads ran in anyio's default thread pool, of 40 threads: a 41st worker (the default
+    on a machine of more than 40 cores) was shown busy while its read silently queued."""
+    workers = [Held(done) for _ in range(45)]
+    with serving(create_app(workers)) as port, ThreadPoolExecutor(len(workers)) as clients:
+        answers = [clients.submit(answer, send(port, f"r{n}")) for n in range(len(workers))]
+        try:
+            until(lambda: sum(len(worker.images) for worker in workers) == len(workers))
+            assert health(port)["waiting"] == 0
+        finally:
+            done.set()  # before the clients are waited for, whatever happened
+        assert {future.result()[0] for future in answers} == {200}

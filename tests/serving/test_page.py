@@ -280,3 +280,42 @@ def test_saving_page_xml_says_why_it_failed(page: sync_api.Page) -> None:
     page.route("**/api/recognize", lambda route: route.abort())  # and no answer at all
     page.click("#save-xml")
     sync_api.expect(page.locator("#error")).to_contain_text("The server did not answer")
+
+
+# A file dropped on the page, or pasted, as the browser hands it to the page's script.
+GIVE_FILE = """([event, bytes]) => {
+  const file = new File([new Uint8Array(bytes)], "given.png", {type: "image/png"});
+  const data = new DataTransfer();
+  data.items.add(file);
+  document.dispatchEvent(event === "drop"
+    ? new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true})
+    : new ClipboardEvent("paste", {clipboardData: data, bubbles: true, cancelable: true}));
+}"""
+
+
+@pytest.mark.parametrize("event", ["drop", "paste"])
+def test_a_dropped_or_pasted_image_replaces_the_one_chosen(
+    page: sync_api.Page, server: Server, event: str
+) -> None:
+    """The file box went on naming the image chosen before, and choosing that one again
+    changed nothing (no change event): the dropped one stayed, and was read."""
+    page.set_input_files("#file", LINE)
+    other = (SAMPLES_DIR / "lines" / "line_01.png").read_bytes()
+    page.evaluate(GIVE_FILE, [event, list(other)])
+    assert page.evaluate("document.getElementById('file').files.length") == 0
+    page.click("#read-file")
+    sync_api.expect(page.locator("#details")).to_contain_text("read as line")
+    _, expected = post_image(server.url, other)
+    assert page.inner_text("#text") == expected["text"]
+
+
+def test_a_double_click_reads_once(page: sync_api.Page, server: Server) -> None:
+    """Each click sent the image: read twice, and with the service busy the second was
+    refused (503), its refusal shown over the first's reading."""
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url))
+    page.set_input_files("#file", LINE)
+    page.dblclick("#read-file")
+    sync_api.expect(page.locator("#details")).to_contain_text("read as line")
+    sync_api.expect(page.locator("#read-file")).to_be_enabled()  # again, once answered
+    assert [url for url in sent if "/api/" in url] == [f"{server.url}/api/recognize"]

@@ -124,8 +124,48 @@ def test_a_refused_upload_is_answered_before_it_is_sent_whole() -> None:
         response = refused.getresponse()
         assert response.status == 503 and int(response.headers["Retry-After"]) >= 1
         assert response.headers["Connection"] == "close"
+        assert json.loads(response.read())["detail"].startswith(
+            "the service is busy: 1 request is being sent, waiting or read already"
+        )
         refused.close()
         first.close()
+
+
+def test_ctrl_c_says_that_it_waits_for_the_requests_under_way() -> None:
+    """Ctrl+C waits for the requests under way (an upload up to --max-wait seconds, 30 by
+    default), and said nothing meanwhile: it seemed not to work. A second Ctrl+C stops it
+    at once, and without a traceback for each request it cancels."""
+    import queue
+    import signal
+    import threading
+
+    with running_server("--workers", "1") as server:
+        upload = start_upload(urlsplit(server.url).netloc, 1000, b"--x\r\n")  # and no more
+        deadline = time.monotonic() + 20
+        while health(server.url)["uploading"] < 1:
+            assert time.monotonic() < deadline, "the upload was never taken in"
+            time.sleep(0.05)
+        said: queue.Queue[str] = queue.Queue()
+        assert server.process.stdout is not None
+        stdout = server.process.stdout
+
+        def listen() -> None:
+            for line in stdout:
+                said.put(line)
+
+        threading.Thread(target=listen, daemon=True).start()
+        server.process.send_signal(signal.SIGINT)
+        lines = [said.get(timeout=10)]
+        while "Waiting for connections to close" not in lines[-1]:
+            lines.append(said.get(timeout=10))  # queue.Empty: nothing said
+        assert "(CTRL+C to force quit)" in lines[-1]
+        server.process.send_signal(signal.SIGINT)
+        server.process.wait(timeout=10)
+        upload.close()
+        time.sleep(0.2)  # the reader's last lines
+        while not said.empty():
+            lines.append(said.get())
+        assert "Traceback" not in "".join(lines), "".join(lines)
 
 
 def health(url: str) -> dict[str, Any]:
@@ -241,9 +281,12 @@ def test_serve_gives_each_worker_its_share_of_the_cores(
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     monkeypatch.setattr(cli, "open_recognizer", open_recognizer)
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
-    result = runner.invoke(app, ["serve", "--port", str(free_port()), *options])
+    arguments = ["serve", "--port", str(free_port()), *options]
+    result = runner.invoke(app, arguments, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert asked == [threads] * workers
+    said = {0: "ONNX Runtime on every core", 1: "1 ONNX Runtime thread each"}  # not "threads"
+    assert said.get(threads, f"{threads} ONNX Runtime threads each") in result.output
     assert TestClient(served[0]).get("/api/health").json()["workers"] == workers
 
 

@@ -18,6 +18,7 @@ page is decoded: a multi-page TIFF of a few kB may hold thousands of pages.
 from __future__ import annotations
 
 import math
+import shlex
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +26,8 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,7 +37,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.datastructures import Headers
+from starlette.datastructures import FormData, Headers
+from starlette.datastructures import UploadFile as FormFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from text_recognizer import __version__
@@ -92,7 +96,8 @@ class Metrics:
         self.unread = Counter(
             "text_recognizer_requests_unread",
             "Requests not read: queue_full and waited_too_long were answered 503, "
-            "upload_stalled 408, client_gone had left before their turn.",
+            "upload_stalled 408, client_gone had left before their turn (while their "
+            "upload arrived or while they waited).",
             ["reason"],
             registry=self.registry,
         )
@@ -131,7 +136,8 @@ class BusyError(Exception):
 
 
 class ClientGoneError(Exception):
-    """The client disconnected before a worker was free: its image is not read."""
+    """The client disconnected before a worker was free (while its upload arrived, or while
+    it waited): its image is not read."""
 
 
 class Pool:
@@ -153,6 +159,11 @@ class Pool:
         self.admitted = 0  # from the start of their upload until they are answered
         self.uploading = 0  # of those, whose upload is still arriving
         self.metrics = metrics
+        # The threads that open uploads and read them: each request taken in holds one at
+        # a time, and at most size + queue are, so none waits for a thread. Not anyio's
+        # default pool (40 threads, shared with the rest of a larger app), where a 41st
+        # worker's read silently queued while it was shown busy.
+        self.threads = anyio.CapacityLimiter(self.size + queue)
         self.mean_seconds = 0.0  # per read, recent reads weighing most: for Retry-After
 
     @property
@@ -169,10 +180,10 @@ class Pool:
         self.metrics.unread.labels(reason="queue_full").inc()
         ahead = self.admitted - self.busy  # being sent, opened or waiting: each waits its turn
         if self.busy == self.size:
-            detail = f"every worker is reading and {_requests(ahead)} wait already"
+            detail = f"every worker is reading and {_requests(ahead, 'waits', 'wait')} already"
         else:  # slow uploads hold the places
             detail = (
-                f"{_requests(self.admitted)} are being sent, waiting or read already, the "
+                f"{_requests(self.admitted, 'is', 'are')} being sent, waiting or read already, the "
                 f"most it takes at once ({self.uploading} still being sent)"
             )
         raise BusyError(f"the service is busy: {detail}", self.retry_after(ahead))
@@ -203,7 +214,9 @@ class Pool:
             )
         recognizer = self.idle.pop()
         try:
-            result, seconds = await anyio.to_thread.run_sync(_timed, job, recognizer)
+            result, seconds = await anyio.to_thread.run_sync(
+                _timed, job, recognizer, limiter=self.threads
+            )
         finally:
             self.idle.append(recognizer)
             self.free.release()
@@ -241,8 +254,9 @@ class Pool:
         return max(1, math.ceil((ahead + 1) * self.mean_seconds / self.size))
 
 
-def _requests(count: int) -> str:
-    return f"{count} request{'s' if count != 1 else ''}"
+def _requests(count: int, verb_one: str, verb_many: str) -> str:
+    """``count`` requests and the verb that agrees: "1 request waits", "2 requests wait"."""
+    return f"1 request {verb_one}" if count == 1 else f"{count} requests {verb_many}"
 
 
 def _timed(job: Callable[[Recognizer], T], recognizer: Recognizer) -> tuple[T, float]:
@@ -278,7 +292,10 @@ class UploadLimit:
             await self._refuse(scope, receive, send)
             return
         if scope["method"] != "POST":  # a page, health, metrics: answered however busy
-            body = await self._body(scope, receive, send)
+            try:
+                body = await self._body(scope, receive, send)
+            except ClientGoneError:
+                return
             if body is not None:
                 await self._hand_on(scope, receive, send, body)
             return
@@ -291,6 +308,9 @@ class UploadLimit:
             self.pool.uploading += 1
             try:
                 body = await self._body(scope, receive, send, stall=self.pool.max_wait)
+            except ClientGoneError:  # mid-upload: its place is freed below, at once
+                self.metrics.unread.labels(reason="client_gone").inc()
+                return
             finally:
                 self.pool.uploading -= 1
             if body is not None:
@@ -301,8 +321,8 @@ class UploadLimit:
     async def _body(
         self, scope: Scope, receive: Receive, send: Send, stall: float = math.inf
     ) -> bytes | None:
-        """The whole body; None where it was refused (413), nothing of it arrived for
-        ``stall`` seconds (408), or the client left."""
+        """The whole body; None where it was refused (413) or nothing of it arrived for
+        ``stall`` seconds (408); ``ClientGoneError`` where the client left."""
         chunks: list[bytes] = []
         size = 0
         window_start, window_bytes = time.monotonic(), 0  # the rate, one stall long at a time
@@ -314,7 +334,7 @@ class UploadLimit:
                 await self._stalled(scope, receive, send, detail)
                 return None
             if message["type"] == "http.disconnect":
-                return None
+                raise ClientGoneError
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
@@ -381,6 +401,64 @@ def busy_detail(busy: BusyError) -> str:
     return f"{busy.detail}; try again in {busy.retry_after} s"
 
 
+def explain_form_error(error: dict[str, Any], form: FormData) -> dict[str, Any]:
+    """FastAPI's account of what is wrong with a form (``error``), its message saying
+    what to do where the ``image`` field is missing or holds text: ``curl -F image=x.png``,
+    the @ forgotten, sends the file's name."""
+    if tuple(error["loc"]) != ("body", "image"):
+        return error
+    text = error.get("input")
+    if isinstance(text, str):
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        name = text if text and shown == text and text.isprintable() else "line.png"
+        message = (
+            f"the field image holds text ({shown!r}), not a file: send the file itself "
+            f"(curl -F {shlex.quote('image=@' + name)}, with the @)"
+        )
+    else:
+        files = sorted({name for name, value in form.multi_items() if isinstance(value, FormFile)})
+        held = f" (its files: {', '.join(files)})" if files else ""
+        message = f"the form has no file in the field image{held}: send the image there "
+        message += "(curl -F image=@line.png)"
+    return {**error, "msg": message}
+
+
+#: The form fields a request sends; the rest of what `recognize` takes is the server's.
+FIELDS = ("image", "kind", "format")
+NO_OPTION = (
+    "a request sends image, kind and format, as form fields; decoding options (beam, lm, "
+    "...) are the server's, set as it starts (text-recognizer serve --beam 10)"
+)
+
+
+def refuse_unread_fields(query: Sequence[str], form: FormData) -> None:
+    """HTTPException (422) for what a request sends that would be silently ignored: URL
+    parameters (``?format=page-xml``), form fields other than ``FIELDS`` (``-F beam=10``:
+    the decoding is the server's), and a field sent twice, of which FastAPI keeps the
+    last (two images: the first unread)."""
+    if query:
+        names = ", ".join(sorted(set(query)))
+        if set(query) <= set(FIELDS):
+            why = "send kind and format as form fields (curl -F format=page-xml)"
+        else:
+            why = NO_OPTION
+        raise HTTPException(422, detail=f"the URL's parameters ({names}) are not read: {why}")
+    unknown = sorted(set(form) - set(FIELDS))
+    if unknown:
+        fields = (
+            f"field {unknown[0]} is" if len(unknown) == 1 else f"fields {', '.join(unknown)} are"
+        )
+        raise HTTPException(422, detail=f"the form's {fields} not read: {NO_OPTION}")
+    for field in FIELDS:
+        if (count := len(form.getlist(field))) > 1:
+            raise HTTPException(
+                422,
+                detail=f"the form holds {count} values in the field {field}, and one request "
+                "reads one image: send each in a request of its own (a multi-page TIFF or "
+                "PDF is read page by page)",
+            )
+
+
 def create_app(
     recognizers: Recognizer | Sequence[Recognizer],
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
@@ -430,6 +508,22 @@ def create_app(
             )
         return pages
 
+    @app.exception_handler(RequestValidationError)
+    async def form_refused(request: Request, error: RequestValidationError) -> JSONResponse:
+        """422 with FastAPI's account of a form it cannot take, said so as to be acted on;
+        a body that is no multipart form (an image sent as the body itself, JSON) gets
+        415: its 'Field required' read as if no image had been sent."""
+        sent = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if sent != "multipart/form-data":
+            detail = (
+                f"the body is {sent or 'of no declared type'}, not a multipart/form-data "
+                "form: send the image as the form's file field image (curl -F image=@line.png)"
+            )
+            return JSONResponse({"detail": detail}, status_code=415)
+        form = error.body if isinstance(error.body, FormData) else FormData()
+        errors = [explain_form_error(dict(each), form) for each in error.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:  # async: answered by the event loop, however busy the workers
         return page
@@ -468,17 +562,13 @@ def create_app(
         ``{"pages": [...]}``, each page's reading with its ``page`` number, or its
         ``error``. A 422 says why an image cannot be read; a 503 that the service is too
         busy now, and its Retry-After header when to try again."""
-        if request.query_params:  # ?format=page-xml would otherwise be silently ignored
-            raise HTTPException(
-                422,
-                detail=f"the URL's parameters ({', '.join(sorted(request.query_params))}) are "
-                "not read: send kind and format as form fields (curl -F format=page-xml)",
-            )
+        # Parsed already (FastAPI took image, kind and format from it): the same form.
+        refuse_unread_fields(list(request.query_params), await request.form())
         data = await image.read()
         try:
             # In a thread: a PDF is opened under PDFium's lock, which a worker drawing a
             # page holds; the event loop (health, metrics, other requests) must not wait.
-            pages = await anyio.to_thread.run_sync(open_pages, data, format)
+            pages = await anyio.to_thread.run_sync(open_pages, data, format, limiter=pool.threads)
             with pages:
                 outcomes, seconds = await pool.read(
                     request, lambda recognizer: list(recognizer.recognize_pages(pages, kind))
