@@ -359,3 +359,22 @@ def test_an_unreadable_image_in_a_batch_is_named() -> None:
         recognizer.recognize_batch([line, blank, line], kind="line")
     with pytest.raises(ImageError, match=r"^the image is blank"):  # alone: nothing to name
         recognizer.recognize(np.zeros((28, 28), dtype=np.uint8), kind="char")
+
+
+def test_recognize_each_gives_an_unreadable_images_error_in_its_place(tmp_path: Path) -> None:
+    """recognize_each reads as recognize_batch does, but a bad image costs only itself."""
+    recognizer = Recognizer.from_pretrained()
+    pages = [SAMPLES_DIR / "paragraphs" / f"page_0{n}.png" for n in range(2)]
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((300, 400), 255, np.uint8)).save(blank)
+    speck = np.full((300, 400), 255, np.uint8)
+    speck[100:103, 200:203] = 0
+    outcomes = recognizer.recognize_each([pages[0], blank, speck, pages[1]], kind="paragraph")
+    batched = recognizer.recognize_batch(pages, kind="paragraph")
+    assert [type(o).__name__ for o in outcomes] == ["Result", "ImageError", "ImageError", "Result"]
+    assert outcomes[0] == batched[0] and outcomes[3] == batched[1]  # words and places too
+    assert str(outcomes[1]).startswith(f"{blank}: ")  # a file is named
+    assert str(outcomes[2]) == "no line of text found in the image"  # its place says which
+    assert recognizer.recognize_each([]) == []
+    with pytest.raises(ConfigError, match="kind must be one of"):
+        recognizer.recognize_each(pages, kind="page")  # type: ignore[arg-type]

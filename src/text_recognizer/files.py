@@ -41,3 +41,17 @@ def check_writable(path: Path, option: str = "--output") -> None:
         raise ConfigError(
             f"cannot write {path} ({error.strerror or type(error).__name__}): {hint}"
         ) from None
+
+
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` of this host may still be running: its temporary files are
+    then its own to finish or remove (anything that cannot be told counts as running)."""
+    if pid == os.getpid() or os.name != "posix":  # Windows has no cheap check: keep the file
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

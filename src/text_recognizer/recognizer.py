@@ -753,6 +753,28 @@ class Recognizer:
         self.check_kind(kind)
         return self._recognize(images, kind)
 
+    def recognize_each(
+        self, images: Sequence[ImageInput], kind: Kind = "auto"
+    ) -> list[Result | ImageError]:
+        """Read many images as :meth:`recognize_batch` does (the lines of all of them in
+        shared batches), where an image that cannot be read (blank, no line found) gives
+        its ``ImageError`` in its place and costs none of the others; an image given as a
+        file is named in its error.
+
+        Many pages read this way, several at a time, read faster than one by one: their
+        lines fill the network's batches (``docs/benchmarks.md``); a line may read slightly
+        differently than with its own page's lines alone, as :meth:`recognize_batch` says."""
+        self.check_kind(kind)
+        readings: list[list[_Prepared] | ImageError] = []
+        for image in images:
+            name = str(image) if isinstance(image, str | Path) else None
+            try:
+                readings.append(self._prepare(image, kind, name))
+            except ImageError as error:
+                readings.append(error)
+        results = iter(self._read_readings([r for r in readings if isinstance(r, list)]))
+        return [r if isinstance(r, ImageError) else next(results) for r in readings]
+
     def _recognize(
         self, images: Sequence[ImageInput], kind: Kind, loaded: bool = False
     ) -> list[Result]:
@@ -761,13 +783,18 @@ class Recognizer:
         copy of the page, 0.1 s on 12 million pixels)."""
         count = len(images)
         names = [_name(image, i, count) for i, image in enumerate(images)]
+        return self._read_readings(
+            [
+                self._prepare(image, kind, name, loaded)
+                for image, name in zip(images, names, strict=True)
+            ]
+        )
+
+    def _read_readings(self, readings: list[list[_Prepared]]) -> list[Result]:
+        """One result an image of what :meth:`_prepare` made of each."""
         # Each image as given (or turned upright where it lies on its side), then (with
         # ``orientation="any"``, or on its side) its lines or page turned half a turn from
         # that, from the same decoding.
-        readings = [
-            self._prepare(image, kind, name, loaded)
-            for image, name in zip(images, names, strict=True)
-        ]
         prepared = [given for given, *_ in readings]
         turned = [(i, rest[0]) for i, (_, *rest) in enumerate(readings) if rest]
         if not turned:

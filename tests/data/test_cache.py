@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from text_recognizer.data import DATASETS, synthetic_chars, synthetic_lines
-from text_recognizer.data.cache import read_h5, write_h5
+from text_recognizer.data.cache import H5Writer, read_h5, write_h5
 from text_recognizer.data.emnist_lines import EmnistLines
 from text_recognizer.errors import DataError
 
@@ -98,3 +102,57 @@ def test_a_cache_that_may_not_fit_on_its_disk_is_warned_of(
         write_h5(tmp_path / "tight.h5", arrays)
     assert "tight.h5 (up to 0.1 MB before compression) with 0.0 MB free" in caplog.text
     assert read_h5(tmp_path / "tight.h5")["x"].shape == (100, 1000)
+
+
+def test_a_streamed_cache_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "pages.h5"
+    rows = [np.full(1000 * (i + 1), i, np.uint8) for i in range(3)]
+    with pytest.raises(RuntimeError, match="stopped"), H5Writer(path, {"seed": 1}) as writer:
+        writer.append("pixels", rows[0])
+        raise RuntimeError("stopped mid-build")
+    assert not list(tmp_path.iterdir())  # no cache, no temporary file
+    with H5Writer(path, {"seed": 1}) as writer:
+        for row in rows:
+            writer.append("pixels", row)
+        writer.put("names", np.array(["a", "b", "c"], dtype=object))
+        assert not path.exists()  # only once the block ends
+    assert [p.name for p in tmp_path.iterdir()] == ["pages.h5"]
+    arrays = read_h5(path, keys=("pixels", "names"))
+    assert np.array_equal(arrays["pixels"], np.concatenate(rows))
+    assert list(arrays["names"]) == ["a", "b", "c"]
+    import h5py
+
+    with h5py.File(path) as f:  # checksummed as write_h5's arrays are
+        assert f["pixels"].fletcher32 and f["pixels"].compression == "lzf"
+        assert f.attrs["params"] == '{"seed": 1}'
+
+
+def test_a_killed_builds_temporary_file_is_removed_by_the_next_build(tmp_path: Path) -> None:
+    path = tmp_path / "pages.h5"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = socket.gethostname()
+    left = tmp_path / f".pages.h5.{host}.{gone.pid}.tmp"
+    running = tmp_path / f".pages.h5.{host}.{os.getppid()}.tmp"  # a build still going
+    elsewhere = tmp_path / f".pages.h5.other-host.{gone.pid}.tmp"  # its pids mean nothing here
+    other_cache = tmp_path / f".lines.h5.{host}.{gone.pid}.tmp"  # another cache's: its own build's
+    for file in (left, running, elsewhere, other_cache):
+        file.write_bytes(b"half a cache")
+    write_h5(path, {"x": np.zeros(10, np.uint8)})
+    assert not left.exists()
+    assert running.exists() and elsewhere.exists() and other_cache.exists()
+    assert read_h5(path)["x"].shape == (10,)
+
+
+def test_a_disk_too_full_to_go_on_stops_the_build_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # HDF5 would abort the process when the disk fills; a streamed cache stops before.
+    usage = shutil.disk_usage(tmp_path)
+    path = tmp_path / "pages.h5"
+    too_full = r"MB free, too little to go on writing pages\.h5 .*free some space or choose"
+    with pytest.raises(DataError, match=too_full), H5Writer(path) as writer:
+        writer.append("pixels", np.zeros(1000, np.uint8))
+        monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=3_000_000))
+        writer.append("pixels", np.zeros(2_000_000, np.uint8))
+    assert not list(tmp_path.iterdir())

@@ -4,6 +4,8 @@ as the Recognizer reads pages; benchmarks/paragraphs.py composes with the same c
 from __future__ import annotations
 
 import json
+import shutil
+import tracemalloc
 from pathlib import Path
 from typing import Any, cast
 
@@ -107,6 +109,25 @@ def test_the_cache_key_follows_every_argument(tmp_path: Path) -> None:
         "synthetic_lines", {"num_train": 300_000, "seed": 42, "stroke_fraction": 0.3}, root=tmp_path
     )
     assert SyntheticParagraphs(root=tmp_path).lines.cache_file("test") == shipped.cache_file("test")
+
+
+def test_a_build_holds_a_page_at_a_time_not_the_split(tiny_root: Path, tmp_path: Path) -> None:
+    peaks, largest = [], 0
+    for pages in (20, 40):
+        root = tmp_path / str(pages)
+        shutil.copytree(tiny_root / "synthetic_lines", root / "synthetic_lines")  # rendered
+        module = SyntheticParagraphs(root=root, **{**TINY, "num_test": pages})
+        tracemalloc.start()
+        try:
+            module.prepare_splits(["test"])
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        module.setup("test")
+        assert module.data_test is not None and len(module.data_test) == pages
+        largest = max(page.nbytes for page in module.data_test.pages)
+    # Held whole, 20 more pages (~6 MB) would add twice their size while being written.
+    assert peaks[1] < peaks[0] + largest, f"{peaks[0] / 1e6:.1f}, {peaks[1] / 1e6:.1f} MB"
 
 
 def test_paper_and_scale_and_a_fixed_count(tiny_root: Path) -> None:

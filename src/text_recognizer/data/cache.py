@@ -2,19 +2,22 @@
 
 The key is a hash of every parameter, so a change of parameters never reads a stale
 cache, and files are written under a temporary name and renamed so a killed build
-never leaves a half-written cache behind. Numeric arrays carry a Fletcher-32 checksum per
-chunk, so bytes damaged later on disk are reported instead of read as pixels. h5py is
-imported where files are read or written: it comes with the ``train`` extra, and the
-reader's LM cache needs only the key.
+never leaves a half-written cache behind (the next build removes its temporary file).
+Data too large to hold at once is written as it is made (:class:`H5Writer`). Numeric
+arrays carry a Fletcher-32 checksum per chunk, so bytes damaged later on disk are
+reported instead of read as pixels. h5py is imported where files are read or written:
+it comes with the ``train`` extra, and the reader's LM cache needs only the key.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
 import os
 import shutil
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from text_recognizer.errors import DataError
+from text_recognizer.files import process_running
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT_VERSION = 1
@@ -52,16 +56,127 @@ def ensure_writable_folder(folder: Path) -> None:
         ) from None
 
 
+def _temp_file(path: Path, pid: int) -> Path:
+    # The host too: on a shared data folder, another machine's process ids mean nothing here.
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{pid}.tmp")
+
+
+def _remove_stopped_builds(path: Path) -> None:
+    """Delete the temporary files of builds of ``path`` on this host whose process is gone:
+    a killed build (SIGKILL, a closed terminal, the OOM killer) cannot remove its own, and
+    each would keep up to a cache's size of disk for ever."""
+    prefix = _temp_file(path, 0).name[: -len("0.tmp")]
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = tmp.name[len(prefix) : -len(".tmp")]
+        if pid.isdigit() and not process_running(int(pid)):
+            tmp.unlink(missing_ok=True)
+            log.info("removed %s, left by a build that was stopped", tmp)
+
+
+class H5Writer:
+    """An HDF5 cache written as its data is made, so a build holds one piece at a time.
+
+    Used as a context manager: the file is written under a temporary name in the same
+    folder and renamed to ``path`` only when the block ends without an error, so a build
+    that fails or is killed never leaves a half-written cache (a killed one's temporary
+    file is removed by the next build of the same cache). Numeric arrays are stored as
+    :func:`write_h5` stores them (LZF, a Fletcher-32 checksum per chunk), strings as UTF-8
+    variable-length strings, ``attrs`` as JSON.
+    """
+
+    #: Elements of a row per chunk of a growing dataset: h5py's own guess for ~1 GB.
+    CHUNK = 1 << 17
+
+    def __init__(self, path: Path, attrs: Mapping[str, Any] | None = None) -> None:
+        self.path = path
+        self.attrs = dict(attrs or {})
+        self._tmp = _temp_file(path, os.getpid())
+        self._file: Any = None
+
+    def __enter__(self) -> H5Writer:
+        import h5py
+
+        ensure_writable_folder(self.path.parent)
+        _remove_stopped_builds(self.path)
+        self._file = h5py.File(self._tmp, "w")
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            try:
+                if exc_type is None:
+                    self.finish()
+                    self._file.attrs["params"] = json.dumps(self.attrs, sort_keys=True, default=str)
+            finally:
+                self._file.close()
+            if exc_type is None:
+                self._tmp.replace(self.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+    def finish(self) -> None:
+        """Write what is kept until the end (a subclass's small arrays) before the file is
+        closed and renamed; an error here leaves no cache either."""
+
+    def put(self, key: str, array: np.ndarray) -> None:
+        """Write ``array`` whole as dataset ``key``."""
+        import h5py
+
+        if array.dtype.kind in "OU":
+            self._file.create_dataset(
+                key, data=np.asarray(array, dtype=object), dtype=h5py.string_dtype("utf-8")
+            )
+            return
+        chunked = array.ndim > 0 and array.size > 0
+        self._file.create_dataset(
+            key,
+            data=array,
+            compression="lzf",
+            chunks=True if chunked else None,
+            fletcher32=chunked,  # filters need chunks; a scalar has none
+        )
+
+    def append(self, key: str, rows: np.ndarray) -> None:
+        """Add ``rows`` (numeric, along the first axis) to the end of dataset ``key``, which
+        the first call makes; later rows must match its dtype and row shape.
+
+        A disk too full for the rows is a ``DataError`` (and the temporary file is removed
+        as the block ends): HDF5 would abort the whole process when the disk fills."""
+        free = shutil.disk_usage(self._tmp.parent).free
+        # The rows uncompressed, and room for HDF5's chunk cache (1 MB) and its metadata.
+        if free < rows.nbytes + (2 << 20):
+            raise DataError(
+                f"{self._tmp.parent} has {free / 1e6:.1f} MB free, too little to go on writing "
+                f"{self.path.name} (the next {rows.nbytes / 1e6:.1f} MB of it): free some space "
+                "or choose another data folder (--root, the dataset's root argument, or "
+                "$TEXT_RECOGNIZER_DATA); nothing was cached"
+            )
+        if key not in self._file:
+            row_size = max(1, int(np.prod(rows.shape[1:])))
+            self._file.create_dataset(
+                key,
+                shape=(0, *rows.shape[1:]),
+                maxshape=(None, *rows.shape[1:]),
+                dtype=rows.dtype,
+                chunks=(max(1, self.CHUNK // row_size), *rows.shape[1:]),
+                compression="lzf",
+                fletcher32=True,
+            )
+        dataset = self._file[key]
+        start = dataset.shape[0]
+        dataset.resize(start + rows.shape[0], axis=0)
+        dataset[start:] = rows
+
+
 def write_h5(
     path: Path, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None
 ) -> None:
     """Write arrays to ``path`` atomically (temp file in the same folder, then rename).
 
     String arrays are stored as UTF-8 variable-length strings; ``attrs`` (e.g. the
-    parameters) are stored as JSON so a cache documents how it was built.
+    parameters) are stored as JSON so a cache documents how it was built. Data made a
+    piece at a time is better written as it is made, with :class:`H5Writer`.
     """
-    import h5py
-
     ensure_writable_folder(path.parent)
     # HDF5 aborts the whole process when the disk fills mid-write (h5py 3.16, HDF5 2.0),
     # before Python sees an error: say so first where the arrays may not fit. Compressed,
@@ -76,27 +191,9 @@ def write_h5(
             raw / 1e6,
             free / 1e6,
         )
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with h5py.File(tmp, "w") as f:
-            for key, array in arrays.items():
-                if array.dtype.kind in "OU":
-                    f.create_dataset(
-                        key, data=np.asarray(array, dtype=object), dtype=h5py.string_dtype("utf-8")
-                    )
-                else:
-                    chunked = array.ndim > 0 and array.size > 0
-                    f.create_dataset(
-                        key,
-                        data=array,
-                        compression="lzf",
-                        chunks=True if chunked else None,
-                        fletcher32=chunked,  # filters need chunks; a scalar has none
-                    )
-            f.attrs["params"] = json.dumps(dict(attrs or {}), sort_keys=True, default=str)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with H5Writer(path, attrs) as writer:
+        for key, array in arrays.items():
+            writer.put(key, array)
 
 
 def read_h5(path: Path, keys: Sequence[str] = ()) -> dict[str, np.ndarray]:

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data.cache import cache_path, ensure_writable_folder
-from text_recognizer.data.module import PageDataModule, PageSet
+from text_recognizer.data.module import PageDataModule, PageWriter
 from text_recognizer.data.sources.download import RemoteFile, download
 from text_recognizer.data.sources.iam import FORM_ARCHIVES, IAM_DPI, IamArchive, iam_remote
 from text_recognizer.errors import ConfigError, DataError
@@ -120,28 +120,27 @@ class IamParagraphs(PageDataModule):
             archive = IamArchive(download(self.remote, self.download_dir))
         else:
             archive = self._open_folder()
-        pages: dict[str, PageSet] = {split: PageSet([], [], []) for split in missing}
         skipped = {"characters outside the charset": 0, "writer held out": 0}
-        with archive:
+        # Each page is written to its split's cache as it is cropped: all forms are ~1 GB.
+        with archive, ExitStack() as stack:
+            writers = {
+                split: stack.enter_context(PageWriter(self.cache_file(split), self.params(split)))
+                for split in missing
+            }
             forms = archive.forms()
             split_of = archive.splits(forms)
             skipped["writer held out"] = sum(form.id not in split_of for form in forms)
-            chosen = [form for form in forms if split_of.get(form.id) in pages]
+            chosen = [form for form in forms if split_of.get(form.id) in writers]
             progress = tqdm(chosen, desc="IAM paragraphs: cropping", unit="page", disable=None)
             for form in progress:
                 page, text = archive.paragraph(form, self.dpi)
                 if DEFAULT_CHARSET.unknown(text.replace("\n", "")):
                     skipped["characters outside the charset"] += 1
                     continue
-                into = pages[split_of[form.id]]
-                into.pages.append(np.ascontiguousarray(page))
-                into.texts.append(text)
-                into.names.append(form.id)
-        for split in missing:
-            if not pages[split].pages:
-                raise DataError(f"{archive.path}: no forms for the {split} split")
-        for split in missing:
-            pages[split].write(self.cache_file(split), self.params(split))
+                writers[split_of[form.id]].add(page, text, form.id)
+            for split, writer in writers.items():
+                if not len(writer):  # raised inside the block: no split's cache is kept
+                    raise DataError(f"{archive.path}: no forms for the {split} split")
         self.skipped = {reason: count for reason, count in skipped.items() if count}
         if self.skipped:
             log.info("IAM paragraphs left out: %s", self.skipped)

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from text_recognizer.charset import DEFAULT_CHARSET, Charset
 from text_recognizer.data.augment import thin_strokes
-from text_recognizer.data.cache import read_h5, write_h5
+from text_recognizer.data.cache import H5Writer, read_h5
 from text_recognizer.errors import ConfigError, DataError
 from text_recognizer.paths import data_dir
 from text_recognizer.preprocessing import ink_box, rotate
@@ -54,7 +54,8 @@ class PageSet(Dataset[tuple[np.ndarray, str]]):
     """Pages as scanned (uint8 grey, ``[H, W]``), each with its text (lines joined by
     ``"\\n"``) and name (a form id, a file), for reports.
 
-    Stored for an HDF5 cache as one flat pixel array and each page's shape.
+    Stored for an HDF5 cache (:class:`PageWriter`) as one flat pixel array and each
+    page's shape.
     """
 
     def __init__(
@@ -74,19 +75,9 @@ class PageSet(Dataset[tuple[np.ndarray, str]]):
     def num_lines(self) -> int:
         return sum(text.count("\n") + 1 for text in self.texts)
 
-    def write(self, path: Path, attrs: dict[str, Any]) -> None:
-        shapes = np.array([page.shape for page in self.pages], dtype=np.int64).reshape(-1, 2)
-        arrays = {
-            "pixels": np.concatenate([page.ravel() for page in self.pages]),
-            "shapes": shapes,
-            "texts": np.array(self.texts, dtype=object),
-            "names": np.array(self.names, dtype=object),
-        }
-        write_h5(path, arrays, attrs=attrs)
-
     @classmethod
     def read(cls, path: Path) -> PageSet:
-        """The pages a cache written by :meth:`write` holds."""
+        """The pages a cache written by :class:`PageWriter` holds."""
         data = read_h5(path, keys=("pixels", "shapes", "texts", "names"))
         sizes = data["shapes"].prod(axis=1)
         starts = np.concatenate([[0], np.cumsum(sizes)])
@@ -100,6 +91,45 @@ class PageSet(Dataset[tuple[np.ndarray, str]]):
             for start, size, shape in zip(starts[:-1], sizes, data["shapes"].tolist(), strict=True)
         ]
         return cls(pages, [str(t) for t in data["texts"]], [str(n) for n in data["names"]])
+
+
+class PageWriter(H5Writer):
+    """A :class:`PageSet` cache written a page at a time, as the pages are made: a build
+    holds one page, not the split (all of IAM's forms are ~1 GB of pixels).
+
+    Used as a context manager, as :class:`~text_recognizer.data.cache.H5Writer`: the
+    cache appears at ``path`` only when the block ends without an error, holding every
+    page added, in order.
+    """
+
+    def __init__(self, path: Path, attrs: dict[str, Any]) -> None:
+        super().__init__(path, attrs)
+        self._shapes: list[tuple[int, int]] = []
+        self._texts: list[str] = []
+        self._names: list[str] = []
+
+    def __enter__(self) -> PageWriter:
+        super().__enter__()
+        return self
+
+    def __len__(self) -> int:
+        return len(self._shapes)
+
+    def add(self, page: np.ndarray, text: str, name: str) -> None:
+        """Write ``page`` (uint8 ``[H, W]``) with its text and name after those added before."""
+        if page.ndim != 2 or page.dtype != np.uint8:
+            raise ValueError(f"a page is uint8 [H, W], not {page.dtype} {list(page.shape)}")
+        self.append("pixels", np.ascontiguousarray(page).ravel())
+        self._shapes.append((int(page.shape[0]), int(page.shape[1])))
+        self._texts.append(text)
+        self._names.append(name)
+
+    def finish(self) -> None:
+        if not self._shapes:
+            self.put("pixels", np.zeros(0, np.uint8))
+        self.put("shapes", np.array(self._shapes, np.int64).reshape(-1, 2))
+        self.put("texts", np.array(self._texts, dtype=object))
+        self.put("names", np.array(self._names, dtype=object))
 
 
 def collate_lines(

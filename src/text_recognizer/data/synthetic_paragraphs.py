@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from text_recognizer.data.cache import cache_key, cache_path
-from text_recognizer.data.module import PageDataModule, PageSet
+from text_recognizer.data.module import PageDataModule, PageWriter
 from text_recognizer.data.synthetic_lines import PackedLines, Split, SyntheticLines
 from text_recognizer.errors import ConfigError
 from text_recognizer.preprocessing import rotate
@@ -286,15 +286,13 @@ class SyntheticParagraphs(PageDataModule):
             path = self.cache_file(split)
             if path.exists():
                 continue
-            count, pages = self.sizes[split], PageSet([], [], [])
+            count = self.sizes[split]
             composed = compose_pages(self.material(split), count, self.layout, self.seed)
             progress = tqdm(composed, total=count, unit="page", leave=False,
                             desc=f"SyntheticParagraphs {split}", disable=None)  # fmt: skip
-            for index, page in enumerate(progress):
-                pages.pages.append(page.image)
-                pages.texts.append(page.text)
-                pages.names.append(f"{split}_{index:04d}:{page.hand}")
-            pages.write(path, self.params(split))
+            with PageWriter(path, self.params(split)) as pages:  # each page written as composed
+                for index, page in enumerate(progress):
+                    pages.add(page.image, page.text, f"{split}_{index:04d}:{page.hand}")
 
     def __repr__(self) -> str:
         layout = self.layout

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from text_recognizer import __version__
 from text_recognizer.data.cache import ensure_writable_folder
 from text_recognizer.errors import DataError
+from text_recognizer.files import process_running
 
 log = logging.getLogger(__name__)
 
@@ -168,21 +169,9 @@ def _remove_stopped_downloads(dest_dir: Path, filename: str) -> None:
     prefix = f".{filename}.{socket.gethostname()}."
     for part in dest_dir.glob(f"{glob.escape(prefix)}*.part"):
         pid = part.name[len(prefix) : -len(".part")]  # not digits: a host named host.x's
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not process_running(int(pid)):
             part.unlink(missing_ok=True)
             log.info("removed %s, left by a download that was stopped", part)
-
-
-def _running(pid: int) -> bool:
-    if pid == os.getpid() or os.name != "posix":  # Windows has no cheap check: keep the file
-        return True
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 class _FetchError(Exception):
