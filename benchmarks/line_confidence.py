@@ -21,6 +21,7 @@ real digits and vowels (``realdata_lines.py``), and prints for each:
   many words as their truth.
 
     python benchmarks/line_confidence.py --model src/text_recognizer/assets/models/line.onnx
+    python benchmarks/line_confidence.py --model ... --beam 10 --lm default
 """
 
 from __future__ import annotations
@@ -64,9 +65,13 @@ def main() -> None:
     parser.add_argument(
         "--width-search", action="store_true", help="read as Recognizer(width_search=True)"
     )
+    parser.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    parser.add_argument("--lm", default=None, help="character LM for the beam, e.g. default")
     args = parser.parse_args()
 
-    recognizer = Recognizer.from_pretrained(args.model, width_search=args.width_search)
+    recognizer = Recognizer.from_pretrained(
+        args.model, width_search=args.width_search, beam_size=args.beam, lm=args.lm
+    )
     sets = split_sets(args.num_train, args.seed)
     if args.realdata.is_dir():
         sets |= {f"real {k}": v for k, v in real_lines(args.realdata, 300, 0).items()}
