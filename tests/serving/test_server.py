@@ -38,6 +38,10 @@ def test_serve_reads_the_sample_lines_over_http() -> None:
             truths.append(sample.text)
         with urllib.request.urlopen(f"{server.url}/metrics") as response:
             metrics = response.read().decode()
+        for path in ("/", "/api/health", "/metrics"):  # uptime monitors probe with HEAD
+            head = urllib.request.Request(f"{server.url}{path}", method="HEAD")
+            with urllib.request.urlopen(head) as response:
+                assert (response.status, response.read()) == (200, b""), path
     assert cer(readings, truths) < 0.1  # `make demo` reads these at 0.051
     assert f'images_total{{kind="line",outcome="ok"}} {len(samples)}.0' in metrics
     output = server.process.communicate()[0]

@@ -524,11 +524,15 @@ def create_app(
         errors = [explain_form_error(dict(each), form) for each in error.errors()]
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    # HEAD beside each GET: uptime monitors and load balancers probe with it (FastAPI,
+    # unlike Starlette's own routes, does not add it).
+    @app.api_route(
+        "/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False
+    )
     async def index() -> str:  # async: answered by the event loop, however busy the workers
         return page
 
-    @app.get("/api/health")
+    @app.api_route("/api/health", methods=["GET", "HEAD"])
     async def health() -> dict[str, Any]:
         """Whether the service is up, which kinds of image its models read, and how busy
         it is: workers reading now (``busy``) of ``workers``, requests ``waiting`` for one,
@@ -601,7 +605,7 @@ def create_app(
             return Response(page_xml(result, name), media_type="application/xml")
         return {**pages_read[0], "milliseconds": milliseconds}
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.api_route("/metrics", methods=["GET", "HEAD"], include_in_schema=False)
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
