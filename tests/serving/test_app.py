@@ -51,6 +51,7 @@ def png(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.filterwarnings("error")  # FastAPI warns of an operation listed twice
 def test_page_and_health(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200

@@ -532,7 +532,8 @@ def create_app(
     async def index() -> str:  # async: answered by the event loop, however busy the workers
         return page
 
-    @app.api_route("/api/health", methods=["GET", "HEAD"])
+    @app.get("/api/health")
+    @app.head("/api/health", include_in_schema=False)  # one operation in the schema
     async def health() -> dict[str, Any]:
         """Whether the service is up, which kinds of image its models read, and how busy
         it is: workers reading now (``busy``) of ``workers``, requests ``waiting`` for one,
