@@ -317,3 +317,22 @@ def test_more_than_forty_workers_all_read_at_once(done: threading.Event) -> None
         finally:
             done.set()  # before the clients are waited for, whatever happened
         assert {future.result()[0] for future in answers} == {200}
+
+
+def test_a_post_to_another_path_is_answered_however_full_the_service(
+    done: threading.Event,
+) -> None:
+    """Only a reading takes a place: a POST to /metrics or a mistyped path got 503 (and was
+    counted as queue_full) instead of its 405 or 404 while the service was full."""
+    held = Held(done)
+    with serving(create_app([held], queue=0)) as port:
+        reading = in_background(send(port, "read"))
+        until(lambda: health(port)["busy"] == 1)
+        for path, status in (("/metrics", 405), ("/api/recognise", 404)):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("POST", path, b"x", {"Content-Type": "text/plain"})
+            assert connection.getresponse().status == status, path
+            connection.close()
+        assert unread(port, "queue_full") == 0
+        done.set()
+        assert reading.result()[0] == 200

@@ -265,6 +265,9 @@ def _timed(job: Callable[[Recognizer], T], recognizer: Recognizer) -> tuple[T, f
     return result, time.perf_counter() - start
 
 
+RECOGNIZE_PATH = "/api/recognize"  # the one route that reads: its requests take a place
+
+
 class UploadLimit:
     """Takes an upload in as it starts (:meth:`Pool.admit`; 503 with a Retry-After where
     the service holds as many requests as it takes), and refuses a request body over
@@ -291,7 +294,8 @@ class UploadLimit:
         if declared.isdigit() and int(declared) > self.limit:
             await self._refuse(scope, receive, send)
             return
-        if scope["method"] != "POST":  # a page, health, metrics: answered however busy
+        if scope["method"] != "POST" or not scope["path"].endswith(RECOGNIZE_PATH):
+            # A page, health, metrics, a wrong path or method: answered however busy.
             try:
                 body = await self._body(scope, receive, send)
             except ClientGoneError:
@@ -550,7 +554,7 @@ def create_app(
             "uploading": pool.uploading,
         }
 
-    @app.post("/api/recognize", response_model=None)
+    @app.post(RECOGNIZE_PATH, response_model=None)
     async def recognize(
         request: Request,
         image: UploadFile = File(  # noqa: B008
