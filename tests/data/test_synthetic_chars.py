@@ -124,3 +124,10 @@ def test_built_by_name_and_validated(tmp_path: Path) -> None:
         SyntheticChars(augment=-1)
     with pytest.raises(ConfigError):
         SyntheticChars(num_val=-5)
+
+
+def test_an_empty_split_builds_with_several_workers(tmp_path: Path) -> None:
+    # A split of 0 has no chunk to render: no pool of 0 processes.
+    data = tiny(tmp_path, num_train=0, num_val=62, num_test=0, build_workers=2)
+    assert len(data.data_train) == 0 and len(data.data_val) == 62  # type: ignore[arg-type]
+    assert "empty" in repr(data)

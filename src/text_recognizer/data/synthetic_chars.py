@@ -206,7 +206,7 @@ def generate(
     ]
     images = np.empty((num, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     with tqdm(total=num, desc=desc, unit="char", leave=False) as progress:
-        if workers <= 1 or len(tasks) == 1:
+        if workers <= 1 or len(tasks) <= 1:  # no pool for one chunk or none (num=0)
             _init_worker()
             results = map(_render_chunk, tasks)
             for index, chunk in enumerate(results):
