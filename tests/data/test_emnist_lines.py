@@ -104,6 +104,13 @@ def test_split_sizes_images_and_targets(tmp_path: Path) -> None:
             assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
 
 
+def test_a_split_of_no_lines_loads_empty(tmp_path: Path) -> None:
+    lines = loaded(tmp_path, num_val=0, num_test=0)
+    assert len(lines.data_train) == 12  # type: ignore[arg-type]
+    assert len(lines.data_val) == 0 and len(lines.data_test) == 0  # type: ignore[arg-type]
+    assert "val=0" in repr(lines)
+
+
 def test_width_stays_within_the_overlap_range(tmp_path: Path) -> None:
     lines = loaded(tmp_path, min_overlap=0.0, max_overlap=0.5, num_train=40)
     for image, target in split_items(lines, "train"):

@@ -210,7 +210,7 @@ class EmnistLines(BaseDataModule):
         )
         for split in SPLITS:
             strip, widths = arrays[f"{split}_images"], arrays[f"{split}_widths"]
-            offsets = np.concatenate(([0], np.cumsum(widths)[:-1])).astype(np.int64)
+            offsets = np.concatenate(([0], np.cumsum(widths))).astype(np.int64)[:-1]
             images = [strip[:, o : o + w] for o, w in zip(offsets, widths, strict=True)]
             targets = [
                 np.array(self.charset.encode(text), dtype=np.int64)
