@@ -167,7 +167,7 @@ class LabelledFolder(BaseDataModule):
                 f"val_fraction={val_fraction} and test_fraction={test_fraction} must be in "
                 "[0, 1] and add up to 1 at most"
             )
-        self.path = Path(path)
+        self.path = Path(path).expanduser()  # a config's path: ~/my_lines
         self.kind = kind  # type: ignore[misc]  # a class constant elsewhere; chosen here
         self.height = input_height or (32 if kind == "line" else 28)
         self.deslant = deslant

@@ -119,7 +119,7 @@ class IamLines(BaseDataModule):
                 f"transcription = {transcription!r} needs path= (IAM as its authors distribute "
                 "it): iamdb.zip holds only the forms' XML, whose text is as written"
             )
-        self.path = None if path is None else Path(path)
+        self.path = None if path is None else Path(path).expanduser()
         self.transcription = transcription
         self._source_hash: str | None = None
         self.skipped: dict[str, int] = {}
