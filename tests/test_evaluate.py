@@ -95,7 +95,7 @@ def test_a_model_of_another_height_says_how_to_match_it() -> None:
     from text_recognizer.paths import SAMPLES_DIR
 
     folder = {"path": str(SAMPLES_DIR / "lines"), "input_height": 28}
-    with pytest.raises(ConfigError, match="yields 28: pass --data-arg input_height=32$"):
+    with pytest.raises(ConfigError, match=r"yields 28: pass --data-arg input_height=32$"):
         evaluate("line", "folder", "test", folder)
     with pytest.raises(
         ConfigError, match="yields 28: score a model made for emnist_lines's images"

@@ -153,7 +153,7 @@ def test_a_bad_value_from_the_environment_names_its_variable(
     monkeypatch.setenv("X_URLS", "ftp://mirror/a.bin")
     with pytest.raises(ValueError, match=r"\(from \$X_URLS and \$X_SHA256\)$"):
         remote_file("a.bin", PAYLOAD_SHA, (), "X")
-    with pytest.raises(ValueError, match="64 hex digits, got 'abc'$"):  # an argument's own
+    with pytest.raises(ValueError, match=r"64 hex digits, got 'abc'$"):  # an argument's own
         remote_file("a.bin", PAYLOAD_SHA, (), "Y", sha256="abc")
 
 
