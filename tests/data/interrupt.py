@@ -19,7 +19,7 @@ def interrupt(code: str, after_s: float) -> subprocess.CompletedProcess[str]:
         stderr=subprocess.PIPE,
         text=True,
         # What an interactive shell gives a foreground command (a background one ignores it).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "ready"
