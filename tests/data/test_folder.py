@@ -208,6 +208,9 @@ def test_clear_errors_for_a_wrong_folder(tmp_path: Path) -> None:
     (tmp_path / "labels.tsv").unlink()
     with pytest.raises(ConfigError, match="add up to 1 at most"):
         LabelledFolder(tmp_path, val_fraction=0.6, test_fraction=0.6)
+    for height in (0, -4, 100_000):  # 0 read as 32; the others failed in OpenCV, unexplained
+        with pytest.raises(ConfigError, match=f"input_height = {height} must be 8 to 512 pixels"):
+            LabelledFolder(tmp_path, input_height=height)
     with pytest.raises(ConfigError, match="kind must be"):
         LabelledFolder(tmp_path, kind="page")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="width_stretch stretches text lines"):

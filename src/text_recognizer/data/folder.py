@@ -153,6 +153,12 @@ class LabelledFolder(BaseDataModule):
                 "input_height: pages are kept at their own size (the Recognizer scales each "
                 "line it finds to the model's height); remove it for kind: paragraph"
             )
+        if input_height is not None and not 8 <= input_height <= 512:
+            # 0 read as "not given" (32), < 0 and huge heights failed in OpenCV on the images
+            raise ConfigError(
+                f"input_height = {input_height} must be 8 to 512 pixels: the model's own (32 "
+                "for the shipped line model, 28 for characters), or leave it out"
+            )
         if rehearsal < 0 or (rehearsal and kind != "line"):
             raise ConfigError(f"rehearsal={rehearsal}: a number of lines >= 0, for kind: line only")
         if rehearsal and (input_height or 32) != HEIGHT:

@@ -103,8 +103,8 @@ class IamLines(BaseDataModule):
             fine_pens=fine_pens,
             width_multiple=width_multiple,
         )
-        if input_height < 8:
-            raise ConfigError(f"input_height = {input_height} must be at least 8")
+        if not 8 <= input_height <= 512:  # a huge one failed allocating its lines
+            raise ConfigError(f"input_height = {input_height} must be 8 to 512 pixels")
         if padding < 0:
             raise ConfigError(f"padding = {padding} must be 0 or more")
         try:
