@@ -328,3 +328,25 @@ def test_recognize_says_what_is_odd_about_a_file_in_its_own_words(tmp_path: Path
     alone = [Recognizer.from_pretrained().recognize(line).text for line in lines]
     assert [row["text"] for row in read[1:]] == [alone[0], *alone, alone[1]]
     assert f"{photo}: its EXIF data is damaged" in result.stderr.replace("\n", " ")
+
+
+def test_data_info_and_download_print_paths_as_they_are(tmp_path: Path) -> None:
+    """A path holding [...] (rich markup) or too long for the terminal is printed whole,
+    on one line, so that it can be copied."""
+    import shutil
+
+    from text_recognizer.paths import SAMPLES_DIR
+
+    folder = tmp_path / "scans [red] of my grandmother's letters, transcribed by hand" / "lines"
+    shutil.copytree(SAMPLES_DIR / "lines", folder)
+    for command in ("info", "download"):
+        result = runner.invoke(app, ["data", command, "folder", "--data-arg", f"path={folder}"])
+        assert result.exit_code == 0, result.output
+        assert str(folder) in result.output.splitlines()[-1], result.output
+    result = runner.invoke(app, ["data", "info", "synthetic_chars", "--root", str(folder.parent),
+                                 "--data-arg", "num_train=0", "--data-arg", "num_val=0",
+                                 "--data-arg", "num_test=0"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    caches = [line for line in result.output.splitlines() if "cache" in line]
+    assert len(caches) == 3
+    assert all(f"cache {folder.parent}/synthetic_chars/synthetic_chars_" in c for c in caches)

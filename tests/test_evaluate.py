@@ -90,6 +90,19 @@ def test_mismatches_are_clear_errors(tiny_char_run: Path) -> None:
         evaluate("default")
 
 
+def test_a_model_of_another_height_says_how_to_match_it() -> None:
+    """The advice was --data-arg for every dataset, where emnist_lines has no height to set."""
+    from text_recognizer.paths import SAMPLES_DIR
+
+    folder = {"path": str(SAMPLES_DIR / "lines"), "input_height": 28}
+    with pytest.raises(ConfigError, match=r"yields 28: pass --data-arg input_height=32$"):
+        evaluate("line", "folder", "test", folder)
+    with pytest.raises(
+        ConfigError, match="yields 28: score a model made for emnist_lines's images"
+    ):
+        evaluate("line", "emnist_lines", "test", {})
+
+
 def test_a_model_that_does_not_exist_is_called_so(tmp_path: Path) -> None:
     for missing in (tmp_path / "runs" / "nope", tmp_path / "nope.onnx", "nope"):
         with pytest.raises(ConfigError, match=r"does not exist: name a run folder, a \.ckpt"):

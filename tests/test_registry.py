@@ -47,3 +47,18 @@ def test_a_value_the_code_sets_given_among_the_arguments_says_where_it_is_set() 
     with pytest.raises(ConfigError, match=r"'batch_size' .*: set data\.batch_size in a config"):
         DATASETS.build("synthetic_lines", {"batch_size": 3}, seed=0, batch_size=64)
     assert DATASETS.build("synthetic_lines", {"seed": 3}).seed == 3  # not set by the code here
+
+
+def test_a_bad_item_of_a_value_of_several_types_is_named_as_the_config_writes_it() -> None:
+    """The first union member's error was shown: "'lines_per_page.int' = [2, 'x'] is
+    invalid: Input should be a valid integer", for a list that may be one."""
+    from text_recognizer.data import DATASETS
+
+    with pytest.raises(
+        ConfigError, match=r"argument 'lines_per_page\.1' = 'x' is invalid: .*valid integer"
+    ):
+        DATASETS.build("synthetic_paragraphs", {"lines_per_page": [2, "x"]})
+    with pytest.raises(ConfigError, match=r"argument 'spacing' = 'abc' is invalid: .*number"):
+        DATASETS.build("synthetic_paragraphs", {"spacing": "abc"})
+    with pytest.raises(ConfigError, match=r"argument 'width_stretch\.1' = 'abc' is invalid"):
+        DATASETS.build("synthetic_lines", {"width_stretch": [0.6, "abc"]})

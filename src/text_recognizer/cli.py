@@ -168,6 +168,13 @@ DataSeedOption = Annotated[
 ]
 
 
+def print_as_is(text: str) -> None:
+    """Print ``text`` to standard output unchanged: a path may hold ``[...]``, which rich
+    would read as markup and drop, and a long cache path must stay on one line to be
+    copied, where rich would wrap it at the terminal's width."""
+    console.print(text, markup=False, soft_wrap=True)
+
+
 def _build_dataset(
     name: str, root: Path | None, data_arg: list[str] | None, seed: int = 0
 ) -> BaseDataModule:
@@ -191,7 +198,8 @@ def data_download(
         module.prepare_data()
     except TextRecognizerError as error:
         raise fail(error) from error
-    console.print(f"{name}: ready under {module.root}")
+    where = getattr(module, "path", module.root)  # a folder dataset is where its labels are
+    print_as_is(f"{name}: ready under {where}")
 
 
 @data_app.command("info")
@@ -208,7 +216,7 @@ def data_info(
         module.setup()  # every split, for the sizes
     except TextRecognizerError as error:
         raise fail(error) from error
-    console.print(repr(module))
+    print_as_is(repr(module))
 
 
 @data_app.command("import-page")
@@ -235,8 +243,8 @@ def data_import_page(
         report = import_page_lines(sources, out)
     except TextRecognizerError as error:
         raise fail(error) from error
-    console.print(report.summary())
-    console.print(
+    print_as_is(report.summary())
+    print_as_is(
         f"Measure a model on them: text-recognizer evaluate default --data folder "
         f"--data-arg path={out} --split all"
     )

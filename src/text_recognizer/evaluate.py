@@ -416,9 +416,15 @@ def evaluate(
     else:
         predict, info = load_predictor(source, datamodule.kind, decoder, factors)
         if info["input_height"] != datamodule.input_height:
+            height = info["input_height"]
+            fix = (  # emnist_lines' lines are 28 px high, whatever its arguments
+                f"pass --data-arg input_height={height}"
+                if "input_height" in DATASETS.parameters(data)
+                else f"score a model made for {data}'s images (trained on them, for one)"
+            )
             raise ConfigError(
-                f"{source} reads images {info['input_height']} pixels high but {data} yields "
-                f"{datamodule.input_height}: pass a dataset argument that matches (--data-arg)"
+                f"{source} reads images {height} pixels high but {data} yields "
+                f"{datamodule.input_height}: {fix}"
             )
     splits = SPLITS if split == "all" else (split,)
     # Only what the split needs: scoring a test split builds no training cache.

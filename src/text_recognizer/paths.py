@@ -13,9 +13,10 @@ SAMPLES_DIR = ASSETS_DIR / "samples"
 
 def data_dir() -> Path:
     """Root for downloads and dataset caches: ``$TEXT_RECOGNIZER_DATA`` or ``./data``."""
-    return Path(os.environ.get("TEXT_RECOGNIZER_DATA", "data")).expanduser()
+    # `or`: a variable set but empty (TEXT_RECOGNIZER_DATA= in a script) means unset, not "."
+    return Path(os.environ.get("TEXT_RECOGNIZER_DATA") or "data").expanduser()
 
 
 def runs_dir() -> Path:
     """Root for training runs: ``$TEXT_RECOGNIZER_RUNS`` or ``./runs``."""
-    return Path(os.environ.get("TEXT_RECOGNIZER_RUNS", "runs")).expanduser()
+    return Path(os.environ.get("TEXT_RECOGNIZER_RUNS") or "runs").expanduser()

@@ -99,8 +99,13 @@ class Registry(Generic[T]):
         try:
             validated = model(**args)
         except pydantic.ValidationError as error:
-            first = error.errors()[0]
-            key = ".".join(str(part) for part in first["loc"])
+            # A union reports an error per member type; the one that got deepest into the
+            # value names the part that is wrong (lines_per_page=[2, "x"]: the "x").
+            first = max(error.errors(), key=lambda e: len(e["loc"]))
+            # Past the argument, a location holds item indices and the union members'
+            # type names ('int', 'list[int]'), which mean nothing in a config.
+            loc = first["loc"]
+            key = ".".join(str(p) for p in (loc[0], *(p for p in loc[1:] if isinstance(p, int))))
             raise ConfigError(
                 f"{self.kind} {name!r}: argument {key!r} = {first.get('input')!r} is invalid: "
                 f"{first['msg']}"

@@ -142,6 +142,21 @@ def test_remote_file_rejects_bad_definitions() -> None:
     assert RemoteFile("a.bin", PAYLOAD_SHA.upper(), ()).sha256 == PAYLOAD_SHA
 
 
+def test_a_bad_value_from_the_environment_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from text_recognizer.data.sources.download import remote_file
+
+    monkeypatch.setenv("X_SHA256", "abc")
+    with pytest.raises(ValueError, match=r"got 'abc' \(from \$X_SHA256\)$"):
+        remote_file("a.bin", PAYLOAD_SHA, (), "X")
+    monkeypatch.setenv("X_URLS", "ftp://mirror/a.bin")
+    with pytest.raises(ValueError, match=r"\(from \$X_URLS and \$X_SHA256\)$"):
+        remote_file("a.bin", PAYLOAD_SHA, (), "X")
+    with pytest.raises(ValueError, match=r"64 hex digits, got 'abc'$"):  # an argument's own
+        remote_file("a.bin", PAYLOAD_SHA, (), "Y", sha256="abc")
+
+
 def test_sha256sum(tmp_path: Path) -> None:
     (tmp_path / "a.bin").write_bytes(PAYLOAD)
     assert sha256sum(tmp_path / "a.bin") == PAYLOAD_SHA

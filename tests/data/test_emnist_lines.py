@@ -11,7 +11,7 @@ import torch
 
 from text_recognizer.charset import DEFAULT_CHARSET, EMNIST_CHARACTERS
 from text_recognizer.data import DATASETS
-from text_recognizer.data.emnist_lines import CHAR_SIZE, EmnistLines, compose_line
+from text_recognizer.data.emnist_lines import CHAR_SIZE, SPLITS, EmnistLines, compose_line
 from text_recognizer.data.module import ArrayDataset, BaseDataModule
 from text_recognizer.errors import ConfigError, DataError
 
@@ -104,6 +104,13 @@ def test_split_sizes_images_and_targets(tmp_path: Path) -> None:
             assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
 
 
+def test_a_split_of_no_lines_loads_empty(tmp_path: Path) -> None:
+    lines = loaded(tmp_path, num_val=0, num_test=0)
+    assert len(lines.data_train) == 12  # type: ignore[arg-type]
+    assert len(lines.data_val) == 0 and len(lines.data_test) == 0  # type: ignore[arg-type]
+    assert "val=0" in repr(lines)
+
+
 def test_width_stays_within_the_overlap_range(tmp_path: Path) -> None:
     lines = loaded(tmp_path, min_overlap=0.0, max_overlap=0.5, num_train=40)
     for image, target in split_items(lines, "train"):
@@ -134,7 +141,7 @@ def test_cache_key_changes_with_every_parameter(tmp_path: Path) -> None:
     base: dict[str, Any] = {"char_source": "emnist", "char_source_args": {"balance": True}}
     variants: list[dict[str, Any]] = [
         {},
-        {"char_source": "synthetic_chars"},
+        {"char_source": "synthetic_chars", "char_source_args": {}},
         {"char_source_args": {"balance": False}},
         {"max_length": 17},
         {"min_overlap": 0.1},
@@ -156,6 +163,21 @@ def test_cache_key_changes_with_every_parameter(tmp_path: Path) -> None:
     assert one.cache_file == make(tmp_path, char_module=FakeChars()).cache_file
 
 
+def test_cache_key_follows_the_character_source_s_own_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another EMNIST archive (its checksum from the environment), or characters rendered
+    anew, are other glyphs: their lines were once read from the old lines' cache."""
+    emnist = {"char_source": "emnist"}
+    first = make(tmp_path, **emnist).cache_file
+    monkeypatch.setenv("TEXT_RECOGNIZER_EMNIST_SHA256", "0" * 64)
+    assert make(tmp_path, **emnist).cache_file != first
+    assert make(tmp_path, **emnist, char_source_args={"sha256": "0" * 64}).cache_file != first
+    chars = make(tmp_path, char_source="synthetic_chars")
+    caches = chars.cache_params()["char_source"]["caches"]
+    assert caches == [chars._named_char_source().cache_file(s).name for s in SPLITS]  # type: ignore[operator]
+
+
 def test_builds_the_char_source_by_name_once_then_reads_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -167,9 +189,10 @@ def test_builds_the_char_source_by_name_once_then_reads_the_cache(
 
     monkeypatch.setitem(DATASETS._entries, "fake_chars", build_fake)
     first = loaded(tmp_path, char_source="fake_chars", char_source_args={"per_char": 2})
-    assert len(built) == 1 and built[0].per_char == 2 and built[0].root == tmp_path / "data"
+    assert built[0].per_char == 2 and built[0].root == tmp_path / "data"
+    assert [fake.prepared for fake in built] == [1]
     again = loaded(tmp_path, char_source="fake_chars", char_source_args={"per_char": 2})
-    assert len(built) == 1  # the cache answered
+    assert sum(fake.prepared for fake in built) == 1  # the cache answered
     assert again.cache_file == first.cache_file
     assert torch.equal(split_items(again, "val")[0][0], split_items(first, "val")[0][0])
 

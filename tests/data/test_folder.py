@@ -114,6 +114,27 @@ def test_split_subfolders_and_jsonl(tmp_path: Path) -> None:
     ]
 
 
+def test_a_labels_file_beside_labelled_split_subfolders_is_refused(tmp_path: Path) -> None:
+    """Reading the subfolders as the splits left the folder's own labels file out, unsaid."""
+    write_lines(tmp_path, TEXTS[:4])
+    write_lines(tmp_path / "test", TEXTS[4:6], jsonl=True)
+    with pytest.raises(DataError) as error:
+        LabelledFolder(tmp_path).prepare_data()
+    message = str(error.value)
+    assert "has both labels.tsv and split subfolders with labels files (test/labels.jsonl)" in (
+        message
+    )
+    assert "keep one layout" in message
+    # Without the subfolder's labels, its images are the folder's own file's to name.
+    (tmp_path / "test" / "labels.jsonl").unlink()
+    with (tmp_path / "labels.tsv").open("a") as f:
+        f.write(f"test/scan_00.png\t{TEXTS[4]}\n")
+    data = LabelledFolder(tmp_path, val_fraction=0, test_fraction=0)
+    data.setup()
+    assert data.data_train is not None and len(data.data_train) == 5
+    assert "train=5, val=0, test=0" in repr(data)  # set up: an empty split holds 0
+
+
 def test_character_folders(tmp_path: Path) -> None:
     tmp_path.mkdir(exist_ok=True)
     rows = []
@@ -187,6 +208,9 @@ def test_clear_errors_for_a_wrong_folder(tmp_path: Path) -> None:
     (tmp_path / "labels.tsv").unlink()
     with pytest.raises(ConfigError, match="add up to 1 at most"):
         LabelledFolder(tmp_path, val_fraction=0.6, test_fraction=0.6)
+    for height in (0, -4, 100_000):  # 0 read as 32; the others failed in OpenCV, unexplained
+        with pytest.raises(ConfigError, match=f"input_height = {height} must be 8 to 512 pixels"):
+            LabelledFolder(tmp_path, input_height=height)
     with pytest.raises(ConfigError, match="kind must be"):
         LabelledFolder(tmp_path, kind="page")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="width_stretch stretches text lines"):

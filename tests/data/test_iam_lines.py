@@ -217,6 +217,9 @@ def test_a_wrong_checksum_and_bad_arguments_are_refused(served_zip: str, tmp_pat
         IamLines(sha256="abc")
     with pytest.raises(ConfigError, match="padding"):
         DATASETS.build("iam_lines", {"padding": -1})
+    for height in (4, 100_000):  # a huge one failed allocating its lines, unexplained
+        with pytest.raises(ConfigError, match=f"input_height = {height} must be 8 to 512"):
+            DATASETS.build("iam_lines", {"input_height": height})
     with pytest.raises(ConfigError):
         DATASETS.build("iam_lines", {"num_train": 10})  # a synthetic_lines key
 

@@ -273,3 +273,27 @@ def test_width_multiple_pads_training_batches_only_and_draws_nothing(tmp_path: P
             SyntheticLines(root=tmp_path, width_multiple=bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="kind: char"):
         LabelledFolder(path=tmp_path, kind="char", width_multiple=64)
+
+
+def test_a_root_or_folder_written_with_a_tilde_is_in_the_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A config's ``root: ~/data`` (or zsh's --data-arg root=~/data, which the shell leaves
+    as it is) made a folder named ``~`` in the working directory."""
+    from text_recognizer.data import DATASETS
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert DATASETS.build("synthetic_chars", {"root": "~/data"}).root == tmp_path / "data"
+    assert DATASETS.build("folder", {"path": "~/my_lines"}).path == tmp_path / "my_lines"  # type: ignore[attr-defined]
+    for name in ("iam_lines", "iam_paragraphs"):
+        assert DATASETS.build(name, {"path": "~/IAM"}).path == tmp_path / "IAM"  # type: ignore[attr-defined]
+
+
+def test_a_data_variable_set_empty_means_the_default_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from text_recognizer.paths import data_dir, runs_dir
+
+    monkeypatch.setenv("TEXT_RECOGNIZER_DATA", "")
+    monkeypatch.setenv("TEXT_RECOGNIZER_RUNS", "")
+    assert data_dir() == Path("data") and runs_dir() == Path("runs")  # not "." itself

@@ -124,3 +124,28 @@ def test_built_by_name_and_validated(tmp_path: Path) -> None:
         SyntheticChars(augment=-1)
     with pytest.raises(ConfigError):
         SyntheticChars(num_val=-5)
+
+
+def test_an_empty_split_builds_with_several_workers(tmp_path: Path) -> None:
+    # A split of 0 has no chunk to render: no pool of 0 processes.
+    data = tiny(tmp_path, num_train=0, num_val=62, num_test=0, build_workers=2)
+    assert len(data.data_train) == 0 and len(data.data_val) == 62  # type: ignore[arg-type]
+    assert "empty" in repr(data)
+
+
+def test_ctrl_c_during_a_parallel_build_stops_it_without_the_workers_tracebacks() -> None:
+    from tests.data.interrupt import interrupt
+
+    code = (
+        "from text_recognizer.data.sources.fonts import list_fonts\n"
+        "from text_recognizer.data.synthetic_chars import generate\n"
+        "fonts = list_fonts('test')\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    generate(fonts, 'abc', 20_000, seed=0, workers=2)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    result = interrupt(code, after_s=2.0)
+    assert result.stdout.strip() == "interrupted", result.stderr
+    assert "Traceback" not in result.stderr, result.stderr  # each worker printed one

@@ -248,3 +248,25 @@ def test_parallel_build_and_loader_workers_give_the_same_data(tmp_path: Path) ->
         tuple(t[:n].tolist()) for _, _, ts, ns in loader for t, n in zip(ts, ns, strict=True)
     )
     assert in_workers == in_process  # same lines whatever the number of workers
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_parallel_build_stops_it_without_the_workers_tracebacks(
+    tmp_path: Path,
+) -> None:
+    from tests.data.interrupt import interrupt
+
+    code = (
+        "from text_recognizer.data.synthetic_lines import SyntheticLines\n"
+        f"lines = SyntheticLines(num_train=30_000, num_val=1, num_test=1, root={str(tmp_path)!r},"
+        " build_workers=2)\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    lines.prepare_data()\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    result = interrupt(code, after_s=3.0)
+    assert result.stdout.strip() == "interrupted", result.stderr
+    assert "Traceback" not in result.stderr, result.stderr  # each worker printed one
+    assert not list(tmp_path.rglob("*.h5"))

@@ -147,7 +147,7 @@ def test_paper_and_scale_and_a_fixed_count(tiny_root: Path) -> None:
 def test_bad_arguments_say_what_to_do(tmp_path: Path) -> None:
     for args, message in [
         ({"lines_per_page": [5, 3]}, r"lines_per_page = \[5, 3\] must be \[low, high\]"),
-        ({"lines_per_page": [2.5, 3]}, r"lines_per_page.*\[2.5, 3\] is invalid"),
+        ({"lines_per_page": [2.5, 3]}, r"'lines_per_page\.0' = 2.5 is invalid: .*fractional"),
         ({"spacing": [0, 1]}, r"spacing = \[0.0, 1.0\] must be \[low, high\] with 0 < low"),
         ({"tilt": 60}, "tilt = 60.0 must be 0 to 45 degrees"),
         ({"scale": 0.1}, r"scale = 0.1 must be 0.25 to 4 .*0.7 makes them IAM's"),

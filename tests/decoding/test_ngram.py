@@ -141,3 +141,29 @@ def test_kenlm_loading_notes_show_only_when_verbose(
     finally:
         logging.getLogger("text_recognizer").setLevel(logging.NOTSET)
     assert ("binary file" in capfd.readouterr().err) == shown
+
+
+@pytest.mark.parametrize("kept", [0.5, 0.0])
+def test_a_cached_lm_cut_short_is_counted_again(kept: float, isolated_dirs: Path) -> None:
+    """It failed every use, and the error's advice (CharNgramLm.build) reused it."""
+    lm = CharNgramLm.build(TEXTS, order=3)
+    whole = lm.path.read_bytes()
+    lm.path.write_bytes(whole[: int(len(whole) * kept)])
+    again = CharNgramLm.build(TEXTS, order=3)
+    assert again.path == lm.path and again.path.read_bytes() == whole
+    assert again.log10_prob("the cat") > again.log10_prob("tca eht")
+
+
+def test_an_lm_cache_that_cannot_be_written_says_so_before_counting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from text_recognizer.decoding import ngram
+
+    (tmp_path / "a_file").write_text("not a folder")
+    monkeypatch.setenv("TEXT_RECOGNIZER_DATA", str(tmp_path / "a_file"))
+    monkeypatch.setattr(ngram, "count_ngrams", lambda *a: pytest.fail("counted in vain"))
+    with pytest.raises(DataError, match=r"cannot write the language model in .*a_file/lm .*"
+                       r"set \$TEXT_RECOGNIZER_DATA to a folder you can write"):  # fmt: skip
+        CharNgramLm.build(TEXTS, order=3)
+    with pytest.raises(DataError, match="pass another path"):
+        CharNgramLm.build(TEXTS, order=3, path=tmp_path / "a_file" / "lm.arpa")

@@ -134,6 +134,7 @@ class EmnistLines(BaseDataModule):
         self.numbers = float(numbers)
         self._char_module = char_module
         self._char_module_hash: str | None = None
+        self._named_source: BaseDataModule | None = None  # built from char_source, once
 
     @property
     def input_height(self) -> int:
@@ -143,6 +144,8 @@ class EmnistLines(BaseDataModule):
         """Everything the lines depend on: the cache key is a hash of this."""
         if self._char_module is None:
             chars: dict[str, Any] = {"name": self.char_source, "args": self.char_source_args}
+            if caches := self._source_caches():
+                chars["caches"] = caches
         else:
             chars = {"object": type(self._char_module).__qualname__, "data": self._module_hash()}
         return {
@@ -210,7 +213,7 @@ class EmnistLines(BaseDataModule):
         )
         for split in SPLITS:
             strip, widths = arrays[f"{split}_images"], arrays[f"{split}_widths"]
-            offsets = np.concatenate(([0], np.cumsum(widths)[:-1])).astype(np.int64)
+            offsets = np.concatenate(([0], np.cumsum(widths))).astype(np.int64)[:-1]
             images = [strip[:, o : o + w] for o, w in zip(offsets, widths, strict=True)]
             targets = [
                 np.array(self.charset.encode(text), dtype=np.int64)
@@ -218,19 +221,37 @@ class EmnistLines(BaseDataModule):
             ]
             setattr(self, f"data_{split}", ArrayDataset(images, targets))
 
-    def _prepared_char_module(self) -> BaseDataModule:
-        """The character dataset, built by name if none was given, with its splits loaded."""
-        module = self._char_module
-        if module is None:
+    def _named_char_source(self) -> BaseDataModule:
+        """The ``char_source`` dataset, built by name (once), not prepared."""
+        if self._named_source is None:
             from text_recognizer.data import DATASETS  # here: that package imports this module
 
             injected = {} if "root" in self.char_source_args else {"root": self.root}
-            module = DATASETS.build(self.char_source, self.char_source_args, **injected)
+            try:
+                module = DATASETS.build(self.char_source, self.char_source_args, **injected)
+            except ConfigError as error:  # say which of emnist_lines' arguments it is about
+                raise ConfigError(f"emnist_lines char_source: {error}") from None
             if module.kind != "char":
                 raise ConfigError(
                     f"char_source {self.char_source!r} is a {module.kind}-kind dataset; "
                     "it must yield single characters"
                 )
+            self._named_source = module
+        return self._named_source
+
+    def _source_caches(self) -> list[str]:
+        """The names of the ``char_source`` dataset's cache files, each keyed by all that
+        built its characters (an EMNIST archive's checksum, the fonts): lines composed of
+        other characters are other lines. Empty for a source that keeps no cache."""
+        cache = getattr(self._named_char_source(), "cache_file", None)
+        if cache is None:
+            return []
+        files = [cache(split) for split in SPLITS] if callable(cache) else [cache]
+        return [Path(file).name for file in files]
+
+    def _prepared_char_module(self) -> BaseDataModule:
+        """The character dataset, built by name if none was given, with its splits loaded."""
+        module = self._char_module or self._named_char_source()
         module.prepare_data()
         module.setup()  # every split: each split's lines are composed from its own glyphs
         return module

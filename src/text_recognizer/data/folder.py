@@ -28,7 +28,7 @@ from text_recognizer.data.line_render import HEIGHT  # the rendered rehearsal li
 from text_recognizer.data.module import ArrayDataset, BaseDataModule, Kind, PageSet
 from text_recognizer.errors import ConfigError, DataError, ImageError
 from text_recognizer.images import Pages
-from text_recognizer.labels import Labelled, read_labels
+from text_recognizer.labels import LABEL_FILES, Labelled, read_labels
 from text_recognizer.preprocessing import emnist_style, normalize_polarity, prepare_line
 
 SPLITS = ("train", "val", "test")
@@ -153,6 +153,12 @@ class LabelledFolder(BaseDataModule):
                 "input_height: pages are kept at their own size (the Recognizer scales each "
                 "line it finds to the model's height); remove it for kind: paragraph"
             )
+        if input_height is not None and not 8 <= input_height <= 512:
+            # 0 read as "not given" (32), < 0 and huge heights failed in OpenCV on the images
+            raise ConfigError(
+                f"input_height = {input_height} must be 8 to 512 pixels: the model's own (32 "
+                "for the shipped line model, 28 for characters), or leave it out"
+            )
         if rehearsal < 0 or (rehearsal and kind != "line"):
             raise ConfigError(f"rehearsal={rehearsal}: a number of lines >= 0, for kind: line only")
         if rehearsal and (input_height or 32) != HEIGHT:
@@ -167,7 +173,7 @@ class LabelledFolder(BaseDataModule):
                 f"val_fraction={val_fraction} and test_fraction={test_fraction} must be in "
                 "[0, 1] and add up to 1 at most"
             )
-        self.path = Path(path)
+        self.path = Path(path).expanduser()  # a config's path: ~/my_lines
         self.kind = kind  # type: ignore[misc]  # a class constant elsewhere; chosen here
         self.height = input_height or (32 if kind == "line" else 28)
         self.deslant = deslant
@@ -176,6 +182,7 @@ class LabelledFolder(BaseDataModule):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self._rows: dict[str, list[Labelled]] | None = None
+        self._set_up: set[str] = set()  # splits read by setup(), an empty one left None
 
     @property
     def input_height(self) -> int:
@@ -196,7 +203,7 @@ class LabelledFolder(BaseDataModule):
                 "`evaluate ... --data-arg path=DIR`, `train CONFIG --set data.args.path=DIR`, "
                 "or data.args.path in the config"
             )
-        subfolders = [s for s in SPLITS if (self.path / s).is_dir()]
+        subfolders = self._split_subfolders()
         if subfolders:
             rows = {s: read_labels(self.path / s) if s in subfolders else [] for s in SPLITS}
         else:
@@ -214,11 +221,31 @@ class LabelledFolder(BaseDataModule):
         self._rows = rows
         return rows
 
+    def _split_subfolders(self) -> list[str]:
+        """The ``train/``, ``val/``, ``test/`` subfolders, where they are the splits: none
+        where the folder has a labels file of its own (they may hold its images then)."""
+        subfolders = [s for s in SPLITS if (self.path / s).is_dir()]
+        top = [name for name in LABEL_FILES if (self.path / name).is_file()]
+        if not top:
+            return subfolders
+        labelled = [
+            Path(s, n) for s in subfolders for n in LABEL_FILES if (self.path / s / n).is_file()
+        ]
+        if labelled:  # reading either would silently leave the other's rows out
+            splits = ", ".join(map(str, labelled))
+            raise DataError(
+                f"{self.path} has both {top[0]} and split subfolders with labels files "
+                f"({splits}): keep one layout. Either the subfolders are the splits (move "
+                f"{top[0]} out of {self.path}), or {top[0]} is split by seed (move the "
+                "subfolders' labels files out)"
+            )
+        return []
+
     def empty_split(self, split: str) -> str | None:
         rows = self.split_rows()
         if rows[split] or (split == "train" and self.rehearsal):
             return None
-        if any((self.path / name).is_dir() for name in SPLITS):
+        if self._split_subfolders():
             folder = self.path / split
             if folder.is_dir():
                 return f"{folder} holds no labelled images"
@@ -310,6 +337,7 @@ class LabelledFolder(BaseDataModule):
                 targets = [e[0] if self.kind == "char" else np.array(e) for e in encoded]
                 dataset = LabelledArrays(images, targets, names)
             setattr(self, f"data_{split}", dataset)
+            self._set_up.add(split)
         self._raise_if(problems, "images")
 
     def training_set(self) -> LabelledArrays | None:
@@ -355,6 +383,14 @@ class LabelledFolder(BaseDataModule):
         if self.kind == "char":
             return emnist_style(normalize_polarity(grey), self.height)
         return prepare_line(grey, self.height, deslant=self.deslant).astype(np.float32, copy=False)
+
+    def _split_sizes(self) -> str:
+        sizes = []
+        for split in SPLITS:
+            data = getattr(self, f"data_{split}")
+            size = len(data) if data is not None else 0 if split in self._set_up else "?"
+            sizes.append(f"{split}={size}")
+        return ", ".join(sizes)
 
     def __repr__(self) -> str:
         height = "" if self.kind == "paragraph" else f"input_height={self.height}, "

@@ -103,8 +103,8 @@ class IamLines(BaseDataModule):
             fine_pens=fine_pens,
             width_multiple=width_multiple,
         )
-        if input_height < 8:
-            raise ConfigError(f"input_height = {input_height} must be at least 8")
+        if not 8 <= input_height <= 512:  # a huge one failed allocating its lines
+            raise ConfigError(f"input_height = {input_height} must be 8 to 512 pixels")
         if padding < 0:
             raise ConfigError(f"padding = {padding} must be 0 or more")
         try:
@@ -119,7 +119,7 @@ class IamLines(BaseDataModule):
                 f"transcription = {transcription!r} needs path= (IAM as its authors distribute "
                 "it): iamdb.zip holds only the forms' XML, whose text is as written"
             )
-        self.path = None if path is None else Path(path)
+        self.path = None if path is None else Path(path).expanduser()
         self.transcription = transcription
         self._source_hash: str | None = None
         self.skipped: dict[str, int] = {}

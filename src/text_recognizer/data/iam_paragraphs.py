@@ -73,7 +73,7 @@ class IamParagraphs(PageDataModule):
         except ValueError as error:
             raise ConfigError(f"iam_paragraphs: {error}") from None
         self.dpi = dpi
-        self.path = None if path is None else Path(path)
+        self.path = None if path is None else Path(path).expanduser()
         self._source_hash: str | None = None
         self.skipped: dict[str, int] = {}
 

@@ -486,7 +486,8 @@ class BaseDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
-        self.root = Path(root) if root is not None else data_dir()
+        # expanduser: a config's root: ~/data, or zsh's --data-arg root=~/data, is the home's
+        self.root = Path(root).expanduser() if root is not None else data_dir()
         self.charset: Charset = DEFAULT_CHARSET
         self.data_train: Dataset[tuple[torch.Tensor, torch.Tensor]] | None = None
         self.data_val: Dataset[tuple[torch.Tensor, torch.Tensor]] | None = None

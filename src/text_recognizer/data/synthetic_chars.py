@@ -19,6 +19,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import signal
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -152,6 +153,13 @@ def _init_worker() -> None:
     cv2.setNumThreads(0)  # OpenCV's own thread pool deadlocks or oversubscribes in workers
 
 
+def _init_pool_worker() -> None:
+    # Ctrl-C reaches every process of the group: the main process stops the pool, where a
+    # worker's own KeyboardInterrupt would only print its traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker()
+
+
 def generate(
     fonts: Sequence[Font],
     classes: str,
@@ -206,7 +214,7 @@ def generate(
     ]
     images = np.empty((num, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     with tqdm(total=num, desc=desc, unit="char", leave=False) as progress:
-        if workers <= 1 or len(tasks) == 1:
+        if workers <= 1 or len(tasks) <= 1:  # no pool for one chunk or none (num=0)
             _init_worker()
             results = map(_render_chunk, tasks)
             for index, chunk in enumerate(results):
@@ -215,7 +223,7 @@ def generate(
         else:
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
             context = multiprocessing.get_context(method)
-            with context.Pool(min(workers, len(tasks)), initializer=_init_worker) as pool:
+            with context.Pool(min(workers, len(tasks)), initializer=_init_pool_worker) as pool:
                 for index, chunk in enumerate(pool.imap(_render_chunk, tasks)):
                     images[index * CHUNK_SIZE : index * CHUNK_SIZE + len(chunk)] = chunk
                     progress.update(len(chunk))

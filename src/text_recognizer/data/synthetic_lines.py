@@ -26,6 +26,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,13 @@ def _render_chunk(task: tuple[LineSpec, int, int]) -> tuple[list[np.ndarray], li
 def _init_worker(worker_id: int = 0) -> None:
     cv2.setNumThreads(0)  # OpenCV's thread pool hangs or oversubscribes inside workers
     torch.set_num_threads(1)
+
+
+def _init_pool_worker() -> None:
+    # Ctrl-C reaches every process of the group: the main process stops the pool, where a
+    # worker's own KeyboardInterrupt would only print its traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker()
 
 
 def _encode(text: str) -> torch.Tensor:
@@ -437,7 +445,7 @@ class SyntheticLines(BaseDataModule):
                 method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
                 context = multiprocessing.get_context(method)
                 with context.Pool(
-                    min(self.build_workers, len(tasks)), initializer=_init_worker
+                    min(self.build_workers, len(tasks)), initializer=_init_pool_worker
                 ) as pool:
                     self._collect(pool.imap(_render_chunk, tasks), images, texts, sources, progress)
         PackedLines.write(path, images, texts, sources, self.params(split))

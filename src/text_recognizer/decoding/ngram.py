@@ -158,6 +158,26 @@ def write_arpa(counts: list[Counter[str]], vocabulary: Iterable[str], path: Path
         tmp.unlink(missing_ok=True)
 
 
+def _ends_arpa(path: Path) -> bool:
+    """Whether ``path`` ends as an ARPA file does (``\\end\\``): a cut one does not."""
+    with path.open("rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 64))
+        return f.read().rstrip().endswith(b"\\end\\")
+
+
+def _check_writable(folder: Path, hint: str) -> None:
+    """A ``DataError`` naming ``folder`` where a language model cannot be written in it."""
+    probe = folder / f".write-test.{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise DataError(
+            f"cannot write the language model in {folder} ({error.strerror or error}): {hint}"
+        ) from None
+
+
 DEFAULT_ORDER = 6  # the order behind the decoding figures in docs/benchmarks.md
 MAX_ORDER = 6  # flashlight-text's KenLM is compiled with KENLM_MAX_ORDER=6
 
@@ -214,7 +234,9 @@ class CharNgramLm:
 
         Texts with characters outside ``charset`` are skipped (and counted in a log line).
         Without ``path`` the file goes to ``data_dir()/lm`` named by a hash of the texts,
-        the order and the charset, so the same inputs never count twice.
+        the order and the charset, so the same inputs never count twice; such a file found
+        cut short (a disk error, a copy stopped) is counted again rather than failing on
+        every use.
         """
         if not 2 <= order <= MAX_ORDER:
             raise ValueError(
@@ -241,6 +263,7 @@ class CharNgramLm:
                 f"no usable text to build the language model ({skipped} texts had characters "
                 "outside the charset); pass sentences written with the charset's characters"
             )
+        cached = path is None
         if path is None:
             digest = hashlib.sha256("\n".join(sentences).encode()).hexdigest()
             params = {
@@ -251,7 +274,17 @@ class CharNgramLm:
             }
             path = data_dir() / "lm" / f"chars-{order}gram-{cache_key(params)}.arpa"
         path = Path(path)
+        if cached and path.is_file() and not _ends_arpa(path):
+            # Written whole and renamed, so damaged since: it is ours to count again.
+            log.warning("%s is truncated or damaged: counting it again", path)
+            path.unlink()
         if not path.is_file():
+            hint = (
+                "set $TEXT_RECOGNIZER_DATA to a folder you can write"
+                if cached
+                else "pass another path"
+            )
+            _check_writable(path.parent, hint)  # before the counting, not after
             progress = tqdm(sentences, desc=f"counting {order}-grams", unit="text", disable=None)
             counts = count_ngrams(progress, order)
             write_arpa(counts, (c for c in charset.tokens if c not in SPECIAL_TOKENS), path)
@@ -290,7 +323,8 @@ class CharNgramLm:
                 raise DataError(
                     f"{self.path} is not a readable ARPA file "
                     f"({lines[-1] if lines else type(error).__name__}): it is truncated or "
-                    "damaged; build it again (CharNgramLm.build), or pass another"
+                    "damaged; delete it and build it again (CharNgramLm.build; the cached LM of "
+                    "--lm default or brown is counted again at its next use), or pass another"
                 ) from None
         return self._kenlm[key]
 

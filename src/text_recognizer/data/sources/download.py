@@ -81,15 +81,23 @@ def remote_file(
     separated by spaces or commas) without a config file.
     """
     urls_env, sha256_env = f"{env_prefix}_URLS", f"{env_prefix}_SHA256"
+    from_env = []  # for the error: a variable set long ago is easily forgotten
     if urls is None and os.environ.get(urls_env, "").strip():
         urls = [u for u in re.split(r"[\s,]+", os.environ[urls_env]) if u]
+        from_env.append(f"${urls_env}")
     if sha256 is None and os.environ.get(sha256_env, "").strip():
         sha256 = os.environ[sha256_env]
-    return RemoteFile(
-        filename,
-        sha256 if sha256 is not None else default_sha256,
-        tuple(urls) if urls is not None else tuple(default_urls),
-    )
+        from_env.append(f"${sha256_env}")
+    try:
+        return RemoteFile(
+            filename,
+            sha256 if sha256 is not None else default_sha256,
+            tuple(urls) if urls is not None else tuple(default_urls),
+        )
+    except ValueError as error:
+        if not from_env:
+            raise
+        raise ValueError(f"{error} (from {' and '.join(from_env)})") from None
 
 
 def sha256sum(path: Path) -> str:
