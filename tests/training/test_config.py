@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -5,6 +6,7 @@ import pytest
 from text_recognizer.errors import ConfigError
 from text_recognizer.training.config import load_config, parse_config, read_yaml, schema_reference
 from text_recognizer.training.experiments import load_group
+from text_recognizer.training.sweep import load_sweep
 
 MINIMAL = "name: x\ndata: {name: synthetic_chars}\nnetwork: {name: lenet}\n"
 
@@ -186,3 +188,62 @@ def test_a_file_that_is_no_experiment_says_what_it_is(tmp_path: Path) -> None:
         load_config(Path("configs/chars_group.yaml"))
     with pytest.raises(ConfigError, match="text-recognizer sweep"):
         load_config(Path("configs/chars_sweep.yaml"))
+
+
+def test_top_level_keys_starting_with_x_or_dot_hold_anchors(tmp_path: Path) -> None:
+    """A key that only held an anchor (`defaults: &d {...}`) was refused as an unknown key,
+    so a file could share a block between sections only by anchoring a real one."""
+    text = (
+        "x-watch: &watch {monitor: val/acc, mode: max}\n"
+        ".fast: &fast {lr: 3.0e-3}\n" + MINIMAL + "optimizer: {<<: *fast, name: sgd}\n"
+        "callbacks:\n  checkpoint: *watch\n  early_stopping: {<<: *watch, patience: 2}\n"
+    )
+    config = load_config(write(tmp_path, text))
+    assert config.optimizer.lr == pytest.approx(3e-3) and config.optimizer.name == "sgd"
+    assert config.callbacks.checkpoint.monitor == "val/acc"
+    assert config.callbacks.early_stopping is not None
+    assert config.callbacks.early_stopping.mode == "max"
+    # Without the prefix: the key is named with its line and how to keep it.
+    with pytest.raises(
+        ConfigError, match=r"line 1: 'defaults' is not one of this file's keys .*x-defaults: &d"
+    ):
+        load_config(write(tmp_path, "defaults: &d {lr: 1.0}\n" + MINIMAL + "optimizer: *d\n"))
+    # Group and sweep files follow the same rule.
+    (tmp_path / "base.yaml").write_text(MINIMAL)
+    group = tmp_path / "group.yaml"
+    group.write_text(
+        "x-short: &short {trainer.max_epochs: 1}\ngroup: g\nbase: base.yaml\n"
+        "experiments:\n  - {name: a, set: *short}\n"
+    )
+    assert load_group(group).experiments[0].set == {"trainer.max_epochs": 1}
+    group.write_text(group.read_text().replace("x-short", "short"))
+    with pytest.raises(ConfigError, match=r"'short' is not one of this file's keys \(group, base"):
+        load_group(group)
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        "x-range: &range [1.0e-4, 1.0e-2]\nsweep: s\nbase: base.yaml\n"
+        "search: {optimizer.lr: {loguniform: *range}}\n"
+    )
+    assert load_sweep(sweep).search == {"optimizer.lr": {"loguniform": [1e-4, 1e-2]}}
+    # An anchored real key stays an ordinary key; a misspelt one is still unknown.
+    assert read_yaml(write(tmp_path, "a: &a 1\nb: *a\n")) == {"a": 1, "b": 1}
+
+
+def test_interpolations_resolve_and_one_that_names_nothing_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`${HOME}` (a shell's variable, OmegaConf's key) was OmegaConf's traceback."""
+    monkeypatch.setenv("LINES_HOME", "/data")
+    text = MINIMAL.replace("{name: synthetic_chars}", "{name: synthetic_chars, batch_size: 64}")
+    text += "trainer: {log_every_n_steps: '${data.batch_size}'}\n"
+    path = write(tmp_path, text)
+    config = load_config(path, ["data.args.path=${oc.env:LINES_HOME}/lines"])
+    assert config.trainer.log_every_n_steps == 64
+    assert config.data.args["path"] == "/data/lines"
+    assert load_config(path, ["data.args.path=$HOME/x"]).data.args["path"] == "$HOME/x"
+    with pytest.raises(
+        ConfigError, match=r"overrides: key 'data.args.path' cannot be resolved: .*'HOME'.*oc.env"
+    ):
+        load_config(path, ["data.args.path=${HOME}/x"])
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: key 'optimizer.lr' cannot be")):
+        load_config(write(tmp_path, MINIMAL + "optimizer: {lr: '${nope}'}\n"))

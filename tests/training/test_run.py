@@ -219,6 +219,25 @@ def test_resume_needs_a_run_folder(tmp_path: Path) -> None:
         resume_run(tmp_path)
 
 
+def test_a_hand_edited_config_yaml_that_slipped_is_named_on_resume(
+    tiny_chars: str, tmp_path: Path
+) -> None:
+    """The docs suggest editing config.yaml (more epochs, a later max_time): a slip there
+    was PyYAML's traceback, and a key given twice kept the last silently."""
+    (run_dir := tmp_path / "run").mkdir()
+    config_file = run_dir / "config.yaml"
+    text = yaml.safe_dump(tiny_config(tiny_chars))
+    config_file.write_text(text + "trainer: {max_epochs: [\n")
+    with pytest.raises(ConfigError, match=r"(?s)config\.yaml is not valid YAML: .*line \d+"):
+        resume_run(run_dir)
+    config_file.write_text(text + "seed: 4\n")
+    with pytest.raises(ConfigError, match=r"key 'seed' is given twice"):
+        resume_run(run_dir)
+    config_file.write_text(text.replace("max_epochs: 3", "max_epochs: three"))
+    with pytest.raises(ConfigError, match=r"(?s)run/config\.yaml: invalid experiment config:.*max_epochs"):
+        resume_run(run_dir)
+
+
 def test_a_run_that_fails_before_writing_anything_leaves_no_folder(
     tiny_chars: str, tmp_path: Path
 ) -> None:

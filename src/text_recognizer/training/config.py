@@ -7,7 +7,7 @@ what is allowed, before any data is built or any model trained.
 from __future__ import annotations
 
 import types
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -349,9 +349,27 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(format_validation_error(error)) from None
 
 
+#: Top-level keys that only hold YAML anchors for aliases elsewhere in the file (as
+#: docker-compose's ``x-`` and GitLab CI's ``.`` keys): read, then left out.
+ANCHOR_KEY_PREFIXES = ("x-", ".")
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, except that a key given twice in one mapping is an error:
-    PyYAML keeps the last silently, so a second ``lr:`` lower down would win unseen."""
+    PyYAML keeps the last silently, so a second ``lr:`` lower down would win unseen.
+    It also remembers which nodes carry an anchor (``&name``), which PyYAML forgets."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.anchor_of: dict[int, str] = {}  # id(node) -> its anchor
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        anchor = None if isinstance(event, yaml.AliasEvent) else getattr(event, "anchor", None)
+        node = super().compose_node(parent, index)  # type: ignore[misc]
+        if anchor is not None:
+            self.anchor_of[id(node)] = anchor
+        return node
 
 
 def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> Any:
@@ -381,18 +399,46 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
-def read_yaml(path: Path) -> Any:
+def read_yaml(path: Path, keys: Iterable[str] | None = None) -> Any:
     """A YAML file's contents (``{}`` when empty); not YAML or a key given twice is a
-    ``ConfigError`` with the line."""
+    ``ConfigError`` with the line.
+
+    Top-level keys starting with ``x-`` or ``.`` hold anchors for aliases elsewhere
+    (``x-common: &common {...}``) and are left out. Given the file's ``keys``, another
+    top-level key that holds an anchor is refused saying so, rather than as an unknown key.
+    """
     try:
         with Path(path).open(encoding="utf-8") as stream:  # named, so errors give the file
-            return yaml.load(stream, Loader=_UniqueKeyLoader) or {}  # noqa: S506
+            loader = _UniqueKeyLoader(stream)
+            try:
+                node = loader.get_single_node()
+                loaded = loader.construct_document(node) if node is not None else None
+            finally:
+                loader.dispose()
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     except UnicodeDecodeError as error:
         raise ConfigError(
             f"{path} is not UTF-8 text ({error.reason} at byte {error.start})"
         ) from None
+    if not isinstance(loaded, dict) or not isinstance(node, yaml.MappingNode):
+        return loaded or {}
+    if keys is not None:
+        known = list(keys)
+        for key_node, value_node in node.value:
+            key, anchor = key_node.value, loader.anchor_of.get(id(value_node))
+            holder = isinstance(key, str) and key.startswith(ANCHOR_KEY_PREFIXES)
+            if anchor is not None and key not in known and not holder:
+                raise ConfigError(
+                    f"{path}, line {key_node.start_mark.line + 1}: {key!r} is not one of this "
+                    f"file's keys ({', '.join(known)}); a top-level key that only holds a YAML anchor "
+                    f"must start with x- or . to be left out: x-{key}: &{anchor} ..."
+                )
+    return {
+        key: value
+        for key, value in loaded.items()
+        if not (isinstance(key, str) and key.startswith(ANCHOR_KEY_PREFIXES))
+    }
 
 
 def no_such_file(what: str, path: Path) -> ConfigError:
@@ -412,7 +458,7 @@ def load_config(path: Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
     path = Path(path)
     if not path.is_file():
         raise no_such_file("experiment config", path)
-    loaded = read_yaml(path)
+    loaded = read_yaml(path, ExperimentConfig.model_fields)
     if not isinstance(loaded, dict):
         raise ConfigError(
             f"{path} holds a {type(loaded).__name__}, not a mapping of keys (name:, data:, "
@@ -424,8 +470,7 @@ def load_config(path: Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
                 f"{path} is not an experiment but a {'group' if key == 'experiments' else 'sweep'}"
                 f" file (it has '{key}'): use `text-recognizer {command} {path}`"
             )
-    base = OmegaConf.create(loaded)
-    return parse_config(apply_overrides(OmegaConf.to_container(base, resolve=True), overrides))  # type: ignore[arg-type]
+    return parse_config(apply_overrides(_resolved(OmegaConf.create(loaded), path), overrides))
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -440,7 +485,23 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
         raise ConfigError(f"cannot apply overrides {list(overrides)}: {error}") from None
     except TypeError:  # OmegaConf merges a list and a mapping into one another: it cannot
         raise _mismatched_override(raw, overrides) from None
-    return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
+    return _resolved(merged, "the overrides")
+
+
+def _resolved(config: Any, where: object) -> dict[str, Any]:
+    """``config`` as plain data, its ``${...}`` interpolations filled in; one that names
+    nothing (``${HOME}`` for the environment variable) is a ``ConfigError``, not
+    OmegaConf's traceback."""
+    try:
+        return OmegaConf.to_container(config, resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "?"
+        reason = str(error).splitlines()[0]
+        raise ConfigError(
+            f"{where}: key {key!r} cannot be resolved: {reason}. ${{a.b}} stands for the "
+            "value of the config's key a.b and ${oc.env:NAME} for the environment variable "
+            "NAME; a $ without braces is kept as written"
+        ) from None
 
 
 def _mismatched_override(raw: dict[str, Any], overrides: Sequence[str]) -> ConfigError:

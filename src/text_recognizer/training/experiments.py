@@ -130,7 +130,7 @@ def read_yaml_model(
     path = Path(path)
     if not path.is_file():
         raise no_such_file(what, path)
-    raw = read_yaml(path)
+    raw = read_yaml(path, model.model_fields)
     try:
         return model.model_validate(raw)
     except ValidationError as error:

@@ -47,7 +47,13 @@ from text_recognizer.training.callbacks import (
     RngStateCallback,
     TrainingTimeCallback,
 )
-from text_recognizer.training.config import ExperimentConfig, dump_config, load_config, parse_config
+from text_recognizer.training.config import (
+    ExperimentConfig,
+    dump_config,
+    load_config,
+    parse_config,
+    read_yaml,
+)
 
 log = logging.getLogger(__name__)
 
@@ -724,5 +730,11 @@ def resume_run(target: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
         raise ConfigError(
             "an exact resume takes the run's own config; start a new run to change it"
         )
-    config = parse_config(yaml.safe_load(config_file.read_text()))
+    try:  # a config.yaml edited by hand (more epochs, a later max_time) may have slipped
+        config = parse_config(read_yaml(config_file))
+    except ConfigError as error:
+        message = str(error)
+        raise ConfigError(
+            message if str(config_file) in message else f"{config_file}: {message}"
+        ) from None
     return run_experiment(config, run_dir=run_dir, resume=True)
