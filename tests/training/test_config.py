@@ -247,3 +247,42 @@ def test_interpolations_resolve_and_one_that_names_nothing_is_a_config_error(
         load_config(path, ["data.args.path=${HOME}/x"])
     with pytest.raises(ConfigError, match=re.escape(f"{path}: key 'optimizer.lr' cannot be")):
         load_config(write(tmp_path, MINIMAL + "optimizer: {lr: '${nope}'}\n"))
+
+
+@pytest.mark.parametrize(
+    ("section", "monitor", "mode"),
+    [("checkpoint", "val/acc", "max"), ("checkpoint", "train/acc", "max"),
+     ("checkpoint", "val/loss", "min"), ("early_stopping", "val/acc", "max"),
+     ("early_stopping", "train/loss", "min")],
+)  # fmt: skip
+def test_a_monitor_without_a_mode_is_minimised_or_maximised_as_its_metric_needs(
+    tmp_path: Path, section: str, monitor: str, mode: str
+) -> None:
+    """`monitor: val/acc` alone kept the mode min: best.ckpt was the least accurate epoch,
+    and early stopping ended the run while the accuracy rose."""
+    config = load_config(write(tmp_path, MINIMAL), [f"callbacks.{section}.monitor={monitor}"])
+    assert getattr(config.callbacks, section).mode == mode
+    given = load_config(
+        write(tmp_path, MINIMAL),
+        [f"callbacks.{section}.monitor={monitor}", f"callbacks.{section}.mode=min"],
+    )
+    assert getattr(given.callbacks, section).mode == "min"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("callbacks.checkpoint.monitor=train/losss", "checkpoint.monitor = 'train/losss': a "
+         "classifier model logs val/loss, val/acc, train/loss, train/loss_step"),
+        ("callbacks.early_stopping.monitor=loss", "early_stopping.monitor = 'loss': a"),
+    ],
+)  # fmt: skip
+def test_a_monitor_the_model_does_not_log_is_refused_before_training(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    """Only val/ names were checked: others failed after the first epoch, early stopping's
+    with Lightning's traceback."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write(tmp_path, MINIMAL), [override])
+    for logged in ("train/loss", "train/loss_epoch", "train/acc", "val/acc"):
+        load_config(write(tmp_path, MINIMAL), [override.split("=")[0] + "=" + logged])

@@ -33,6 +33,12 @@ VALIDATION_METRICS = {
     "ctc": ("val/loss", "val/cer", "val/wer"),
     "seq2seq": ("val/loss", "val/cer", "val/wer"),
 }
+#: What each model logs while training (``train/loss`` per step and per epoch).
+TRAINING_METRICS = {
+    "classifier": ("train/loss", "train/loss_step", "train/loss_epoch", "train/acc"),
+    "ctc": ("train/loss", "train/loss_step", "train/loss_epoch"),
+    "seq2seq": ("train/loss", "train/loss_step", "train/loss_epoch"),
+}
 
 
 def _takes_number_not_bool(annotation: Any) -> bool:
@@ -100,19 +106,46 @@ class SchedulerConfig(Section):
         default_factory=dict, description="passed to the torch.optim.lr_scheduler class"
     )
     warmup_epochs: int = Field(0, ge=0, description="linear warm-up before cosine/step/multistep")
-    monitor: str = Field("val/loss", description="metric ReduceLROnPlateau watches")
+    monitor: str = Field(
+        "val/loss",
+        description="metric ReduceLROnPlateau watches (its args.mode: max for an accuracy, "
+        "min for the others, unless given)",
+    )
 
 
-class EarlyStoppingConfig(Section):
+def best_direction(metric: str) -> Literal["min", "max"]:
+    """Whether ``metric`` is better high (an accuracy) or low (a loss, CER, WER): the mode a
+    monitor gets when its config gives none."""
+    return "max" if metric.rsplit("/", 1)[-1].startswith("acc") else "min"
+
+
+class _Monitor(Section):
+    """A section that watches a metric: ``mode`` defaults to the metric's direction, so
+    ``monitor: val/acc`` alone keeps the most accurate checkpoint, not the least."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mode_from_metric(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("mode") is None:
+            monitor = data.get("monitor", cls.model_fields["monitor"].default)
+            if isinstance(monitor, str):
+                return {**data, "mode": best_direction(monitor)}
+        return data
+
+
+MODE_DESCRIPTION = "default: max for an accuracy (val/acc), min for a loss, CER or WER"
+
+
+class EarlyStoppingConfig(_Monitor):
     monitor: str = "val/loss"
-    mode: Literal["min", "max"] = "min"
+    mode: Literal["min", "max"] = Field("min", description=MODE_DESCRIPTION)
     patience: int = Field(5, ge=0)
     min_delta: float = Field(0.0, ge=0)
 
 
-class CheckpointConfig(Section):
+class CheckpointConfig(_Monitor):
     monitor: str = "val/loss"
-    mode: Literal["min", "max"] = "min"
+    mode: Literal["min", "max"] = Field("min", description=MODE_DESCRIPTION)
     last_every_minutes: float | None = Field(
         10.0,
         ge=0,
@@ -282,8 +315,8 @@ class ExperimentConfig(Section):
 
     @model_validator(mode="after")
     def _check_monitors(self) -> ExperimentConfig:
-        """A validation metric the model does not log would fail only after an epoch."""
-        logged = VALIDATION_METRICS[self.model.name]
+        """A metric the model does not log would fail only after an epoch of training."""
+        logged = VALIDATION_METRICS[self.model.name] + TRAINING_METRICS[self.model.name]
         watched = {
             "callbacks.checkpoint.monitor": self.callbacks.checkpoint.monitor,
             "scheduler.monitor": self.scheduler.monitor
@@ -293,7 +326,7 @@ class ExperimentConfig(Section):
         if self.callbacks.early_stopping is not None:
             watched["callbacks.early_stopping.monitor"] = self.callbacks.early_stopping.monitor
         for key, metric in watched.items():
-            if metric is not None and metric.startswith("val/") and metric not in logged:
+            if metric is not None and metric not in logged:
                 raise ValueError(
                     f"{key} = {metric!r}: a {self.model.name} model logs {', '.join(logged)}"
                 )
