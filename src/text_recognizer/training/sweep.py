@@ -452,7 +452,7 @@ def run_sweep(
     trials = [results[index] for index in range(len(results))]
     planned = sweep_samples(sweep) * math.prod(len(v) for v in grid_keys(sweep).values())
     interrupted = len(trials) < planned or any(
-        not result.error and not (result.metrics or {}).get("done") for result in trials
+        not result.error and not trial_finished(result.metrics or {}) for result in trials
     )
     rows: list[dict[str, Any]] = []
     for result in trials:
@@ -466,7 +466,7 @@ def run_sweep(
         status = "finished"
         if result.error:
             status = "failed"
-        elif interrupted and not last.get("done"):
+        elif interrupted and not trial_finished(last):
             started = (runs_dir() / sweep.sweep / trial).exists()
             status = "stopped" if started else "not started"
         rows.append(
@@ -496,6 +496,16 @@ def run_sweep(
     }
     write_text_atomic(runs_dir() / sweep.sweep / "sweep.json", json.dumps(summary, indent=2))
     return metric, rows
+
+
+def trial_finished(last: dict[str, Any]) -> bool:
+    """Whether a trial ended, from its last result: Tune marks it ``done``, but the state it
+    saves may hold a trial that finished by itself without the mark, so a resumed sweep
+    read such trials as stopped; their run folders' ``summary.json`` says they finished."""
+    if last.get("done"):
+        return True
+    run_dir = last.get("run_dir")
+    return bool(run_dir) and (Path(run_dir) / "summary.json").is_file()
 
 
 def trial_name(trial: Any) -> str:
