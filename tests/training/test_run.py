@@ -147,6 +147,7 @@ def test_a_max_time_stop_mid_epoch_says_how_far_it_got_and_resumes_there(
     [
         ({"accelerator": "foo"}, r"refused the trainer settings \(accelerator='foo'.*auto, "),
         ({"devices": "abc"}, r"refused the trainer settings .*devices='abc'"),
+        ({"accelerator": "tpu"}, r"refused the trainer settings \(accelerator='tpu'.*torch_xla"),
         ({"val_check_interval": 100}, "val_check_interval = 100 batches, but an epoch here has 12"),
     ],
 )

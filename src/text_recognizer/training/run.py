@@ -363,9 +363,10 @@ def build_trainer(
             enable_progress_bar=bar != "none" and (bar != "auto" or sys.stderr.isatty()),
             enable_model_summary=logging.getLogger("text_recognizer").isEnabledFor(logging.INFO),
         )
-    except (MisconfigurationException, ValueError, TypeError) as error:
+    except (MisconfigurationException, ValueError, TypeError, ModuleNotFoundError) as error:
         # Only settings reach the Trainer here: a name it does not know (accelerator: foo),
-        # devices it does not have (accelerator: gpu on a machine without one).
+        # devices it does not have (accelerator: gpu on a machine without one), or the
+        # package they need (accelerator: tpu without torch_xla).
         chosen = ", ".join(f"{k}={getattr(t, k)!r}" for k in ("accelerator", "devices", "strategy"))
         raise ConfigError(
             f"Lightning refused the trainer settings ({chosen}): {error}".rstrip()
