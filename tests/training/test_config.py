@@ -286,3 +286,23 @@ def test_a_monitor_the_model_does_not_log_is_refused_before_training(
         load_config(write(tmp_path, MINIMAL), [override])
     for logged in ("train/loss", "train/loss_epoch", "train/acc", "val/acc"):
         load_config(write(tmp_path, MINIMAL), [override.split("=")[0] + "=" + logged])
+
+
+def test_a_colon_without_a_space_in_a_flow_mapping_is_named(tmp_path: Path) -> None:
+    """`{num_train:512}` is YAML for the key 'num_train:512' with no value: the run failed
+    on a dataset argument of that name, which reads like a bug of the dataset."""
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "override 'data.args={num_train:512, num_val: 64}': YAML reads {num_train:512} as "
+            "the key 'num_train:512' with no value: write a space after the colon, "
+            "{num_train: 512}"
+        ),
+    ):
+        load_config(write(tmp_path, MINIMAL), ["data.args={num_train:512, num_val: 64}"])
+    nested = MINIMAL.replace("{name: lenet}", "{name: lenet, args: {channels: [{a:1}]}}")
+    with pytest.raises(ConfigError, match=r"exp\.yaml: YAML reads \{a:1\} as the key 'a:1'"):
+        load_config(write(tmp_path, nested))
+    spaced = load_config(write(tmp_path, MINIMAL), ["data.args={num_train: 512}"])
+    assert spaced.data.args == {"num_train": 512}
+    assert load_config(write(tmp_path, MINIMAL), ["trainer.max_time=00:01:00:00"])

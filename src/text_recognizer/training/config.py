@@ -6,6 +6,8 @@ what is allowed, before any data is built or any model trained.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import types
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -454,6 +456,8 @@ def read_yaml(path: Path, keys: Iterable[str] | None = None) -> Any:
         raise ConfigError(
             f"{path} is not UTF-8 text ({error.reason} at byte {error.start})"
         ) from None
+    if found := _colon_without_space(loaded):
+        raise ConfigError(f"{path}: {_no_space_message(found)}")
     if not isinstance(loaded, dict) or not isinstance(node, yaml.MappingNode):
         return loaded or {}
     if keys is not None:
@@ -506,12 +510,39 @@ def load_config(path: Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
     return parse_config(apply_overrides(_resolved(OmegaConf.create(loaded), path), overrides))
 
 
+def _colon_without_space(value: Any) -> str | None:
+    """A key in ``value`` that YAML made of ``key:value`` written without a space after the
+    colon (``{num_train:512}`` is the key ``num_train:512`` with no value), if any."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if item is None and isinstance(key, str) and re.fullmatch(r"[\w.-]+:[^\s:]\S*", key):
+                return key
+            if found := _colon_without_space(item):
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            if found := _colon_without_space(item):
+                return found
+    return None
+
+
+def _no_space_message(key: str) -> str:
+    name, value = key.split(":", 1)
+    return (
+        f"YAML reads {{{key}}} as the key {key!r} with no value: write a space after the "
+        f"colon, {{{name}: {value}}}"
+    )
+
+
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Merge ``--set a.b=c`` dotted overrides (values parsed as YAML) into ``raw``."""
     for item in overrides:
-        key = item.split("=", 1)[0]
+        key, _, text = item.partition("=")
         if "=" not in item or not all(key.split(".")):
             raise ConfigError(f"override {item!r} must look like key.path=value")
+        with contextlib.suppress(yaml.YAMLError):  # reported below, with OmegaConf's words
+            if found := _colon_without_space(yaml.safe_load(text)):
+                raise ConfigError(f"override {item!r}: {_no_space_message(found)}")
     try:
         merged = OmegaConf.merge(OmegaConf.create(raw), OmegaConf.from_dotlist(list(overrides)))
     except (OmegaConfBaseException, yaml.YAMLError) as error:
