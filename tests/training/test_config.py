@@ -147,6 +147,10 @@ def test_shipped_configs_are_valid() -> None:
         # A list over a section was OmegaConf's TypeError traceback.
         ("data=[1, 2]", r"override 'data=\[1, 2\]': data is a section of keys here; set the"),
         ("=3", "must look like key.path=value"),
+        # Lightning's traceback; past the run's end an extra epoch crashed the schedule.
+        ("callbacks.swa.start_epoch=0", r"swa.start_epoch = 0: give the epoch averaging starts"),
+        ("callbacks.swa.start_epoch=11", r"start_epoch = 11: .*1 to trainer.max_epochs \(10\)"),
+        ("callbacks.swa.start_epoch=1.5", r"start_epoch = 1.5: .*a fraction of max_epochs"),
         ("a..b=3", "must look like key.path=value"),
     ],
 )

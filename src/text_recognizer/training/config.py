@@ -316,6 +316,22 @@ class ExperimentConfig(Section):
     logger: LoggerConfig = Field(default_factory=LoggerConfig)
 
     @model_validator(mode="after")
+    def _check_swa_start(self) -> ExperimentConfig:
+        """Lightning refuses 0 with a traceback, and an epoch past the run never averages:
+        with batch norms it then trains an extra epoch, past a one-cycle schedule's end."""
+        swa, epochs = self.callbacks.swa, self.trainer.max_epochs
+        if swa is not None:
+            start = swa.start_epoch
+            if (isinstance(start, float) and not 0 <= start <= 1) or (
+                isinstance(start, int) and not 1 <= start <= epochs
+            ):
+                raise ValueError(
+                    f"callbacks.swa.start_epoch = {start}: give the epoch averaging starts at, "
+                    f"1 to trainer.max_epochs ({epochs}), or a fraction of max_epochs in [0, 1]"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _check_monitors(self) -> ExperimentConfig:
         """A metric the model does not log would fail only after an epoch of training."""
         logged = VALIDATION_METRICS[self.model.name] + TRAINING_METRICS[self.model.name]
