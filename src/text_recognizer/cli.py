@@ -847,12 +847,17 @@ def experiments_run(
 
     follow_our_logging()
 
+    def say(line: str) -> None:
+        err_console.print(line, markup=False)
+
+    quiet = not log.isEnabledFor(logging.WARNING)  # -q: failures only
     try:
         results = run_group(
             group,
             jobs=jobs,
-            on_event=lambda line: err_console.print(line, markup=False),
+            on_event=(lambda line: None) if quiet else say,
             resume=resume,
+            on_problem=say,
         )
     except GroupInterruptedError as error:
         _print_group_table(group, error.results)
