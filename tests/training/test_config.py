@@ -310,3 +310,19 @@ def test_a_colon_without_a_space_in_a_flow_mapping_is_named(tmp_path: Path) -> N
     spaced = load_config(write(tmp_path, MINIMAL), ["data.args={num_train: 512}"])
     assert spaced.data.args == {"num_train": 512}
     assert load_config(write(tmp_path, MINIMAL), ["trainer.max_time=00:01:00:00"])
+
+
+def test_a_list_item_set_alone_says_to_set_the_whole_list(tmp_path: Path) -> None:
+    """`network.args.channels.0=4` said 'network.args.channels.0 is a list here; give a
+    list', naming the item as if it were the list."""
+    config = MINIMAL.replace("{name: lenet}", "{name: lenet, args: {channels: [8, 16]}}")
+    path = write(tmp_path, config)
+    for key in ("network.args.channels.0", "network.args.channels[0]"):
+        with pytest.raises(
+            ConfigError,
+            match=re.escape(
+                f"cannot apply override '{key}=4': network.args.channels is a list, set as a "
+                "whole: network.args.channels=[4, 16]"
+            ),
+        ):
+            load_config(path, [f"{key}=4"])

@@ -591,6 +591,8 @@ def _mismatched_override(raw: dict[str, Any], overrides: Sequence[str]) -> Confi
         try:
             OmegaConf.merge(OmegaConf.create(raw), OmegaConf.from_dotlist([item]))
         except TypeError:
+            if element := _list_element(raw, item):
+                return ConfigError(f"cannot apply override {item!r}: {element}")
             found = OmegaConf.select(OmegaConf.create(raw), key)
             has = "a section of keys" if OmegaConf.is_dict(found) else "a list"
             how = f"set the keys inside it ({key}.KEY=VALUE)" if has != "a list" else "give a list"
@@ -598,6 +600,26 @@ def _mismatched_override(raw: dict[str, Any], overrides: Sequence[str]) -> Confi
         except (OmegaConfBaseException, yaml.YAMLError):
             continue
     return ConfigError(f"cannot apply overrides {list(overrides)}: a list and a mapping clash")
+
+
+def _list_element(raw: dict[str, Any], item: str) -> str | None:
+    """For ``a.list.0=4`` or ``a.list[0]=4``: that a list's items cannot be set one by one,
+    and the whole list to give instead."""
+    key, _, text = item.partition("=")
+    parts = key.replace("[", ".").replace("]", "").split(".")
+    for depth in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:depth])
+        found = OmegaConf.select(OmegaConf.create(raw), prefix)
+        if not OmegaConf.is_list(found):
+            continue
+        values = OmegaConf.to_container(found)
+        index = parts[depth]
+        if depth == len(parts) - 1 and index.isdigit() and int(index) < len(values):  # type: ignore[arg-type]
+            with contextlib.suppress(yaml.YAMLError):
+                values[int(index)] = yaml.safe_load(text)  # type: ignore[index]
+        listed = yaml.safe_dump(values, default_flow_style=True).strip()
+        return f"{prefix} is a list, set as a whole: {prefix}={listed}"
+    return None
 
 
 def dump_config(config: ExperimentConfig) -> str:
