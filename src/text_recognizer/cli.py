@@ -955,7 +955,10 @@ def sweep(
     if unfinished := [row for row in rows if row["status"] in UNFINISHED]:
         done = len(rows) - len(unfinished)
         what = f"{done} of {len(rows)} trials finished or failed"
-        raise fail(SweepInterruptedError(what, resume_command(path, address)))
+        from text_recognizer.training import sweep as sweeps
+
+        sigterm = sweeps.stopped_by == "SIGTERM"
+        raise fail(SweepInterruptedError(what, resume_command(path, address), sigterm))
     if failed:
         raise typer.Exit(code=1)
 
