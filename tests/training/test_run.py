@@ -239,6 +239,34 @@ def test_a_hand_edited_config_yaml_that_slipped_is_named_on_resume(
         resume_run(run_dir)
 
 
+def test_a_run_stopped_while_testing_says_so_and_a_resume_tests_it(
+    tiny_chars: str, tmp_path: Path
+) -> None:
+    """Ctrl-C during the test after training ended left `train` with exit 1 and no word:
+    Lightning ends its test with SystemExit, which only the fit was caught for."""
+    import signal
+
+    class CtrlC(L.Callback):
+        def on_test_batch_start(self, *args: Any, **kwargs: Any) -> None:
+            raise KeyboardInterrupt
+
+    config = parse_config(tiny_config(tiny_chars, trainer={"max_epochs": 1, "num_threads": 1}))
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(run.TrainingInterruptedError) as stopped:
+            run_experiment(config, run_dir=tmp_path / "run", callbacks=[CtrlC()])
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores Ctrl-C while it shuts down
+    assert stopped.value.exit_code == 130
+    assert str(stopped.value) == (
+        "testing stopped (interrupted) after training ended; to test and write its "
+        f"summary.json: text-recognizer train --resume {tmp_path / 'run'}"
+    )
+    assert not (tmp_path / "run" / "summary.json").exists()
+    summary = resume_run(tmp_path / "run")
+    assert summary["epochs"] == 1 and "test/acc" in summary["test"]
+
+
 def test_a_run_that_fails_before_writing_anything_leaves_no_folder(
     tiny_chars: str, tmp_path: Path
 ) -> None:

@@ -576,10 +576,19 @@ def _train_and_test(
     if why := datamodule.empty_split("test"):
         log.warning("not tested, the test split is empty: %s", why)
     elif datamodule.data_test is not None or hasattr(datamodule, "test_dataloader"):
-        with _without_lightning_warnings_that_do_not_apply():
-            results = trainer.test(
-                model, datamodule=datamodule, ckpt_path=best_path, verbose=False, weights_only=False
-            )
+        try:
+            with _without_lightning_warnings_that_do_not_apply():
+                results = trainer.test(
+                    model,
+                    datamodule=datamodule,
+                    ckpt_path=best_path,
+                    verbose=False,
+                    weights_only=False,
+                )
+        except SystemExit:  # Ctrl-C or SIGTERM while testing: Lightning exits, silently
+            raise TrainingInterruptedError(
+                run_dir, last, sigterm=trainer.received_sigterm, testing=True
+            ) from None
         test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
     best_score = getattr(checkpoint, "best_model_score", None)
     summary = {
@@ -704,16 +713,21 @@ def _checkpoint_step(last: Path, run_dir: Path) -> int:
 class TrainingInterruptedError(TextRecognizerError):
     """Training was stopped by Ctrl-C or SIGTERM; the run resumes from its last checkpoint."""
 
-    def __init__(self, run_dir: Path, last: Path, sigterm: bool) -> None:
+    def __init__(self, run_dir: Path, last: Path, sigterm: bool, testing: bool = False) -> None:
         self.exit_code = 143 if sigterm else 130  # what a shell reports for these signals
+        how = "SIGTERM" if sigterm else "interrupted"
+        if testing:  # training is over: a resume trains nothing, tests and writes the summary
+            super().__init__(
+                f"testing stopped ({how}) after training ended; to test and write its "
+                f"summary.json: text-recognizer train --resume {run_dir}"
+            )
+            return
         if last.is_file():
             saved = f"its last checkpoint (step {_checkpoint_step(last, run_dir)}) is kept"
             then = f"resume with: text-recognizer train --resume {run_dir}"
         else:
             saved, then = "it saved no checkpoint yet", "start it again"
-        super().__init__(
-            f"training stopped ({'SIGTERM' if sigterm else 'interrupted'}); {saved}; {then}"
-        )
+        super().__init__(f"training stopped ({how}); {saved}; {then}")
 
 
 def train_from_config(path: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
