@@ -235,7 +235,9 @@ def test_a_hand_edited_config_yaml_that_slipped_is_named_on_resume(
     with pytest.raises(ConfigError, match=r"key 'seed' is given twice"):
         resume_run(run_dir)
     config_file.write_text(text.replace("max_epochs: 3", "max_epochs: three"))
-    with pytest.raises(ConfigError, match=r"(?s)run/config\.yaml: invalid experiment config:.*max_epochs"):
+    with pytest.raises(
+        ConfigError, match=r"(?s)run/config\.yaml: invalid experiment config:.*max_epochs"
+    ):
         resume_run(run_dir)
 
 

@@ -251,9 +251,8 @@ def test_a_resumed_sweep_counts_the_trials_that_finished_before_it_stopped(
     (seen with `algorithm: random`, two at a time). Tune is stood in for here: which
     trials the state marks is a matter of timing in a real one."""
     import pandas as pd
-    from ray import tune
-
     import ray
+    from ray import tune
 
     path = write_sweep(
         tmp_path,

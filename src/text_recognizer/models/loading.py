@@ -30,7 +30,9 @@ def resolve_checkpoint(source: Path) -> Path:
             return best
         if last.is_file():
             # A run stopped before its first validation: its weights are not the best of any.
-            log.warning("%s has no best.ckpt (it stopped before a validation): using %s", source, last)
+            log.warning(
+                "%s has no best.ckpt (it stopped before a validation): using %s", source, last
+            )
             return last
         raise ConfigError(f"{source} has no checkpoints/best.ckpt or last.ckpt")
     if not source.is_file():

@@ -414,10 +414,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         super().__init__(stream)
         self.anchor_of: dict[int, str] = {}  # id(node) -> its anchor
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         event = self.peek_event()
         anchor = None if isinstance(event, yaml.AliasEvent) else getattr(event, "anchor", None)
-        node = super().compose_node(parent, index)  # type: ignore[misc]
+        node = super().compose_node(parent, index)
         if anchor is not None:
             self.anchor_of[id(node)] = anchor
         return node
@@ -483,9 +483,9 @@ def read_yaml(path: Path, keys: Iterable[str] | None = None) -> Any:
             holder = isinstance(key, str) and key.startswith(ANCHOR_KEY_PREFIXES)
             if anchor is not None and key not in known and not holder:
                 raise ConfigError(
-                    f"{path}, line {key_node.start_mark.line + 1}: {key!r} is not one of this "
-                    f"file's keys ({', '.join(known)}); a top-level key that only holds a YAML anchor "
-                    f"must start with x- or . to be left out: x-{key}: &{anchor} ..."
+                    f"{path}, line {key_node.start_mark.line + 1}: {key!r} is not one of "
+                    f"this file's keys ({', '.join(known)}); a top-level key that only holds a "
+                    f"YAML anchor must start with x- or . to be left out: x-{key}: &{anchor} ..."
                 )
     return {
         key: value

@@ -543,7 +543,7 @@ def trial_finished(last: dict[str, Any]) -> bool:
     if last.get("done"):
         return True
     run_dir = last.get("run_dir")
-    return bool(run_dir) and (Path(run_dir) / "summary.json").is_file()
+    return isinstance(run_dir, str) and bool(run_dir) and (Path(run_dir) / "summary.json").is_file()
 
 
 def trial_name(trial: Any) -> str:
