@@ -229,8 +229,15 @@ def test_top_level_keys_starting_with_x_or_dot_hold_anchors(tmp_path: Path) -> N
         "search: {optimizer.lr: {loguniform: *range}}\n"
     )
     assert load_sweep(sweep).search == {"optimizer.lr": {"loguniform": [1e-4, 1e-2]}}
-    # An anchored real key stays an ordinary key; a misspelt one is still unknown.
+    # An anchored real key stays an ordinary key; an unknown one that only uses an alias is
+    # an unknown key, not an anchor holder.
     assert read_yaml(write(tmp_path, "a: &a 1\nb: *a\n")) == {"a": 1, "b": 1}
+    aliased = MINIMAL.replace("network: {name: lenet}", "network: &n {name: lenet}\nnet: *n")
+    with pytest.raises(ConfigError, match=r"unknown key 'net'; allowed here"):
+        load_config(write(tmp_path, aliased))
+    # A top-level merge key takes a holder's keys.
+    merged = "x-id: &id {name: x, group: g}\n<<: *id\n" + MINIMAL.replace("name: x\n", "")
+    assert load_config(write(tmp_path, merged)).group == "g"
 
 
 def test_interpolations_resolve_and_one_that_names_nothing_is_a_config_error(

@@ -408,19 +408,19 @@ ANCHOR_KEY_PREFIXES = ("x-", ".")
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, except that a key given twice in one mapping is an error:
     PyYAML keeps the last silently, so a second ``lr:`` lower down would win unseen.
-    It also remembers which nodes carry an anchor (``&name``), which PyYAML forgets."""
+    It also remembers which keys' values define an anchor (``key: &name``), which PyYAML
+    forgets."""
 
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
-        self.anchor_of: dict[int, str] = {}  # id(node) -> its anchor
+        self.anchor_under: dict[int, str] = {}  # id(key node) -> the anchor its value defines
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         event = self.peek_event()
         anchor = None if isinstance(event, yaml.AliasEvent) else getattr(event, "anchor", None)
-        node = super().compose_node(parent, index)
-        if anchor is not None:
-            self.anchor_of[id(node)] = anchor
-        return node
+        if anchor is not None and isinstance(index, yaml.Node):  # a mapping's value
+            self.anchor_under[id(index)] = anchor
+        return super().compose_node(parent, index)
 
 
 def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> Any:
@@ -478,8 +478,8 @@ def read_yaml(path: Path, keys: Iterable[str] | None = None) -> Any:
         return loaded or {}
     if keys is not None:
         known = list(keys)
-        for key_node, value_node in node.value:
-            key, anchor = key_node.value, loader.anchor_of.get(id(value_node))
+        for key_node, _ in node.value:
+            key, anchor = key_node.value, loader.anchor_under.get(id(key_node))
             holder = isinstance(key, str) and key.startswith(ANCHOR_KEY_PREFIXES)
             if anchor is not None and key not in known and not holder:
                 raise ConfigError(
