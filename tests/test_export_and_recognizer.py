@@ -289,3 +289,22 @@ def test_an_export_carries_the_test_metrics_of_its_own_checkpoint_only(
         path = export_onnx(checkpoints / name, tmp_path / f"{name}.onnx")
         meta = json.loads(path.with_suffix(".json").read_text())
         assert ("test/acc" in meta["metrics"]) == has_metrics, name
+
+
+def test_a_run_folder_without_a_best_checkpoint_says_its_last_is_used(
+    tiny_char_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run stopped before its first validation has only last.ckpt: export and evaluate
+    of the folder ("its best checkpoint") took it without a word."""
+    import shutil
+
+    run = tmp_path / "stopped"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(tiny_char_run / "checkpoints" / "last.ckpt", run / "checkpoints")
+    with caplog.at_level("WARNING", logger="text_recognizer"):
+        export_onnx(run, tmp_path / "stopped.onnx")
+    assert "has no best.ckpt (it stopped before a validation): using" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="text_recognizer"):
+        export_onnx(tiny_char_run, tmp_path / "run.onnx")
+    assert "has no best.ckpt" not in caplog.text

@@ -892,12 +892,17 @@ def experiments_run(
 
     follow_our_logging()
 
+    def say(line: str) -> None:
+        err_console.print(line, markup=False)
+
+    quiet = not log.isEnabledFor(logging.WARNING)  # -q: failures only
     try:
         results = run_group(
             group,
             jobs=jobs,
-            on_event=lambda line: err_console.print(line, markup=False),
+            on_event=(lambda line: None) if quiet else say,
             resume=resume,
+            on_problem=say,
         )
     except GroupInterruptedError as error:
         _print_group_table(group, error.results)
@@ -995,7 +1000,10 @@ def sweep(
     if unfinished := [row for row in rows if row["status"] in UNFINISHED]:
         done = len(rows) - len(unfinished)
         what = f"{done} of {len(rows)} trials finished or failed"
-        raise fail(SweepInterruptedError(what, resume_command(path, address)))
+        from text_recognizer.training import sweep as sweeps
+
+        sigterm = sweeps.stopped_by == "SIGTERM"
+        raise fail(SweepInterruptedError(what, resume_command(path, address), sigterm))
     if failed:
         raise typer.Exit(code=1)
 

@@ -149,6 +149,40 @@ def test_bad_scheduler_args_are_named() -> None:
         build_scheduler(optimizer, SchedulerConfig(name="plateau", warmup_epochs=1), 20, 4)
 
 
+@pytest.mark.parametrize(
+    ("name", "args", "message"),
+    [
+        ("onecycle", {"pct_start": 2}, "Expected float between 0 and 1 pct_start"),
+        ("onecycle", {"pct_start": "abc"}, "could not convert string to float"),
+        ("plateau", {"mode": "maxx"}, "mode maxx is unknown"),
+        # These two build, and failed when first stepped: at the end of an epoch (the
+        # tenth, for a step size of 10), a traceback after that much training.
+        ("cosine", {"T_max": 0}, r"stepping the schedule failed \(ZeroDivisionError"),
+        ("step", {"step_size": 10, "gamma": "abc"}, r"stepping the schedule failed \(TypeError"),
+    ],
+)
+def test_scheduler_values_torch_cannot_use_are_config_errors_before_training(
+    name: str, args: dict, message: str
+) -> None:
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    with pytest.raises(ConfigError, match=rf"scheduler '{name}': bad scheduler\.args .*{message}"):
+        build_scheduler(optimizer, SchedulerConfig(name=name, args=args), 20, 12)
+    assert optimizer.param_groups[0]["lr"] == 1e-3  # the rehearsal steps a stand-in
+
+
+@pytest.mark.parametrize(
+    ("monitor", "args", "mode"),
+    [("val/acc", {}, "max"), ("val/loss", {}, "min"), ("val/cer", {}, "min"),
+     ("val/acc", {"mode": "min"}, "min")],
+)  # fmt: skip
+def test_plateau_watches_an_accuracy_for_a_rise(monitor: str, args: dict, mode: str) -> None:
+    """ReduceLROnPlateau's own default, min, cut the LR of a model whose val/acc kept rising."""
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    config = SchedulerConfig(name="plateau", monitor=monitor, args=args)
+    built = build_scheduler(optimizer, config, 20, 4)
+    assert built is not None and built["scheduler"].mode == mode
+
+
 def forecast_case(limit_s: float) -> tuple[object, object, object]:
     """A MaxTimeForecast, a Timer with ``limit_s`` of budget, and a trainer at step 0 of 100."""
     from types import SimpleNamespace

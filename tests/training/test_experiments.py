@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -327,3 +328,38 @@ def test_a_failed_job_says_why_and_a_killed_one_by_what(
     assert any("broken: failed (exit 1) after" in e and "what went wrong" in e for e in events)
     killed = experiments.JobResult("x", tmp_path, returncode=-9)
     assert killed.status == "killed (SIGKILL)"
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """The CLI's -q sets the level of our loggers for the process: set them back."""
+    import logging
+
+    names = ("text_recognizer", "lightning", "lightning.pytorch", "lightning.fabric")
+    root = logging.getLogger()
+    handlers, levels = list(root.handlers), {n: logging.getLogger(n).level for n in names}
+    yield
+    logging.captureWarnings(False)
+    root.handlers[:] = handlers
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.usefixtures("tiny_chars", "restored_logging")
+def test_quiet_prints_a_failed_job_and_no_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-q ("only errors") printed three progress lines an experiment, as without it."""
+    import os
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(sys.path))
+    stand_in = [sys.executable, "-c", STAND_IN]
+    monkeypatch.setattr(experiments, "run_group", partial(run_group, prefix=stand_in))
+    group = {"group": "g", "base": "base.yaml", "experiments": [{"name": "a"}, {"name": "broken"}]}
+    path = write_group(tmp_path, group)
+    result = runner.invoke(app, ["-q", "experiments", "run", str(path)])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith(("a:", "broken:"))]
+    assert len(lines) == 1 and lines[0].startswith("broken: failed (exit 1) after")
+    assert "preparing dataset" not in result.output
+    assert "experiment group" in result.output  # the table is the command's result

@@ -147,6 +147,7 @@ def test_a_max_time_stop_mid_epoch_says_how_far_it_got_and_resumes_there(
     [
         ({"accelerator": "foo"}, r"refused the trainer settings \(accelerator='foo'.*auto, "),
         ({"devices": "abc"}, r"refused the trainer settings .*devices='abc'"),
+        ({"accelerator": "tpu"}, r"refused the trainer settings \(accelerator='tpu'.*torch_xla"),
         ({"val_check_interval": 100}, "val_check_interval = 100 batches, but an epoch here has 12"),
     ],
 )
@@ -217,6 +218,55 @@ def test_resume_needs_a_run_folder(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="not a run folder"):
         resume_run(tmp_path)
+
+
+def test_a_hand_edited_config_yaml_that_slipped_is_named_on_resume(
+    tiny_chars: str, tmp_path: Path
+) -> None:
+    """The docs suggest editing config.yaml (more epochs, a later max_time): a slip there
+    was PyYAML's traceback, and a key given twice kept the last silently."""
+    (run_dir := tmp_path / "run").mkdir()
+    config_file = run_dir / "config.yaml"
+    text = yaml.safe_dump(tiny_config(tiny_chars))
+    config_file.write_text(text + "trainer: {max_epochs: [\n")
+    with pytest.raises(ConfigError, match=r"(?s)config\.yaml is not valid YAML: .*line \d+"):
+        resume_run(run_dir)
+    config_file.write_text(text + "seed: 4\n")
+    with pytest.raises(ConfigError, match=r"key 'seed' is given twice"):
+        resume_run(run_dir)
+    config_file.write_text(text.replace("max_epochs: 3", "max_epochs: three"))
+    with pytest.raises(
+        ConfigError, match=r"(?s)run/config\.yaml: invalid experiment config:.*max_epochs"
+    ):
+        resume_run(run_dir)
+
+
+def test_a_run_stopped_while_testing_says_so_and_a_resume_tests_it(
+    tiny_chars: str, tmp_path: Path
+) -> None:
+    """Ctrl-C during the test after training ended left `train` with exit 1 and no word:
+    Lightning ends its test with SystemExit, which only the fit was caught for."""
+    import signal
+
+    class CtrlC(L.Callback):
+        def on_test_batch_start(self, *args: Any, **kwargs: Any) -> None:
+            raise KeyboardInterrupt
+
+    config = parse_config(tiny_config(tiny_chars, trainer={"max_epochs": 1, "num_threads": 1}))
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(run.TrainingInterruptedError) as stopped:
+            run_experiment(config, run_dir=tmp_path / "run", callbacks=[CtrlC()])
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores Ctrl-C while it shuts down
+    assert stopped.value.exit_code == 130
+    assert str(stopped.value) == (
+        "testing stopped (interrupted) after training ended; to test and write its "
+        f"summary.json: text-recognizer train --resume {tmp_path / 'run'}"
+    )
+    assert not (tmp_path / "run" / "summary.json").exists()
+    summary = resume_run(tmp_path / "run")
+    assert summary["epochs"] == 1 and "test/acc" in summary["test"]
 
 
 def test_a_run_that_fails_before_writing_anything_leaves_no_folder(

@@ -57,6 +57,45 @@ def test_run_logs_captioned_predictions_offline(
     assert grids[0].width >= 4 * 64 and grids[0].height >= 2 * 64
 
 
+def test_w_and_b_prints_nothing_under_quiet(
+    tiny_chars: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """-q ("only errors") printed W&B's lines: where the run goes, how to sync it, and a
+    warning that the anonymous setting Lightning passes has no effect."""
+    import logging
+
+    for name in ("WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(name, str(tmp_path / "wandb-home"))
+    caplog.set_level(logging.ERROR, logger="text_recognizer")  # as -q sets it
+    config = parse_config(
+        {
+            "name": "quiet",
+            "data": {"name": tiny_chars, "args": {"size": 64}, "batch_size": 16},
+            "network": {"name": "lenet", "args": {"channels": [4, 8], "fc_dim": 16}},
+            "scheduler": {"name": "none"},
+            "callbacks": {"progress_bar": "none"},
+            "trainer": {"max_epochs": 1, "num_threads": 1},
+            "logger": {"wandb": {"project": "tests", "prediction_images": 2}},
+        }
+    )
+    # W&B keeps one session per process, with the settings of its first run: a fresh one,
+    # as each command has.
+    wandb.teardown()
+    capfd.readouterr()
+    try:
+        run_experiment(config, run_dir=tmp_path / "run")
+        wandb.finish()
+    finally:
+        wandb.teardown()
+    printed = capfd.readouterr()
+    assert [line for line in (printed.out + printed.err).splitlines() if "wandb" in line] == []
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*/files/media/images/val/*.png"))
+
+
 def test_offline_unless_a_key_is_configured(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

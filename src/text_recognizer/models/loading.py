@@ -6,6 +6,7 @@ our checkpoints hold only tensors and plain types, and name their model class.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -17,15 +18,22 @@ import torch
 from text_recognizer.errors import ConfigError
 from text_recognizer.models.base import RecognitionModule
 
+log = logging.getLogger(__name__)
+
 
 def resolve_checkpoint(source: Path) -> Path:
     """A ``.ckpt`` file as given, or a run folder's best (else last) checkpoint."""
     source = Path(source)
     if source.is_dir():
-        for name in ("best.ckpt", "last.ckpt"):
-            candidate = source / "checkpoints" / name
-            if candidate.is_file():
-                return candidate
+        best, last = source / "checkpoints" / "best.ckpt", source / "checkpoints" / "last.ckpt"
+        if best.is_file():
+            return best
+        if last.is_file():
+            # A run stopped before its first validation: its weights are not the best of any.
+            log.warning(
+                "%s has no best.ckpt (it stopped before a validation): using %s", source, last
+            )
+            return last
         raise ConfigError(f"{source} has no checkpoints/best.ckpt or last.ckpt")
     if not source.is_file():
         raise ConfigError(f"checkpoint {source} does not exist")

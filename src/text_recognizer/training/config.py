@@ -6,8 +6,10 @@ what is allowed, before any data is built or any model trained.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import types
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -32,6 +34,12 @@ VALIDATION_METRICS = {
     "classifier": ("val/loss", "val/acc"),
     "ctc": ("val/loss", "val/cer", "val/wer"),
     "seq2seq": ("val/loss", "val/cer", "val/wer"),
+}
+#: What each model logs while training (``train/loss`` per step and per epoch).
+TRAINING_METRICS = {
+    "classifier": ("train/loss", "train/loss_step", "train/loss_epoch", "train/acc"),
+    "ctc": ("train/loss", "train/loss_step", "train/loss_epoch"),
+    "seq2seq": ("train/loss", "train/loss_step", "train/loss_epoch"),
 }
 
 
@@ -100,19 +108,46 @@ class SchedulerConfig(Section):
         default_factory=dict, description="passed to the torch.optim.lr_scheduler class"
     )
     warmup_epochs: int = Field(0, ge=0, description="linear warm-up before cosine/step/multistep")
-    monitor: str = Field("val/loss", description="metric ReduceLROnPlateau watches")
+    monitor: str = Field(
+        "val/loss",
+        description="metric ReduceLROnPlateau watches (its args.mode: max for an accuracy, "
+        "min for the others, unless given)",
+    )
 
 
-class EarlyStoppingConfig(Section):
+def best_direction(metric: str) -> Literal["min", "max"]:
+    """Whether ``metric`` is better high (an accuracy) or low (a loss, CER, WER): the mode a
+    monitor gets when its config gives none."""
+    return "max" if metric.rsplit("/", 1)[-1].startswith("acc") else "min"
+
+
+class _Monitor(Section):
+    """A section that watches a metric: ``mode`` defaults to the metric's direction, so
+    ``monitor: val/acc`` alone keeps the most accurate checkpoint, not the least."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mode_from_metric(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("mode") is None:
+            monitor = data.get("monitor", cls.model_fields["monitor"].default)
+            if isinstance(monitor, str):
+                return {**data, "mode": best_direction(monitor)}
+        return data
+
+
+MODE_DESCRIPTION = "default: max for an accuracy (val/acc), min for a loss, CER or WER"
+
+
+class EarlyStoppingConfig(_Monitor):
     monitor: str = "val/loss"
-    mode: Literal["min", "max"] = "min"
+    mode: Literal["min", "max"] = Field("min", description=MODE_DESCRIPTION)
     patience: int = Field(5, ge=0)
     min_delta: float = Field(0.0, ge=0)
 
 
-class CheckpointConfig(Section):
+class CheckpointConfig(_Monitor):
     monitor: str = "val/loss"
-    mode: Literal["min", "max"] = "min"
+    mode: Literal["min", "max"] = Field("min", description=MODE_DESCRIPTION)
     last_every_minutes: float | None = Field(
         10.0,
         ge=0,
@@ -281,9 +316,25 @@ class ExperimentConfig(Section):
     logger: LoggerConfig = Field(default_factory=LoggerConfig)
 
     @model_validator(mode="after")
+    def _check_swa_start(self) -> ExperimentConfig:
+        """Lightning refuses 0 with a traceback, and an epoch past the run never averages:
+        with batch norms it then trains an extra epoch, past a one-cycle schedule's end."""
+        swa, epochs = self.callbacks.swa, self.trainer.max_epochs
+        if swa is not None:
+            start = swa.start_epoch
+            if (isinstance(start, float) and not 0 <= start <= 1) or (
+                isinstance(start, int) and not 1 <= start <= epochs
+            ):
+                raise ValueError(
+                    f"callbacks.swa.start_epoch = {start}: give the epoch averaging starts at, "
+                    f"1 to trainer.max_epochs ({epochs}), or a fraction of max_epochs in [0, 1]"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _check_monitors(self) -> ExperimentConfig:
-        """A validation metric the model does not log would fail only after an epoch."""
-        logged = VALIDATION_METRICS[self.model.name]
+        """A metric the model does not log would fail only after an epoch of training."""
+        logged = VALIDATION_METRICS[self.model.name] + TRAINING_METRICS[self.model.name]
         watched = {
             "callbacks.checkpoint.monitor": self.callbacks.checkpoint.monitor,
             "scheduler.monitor": self.scheduler.monitor
@@ -293,7 +344,7 @@ class ExperimentConfig(Section):
         if self.callbacks.early_stopping is not None:
             watched["callbacks.early_stopping.monitor"] = self.callbacks.early_stopping.monitor
         for key, metric in watched.items():
-            if metric is not None and metric.startswith("val/") and metric not in logged:
+            if metric is not None and metric not in logged:
                 raise ValueError(
                     f"{key} = {metric!r}: a {self.model.name} model logs {', '.join(logged)}"
                 )
@@ -349,9 +400,27 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(format_validation_error(error)) from None
 
 
+#: Top-level keys that only hold YAML anchors for aliases elsewhere in the file (as
+#: docker-compose's ``x-`` and GitLab CI's ``.`` keys): read, then left out.
+ANCHOR_KEY_PREFIXES = ("x-", ".")
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, except that a key given twice in one mapping is an error:
-    PyYAML keeps the last silently, so a second ``lr:`` lower down would win unseen."""
+    PyYAML keeps the last silently, so a second ``lr:`` lower down would win unseen.
+    It also remembers which keys' values define an anchor (``key: &name``), which PyYAML
+    forgets."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.anchor_under: dict[int, str] = {}  # id(key node) -> the anchor its value defines
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        anchor = None if isinstance(event, yaml.AliasEvent) else getattr(event, "anchor", None)
+        if anchor is not None and isinstance(index, yaml.Node):  # a mapping's value
+            self.anchor_under[id(index)] = anchor
+        return super().compose_node(parent, index)
 
 
 def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> Any:
@@ -381,18 +450,48 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
-def read_yaml(path: Path) -> Any:
+def read_yaml(path: Path, keys: Iterable[str] | None = None) -> Any:
     """A YAML file's contents (``{}`` when empty); not YAML or a key given twice is a
-    ``ConfigError`` with the line."""
+    ``ConfigError`` with the line.
+
+    Top-level keys starting with ``x-`` or ``.`` hold anchors for aliases elsewhere
+    (``x-common: &common {...}``) and are left out. Given the file's ``keys``, another
+    top-level key that holds an anchor is refused saying so, rather than as an unknown key.
+    """
     try:
         with Path(path).open(encoding="utf-8") as stream:  # named, so errors give the file
-            return yaml.load(stream, Loader=_UniqueKeyLoader) or {}  # noqa: S506
+            loader = _UniqueKeyLoader(stream)
+            try:
+                node = loader.get_single_node()
+                loaded = loader.construct_document(node) if node is not None else None
+            finally:
+                loader.dispose()
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     except UnicodeDecodeError as error:
         raise ConfigError(
             f"{path} is not UTF-8 text ({error.reason} at byte {error.start})"
         ) from None
+    if found := _colon_without_space(loaded):
+        raise ConfigError(f"{path}: {_no_space_message(found)}")
+    if not isinstance(loaded, dict) or not isinstance(node, yaml.MappingNode):
+        return loaded or {}
+    if keys is not None:
+        known = list(keys)
+        for key_node, _ in node.value:
+            key, anchor = key_node.value, loader.anchor_under.get(id(key_node))
+            holder = isinstance(key, str) and key.startswith(ANCHOR_KEY_PREFIXES)
+            if anchor is not None and key not in known and not holder:
+                raise ConfigError(
+                    f"{path}, line {key_node.start_mark.line + 1}: {key!r} is not one of "
+                    f"this file's keys ({', '.join(known)}); a top-level key that only holds a "
+                    f"YAML anchor must start with x- or . to be left out: x-{key}: &{anchor} ..."
+                )
+    return {
+        key: value
+        for key, value in loaded.items()
+        if not (isinstance(key, str) and key.startswith(ANCHOR_KEY_PREFIXES))
+    }
 
 
 def no_such_file(what: str, path: Path) -> ConfigError:
@@ -412,7 +511,7 @@ def load_config(path: Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
     path = Path(path)
     if not path.is_file():
         raise no_such_file("experiment config", path)
-    loaded = read_yaml(path)
+    loaded = read_yaml(path, ExperimentConfig.model_fields)
     if not isinstance(loaded, dict):
         raise ConfigError(
             f"{path} holds a {type(loaded).__name__}, not a mapping of keys (name:, data:, "
@@ -424,23 +523,65 @@ def load_config(path: Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
                 f"{path} is not an experiment but a {'group' if key == 'experiments' else 'sweep'}"
                 f" file (it has '{key}'): use `text-recognizer {command} {path}`"
             )
-    base = OmegaConf.create(loaded)
-    return parse_config(apply_overrides(OmegaConf.to_container(base, resolve=True), overrides))  # type: ignore[arg-type]
+    return parse_config(apply_overrides(_resolved(OmegaConf.create(loaded), path), overrides))
+
+
+def _colon_without_space(value: Any) -> str | None:
+    """A key in ``value`` that YAML made of ``key:value`` written without a space after the
+    colon (``{num_train:512}`` is the key ``num_train:512`` with no value), if any."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if item is None and isinstance(key, str) and re.fullmatch(r"[\w.-]+:[^\s:]\S*", key):
+                return key
+            if found := _colon_without_space(item):
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            if found := _colon_without_space(item):
+                return found
+    return None
+
+
+def _no_space_message(key: str) -> str:
+    name, value = key.split(":", 1)
+    return (
+        f"YAML reads {{{key}}} as the key {key!r} with no value: write a space after the "
+        f"colon, {{{name}: {value}}}"
+    )
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Merge ``--set a.b=c`` dotted overrides (values parsed as YAML) into ``raw``."""
     for item in overrides:
-        key = item.split("=", 1)[0]
+        key, _, text = item.partition("=")
         if "=" not in item or not all(key.split(".")):
             raise ConfigError(f"override {item!r} must look like key.path=value")
+        with contextlib.suppress(yaml.YAMLError):  # reported below, with OmegaConf's words
+            if found := _colon_without_space(yaml.safe_load(text)):
+                raise ConfigError(f"override {item!r}: {_no_space_message(found)}")
     try:
         merged = OmegaConf.merge(OmegaConf.create(raw), OmegaConf.from_dotlist(list(overrides)))
     except (OmegaConfBaseException, yaml.YAMLError) as error:
         raise ConfigError(f"cannot apply overrides {list(overrides)}: {error}") from None
     except TypeError:  # OmegaConf merges a list and a mapping into one another: it cannot
         raise _mismatched_override(raw, overrides) from None
-    return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
+    return _resolved(merged, "the overrides")
+
+
+def _resolved(config: Any, where: object) -> dict[str, Any]:
+    """``config`` as plain data, its ``${...}`` interpolations filled in; one that names
+    nothing (``${HOME}`` for the environment variable) is a ``ConfigError``, not
+    OmegaConf's traceback."""
+    try:
+        return OmegaConf.to_container(config, resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "?"
+        reason = str(error).splitlines()[0]
+        raise ConfigError(
+            f"{where}: key {key!r} cannot be resolved: {reason}. ${{a.b}} stands for the "
+            "value of the config's key a.b and ${oc.env:NAME} for the environment variable "
+            "NAME; a $ without braces is kept as written"
+        ) from None
 
 
 def _mismatched_override(raw: dict[str, Any], overrides: Sequence[str]) -> ConfigError:
@@ -450,6 +591,8 @@ def _mismatched_override(raw: dict[str, Any], overrides: Sequence[str]) -> Confi
         try:
             OmegaConf.merge(OmegaConf.create(raw), OmegaConf.from_dotlist([item]))
         except TypeError:
+            if element := _list_element(raw, item):
+                return ConfigError(f"cannot apply override {item!r}: {element}")
             found = OmegaConf.select(OmegaConf.create(raw), key)
             has = "a section of keys" if OmegaConf.is_dict(found) else "a list"
             how = f"set the keys inside it ({key}.KEY=VALUE)" if has != "a list" else "give a list"
@@ -457,6 +600,26 @@ def _mismatched_override(raw: dict[str, Any], overrides: Sequence[str]) -> Confi
         except (OmegaConfBaseException, yaml.YAMLError):
             continue
     return ConfigError(f"cannot apply overrides {list(overrides)}: a list and a mapping clash")
+
+
+def _list_element(raw: dict[str, Any], item: str) -> str | None:
+    """For ``a.list.0=4`` or ``a.list[0]=4``: that a list's items cannot be set one by one,
+    and the whole list to give instead."""
+    key, _, text = item.partition("=")
+    parts = key.replace("[", ".").replace("]", "").split(".")
+    for depth in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:depth])
+        found = OmegaConf.select(OmegaConf.create(raw), prefix)
+        if not OmegaConf.is_list(found):
+            continue
+        values = OmegaConf.to_container(found)
+        index = parts[depth]
+        if depth == len(parts) - 1 and index.isdigit() and int(index) < len(values):  # type: ignore[arg-type]
+            with contextlib.suppress(yaml.YAMLError):
+                values[int(index)] = yaml.safe_load(text)  # type: ignore[index]
+        listed = yaml.safe_dump(values, default_flow_style=True).strip()
+        return f"{prefix} is a list, set as a whole: {prefix}={listed}"
+    return None
 
 
 def dump_config(config: ExperimentConfig) -> str:

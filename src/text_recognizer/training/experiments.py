@@ -130,7 +130,7 @@ def read_yaml_model(
     path = Path(path)
     if not path.is_file():
         raise no_such_file(what, path)
-    raw = read_yaml(path)
+    raw = read_yaml(path, model.model_fields)
     try:
         return model.model_validate(raw)
     except ValidationError as error:
@@ -268,6 +268,7 @@ def run_group(
     prefix: Sequence[str] | None = None,
     on_event: Callable[[str], None] | None = None,
     resume: bool = False,
+    on_problem: Callable[[str], None] | None = None,
 ) -> list[JobResult]:
     """Run every experiment of a group as its own ``train`` process, ``jobs`` at a time.
 
@@ -278,18 +279,22 @@ def run_group(
     experiment whose newest run finished is not run again, and one stopped part-way goes
     on from its last checkpoint. Ctrl-C or SIGTERM stops every job (each keeps its last
     checkpoint) and raises ``GroupInterruptedError`` with the results so far.
+
+    ``on_event`` hears of progress (a job started, finished); ``on_problem`` (by default
+    ``on_event``) of a failed dataset or job, so that ``-q`` can print only those.
     """
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, not {jobs}")
     planned = plan_group(path)
     prefix = list(prefix or _cli_prefix())
     report = on_event or (lambda message: log.info("%s", message))
+    problem = on_problem or report
     results: dict[str, JobResult] = {}
     continued: dict[str, Path] = {}
     if resume:
         results, continued = _earlier_runs(planned, report)
     to_run = [p for p in planned if p.name not in results]
-    failed = prepare_datasets([p for p in to_run if p.name not in continued], report)
+    failed = prepare_datasets([p for p in to_run if p.name not in continued], report, problem)
     gpus = _gpu_count()
     threads = max(1, (os.cpu_count() or 1) // jobs)
     # Each job would only fail on its dataset again (a download retried once per job).
@@ -318,7 +323,7 @@ def run_group(
                 del running[slot]
                 _finish(result, process, started)
                 why = f": {result.reason}" if result.reason else ""
-                report(
+                (report if result.ok else problem)(
                     f"{result.name}: {result.status} after {result.seconds:.0f} s{why} "
                     f"(log: {result.run_dir / 'train.log'})"
                 )
@@ -402,15 +407,19 @@ def _same_experiment(saved: ExperimentConfig, planned: ExperimentConfig) -> bool
 
 
 def prepare_datasets(
-    planned: Sequence[PlannedExperiment], report: Callable[[str], None]
+    planned: Sequence[PlannedExperiment],
+    report: Callable[[str], None],
+    problem: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
     """Download or build each distinct dataset once, before any job starts; returns the
-    experiments whose dataset failed, each with why.
+    experiments whose dataset failed, each with why (told to ``problem``, by default
+    ``report``).
 
     Parallel jobs would otherwise all download or render the same files at the same time.
     """
     from text_recognizer.training.run import build_datamodule
 
+    problem = problem or report
     errors: dict[str, str | None] = {}
     failed = {}
     for experiment in planned:
@@ -422,7 +431,7 @@ def prepare_datasets(
                 build_datamodule(experiment.config).prepare_data()
                 errors[key] = None
             except TextRecognizerError as error:
-                report(f"dataset {data.name} failed: {error}")
+                problem(f"dataset {data.name} failed: {error}")
                 errors[key] = f"dataset {data.name} failed"
         if (error_text := errors[key]) is not None:
             failed[experiment.name] = error_text

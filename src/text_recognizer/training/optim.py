@@ -9,7 +9,7 @@ import torch
 from torch.optim import lr_scheduler
 
 from text_recognizer.errors import ConfigError
-from text_recognizer.training.config import OptimizerConfig, SchedulerConfig
+from text_recognizer.training.config import OptimizerConfig, SchedulerConfig, best_direction
 
 PER_STEP = {"onecycle", "cyclic"}
 
@@ -26,10 +26,51 @@ def build_optimizer(
     )
 
 
+#: How many steps of a per-batch schedule are tried out before training (a bad argument
+#: fails at construction or in its first steps; the whole of a long run would take seconds).
+REHEARSED_STEPS = 200
+
+
 def build_scheduler(
     optimizer: torch.optim.Optimizer, config: SchedulerConfig, total_steps: int, max_epochs: int
 ) -> dict[str, Any] | None:
-    """A Lightning ``lr_scheduler`` dict, or None for a constant LR."""
+    """A Lightning ``lr_scheduler`` dict, or None for a constant LR.
+
+    The schedule is first stepped on a stand-in optimizer, so that ``scheduler.args`` that
+    torch takes but cannot step with (``gamma: abc``, ``T_max: 0``) are a ``ConfigError``
+    now, not a traceback at the end of the first epoch (or the tenth).
+    """
+    rehearse(config, total_steps, max_epochs, optimizer.param_groups[0]["lr"])
+    return _build_scheduler(optimizer, config, total_steps, max_epochs)
+
+
+def rehearse(config: SchedulerConfig, total_steps: int, max_epochs: int, lr: float) -> None:
+    """Step the schedule through (its first ``REHEARSED_STEPS`` steps when per batch) on a
+    stand-in optimizer; a value it cannot use is a ``ConfigError`` naming the arguments."""
+    weight = torch.zeros(1, requires_grad=True)
+    stand_in = torch.optim.SGD([weight], lr=lr)
+    built = _build_scheduler(stand_in, config, total_steps, max_epochs)
+    if built is None:
+        return
+    scheduler = built["scheduler"]
+    steps = min(total_steps, REHEARSED_STEPS) if built["interval"] == "step" else max_epochs
+    try:
+        for _ in range(steps):
+            stand_in.step()  # no gradient: nothing changes, but torch sees the order it wants
+            if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(1.0)
+            else:
+                scheduler.step()
+    except (TypeError, ValueError, ArithmeticError) as error:
+        raise ConfigError(
+            f"scheduler {config.name!r}: bad scheduler.args {config.args}: stepping the "
+            f"schedule failed ({type(error).__name__}: {error})"
+        ) from None
+
+
+def _build_scheduler(
+    optimizer: torch.optim.Optimizer, config: SchedulerConfig, total_steps: int, max_epochs: int
+) -> dict[str, Any] | None:
     args = dict(config.args)
     lr = optimizer.param_groups[0]["lr"]
     try:
@@ -76,9 +117,13 @@ def build_scheduler(
         else:  # plateau
             if config.warmup_epochs:
                 raise ConfigError("scheduler.warmup_epochs cannot be combined with plateau")
+            # Its own default, min, would cut the LR while an accuracy keeps rising.
+            args.setdefault("mode", best_direction(config.monitor))
             scheduler = lr_scheduler.ReduceLROnPlateau(optimizer, **args)
             return {"scheduler": scheduler, "interval": "epoch", "monitor": config.monitor}
-    except TypeError as error:
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, ArithmeticError) as error:  # torch's checks of its arguments
         raise ConfigError(
             f"scheduler {config.name!r}: bad scheduler.args {config.args}: {error}"
         ) from None

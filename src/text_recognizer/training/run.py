@@ -47,7 +47,13 @@ from text_recognizer.training.callbacks import (
     RngStateCallback,
     TrainingTimeCallback,
 )
-from text_recognizer.training.config import ExperimentConfig, dump_config, load_config, parse_config
+from text_recognizer.training.config import (
+    ExperimentConfig,
+    dump_config,
+    load_config,
+    parse_config,
+    read_yaml,
+)
 
 log = logging.getLogger(__name__)
 
@@ -357,9 +363,10 @@ def build_trainer(
             enable_progress_bar=bar != "none" and (bar != "auto" or sys.stderr.isatty()),
             enable_model_summary=logging.getLogger("text_recognizer").isEnabledFor(logging.INFO),
         )
-    except (MisconfigurationException, ValueError, TypeError) as error:
+    except (MisconfigurationException, ValueError, TypeError, ModuleNotFoundError) as error:
         # Only settings reach the Trainer here: a name it does not know (accelerator: foo),
-        # devices it does not have (accelerator: gpu on a machine without one).
+        # devices it does not have (accelerator: gpu on a machine without one), or the
+        # package they need (accelerator: tpu without torch_xla).
         chosen = ", ".join(f"{k}={getattr(t, k)!r}" for k in ("accelerator", "devices", "strategy"))
         raise ConfigError(
             f"Lightning refused the trainer settings ({chosen}): {error}".rstrip()
@@ -569,10 +576,19 @@ def _train_and_test(
     if why := datamodule.empty_split("test"):
         log.warning("not tested, the test split is empty: %s", why)
     elif datamodule.data_test is not None or hasattr(datamodule, "test_dataloader"):
-        with _without_lightning_warnings_that_do_not_apply():
-            results = trainer.test(
-                model, datamodule=datamodule, ckpt_path=best_path, verbose=False, weights_only=False
-            )
+        try:
+            with _without_lightning_warnings_that_do_not_apply():
+                results = trainer.test(
+                    model,
+                    datamodule=datamodule,
+                    ckpt_path=best_path,
+                    verbose=False,
+                    weights_only=False,
+                )
+        except SystemExit:  # Ctrl-C or SIGTERM while testing: Lightning exits, silently
+            raise TrainingInterruptedError(
+                run_dir, last, sigterm=trainer.received_sigterm, testing=True
+            ) from None
         test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
     best_score = getattr(checkpoint, "best_model_score", None)
     summary = {
@@ -697,16 +713,21 @@ def _checkpoint_step(last: Path, run_dir: Path) -> int:
 class TrainingInterruptedError(TextRecognizerError):
     """Training was stopped by Ctrl-C or SIGTERM; the run resumes from its last checkpoint."""
 
-    def __init__(self, run_dir: Path, last: Path, sigterm: bool) -> None:
+    def __init__(self, run_dir: Path, last: Path, sigterm: bool, testing: bool = False) -> None:
         self.exit_code = 143 if sigterm else 130  # what a shell reports for these signals
+        how = "SIGTERM" if sigterm else "interrupted"
+        if testing:  # training is over: a resume trains nothing, tests and writes the summary
+            super().__init__(
+                f"testing stopped ({how}) after training ended; to test and write its "
+                f"summary.json: text-recognizer train --resume {run_dir}"
+            )
+            return
         if last.is_file():
             saved = f"its last checkpoint (step {_checkpoint_step(last, run_dir)}) is kept"
             then = f"resume with: text-recognizer train --resume {run_dir}"
         else:
             saved, then = "it saved no checkpoint yet", "start it again"
-        super().__init__(
-            f"training stopped ({'SIGTERM' if sigterm else 'interrupted'}); {saved}; {then}"
-        )
+        super().__init__(f"training stopped ({how}); {saved}; {then}")
 
 
 def train_from_config(path: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -724,5 +745,11 @@ def resume_run(target: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
         raise ConfigError(
             "an exact resume takes the run's own config; start a new run to change it"
         )
-    config = parse_config(yaml.safe_load(config_file.read_text()))
+    try:  # a config.yaml edited by hand (more epochs, a later max_time) may have slipped
+        config = parse_config(read_yaml(config_file))
+    except ConfigError as error:
+        message = str(error)
+        raise ConfigError(
+            message if str(config_file) in message else f"{config_file}: {message}"
+        ) from None
     return run_experiment(config, run_dir=run_dir, resume=True)

@@ -19,13 +19,17 @@ own records (the trial table, its state for ``--resume``) go to ``runs/<sweep>/t
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
 import math
 import os
 import shlex
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -143,13 +147,43 @@ def _is_float(text: str) -> bool:
 
 
 class SweepInterruptedError(TextRecognizerError):
-    """Ctrl-C stopped the sweep; ``--resume`` finishes it."""
+    """Ctrl-C or SIGTERM stopped the sweep; ``--resume`` finishes it."""
 
-    exit_code = 130  # what a shell reports for SIGINT
-
-    def __init__(self, what: str, command: str | None) -> None:
+    def __init__(self, what: str, command: str | None, sigterm: bool = False) -> None:
+        self.exit_code = 143 if sigterm else 130  # what a shell reports for these signals
         then = f"finish it with: {command}" if command else "nothing was saved: start it again"
-        super().__init__(f"sweep interrupted: {what}; {then}")
+        how = "stopped (SIGTERM)" if sigterm else "interrupted"
+        super().__init__(f"sweep {how}: {what}; {then}")
+
+
+#: The signal that stopped the last ``run_sweep`` of this process, if one did: "SIGTERM"
+#: (a scheduler's stop, ``kill``) or None (finished, or Ctrl-C).
+stopped_by: str | None = None
+
+
+@contextlib.contextmanager
+def _sigterm_stops_tune() -> Iterator[None]:
+    """SIGTERM stops the sweep as Ctrl-C does (Tune saves its state, the table is printed).
+    Ray's own handler in the driver printed a crash report and aborted (exit 134), saying
+    nothing of --resume. Tune stops on SIGUSR1 as on SIGINT: SIGTERM is passed on as that."""
+    global stopped_by
+    stopped_by = None
+
+    def stop(signum: int, frame: Any) -> None:
+        global stopped_by
+        stopped_by = "SIGTERM"
+        if signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, signal.SIG_IGN, None):
+            raise KeyboardInterrupt  # Tune's own handler is not there yet (or any more)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    if not hasattr(signal, "SIGUSR1") or threading.current_thread() is not threading.main_thread():
+        yield  # Windows, or a thread: signals are not ours to take
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def resume_command(path: Path, address: str | None) -> str:
@@ -439,11 +473,14 @@ def run_sweep(
                     name=sweep.sweep, storage_path=str(storage), verbose=verbose
                 ),
             )
-        results = tuner.fit()
+        with _sigterm_stops_tune():
+            results = tuner.fit()
     except KeyboardInterrupt:  # a second Ctrl-C: Tune gives SIGINT back after the first
         saved = tune.Tuner.can_restore(str(storage / sweep.sweep))
         command = resume_command(path, address) if saved else None
-        raise SweepInterruptedError("no table of the trials was written", command) from None
+        raise SweepInterruptedError(
+            "no table of the trials was written", command, sigterm=stopped_by == "SIGTERM"
+        ) from None
     finally:
         ray.shutdown()
     # Tune's first Ctrl-C ends fit() as if done, and stops the trials it ran as if they had
@@ -452,7 +489,7 @@ def run_sweep(
     trials = [results[index] for index in range(len(results))]
     planned = sweep_samples(sweep) * math.prod(len(v) for v in grid_keys(sweep).values())
     interrupted = len(trials) < planned or any(
-        not result.error and not (result.metrics or {}).get("done") for result in trials
+        not result.error and not trial_finished(result.metrics or {}) for result in trials
     )
     rows: list[dict[str, Any]] = []
     for result in trials:
@@ -466,7 +503,7 @@ def run_sweep(
         status = "finished"
         if result.error:
             status = "failed"
-        elif interrupted and not last.get("done"):
+        elif interrupted and not trial_finished(last):
             started = (runs_dir() / sweep.sweep / trial).exists()
             status = "stopped" if started else "not started"
         rows.append(
@@ -492,10 +529,21 @@ def run_sweep(
         "metric": metric,
         "mode": mode,
         "interrupted": interrupted,
+        "stopped_by": stopped_by if interrupted else None,
         "trials": rows,
     }
     write_text_atomic(runs_dir() / sweep.sweep / "sweep.json", json.dumps(summary, indent=2))
     return metric, rows
+
+
+def trial_finished(last: dict[str, Any]) -> bool:
+    """Whether a trial ended, from its last result: Tune marks it ``done``, but the state it
+    saves may hold a trial that finished by itself without the mark, so a resumed sweep
+    read such trials as stopped; their run folders' ``summary.json`` says they finished."""
+    if last.get("done"):
+        return True
+    run_dir = last.get("run_dir")
+    return isinstance(run_dir, str) and bool(run_dir) and (Path(run_dir) / "summary.json").is_file()
 
 
 def trial_name(trial: Any) -> str:

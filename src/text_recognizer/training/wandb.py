@@ -71,7 +71,7 @@ def build_wandb_logger(config: ExperimentConfig, run_dir: Path) -> ll.WandbLogge
             "W&B: offline (no API key); upload later with `wandb sync %s/wandb/offline-run-*`",
             run_dir,
         )
-    return ll.WandbLogger(
+    logger = ll.WandbLogger(
         name=config.name,
         project=settings.project,
         entity=settings.entity,
@@ -82,7 +82,13 @@ def build_wandb_logger(config: ExperimentConfig, run_dir: Path) -> ll.WandbLogge
         offline=offline,
         config=config.model_dump(mode="json"),
         log_model=False,  # checkpoints stay in the run folder
+        # -q: only errors. W&B prints its own lines (where the run goes, how to sync it).
+        settings=wandb.Settings(silent=not log.isEnabledFor(logging.WARNING)),
     )
+    # Lightning passes anonymous=None, which W&B warns on every run "has no effect": noise
+    # nobody can act on, printed at -q too.
+    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+    return logger
 
 
 def _display(image: torch.Tensor) -> Image.Image:
