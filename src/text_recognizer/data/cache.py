@@ -41,9 +41,17 @@ def cache_path(directory: Path, name: str, params: Mapping[str, Any]) -> Path:
     return directory / f"{name}-{cache_key(params)}.h5"
 
 
-def ensure_writable_folder(folder: Path) -> None:
+DATA_FOLDER_ADVICE = (
+    "choose another data folder (--root, the dataset's root argument, or $TEXT_RECOGNIZER_DATA)"
+)
+
+
+def ensure_writable_folder(
+    folder: Path, what: str = "to", advice: str = DATA_FOLDER_ADVICE
+) -> None:
     """Create ``folder`` and check a file can be written in it, before minutes of work are
-    spent on what could not be saved; a ``DataError`` naming the folder otherwise."""
+    spent on what could not be saved; a ``DataError`` naming the folder otherwise
+    ("cannot write {what} {folder} (why): {advice}")."""
     probe = folder / f".write-test.{os.getpid()}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -51,8 +59,7 @@ def ensure_writable_folder(folder: Path) -> None:
         probe.unlink()
     except OSError as error:
         raise DataError(
-            f"cannot write to {folder} ({error.strerror or error}): choose another data "
-            "folder (--root, the dataset's root argument, or $TEXT_RECOGNIZER_DATA)"
+            f"cannot write {what} {folder} ({error.strerror or error}): {advice}"
         ) from None
 
 

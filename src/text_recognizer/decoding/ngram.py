@@ -29,7 +29,7 @@ from typing import Any
 from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET, SPECIAL_TOKENS, Charset
-from text_recognizer.data.cache import cache_key
+from text_recognizer.data.cache import cache_key, ensure_writable_folder
 from text_recognizer.errors import DataError
 from text_recognizer.paths import data_dir
 
@@ -165,19 +165,6 @@ def _ends_arpa(path: Path) -> bool:
         return f.read().rstrip().endswith(b"\\end\\")
 
 
-def _check_writable(folder: Path, hint: str) -> None:
-    """A ``DataError`` naming ``folder`` where a language model cannot be written in it."""
-    probe = folder / f".write-test.{os.getpid()}"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe.touch()
-        probe.unlink()
-    except OSError as error:
-        raise DataError(
-            f"cannot write the language model in {folder} ({error.strerror or error}): {hint}"
-        ) from None
-
-
 DEFAULT_ORDER = 6  # the order behind the decoding figures in docs/benchmarks.md
 MAX_ORDER = 6  # flashlight-text's KenLM is compiled with KENLM_MAX_ORDER=6
 
@@ -284,7 +271,8 @@ class CharNgramLm:
                 if cached
                 else "pass another path"
             )
-            _check_writable(path.parent, hint)  # before the counting, not after
+            # Before the counting, not after.
+            ensure_writable_folder(path.parent, "the language model in", hint)
             progress = tqdm(sentences, desc=f"counting {order}-grams", unit="text", disable=None)
             counts = count_ngrams(progress, order)
             write_arpa(counts, (c for c in charset.tokens if c not in SPECIAL_TOKENS), path)
