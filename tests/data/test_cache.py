@@ -16,6 +16,8 @@ import pytest
 from text_recognizer.data import DATASETS, synthetic_chars, synthetic_lines
 from text_recognizer.data.cache import H5Writer, read_h5, write_h5
 from text_recognizer.data.emnist_lines import EmnistLines
+from text_recognizer.data.module import StripWriter
+from text_recognizer.data.synthetic_lines import PackedLines, PackedLinesWriter
 from text_recognizer.errors import DataError
 
 IMAGES = np.random.default_rng(0).integers(0, 256, (32, 100), dtype=np.uint8)
@@ -72,7 +74,7 @@ def _never_called(*args: object, **kwargs: object) -> None:
 
 # Per dataset, the function that starts its (minutes long) build.
 BUILD_STARTS = {
-    "synthetic_chars": (synthetic_chars, "generate"),
+    "synthetic_chars": (synthetic_chars, "generate_chunks"),
     "synthetic_lines": (synthetic_lines, "_render_chunk"),
     "emnist_lines": (EmnistLines, "_prepared_char_module"),
 }
@@ -156,3 +158,61 @@ def test_a_disk_too_full_to_go_on_stops_the_build_and_leaves_nothing(
         monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=3_000_000))
         writer.append("pixels", np.zeros(2_000_000, np.uint8))
     assert not list(tmp_path.iterdir())
+
+
+def random_lines(count: int, height: int = 32, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [
+        rng.integers(0, 256, (height, int(rng.integers(1, 300))), dtype=np.uint8)
+        for _ in range(count)
+    ]
+
+
+def test_lines_streamed_to_a_cache_read_back_as_the_whole_lines_written_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cache of lines written a few at a time is the one written whole (as lines were
+    # cached before): the same arrays, dtypes, checksums and parameters.
+    monkeypatch.setattr(StripWriter, "BUFFER", 20_000)  # a write every ~4 lines
+    lines = random_lines(40)
+    texts = [f"line {i}" for i in range(40)]
+    sources = [f"font {i % 3}" for i in range(40)]
+    with PackedLinesWriter(tmp_path / "streamed.h5", {"seed": 2}) as writer:
+        for start, end in ((0, 1), (1, 7), (7, 30), (30, 40)):
+            writer.add(lines[start:end], texts[start:end], sources[start:end])
+        assert len(writer) == 40
+    widths = [line.shape[1] for line in lines]
+    whole = {
+        "images": np.concatenate(lines, axis=1),
+        "offsets": np.concatenate([[0], np.cumsum(widths)]).astype(np.int64),
+        "texts": np.array(texts, dtype=object),
+        "sources": np.array(sources, dtype=object),
+    }
+    write_h5(tmp_path / "whole.h5", whole, attrs={"seed": 2})
+    streamed, expected = read_h5(tmp_path / "streamed.h5"), read_h5(tmp_path / "whole.h5")
+    assert sorted(streamed) == sorted(expected) == sorted(whole)
+    for key, array in expected.items():
+        assert streamed[key].dtype == array.dtype and streamed[key].shape == array.shape, key
+        assert np.array_equal(streamed[key], array), key
+    import h5py
+
+    with h5py.File(tmp_path / "streamed.h5") as new, h5py.File(tmp_path / "whole.h5") as old:
+        assert dict(new.attrs) == dict(old.attrs)
+        for key in ("images", "offsets"):
+            assert new[key].fletcher32 and new[key].compression == old[key].compression == "lzf"
+    packed = PackedLines.read(tmp_path / "streamed.h5")
+    assert np.array_equal(packed.image(7), lines[7]) and packed.texts[7] == "line 7"
+
+
+def test_a_strip_of_no_lines_is_stored_empty_and_a_line_of_another_height_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "lines.h5"
+    with StripWriter(path, {}, 28, ("train_images", "val_images")) as writer:
+        writer.add_lines("train_images", random_lines(3, height=28))
+        with pytest.raises(ValueError, match=r"uint8 \[28, W\], not uint8 \[32, 5\]"):
+            writer.add_lines("train_images", [np.zeros((32, 5), np.uint8)])
+        assert writer.widths("val_images").dtype == np.int64
+    arrays = read_h5(path)
+    assert arrays["val_images"].shape == (28, 0) and arrays["val_images"].dtype == np.uint8
+    assert arrays["train_images"].shape[0] == 28

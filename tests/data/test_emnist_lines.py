@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import torch
 from text_recognizer.charset import DEFAULT_CHARSET, EMNIST_CHARACTERS
 from text_recognizer.data import DATASETS
 from text_recognizer.data.emnist_lines import CHAR_SIZE, SPLITS, EmnistLines, compose_line
-from text_recognizer.data.module import ArrayDataset, BaseDataModule
+from text_recognizer.data.module import ArrayDataset, BaseDataModule, StripWriter
 from text_recognizer.errors import ConfigError, DataError
 
 # Each split's glyphs have their own ink level, so a line shows which split it came from.
@@ -233,3 +234,28 @@ def test_repr_names_source_sizes_and_widths(tmp_path: Path) -> None:
     after = repr(lines)
     assert "train=12  val=4  test=4" in after and "not loaded" not in after
     assert "1x28xW" in after and "FakeChars" in after
+
+
+def build_peak(tmp_path: Path, lines: int) -> tuple[int, EmnistLines]:
+    """The most memory (traced) that composing ``lines`` training lines took, and the lines."""
+    module = make(tmp_path, num_train=lines, max_length=32)
+    module._prepared_char_module()  # the characters, as any build's, before it is measured
+    tracemalloc.start()
+    try:
+        module.prepare_data()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    module.setup()
+    return peak, module
+
+
+def test_a_build_holds_a_megabyte_of_lines_at_a_time_not_the_split(tmp_path: Path) -> None:
+    build_peak(tmp_path / "first", 1)  # what only a process's first build loads (the corpus)
+    few, _ = build_peak(tmp_path / "few", 400)
+    peak, module = build_peak(tmp_path / "many", 800)
+    assert module.data_train is not None and len(module.data_train) == 800
+    held = sum(image.nbytes for image in module.data_train.images[400:])
+    assert held > 3 * StripWriter.BUFFER  # ~4 MB (~10 kB a line)
+    # Held whole, 400 more lines would add twice their size while being written.
+    assert peak < few + StripWriter.BUFFER, f"{few / 1e6:.1f}, {peak / 1e6:.1f} MB at the peak"

@@ -10,10 +10,17 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -22,7 +29,8 @@ from typer.testing import CliRunner
 
 from text_recognizer.cli import app
 from text_recognizer.data import DATASETS
-from text_recognizer.data.iam_lines import IamLines
+from text_recognizer.data.iam_lines import IamLines, Line
+from text_recognizer.data.module import StripWriter
 from text_recognizer.errors import ConfigError, DataError
 from text_recognizer.images import load_image
 from text_recognizer.preprocessing import prepare_line
@@ -357,3 +365,90 @@ def test_an_incomplete_official_layout_says_what_is_missing(tmp_path: Path) -> N
         IamLines(root=tmp_path / "data", transcription="lines.txt")
     with pytest.raises(ConfigError, match=r"expected one of xml, lines\.txt"):
         IamLines(root=tmp_path / "data", path=tmp_path / "IAM3", transcription="words")
+
+
+# Runs IamLines(root=argv[1], sha256=argv[2]).prepare_data(), which stops for good at its
+# third page, after creating the file argv[3].
+KILLED_BUILD = """
+import sys, time
+from pathlib import Path
+from text_recognizer.data.iam_lines import IamLines, Line
+from text_recognizer.data.module import StripWriter
+from text_recognizer.data.sources.iam import IamArchive
+
+crops, calls = IamArchive.line_crops, []
+
+def line_crops(archive, form):
+    calls.append(form.id)
+    if len(calls) == 3:
+        Path(sys.argv[3]).touch()
+        time.sleep(600)
+    return crops(archive, form)
+
+IamArchive.line_crops = line_crops
+IamLines(root=Path(sys.argv[1]), sha256=sys.argv[2]).prepare_data()
+"""
+
+
+def test_a_killed_build_leaves_no_cache_and_the_next_build_makes_it_whole(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "iam").mkdir()
+    (tmp_path / "iam" / "iamdb.zip").write_bytes(ZIP_BYTES)
+    cutting = tmp_path / "cutting"
+    build = subprocess.Popen(
+        [sys.executable, "-c", KILLED_BUILD, str(tmp_path), ZIP_SHA, str(cutting)],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not cutting.exists() and build.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        build.send_signal(signal.SIGKILL)  # as the OOM killer stops a process: no clean-up
+        _, stderr = build.communicate()
+    assert cutting.exists() and build.returncode == -signal.SIGKILL, stderr.decode()[-2000:]
+    module = IamLines(root=tmp_path, sha256=ZIP_SHA)
+    assert not any(module.cache_file(split).exists() for split in ("train", "val", "test"))
+    # Every split's cache was being written (the test and val lines were in): none is there.
+    files = sorted(file.name for file in (tmp_path / "iam").iterdir())
+    assert len([name for name in files if name.endswith(".tmp")]) == 3, files
+
+    module.setup()
+    assert [file.name for file in (tmp_path / "iam").iterdir() if file.name.endswith(".tmp")] == []
+    assert module.data_test is not None and module.data_val is not None
+    assert module.data_train is not None
+    assert module.data_test.names == ["f01-000-00", "f01-000-01", "f01-000-02"]
+    assert module.data_val.names == ["f02-000-00", "f02-000-01"]
+    assert module.data_train.names == ["f03-000-00", "f03-001-00"]
+
+
+def test_a_build_holds_a_few_lines_at_a_time_not_the_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(StripWriter, "BUFFER", 50_000)  # a write every ~3 lines
+    crop = np.full((90, 700), 235, np.uint8)  # half a line of IAM's size at 300 dpi
+    points = np.stack([np.linspace(20, 680, 80), np.linspace(30, 60, 80)], 1)
+    cv2.polylines(crop, [points.astype(np.int32)], False, 40, 3)
+
+    def lines(count: int) -> Iterator[Line]:
+        yield from (("train", "t-00", "a", crop), ("val", "v-00", "a", crop))
+        yield from (("test", f"a-{i:02d}", "a line", crop) for i in range(count))
+
+    peaks = []
+    for count in (1, 20, 40):  # the first: what only a process's first build loads
+        module = IamLines(root=tmp_path / str(count), sha256=ZIP_SHA)
+        tracemalloc.start()
+        try:
+            module._build(lines(count), "lines")
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        module.setup("test")
+        assert module.data_test is not None and len(module.data_test) == count
+    line = module.data_test.image(0)
+    assert line.nbytes > 15_000  # 20 lines: ~0.35 MB
+    # Held whole, 20 more lines would add twice their size while being written.
+    assert peaks[2] < peaks[1] + StripWriter.BUFFER, (
+        f"{peaks[1] / 1e6:.2f}, {peaks[2] / 1e6:.2f} MB"
+    )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 
@@ -127,9 +128,9 @@ def test_built_by_name_and_validated(tmp_path: Path) -> None:
 
 
 def test_an_empty_split_builds_with_several_workers(tmp_path: Path) -> None:
-    # A split of 0 has no chunk to render: no pool of 0 processes.
+    # A pool of no processes cannot be made: an empty split is rendered in the process.
     data = tiny(tmp_path, num_train=0, num_val=62, num_test=0, build_workers=2)
-    assert len(data.data_train) == 0 and len(data.data_val) == 62  # type: ignore[arg-type]
+    assert arrays(data, "train")[0].shape == (0, 28, 28) and len(data.data_val) == 62  # type: ignore[arg-type]
     assert "empty" in repr(data)
 
 
@@ -149,3 +150,37 @@ def test_ctrl_c_during_a_parallel_build_stops_it_without_the_workers_tracebacks(
     result = interrupt(code, after_s=2.0)
     assert result.stdout.strip() == "interrupted", result.stderr
     assert "Traceback" not in result.stderr, result.stderr  # each worker printed one
+
+
+def noise_chunk(
+    task: tuple[list[sc.Option], np.ndarray, float, np.random.SeedSequence],
+) -> np.ndarray:
+    """A chunk of noise characters, in a millisecond: the build around it is tested."""
+    options, _, _, seed = task
+    return np.random.default_rng(seed).integers(0, 256, (len(options), 28, 28), dtype=np.uint8)
+
+
+def build_peak(root: Path, samples: int) -> tuple[int, np.ndarray]:
+    """The most memory (traced) that building ``samples`` training characters took, and them."""
+    data = SyntheticChars(num_train=samples, num_val=0, num_test=0, root=root, build_workers=1)
+    tracemalloc.start()
+    try:
+        data.prepare_splits(["train"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    data.setup("fit")
+    return peak, arrays(data, "train")[0]
+
+
+def test_a_build_holds_a_chunk_of_characters_at_a_time_not_the_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sc, "_render_chunk", noise_chunk)
+    build_peak(tmp_path / "first", 1)  # what only a process's first build loads
+    few, _ = build_peak(tmp_path / "few", 8 * sc.CHUNK_SIZE)
+    peak, images = build_peak(tmp_path / "many", 16 * sc.CHUNK_SIZE)
+    assert len(images) == 16 * sc.CHUNK_SIZE
+    chunk = sc.CHUNK_SIZE * 28 * 28  # 0.4 MB
+    # Held whole, 8 more chunks would add 3 MB.
+    assert peak < few + chunk, f"{few / 1e6:.2f}, {peak / 1e6:.2f} MB at the peak"

@@ -2,6 +2,11 @@ from __future__ import annotations
 
 import csv
 import pickle
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from text_recognizer.charset import DEFAULT_CHARSET
-from text_recognizer.data import DATASETS
+from text_recognizer.data import DATASETS, synthetic_lines
 from text_recognizer.data.line_render import HEIGHT
 from text_recognizer.data.module import collate_lines
 from text_recognizer.data.sources.fonts import list_fonts
@@ -22,6 +27,7 @@ from text_recognizer.data.synthetic_lines import (
     PackedLines,
     StreamedLines,
     SyntheticLines,
+    render_lines,
     write_samples,
 )
 from text_recognizer.errors import ConfigError
@@ -270,3 +276,96 @@ def test_ctrl_c_during_a_parallel_build_stops_it_without_the_workers_tracebacks(
     assert result.stdout.strip() == "interrupted", result.stderr
     assert "Traceback" not in result.stderr, result.stderr  # each worker printed one
     assert not list(tmp_path.rglob("*.h5"))
+
+
+def noise_lines(chunk: int, count: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(chunk)
+    return [rng.integers(0, 256, (HEIGHT, 300), dtype=np.uint8) for _ in range(count)]
+
+
+def quick_chunk(task: tuple[LineSpec, int, int]) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """A chunk of noise lines 32 x 300 px, in a millisecond: the build around it is tested."""
+    _, chunk, count = task
+    return noise_lines(chunk, count), [f"line {chunk}.{i}" for i in range(count)], ["noise"] * count
+
+
+def build_peak(root: Path, lines: int) -> tuple[int, PackedLines]:
+    """The most memory (traced) that building ``lines`` training lines took, and the lines."""
+    module = SyntheticLines(**{**SMALL, "num_train": lines}, root=root)
+    tracemalloc.start()
+    try:
+        module.prepare_splits(["train"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    built = PackedLines.read(module.cache_file("train"))
+    assert len(built) == lines
+    return peak, built
+
+
+def test_a_build_holds_a_chunk_of_lines_at_a_time_not_the_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(synthetic_lines, "_render_chunk", quick_chunk)
+    size = synthetic_lines.CHUNK_SIZE
+    build_peak(tmp_path / "first", 1)  # what only a process's first build loads
+    few, _ = build_peak(tmp_path / "few", 2 * size)
+    peak, lines = build_peak(tmp_path / "many", 4 * size)
+    assert np.array_equal(lines.image(size), noise_lines(1, 1)[0])  # every chunk, in order
+    chunk = size * HEIGHT * 300  # 2.5 MB
+    # Held whole, 2 more chunks would add 4 chunks' size while being written.
+    assert peak < few + chunk, f"{few / 1e6:.1f}, {peak / 1e6:.1f} MB at the peak"
+
+
+# Builds the test split of 16 lines of SyntheticLines(root=argv[1]) in chunks of 8, and
+# stops for good as it starts the second chunk, after creating the file argv[2].
+KILLED_BUILD = """
+import sys, time
+from pathlib import Path
+from text_recognizer.data import synthetic_lines
+
+render, calls = synthetic_lines._render_chunk, []
+
+def render_then_stop(task):
+    calls.append(task)
+    if len(calls) == 2:
+        Path(sys.argv[2]).touch()
+        time.sleep(600)
+    return render(task)
+
+synthetic_lines.CHUNK_SIZE = 8
+synthetic_lines._render_chunk = render_then_stop
+sizes = {"num_train": 1, "num_val": 1, "num_test": 16, "max_length": 24, "build_workers": 1}
+synthetic_lines.SyntheticLines(**sizes, root=Path(sys.argv[1])).prepare_splits(["test"])
+"""
+
+
+def test_a_killed_build_leaves_no_cache_and_the_next_build_makes_it_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rendering = tmp_path / "rendering"
+    build = subprocess.Popen(
+        [sys.executable, "-c", KILLED_BUILD, str(tmp_path), str(rendering)], stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not rendering.exists() and build.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        build.send_signal(signal.SIGKILL)  # as the OOM killer stops a process: no clean-up
+        _, stderr = build.communicate()
+    assert rendering.exists() and build.returncode == -signal.SIGKILL, stderr.decode()[-2000:]
+    monkeypatch.setattr(synthetic_lines, "CHUNK_SIZE", 8)
+    sizes = {"num_train": 1, "num_val": 1, "num_test": 16, "max_length": 24, "build_workers": 1}
+    module = SyntheticLines(**sizes, root=tmp_path)
+    folder = tmp_path / "synthetic_lines"
+    assert not module.cache_file("test").exists()
+    assert [file.name.endswith(".tmp") for file in folder.iterdir()] == [True]  # half a cache
+
+    module.setup("test")
+    assert [file.name for file in folder.iterdir()] == [module.cache_file("test").name]
+    spec = module.spec("test")
+    rendered = [*render_lines(spec, 0, 8), *render_lines(spec, 1, 8)]
+    assert module.data_test is not None
+    assert list(module.data_test.texts) == [line.text for line in rendered]
+    assert np.array_equal(module.data_test.image(15), rendered[15].image)

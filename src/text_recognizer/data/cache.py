@@ -15,6 +15,7 @@ import glob
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import socket
@@ -143,9 +144,10 @@ class H5Writer:
             fletcher32=chunked,  # filters need chunks; a scalar has none
         )
 
-    def append(self, key: str, rows: np.ndarray) -> None:
-        """Add ``rows`` (numeric, along the first axis) to the end of dataset ``key``, which
-        the first call makes; later rows must match its dtype and row shape.
+    def append(self, key: str, rows: np.ndarray, axis: int = 0) -> None:
+        """Add ``rows`` (numeric) to the end of dataset ``key`` along ``axis``, which the
+        first call makes; later rows must match its dtype and its shape on the other axes
+        (``axis=1`` grows a strip of lines ``[H, W]`` by the lines' widths).
 
         A disk too full for the rows is a ``DataError`` (and the temporary file is removed
         as the block ends): HDF5 would abort the whole process when the disk fills."""
@@ -159,20 +161,24 @@ class H5Writer:
                 "$TEXT_RECOGNIZER_DATA); nothing was cached"
             )
         if key not in self._file:
-            row_size = max(1, int(np.prod(rows.shape[1:])))
+            before, after = rows.shape[:axis], rows.shape[axis + 1 :]
+            # A chunk of ~CHUNK elements: whole along the other axes, as long as that allows
+            # along the growing one.
+            along = max(1, self.CHUNK // max(1, math.prod(before + after)))
             self._file.create_dataset(
                 key,
-                shape=(0, *rows.shape[1:]),
-                maxshape=(None, *rows.shape[1:]),
+                shape=(*before, 0, *after),
+                maxshape=(*before, None, *after),
                 dtype=rows.dtype,
-                chunks=(max(1, self.CHUNK // row_size), *rows.shape[1:]),
+                chunks=(*before, along, *after),
                 compression="lzf",
                 fletcher32=True,
             )
         dataset = self._file[key]
-        start = dataset.shape[0]
-        dataset.resize(start + rows.shape[0], axis=0)
-        dataset[start:] = rows
+        start = dataset.shape[axis]
+        dataset.resize(start + rows.shape[axis], axis=axis)
+        where = (slice(None),) * axis + (slice(start, None),)
+        dataset[where] = rows
 
 
 def write_h5(

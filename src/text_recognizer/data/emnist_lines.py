@@ -26,8 +26,8 @@ from typing import Any, ClassVar
 import numpy as np
 from tqdm import tqdm
 
-from text_recognizer.data.cache import cache_path, ensure_writable_folder, read_h5, write_h5
-from text_recognizer.data.module import ArrayDataset, BaseDataModule, Kind
+from text_recognizer.data.cache import cache_path, ensure_writable_folder, read_h5
+from text_recognizer.data.module import ArrayDataset, BaseDataModule, Kind, StripWriter
 from text_recognizer.data.sentences import SentenceGenerator
 from text_recognizer.data.sources.corpus import SOURCES
 from text_recognizer.errors import ConfigError, DataError
@@ -177,29 +177,30 @@ class EmnistLines(BaseDataModule):
                 f"the character source has no letter images in all three splits "
                 f"(it has: {''.join(sorted(available)).strip()!r}); lines need letters"
             )
-        arrays: dict[str, np.ndarray] = {}
-        for index, split in enumerate(SPLITS):
-            # Independent, reproducible streams per split: text and glyph choices.
-            text_seed, glyph_seed = np.random.SeedSequence([self.seed, index]).generate_state(2)
-            sentences = SentenceGenerator(
-                self.max_length, self.sentence_source, int(text_seed), self.numbers
-            )
-            rng = np.random.default_rng(glyph_seed)
-            texts, images = [], []
-            for _ in tqdm(range(self.num_lines[split]), desc=f"EmnistLines {split}", unit="line"):
-                text = draw_text(sentences, available)
-                texts.append(text)
-                images.append(
-                    compose_line(text, glyphs[split], rng, self.min_overlap, self.max_overlap)
+        log.info("composing the lines of EmnistLines cache %s", self.cache_file)
+        # Each line is written as it is composed: a build holds ~1 MB of lines, not a split.
+        strips = [f"{split}_images" for split in SPLITS]
+        with StripWriter(self.cache_file, self.cache_params(), CHAR_SIZE, strips) as writer:
+            for index, split in enumerate(SPLITS):
+                # Independent, reproducible streams per split: text and glyph choices.
+                text_seed, glyph_seed = np.random.SeedSequence([self.seed, index]).generate_state(2)
+                sentences = SentenceGenerator(
+                    self.max_length, self.sentence_source, int(text_seed), self.numbers
                 )
-            # Ragged images stored as one [H, sum of widths] strip plus the widths.
-            arrays[f"{split}_images"] = np.concatenate(
-                images or [np.zeros((CHAR_SIZE, 0), np.uint8)], axis=1
-            )
-            arrays[f"{split}_widths"] = np.array([im.shape[1] for im in images], dtype=np.int64)
-            arrays[f"{split}_texts"] = np.array(texts, dtype=object)
-        log.info("writing EmnistLines cache %s", self.cache_file)
-        write_h5(self.cache_file, arrays, attrs=self.cache_params())
+                rng = np.random.default_rng(glyph_seed)
+                texts = []
+                lines = range(self.num_lines[split])
+                for _ in tqdm(lines, desc=f"EmnistLines {split}", unit="line"):
+                    text = draw_text(sentences, available)
+                    texts.append(text)
+                    line = compose_line(
+                        text, glyphs[split], rng, self.min_overlap, self.max_overlap
+                    )
+                    writer.add_lines(f"{split}_images", [line])
+                # Ragged images stored as one [H, sum of widths] strip plus the widths.
+                writer.flush(f"{split}_images")
+                writer.put(f"{split}_widths", writer.widths(f"{split}_images"))
+                writer.put(f"{split}_texts", np.array(texts, dtype=object))
 
     def setup(self, stage: str | None = None) -> None:
         """Load the cached lines (composing them first if the cache is missing)."""

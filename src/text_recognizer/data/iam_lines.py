@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,7 +29,7 @@ from text_recognizer.data.sources.iam import (
     check_transcription,
     iam_remote,
 )
-from text_recognizer.data.synthetic_lines import PackedLines
+from text_recognizer.data.synthetic_lines import PackedLines, PackedLinesWriter
 from text_recognizer.errors import ConfigError, DataError, ImageError
 from text_recognizer.images import load_image
 from text_recognizer.preprocessing import prepare_line
@@ -195,32 +196,33 @@ class IamLines(BaseDataModule):
                 raise DataError(f"{error}: extract IAM's lines.tgz completely") from None
 
     def _build(self, source: Iterator[Line], where: str) -> None:
-        lines: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
-        texts: dict[str, list[str]] = {split: [] for split in SPLITS}
-        ids: dict[str, list[str]] = {split: [] for split in SPLITS}
         skipped = {"characters outside the charset": 0, "no ink": 0, "writer held out": 0}
-        for split, line_id, text, crop in source:
-            if split is None or crop is None:
-                skipped["writer held out"] += 1
-                continue
-            if DEFAULT_CHARSET.unknown(text):
-                skipped["characters outside the charset"] += 1
-                continue
-            try:
-                prepared = prepare_line(crop, self.height, deslant=self.deslant)
-            except ImageError:
-                skipped["no ink"] += 1
-                continue
-            lines[split].append(np.rint(prepared * 255).astype(np.uint8))
-            texts[split].append(text)
-            ids[split].append(line_id)
-        empty = [split for split in SPLITS if not lines[split]]
-        if empty:
-            raise DataError(f"{where}: no lines for the {empty[0]} split")
-        for split in SPLITS:
-            IamLineSet.write(
-                self.cache_file(split), lines[split], texts[split], ids[split], self.params(split)
-            )
+        # Each line is written to its split's cache as it is prepared; a split's cache
+        # appears only once every split is complete.
+        with ExitStack() as stack:
+            writers = {
+                split: stack.enter_context(
+                    PackedLinesWriter(self.cache_file(split), self.params(split), self.height)
+                )
+                for split in SPLITS
+            }
+            for split, line_id, text, crop in source:
+                if split is None or crop is None:
+                    skipped["writer held out"] += 1
+                    continue
+                if DEFAULT_CHARSET.unknown(text):
+                    skipped["characters outside the charset"] += 1
+                    continue
+                try:
+                    prepared = prepare_line(crop, self.height, deslant=self.deslant)
+                except ImageError:
+                    skipped["no ink"] += 1
+                    continue
+                line = np.rint(prepared * 255).astype(np.uint8)
+                writers[split].add([line], [text], [line_id])
+            empty = [split for split in SPLITS if not len(writers[split])]
+            if empty:  # raised inside the block: no split's cache is kept
+                raise DataError(f"{where}: no lines for the {empty[0]} split")
         self.skipped = {reason: count for reason, count in skipped.items() if count}
         if self.skipped:
             log.info("IAM lines left out: %s", self.skipped)

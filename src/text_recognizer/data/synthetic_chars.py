@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
-import signal
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,8 +32,9 @@ from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET, EMNIST_CHARACTERS, IAM_PUNCTUATION
 from text_recognizer.data import augment as aug
-from text_recognizer.data.cache import cache_path, ensure_writable_folder, read_h5, write_h5
+from text_recognizer.data.cache import H5Writer, cache_path, ensure_writable_folder, read_h5
 from text_recognizer.data.module import ArrayDataset, BaseDataModule, splits_for
+from text_recognizer.data.render_pool import render_pool
 from text_recognizer.data.sources.fonts import Font, list_fonts, load_font
 from text_recognizer.errors import ConfigError, DataError
 from text_recognizer.preprocessing import emnist_style
@@ -153,13 +153,6 @@ def _init_worker() -> None:
     cv2.setNumThreads(0)  # OpenCV's own thread pool deadlocks or oversubscribes in workers
 
 
-def _init_pool_worker() -> None:
-    # Ctrl-C reaches every process of the group: the main process stops the pool, where a
-    # worker's own KeyboardInterrupt would only print its traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _init_worker()
-
-
 def generate(
     fonts: Sequence[Font],
     classes: str,
@@ -173,6 +166,30 @@ def generate(
 
     Labels are charset indices. The result depends only on the arguments, never on
     ``workers``: every chunk of ``CHUNK_SIZE`` samples has its own child seed.
+    """
+    targets, chunks = generate_chunks(fonts, classes, num, seed, strength, workers, desc)
+    images = np.empty((num, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    start = 0
+    for chunk in chunks:
+        images[start : start + len(chunk)] = chunk
+        start += len(chunk)
+    return images, targets
+
+
+def generate_chunks(
+    fonts: Sequence[Font],
+    classes: str,
+    num: int,
+    seed: int | np.random.SeedSequence,
+    strength: float = 1.0,
+    workers: int = 1,
+    desc: str = "rendering characters",
+) -> tuple[np.ndarray, Generator[np.ndarray, None, None]]:
+    """:func:`generate`'s labels, and its images a chunk of ``CHUNK_SIZE`` at a time, in
+    order, as the ``workers`` render them: to be written as they come, not held at once.
+
+    The chunks are rendered as the generator is read; close it (``contextlib.closing``)
+    to stop the workers of a build given up half-way.
     """
     options = class_options(fonts, classes)
     empty = [c for c, opts in options.items() if not opts]
@@ -212,23 +229,27 @@ def generate(
         )
         for index, start in enumerate(range(0, num, CHUNK_SIZE))
     ]
-    images = np.empty((num, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-    with tqdm(total=num, desc=desc, unit="char", leave=False) as progress:
-        if workers <= 1 or len(tasks) <= 1:  # no pool for one chunk or none (num=0)
+    targets = np.array([DEFAULT_CHARSET.index(classes[k]) for k in labels], dtype=np.int64)
+    return targets, _rendered(tasks, workers, num, desc)
+
+
+def _rendered(
+    tasks: list[tuple[list[Option], np.ndarray, float, np.random.SeedSequence]],
+    workers: int,
+    total: int,
+    desc: str,
+) -> Generator[np.ndarray, None, None]:
+    with tqdm(total=total, desc=desc, unit="char", leave=False) as progress:
+        if workers <= 1 or len(tasks) <= 1:  # none: an empty split (a pool needs a process)
             _init_worker()
-            results = map(_render_chunk, tasks)
-            for index, chunk in enumerate(results):
-                images[index * CHUNK_SIZE : index * CHUNK_SIZE + len(chunk)] = chunk
+            for chunk in map(_render_chunk, tasks):
+                yield chunk
                 progress.update(len(chunk))
         else:
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            context = multiprocessing.get_context(method)
-            with context.Pool(min(workers, len(tasks)), initializer=_init_pool_worker) as pool:
-                for index, chunk in enumerate(pool.imap(_render_chunk, tasks)):
-                    images[index * CHUNK_SIZE : index * CHUNK_SIZE + len(chunk)] = chunk
+            with render_pool(min(workers, len(tasks)), _init_worker) as pool:
+                for chunk in pool.imap(_render_chunk, tasks):
+                    yield chunk
                     progress.update(len(chunk))
-    targets = np.array([DEFAULT_CHARSET.index(classes[k]) for k in labels], dtype=np.int64)
-    return images, targets
 
 
 class SyntheticChars(BaseDataModule):
@@ -311,7 +332,7 @@ class SyntheticChars(BaseDataModule):
             ensure_writable_folder(path.parent)  # before the rendering, not after
             # Splits get unrelated streams from one seed; fonts differ between them anyway.
             seed = np.random.SeedSequence(self.seed, spawn_key=(index,))
-            images, targets = generate(
+            targets, chunks = generate_chunks(
                 list_fonts(split),
                 self.classes,
                 self.sizes[split],
@@ -320,7 +341,13 @@ class SyntheticChars(BaseDataModule):
                 workers=self.build_workers,
                 desc=f"SyntheticChars {split}",
             )
-            write_h5(path, {"images": images, "labels": targets}, attrs=self.params(split))
+            # Each chunk written as it is rendered: a build holds a few, not the split.
+            with H5Writer(path, self.params(split)) as writer, closing(chunks):
+                for chunk in chunks:
+                    writer.append("images", chunk)
+                if not self.sizes[split]:
+                    writer.put("images", np.empty((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8))
+                writer.put("labels", targets)
 
     def setup(self, stage: str | None = None) -> None:
         """Load the splits ``stage`` reads (all for ``None``), rendering any not cached yet."""

@@ -24,10 +24,10 @@ import functools
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
-import signal
+import sys
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET
-from text_recognizer.data.cache import cache_path, ensure_writable_folder, read_h5, write_h5
+from text_recognizer.data.cache import cache_path, read_h5
 from text_recognizer.data.line_render import (
     HEIGHT,
     LineRenderer,
@@ -47,7 +47,8 @@ from text_recognizer.data.line_render import (
     RenderedLine,
     render_outline,
 )
-from text_recognizer.data.module import BaseDataModule, splits_for
+from text_recognizer.data.module import BaseDataModule, StripWriter, splits_for
+from text_recognizer.data.render_pool import render_pool
 from text_recognizer.data.sentences import SentenceGenerator
 from text_recognizer.data.sources.fonts import font_supports, list_fonts
 from text_recognizer.data.sources.strokes import list_faces
@@ -130,13 +131,6 @@ def _init_worker(worker_id: int = 0) -> None:
     torch.set_num_threads(1)
 
 
-def _init_pool_worker() -> None:
-    # Ctrl-C reaches every process of the group: the main process stops the pool, where a
-    # worker's own KeyboardInterrupt would only print its traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _init_worker()
-
-
 def _encode(text: str) -> torch.Tensor:
     return torch.tensor(DEFAULT_CHARSET.encode(text), dtype=torch.long)
 
@@ -164,27 +158,9 @@ class PackedLines(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.strip, self.offsets, self.texts, self.sources = strip, offsets, texts, sources
         self.cache_file = cache_file
 
-    @staticmethod
-    def write(
-        path: Path,
-        images: Sequence[np.ndarray],
-        texts: Sequence[str],
-        sources: Sequence[str],
-        attrs: dict[str, Any],
-    ) -> None:
-        """Cache lines (uint8 ``[H, W_i]``) side by side, with their texts and sources."""
-        widths = np.array([image.shape[1] for image in images], dtype=np.int64)
-        arrays = {
-            "images": np.concatenate(images, axis=1),
-            "offsets": np.concatenate([[0], np.cumsum(widths)]).astype(np.int64),
-            "texts": np.array(texts, dtype=object),
-            "sources": np.array(sources, dtype=object),
-        }
-        write_h5(path, arrays, attrs=attrs)
-
     @classmethod
     def read(cls: type[PackedT], path: Path) -> PackedT:
-        """The lines a cache written by :meth:`write` holds."""
+        """The lines a cache written by :class:`PackedLinesWriter` holds."""
         data = read_h5(path, keys=("images", "offsets", "texts", "sources"))
         return cls(data["images"], data["offsets"], data["texts"], data["sources"], path)
 
@@ -213,6 +189,47 @@ class PackedLines(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image = torch.from_numpy(self.image(index).astype(np.float32) / 255.0)
         return image.unsqueeze(0), _encode(str(self.texts[index]))
+
+
+class PackedLinesWriter(StripWriter):
+    """A :class:`PackedLines` cache written as its lines are made, a few MB at a time: a
+    build never holds the split (the shipped config's 300,000 training lines are ~3 GB).
+
+    Used as a context manager, as :class:`~text_recognizer.data.cache.H5Writer`: the
+    cache appears at ``path`` only when the block ends without an error, holding every
+    line added, in order. The texts and sources are kept until then (~100 bytes a line).
+    """
+
+    def __init__(self, path: Path, attrs: dict[str, Any], height: int = HEIGHT) -> None:
+        super().__init__(path, attrs, height, ("images",))
+        self._texts: list[str] = []
+        self._sources: list[str] = []
+
+    def __enter__(self) -> PackedLinesWriter:
+        super().__enter__()
+        return self
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def add(
+        self, images: Sequence[np.ndarray], texts: Sequence[str], sources: Sequence[str]
+    ) -> None:
+        """Write lines (uint8 ``[height, W]``, bright ink) with their texts and sources
+        after those added before."""
+        if not len(images) == len(texts) == len(sources):
+            raise ValueError(f"{len(images)} lines, {len(texts)} texts and {len(sources)} sources")
+        self.add_lines("images", images)
+        self._texts += texts
+        # A few dozen fonts and faces name every line: one string each, not one a line.
+        self._sources += [sys.intern(source) for source in sources]
+
+    def finish(self) -> None:
+        super().finish()
+        offsets = np.concatenate([[0], np.cumsum(self.widths("images"))]).astype(np.int64)
+        self.put("offsets", offsets)
+        self.put("texts", np.array(self._texts, dtype=object))
+        self.put("sources", np.array(self._sources, dtype=object))
 
 
 class StreamedLines(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -420,49 +437,32 @@ class SyntheticLines(BaseDataModule):
                 self._build(split, path)
 
     def _build(self, split: Split, path: Path) -> None:
-        ensure_writable_folder(path.parent)  # before the rendering, not after
         total = self.sizes[split]
         spec = self.spec(split)
         tasks = [
             (spec, chunk, min(CHUNK_SIZE, total - start))
             for chunk, start in enumerate(range(0, total, CHUNK_SIZE))
         ]
-        images: list[np.ndarray] = []
-        texts: list[str] = []
-        sources: list[str] = []
-        with tqdm(
-            total=total, desc=f"SyntheticLines {split}", unit="line", leave=False
-        ) as progress:
+        # Each chunk is written as it comes back, in order: a build holds a few chunks, not
+        # the split. The writer checks the folder before any rendering.
+        with ExitStack() as stack:
+            writer = stack.enter_context(PackedLinesWriter(path, self.params(split)))
+            progress = stack.enter_context(
+                tqdm(total=total, desc=f"SyntheticLines {split}", unit="line", leave=False)
+            )
             if self.build_workers <= 1 or len(tasks) == 1:
                 results: Iterator[tuple[list[np.ndarray], list[str], list[str]]] = map(
                     _render_chunk, tasks
                 )
-                self._collect(results, images, texts, sources, progress)
             else:
-                # fork where there is one: spawn re-imports the caller's __main__, and a script
-                # without an `if __name__ == "__main__"` guard would make the pool respawn
-                # crashing workers forever. Workers turn OpenCV's own threads off first.
-                method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-                context = multiprocessing.get_context(method)
-                with context.Pool(
-                    min(self.build_workers, len(tasks)), initializer=_init_pool_worker
-                ) as pool:
-                    self._collect(pool.imap(_render_chunk, tasks), images, texts, sources, progress)
-        PackedLines.write(path, images, texts, sources, self.params(split))
-
-    @staticmethod
-    def _collect(
-        results: Iterator[tuple[list[np.ndarray], list[str], list[str]]],
-        images: list[np.ndarray],
-        texts: list[str],
-        sources: list[str],
-        progress: tqdm,
-    ) -> None:
-        for chunk_images, chunk_texts, chunk_sources in results:
-            images += chunk_images
-            texts += chunk_texts
-            sources += chunk_sources
-            progress.update(len(chunk_texts))
+                # Workers turn OpenCV's own threads off first.
+                pool = stack.enter_context(
+                    render_pool(min(self.build_workers, len(tasks)), _init_worker)
+                )
+                results = pool.imap(_render_chunk, tasks)
+            for images, texts, sources in results:
+                writer.add(images, texts, sources)
+                progress.update(len(texts))
 
     def setup(self, stage: str | None = None) -> None:
         """Load the splits ``stage`` reads (all for ``None``), rendering any not cached yet."""

@@ -1,0 +1,50 @@
+import os
+import signal
+from collections.abc import Callable
+
+import pytest
+
+from text_recognizer.data import render_pool as render_pool_module
+from text_recognizer.data.render_pool import render_pool
+
+STARTED: list[int] = []
+
+
+def _mark_started() -> None:
+    STARTED.append(os.getpid())
+
+
+def _worker_state(_: int) -> tuple[object, bool, list[int]]:
+    blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    return signal.getsignal(signal.SIGINT), blocked, STARTED
+
+
+def test_workers_leave_ctrl_c_to_the_main_process_and_its_mask_is_kept() -> None:
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    with render_pool(2, _mark_started) as pool:
+        # SIGINT is blocked only while the workers start: a Ctrl-C then waits for the
+        # main process, and none is lost or left blocked after.
+        assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == before
+        states = pool.map(_worker_state, range(4))
+    for handler, blocked, started in states:
+        assert handler == signal.SIG_IGN  # a worker's own KeyboardInterrupt printed a traceback
+        assert not blocked
+        assert len(started) == 1  # its initializer ran, once
+
+
+def test_a_ctrl_c_as_a_worker_starts_waits_for_the_main_process(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The race the blocking closes: a Ctrl-C between a worker's birth and its SIG_IGN
+    killed it with a traceback (and the pool started another, for ever)."""
+    start = render_pool_module._start_worker
+
+    def interrupted_at_birth(initializer: Callable[[], None]) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # as if Ctrl-C came now
+        start(initializer)
+
+    monkeypatch.setattr(render_pool_module, "_start_worker", interrupted_at_birth)
+    with render_pool(2, _mark_started) as pool:
+        states = pool.map_async(_worker_state, range(4)).get(timeout=20)
+    assert all(handler == signal.SIG_IGN for handler, _, _ in states)
+    assert "KeyboardInterrupt" not in capfd.readouterr().err
