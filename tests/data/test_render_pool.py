@@ -1,11 +1,11 @@
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from text_recognizer.data import render_pool as render_pool_module
-from text_recognizer.data.render_pool import render_pool
+from text_recognizer.data.render_pool import interruptible, render_pool
 
 STARTED: list[int] = []
 
@@ -48,3 +48,34 @@ def test_a_ctrl_c_as_a_worker_starts_waits_for_the_main_process(
         states = pool.map_async(_worker_state, range(4)).get(timeout=20)
     assert all(handler == signal.SIG_IGN for handler, _, _ in states)
     assert "KeyboardInterrupt" not in capfd.readouterr().err
+
+
+def test_ctrl_c_stops_the_chunks_as_the_next_arrives_and_python_s_handling_comes_back() -> None:
+    taken, landed = [], []
+
+    def chunks() -> Iterator[int]:
+        for chunk in range(5):
+            if chunk == 2:
+                try:  # where it lands (in Python's own code, it could be swallowed)
+                    os.kill(os.getpid(), signal.SIGINT)
+                except KeyboardInterrupt:
+                    landed.append(chunk)
+            yield chunk
+
+    with pytest.raises(KeyboardInterrupt):
+        for chunk in interruptible(chunks()):
+            taken.append(chunk)
+    assert taken == [0, 1]  # chunk 2 was made as Ctrl-C came, and not handed on
+    assert landed == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_ctrl_c_stops_at_once() -> None:
+    def chunks() -> Iterator[int]:
+        os.kill(os.getpid(), signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+        yield 0
+
+    with pytest.raises(KeyboardInterrupt):
+        list(interruptible(chunks()))

@@ -4,14 +4,21 @@ Ctrl-C reaches every process of the terminal's group. Workers ignore it, so only
 process stops the build (each worker's own KeyboardInterrupt printed a traceback, and a
 pool whose workers died could hang). SIGINT stays blocked while the workers start, so one
 that arrives between a worker's birth and its ``SIG_IGN`` waits for the main process.
+The main process stops between chunks (:func:`interruptible`): a KeyboardInterrupt raised
+wherever the signal lands can land in a weakref callback of the pool's, where Python
+prints it as "Exception ignored" and carries on rendering.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import signal
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from multiprocessing.pool import Pool
+from typing import TypeVar
+
+T = TypeVar("T")
 
 CAN_BLOCK = hasattr(signal, "pthread_sigmask")  # not on Windows
 
@@ -38,3 +45,33 @@ def render_pool(processes: int, initializer: Callable[[], None]) -> Pool:
         return context.Pool(processes, initializer=_start_worker, initargs=(initializer,))
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a pending Ctrl-C arrives here
+
+
+def interruptible(chunks: Iterator[T]) -> Iterator[T]:
+    """``chunks``, with a Ctrl-C raising KeyboardInterrupt as the next one arrives (a
+    second Ctrl-C at once). Python's own handling is kept where another handler is set,
+    or off the main thread (only there can a handler be set)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield from chunks
+        return
+    pressed = False
+
+    def on_ctrl_c(signum: int, frame: object) -> None:
+        nonlocal pressed
+        if pressed:
+            raise KeyboardInterrupt
+        pressed = True
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        for chunk in chunks:
+            if pressed:
+                raise KeyboardInterrupt
+            yield chunk
+        if pressed:
+            raise KeyboardInterrupt
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
