@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from tests.data.memory import traced_peak
 
 from text_recognizer.charset import DEFAULT_CHARSET, EMNIST_CHARACTERS
 from text_recognizer.data import DATASETS
@@ -240,12 +240,7 @@ def build_peak(tmp_path: Path, lines: int) -> tuple[int, EmnistLines]:
     """The most memory (traced) that composing ``lines`` training lines took, and the lines."""
     module = make(tmp_path, num_train=lines, max_length=32)
     module._prepared_char_module()  # the characters, as any build's, before it is measured
-    tracemalloc.start()
-    try:
-        module.prepare_data()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = traced_peak(module.prepare_data)
     module.setup()
     return peak, module
 

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import tracemalloc
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
+from tests.data.memory import traced_peak
 from tests.pages import SAMPLE_NAMES, SAMPLES, TRUTHS, sample_line
 from typer.testing import CliRunner
 
@@ -438,12 +438,7 @@ def test_a_build_holds_a_few_lines_at_a_time_not_the_split(
     peaks = []
     for count in (1, 20, 40):  # the first: what only a process's first build loads
         module = IamLines(root=tmp_path / str(count), sha256=ZIP_SHA)
-        tracemalloc.start()
-        try:
-            module._build(lines(count), "lines")
-            peaks.append(tracemalloc.get_traced_memory()[1])
-        finally:
-            tracemalloc.stop()
+        peaks.append(traced_peak(module._build, lines(count), "lines"))
         module.setup("test")
         assert module.data_test is not None and len(module.data_test) == count
     line = module.data_test.image(0)

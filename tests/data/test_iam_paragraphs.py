@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import tracemalloc
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from test_iam_lines import FORMS, ZIP_BYTES, ZIP_SHA, form_xml, make_iamdb_zip, served_zip
+from tests.data.memory import traced_peak
 from tests.pages import SAMPLE_NAMES, TRUTHS, compose_page
 from typer.testing import CliRunner
 
@@ -252,12 +252,7 @@ def build_peak(root: Path, forms: int) -> tuple[int, PageSet]:
     (root / "iam").mkdir(parents=True)
     (root / "iam" / "iamdb.zip").write_bytes(archive)
     module = IamParagraphs(root=root, sha256=hashlib.sha256(archive).hexdigest())
-    tracemalloc.start()
-    try:
-        module.prepare_splits(["test"])
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = traced_peak(module.prepare_splits, ["test"])
     module.setup("test")
     assert module.data_test is not None and len(module.data_test) == forms
     return peak, module.data_test

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import tracemalloc
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.data.memory import traced_peak
 
 from text_recognizer.charset import DEFAULT_CHARSET, EMNIST_CHARACTERS, EMNIST_LABEL_OFFSET
 from text_recognizer.data import DATASETS
@@ -163,12 +163,7 @@ def noise_chunk(
 def build_peak(root: Path, samples: int) -> tuple[int, np.ndarray]:
     """The most memory (traced) that building ``samples`` training characters took, and them."""
     data = SyntheticChars(num_train=samples, num_val=0, num_test=0, root=root, build_workers=1)
-    tracemalloc.start()
-    try:
-        data.prepare_splits(["train"])
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = traced_peak(data.prepare_splits, ["train"])
     data.setup("fit")
     return peak, arrays(data, "train")[0]
 

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from tests.data.memory import traced_peak
 from torch.utils.data import DataLoader
 
 from text_recognizer.charset import DEFAULT_CHARSET
@@ -292,12 +292,7 @@ def quick_chunk(task: tuple[LineSpec, int, int]) -> tuple[list[np.ndarray], list
 def build_peak(root: Path, lines: int) -> tuple[int, PackedLines]:
     """The most memory (traced) that building ``lines`` training lines took, and the lines."""
     module = SyntheticLines(**{**SMALL, "num_train": lines}, root=root)
-    tracemalloc.start()
-    try:
-        module.prepare_splits(["train"])
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = traced_peak(module.prepare_splits, ["train"])
     built = PackedLines.read(module.cache_file("train"))
     assert len(built) == lines
     return peak, built

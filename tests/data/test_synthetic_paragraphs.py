@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import tracemalloc
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import pytest
+from tests.data.memory import traced_peak
 from typer.testing import CliRunner
 
 from text_recognizer.cli import app
@@ -117,12 +117,7 @@ def test_a_build_holds_a_page_at_a_time_not_the_split(tiny_root: Path, tmp_path:
         root = tmp_path / str(pages)
         shutil.copytree(tiny_root / "synthetic_lines", root / "synthetic_lines")  # rendered
         module = SyntheticParagraphs(root=root, **{**TINY, "num_test": pages})
-        tracemalloc.start()
-        try:
-            module.prepare_splits(["test"])
-            peaks.append(tracemalloc.get_traced_memory()[1])
-        finally:
-            tracemalloc.stop()
+        peaks.append(traced_peak(module.prepare_splits, ["test"]))
         module.setup("test")
         assert module.data_test is not None and len(module.data_test) == pages
         largest = max(page.nbytes for page in module.data_test.pages)
