@@ -336,3 +336,21 @@ def test_a_post_to_another_path_is_answered_however_full_the_service(
         assert unread(port, "queue_full") == 0
         done.set()
         assert reading.result()[0] == 200
+
+
+def test_retry_after_counts_the_time_a_long_read_under_way_has_run(
+    done: threading.Event,
+) -> None:
+    """It came from recent reads alone: behind a 30-page TIFF read for seconds, a client
+    was told to try again in 1 s."""
+    held = Held(done)
+    app = create_app([held], queue=0)
+    with serving(app) as port:
+        reading = in_background(send(port, "read"))
+        until(lambda: health(port)["busy"] == 1)
+        time.sleep(2.2)  # the mean of recent reads is 0: none has finished yet
+        status, headers, _ = answer(send(port, "refused"))
+        assert status == 503
+        assert int(headers["retry-after"]) >= 3  # as long again as it has run, and one read
+        done.set()
+        assert reading.result()[0] == 200

@@ -165,6 +165,7 @@ class Pool:
         # worker's read silently queued while it was shown busy.
         self.threads = anyio.CapacityLimiter(self.size + queue)
         self.mean_seconds = 0.0  # per read, recent reads weighing most: for Retry-After
+        self.reading_since: dict[int, float] = {}  # each read under way: when it started
 
     @property
     def busy(self) -> int:
@@ -213,11 +214,13 @@ class Pool:
                 self.retry_after(self.waiting),
             )
         recognizer = self.idle.pop()
+        self.reading_since[id(recognizer)] = time.monotonic()
         try:
             result, seconds = await anyio.to_thread.run_sync(
                 _timed, job, recognizer, limiter=self.threads
             )
         finally:
+            del self.reading_since[id(recognizer)]
             self.idle.append(recognizer)
             self.free.release()
         # The mean of recent reads (each weighing a tenth), the first taken whole.
@@ -250,8 +253,23 @@ class Pool:
 
     def retry_after(self, ahead: int) -> int:
         """Whole seconds until ``ahead`` requests (those waiting now) and one more are
-        likely read (at least 1)."""
-        return max(1, math.ceil((ahead + 1) * self.mean_seconds / self.size))
+        likely read (at least 1).
+
+        Each worker is free when its read under way ends: at the mean of recent reads, or,
+        for a read that has run past it (a 30-page TIFF), after as long again as it has
+        run so far; then each request ahead takes the first free worker for a mean read.
+        """
+        now = time.monotonic()
+        free_in = [0.0] * len(self.idle)
+        for started in self.reading_since.values():
+            ran = now - started
+            free_in.append(self.mean_seconds - ran if ran < self.mean_seconds else ran)
+        done_in = 0.0
+        for _ in range(ahead + 1):
+            free_in.sort()
+            free_in[0] += self.mean_seconds
+            done_in = free_in[0]
+        return max(1, math.ceil(done_in))
 
 
 def _requests(count: int, verb_one: str, verb_many: str) -> str:
