@@ -170,6 +170,15 @@ def test_scheduler_values_torch_cannot_use_are_config_errors_before_training(
     assert optimizer.param_groups[0]["lr"] == 1e-3  # the rehearsal steps a stand-in
 
 
+@pytest.mark.parametrize("milestones", ["abc", 30, [30, "60"], [0], [True]])
+def test_multistep_milestones_that_never_lower_the_lr_are_config_errors(milestones: object) -> None:
+    """torch takes any iterable: "abc" (or a number, no list) was taken, and the LR never fell."""
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    config = SchedulerConfig(name="multistep", args={"milestones": milestones})
+    with pytest.raises(ConfigError, match=r"milestones must be a list of epochs"):
+        build_scheduler(optimizer, config, 20, 12)
+
+
 @pytest.mark.parametrize(
     ("monitor", "args", "mode"),
     [("val/acc", {}, "max"), ("val/loss", {}, "min"), ("val/cer", {}, "min"),

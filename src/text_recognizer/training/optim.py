@@ -111,9 +111,16 @@ def _build_scheduler(
         elif config.name == "step":
             scheduler = lr_scheduler.StepLR(optimizer, step_size=args.pop("step_size", 10), **args)
         elif config.name == "multistep":
-            scheduler = lr_scheduler.MultiStepLR(
-                optimizer, milestones=args.pop("milestones", [max_epochs // 2]), **args
-            )
+            milestones = args.pop("milestones", [max_epochs // 2])
+            # torch takes any iterable: "abc" or 30 (no list) never lowered the LR.
+            if not isinstance(milestones, list) or not all(
+                isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in milestones
+            ):
+                raise ConfigError(
+                    f"scheduler multistep: milestones must be a list of epochs (whole numbers "
+                    f"above 0), e.g. [30, 60], not {milestones!r}"
+                )
+            scheduler = lr_scheduler.MultiStepLR(optimizer, milestones=milestones, **args)
         else:  # plateau
             if config.warmup_epochs:
                 raise ConfigError("scheduler.warmup_epochs cannot be combined with plateau")
