@@ -21,7 +21,7 @@ import shutil
 import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -81,6 +81,9 @@ def _remove_stopped_builds(path: Path) -> None:
             log.info("removed %s, left by a build that was stopped", tmp)
 
 
+Writer = TypeVar("Writer", bound="H5Writer")
+
+
 class H5Writer:
     """An HDF5 cache written as its data is made, so a build holds one piece at a time.
 
@@ -101,7 +104,7 @@ class H5Writer:
         self._tmp = _temp_file(path, os.getpid())
         self._file: Any = None
 
-    def __enter__(self) -> H5Writer:
+    def __enter__(self: Writer) -> Writer:  # a subclass's own type, for its add methods
         import h5py
 
         ensure_writable_folder(self.path.parent)

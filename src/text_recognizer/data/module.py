@@ -109,10 +109,6 @@ class PageWriter(H5Writer):
         self._texts: list[str] = []
         self._names: list[str] = []
 
-    def __enter__(self) -> PageWriter:
-        super().__enter__()
-        return self
-
     def __len__(self) -> int:
         return len(self._shapes)
 
@@ -156,10 +152,6 @@ class StripWriter(H5Writer):
         self._pending_bytes = dict.fromkeys(strips, 0)
         # 8 bytes a line, where a list of ints takes 36: the shipped config has 300,000.
         self._widths = {key: array("q") for key in strips}
-
-    def __enter__(self) -> StripWriter:
-        super().__enter__()
-        return self
 
     def add_lines(self, strip: str, images: Sequence[np.ndarray]) -> None:
         """Add ``images`` (uint8 ``[height, W]``) to ``strip``, after the lines added before."""

@@ -205,10 +205,6 @@ class PackedLinesWriter(StripWriter):
         self._texts: list[str] = []
         self._sources: list[str] = []
 
-    def __enter__(self) -> PackedLinesWriter:
-        super().__enter__()
-        return self
-
     def __len__(self) -> int:
         return len(self._texts)
 
