@@ -323,7 +323,8 @@ def test_recognize_says_what_is_odd_about_a_file_in_its_own_words(tmp_path: Path
     ]
     assert read[0]["error"] == (
         f"{huge}: the image is 10000x10000 pixels (100,000,000): larger than 40,000,000 "
-        "pixels, the most read in one image; crop it or scale it down first"
+        "pixels, the most read in one image; crop it or scale it down first, or raise the limit: "
+        "--max-image-megapixels (text-recognizer recognize, serve) or max_image_pixels (Python)"
     )
     alone = [Recognizer.from_pretrained().recognize(line).text for line in lines]
     assert [row["text"] for row in read[1:]] == [alone[0], *alone, alone[1]]

@@ -337,6 +337,30 @@ DeslantOption = Annotated[
     ),
 ]
 
+MaxImageMegapixelsOption = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option(
+        min=0.000001,
+        help="An image (or a document's page) of more megapixels is refused before it is "
+        "decoded, as a decompression bomb would be; default: 40 (a 600-dpi A3 scan is 70).",
+        show_default=False,
+    ),
+]
+
+
+def image_pixels(megapixels: float | None) -> int | None:
+    """``--max-image-megapixels`` in pixels (None: the default). Pillow opens no image past
+    twice its ``MAX_IMAGE_PIXELS`` (179 million): asked for more, this process (the CLI's
+    own) lifts Pillow's cap to it, as our own limit, checked first, guards the same."""
+    if megapixels is None:
+        return None
+    pixels = round(megapixels * 1_000_000)
+    from PIL import Image
+
+    if Image.MAX_IMAGE_PIXELS is not None and pixels > 2 * Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = pixels // 2 + 1
+    return pixels
+
 
 def open_recognizer(
     model: str,
@@ -348,6 +372,7 @@ def open_recognizer(
     threads: int = 0,
     upside_down: bool = False,
     orientation: Orientation | None = None,
+    max_image_megapixels: float | None = None,
 ) -> Recognizer:
     """The Recognizer that ``recognize`` and ``serve`` read with; a bad option fails cleanly."""
     from text_recognizer.recognizer import Recognizer, check_orientation
@@ -372,6 +397,7 @@ def open_recognizer(
             lm_weight=lm_weight,
             width_search=width_search,
             deslant=deslant,
+            max_image_pixels=image_pixels(max_image_megapixels),
         )
     except TextRecognizerError as error:
         raise fail(error) from error
@@ -423,12 +449,22 @@ def recognize(
             "as Transkribus, eScriptorium and Kraken read it.",
         ),
     ] = None,
+    max_image_megapixels: MaxImageMegapixelsOption = None,
 ) -> None:
     """Read handwritten characters, lines or paragraphs from images."""
     if page_xml is not None:
         _check_page_xml_names(images)
     recognizer = open_recognizer(
-        model, beam, lm, lm_weight, width_search, deslant, threads, upside_down, orientation
+        model,
+        beam,
+        lm,
+        lm_weight,
+        width_search,
+        deslant,
+        threads,
+        upside_down,
+        orientation,
+        max_image_megapixels,
     )
     try:
         recognizer.check_kind(kind.value)
@@ -538,7 +574,8 @@ def _read_in_batches(
         stdin = sys.stdin.buffer.read()
     pending: list[Path] = []
     for path in images:
-        pages = _open_document(stdin if path == STDIN and stdin is not None else path, size)
+        source = stdin if path == STDIN and stdin is not None else path
+        pages = _open_document(source, size, recognizer.max_image_pixels)
         if pages is None:
             pending.append(path)
             if len(pending) == size:
@@ -552,16 +589,17 @@ def _read_in_batches(
     yield from _read_batch(recognizer, pending, kind, stdin)
 
 
-def _open_document(source: Path | bytes, size: int) -> Pages | None:
+def _open_document(source: Path | bytes, size: int, max_image_pixels: int) -> Pages | None:
     """``source`` opened where it may hold several pages (a TIFF or a PDF) and is read
     from this one open: where it has several, or is read alone (``size`` 1). Else None:
-    it is read as any image is, by ``recognize_batch``, which says what is wrong with it."""
+    it is read as any image is, by ``recognize_batch``, which says what is wrong with it.
+    Each page is held to ``max_image_pixels``, as the recognizer holds an image."""
     from text_recognizer.images import Pages, may_hold_pages
 
     if not may_hold_pages(source):
         return None
     try:
-        pages = Pages(source)
+        pages = Pages(source, max_image_pixels=max_image_pixels)
     except TextRecognizerError:
         return None
     if len(pages) == 1 and size > 1:
@@ -681,10 +719,18 @@ def serve(
         float,
         typer.Option(
             min=0.01,
-            help="Seconds a request may wait for a free worker before it gets 503, and an "
-            "upload may send nothing before it gets 408.",
+            help="Seconds a request may wait for a free worker before it gets 503.",
         ),
     ] = 30.0,
+    upload_timeout: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            min=0.01,
+            help="Seconds an upload may send nothing (or under 1 KB a second) before it gets "
+            "408 and its place is freed; default: --max-wait's.",
+            show_default=False,
+        ),
+    ] = None,
     max_pages: Annotated[
         int,
         typer.Option(
@@ -692,12 +738,15 @@ def serve(
         ),
     ] = 50,
     max_megapixels: Annotated[
-        float,
+        Optional[float],  # noqa: UP045
         typer.Option(
             min=0.01,
-            help="A file whose pages hold more pixels together is refused (422) unread.",
+            help="A file whose pages hold more pixels together is refused (422) unread; "
+            "default: 200, or --max-image-megapixels where that is more.",
+            show_default=False,
         ),
-    ] = 200.0,
+    ] = None,
+    max_image_megapixels: MaxImageMegapixelsOption = None,
 ) -> None:
     """Serve the recognizer over HTTP: web page, JSON API, metrics."""
     try:
@@ -717,7 +766,23 @@ def serve(
     workers = workers or cores
     if threads == 0 and workers > 1:  # workers each taking every core would contend
         threads = max(1, cores // workers)
-    options = (lm_weight, width_search, deslant, threads, upside_down, orientation)
+    options = (
+        lm_weight,
+        width_search,
+        deslant,
+        threads,
+        upside_down,
+        orientation,
+        max_image_megapixels,
+    )
+    if max_megapixels is not None and max_megapixels < (max_image_megapixels or 0):
+        raise fail(
+            ConfigError(
+                f"--max-megapixels {max_megapixels:g} (a file's pages together) is less than "
+                f"--max-image-megapixels {max_image_megapixels:g}: an image that may be read "
+                "would be refused; raise --max-megapixels too"
+            )
+        )
     first = open_recognizer(model, beam, lm, *options)
     # One LM for all the workers, loaded once: a search only reads it (flashlight-text's
     # KenLM; each decode keeps its own states), and each copy cost ~15 MB.
@@ -742,7 +807,8 @@ def serve(
         queue=queue,
         max_wait=max_wait,
         max_pages=max_pages,
-        max_pixels=int(max_megapixels * 1_000_000),
+        max_pixels=None if max_megapixels is None else int(max_megapixels * 1_000_000),
+        upload_timeout=upload_timeout,
     )
     if verbose:  # uvicorn's own log, every request's line included
         uvicorn.run(app, host=host, port=port, log_level="info")
@@ -752,7 +818,7 @@ def serve(
 
 class _ShutdownWait(logging.Filter):
     """Of uvicorn's INFO lines, only its word that Ctrl+C waits for the requests under way
-    (an upload may take ``--max-wait`` seconds to be given up): without it, Ctrl+C
+    (an upload may take ``--upload-timeout`` seconds to be given up): without it, Ctrl+C
     seemed to do nothing. A second Ctrl+C cancels what was under way: as asked, so
     without a traceback for each."""
 

@@ -3,8 +3,9 @@
 Every way an image comes in (a path on the command line, an upload's bytes, a Pillow image
 or an array from a program) ends here as one grey array per page, upright as its EXIF
 orientation says, or as an ``ImageError`` that says why it cannot be read. Files are
-bounded before they are decoded (``MAX_PIXELS``; a document's pages and their pixels
-together in :class:`Pages`), so that a decompression bomb costs nothing; Pillow's own
+bounded before they are decoded (``MAX_PIXELS``, or the ``max_image_pixels`` a caller
+gives; a document's pages and their pixels together in :class:`Pages`), so that a
+decompression bomb costs nothing; Pillow's own
 check, which warns past 89 million pixels, is left no say. A multi-page TIFF (what
 scanners and fax machines write), a DCX (a fax's multi-page PCX) and a PDF (with the
 optional ``pdf`` extra) have several pages; any other image has one.
@@ -28,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.TiffImagePlugin import PREFIXES as TIFF_MAGIC
 
-from text_recognizer.errors import ImageError
+from text_recognizer.errors import ConfigError, ImageError
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +37,40 @@ logger = logging.getLogger(__name__)
 #: a Pillow image or an array.
 ImageInput = str | Path | bytes | bytearray | memoryview | IO[bytes] | Image.Image | np.ndarray
 
-#: Larger images are refused before decoding (a decompression bomb or a mistake). Below
+#: Larger images are refused before decoding (a decompression bomb or a mistake), unless
+#: a caller gives its own ``max_image_pixels`` (a 600-dpi A3 scan is 70 million). Below
 #: Pillow's own limit (``PIL.Image.MAX_IMAGE_PIXELS``, 89 million, past which it warns):
 #: this one decides, and Pillow's warning is not shown (``_pillow_warnings``).
 MAX_PIXELS = 40_000_000
+#: How the limit is raised, for the errors that refuse an image over it.
+RAISE_LIMIT = (
+    "--max-image-megapixels (text-recognizer recognize, serve) or max_image_pixels (Python)"
+)
 #: Smaller images hold nothing to read (a 1-pixel-high strip once read as "0000...0").
 MIN_SIDE = 4
+
+
+def image_pixel_limit(max_image_pixels: int | None = None) -> int:
+    """The most pixels one image (or one page of a document) may hold to be read:
+    ``max_image_pixels``, or ``MAX_PIXELS`` where it is None. A ``ConfigError`` where it
+    is no positive whole number, or past what Pillow itself opens (twice
+    ``PIL.Image.MAX_IMAGE_PIXELS``, 179 million), so that the limit said is the one kept."""
+    if max_image_pixels is None:
+        return MAX_PIXELS
+    if isinstance(max_image_pixels, bool) or not isinstance(max_image_pixels, int | np.integer):
+        raise ConfigError(
+            f"max_image_pixels must be a whole number of pixels; got {max_image_pixels!r}"
+        )
+    if max_image_pixels < 1:
+        raise ConfigError(f"max_image_pixels must be 1 or more; got {max_image_pixels:,}")
+    pillows = Image.MAX_IMAGE_PIXELS
+    if pillows is not None and max_image_pixels > 2 * pillows:
+        raise ConfigError(
+            f"max_image_pixels is {max_image_pixels:,}, and Pillow opens no image of more than "
+            f"{2 * pillows:,} pixels (twice PIL.Image.MAX_IMAGE_PIXELS): raise "
+            "PIL.Image.MAX_IMAGE_PIXELS to at least half of it first"
+        )
+    return int(max_image_pixels)
 
 
 def to_grey(image: Image.Image | np.ndarray) -> np.ndarray:
@@ -123,18 +152,20 @@ def _to_unit_float(array: np.ndarray) -> np.ndarray:
     raise ImageError(f"image array has unsupported dtype {array.dtype}")
 
 
-def load_image(source: ImageInput) -> np.ndarray:
+def load_image(source: ImageInput, max_image_pixels: int | None = None) -> np.ndarray:
     """Read a path, an image file's bytes or binary file object, a Pillow image or an
     array into uint8 grey, upright as its EXIF orientation says; a clear ``ImageError``
     otherwise. Of a file of several pages (a TIFF, a DCX, a PDF) only the first page is
-    read, with a warning: :class:`Pages` reads every page."""
+    read, with a warning: :class:`Pages` reads every page. A file of more pixels than
+    ``max_image_pixels`` (``MAX_PIXELS`` by default) is refused before it is decoded."""
+    limit = image_pixel_limit(max_image_pixels)
     if isinstance(source, Image.Image):
         grey = to_grey(_upright(source, ""))
     elif isinstance(source, np.ndarray):
         grey = to_grey(source)
     else:
         file, prefix = _file_of(source)
-        grey = _decode(file, prefix)
+        grey = _decode(file, prefix, limit)
     return _as_read(grey)
 
 
@@ -215,20 +246,21 @@ _FIRST_PAGE_ONLY = (
 )
 
 
-def _decode(file: Path | io.BytesIO, prefix: str) -> np.ndarray:
-    """The first page of ``file``; ``prefix`` names it in an error (bytes have no name)."""
+def _decode(file: Path | io.BytesIO, prefix: str, limit: int) -> np.ndarray:
+    """The first page of ``file``, of at most ``limit`` pixels; ``prefix`` names it in an
+    error (bytes have no name)."""
     if _is_pdf(file):
         with _Pdf(file, prefix) as pdf:
             if len(pdf.sizes) > 1:
                 logger.warning(_FIRST_PAGE_ONLY, prefix)
-            return pdf.render(0, prefix)
-    image = _open(file, prefix)
-    with image, _read_errors(prefix):
+            return pdf.render(0, prefix, limit)
+    image = _open(file, prefix, limit)
+    with image, _read_errors(prefix, limit):
         _warn_if_animated(image, prefix)
         frames = _page_frames(image, prefix, max_pages=1, limit_error=False).frames
         if len(frames) > 1:
             logger.warning(_FIRST_PAGE_ONLY, prefix)
-        return _frame_grey(image, frames[0], prefix)
+        return _frame_grey(image, frames[0], prefix, limit)
 
 
 #: Formats Pillow opens that are refused, and why: drawing an EPS runs the PostScript
@@ -239,10 +271,11 @@ NOT_READ = {
 }
 
 
-def _open(file: Path | io.BytesIO, prefix: str) -> Image.Image:
+def _open(file: Path | io.BytesIO, prefix: str, limit: int) -> Image.Image:
+    """``file`` opened (its header read), to be read under ``limit`` pixels an image."""
     if (file.stat().st_size if isinstance(file, Path) else file.getbuffer().nbytes) == 0:
         raise ImageError(f"{prefix}the file is empty (0 bytes)")
-    with _read_errors(prefix), _pillow_warnings(prefix):
+    with _read_errors(prefix, limit), _pillow_warnings(prefix):
         try:
             image = Image.open(file)
         except UnidentifiedImageError:
@@ -312,7 +345,7 @@ _PILLOW = f"{Path(Image.__file__).parent}{os.sep}"
 @contextmanager
 def _pillow_warnings(prefix: str) -> Iterator[None]:
     """Pillow's warnings on the file ``prefix`` names, as it is opened, walked or turned:
-    its decompression-bomb warning is dropped (``MAX_PIXELS`` decides, with an error that
+    its decompression-bomb warning is dropped (our own limit decides, with an error that
     says what to do), the others (damaged EXIF data, say) said as our own warnings, which
     name the file. Where the file is refused, its error says enough. Other warnings given
     meanwhile (another thread's) are passed on as they came."""
@@ -434,11 +467,11 @@ class _Pdf:
         scale = PDF_DPI / 72
         return max(1, round(width * scale)), max(1, round(height * scale))
 
-    def render(self, index: int, prefix: str) -> np.ndarray:
-        """Page ``index`` (from 0) drawn in grey."""
+    def render(self, index: int, prefix: str, limit: int) -> np.ndarray:
+        """Page ``index`` (from 0) drawn in grey; refused past ``limit`` pixels."""
         width, height = self.sizes[index]
-        if width * height > MAX_PIXELS:
-            raise ImageError(_too_large(prefix, _pixels(width, height), "page"))
+        if width * height > limit:
+            raise ImageError(_too_large(prefix, _pixels(width, height), limit, "page"))
         import pypdfium2
 
         with _PDFIUM:
@@ -498,12 +531,12 @@ def _not_opened(source: Path | bytes) -> str:
     return f"not a readable PDF: {why}"
 
 
-def _too_large(prefix: str, size: str, what: str = "image") -> str:
-    """Why an image (or a PDF's page) of ``size`` ("WxH pixels (N)") is refused, and what to
-    do."""
+def _too_large(prefix: str, size: str, limit: int, what: str = "image") -> str:
+    """Why an image (or a PDF's page) of ``size`` ("WxH pixels (N)") is refused past
+    ``limit`` pixels, and what to do."""
     return (
-        f"{prefix}the {what} is {size}: larger than {MAX_PIXELS:,} pixels, the most read in "
-        "one image; crop it or scale it down first"
+        f"{prefix}the {what} is {size}: larger than {limit:,} pixels, the most read in "
+        f"one image; crop it or scale it down first, or raise the limit: {RAISE_LIMIT}"
     )
 
 
@@ -511,15 +544,15 @@ def _pixels(width: int, height: int) -> str:
     return f"{width}x{height} pixels ({width * height:,})"
 
 
-def _past_pillows_limit(prefix: str, error: Image.DecompressionBombError) -> str:
+def _past_pillows_limit(prefix: str, error: Image.DecompressionBombError, max_pixels: int) -> str:
     """Why an image Pillow refused to open (past twice its ``MAX_IMAGE_PIXELS``) is not
-    read: past ``MAX_PIXELS`` too, unless this program lowered Pillow's limit."""
+    read: past ``max_pixels`` too, unless this program lowered Pillow's limit."""
     limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
     said = re.search(r"\((\d+) pixels\)", str(error))  # "Image size (N pixels) exceeds ..."
     pixels = int(said[1]) if said else None
     size = f"{pixels:,} pixels" if pixels is not None else f"more than {limit:,} pixels"
-    if (pixels if pixels is not None else limit) > MAX_PIXELS:
-        return _too_large(prefix, size)
+    if (pixels if pixels is not None else limit) > max_pixels:
+        return _too_large(prefix, size, max_pixels)
     return (
         f"{prefix}the image is {size}, more than this program lets Pillow open ({limit:,}: "
         "twice PIL.Image.MAX_IMAGE_PIXELS); crop it or scale it down first"
@@ -534,12 +567,13 @@ def _too_many_pages(prefix: str, max_pages: int) -> str:
 
 
 @contextmanager
-def _read_errors(prefix: str) -> Iterator[None]:
-    """Pillow's errors on opening or decoding a file, as ``ImageError``s that say why."""
+def _read_errors(prefix: str, max_pixels: int) -> Iterator[None]:
+    """Pillow's errors on opening or decoding a file read under ``max_pixels`` pixels an
+    image, as ``ImageError``s that say why."""
     try:
         yield
     except Image.DecompressionBombError as error:  # too large for Pillow even to open
-        raise ImageError(_past_pillows_limit(prefix, error)) from None
+        raise ImageError(_past_pillows_limit(prefix, error, max_pixels)) from None
     except ImageError as error:
         if str(error).startswith(prefix):
             raise
@@ -656,15 +690,15 @@ def _frame_pixels(image: Image.Image, frame: int) -> int:
     return image.width * image.height
 
 
-def _frame_grey(image: Image.Image, frame: int, prefix: str, limit: bool = True) -> np.ndarray:
+def _frame_grey(image: Image.Image, frame: int, prefix: str, limit: int | None) -> np.ndarray:
     """Frame ``frame`` of ``image`` decoded to uint8 grey, upright as its orientation says;
-    with ``limit``, refused past ``MAX_PIXELS`` before it is decoded (an image already in
-    memory, given as a Pillow image, is not)."""
+    refused past ``limit`` pixels before it is decoded (None: no limit, for an image
+    already in memory, given as a Pillow image)."""
     if image.tell() != frame:
         with _pillow_warnings(prefix):
             image.seek(frame)
-    if limit and image.width * image.height > MAX_PIXELS:
-        raise ImageError(_too_large(prefix, _pixels(image.width, image.height)))
+    if limit is not None and image.width * image.height > limit:
+        raise ImageError(_too_large(prefix, _pixels(image.width, image.height), limit))
     image.load()
     return to_grey(_upright(image, prefix))
 
@@ -686,16 +720,21 @@ class Pages:
     against ``max_pages`` and ``max_pixels`` (all pages' pixels together; ``None``: no
     limit), so that a file of 10,000 tiny pages, or of a few huge blank ones (a few kB
     compressed), is refused before any page is decoded; each page is then held to
-    ``MAX_PIXELS`` as an image is. :meth:`load` decodes one page. A file cut short or
-    damaged after its first page keeps the pages before the damage: loading the next one
-    says why it and any after it are lost. A path's file stays open until :meth:`close`:
-    use it in a ``with`` block. A Pillow image's frames are its pages if it is a TIFF; it
-    is left at the frame it was at.
+    ``max_image_pixels`` (``MAX_PIXELS`` by default) as an image is. :meth:`load` decodes
+    one page. A file cut short or damaged after its first page keeps the pages before the
+    damage: loading the next one says why it and any after it are lost. A path's file
+    stays open until :meth:`close`: use it in a ``with`` block. A Pillow image's frames
+    are its pages if it is a TIFF; it is left at the frame it was at.
     """
 
     def __init__(
-        self, source: ImageInput, max_pages: int | None = None, max_pixels: int | None = None
+        self,
+        source: ImageInput,
+        max_pages: int | None = None,
+        max_pixels: int | None = None,
+        max_image_pixels: int | None = None,
     ) -> None:
+        self.max_image_pixels = image_pixel_limit(max_image_pixels)
         self._image: Image.Image | None = None
         self._pdf: _Pdf | None = None
         self._array: np.ndarray | None = None
@@ -720,9 +759,9 @@ class Pages:
                 self._image, self._returns_to = source, source.tell()
             else:
                 assert file is not None
-                self._image, self._owned = _open(file, prefix), True
+                self._image, self._owned = _open(file, prefix, self.max_image_pixels), True
             try:
-                with _read_errors(prefix):
+                with _read_errors(prefix, self.max_image_pixels):
                     self._frames, pixels, self._damage = _page_frames(
                         self._image, prefix, max_pages
                     )
@@ -762,16 +801,19 @@ class Pages:
             if self._array is not None:
                 return _as_read(to_grey(self._array))
             if self._pdf is not None:
-                return _as_read(self._pdf.render(self._frames[number - 1], prefix))
+                return _as_read(
+                    self._pdf.render(self._frames[number - 1], prefix, self.max_image_pixels)
+                )
             if self._image is None:
                 raise ImageError("its file is closed: read its pages before closing it")
             frame = self._frames[number - 1]
             if frame == DAMAGED:
                 raise ImageError(f"{self._damage}: this page and any after it cannot be read")
-            with _read_errors(prefix):
+            with _read_errors(prefix, self.max_image_pixels):
                 if number == 1:  # said as it is read: counting its pages reads no frame
                     _warn_if_animated(self._image, prefix)
-                return _as_read(_frame_grey(self._image, frame, prefix, self._owned))
+                limit = self.max_image_pixels if self._owned else None
+                return _as_read(_frame_grey(self._image, frame, prefix, limit))
         except ImageError as error:
             if not prefix or str(error).startswith(prefix):
                 raise

@@ -31,7 +31,7 @@ import numpy as np
 
 from text_recognizer.charset import BLANK, END, PAD, START, Charset
 from text_recognizer.errors import ConfigError, ImageError, with_name
-from text_recognizer.images import ImageInput, Pages, load_image
+from text_recognizer.images import ImageInput, Pages, image_pixel_limit, load_image
 from text_recognizer.paths import MODELS_DIR
 from text_recognizer.preprocessing import (
     INK_FRACTION,
@@ -591,6 +591,10 @@ class Recognizer:
             image as given. Characters are always read as given (a 6 turned is a 9).
             Places (polygons, boxes) are given in the image as it is.
         upside_down: ``orientation="any"``, as earlier versions called it.
+        max_image_pixels: the most pixels an image file (or one page of a document) may
+            hold; a larger one is refused before it is decoded, as a decompression bomb
+            would be. ``None``: :data:`~text_recognizer.images.MAX_PIXELS` (40 million);
+            a 600-dpi A3 scan (70 million) needs more.
     """
 
     def __init__(
@@ -604,6 +608,7 @@ class Recognizer:
         deslant: bool = True,
         upside_down: bool = False,
         orientation: Orientation | None = None,
+        max_image_pixels: int | None = None,
     ) -> None:
         if not models:
             raise ConfigError("a Recognizer needs at least one model")
@@ -624,6 +629,7 @@ class Recognizer:
         self.deskew = deskew
         self.deslant = deslant
         self.orientation = check_orientation(orientation, upside_down)
+        self.max_image_pixels = image_pixel_limit(max_image_pixels)
 
     @property
     def upside_down(self) -> bool:
@@ -644,7 +650,8 @@ class Recognizer:
         core. 1 lets several readers (processes, or a server beside other work) share a
         machine without each claiming every core. A checkpoint runs on PyTorch's threads.
         ``decoding`` (``beam_size``, ``lm``, ``lm_weight``, ``width_search``, ``deskew``,
-        ``deslant``, ``orientation``, ``upside_down``) goes to the constructor.
+        ``deslant``, ``orientation``, ``upside_down``, ``max_image_pixels``) goes to the
+        constructor.
         """
         if str(name_or_path) == "default":
             check_threads(threads)
@@ -711,7 +718,8 @@ class Recognizer:
         be read (blank, no line found) raises its ``ImageError``, which names the page
         (``scan.tif page 3: ...``); :meth:`recognize_pages` goes on past it. To bound what
         an untrusted file may cost, pass :class:`~text_recognizer.images.Pages`
-        opened with ``max_pages`` and ``max_pixels``."""
+        opened with ``max_pages`` and ``max_pixels`` (its pages are then held to its own
+        ``max_image_pixels``)."""
         results = []
         for outcome in self.recognize_pages(source, kind):
             if isinstance(outcome, ImageError):
@@ -729,7 +737,11 @@ class Recognizer:
         (:class:`Pages` raises as it is opened, over its limits too); ``source``, if
         :class:`Pages`, is left open."""
         self.check_kind(kind)
-        pages = source if isinstance(source, Pages) else Pages(source)
+        pages = (
+            source
+            if isinstance(source, Pages)
+            else Pages(source, max_image_pixels=self.max_image_pixels)
+        )
         try:
             for number in range(1, len(pages) + 1):
                 try:
@@ -840,7 +852,11 @@ class Recognizer:
         turned); an error names the image (``name``) so that one bad image in a batch can
         be found."""
         try:
-            grey = image if loaded and isinstance(image, np.ndarray) else load_image(image)
+            grey = (
+                image
+                if loaded and isinstance(image, np.ndarray)
+                else load_image(image, self.max_image_pixels)
+            )
             which, found_lines = self._kind_for(grey, kind)
             read, turns = grey, 0
             if self._lies_sideways(grey, kind, which):

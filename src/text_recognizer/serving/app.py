@@ -7,12 +7,13 @@ share between threads. At most ``queue`` requests wait for a free one, counted f
 their upload starts (so that slow uploads, each held in memory, are bounded too), none
 longer than ``max_wait`` seconds; beyond either they get 503 with a Retry-After, so that
 under load a client learns at once to come back (or try another server) rather than hang.
-An upload from which nothing arrives for ``max_wait`` seconds gets 408 and gives up its
-place: a client gone without closing its connection would hold it for ever.
+An upload from which nothing arrives for ``upload_timeout`` seconds (by default
+``max_wait``) gets 408 and gives up its place: a client gone without closing its
+connection would hold it for ever.
 
 Uploads are capped in bytes before they are parsed (``UploadLimit``), and in pages and
-pixels (all pages' together, and each page's: ``images.MAX_PIXELS``) before any
-page is decoded: a multi-page TIFF of a few kB may hold thousands of pages.
+pixels (all pages' together, and each page's: the recognizers' ``max_image_pixels``)
+before any page is decoded: a multi-page TIFF of a few kB may hold thousands of pages.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from text_recognizer.recognizer import Recognizer, Result
 
 #: Default cap on one request's body: a photographed page is 2-8 MB as JPEG.
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-#: Slower than this over a whole ``max_wait`` window, an upload is refused (408): a client
+#: Slower than this over a whole ``upload_timeout`` window, an upload is refused (408): a client
 #: trickling a byte now and then would otherwise hold its place for ever. A phone on a
 #: poor 2G link still sends several KB a second.
 MIN_UPLOAD_BYTES_PER_S = 1024
@@ -294,15 +295,18 @@ class UploadLimit:
     The body is read here (at most ``limit`` bytes, however the client sends it: with a
     Content-Length or chunked) and handed on whole; a larger one is cut off as soon as it
     passes the limit, so an endless upload costs neither memory nor disk, and many slow
-    ones no more than the pool takes. One from which nothing arrives for the pool's
-    ``max_wait`` seconds is answered 408, so that its place in the pool is freed (a client
-    whose connection dropped without a word is never heard to leave)."""
+    ones no more than the pool takes. One from which nothing arrives for ``stall``
+    seconds is answered 408, so that its place in the pool is freed (a client whose
+    connection dropped without a word is never heard to leave)."""
 
-    def __init__(self, app: ASGIApp, limit: int, metrics: Metrics, pool: Pool) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, metrics: Metrics, pool: Pool, stall: float
+    ) -> None:
         self.app = app
         self.limit = limit
         self.metrics = metrics
         self.pool = pool
+        self.stall = stall
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -329,7 +333,7 @@ class UploadLimit:
         try:
             self.pool.uploading += 1
             try:
-                body = await self._body(scope, receive, send, stall=self.pool.max_wait)
+                body = await self._body(scope, receive, send, stall=self.stall)
             except ClientGoneError:  # mid-upload: its place is freed below, at once
                 self.metrics.unread.labels(reason="client_gone").inc()
                 return
@@ -487,19 +491,38 @@ def create_app(
     queue: int = QUEUE,
     max_wait: float = MAX_WAIT,
     max_pages: int = MAX_PAGES,
-    max_pixels: int = MAX_DOCUMENT_PIXELS,
+    max_pixels: int | None = None,
+    upload_timeout: float | None = None,
 ) -> FastAPI:
     """The service around ``recognizers`` (alike: one reads each image, whichever is
     free); ``uvicorn.run(create_app(...))`` serves it. At most ``queue`` requests wait for
     a free one, counted from when their upload starts, none longer than ``max_wait``
-    seconds: the rest get 503 at once. A request's file may hold ``max_pages`` pages, of
-    ``max_pixels`` pixels together."""
+    seconds: the rest get 503 at once. An upload from which nothing arrives for
+    ``upload_timeout`` seconds (None: ``max_wait``) gets 408. A request's file may hold
+    ``max_pages`` pages, of ``max_pixels`` pixels together (None: ``MAX_DOCUMENT_PIXELS``,
+    or one image's most where that is more), each page at most the recognizers'
+    ``max_image_pixels`` (``Recognizer(max_image_pixels=...)``)."""
     if isinstance(recognizers, Recognizer):
         recognizers = [recognizers]
     if not recognizers:
         raise ValueError("create_app needs at least one Recognizer")
     if queue < 0 or not max_wait > 0:
         raise ValueError(f"queue must be 0 or more and max_wait over 0; got {queue}, {max_wait}")
+    if upload_timeout is None:
+        upload_timeout = max_wait
+    if not upload_timeout > 0:
+        raise ValueError(f"upload_timeout must be over 0; got {upload_timeout}")
+    image_pixels = recognizers[0].max_image_pixels
+    if any(each.max_image_pixels != image_pixels for each in recognizers):
+        limits = sorted({each.max_image_pixels for each in recognizers})
+        raise ValueError(
+            f"the recognizers read images of different most pixels ({limits}): a request "
+            "would be read or refused by whichever worker was free; give them one "
+            "max_image_pixels"
+        )
+    if max_pixels is None:
+        max_pixels = max(MAX_DOCUMENT_PIXELS, image_pixels)
+    one_image = min(image_pixels, max_pixels)  # the most an image of one page may hold
     app = FastAPI(
         title="text-recognizer",
         version=__version__,
@@ -511,7 +534,9 @@ def create_app(
     )
     metrics = Metrics()
     pool = Pool(recognizers, queue, max_wait, metrics)
-    app.add_middleware(UploadLimit, limit=max_upload_bytes, metrics=metrics, pool=pool)
+    app.add_middleware(
+        UploadLimit, limit=max_upload_bytes, metrics=metrics, pool=pool, stall=upload_timeout
+    )
     metrics.waiting.set_function(lambda: pool.waiting)
     metrics.uploading.set_function(lambda: pool.uploading)
     metrics.busy.set_function(lambda: pool.busy)
@@ -520,7 +545,9 @@ def create_app(
 
     def open_pages(data: bytes, format: Format) -> Pages:
         """The upload's pages, counted and bounded before any is decoded or a worker taken."""
-        pages = Pages(data, max_pages=max_pages, max_pixels=max_pixels)
+        pages = Pages(
+            data, max_pages=max_pages, max_pixels=max_pixels, max_image_pixels=image_pixels
+        )
         if format == "page-xml" and len(pages) > 1:
             count = len(pages)
             pages.close()
@@ -557,14 +584,17 @@ def create_app(
     @app.get("/api/health")
     @app.head("/api/health", include_in_schema=False)  # one operation in the schema
     async def health() -> dict[str, Any]:
-        """Whether the service is up, which kinds of image its models read, and how busy
-        it is: workers reading now (``busy``) of ``workers``, requests ``waiting`` for one,
-        and requests whose upload is still arriving (``uploading``); at most ``queue``
-        more than the workers are taken in at once."""
+        """Whether the service is up, which kinds of image its models read, what it takes
+        (``max_upload_bytes`` a request; ``max_image_pixels`` an image or page, which
+        the page shrinks a photo to), and how busy it is: workers reading now (``busy``)
+        of ``workers``, requests ``waiting`` for one, and requests whose upload is still
+        arriving (``uploading``); at most ``queue`` more than the workers are taken in at
+        once."""
         return {
             "status": "ok",
             "kinds": kinds,
             "max_upload_bytes": max_upload_bytes,
+            "max_image_pixels": one_image,
             "workers": pool.size,
             "busy": pool.busy,
             "queue": queue,
