@@ -351,3 +351,45 @@ def test_data_info_and_download_print_paths_as_they_are(tmp_path: Path) -> None:
     caches = [line for line in result.output.splitlines() if "cache" in line]
     assert len(caches) == 3
     assert all(f"cache {folder.parent}/synthetic_chars/synthetic_chars_" in c for c in caches)
+
+
+def test_recognize_max_image_megapixels_raises_and_lowers_the_pixel_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image past ``images.MAX_PIXELS`` (a 600-dpi A3 scan: 70 million) could not be
+    read at all but by editing that constant: --max-image-megapixels raises the limit,
+    for a lone image and for each page of a TIFF, and the error names it. (The module's
+    default is lowered here so that a sample line is past it.)"""
+    import text_recognizer.images as images
+    from tests.pages import multipage_tiff, on_margin, sample_line
+    from text_recognizer.recognizer import Recognizer
+
+    monkeypatch.setattr(images, "MAX_PIXELS", 50_000)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # put back after
+    line = on_margin(sample_line(0, scale=2.0))  # 94x814: 76,516 pixels
+    path, scan = tmp_path / "line.png", tmp_path / "scan.tif"
+    Image.fromarray(line).save(path)
+    scan.write_bytes(multipage_tiff([line, line[:, :400]]))
+    result = runner.invoke(app, ["recognize", "--json", str(path), str(scan)])
+    assert result.exit_code == 1
+    read = [json.loads(row) for row in result.stdout.splitlines()]
+    assert read[0]["error"] == (
+        f"{path}: the image is 814x94 pixels (76,516): larger than 50,000 pixels, the most "
+        "read in one image; crop it or scale it down first, or raise the limit: "
+        "--max-image-megapixels (text-recognizer recognize, serve) or max_image_pixels (Python)"
+    )
+    assert "larger than 50,000 pixels" in read[1]["error"] and read[1]["page"] == 1
+    assert "text" in read[2] and read[2]["page"] == 2  # 37,600 pixels: under the limit
+    result = runner.invoke(
+        app, ["recognize", "--json", "--max-image-megapixels", "0.08", str(path), str(scan)]
+    )
+    assert result.exit_code == 0, result.output
+    read = [json.loads(row) for row in result.stdout.splitlines()]
+    expected = Recognizer.from_pretrained().recognize(line).text
+    assert [row["text"] for row in read[:2]] == [expected, expected]
+    result = runner.invoke(app, ["recognize", "--max-image-megapixels", "0.04", str(path)])
+    assert result.exit_code == 1 and "larger than 40,000 pixels" in result.output
+    # Past what Pillow opens (179 million): this process lifts Pillow's cap to it.
+    result = runner.invoke(app, ["recognize", "--max-image-megapixels", "300", str(path)])
+    assert result.exit_code == 0, result.output
+    assert Image.MAX_IMAGE_PIXELS is not None and 2 * Image.MAX_IMAGE_PIXELS >= 300_000_000

@@ -330,3 +330,60 @@ def test_grey_uint8_arrays_are_read_as_they_are_and_copied() -> None:
         assert grey.dtype == np.uint8
         np.testing.assert_array_equal(grey, levels)
         assert not np.shares_memory(grey, array)  # the caller's array is never altered
+
+
+def test_a_scan_past_the_default_limit_is_read_where_the_limit_is_raised(tmp_path: Path) -> None:
+    """A 600-dpi A3 scan (70 million pixels) was refused, and only editing MAX_PIXELS let
+    it be read; ``max_image_pixels`` raises the limit for one call, still checked before
+    the file is decoded, and lowers it as well."""
+    path = tmp_path / "a3 at 600 dpi.png"
+    Image.new("1", (7016, 9921), 1).save(path)  # 69.6 million pixels, blank: a few kB
+    with pytest.raises(ImageError, match="larger than 40,000,000 pixels.*--max-image-megapixels"):
+        load_image(path)
+    assert load_image(path, max_image_pixels=70_000_000).shape == (9921, 7016)
+    with pytest.raises(ImageError, match="larger than 69,000,000 pixels"):
+        load_image(path.read_bytes(), max_image_pixels=69_000_000)
+    small = tmp_path / "small.png"
+    Image.new("L", (100, 50), 255).save(small)
+    with pytest.raises(ImageError, match=r"^.*small.png: the image is 100x50 pixels \(5,000\): "):
+        load_image(small, max_image_pixels=4_999)
+    assert load_image(small, max_image_pixels=5_000).shape == (50, 100)
+
+
+def test_every_page_of_a_document_is_held_to_the_limit_given(tmp_path: Path) -> None:
+    """A multi-page TIFF's pages (and a PDF's) are held to the ``max_image_pixels`` that
+    opened them, as a lone image is, not to the module's default."""
+    pages = [np.full((100, 100), 255, np.uint8), np.full((50, 50), 255, np.uint8)]
+    path = tmp_path / "scan.tif"
+    Image.fromarray(pages[0]).save(path, save_all=True, append_images=[Image.fromarray(pages[1])])
+    with Pages(path, max_image_pixels=5_000) as document:
+        with pytest.raises(ImageError, match=r"scan.tif page 1: .*larger than 5,000 pixels"):
+            document.load(1)
+        assert document.load(2).shape == (50, 50)
+    with Pages(path, max_image_pixels=10_000) as document:
+        assert document.load(1).shape == (100, 100)
+    pytest.importorskip("pypdfium2")
+    pdf = tmp_path / "scan.pdf"
+    Image.fromarray(pages[0]).save(pdf, resolution=200)  # drawn at PDF_DPI: 100x100
+    with Pages(pdf, max_image_pixels=9_999) as document:
+        with pytest.raises(ImageError, match="the page is 100x100 pixels .*larger than 9,999"):
+            document.load(1)
+    with pytest.raises(ImageError, match="larger than 9,999 pixels"):
+        load_image(pdf, max_image_pixels=9_999)
+    assert load_image(pdf, max_image_pixels=10_000).shape == (100, 100)
+
+
+@pytest.mark.parametrize(
+    ("limit", "said"),
+    [
+        (0, "must be 1 or more; got 0"),
+        (1.5, "must be a whole number of pixels; got 1.5"),
+        (True, "must be a whole number of pixels; got True"),
+        (200_000_000, "Pillow opens no image of more than 178,956,970 pixels"),
+    ],
+)
+def test_a_limit_that_cannot_be_kept_is_refused(limit: object, said: str) -> None:
+    from text_recognizer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=said):
+        load_image(np.zeros((8, 8), np.uint8), max_image_pixels=limit)  # type: ignore[arg-type]

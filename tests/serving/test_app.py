@@ -61,6 +61,7 @@ def test_page_and_health(client: TestClient) -> None:
         "status": "ok",
         "kinds": ["char", "line"],
         "max_upload_bytes": LIMIT,
+        "max_image_pixels": 40_000_000,
         "workers": 1,
         "busy": 0,
         "queue": 16,
@@ -375,3 +376,40 @@ def test_a_malformed_multipart_body_gets_400(client: TestClient) -> None:
     response = client.post("/api/recognize", content=b"--x\r\n", headers=headers)
     assert response.status_code == 400
     assert "boundary" in response.json()["detail"]
+
+
+def test_the_pixel_limit_is_the_recognizers_and_health_tells_it(
+    recognizer: Recognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve --max-image-megapixels``: the service reads (and refuses) an image, and each
+    page of a TIFF, by its recognizers' ``max_image_pixels``, and /api/health says it, so
+    that the page can shrink a photo to it; a file's pages together may hold at least as
+    much by default."""
+    small = Recognizer.from_pretrained(max_image_pixels=50_000)
+    line = on_margin(sample_line(0, scale=2.0))  # 76,516 pixels
+    with TestClient(create_app(small)) as client:
+        assert client.get("/api/health").json()["max_image_pixels"] == 50_000
+        status, body = post(client, png(Image.fromarray(line)))
+        assert status == 422
+        assert body["detail"].startswith(
+            "the image is 814x94 pixels (76,516): larger than 50,000 pixels, the most read in "
+            "one image; crop it or scale it down first, or raise the limit: "
+            "--max-image-megapixels"
+        )
+        status, body = post(client, multipage_tiff([line, line[:, :400]]))
+        assert status == 200
+        assert body["pages"][0]["error"].startswith("page 1: the image is 814x94 pixels")
+        assert body["pages"][1]["kind"] == "line"
+    raised = Recognizer.from_pretrained(max_image_pixels=80_000)
+    with TestClient(create_app(raised)) as client:
+        status, body = post(client, png(Image.fromarray(line)))
+        assert status == 200 and body["text"] == recognizer.recognize(line).text
+    # The pages' total follows a limit raised past its default; one set lower decides.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200_000_000)
+    huge = Recognizer.from_pretrained(max_image_pixels=300_000_000)
+    with TestClient(create_app(huge)) as client:
+        assert client.get("/api/health").json()["max_image_pixels"] == 300_000_000
+    with TestClient(create_app(huge, max_pixels=1_000_000)) as client:
+        assert client.get("/api/health").json()["max_image_pixels"] == 1_000_000
+    with pytest.raises(ValueError, match="different most pixels"):
+        create_app([small, raised])
