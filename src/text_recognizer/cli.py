@@ -749,6 +749,14 @@ def serve(
     max_image_megapixels: MaxImageMegapixelsOption = None,
 ) -> None:
     """Serve the recognizer over HTTP: web page, JSON API, metrics."""
+    if max_megapixels is not None and max_megapixels < (max_image_megapixels or 0):
+        raise fail(
+            ConfigError(
+                f"--max-megapixels {max_megapixels:g} (a file's pages together) is less than "
+                f"--max-image-megapixels {max_image_megapixels:g}: an image that may be read "
+                "would be refused; raise --max-megapixels too"
+            )
+        )
     try:
         require_modules(SERVING_MODULES, "the HTTP service needs", "serve")
     except TextRecognizerError as error:
@@ -775,14 +783,6 @@ def serve(
         orientation,
         max_image_megapixels,
     )
-    if max_megapixels is not None and max_megapixels < (max_image_megapixels or 0):
-        raise fail(
-            ConfigError(
-                f"--max-megapixels {max_megapixels:g} (a file's pages together) is less than "
-                f"--max-image-megapixels {max_image_megapixels:g}: an image that may be read "
-                "would be refused; raise --max-megapixels too"
-            )
-        )
     first = open_recognizer(model, beam, lm, *options)
     # One LM for all the workers, loaded once: a search only reads it (flashlight-text's
     # KenLM; each decode keeps its own states), and each copy cost ~15 MB.

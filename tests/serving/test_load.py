@@ -25,7 +25,7 @@ pytest.importorskip("fastapi")
 import uvicorn
 
 from tests.serving.server import free_port, multipart, start_upload
-from text_recognizer.images import MIN_SIDE, Pages
+from text_recognizer.images import MAX_PIXELS, MIN_SIDE, Pages
 from text_recognizer.recognizer import Result
 from text_recognizer.serving.app import create_app
 
@@ -36,6 +36,7 @@ class Held:
 
     def __init__(self, done: threading.Event) -> None:
         self.kinds = ["line"]
+        self.max_image_pixels = MAX_PIXELS
         self.done = done
         self.images: list[bytes] = []
 
@@ -184,10 +185,10 @@ def test_a_full_queue_is_answered_503_with_retry_after(done: threading.Event) ->
             "try again in "
         )
         assert unread(port, "queue_full") == 1
-        assert health(port) | {"kinds": None, "max_upload_bytes": None} == {
+        limits = {"kinds": None, "max_upload_bytes": None, "max_image_pixels": None}
+        assert health(port) | limits == {
             "status": "ok",
-            "kinds": None,
-            "max_upload_bytes": None,
+            **limits,
             "workers": 1,
             "busy": 1,
             "queue": 1,
@@ -274,12 +275,56 @@ def test_an_upload_that_trickles_gives_up_its_place(done: threading.Event) -> No
     assert held.images == [b"read"]
 
 
+def test_upload_timeout_alone_bounds_a_stalled_upload(done: threading.Event) -> None:
+    """``upload_timeout`` (``serve --upload-timeout``) bounds the stall window on its own:
+    a stalled upload gets 408 after it, long before a ``max_wait`` of 30 s."""
+    held = Held(done)
+    with serving(create_app([held], queue=0, max_wait=30, upload_timeout=0.5)) as port:
+        start = time.monotonic()
+        stalled = start_upload(f"127.0.0.1:{port}", 1000, b"--x\r\n")  # and nothing more
+        status, _, body = answer(stalled)
+        assert status == 408 and time.monotonic() - start < 10
+        assert body["detail"] == (
+            "the upload stalled: nothing of it arrived for 0.5 s; send it again"
+        )
+        assert unread(port, "upload_stalled") == 1
+        done.set()
+        assert answer(send(port, "read"))[0] == 200  # its place is free again
+    assert held.images == [b"read"]
+
+
+def test_max_wait_no_longer_bounds_an_upload(done: threading.Event) -> None:
+    """A short ``max_wait`` (a free worker at once, or 503) gave a slow client's upload as
+    short a stall window: its pauses of 0.6 s, over a max_wait of 0.3 s, got 408. With
+    ``upload_timeout`` of its own the upload arrives and is read, and the wait for a
+    worker is still bounded by ``max_wait``."""
+    held = Held(done)
+    with serving(create_app([held], queue=4, max_wait=0.3, upload_timeout=10)) as port:
+        body, content_type = multipart({"image": as_image("slow")})
+        drip = start_upload(f"127.0.0.1:{port}", len(body), body[:10], content_type)
+        pieces = [body[i : i + 40] for i in range(10, len(body), 40)]
+        for piece in pieces[:4]:
+            time.sleep(0.6)  # each pause longer than max_wait
+            drip.send(piece)
+        drip.send(b"".join(pieces[4:]))
+        reading = in_background(drip)
+        until(lambda: health(port)["busy"] == 1)  # read, and held there
+        status, _, refused = answer(send(port, "waits"))
+        assert status == 503
+        assert refused["detail"].startswith("the service is busy: no worker was free within 0.3 s")
+        done.set()
+        assert reading.result()[:1] == (200,)
+        assert unread(port, "upload_stalled") == 0
+    assert held.images == [b"slow"]
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
         ({"recognizers": []}, "at least one Recognizer"),
         ({"queue": -1}, "queue must be 0 or more"),
         ({"max_wait": 0}, "max_wait over 0"),
+        ({"upload_timeout": 0}, "upload_timeout must be over 0"),
     ],
 )
 def test_create_app_refuses_a_pool_that_cannot_serve(options: dict, message: str) -> None:

@@ -136,8 +136,8 @@ def test_a_refused_upload_is_answered_before_it_is_sent_whole() -> None:
 
 
 def test_ctrl_c_says_that_it_waits_for_the_requests_under_way() -> None:
-    """Ctrl+C waits for the requests under way (an upload up to --max-wait seconds, 30 by
-    default), and said nothing meanwhile: it seemed not to work. A second Ctrl+C stops it
+    """Ctrl+C waits for the requests under way (an upload up to --upload-timeout seconds,
+    30 by default), and said nothing meanwhile: it seemed not to work. A second Ctrl+C stops it
     at once, and without a traceback for each request it cancels."""
     import queue
     import signal
@@ -238,7 +238,14 @@ def test_serve_on_a_port_in_use_or_an_unknown_host_fails_before_loading_models(
 
 @pytest.mark.parametrize(
     "options",
-    [["--workers", "0"], ["--workers", "two"], ["--queue", "-1"], ["--max-wait", "0"]],
+    [
+        ["--workers", "0"],
+        ["--workers", "two"],
+        ["--queue", "-1"],
+        ["--max-wait", "0"],
+        ["--upload-timeout", "0"],
+        ["--max-image-megapixels", "0"],
+    ],
     ids=lambda options: " ".join(options),
 )
 def test_serve_refuses_bad_pool_options_before_loading_models(
@@ -344,3 +351,30 @@ def test_serve_loads_its_lm_once_for_all_its_workers(
     assert len(workers) == 3 and workers[0] is not workers[1]
     assert workers[0].lm is not None and workers[0].lm.path == lm_file
     assert all(worker.lm is workers[0].lm for worker in workers)
+
+
+def test_serve_upload_timeout_and_max_image_megapixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--upload-timeout bounds a stalled upload apart from --max-wait (which bounded both),
+    over a real socket; --max-image-megapixels is the most an image may hold, told by
+    /api/health; a file's pages together may not be held to less."""
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    from tests.serving.test_load import answer, serving
+
+    apps = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: apps.append(app))
+    options = ["--upload-timeout", "0.5", "--max-wait", "30", "--max-image-megapixels", "0.05"]
+    result = runner.invoke(app, ["serve", "--port", str(free_port()), *options])
+    assert result.exit_code == 0, result.output
+    with serving(apps[0]) as port:
+        start = time.monotonic()
+        status, _, body = answer(start_upload(f"127.0.0.1:{port}", 1000, b"--x\r\n"))
+        assert status == 408 and time.monotonic() - start < 10
+        assert body["detail"].startswith("the upload stalled: nothing of it arrived for 0.5 s")
+    with TestClient(apps[0]) as client:
+        assert client.get("/api/health").json()["max_image_pixels"] == 50_000
+    result = runner.invoke(app, ["serve", "--max-image-megapixels", "70", "--max-megapixels", "50"])
+    assert result.exit_code == 1
+    assert "--max-megapixels 50 (a file's pages together) is less than " in result.output
+    assert len(apps) == 1
