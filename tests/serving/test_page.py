@@ -319,3 +319,101 @@ def test_a_double_click_reads_once(page: sync_api.Page, server: Server) -> None:
     sync_api.expect(page.locator("#details")).to_contain_text("read as line")
     sync_api.expect(page.locator("#read-file")).to_be_enabled()  # again, once answered
     assert [url for url in sent if "/api/" in url] == [f"{server.url}/api/recognize"]
+
+
+# Keeps each image the page sends (Playwright shows no body that holds a file).
+KEEP_SENT = """
+window.sent = [];
+const fetched = window.fetch;
+window.fetch = (url, options) => {
+  if (options && options.body instanceof FormData) window.sent.push(options.body.get("image"));
+  return fetched(url, options);
+};
+"""
+
+
+def sent_image(page: sync_api.Page) -> bytes:
+    """The last image the page sent."""
+    script = "async () => Array.from(new Uint8Array(await window.sent.at(-1).arrayBuffer()))"
+    return bytes(page.evaluate(script))
+
+
+def test_an_image_over_the_services_pixel_limit_is_shrunk_before_it_is_sent(
+    browser: sync_api.Browser,
+) -> None:
+    """A phone's photo of more pixels than the service reads was sent, and refused. The
+    page learns the limit from /api/health (here --max-image-megapixels 0.2), shrinks an
+    image over it to just under it, keeping its shape, and says so; a TIFF the browser
+    cannot draw is sent as it is, and one under the limit as it was."""
+    import io
+
+    from PIL import Image
+
+    limit = 200_000
+    with running_server("--max-image-megapixels", str(limit / 1e6)) as server:
+        page = browser.new_page()
+        page.add_init_script(KEEP_SENT)
+        page.goto(server.url)
+        sync_api.expect(page.locator("#models")).to_contain_text("char, line")
+        page.select_option("#kind", "paragraph")
+        page.set_input_files("#file", PAGE)  # 812x488: 396,256 pixels
+        page.click("#read-file")
+        sync_api.expect(page.locator("#details")).to_contain_text("read as paragraph")
+        shrunk = Image.open(io.BytesIO(sent_image(page)))
+        width, height = shrunk.size
+        assert shrunk.format == "JPEG" and 0.99 * limit < width * height <= limit
+        assert width / height == pytest.approx(812 / 488, rel=0.01)
+        assert page.inner_text("#note") == (
+            "The image is 812×488 pixels (0.4 million), more than the 0.2 million this "
+            f"service reads in one image: it was shrunk to {width}×{height} before it was sent."
+        )
+        assert page.get_attribute("#found", "viewBox") == f"0 0 {width} {height}"
+        _, expected = post_image(server.url, sent_image(page), kind="paragraph")
+        assert page.inner_text("#text") == expected["text"]
+        # A TIFF (chromium draws none) goes as it is, and the service says why it is refused.
+        tiff = multipage_tiff([np.full((500, 500), 255, np.uint8)])
+        page.set_input_files("#file", {"name": "s.tif", "mimeType": "image/tiff", "buffer": tiff})
+        page.click("#read-file")
+        sync_api.expect(page.locator("#error")).to_contain_text("larger than 200,000 pixels")
+        assert sent_image(page) == tiff and page.inner_text("#note") == ""
+        page.select_option("#kind", "line")
+        page.set_input_files("#file", LINE)  # 397x32: under the limit
+        page.click("#read-file")
+        sync_api.expect(page.locator("#details")).to_contain_text("read as line")
+        assert sent_image(page) == LINE.read_bytes() and page.inner_text("#note") == ""
+        page.close()
+
+
+@pytest.mark.slow
+def test_a_48_megapixel_photo_is_shrunk_to_the_default_limit_and_read(
+    browser: sync_api.Browser, tmp_path: Path
+) -> None:
+    """A phone's 48-megapixel photo (8000x6000) against the default limit (40 million)."""
+    import io
+    import time
+
+    from PIL import Image
+
+    photo = np.full((6000, 8000), 235, np.uint8)  # grey paper
+    lines = cv2.resize(cv2.imread(str(PAGE), cv2.IMREAD_GRAYSCALE), None, fx=4, fy=4)
+    photo[1000 : 1000 + lines.shape[0], 1000 : 1000 + lines.shape[1]] = lines
+    path = tmp_path / "photo.jpg"
+    cv2.imwrite(str(path), photo, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    with running_server() as server:
+        page = browser.new_page()
+        page.add_init_script(KEEP_SENT)
+        page.goto(server.url)
+        sync_api.expect(page.locator("#models")).to_contain_text("char, line")
+        page.set_input_files("#file", path)
+        sync_api.expect(page.locator("#preview")).to_be_visible()
+        start = time.perf_counter()
+        page.click("#read-file")
+        sync_api.expect(page.locator("#note")).to_contain_text("was shrunk to", timeout=60_000)
+        print(f"shrunk in the page in {time.perf_counter() - start:.2f} s")
+        sync_api.expect(page.locator("#details")).to_contain_text("read as", timeout=120_000)
+        width, height = Image.open(io.BytesIO(sent_image(page))).size
+        assert 39_600_000 < width * height <= 40_000_000
+        assert page.inner_text("#note").startswith(
+            "The image is 8000×6000 pixels (48.0 million), more than the 40.0 million"
+        )
+        page.close()
