@@ -324,7 +324,8 @@ def test_recognize_says_what_is_odd_about_a_file_in_its_own_words(tmp_path: Path
     assert read[0]["error"] == (
         f"{huge}: the image is 10000x10000 pixels (100,000,000): larger than 40,000,000 "
         "pixels, the most read in one image; crop it or scale it down first, or raise the limit: "
-        "--max-image-megapixels (text-recognizer recognize, serve) or max_image_pixels (Python)"
+        "--max-image-megapixels (text-recognizer recognize, serve) or max_image_pixels (Python; "
+        "--data-arg max_image_pixels=N for a folder dataset)"
     )
     alone = [Recognizer.from_pretrained().recognize(line).text for line in lines]
     assert [row["text"] for row in read[1:]] == [alone[0], *alone, alone[1]]
@@ -376,7 +377,8 @@ def test_recognize_max_image_megapixels_raises_and_lowers_the_pixel_limit(
     assert read[0]["error"] == (
         f"{path}: the image is 814x94 pixels (76,516): larger than 50,000 pixels, the most "
         "read in one image; crop it or scale it down first, or raise the limit: "
-        "--max-image-megapixels (text-recognizer recognize, serve) or max_image_pixels (Python)"
+        "--max-image-megapixels (text-recognizer recognize, serve) or max_image_pixels (Python; "
+        "--data-arg max_image_pixels=N for a folder dataset)"
     )
     assert "larger than 50,000 pixels" in read[1]["error"] and read[1]["page"] == 1
     assert "text" in read[2] and read[2]["page"] == 2  # 37,600 pixels: under the limit

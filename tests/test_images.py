@@ -153,7 +153,8 @@ def test_our_limit_refuses_a_huge_image_and_pillows_warning_is_not_shown(
     message = (
         f"{path}: the image is {said}: larger than 40,000,000 pixels, the most read in one "
         "image; crop it or scale it down first, or raise the limit: "
-        "--max-image-megapixels (text-recognizer recognize, serve) or max_image_pixels (Python)"
+        "--max-image-megapixels (text-recognizer recognize, serve) or max_image_pixels (Python; "
+        "--data-arg max_image_pixels=N for a folder dataset)"
     )
     for read in (load_image, lambda source: Pages(source).load(1)):
         with pytest.raises(ImageError) as refused:

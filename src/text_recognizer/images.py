@@ -44,7 +44,8 @@ ImageInput = str | Path | bytes | bytearray | memoryview | IO[bytes] | Image.Ima
 MAX_PIXELS = 40_000_000
 #: How the limit is raised, for the errors that refuse an image over it.
 RAISE_LIMIT = (
-    "--max-image-megapixels (text-recognizer recognize, serve) or max_image_pixels (Python)"
+    "--max-image-megapixels (text-recognizer recognize, serve) or max_image_pixels (Python; "
+    "--data-arg max_image_pixels=N for a folder dataset)"
 )
 #: Smaller images hold nothing to read (a 1-pixel-high strip once read as "0000...0").
 MIN_SIDE = 4

@@ -270,3 +270,24 @@ def test_a_labelled_image_of_several_pages_is_a_bad_image(tmp_path: Path) -> Non
     data = LabelledFolder(tmp_path, val_fraction=0, test_fraction=0)
     data.setup("fit")
     assert data.data_train is not None and len(data.data_train.images) == 1
+
+
+def test_max_image_pixels_raises_and_lowers_the_limit_on_a_folders_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``evaluate --data folder`` read images held to ``images.MAX_PIXELS`` alone: a folder
+    of 600-dpi A3 scans could not be read. ``--data-arg max_image_pixels=N`` sets the
+    limit, as ``recognize --max-image-megapixels`` does. (The module's default is lowered
+    here so that a rendered line is past it.)"""
+    import text_recognizer.images as images
+
+    write_lines(tmp_path, TEXTS[:2])
+    pixels = min(Image.open(tmp_path / f"scan_0{i}.png").size[0] * 48 for i in range(2))
+    monkeypatch.setattr(images, "MAX_PIXELS", pixels - 1)  # both past it
+    with pytest.raises(DataError, match=r"2 bad images:(.|\n)*larger than .* max_image_pixels=N"):
+        LabelledFolder(tmp_path, val_fraction=0, test_fraction=0).setup("fit")
+    data = LabelledFolder(tmp_path, val_fraction=0, test_fraction=0, max_image_pixels=10**6)
+    data.setup("fit")
+    assert data.data_train is not None and len(data.data_train.images) == 2
+    with pytest.raises(ConfigError, match="max_image_pixels must be 1 or more"):
+        LabelledFolder(tmp_path, max_image_pixels=0)

@@ -27,7 +27,7 @@ from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data.line_render import HEIGHT  # the rendered rehearsal lines' height
 from text_recognizer.data.module import ArrayDataset, BaseDataModule, Kind, PageSet
 from text_recognizer.errors import ConfigError, DataError, ImageError
-from text_recognizer.images import Pages
+from text_recognizer.images import Pages, image_pixel_limit
 from text_recognizer.labels import LABEL_FILES, Labelled, read_labels
 from text_recognizer.preprocessing import emnist_style, normalize_polarity, prepare_line
 
@@ -102,6 +102,8 @@ class LabelledFolder(BaseDataModule):
         rehearsal: lines only: this many synthetic lines (``synthetic_lines``' training
             hands and text, seeded) are added to the training split, so a model fine-tuned
             on a narrow folder keeps reading what it read before (docs/training.md).
+        max_image_pixels: the most pixels an image (or page) may hold, as
+            ``Recognizer(max_image_pixels=...)``; None: ``images.MAX_PIXELS`` (40 million).
     """
 
     # Pages (kind "paragraph") are PageSets.
@@ -126,6 +128,7 @@ class LabelledFolder(BaseDataModule):
         width_multiple: int = 1,
         deslant: bool = True,
         rehearsal: int = 0,
+        max_image_pixels: int | None = None,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -178,6 +181,7 @@ class LabelledFolder(BaseDataModule):
         self.height = input_height or (32 if kind == "line" else 28)
         self.deslant = deslant
         self.rehearsal = rehearsal
+        self.max_image_pixels = image_pixel_limit(max_image_pixels)
         self._rehearsal: LabelledArrays | None = None
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
@@ -371,7 +375,7 @@ class LabelledFolder(BaseDataModule):
     def _prepare(self, path: Path) -> np.ndarray:
         """``[H, W]`` with bright ink, as the Recognizer feeds it to the model: uint8
         characters, float32 lines; a page uint8 grey as it is."""
-        with Pages(path) as pages:
+        with Pages(path, max_image_pixels=self.max_image_pixels) as pages:
             if len(pages) > 1:  # which page would the label be of?
                 raise ImageError(
                     f"{path}: holds {len(pages)} pages, and a label is of one page, line or "
