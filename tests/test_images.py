@@ -339,7 +339,7 @@ def test_a_scan_past_the_default_limit_is_read_where_the_limit_is_raised(tmp_pat
     the file is decoded, and lowers it as well."""
     path = tmp_path / "a3 at 600 dpi.png"
     Image.new("1", (7016, 9921), 1).save(path)  # 69.6 million pixels, blank: a few kB
-    with pytest.raises(ImageError, match="larger than 40,000,000 pixels.*--max-image-megapixels"):
+    with pytest.raises(ImageError, match=r"larger than 40,000,000 pixels.*--max-image-megapixels"):
         load_image(path)
     assert load_image(path, max_image_pixels=70_000_000).shape == (9921, 7016)
     with pytest.raises(ImageError, match="larger than 69,000,000 pixels"):
@@ -366,9 +366,11 @@ def test_every_page_of_a_document_is_held_to_the_limit_given(tmp_path: Path) -> 
     pytest.importorskip("pypdfium2")
     pdf = tmp_path / "scan.pdf"
     Image.fromarray(pages[0]).save(pdf, resolution=200)  # drawn at PDF_DPI: 100x100
-    with Pages(pdf, max_image_pixels=9_999) as document:
-        with pytest.raises(ImageError, match="the page is 100x100 pixels .*larger than 9,999"):
-            document.load(1)
+    with (
+        Pages(pdf, max_image_pixels=9_999) as document,
+        pytest.raises(ImageError, match=r"the page is 100x100 pixels .*larger than 9,999"),
+    ):
+        document.load(1)
     with pytest.raises(ImageError, match="larger than 9,999 pixels"):
         load_image(pdf, max_image_pixels=9_999)
     assert load_image(pdf, max_image_pixels=10_000).shape == (100, 100)
