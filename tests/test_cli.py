@@ -247,9 +247,9 @@ def test_recognize_opens_each_file_once(tmp_path: Path, monkeypatch: pytest.Monk
     opened: list[str] = []
     open_image, open_pdf = images._open, images._Pdf.__init__
 
-    def counted_open(file: object, prefix: str) -> Image.Image:
+    def counted_open(file: object, prefix: str, limit: int) -> Image.Image:
         opened.append(str(file))
-        return open_image(file, prefix)
+        return open_image(file, prefix, limit)
 
     def counted_pdf(self: object, file: object, prefix: str, *args: object) -> None:
         opened.append(str(file))
