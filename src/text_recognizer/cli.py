@@ -340,7 +340,7 @@ DeslantOption = Annotated[
 MaxImageMegapixelsOption = Annotated[
     Optional[float],  # noqa: UP045
     typer.Option(
-        min=0.000001,
+        min=0.001,
         help="An image (or a document's page) of more megapixels is refused before it is "
         "decoded, as a decompression bomb would be; default: 40 (a 600-dpi A3 scan is 70).",
         show_default=False,
