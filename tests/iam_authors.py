@@ -33,7 +33,10 @@ FIRST_LINE_Y, LINE_PITCH, LEFT = 750, 170, 300
 # form id -> (writer, lines as written). a02-000's writer also wrote the test form and
 # a02-000 is in no LWITLRT set, so it is left out of training.
 FORMS: dict[str, tuple[str, list[str]]] = {
-    "a01-000u": ("000", ["A MOVE to stop Mr. Gaitskell", "from nominating any more, he said", "Labour life Peers; it's said"]),
+    "a01-000u": (
+        "000",
+        ["A MOVE to stop Mr. Gaitskell", "from nominating any more, he", "Labour life; it's said"],
+    ),
     "a01-003": ("001", ["Though they may gather", "some Left-wing support, a"]),
     "b01-014": ("002", ["He said he'd go.", "It is \"quite\" so; not"]),
     "c02-000": ("003", ["The house was quiet"]),
@@ -84,23 +87,25 @@ def write_iam(folder: Path, leave_out: tuple[str, ...] = ()) -> None:
             page[top : top + height, LEFT : LEFT + width] = ink[:, :width]
             # Two ink components a line, IAM's word boxes in full-resolution pixels.
             middle = LEFT + width // 2
-            cmps = [(LEFT, top, middle - LEFT, height), (middle, top, LEFT + width - middle, height)]
+            cmps = [
+                (LEFT, top, middle - LEFT, height),
+                (middle, top, LEFT + width - middle, height),
+            ]
             words = "".join(
                 f'<word id="{line_id}-{i:02d}" tag="NN" text="w">'
                 f'<cmp x="{x}" y="{y}" width="{w}" height="{h}"/></word>'
                 for i, (x, y, w, h) in enumerate(cmps)
             )
             xml_lines.append(
-                f'<line id="{line_id}" text=\"{escape(text, QUOTE)}\" segmentation="ok" threshold="154" '
-                f'asx="{LEFT}" asy="{top}" dsx="{LEFT}" dsy="{top + height}">{words}</line>'
+                f'<line id="{line_id}" text="{escape(text, QUOTE)}" segmentation="ok" '
+                f'threshold="154" asx="{LEFT}" asy="{top}" dsx="{LEFT}" dsy="{top + height}">'
+                f"{words}</line>"
             )
             if "lines" not in leave_out:
                 target = folder / form_id.split("-")[0] / form_id / f"{line_id}.png"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(page[top : top + height, LEFT : LEFT + width]).save(target)
-            lines_rows.append(
-                f"{line_id} ok 154 2 {LEFT} {top} {width} {height} {tokenised(text)}"
-            )
+            lines_rows.append(f"{line_id} ok 154 2 {LEFT} {top} {width} {height} {tokenised(text)}")
             words_rows.append(f"{line_id}-00 ok 154 {LEFT} {top} {width} {height} NN w")
         forms_rows.append(f"{form_id} {writer} 2 prt {len(texts)} {len(texts)} 10 8")
         if "forms" not in leave_out:
@@ -111,7 +116,7 @@ def write_iam(folder: Path, leave_out: tuple[str, ...] = ()) -> None:
                 '<?xml version="1.0" encoding="ISO-8859-1"?>\n'
                 f'<form created="2002-03-20" height="{PAGE_HEIGHT}" id="{form_id}" '
                 f'width="{PAGE_WIDTH}" writer-id="{writer}">\n<machine-printed-part>\n'
-                + "".join(f"<machine-print-line text=\"{escape(t, QUOTE)}\"/>\n" for t in texts)
+                + "".join(f'<machine-print-line text="{escape(t, QUOTE)}"/>\n' for t in texts)
                 + "</machine-printed-part>\n<handwritten-part>\n"
                 + "\n".join(xml_lines)
                 + "\n</handwritten-part>\n</form>\n",

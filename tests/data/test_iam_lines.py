@@ -199,6 +199,26 @@ def test_an_archive_placed_by_hand_is_used_without_the_network(
     assert module.data_train is not None and len(module.data_train) == 2
 
 
+@pytest.mark.parametrize("dataset", ["iam_lines", "iam_paragraphs"])
+def test_a_failed_download_says_how_to_use_iam_s_own_files(
+    dataset: str, tmp_path: Path, refused_url: str
+) -> None:
+    """iamdb.zip has one mirror, not IAM's authors': when it fails, being told to fetch the
+    file by hand from that same URL is no way forward; registering with IAM's authors is."""
+    module = DATASETS.build(dataset, {"root": tmp_path, "urls": [refused_url]})
+    with pytest.raises(DataError) as error:
+        module.prepare_data()
+    message = str(error.value)
+    assert f"{refused_url}: cannot connect" in message  # the download's own report first
+    assert message.endswith(
+        "Or use IAM as its authors distribute it: register at "
+        "https://fki.tic.heia-fr.ch/databases/iam-handwriting-database, download lines.tgz, "
+        "ascii.tgz, xml.tgz, largeWriterIndependentTextLineRecognitionTask.zip (and "
+        "formsA-D.tgz, formsE-H.tgz and formsI-Z.tgz for pages), extract them into one folder "
+        "and pass that folder as path= (--data-arg path=FOLDER; see docs/datasets/iam_lines.md)."
+    )
+
+
 @pytest.mark.parametrize(
     ("archive", "message"),
     [

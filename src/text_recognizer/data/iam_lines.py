@@ -24,6 +24,7 @@ from text_recognizer.data.cache import cache_path, ensure_writable_folder
 from text_recognizer.data.module import BaseDataModule, splits_for
 from text_recognizer.data.sources.download import RemoteFile, download
 from text_recognizer.data.sources.iam import (
+    IAM_OTHERWISE,
     IamArchive,
     IamLineFiles,
     check_transcription,
@@ -168,7 +169,7 @@ class IamLines(BaseDataModule):
             files = IamLineFiles(self.path, self.transcription)
             self._build(self._official_lines(files), str(self.path))
             return
-        archive_path = download(self.remote, self.download_dir)
+        archive_path = download(self.remote, self.download_dir, otherwise=IAM_OTHERWISE)
         with IamArchive(archive_path, self.padding) as archive:
             self._build(self._archive_lines(archive), str(archive_path))
 

@@ -25,7 +25,13 @@ from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data.cache import cache_path, ensure_writable_folder
 from text_recognizer.data.module import PageDataModule, PageWriter
 from text_recognizer.data.sources.download import RemoteFile, download
-from text_recognizer.data.sources.iam import FORM_ARCHIVES, IAM_DPI, IamArchive, iam_remote
+from text_recognizer.data.sources.iam import (
+    FORM_ARCHIVES,
+    IAM_DPI,
+    IAM_OTHERWISE,
+    IamArchive,
+    iam_remote,
+)
 from text_recognizer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -117,7 +123,7 @@ class IamParagraphs(PageDataModule):
             return
         ensure_writable_folder(self.download_dir)  # before the cropping
         if self.path is None:
-            archive = IamArchive(download(self.remote, self.download_dir))
+            archive = IamArchive(download(self.remote, self.download_dir, otherwise=IAM_OTHERWISE))
         else:
             archive = self._open_folder()
         skipped = {"characters outside the charset": 0, "writer held out": 0}

@@ -51,6 +51,15 @@ _TASK = re.compile(r"(?:^|/)task/([^/]+\.txt)$")
 _FORM_ID = re.compile(r"[a-z]\d\d-\d\d\d[a-z]?")  # a01-000u
 #: IAM's form scans, as its authors distribute them (each archive extracts to <form>.png).
 FORM_ARCHIVES = "formsA-D.tgz, formsE-H.tgz and formsI-Z.tgz"
+#: When iamdb.zip cannot be had: its only mirror is not IAM's authors', who offer the data
+#: to whoever registers.
+IAM_OTHERWISE = (
+    "Or use IAM as its authors distribute it: register at "
+    "https://fki.tic.heia-fr.ch/databases/iam-handwriting-database, download lines.tgz, "
+    f"ascii.tgz, xml.tgz, largeWriterIndependentTextLineRecognitionTask.zip (and {FORM_ARCHIVES} "
+    "for pages), extract them into one folder and pass that folder as path= "
+    "(--data-arg path=FOLDER; see docs/datasets/iam_lines.md)."
+)
 
 
 def iam_remote(urls: Sequence[str] | None = None, sha256: str | None = None) -> RemoteFile:
