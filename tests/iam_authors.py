@@ -11,11 +11,15 @@ and the archives' files are written as they extract into one folder:
 - ``xml.tgz``: ``xml/a01-000u.xml`` (text as written, with every word's ink boxes);
 - ``largeWriterIndependentTextLineRecognitionTask.zip``: ``trainset.txt``,
   ``testset.txt``, ``validationset1.txt``, ``validationset2.txt``.
+
+:func:`iamdb_zip` packs the same forms as FSDL's ``iamdb.zip`` does.
 """
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -134,3 +138,22 @@ def write_iam(folder: Path, leave_out: tuple[str, ...] = ()) -> None:
     if "task" not in leave_out:
         for name, ids in TASKS.items():
             (folder / name).write_text("".join(f"{i}\n" for i in ids))
+
+
+def iamdb_zip(folder: Path) -> bytes:
+    """The forms of ``folder`` (written by :func:`write_iam`) as FSDL's ``iamdb.zip`` holds
+    them: ``iamdb/forms/<form>.jpg`` at half resolution, ``iamdb/xml``, ``iamdb/task``."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for form_id in FORMS:
+            with Image.open(folder / f"{form_id}.png") as scan:
+                half = scan.resize((scan.width // 2, scan.height // 2), Image.Resampling.LANCZOS)
+            encoded = io.BytesIO()
+            half.save(encoded, "JPEG", quality=90)
+            archive.writestr(f"iamdb/forms/{form_id}.jpg", encoded.getvalue())
+            archive.writestr(
+                f"iamdb/xml/{form_id}.xml", (folder / "xml" / f"{form_id}.xml").read_bytes()
+            )
+        for name in TASKS:
+            archive.writestr(f"iamdb/task/{name}", (folder / name).read_bytes())
+    return out.getvalue()
