@@ -343,3 +343,5 @@ def test_a_socks_proxy_is_refused_not_gone_around(
     assert "cannot use: set it to an http:// proxy" in message
     assert str(tmp_path / "a.bin") in message
     assert http_server.hits == {}
+    monkeypatch.setenv("no_proxy", "127.0.0.1")  # not used for this mirror: no matter
+    assert download(RemoteFile("a.bin", PAYLOAD_SHA, (url,)), tmp_path).exists()

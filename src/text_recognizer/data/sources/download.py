@@ -149,11 +149,11 @@ def download(
 
     ensure_writable_folder(dest_dir)
     _remove_stopped_downloads(dest_dir, remote.filename)
-    proxies = _proxies(target)
+    proxies = _proxies()
     opener = urllib.request.build_opener(_HttpOnlyRedirects, urllib.request.ProxyHandler(proxies))
     failures: list[str] = []
     for url in remote.urls:
-        proxy = _proxy_for(url, proxies)
+        proxy = _proxy_for(url, proxies, target)
         via = f" (via proxy {proxy})" if proxy else ""
         # A per-process temporary name in the same folder: the rename is atomic and
         # two processes downloading at once never write to the same file.
@@ -217,32 +217,32 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _proxies(target: Path) -> dict[str, str]:
+def _proxies() -> dict[str, str]:
     """The proxies urllib would use, read now (a ProxyHandler made at import missed a proxy
     set afterwards, in a notebook or a test), with ``all_proxy`` for http(s) as curl takes
-    it (urllib ignores it). A SOCKS proxy, which urllib cannot speak, is an error: going
-    around it would be silent, and through it fails with a baffling message."""
+    it (urllib ignores it)."""
     proxies = urllib.request.getproxies()
     for scheme in ("http", "https"):
         if scheme not in proxies and proxies.get("all"):
             proxies[scheme] = proxies["all"]
-        proxy = proxies.get(scheme)
-        # "host:port" without a scheme is an http proxy to urllib.
-        if proxy and "://" in proxy and proxy.split("://")[0].lower() not in ("http", "https"):
-            raise DataError(
-                f"the {scheme} proxy is {_shown(proxy)} (from ${scheme}_proxy or $all_proxy), "
-                "which Python's urllib cannot use: set it to an http:// proxy, or download "
-                f"the file by hand and place it at {target}"
-            )
     return proxies
 
 
-def _proxy_for(url: str, proxies: dict[str, str]) -> str:
-    """The proxy ``url`` goes through (credentials hidden), or "" for none."""
+def _proxy_for(url: str, proxies: dict[str, str], target: Path) -> str:
+    """The proxy ``url`` goes through (credentials hidden), or "" for none. A SOCKS proxy,
+    which urllib cannot speak, is an error: going around it would be silent, and through
+    it fails with a baffling message."""
     parts = urllib.parse.urlsplit(url)
     proxy = proxies.get(parts.scheme, "")
-    if proxy and parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+    if not proxy or (parts.hostname and urllib.request.proxy_bypass(parts.hostname)):
         return ""
+    # "host:port" without a scheme is an http proxy to urllib.
+    if "://" in proxy and proxy.split("://")[0].lower() not in ("http", "https"):
+        raise DataError(
+            f"the {parts.scheme} proxy is {_shown(proxy)} (from ${parts.scheme}_proxy or "
+            "$all_proxy), which Python's urllib cannot use: set it to an http:// proxy, or "
+            f"download the file by hand and place it at {target}"
+        )
     return _shown(proxy)
 
 
