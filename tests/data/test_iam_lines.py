@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import re
 import signal
 import subprocess
@@ -355,6 +356,31 @@ def test_iam_as_its_authors_distribute_it(tmp_path: Path, refused_url: str) -> N
     image.write_bytes((SAMPLES / SAMPLE_NAMES[3]).read_bytes())
     replaced = IamLines(root=tmp_path / "data", path=tmp_path / "IAM")
     assert replaced.cache_file("test") != changed.cache_file("test")
+
+
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal, where tqdm draws the bars it hides in logs."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("quiet", [False, True], ids=["default", "-q"])
+def test_building_bars_are_drawn_on_a_terminal_but_not_under_q(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet: bool
+) -> None:
+    """-q ("only errors") still drew the bars of reading the forms' XML and the lines."""
+    write_official_layout(tmp_path / "IAM")
+    logger = logging.getLogger("text_recognizer")
+    level = logger.level
+    logger.setLevel(logging.ERROR if quiet else logging.WARNING)  # setLevel: clears its cache
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    try:
+        IamLines(root=tmp_path / "data", path=tmp_path / "IAM").prepare_data()
+    finally:
+        logger.setLevel(level)
+    drawn = sys.stderr.getvalue()
+    assert ("IAM forms' XML" in drawn and "IAM lines" in drawn) != quiet
 
 
 def test_an_incomplete_official_layout_says_what_is_missing(tmp_path: Path) -> None:

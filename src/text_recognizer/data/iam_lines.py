@@ -22,7 +22,7 @@ from tqdm import tqdm
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data.cache import cache_path, ensure_writable_folder
 from text_recognizer.data.module import BaseDataModule, splits_for
-from text_recognizer.data.sources.download import RemoteFile, download
+from text_recognizer.data.sources.download import RemoteFile, bar_disabled, download
 from text_recognizer.data.sources.iam import (
     IAM_OTHERWISE,
     IamArchive,
@@ -176,7 +176,9 @@ class IamLines(BaseDataModule):
     def _archive_lines(self, archive: IamArchive) -> Iterator[Line]:
         forms = archive.forms()
         split_of = archive.splits(forms)
-        for form in tqdm(forms, desc="IAM lines: cutting pages", unit="page", disable=None):
+        for form in tqdm(
+            forms, desc="IAM lines: cutting pages", unit="page", disable=bar_disabled()
+        ):
             split = split_of.get(form.id)
             if split is None:
                 yield from ((None, line.id, line.text, None) for line in form.lines)
@@ -186,7 +188,9 @@ class IamLines(BaseDataModule):
 
     def _official_lines(self, files: IamLineFiles) -> Iterator[Line]:
         split_of = files.splits()
-        for line_id, text, png in tqdm(files.lines(), desc="IAM lines", unit="line", disable=None):
+        for line_id, text, png in tqdm(
+            files.lines(), desc="IAM lines", unit="line", disable=bar_disabled()
+        ):
             split = split_of.get(line_id.rsplit("-", 1)[0])
             if split is None:
                 yield None, line_id, text, None

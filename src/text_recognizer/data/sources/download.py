@@ -115,6 +115,12 @@ def progress_shown(progress: bool | None) -> bool:
     return log.isEnabledFor(logging.WARNING) if progress is None else progress
 
 
+def bar_disabled() -> bool | None:
+    """tqdm's ``disable`` for the bar of a long step (cutting IAM's pages): none under
+    ``-q`` (logging at errors only), else drawn on a terminal only."""
+    return None if log.isEnabledFor(logging.WARNING) else True
+
+
 def download(
     remote: RemoteFile,
     dest_dir: Path,

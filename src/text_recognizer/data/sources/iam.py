@@ -30,7 +30,7 @@ from defusedxml import ElementTree
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from text_recognizer.data.sources.download import RemoteFile, remote_file
+from text_recognizer.data.sources.download import RemoteFile, bar_disabled, remote_file
 from text_recognizer.errors import ConfigError, DataError
 from text_recognizer.images import MAX_PIXELS
 
@@ -424,7 +424,9 @@ class IamLineFiles:
     def _written(self) -> dict[str, str]:
         """Line id -> its text as written, from every form's XML."""
         texts = {}
-        for path in tqdm(self.xml_files, desc="IAM forms' XML", unit="form", disable=None):
+        for path in tqdm(
+            self.xml_files, desc="IAM forms' XML", unit="form", disable=bar_disabled()
+        ):
             try:
                 root = ElementTree.fromstring(path.read_bytes())
                 for element in root.findall("handwritten-part/line"):
