@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -345,3 +346,34 @@ def test_a_socks_proxy_is_refused_not_gone_around(
     assert http_server.hits == {}
     monkeypatch.setenv("no_proxy", "127.0.0.1")  # not used for this mirror: no matter
     assert download(RemoteFile("a.bin", PAYLOAD_SHA, (url,)), tmp_path).exists()
+
+
+@pytest.mark.slow  # the command line's imports: ~10 s on a loaded 2-core machine
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child is POSIX")
+def test_ctrl_c_during_a_download_stops_quietly_and_leaves_nothing(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    """As a user at the command line: exit status 130, no traceback, no partial file."""
+    stalled = http_server.add("/matlab.zip", PAYLOAD[:1000], content_length=len(PAYLOAD), hold_s=30)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "TEXT_RECOGNIZER_EMNIST_URLS": stalled,
+        "TEXT_RECOGNIZER_EMNIST_SHA256": PAYLOAD_SHA,
+    }
+    command = [sys.executable, "-m", "text_recognizer.cli", "data", "download", "emnist"]
+    process = subprocess.Popen(
+        [*command, "--root", str(tmp_path)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(name.endswith(".part") for name in leftovers(tmp_path / "emnist")):
+            assert process.poll() is None and time.monotonic() < deadline, "no download started"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert leftovers(tmp_path / "emnist") == []
