@@ -140,3 +140,29 @@ def test_a_failed_download_or_a_wrong_path_is_one_message_not_a_traceback(
     assert code == (f"error: --path {tmp_path / 'nowhere'} is no folder: name the one IAM's "
                     "files were extracted into")  # fmt: skip
     assert out == ""
+
+
+def test_the_rows_are_timed_once_the_cache_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first row's seconds held the building of the cache (minutes on IAM), as if
+    greedy decoding were by far the slowest. Each evaluation looks for its cache first."""
+    import text_recognizer.evaluate
+    from text_recognizer.data import DATASETS
+
+    class StoppedError(Exception):
+        pass
+
+    cached = []
+
+    def evaluate(
+        source: str, data: str, split: str, data_args: dict[str, object], **_: object
+    ) -> None:
+        cached.append(DATASETS.build(data, data_args).cache_file(split).exists())
+        raise StoppedError
+
+    monkeypatch.setattr(text_recognizer.evaluate, "evaluate", evaluate)
+    write_iam(tmp_path / "IAM")
+    with pytest.raises(StoppedError):
+        run_report(monkeypatch, capsys, "--path", str(tmp_path / "IAM"), "--limit", "1")
+    assert cached == [True]
