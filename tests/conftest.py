@@ -15,7 +15,12 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Point data and run folders at a temp dir so tests never touch ./data or ./runs."""
+    """Point data and run folders at a temp dir so tests never touch ./data or ./runs, and
+    drop the proxy variables: urllib would send the tests' requests to 127.0.0.1 to a
+    developer's proxy, off this machine (the proxy tests set their own)."""
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
     monkeypatch.setenv("TEXT_RECOGNIZER_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("TEXT_RECOGNIZER_RUNS", str(tmp_path / "runs"))
     yield tmp_path

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import re
 import signal
 import subprocess
@@ -199,6 +200,26 @@ def test_an_archive_placed_by_hand_is_used_without_the_network(
     assert module.data_train is not None and len(module.data_train) == 2
 
 
+@pytest.mark.parametrize("dataset", ["iam_lines", "iam_paragraphs"])
+def test_a_failed_download_says_how_to_use_iam_s_own_files(
+    dataset: str, tmp_path: Path, refused_url: str
+) -> None:
+    """iamdb.zip has one mirror, not IAM's authors': when it fails, being told to fetch the
+    file by hand from that same URL is no way forward; registering with IAM's authors is."""
+    module = DATASETS.build(dataset, {"root": tmp_path, "urls": [refused_url]})
+    with pytest.raises(DataError) as error:
+        module.prepare_data()
+    message = str(error.value)
+    assert f"{refused_url}: cannot connect" in message  # the download's own report first
+    assert message.endswith(
+        "Or use IAM as its authors distribute it: register at "
+        "https://fki.tic.heia-fr.ch/databases/iam-handwriting-database, download lines.tgz, "
+        "ascii.tgz, xml.tgz, largeWriterIndependentTextLineRecognitionTask.zip (and "
+        "formsA-D.tgz, formsE-H.tgz and formsI-Z.tgz for pages), extract them into one folder "
+        "and pass that folder as path= (--data-arg path=FOLDER; see docs/datasets/iam_lines.md)."
+    )
+
+
 @pytest.mark.parametrize(
     ("archive", "message"),
     [
@@ -335,6 +356,31 @@ def test_iam_as_its_authors_distribute_it(tmp_path: Path, refused_url: str) -> N
     image.write_bytes((SAMPLES / SAMPLE_NAMES[3]).read_bytes())
     replaced = IamLines(root=tmp_path / "data", path=tmp_path / "IAM")
     assert replaced.cache_file("test") != changed.cache_file("test")
+
+
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal, where tqdm draws the bars it hides in logs."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("quiet", [False, True], ids=["default", "-q"])
+def test_building_bars_are_drawn_on_a_terminal_but_not_under_q(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet: bool
+) -> None:
+    """-q ("only errors") still drew the bars of reading the forms' XML and the lines."""
+    write_official_layout(tmp_path / "IAM")
+    logger = logging.getLogger("text_recognizer")
+    level = logger.level
+    logger.setLevel(logging.ERROR if quiet else logging.WARNING)  # setLevel: clears its cache
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    try:
+        IamLines(root=tmp_path / "data", path=tmp_path / "IAM").prepare_data()
+    finally:
+        logger.setLevel(level)
+    drawn = sys.stderr.getvalue()
+    assert ("IAM forms' XML" in drawn and "IAM lines" in drawn) != quiet
 
 
 def test_an_incomplete_official_layout_says_what_is_missing(tmp_path: Path) -> None:

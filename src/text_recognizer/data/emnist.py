@@ -20,7 +20,7 @@ from tqdm import tqdm
 from text_recognizer.charset import EMNIST_CHARACTERS, EMNIST_LABEL_OFFSET
 from text_recognizer.data.cache import cache_path, read_h5, write_h5
 from text_recognizer.data.module import ArrayDataset, BaseDataModule, Kind
-from text_recognizer.data.sources.download import RemoteFile, download
+from text_recognizer.data.sources.download import RemoteFile, download, progress_shown
 from text_recognizer.data.sources.emnist import IMAGE_SIZE, emnist_remote, read_byclass
 from text_recognizer.errors import ConfigError, DataError
 
@@ -99,7 +99,12 @@ class Emnist(BaseDataModule):
         archive = download(self.remote, self.download_dir)
         arrays = read_byclass(archive)
         # write_h5 has no progress hook; a one-line status says what the pause is.
-        with tqdm(desc=f"writing {self.cache_file}", bar_format="{desc}", leave=False):
+        with tqdm(
+            desc=f"writing {self.cache_file}",
+            bar_format="{desc}",
+            leave=False,
+            disable=not progress_shown(None),
+        ):
             write_h5(
                 self.cache_file,
                 arrays,

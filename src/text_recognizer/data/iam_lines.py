@@ -22,8 +22,9 @@ from tqdm import tqdm
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data.cache import cache_path, ensure_writable_folder
 from text_recognizer.data.module import BaseDataModule, splits_for
-from text_recognizer.data.sources.download import RemoteFile, download
+from text_recognizer.data.sources.download import RemoteFile, bar_disabled, download
 from text_recognizer.data.sources.iam import (
+    IAM_OTHERWISE,
     IamArchive,
     IamLineFiles,
     check_transcription,
@@ -168,14 +169,16 @@ class IamLines(BaseDataModule):
             files = IamLineFiles(self.path, self.transcription)
             self._build(self._official_lines(files), str(self.path))
             return
-        archive_path = download(self.remote, self.download_dir)
+        archive_path = download(self.remote, self.download_dir, otherwise=IAM_OTHERWISE)
         with IamArchive(archive_path, self.padding) as archive:
             self._build(self._archive_lines(archive), str(archive_path))
 
     def _archive_lines(self, archive: IamArchive) -> Iterator[Line]:
         forms = archive.forms()
         split_of = archive.splits(forms)
-        for form in tqdm(forms, desc="IAM lines: cutting pages", unit="page", disable=None):
+        for form in tqdm(
+            forms, desc="IAM lines: cutting pages", unit="page", disable=bar_disabled()
+        ):
             split = split_of.get(form.id)
             if split is None:
                 yield from ((None, line.id, line.text, None) for line in form.lines)
@@ -185,7 +188,9 @@ class IamLines(BaseDataModule):
 
     def _official_lines(self, files: IamLineFiles) -> Iterator[Line]:
         split_of = files.splits()
-        for line_id, text, png in tqdm(files.lines(), desc="IAM lines", unit="line", disable=None):
+        for line_id, text, png in tqdm(
+            files.lines(), desc="IAM lines", unit="line", disable=bar_disabled()
+        ):
             split = split_of.get(line_id.rsplit("-", 1)[0])
             if split is None:
                 yield None, line_id, text, None

@@ -24,8 +24,14 @@ from tqdm import tqdm
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data.cache import cache_path, ensure_writable_folder
 from text_recognizer.data.module import PageDataModule, PageWriter
-from text_recognizer.data.sources.download import RemoteFile, download
-from text_recognizer.data.sources.iam import FORM_ARCHIVES, IAM_DPI, IamArchive, iam_remote
+from text_recognizer.data.sources.download import RemoteFile, bar_disabled, download
+from text_recognizer.data.sources.iam import (
+    FORM_ARCHIVES,
+    IAM_DPI,
+    IAM_OTHERWISE,
+    IamArchive,
+    iam_remote,
+)
 from text_recognizer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -117,7 +123,7 @@ class IamParagraphs(PageDataModule):
             return
         ensure_writable_folder(self.download_dir)  # before the cropping
         if self.path is None:
-            archive = IamArchive(download(self.remote, self.download_dir))
+            archive = IamArchive(download(self.remote, self.download_dir, otherwise=IAM_OTHERWISE))
         else:
             archive = self._open_folder()
         skipped = {"characters outside the charset": 0, "writer held out": 0}
@@ -131,7 +137,9 @@ class IamParagraphs(PageDataModule):
             split_of = archive.splits(forms)
             skipped["writer held out"] = sum(form.id not in split_of for form in forms)
             chosen = [form for form in forms if split_of.get(form.id) in writers]
-            progress = tqdm(chosen, desc="IAM paragraphs: cropping", unit="page", disable=None)
+            progress = tqdm(
+                chosen, desc="IAM paragraphs: cropping", unit="page", disable=bar_disabled()
+            )
             for form in progress:
                 page, text = archive.paragraph(form, self.dpi)
                 if DEFAULT_CHARSET.unknown(text.replace("\n", "")):

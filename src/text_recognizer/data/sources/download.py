@@ -109,20 +109,36 @@ def sha256sum(path: Path) -> str:
     return digest.hexdigest()
 
 
+def progress_shown(progress: bool | None) -> bool:
+    """Whether a progress bar is drawn: ``progress`` if given, else unless logging is set to
+    errors only (the command line's ``-q``), which a bar on stderr would defeat."""
+    return log.isEnabledFor(logging.WARNING) if progress is None else progress
+
+
+def bar_disabled() -> bool | None:
+    """tqdm's ``disable`` for the bar of a long step (cutting IAM's pages): none under
+    ``-q`` (logging at errors only), else drawn on a terminal only."""
+    return None if log.isEnabledFor(logging.WARNING) else True
+
+
 def download(
     remote: RemoteFile,
     dest_dir: Path,
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
-    progress: bool = True,
+    progress: bool | None = None,
+    otherwise: str = "",
 ) -> Path:
     """Return ``dest_dir / remote.filename``, downloading and verifying it if it is missing.
 
     Each mirror is tried in order; the first whose bytes match ``remote.sha256`` wins.
     ``timeout`` (seconds) bounds the connect and every read, so a stalled server fails
     instead of hanging; a transfer slower than ``MIN_BYTES_PER_S`` for ``STALL_WINDOW_S``
-    seconds fails too (a server that trickles bytes). Raises ``DataError`` naming every
-    URL with its failure, the expected checksum and where to place the file by hand.
+    seconds fails too (a server that trickles bytes). The proxy variables (``https_proxy``,
+    ``http_proxy``, ``all_proxy``, ``no_proxy``) are read at each call. Raises ``DataError``
+    naming every URL with its failure (and the proxy it went through), the expected
+    checksum and where to place the file by hand, then ``otherwise``: another way to the
+    data, where there is one. ``progress`` (see :func:`progress_shown`) draws a bar.
     """
     dest_dir = Path(dest_dir)
     target = dest_dir / remote.filename
@@ -139,21 +155,29 @@ def download(
 
     ensure_writable_folder(dest_dir)
     _remove_stopped_downloads(dest_dir, remote.filename)
+    proxies = _proxies()
+    opener = urllib.request.build_opener(_HttpOnlyRedirects, urllib.request.ProxyHandler(proxies))
     failures: list[str] = []
     for url in remote.urls:
+        proxy = _proxy_for(url, proxies, target)
+        via = f" (via proxy {proxy})" if proxy else ""
         # A per-process temporary name in the same folder: the rename is atomic and
         # two processes downloading at once never write to the same file.
         tmp = _part_file(dest_dir, remote.filename, os.getpid())
         try:
-            actual = _fetch(url, tmp, timeout=timeout, progress=progress, label=remote.filename)
+            actual, size = _fetch(
+                opener, url, tmp, timeout=timeout, progress=progress_shown(progress),
+                label=remote.filename,
+            )  # fmt: skip
             if actual != remote.sha256:
-                failures.append(f"{url}: sha256 mismatch (got {actual})")
+                # The size tells an error page or a truncated copy from another version.
+                failures.append(f"{url}{via}: sha256 mismatch (got {size} bytes, sha256 {actual})")
                 continue
             tmp.replace(target)  # atomic: same folder
             log.info("downloaded %s from %s", target, url)
             return target
         except _FetchError as error:
-            failures.append(f"{url}: {error}")
+            failures.append(f"{url}{via}: {error}")
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -162,6 +186,7 @@ def download(
         f"could not download {remote.filename}; tried:\n{tried}\n"
         f"Download it by hand (from any of the URLs above) and place it at {target} "
         f"(its sha256 must be {remote.sha256}); it will then be used without the network."
+        + (f"\n{otherwise}" if otherwise else "")
     )
 
 
@@ -198,11 +223,53 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
+def _proxies() -> dict[str, str]:
+    """The proxies urllib would use, read now (a ProxyHandler made at import missed a proxy
+    set afterwards, in a notebook or a test), with ``all_proxy`` for http(s) as curl takes
+    it (urllib ignores it)."""
+    proxies = urllib.request.getproxies()
+    for scheme in ("http", "https"):
+        if scheme not in proxies and proxies.get("all"):
+            proxies[scheme] = proxies["all"]
+    return proxies
 
 
-def _fetch(url: str, dest: Path, *, timeout: float, progress: bool, label: str) -> str:
-    """Stream ``url`` into ``dest`` and return the sha256 of what arrived."""
+def _proxy_for(url: str, proxies: dict[str, str], target: Path) -> str:
+    """The proxy ``url`` goes through (credentials hidden), or "" for none. A SOCKS proxy,
+    which urllib cannot speak, is an error: going around it would be silent, and through
+    it fails with a baffling message."""
+    parts = urllib.parse.urlsplit(url)
+    proxy = proxies.get(parts.scheme, "")
+    if not proxy or (parts.hostname and urllib.request.proxy_bypass(parts.hostname)):
+        return ""
+    # "host:port" without a scheme is an http proxy to urllib.
+    if "://" in proxy and proxy.split("://")[0].lower() not in ("http", "https"):
+        raise DataError(
+            f"the {parts.scheme} proxy is {_shown(proxy)} (from ${parts.scheme}_proxy or "
+            "$all_proxy), which Python's urllib cannot use: set it to an http:// proxy, or "
+            f"download the file by hand and place it at {target}"
+        )
+    return _shown(proxy)
+
+
+def _shown(url: str) -> str:
+    """``url`` without the user and password a proxy URL may hold, for messages."""
+    scheme, _, rest = url.rpartition("://")
+    authority, slash, path = rest.partition("/")
+    host = authority.rsplit("@", 1)[-1]
+    return f"{scheme}://{host}{slash}{path}" if scheme else f"{host}{slash}{path}"
+
+
+def _fetch(
+    opener: urllib.request.OpenerDirector,
+    url: str,
+    dest: Path,
+    *,
+    timeout: float,
+    progress: bool,
+    label: str,
+) -> tuple[str, int]:
+    """Stream ``url`` into ``dest``; return the sha256 and the size of what arrived."""
     # The scheme was checked to be http(s) in RemoteFile.
     headers = {"User-Agent": f"text-recognizer/{__version__}"}
     request = urllib.request.Request(url, headers=headers)  # noqa: S310
@@ -210,7 +277,7 @@ def _fetch(url: str, dest: Path, *, timeout: float, progress: bool, label: str) 
     received = 0
     expected: int | None = None
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             expected = int(length) if length is not None and length.isdigit() else None
             with (
@@ -252,7 +319,8 @@ def _fetch(url: str, dest: Path, *, timeout: float, progress: bool, label: str) 
                             )
                         window_start, window_received = time.monotonic(), received
     except urllib.error.HTTPError as error:
-        raise _FetchError(f"HTTP {error.code} {error.reason}") from error
+        # One line: urllib's reason for a redirect loop spans three.
+        raise _FetchError(f"HTTP {error.code} {' '.join(str(error.reason).split())}") from error
     except urllib.error.URLError as error:
         raise _FetchError(f"cannot connect ({error.reason})") from error
     except TimeoutError as error:
@@ -263,4 +331,4 @@ def _fetch(url: str, dest: Path, *, timeout: float, progress: bool, label: str) 
     # http.client does not raise when the server closes early, so compare ourselves.
     if expected is not None and received != expected:
         raise _FetchError(f"truncated transfer: got {received} of {expected} bytes")
-    return digest.hexdigest()
+    return digest.hexdigest(), received

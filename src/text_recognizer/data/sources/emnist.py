@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from text_recognizer.charset import EMNIST_CHARACTERS, EMNIST_LABEL_OFFSET
-from text_recognizer.data.sources.download import RemoteFile, remote_file
+from text_recognizer.data.sources.download import RemoteFile, progress_shown, remote_file
 from text_recognizer.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -42,12 +42,13 @@ def emnist_remote(urls: Sequence[str] | None = None, sha256: str | None = None) 
     return remote_file(EMNIST_FILENAME, EMNIST_SHA256, EMNIST_URLS, ENV_PREFIX, urls, sha256)
 
 
-def read_byclass(zip_path: Path, *, progress: bool = True) -> dict[str, np.ndarray]:
+def read_byclass(zip_path: Path, *, progress: bool | None = None) -> dict[str, np.ndarray]:
     """Read the ByClass split from ``matlab.zip`` without extracting the archive.
 
     Returns ``x_train``/``x_test`` as uint8 ``[N, 28, 28]`` (upright, bright ink on a
     dark background) and ``y_train``/``y_test`` as int64 charset indices
-    (EMNIST label + ``EMNIST_LABEL_OFFSET``).
+    (EMNIST label + ``EMNIST_LABEL_OFFSET``). ``progress``: as for
+    :func:`~text_recognizer.data.sources.download.progress_shown`.
     """
     from scipy.io import loadmat  # scipy is slow to import and only needed here
     from scipy.io.matlab import MatReadError
@@ -70,7 +71,7 @@ def read_byclass(zip_path: Path, *, progress: bool = True) -> dict[str, np.ndarr
                     unit_scale=True,
                     unit_divisor=1024,
                     desc=f"reading {BYCLASS_MEMBER}",
-                    disable=not progress,
+                    disable=not progress_shown(progress),
                     leave=False,
                 ) as bar,
             ):

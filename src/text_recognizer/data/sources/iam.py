@@ -30,7 +30,7 @@ from defusedxml import ElementTree
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from text_recognizer.data.sources.download import RemoteFile, remote_file
+from text_recognizer.data.sources.download import RemoteFile, bar_disabled, remote_file
 from text_recognizer.errors import ConfigError, DataError
 from text_recognizer.images import MAX_PIXELS
 
@@ -51,6 +51,15 @@ _TASK = re.compile(r"(?:^|/)task/([^/]+\.txt)$")
 _FORM_ID = re.compile(r"[a-z]\d\d-\d\d\d[a-z]?")  # a01-000u
 #: IAM's form scans, as its authors distribute them (each archive extracts to <form>.png).
 FORM_ARCHIVES = "formsA-D.tgz, formsE-H.tgz and formsI-Z.tgz"
+#: When iamdb.zip cannot be had: its only mirror is not IAM's authors', who offer the data
+#: to whoever registers.
+IAM_OTHERWISE = (
+    "Or use IAM as its authors distribute it: register at "
+    "https://fki.tic.heia-fr.ch/databases/iam-handwriting-database, download lines.tgz, "
+    f"ascii.tgz, xml.tgz, largeWriterIndependentTextLineRecognitionTask.zip (and {FORM_ARCHIVES} "
+    "for pages), extract them into one folder and pass that folder as path= "
+    "(--data-arg path=FOLDER; see docs/datasets/iam_lines.md)."
+)
 
 
 def iam_remote(urls: Sequence[str] | None = None, sha256: str | None = None) -> RemoteFile:
@@ -415,7 +424,9 @@ class IamLineFiles:
     def _written(self) -> dict[str, str]:
         """Line id -> its text as written, from every form's XML."""
         texts = {}
-        for path in tqdm(self.xml_files, desc="IAM forms' XML", unit="form", disable=None):
+        for path in tqdm(
+            self.xml_files, desc="IAM forms' XML", unit="form", disable=bar_disabled()
+        ):
             try:
                 root = ElementTree.fromstring(path.read_bytes())
                 for element in root.findall("handwritten-part/line"):
