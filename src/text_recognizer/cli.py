@@ -1126,7 +1126,15 @@ def evaluate(
             )
         console.print(table)
     if output is not None:
-        report.write_json(output)
+        try:
+            report.write_json(output)
+        except OSError as error:  # a disk that filled up meanwhile: the figures are above
+            raise fail(
+                ConfigError(
+                    f"cannot write {output} ({error.strerror or type(error).__name__}); the "
+                    "figures are printed above: choose another --output to keep them as JSON"
+                )
+            ) from None
         print(f"wrote {output}")
 
 
