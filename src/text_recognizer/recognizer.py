@@ -349,8 +349,16 @@ def exported_meta_file(path: Path) -> Path:
     """The ``.json`` beside an exported model ``path``; a ``ConfigError`` where either is
     missing."""
     meta_file = path.with_suffix(".json")
-    if not path.is_file() or not meta_file.is_file():
-        raise ConfigError(f"model {path} needs both the .onnx file and its .json beside it")
+    if not path.is_file():  # said as such: "needs both" sent users looking for a .json
+        raise ConfigError(
+            f"model {path} does not exist: name an exported .onnx (its .json beside it), a "
+            f".ckpt, a run folder or a bundled model ({', '.join(bundled_names())})"
+        )
+    if not meta_file.is_file():
+        raise ConfigError(
+            f"model {path} needs its {meta_file.name} beside it (its charset and input "
+            "size), which export writes with it: keep the two together"
+        )
     return meta_file
 
 
