@@ -350,3 +350,29 @@ def test_data_info_and_download_print_paths_as_they_are(tmp_path: Path) -> None:
     caches = [line for line in result.output.splitlines() if "cache" in line]
     assert len(caches) == 3
     assert all(f"cache {folder.parent}/synthetic_chars/synthetic_chars_" in c for c in caches)
+
+
+def test_line_options_with_kind_char_are_refused_before_reading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--beam, --lm, --width-search and the like with --kind char changed nothing, and said
+    nothing; --lm default first counted its LM (~10 s) for nothing."""
+    from text_recognizer.decoding.ngram import CharNgramLm
+    from text_recognizer.paths import SAMPLES_DIR
+
+    def counted(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an LM was counted")
+
+    monkeypatch.setattr(CharNgramLm, "from_corpus", counted)
+    char = str(SAMPLES_DIR / "chars" / "char_00.png")
+    for options, named in [
+        (["--beam", "4", "--lm", "default"], "--beam, --lm change how lines"),
+        (["--width-search"], "--width-search changes how lines"),
+        (["--no-deslant", "--upside-down"], "--no-deslant, --upside-down change"),
+    ]:
+        result = runner.invoke(app, ["recognize", "--kind", "char", *options, char])
+        assert result.exit_code == 1, (options, result.output)
+        assert named in result.stderr and "--kind char reads each image" in result.stderr
+        assert result.stdout == ""
+    result = runner.invoke(app, ["recognize", "--kind", "char", "--orientation", "upright", char])
+    assert result.exit_code == 0, result.output  # as characters are read anyway

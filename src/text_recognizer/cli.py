@@ -433,6 +433,8 @@ def recognize(
             check_folder_writable(page_xml, "PAGE XML", "--page-xml")
         except ConfigError as error:
             raise fail(error) from error
+    if kind == Kind.char:
+        _check_no_line_options(beam, lm, width_search, deslant, upside_down, orientation)
     recognizer = open_recognizer(
         model, beam, lm, lm_weight, width_search, deslant, threads, upside_down, orientation
     )
@@ -464,6 +466,39 @@ def recognize(
             print(f"{name}\t{result.text}\t{result.confidence:.3f}")
     if failures:
         raise typer.Exit(code=1)
+
+
+def _check_no_line_options(
+    beam: int,
+    lm: str | None,
+    width_search: bool,
+    deslant: bool,
+    upside_down: bool,
+    orientation: Orientation | None,
+) -> None:
+    """``--kind char`` with options that only change how lines are read: refused, as they
+    would change nothing (and ``--lm default`` would count its LM, ~10 s, for nothing)."""
+    given = [
+        option
+        for option, used in (
+            ("--beam", beam != 1),
+            ("--lm", lm is not None),
+            ("--width-search", width_search),
+            ("--no-deslant", not deslant),
+            ("--upside-down", upside_down),
+            ("--orientation any", orientation == Orientation.any),
+        )
+        if used
+    ]
+    if given:
+        raise fail(
+            ConfigError(
+                f"{', '.join(given)} {'change' if len(given) > 1 else 'changes'} how lines "
+                "and pages are read, and --kind char reads each image as one character, as "
+                f"given: drop {'them' if len(given) > 1 else 'it'}, or let --kind auto tell "
+                "characters from lines"
+            )
+        )
 
 
 def _write_page_xml(

@@ -618,6 +618,13 @@ class Recognizer:
         from text_recognizer.decoding.decoder import CtcDecoder
 
         self.models = {model.meta["kind"]: model for model in models}
+        if "line" not in self.models and (beam_size != 1 or lm is not None or width_search):
+            # Refused before an LM is counted (~10 s, 19 MB on first use) for nothing.
+            raise ConfigError(
+                "beam search, a language model and width search read lines, and the loaded "
+                f"models read none (have: {', '.join(sorted(self.models))}): drop them "
+                "(--beam, --lm, --width-search on the command line), or load a line model"
+            )
         if lm is not None and isinstance(self.models.get("line"), Seq2SeqLines):
             raise ConfigError(
                 "a character LM guides the CTC beam search; this line model is seq2seq (it "
