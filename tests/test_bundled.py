@@ -395,3 +395,5 @@ def test_line_decoding_without_a_line_model_is_refused_before_an_lm_is_counted(
         with pytest.raises(ConfigError, match=r"read lines, and the loaded models read none"):
             Recognizer.from_pretrained("char", **decoding)
     assert Recognizer.from_pretrained("char").kinds == ["char"]
+    # Width search of the one width only (as evaluate passes "off") is no search.
+    assert Recognizer.from_pretrained("char", width_search=[1.0]).kinds == ["char"]

@@ -618,7 +618,8 @@ class Recognizer:
         from text_recognizer.decoding.decoder import CtcDecoder
 
         self.models = {model.meta["kind"]: model for model in models}
-        if "line" not in self.models and (beam_size != 1 or lm is not None or width_search):
+        searched = width_factors(width_search) != (1.0,)  # (1.0,): each line at its width
+        if "line" not in self.models and (beam_size != 1 or lm is not None or searched):
             # Refused before an LM is counted (~10 s, 19 MB on first use) for nothing.
             raise ConfigError(
                 "beam search, a language model and width search read lines, and the loaded "
