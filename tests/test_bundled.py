@@ -378,3 +378,22 @@ def test_recognize_each_gives_an_unreadable_images_error_in_its_place(tmp_path: 
     assert recognizer.recognize_each([]) == []
     with pytest.raises(ConfigError, match="kind must be one of"):
         recognizer.recognize_each(pages, kind="page")  # type: ignore[arg-type]
+
+
+def test_line_decoding_without_a_line_model_is_refused_before_an_lm_is_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The character model alone took a beam, an LM and width search without a word, and
+    counted the LM (~10 s, 19 MB on first use) that nothing would read with."""
+    from text_recognizer.decoding.ngram import CharNgramLm
+
+    def counted(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an LM was counted")
+
+    monkeypatch.setattr(CharNgramLm, "from_corpus", counted)
+    for decoding in ({"beam_size": 4, "lm": "default"}, {"beam_size": 4}, {"width_search": True}):
+        with pytest.raises(ConfigError, match=r"read lines, and the loaded models read none"):
+            Recognizer.from_pretrained("char", **decoding)
+    assert Recognizer.from_pretrained("char").kinds == ["char"]
+    # Width search of the one width only (as evaluate passes "off") is no search.
+    assert Recognizer.from_pretrained("char", width_search=[1.0]).kinds == ["char"]

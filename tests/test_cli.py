@@ -395,3 +395,29 @@ def test_recognize_max_image_megapixels_raises_and_lowers_the_pixel_limit(
     result = runner.invoke(app, ["recognize", "--max-image-megapixels", "300", str(path)])
     assert result.exit_code == 0, result.output
     assert Image.MAX_IMAGE_PIXELS is not None and 2 * Image.MAX_IMAGE_PIXELS >= 300_000_000
+
+
+def test_line_options_with_kind_char_are_refused_before_reading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--beam, --lm, --width-search and the like with --kind char changed nothing, and said
+    nothing; --lm default first counted its LM (~10 s) for nothing."""
+    from text_recognizer.decoding.ngram import CharNgramLm
+    from text_recognizer.paths import SAMPLES_DIR
+
+    def counted(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an LM was counted")
+
+    monkeypatch.setattr(CharNgramLm, "from_corpus", counted)
+    char = str(SAMPLES_DIR / "chars" / "char_00.png")
+    for options, named in [
+        (["--beam", "4", "--lm", "default"], "--beam, --lm change how lines"),
+        (["--width-search"], "--width-search changes how lines"),
+        (["--no-deslant", "--upside-down"], "--no-deslant, --upside-down change"),
+    ]:
+        result = runner.invoke(app, ["recognize", "--kind", "char", *options, char])
+        assert result.exit_code == 1, (options, result.output)
+        assert named in result.stderr and "--kind char reads each image" in result.stderr
+        assert result.stdout == ""
+    result = runner.invoke(app, ["recognize", "--kind", "char", "--orientation", "upright", char])
+    assert result.exit_code == 0, result.output  # as characters are read anyway

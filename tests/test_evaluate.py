@@ -334,3 +334,57 @@ def test_scoring_one_split_builds_only_that_split(
     evaluate("default", data, "val", sizes, limit=2)
     built = sorted(p.name.split("-")[0] for p in (isolated_dirs / "data").rglob("*.h5"))
     assert built == [f"{data}_test", f"{data}_val"]
+
+
+def test_a_report_is_written_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report was written in place: a write that failed (a full disk) left half of it,
+    where the earlier report had been."""
+    from text_recognizer.evaluate import EvaluationReport, Sample
+
+    path = tmp_path / "report.json"
+    path.write_text('{"earlier": true}')
+    report = EvaluationReport(
+        "line", "folder", "all", "line", 1, {"cer": 0.5}, [Sample(0, "Ünïcödé…", "x", 0.1, 1.0)]
+    )
+
+    def torn(self: Path, text: str, *args: object, **kwargs: object) -> int:
+        with self.open("w") as f:
+            f.write(text[:5])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", torn)
+    with pytest.raises(OSError, match="No space left"):
+        report.write_json(path)
+    monkeypatch.undo()
+    assert json.loads(path.read_text()) == {"earlier": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+    report.write_json(path)
+    assert json.loads(path.read_text(encoding="utf-8"))["worst"][0]["truth"] == "Ünïcödé…"
+
+
+def test_cli_says_when_the_report_cannot_be_written_after_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that failed after the evaluation (the disk filled meanwhile) ended in a
+    traceback; the figures are printed, and the message says so."""
+    from text_recognizer.evaluate import EvaluationReport
+    from text_recognizer.paths import SAMPLES_DIR
+
+    def full(self: EvaluationReport, path: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(EvaluationReport, "write_json", full)
+    out = tmp_path / "report.json"
+    folder = f"path={SAMPLES_DIR / 'lines'}"
+    result = runner.invoke(
+        app,
+        ["evaluate", "line", "--data", "folder", "--data-arg", folder, "--split", "all",
+         "--limit", "2", "--worst", "0", "-o", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "cer=" in result.stdout
+    assert f"error: cannot write {out} (No space left on device); the figures are printed" in (
+        " ".join(result.stderr.split())
+    )

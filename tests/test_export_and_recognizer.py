@@ -53,8 +53,11 @@ def test_bad_model_sources(tmp_path: Path) -> None:
         Recognizer.from_pretrained(tmp_path / "model.bin")
     with pytest.raises(ConfigError, match="has no checkpoints"):
         Recognizer.from_pretrained(tmp_path)
+    # A missing .onnx was said to need 'both the .onnx file and its .json'.
+    with pytest.raises(ConfigError, match=r"m\.onnx does not exist: name an exported \.onnx"):
+        Recognizer.from_pretrained(tmp_path / "m.onnx")
     (tmp_path / "m.onnx").write_bytes(b"")
-    with pytest.raises(ConfigError, match="needs both"):
+    with pytest.raises(ConfigError, match=r"needs its m\.json beside it"):
         Recognizer.from_pretrained(tmp_path / "m.onnx")
     fake = tmp_path / "fake.ckpt"
     fake.write_bytes(b"garbage")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,23 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.undo()
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["labels.tsv"]
+
+
+def test_a_long_name_is_written_where_it_fits(tmp_path: Path) -> None:
+    """The temp file ``.<name>.<pid>.tmp`` of a 245-byte name was over the 255 bytes a file
+    name may have, so a file that fits could not be written (nor checked writable)."""
+    from text_recognizer.files import check_writable
+
+    names = ["a" * 241 + ".xml", "é" * 120 + "a.xml"]  # 245 bytes, ASCII and not
+    for name in names:
+        path = tmp_path / name
+        check_writable(path)
+        write_text_atomic(path, "x\n")
+        assert path.read_text(encoding="utf-8") == "x\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)  # no temp file left
+
+
+def test_long_names_alike_but_at_their_ends_get_temp_files_of_their_own(tmp_path: Path) -> None:
+    first, second = (files.temp_beside(tmp_path / ("b" * 250 + end)) for end in ("1", "2"))
+    assert first != second
+    assert max(len(os.fsencode(first.name)), len(os.fsencode(second.name))) <= files.NAME_MAX

@@ -239,3 +239,67 @@ def test_the_cli_writes_a_file_per_page_of_a_tiff(
 def test_a_one_page_reading_names_no_page() -> None:
     xml = page_xml(Result("a", 0.5, "line", size=(10, 10)), "a.tif")
     assert "MetadataItem" not in xml
+
+
+def test_a_folder_that_cannot_be_written_is_refused_before_any_image_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only --page-xml folder was found only once the first image had been read,
+    and that image's reading was lost with the run."""
+    import errno
+
+    from text_recognizer import files
+
+    def read_only(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an image was read")
+
+    monkeypatch.setattr(files.Path, "touch", read_only)  # root writes anywhere: as if it could not
+    monkeypatch.setattr(files.Path, "write_text", read_only)
+    monkeypatch.setattr(Recognizer, "recognize_batch", never)
+    out = tmp_path / "xml"
+    result = CliRunner().invoke(
+        app, ["recognize", "--page-xml", str(out), str(SAMPLES / "line_00.png")]
+    )
+    assert result.exit_code == 1
+    message = " ".join(result.stderr.split())  # rich's wrapping
+    assert f"cannot write PAGE XML into {out} (Permission denied): choose another --page-xml" in (
+        message
+    )
+
+
+def test_a_page_xml_file_that_cannot_be_written_costs_only_its_image(tmp_path: Path) -> None:
+    """One file that could not be written (a folder of its name in the way; a name too
+    long) stopped the whole run: the images after it were never read."""
+    out = tmp_path / "xml"
+    (out / "line_00.xml").mkdir(parents=True)
+    images = [str(SAMPLES / "line_00.png"), str(SAMPLES / "line_01.png")]
+    result = CliRunner().invoke(app, ["recognize", "--page-xml", str(out), *images])
+    assert result.exit_code == 1
+    assert [row.split("\t")[0] for row in result.stdout.splitlines()] == [images[1]]
+    assert f"{images[0]}: cannot write its PAGE XML file, {out / 'line_00.xml'} (Is a" in (
+        " ".join(result.stderr.split())
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["line_00.xml", "line_01.xml"]  # no temp
+
+
+def test_an_image_whose_name_is_not_utf8_is_refused_by_name(tmp_path: Path) -> None:
+    """A file name of bytes that are no UTF-8 (written under another locale) ended the
+    run in a UnicodeEncodeError traceback: XML holds text, and the name is no text."""
+    import os
+
+    name = tmp_path / os.fsdecode(b"scan\xff.png")
+    try:
+        name.write_bytes((SAMPLES / "line_00.png").read_bytes())
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes only UTF-8 names")
+    out = tmp_path / "xml"
+    images = [str(name), str(SAMPLES / "line_01.png")]
+    result = CliRunner().invoke(app, ["recognize", "--page-xml", str(out), *images])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "its file name is not UTF-8 text" in " ".join(result.stderr.split())
+    assert [row.split("\t")[0] for row in result.stdout.splitlines()] == [images[1]]
+    assert [p.name for p in out.iterdir()] == ["line_01.xml"]

@@ -454,6 +454,14 @@ def recognize(
     """Read handwritten characters, lines or paragraphs from images."""
     if page_xml is not None:
         _check_page_xml_names(images)
+        from text_recognizer.files import check_folder_writable
+
+        try:  # before any image is read, not after the first
+            check_folder_writable(page_xml, "PAGE XML", "--page-xml")
+        except ConfigError as error:
+            raise fail(error) from error
+    if kind == Kind.char:
+        _check_no_line_options(beam, lm, width_search, deslant, upside_down, orientation)
     recognizer = open_recognizer(
         model,
         beam,
@@ -496,21 +504,63 @@ def recognize(
         raise typer.Exit(code=1)
 
 
+def _check_no_line_options(
+    beam: int,
+    lm: str | None,
+    width_search: bool,
+    deslant: bool,
+    upside_down: bool,
+    orientation: Orientation | None,
+) -> None:
+    """``--kind char`` with options that only change how lines are read: refused, as they
+    would change nothing (and ``--lm default`` would count its LM, ~10 s, for nothing)."""
+    given = [
+        option
+        for option, used in (
+            ("--beam", beam != 1),
+            ("--lm", lm is not None),
+            ("--width-search", width_search),
+            ("--no-deslant", not deslant),
+            ("--upside-down", upside_down),
+            ("--orientation any", orientation == Orientation.any),
+        )
+        if used
+    ]
+    if given:
+        raise fail(
+            ConfigError(
+                f"{', '.join(given)} {'change' if len(given) > 1 else 'changes'} how lines "
+                "and pages are read, and --kind char reads each image as one character, as "
+                f"given: drop {'them' if len(given) > 1 else 'it'}, or let --kind auto tell "
+                "characters from lines"
+            )
+        )
+
+
 def _write_page_xml(
     folder: Path, reading: _Reading, result: Result, written: dict[str, tuple[Path, int | None]]
 ) -> Result | TextRecognizerError:
     """Write ``result`` as ``folder/<image name>.xml``, a page of several as
     ``<image name>_page<N>.xml`` (N padded so the files sort in page order); a file
-    already written for another image or page is an error, never overwritten."""
+    already written for another image or page is an error, never overwritten. A file
+    that cannot be written (its name too long, a folder of that name in the way) is that
+    image's error: the other images are still read and written."""
     from text_recognizer.page_xml import write_page_xml
 
     path, page = reading.path, reading.page
     name = _xml_stem(path)
     stem = name if page is None else f"{name}_page{page:0{len(str(reading.pages))}d}"
+    what = f"{path} page {page}" if page else str(path)
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:  # bytes no encoding was given for: XML holds only text
+        return ImageError(
+            f"{what}: its file name is not UTF-8 text, so no PAGE XML file can name it as "
+            "its image: rename the file"
+        )
     source = (path if path == STDIN else path.resolve(), page)
     earlier = written.setdefault(f"{stem}.xml", source)
     if earlier != source:
-        what = f"{path} page {page}" if page else str(path)
         before = f"{earlier[0]} page {earlier[1]}" if earlier[1] else str(earlier[0])
         return ImageError(
             f"{what}: its PAGE XML file, {folder / stem}.xml, holds {before} already; "
@@ -519,7 +569,10 @@ def _write_page_xml(
     try:
         write_page_xml(folder / f"{stem}.xml", result, path.name)
     except OSError as error:
-        raise fail(OSError(f"cannot write PAGE XML into {folder}: {error}")) from error
+        return ImageError(
+            f"{what}: cannot write its PAGE XML file, {folder / stem}.xml "
+            f"({error.strerror or type(error).__name__})"
+        )
     return result
 
 
@@ -1174,7 +1227,15 @@ def evaluate(
             )
         console.print(table)
     if output is not None:
-        report.write_json(output)
+        try:
+            report.write_json(output)
+        except OSError as error:  # a disk that filled up meanwhile: the figures are above
+            raise fail(
+                ConfigError(
+                    f"cannot write {output} ({error.strerror or type(error).__name__}); the "
+                    "figures are printed above: choose another --output to keep them as JSON"
+                )
+            ) from None
         print(f"wrote {output}")
 
 

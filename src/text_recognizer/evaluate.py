@@ -39,6 +39,7 @@ from tqdm import tqdm
 from text_recognizer.charset import Charset
 from text_recognizer.decoding.decoder import CtcDecoder
 from text_recognizer.errors import ConfigError, ImageError
+from text_recognizer.files import write_text_atomic
 from text_recognizer.metrics import cer, confidence_auroc, most_confident, wer
 
 if TYPE_CHECKING:
@@ -290,8 +291,10 @@ class EvaluationReport:
         return asdict(self)
 
     def write_json(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
+        """Write the report whole or not at all (a stopped or failed write keeps an earlier
+        report as it was), in UTF-8 whatever the locale's encoding: transcriptions may
+        hold any character."""
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
 
 
 def score(

@@ -19,7 +19,7 @@ from torch import nn
 
 from text_recognizer import __version__
 from text_recognizer.errors import ConfigError
-from text_recognizer.files import check_writable
+from text_recognizer.files import check_writable, temp_beside
 from text_recognizer.models.base import RecognitionModule
 from text_recognizer.models.loading import load_module, resolve_checkpoint
 from text_recognizer.recognizer import step_graph_path
@@ -109,7 +109,7 @@ def write_onnx(
     """Trace ``wrapper`` to ``path`` atomically: a temp file, renamed once complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # Per process: two exports to one path must not write into each other's temp file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_beside(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
@@ -256,7 +256,7 @@ def _write_with_meta(
     then the .json renamed beside them. A failure before the renames leaves an earlier
     export of ``output`` as it was."""
     meta_file = output.with_suffix(".json")
-    meta_tmp = meta_file.with_name(f".{meta_file.name}.{os.getpid()}.tmp")
+    meta_tmp = temp_beside(meta_file)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         meta_tmp.write_text(json.dumps(metadata(module, metrics), indent=2), encoding="utf-8")

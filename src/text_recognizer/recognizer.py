@@ -349,8 +349,16 @@ def exported_meta_file(path: Path) -> Path:
     """The ``.json`` beside an exported model ``path``; a ``ConfigError`` where either is
     missing."""
     meta_file = path.with_suffix(".json")
-    if not path.is_file() or not meta_file.is_file():
-        raise ConfigError(f"model {path} needs both the .onnx file and its .json beside it")
+    if not path.is_file():  # said as such: "needs both" sent users looking for a .json
+        raise ConfigError(
+            f"model {path} does not exist: name an exported .onnx (its .json beside it), a "
+            f".ckpt, a run folder or a bundled model ({', '.join(bundled_names())})"
+        )
+    if not meta_file.is_file():
+        raise ConfigError(
+            f"model {path} needs its {meta_file.name} beside it (its charset and input "
+            "size), which export writes with it: keep the two together"
+        )
     return meta_file
 
 
@@ -615,6 +623,14 @@ class Recognizer:
         from text_recognizer.decoding.decoder import CtcDecoder
 
         self.models = {model.meta["kind"]: model for model in models}
+        searched = width_factors(width_search) != (1.0,)  # (1.0,): each line at its width
+        if "line" not in self.models and (beam_size != 1 or lm is not None or searched):
+            # Refused before an LM is counted (~10 s, 19 MB on first use) for nothing.
+            raise ConfigError(
+                "beam search, a language model and width search read lines, and the loaded "
+                f"models read none (have: {', '.join(sorted(self.models))}): drop them "
+                "(--beam, --lm, --width-search on the command line), or load a line model"
+            )
         if lm is not None and isinstance(self.models.get("line"), Seq2SeqLines):
             raise ConfigError(
                 "a character LM guides the CTC beam search; this line model is seq2seq (it "

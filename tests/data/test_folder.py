@@ -197,11 +197,16 @@ def test_images_outside_the_folder_are_named_relative_to_it(tmp_path: Path) -> N
     assert data.data_train.names == ["../scans/scan_00.png", "../scans/scan_01.png"]
 
 
-def test_clear_errors_for_a_wrong_folder(tmp_path: Path) -> None:
+def test_clear_errors_for_a_wrong_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(DataError, match="no such folder"):
         LabelledFolder(tmp_path / "nope").prepare_data()
     with pytest.raises(DataError, match="has no labels file"):
         LabelledFolder(tmp_path).prepare_data()
+    # The path left out, the current folder was read: it said '. has no labels file'.
+    monkeypatch.chdir(tmp_path)
+    where = re.escape(str(tmp_path.resolve()))
+    with pytest.raises(DataError, match=rf"^{where} has no labels file: point the dataset at"):
+        LabelledFolder().prepare_data()
     (tmp_path / "labels.tsv").write_text("a.png\tab\n")
     with pytest.raises(DataError, match=rf"labels.tsv is a file; .*\(here perhaps {tmp_path}\)"):
         LabelledFolder(tmp_path / "labels.tsv").prepare_data()

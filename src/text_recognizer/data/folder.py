@@ -208,6 +208,14 @@ class LabelledFolder(BaseDataModule):
                 "or data.args.path in the config"
             )
         subfolders = self._split_subfolders()
+        if not subfolders and not any((self.path / name).is_file() for name in LABEL_FILES):
+            # Most often the path was left out (it defaults to the current folder).
+            raise DataError(
+                f"{self.path.resolve()} has no labels file: point the dataset at the folder "
+                "that has one (`evaluate ... --data-arg path=DIR`, `train CONFIG --set "
+                "data.args.path=DIR`), or add labels.tsv (image<TAB>text per row) or "
+                'labels.jsonl ({"image": ..., "text": ...} per line) beside the images'
+            )
         if subfolders:
             rows = {s: read_labels(self.path / s) if s in subfolders else [] for s in SPLITS}
         else:
