@@ -61,7 +61,37 @@ def trim_frame(grey: np.ndarray) -> tuple[np.ndarray, int, int]:
     if len(cols) == 0:
         return grey, 0, 0
     left, right = int(cols[0]), int(cols[-1]) + 1
+    # A frame's edge is soft where the image was scaled or blurred: the rows or columns
+    # between desk and paper are neither, and were left as a bar of "ink" along the page.
+    cut = (top > 0, bottom < grey.shape[0], left > 0, right < grey.shape[1])
+    top, bottom = _past_frame_edge(grey[:, left:right], top, bottom, cut[:2])
+    left, right = _past_frame_edge(grey[top:bottom].T, left, right, cut[2:])
     return grey[top:bottom, left:right], top, left
+
+
+#: Rows (columns) of a frame's soft edge are cut while they step this much from the next
+#: row inwards (their medians' difference), up to this share of the image's rows.
+FRAME_EDGE_STEP = MIN_CONTRAST
+FRAME_EDGE_REACH = 0.01
+
+
+def _past_frame_edge(
+    grey: np.ndarray, start: int, end: int, cut: tuple[bool, bool]
+) -> tuple[int, int]:
+    """``start`` and ``end`` (rows of ``grey``) moved inwards past a frame's soft edge, on
+    each side where a frame was cut (``cut``): paper is smooth, the edge a steep step."""
+    reach = max(2, int(FRAME_EDGE_REACH * grey.shape[0]))
+    level = np.median(grey[start:end], axis=1)  # each row's level, from ``start``
+    first, last = 0, len(level) - 1
+    if cut[0]:
+        while first < min(reach, last) and abs(level[first] - level[first + 1]) > FRAME_EDGE_STEP:
+            first += 1
+    if cut[1]:
+        while last > max(len(level) - 1 - reach, first) and (
+            abs(level[last] - level[last - 1]) > FRAME_EDGE_STEP
+        ):
+            last -= 1
+    return start + first, start + last + 1
 
 
 def normalize_polarity(grey: np.ndarray) -> np.ndarray:
@@ -407,7 +437,8 @@ def erase_rules(ink: np.ndarray, min_length: int | None = None) -> np.ndarray:
         cv2.morphologyEx(level, cv2.MORPH_OPEN, np.ones((1, RULE_MIN_RUN), np.uint8)), mask
     )
     centre = np.zeros_like(mask)
-    thickness = 0
+    faint = (ink > MIN_CONTRAST).astype(np.uint8)  # light strokes may cross a rule too
+    thickness = extent = 0
     for x1, y1, x2, y2 in _straight_runs(level, length).tolist():
         if abs(y2 - y1) > RULE_MAX_SLOPE * abs(x2 - x1):
             continue
@@ -418,14 +449,17 @@ def erase_rules(ink: np.ndarray, min_length: int | None = None) -> np.ndarray:
             far = ink.shape[1] - 1
             ends = ((0, round(y1 - slope * x1)), (far, round(y1 + slope * (far - x1))))
             cv2.line(centre, *ends, 1)
+            # How tall its faint edges make it: a scaled or blurred rule's are several
+            # pixels each, and a run of ink only that tall is the rule, not a stroke.
+            extent = max(extent, _vertical_run(faint, (x1, y1, x2, y2), RULE_FAINT_REACH * thick))
             thickness = max(thickness, thick)
     if not centre.any():
         return ink
     # The rule's rows (with its faint, antialiased edges), less the strokes that cross it
-    # (ink running on vertically further than the rule is thick).
+    # (ink running on vertically further than the rule and its faint edges are tall).
     rule = cv2.dilate(centre, np.ones((thickness + 4, 1), np.uint8)).astype(bool)
-    faint = (ink > MIN_CONTRAST).astype(np.uint8)  # light strokes may cross a rule too
-    crossing = cv2.morphologyEx(faint, cv2.MORPH_OPEN, np.ones((thickness + 3, 1), np.uint8))
+    tall = max(thickness, extent) + 3
+    crossing = cv2.morphologyEx(faint, cv2.MORPH_OPEN, np.ones((tall, 1), np.uint8))
     erased = rule & ~cv2.dilate(crossing, np.ones((1, 3), np.uint8)).astype(bool)
     out = ink.copy()
     out[erased] = 0
@@ -498,19 +532,34 @@ def _rule_thickness(mask: np.ndarray, segment: tuple[int, int, int, int]) -> int
     x1, y1, x2, y2 = segment
     xs = np.arange(min(x1, x2), max(x1, x2) + 1)
     ys = np.rint(y1 + (y2 - y1) * (xs - x1) / max(1, x2 - x1)).astype(np.int64)
-    on = mask[ys, xs].astype(bool)
-    if on.mean() < 0.9:
+    if mask[ys, xs].mean() < 0.9:
         return None
+    thickness = _vertical_run(mask, segment, RULE_MAX_THICKNESS)
+    limit = min(RULE_MAX_THICKNESS, max(2, mask.shape[0] // 10))
+    return thickness if thickness <= limit else None
+
+
+#: A rule's faint edges are looked for up to this many times its thickness either side.
+RULE_FAINT_REACH = 2
+
+
+def _vertical_run(mask: np.ndarray, segment: tuple[int, int, int, int], reach: int) -> int:
+    """The median height of ``mask``'s vertical runs through ``segment``'s pixels (those
+    on), each counted up to ``reach`` pixels above and below it."""
+    x1, y1, x2, y2 = segment
+    xs = np.arange(min(x1, x2), max(x1, x2) + 1)
+    ys = np.rint(y1 + (y2 - y1) * (xs - x1) / max(1, x2 - x1)).astype(np.int64)
+    on = mask[ys, xs].astype(bool)
+    if not on.any():
+        return 0
     runs = on.astype(np.int64)
     for step in (-1, 1):
         going = on.copy()
-        for offset in range(1, RULE_MAX_THICKNESS + 1):
+        for offset in range(1, reach + 1):
             rows = np.clip(ys + step * offset, 0, mask.shape[0] - 1)
             going &= mask[rows, xs].astype(bool)
             runs += going
-    thickness = int(np.median(runs[on]))
-    limit = min(RULE_MAX_THICKNESS, max(2, mask.shape[0] // 10))
-    return thickness if thickness <= limit else None
+    return int(np.median(runs[on]))
 
 
 def _has_long_row(mask: np.ndarray, length: int) -> bool:
