@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from line_confidence import split_sets
-from realdata_lines import real_lines
+from realdata_lines import real_lines_if_there
 from unseen_hands import find_fonts, render_hand
 from width_sensitivity import add_set_arguments
 
@@ -95,8 +95,7 @@ def main() -> None:
     model = Recognizer.from_pretrained(args.model).models["line"]
     height = int(model.meta["input_height"])
     sets = split_sets(args.num_train, args.seed)
-    if args.realdata.is_dir():
-        sets |= {f"real {k}": v for k, v in real_lines(args.realdata, 300, 0).items()}
+    sets |= {f"real {k}": v for k, v in real_lines_if_there(args.realdata, 300, 0).items()}
     if args.fonts:
         images, texts = [], []
         for font in find_fonts(args.fonts):

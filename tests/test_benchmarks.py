@@ -37,14 +37,16 @@ def test_every_benchmark_is_checked() -> None:
 def test_benchmark_imports_and_prints_its_help(
     script: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if "argparse" not in script.read_text():  # no options: running it is the benchmark
-        runpy.run_path(str(script), run_name="imported")
-        return
+    """``--help`` says what a script measures, its docstring's whole first paragraph, and
+    runs nothing (a script without options once ran its whole benchmark instead)."""
     monkeypatch.setattr(sys, "argv", [str(script), "--help"])
     with pytest.raises(SystemExit) as exited:
         runpy.run_path(str(script), run_name="__main__")
     assert exited.value.code in (0, None)
-    assert "usage:" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "usage:" in printed
+    summary = (ast.get_docstring(ast.parse(script.read_text())) or "").split("\n\n")[0]
+    assert " ".join(summary.split()) in " ".join(printed.split())
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.stem)
@@ -65,3 +67,12 @@ def test_benchmark_imports_from_the_package_exist(script: Path) -> None:
             except ModuleNotFoundError:
                 missing.append(f"line {node.lineno}: from {node.module} import {alias.name}")
     assert not missing, "\n".join(missing)
+
+
+@pytest.mark.usefixtures("sandbox")
+def test_real_rows_left_out_are_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without ``../shared/realdata`` a table loses its real rows: say so, and how to add them."""
+    from realdata_lines import real_lines_if_there
+
+    assert real_lines_if_there(tmp_path / "absent", 3, 0) == {}
+    assert f"no real data at {tmp_path / 'absent'}" in capsys.readouterr().err
