@@ -76,3 +76,17 @@ def test_real_rows_left_out_are_said(tmp_path: Path, capsys: pytest.CaptureFixtu
 
     assert real_lines_if_there(tmp_path / "absent", 3, 0) == {}
     assert f"no real data at {tmp_path / 'absent'}" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("sandbox")
+def test_batch_width_padding_runs_on_a_cache_smaller_than_its_steps(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """64 cached lines are 2 batches; the 11 steps go round them (they once ran out)."""
+    from batch_width_padding import main
+
+    main(
+        ["--multiple", "1", "--rounds", "1", "--steps", "1", "--num-train", "64", "--threads", "1"]
+    )
+    assert "| 1 |" in capsys.readouterr().out
