@@ -90,3 +90,25 @@ def test_batch_width_padding_runs_on_a_cache_smaller_than_its_steps(
         ["--multiple", "1", "--rounds", "1", "--steps", "1", "--num-train", "64", "--threads", "1"]
     )
     assert "| 1 |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("sandbox")
+def test_document_open_leaves_no_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tempfile
+
+    import text_recognizer.images as images
+
+    # The script wraps these to count opens; put the originals back afterwards.
+    monkeypatch.setattr(images, "_open", images._open)
+    monkeypatch.setattr(images._Pdf, "__init__", images._Pdf.__init__)
+    temporary = tmp_path / "temporary"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    from document_open import main
+
+    main(["--pages", "1", "--repeats", "1"])
+    assert "scan.pdf (1 pages" in capsys.readouterr().out
+    assert list(temporary.iterdir()) == []
