@@ -112,3 +112,31 @@ def test_document_open_leaves_no_files(
     main(["--pages", "1", "--repeats", "1"])
     assert "scan.pdf (1 pages" in capsys.readouterr().out
     assert list(temporary.iterdir()) == []
+
+
+@pytest.mark.usefixtures("sandbox")
+@pytest.mark.parametrize("out", [".", "..", "../other"])
+def test_batchnorm_recalibration_never_writes_over_a_run(tmp_path: Path, out: str) -> None:
+    """``--out`` is deleted and rewritten: never the run, a folder holding it, or other files."""
+    from batchnorm_recalibration import main
+
+    run = tmp_path / "runs" / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    (tmp_path / "runs" / "other").mkdir()
+    (tmp_path / "runs" / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="give a new folder"):
+        main([str(run), "--out", str(run / out)])
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == b"weights"
+    assert (tmp_path / "runs" / "other" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.usefixtures("sandbox")
+def test_batchnorm_recalibration_may_write_over_its_own_output(tmp_path: Path) -> None:
+    from batchnorm_recalibration import check_out
+
+    out = tmp_path / "recalibrated"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "best.ckpt").write_bytes(b"")
+    (out / "config.yaml").write_text("")
+    check_out(tmp_path / "run", out)  # a second run of the script into the same folder
