@@ -140,3 +140,36 @@ def test_batchnorm_recalibration_may_write_over_its_own_output(tmp_path: Path) -
     (out / "checkpoints" / "best.ckpt").write_bytes(b"")
     (out / "config.yaml").write_text("")
     check_out(tmp_path / "run", out)  # a second run of the script into the same folder
+
+
+@pytest.mark.usefixtures("sandbox")
+def test_paragraphs_reads_the_first_pages_of_a_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--pages`` once shaped composed pages only, and was ignored with ``--folder``."""
+    import json
+
+    import cv2
+    from paragraphs import main
+
+    from tests.pages import compose_page
+
+    rows = []
+    for index in range(2):
+        page, truths = compose_page([index, index + 3])
+        cv2.imwrite(str(tmp_path / f"page{index}.png"), page)
+        rows.append(json.dumps({"image": f"page{index}.png", "text": "\n".join(truths)}) + "\n")
+    (tmp_path / "labels.jsonl").write_text("".join(rows))
+    main(["--folder", str(tmp_path), "--pages", "1"])
+    assert capsys.readouterr().out.startswith("1 pages, 2 lines")
+    with pytest.raises(SystemExit, match="no pages to read"):
+        main(["--folder", str(tmp_path), "--pages", "0"])
+
+
+@pytest.mark.usefixtures("sandbox")
+def test_paragraphs_takes_one_source_of_pages(tmp_path: Path) -> None:
+    from paragraphs import main
+
+    with pytest.raises(SystemExit) as exited:  # once: --iam read, --folder dropped unsaid
+        main(["--iam", str(tmp_path / "iamdb.zip"), "--folder", str(tmp_path)])
+    assert exited.value.code == 2
