@@ -173,3 +173,13 @@ def test_paragraphs_takes_one_source_of_pages(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exited:  # once: --iam read, --folder dropped unsaid
         main(["--iam", str(tmp_path / "iamdb.zip"), "--folder", str(tmp_path)])
     assert exited.value.code == 2
+
+
+@pytest.mark.usefixtures("sandbox")
+def test_serving_speed_says_why_the_server_stopped() -> None:
+    """A server that exits at once (a missing extra, a bad option) is reported with its
+    error at once, not after a minute's wait as 'did not start'."""
+    from serving_speed import free_port, start_server
+
+    with pytest.raises(SystemExit, match="no-such-option"):
+        start_server(free_port(), "--no-such-option")
