@@ -183,3 +183,21 @@ def test_serving_speed_says_why_the_server_stopped() -> None:
 
     with pytest.raises(SystemExit, match="no-such-option"):
         start_server(free_port(), "--no-such-option")
+
+
+@pytest.mark.usefixtures("sandbox")
+@pytest.mark.parametrize(
+    ("script", "argv"),
+    [
+        ("line_model_speed", ["--no-networks"]),  # once: printed nothing, said nothing
+        ("word_boxes", ["--lines", "1", "--margin"]),  # once: timed, but scored no margin
+    ],
+)
+def test_options_that_leave_nothing_to_measure_are_refused(
+    script: str, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    main = importlib.import_module(script).main
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "error:" in capsys.readouterr().err
