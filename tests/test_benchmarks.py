@@ -201,3 +201,15 @@ def test_options_that_leave_nothing_to_measure_are_refused(
         main(argv)
     assert exited.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("sandbox")
+def test_stroke_search_refuses_a_folder_without_fonts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Once: every split read (minutes), then a row of 0 unseen lines at CER 0.0000."""
+    from stroke_search import main
+
+    with pytest.raises(SystemExit):
+        main(["--fonts", str(tmp_path)])
+    assert f"no usable fonts under {tmp_path}" in capsys.readouterr().err
