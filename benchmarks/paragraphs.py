@@ -65,6 +65,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from text_recognizer.data.synthetic_paragraphs import (
     LineMaterial,
@@ -243,7 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     ratios: dict[int, list[float]] = {turn: [] for turn in turns}
     truths = []
     labels = []
-    for page, lines, texts in pages:
+    # IAM's test forms take minutes: show that pages are being read.
+    for page, lines, texts in tqdm(pages, desc="pages", unit="page", leave=False):
         truths.append("\n".join(texts))
         if not composing:  # composed pages are scaled as they are composed
             page = scale_page(page, args.scale)
