@@ -22,6 +22,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from typing import Any
 
 
 def measure(multiple: int, steps: int, num_train: int, threads: int) -> dict[str, float]:
@@ -52,7 +54,18 @@ def measure(multiple: int, steps: int, num_train: int, threads: int) -> dict[str
         {"channels": [16, 32, 64, 128], "blocks": [1, 2, 1], "lstm_hidden": 96, "dropout": 0.0},
     )
     optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3)
-    batches = iter(data.train_dataloader())
+
+    def epochs() -> Iterator[Any]:
+        """Batch after batch, epoch after epoch: a small cache has fewer than the steps."""
+        while True:
+            count = 0
+            for batch in data.train_dataloader():
+                count += 1
+                yield batch
+            if not count:
+                raise SystemExit(f"--num-train {num_train} makes no batch of 32: raise it")
+
+    batches = epochs()
     bf16 = cpu_has_bf16()
     widths_seen: set[int] = set()
 
@@ -86,7 +99,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--multiple", type=int, action="append", help="default: 1 8 32 64")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=150, help="timed steps per process")
-    parser.add_argument("--num-train", type=int, default=300_000, help="cached training lines")
+    parser.add_argument(
+        "--num-train",
+        type=int,
+        default=300_000,
+        help="cached training lines (built the first time: the default takes minutes)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -106,7 +124,10 @@ def main(argv: list[str] | None = None) -> None:
                 sys.executable, __file__, "--child", str(multiple), "--steps", str(args.steps),
                 "--num-train", str(args.num_train), "--threads", str(args.threads),
             ]  # fmt: skip
-            result = subprocess.run(command, check=True, capture_output=True, text=True)
+            # stderr passes through: a cache build's progress, or why a setting failed
+            result = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
+            if result.returncode:
+                raise SystemExit(f"multiple {multiple} failed (its error is above)")
             figures = json.loads(result.stdout.strip().splitlines()[-1])
             times[multiple].append(figures["ms_per_step"])
             distinct[multiple] = int(figures["distinct_widths"])

@@ -30,6 +30,22 @@ from text_recognizer.models.loading import load_module, resolve_checkpoint
 from text_recognizer.training.config import load_config
 from text_recognizer.training.run import build_datamodule, cpu_has_bf16
 
+#: What :func:`recalibrate` writes: an ``--out`` holding only these may be written over.
+WRITTEN = {"config.yaml", "hparams.yaml", "checkpoints", "checkpoints/best.ckpt"}
+
+
+def check_out(run: Path, out: Path) -> None:
+    """Refuse an ``--out`` whose replacement would delete the run or anything else."""
+    run, out = run.resolve(), out.resolve()
+    if out == run or out in run.parents:
+        raise SystemExit(f"--out {out} holds the run {run}: give a new folder")
+    if out.is_dir():
+        held = {path.relative_to(out).as_posix() for path in out.rglob("*")}
+        if held - WRITTEN:
+            raise SystemExit(
+                f"--out {out} holds files this script did not write: give a new folder"
+            )
+
 
 def recalibrate(run: Path, out: Path, batches: int) -> float:
     """Write ``run`` with recomputed batch-norm statistics to ``out``; the stem's mean shift."""
@@ -67,7 +83,9 @@ def recalibrate(run: Path, out: Path, batches: int) -> float:
 
 def score(run: Path, split: str, eval_args: list[str]) -> float:
     command = [sys.executable, "-m", "text_recognizer.cli", "evaluate", str(run), "--split", split]
-    result = subprocess.run([*command, *eval_args], capture_output=True, text=True, check=True)
+    result = subprocess.run([*command, *eval_args], capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr}")
     match = re.search(r"cer=([0-9.]+)", result.stdout)
     if match is None:
         raise RuntimeError(f"no CER in the evaluate output:\n{result.stdout}{result.stderr}")
@@ -82,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", action="append", help="default: val and test")
     parser.add_argument("--eval-arg", action="append", default=[], help="passed to evaluate")
     args = parser.parse_args(argv)
+    check_out(args.run, args.out)
     torch.set_num_threads(2)
     shift = recalibrate(args.run, args.out, args.batches)
     print(f"first batch-norm layer: running mean moved by {shift:.4f} on average")

@@ -63,11 +63,11 @@ def count_opens() -> Counter[str]:
     return opened
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     pages = []
     for i in range(args.pages):  # an A4 page at 200 dpi (3.9 million pixels), two lines on it
@@ -75,7 +75,12 @@ def main() -> None:
         lines = compose_page([i % 8, (i + 3) % 8])[0]
         page[200 : 200 + lines.shape[0], 150 : 150 + lines.shape[1]] = lines
         pages.append(page)
-    folder = Path(tempfile.mkdtemp())
+    with tempfile.TemporaryDirectory() as temporary:  # each run once left its files in /tmp
+        read_all(pages, Path(temporary), args.repeats)
+
+
+def read_all(pages: list[np.ndarray], folder: Path, repeats: int) -> None:
+    """Write the pages as a TIFF, a PDF and a PNG in ``folder``, and time reading each."""
     tiff = folder / "scan.tif"
     tiff.write_bytes(multipage_tiff(pages, compression="tiff_deflate"))
     pdf = folder / "scan.pdf"
@@ -104,7 +109,7 @@ def main() -> None:
         with Pages(path) as document:
             page = document.load(1)
         again = best_of(20, lambda page=page: load_image(page))
-        seconds = best_of(args.repeats, read)
+        seconds = best_of(repeats, read)
         size = path.stat().st_size / 1e6
         with Pages(path) as document:
             count = len(document)

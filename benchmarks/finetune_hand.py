@@ -34,7 +34,7 @@ def dark_on_white(images: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fonts", type=Path, required=True, help="folder of unseen fonts")
     parser.add_argument("--hand", required=True, help="the font to fine-tune on, by name")
     parser.add_argument("--train-lines", type=int, default=200)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from realdata_lines import real_lines
+from realdata_lines import real_lines_if_there
 from width_sensitivity import add_set_arguments, synthetic_sets
 
 from text_recognizer.metrics import cer, confidence_auroc, most_confident
@@ -60,7 +60,7 @@ def fmt(value: float | None) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_set_arguments(parser)
     parser.add_argument(
         "--width-search", action="store_true", help="read as Recognizer(width_search=True)"
@@ -73,8 +73,7 @@ def main() -> None:
         args.model, width_search=args.width_search, beam_size=args.beam, lm=args.lm
     )
     sets = split_sets(args.num_train, args.seed)
-    if args.realdata.is_dir():
-        sets |= {f"real {k}": v for k, v in real_lines(args.realdata, 300, 0).items()}
+    sets |= {f"real {k}": v for k, v in real_lines_if_there(args.realdata, 300, 0).items()}
 
     shares = " | ".join(f"CER, surest {share:.0%}" for share in SHARES)
     print(

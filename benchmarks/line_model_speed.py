@@ -288,7 +288,7 @@ def benchmark_decoding(args: argparse.Namespace) -> None:
             )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--width", type=int, default=400, help="line width in pixels")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -302,7 +302,9 @@ def main() -> None:
     parser.add_argument("--no-networks", action="store_true", help="skip the network table")
     parser.add_argument("--lines", type=int, default=400, help="held-out lines to decode")
     parser.add_argument("--lm-order", type=int, default=5)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.no_networks and not args.decoding:
+        parser.error("--no-networks leaves nothing to measure: add --decoding")
     if not args.no_networks:
         benchmark_networks(args)
     if args.decoding:

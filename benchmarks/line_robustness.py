@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from realdata_lines import real_lines
+from realdata_lines import real_lines_if_there
 from width_sensitivity import add_set_arguments, synthetic_sets
 
 from text_recognizer.data.augment import thin_strokes
@@ -134,10 +134,9 @@ def main() -> None:
                 texts += split_texts
         pick = rng.permutation(len(images))[: args.lines]
         sets[split] = ([images[i] for i in pick], [texts[i] for i in pick])
-    if args.realdata.is_dir():
-        for name, (images, texts) in real_lines(args.realdata, 300, 0).items():
-            # Pasted dark on white; the transforms assume bright ink like the caches.
-            sets[f"real {name}"] = ([255 - image for image in images], texts)
+    for name, (images, texts) in real_lines_if_there(args.realdata, 300, 0).items():
+        # Pasted dark on white; the transforms assume bright ink like the caches.
+        sets[f"real {name}"] = ([255 - image for image in images], texts)
 
     recognizer = Recognizer.from_pretrained(
         args.model, deskew=not args.no_deskew, deslant=not args.no_deslant

@@ -17,6 +17,7 @@ dithered (Floyd-Steinberg).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -67,7 +68,9 @@ def notebook(tilt: float) -> tuple[np.ndarray, str]:
     return ruled, "\n".join(truths)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    # No options, but ``--help`` should say what this runs rather than run it.
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     recognizer = Recognizer.from_pretrained()
     truths = [TRUTHS[name] for name in SAMPLE_NAMES]
     rules(recognizer, truths)

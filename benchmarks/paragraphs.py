@@ -56,6 +56,7 @@ edge ratio (``segmentation.sideways_evidence``: over 1 is a page on its side);
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -64,6 +65,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from text_recognizer.data.synthetic_paragraphs import (
     LineMaterial,
@@ -163,16 +165,22 @@ def read_turn(result: Result) -> int | None:
     return round(float(np.degrees(np.arctan2(dy, dx))) / 90) % 4 * 90
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
-    parser.add_argument("--iam", type=Path, help="IAM's iamdb.zip: its test forms as pages")
-    parser.add_argument("--folder", type=Path, help="your pages: images and labels.jsonl")
-    parser.add_argument("--page-xml", type=Path, help="transcribed pages: a PAGE XML export")
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group()  # one source of pages, not the first given
+    source.add_argument("--iam", type=Path, help="IAM's iamdb.zip: its test forms as pages")
+    source.add_argument("--folder", type=Path, help="your pages: images and labels.jsonl")
+    source.add_argument("--page-xml", type=Path, help="transcribed pages: a PAGE XML export")
+    source.add_argument(
         "--line-folder", type=Path, help="compose pages of a labelled folder's line images"
     )
-    parser.add_argument("--pages", type=int, default=100)
+    parser.add_argument(
+        "--pages",
+        type=int,
+        help="pages composed (default 100); of --iam, --folder or --page-xml: the first N "
+        "(default: all)",
+    )
     parser.add_argument("--lines", type=int, default=6, help="lines per synthetic page")
     parser.add_argument("--tilt", type=float, default=2.0, help="largest tilt, degrees")
     parser.add_argument(
@@ -213,7 +221,7 @@ def main() -> None:
     parser.add_argument(
         "--evidence-only", action="store_true", help="only the pages' edge ratios: read nothing"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     turns = [180] if args.turned else args.turn
     orientations = args.orientation or ["any" if args.upside_down else "sideways"]
 
@@ -229,12 +237,15 @@ def main() -> None:
         material = folder_lines(args.line_folder) if args.line_folder else synthetic_lines()
         low, high = args.spacing
         layout = PageLayout((args.lines, args.lines), (low, high), args.tilt, args.scale)
-        pages = composed(material, args.pages, layout, args.seed)
+        pages = composed(material, args.pages or 100, layout, args.seed)
+    if args.pages is not None:
+        pages = itertools.islice(pages, args.pages)
     tally = {(o, turn): Tally() for turn in turns for o in orientations}
     ratios: dict[int, list[float]] = {turn: [] for turn in turns}
     truths = []
     labels = []
-    for page, lines, texts in pages:
+    # IAM's test forms take minutes: show that pages are being read.
+    for page, lines, texts in tqdm(pages, desc="pages", unit="page", leave=False):
         truths.append("\n".join(texts))
         if not composing:  # composed pages are scaled as they are composed
             page = scale_page(page, args.scale)
@@ -247,6 +258,8 @@ def main() -> None:
                 continue
             for orientation, recognizer in recognizers.items():
                 tally[orientation, turn].read(recognizer, given, given_lines, len(texts), turn)
+    if not truths:
+        raise SystemExit("no pages to read: the source holds none, or --pages is 0")
     if args.write_folder:
         (args.write_folder / "labels.jsonl").write_text("".join(labels))
     count = len(truths)

@@ -110,6 +110,21 @@ def real_lines(
     return sets
 
 
+def real_lines_if_there(
+    realdata: Path, lines: int, seed: int
+) -> dict[str, tuple[list[np.ndarray], list[str]]]:
+    """:func:`real_lines` where ``realdata`` is a folder; else none, saying so on stderr,
+    so that a table missing its real rows is not read as the whole one."""
+    if not realdata.is_dir():
+        print(
+            f"note: no real data at {realdata}: the rows of real characters are left out; "
+            "pass --realdata pointing at shared/realdata to add them",
+            file=sys.stderr,
+        )
+        return {}
+    return real_lines(realdata, lines, seed)
+
+
 def confusions(predictions: list[str], texts: list[str], top: int) -> list[list[object]]:
     """The commonest edits from truth to reading, ``[truth, read, count]`` ("" for an
     inserted or deleted character): which errors are shapes alike, which spacing."""

@@ -26,6 +26,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -75,16 +76,22 @@ def post(connection: http.client.HTTPConnection, payload: bytes) -> dict:
 def start_server(port: int, *options: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "text_recognizer.cli", "serve", "--port", str(port)]
     command += options
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/api/health")
-            connection.getresponse().read()
-            return server
-        except OSError:
-            time.sleep(0.2)
+    # A file, not a pipe: a pipe nobody reads would stall a chatty server.
+    with tempfile.TemporaryFile() as errors:
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if server.poll() is not None:  # e.g. the `serve` extra is not installed
+                errors.seek(0)
+                said = errors.read().decode(errors="replace").strip()
+                raise SystemExit(f"{' '.join(command)} stopped (exit {server.returncode}):\n{said}")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                connection.request("GET", "/api/health")
+                connection.getresponse().read()
+                return server
+            except OSError:
+                time.sleep(0.2)
     server.kill()
     raise RuntimeError("the server did not start in 60 s")
 

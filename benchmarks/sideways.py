@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from paragraphs import read_turn, synthetic_lines
 from realdata_chars import DEFAULT_REALDATA, _mnist_labels
-from realdata_lines import real_lines
+from realdata_lines import real_lines_if_there
 
 from text_recognizer.images import load_image
 from text_recognizer.labels import read_labels
@@ -50,22 +50,22 @@ def sets(realdata: Path, limit: int, chars: bool) -> dict[str, Set]:
             [row.text for row in rows],
             kind == "lines",
         )
-    if realdata.is_dir():
-        for name, (lines, line_texts) in real_lines(realdata, min(limit, 300), 0).items():
-            out[f"real {name} lines"] = (lines, line_texts, True)
-        if not chars:
-            return out
-        with np.load(realdata / "mnist_5k.npz") as data:
-            digits, labels = _mnist_labels(data["images"], data["labels"])
-        with np.load(realdata / "nist_sd19_vowels.npz") as data:
-            vowels, vowel_labels = data["images"], data["labels"]
-        for name, chars, char_texts in (("MNIST", digits, labels), ("NIST", vowels, vowel_labels)):
-            keep = np.linspace(0, len(chars) - 1, min(limit, len(chars))).astype(int)
-            out[f"real {name} chars"] = (
-                [chars[i] for i in keep],
-                [str(char_texts[i]) for i in keep],
-                False,
-            )
+    real = real_lines_if_there(realdata, min(limit, 300), 0)
+    for name, (lines, line_texts) in real.items():
+        out[f"real {name} lines"] = (lines, line_texts, True)
+    if not real or not chars:
+        return out
+    with np.load(realdata / "mnist_5k.npz") as data:
+        digits, labels = _mnist_labels(data["images"], data["labels"])
+    with np.load(realdata / "nist_sd19_vowels.npz") as data:
+        vowels, vowel_labels = data["images"], data["labels"]
+    for name, chars, char_texts in (("MNIST", digits, labels), ("NIST", vowels, vowel_labels)):
+        keep = np.linspace(0, len(chars) - 1, min(limit, len(chars))).astype(int)
+        out[f"real {name} chars"] = (
+            [chars[i] for i in keep],
+            [str(char_texts[i]) for i in keep],
+            False,
+        )
     return out
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from line_confidence import split_sets
-from realdata_lines import real_lines
+from realdata_lines import real_lines_if_there
 from unseen_hands import find_fonts, render_hand
 from width_sensitivity import add_set_arguments
 
@@ -86,20 +86,22 @@ def read_all(model: Model, lines: list[np.ndarray]) -> dict[tuple[float, str], l
     return readings
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_set_arguments(parser)
     parser.add_argument("--fonts", type=Path, help="a folder of unseen handwriting fonts")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    fonts = find_fonts(args.fonts) if args.fonts else []
+    if args.fonts and not fonts:  # before the splits are read, not as a row of 0 lines
+        parser.error(f"no usable fonts under {args.fonts}")
 
     model = Recognizer.from_pretrained(args.model).models["line"]
     height = int(model.meta["input_height"])
     sets = split_sets(args.num_train, args.seed)
-    if args.realdata.is_dir():
-        sets |= {f"real {k}": v for k, v in real_lines(args.realdata, 300, 0).items()}
-    if args.fonts:
+    sets |= {f"real {k}": v for k, v in real_lines_if_there(args.realdata, 300, 0).items()}
+    if fonts:
         images, texts = [], []
-        for font in find_fonts(args.fonts):
+        for font in fonts:
             hand = render_hand(font, 40, 0)
             images += hand[0]
             texts += hand[1]

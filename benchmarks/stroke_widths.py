@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from realdata_lines import real_lines
+from realdata_lines import real_lines_if_there
 from width_sensitivity import add_set_arguments, synthetic_sets
 
 from text_recognizer.data.augment import thin_strokes
@@ -58,9 +58,8 @@ def main() -> None:
     sets["test, fine pen 1 px"] = [thin_strokes(im, fine, (1.0, 1.0)) for im in sets["test"]]
     demo = ASSETS_DIR / "samples" / "lines"
     sets["demo lines"] = [load_image(row.image) for row in read_labels(demo)]
-    if args.realdata.is_dir():
-        for name, (images, _) in real_lines(args.realdata, 300, 0).items():
-            sets[f"real {name}"] = images
+    for name, (images, _) in real_lines_if_there(args.realdata, 300, 0).items():
+        sets[f"real {name}"] = images
 
     print("| set | lines | stroke px: 10th percentile | median | 90th percentile |")
     print("|---|---:|---:|---:|---:|")

@@ -31,7 +31,7 @@ from rapidfuzz.distance import Levenshtein
 
 sys.path.insert(0, str(Path(__file__).parent))
 from line_confidence import split_sets
-from realdata_lines import real_lines
+from realdata_lines import real_lines_if_there
 from width_sensitivity import add_set_arguments
 
 from text_recognizer.charset import Charset
@@ -92,8 +92,7 @@ def main() -> None:
 
     recognizer = Recognizer.from_pretrained(args.model)
     sets = split_sets(args.num_train, args.seed)
-    if args.realdata.is_dir():
-        sets |= {f"real {k}": v for k, v in real_lines(args.realdata, 300, 0).items()}
+    sets |= {f"real {k}": v for k, v in real_lines_if_there(args.realdata, 300, 0).items()}
     print(f"factors {' / '.join(f'{f:g}' for f in args.factors)}\n")
     print(f"| set | {' | '.join(RULES)} |\n|---|{'---:|' * len(RULES)}")
     for name, (images, truths) in sets.items():

@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from realdata_chars import DEFAULT_REALDATA
-from realdata_lines import real_lines
+from realdata_lines import real_lines_if_there
 
 from text_recognizer.data.cache import read_h5
 from text_recognizer.data.synthetic_lines import SyntheticLines
@@ -70,8 +70,7 @@ def main() -> None:
     recognizer = Recognizer.from_pretrained(args.model)
     searching = Recognizer.from_pretrained(args.model, width_search=True)
     sets = synthetic_sets(args.num_train, args.seed)
-    if args.realdata.is_dir():
-        sets |= {f"real: {k}": v for k, v in real_lines(args.realdata, 300, 0).items()}
+    sets |= {f"real: {k}": v for k, v in real_lines_if_there(args.realdata, 300, 0).items()}
     columns = [f"x{f:g}" for f in args.factors] + (["width search"] if args.width_search else [])
     print(f"| set | lines | {' | '.join(columns)} |")
     print(f"|---|---:|{'---:|' * len(columns)}")

@@ -60,14 +60,14 @@ def assemble(
     return (255 - np.clip(bright, 0, 255)).astype(np.uint8), spans, " ".join(texts)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=300)
     parser.add_argument("--model", default="default")
-    parser.add_argument("--margin", type=float, nargs="*", default=[alignment.WORD_MARGIN])
+    parser.add_argument("--margin", type=float, nargs="+", default=[alignment.WORD_MARGIN])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     renderer = LineRenderer(list_fonts("test"), list_faces("test"), texture_seed=args.seed)
     sentences = SentenceGenerator(max_length=40, seed=args.seed)
     rng = np.random.default_rng(args.seed)
