@@ -117,6 +117,22 @@ class LastCheckpoint(lc.ModelCheckpoint):
             self._save(trainer)
 
 
+class ConfigRecord(L.Callback):
+    """Save the run's resolved config in every checkpoint, so that a resume can compare it
+    with ``config.yaml``: an edit there (a learning rate, a batch size) would otherwise be
+    ignored by the restored optimizer, or mix two configs in one run, without a word."""
+
+    KEY = "experiment_config"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint[self.KEY] = self.config
+
+
 class RngStateCallback(L.Callback):
     """Save and restore Python, NumPy and torch RNG states with every checkpoint."""
 
