@@ -773,6 +773,11 @@ RESUMABLE_EDITS = (
     "logger",
 )
 
+#: Schedules whose course does not depend on the run's length: a resume may train such a
+#: run for more (or fewer) epochs or steps. The others are sized from it (one-cycle's
+#: total steps, cosine's T_max, multistep's default milestones).
+LENGTH_FREE_SCHEDULES = ("none", "step", "plateau")
+
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict) and value:
@@ -802,18 +807,21 @@ def _refuse_edited_config(config: ExperimentConfig, trained: dict[str, Any], run
     since) are not compared.
     """
     now = config.model_dump(mode="json")
+    allowed = RESUMABLE_EDITS
+    if config.scheduler.name in LENGTH_FREE_SCHEDULES:
+        allowed += ("trainer.max_epochs", "trainer.max_steps")
     changed = [
         f"{key}: {value!r} -> {_lookup(now, key)!r}"
         for key, value in _flatten(trained).items()
         if _lookup(now, key) != value
-        and not any(key == edit or key.startswith(f"{edit}.") for edit in RESUMABLE_EDITS)
+        and not any(key == edit or key.startswith(f"{edit}.") for edit in allowed)
     ]
     if changed:
         config_file = run_dir / "config.yaml"
         raise ConfigError(
             f"cannot resume: {config_file} was edited since its last checkpoint was saved "
             f"({'; '.join(changed)}), and an exact resume trains the config the run started "
-            f"with: undo the edit (only {', '.join(RESUMABLE_EDITS)} may change), or train "
+            f"with: undo the edit (only {', '.join(allowed)} may change), or train "
             f"on in a new run from its weights: text-recognizer train {config_file} "
             f"--set init.weights={run_dir}"
         )
