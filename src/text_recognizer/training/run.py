@@ -807,7 +807,7 @@ def _refuse_edited_config(config: ExperimentConfig, trained: dict[str, Any], run
     since) are not compared.
     """
     now = config.model_dump(mode="json")
-    allowed = RESUMABLE_EDITS
+    allowed: tuple[str, ...] = RESUMABLE_EDITS
     if config.scheduler.name in LENGTH_FREE_SCHEDULES:
         allowed += ("trainer.max_epochs", "trainer.max_steps")
     changed = [
