@@ -419,3 +419,79 @@ def test_cli_resume_last_continues_the_newest_run_of_the_config(
         app, ["train", str(config_file), "--resume", "last", "--set", "optimizer.lr=1"]
     )
     assert result.exit_code == 1 and "exact resume takes the run's own config" in result.output
+
+
+def one_epoch(config: dict) -> dict:
+    return {**config, "trainer": {**config["trainer"], "max_epochs": 1}}
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        # The restored optimizer kept its own learning rate: the edit was silently ignored.
+        ({"optimizer": {"name": "adamw", "lr": 0.02}}, r"optimizer\.lr: 0\.01 -> 0\.02"),
+        # The data position counted batches of the old size: the run skipped half an epoch.
+        ({"data": {**CONFIG["data"], "batch_size": 32}}, r"data\.batch_size: 16 -> 32"),
+    ],
+    ids=["lr", "batch-size"],
+)
+def test_resuming_a_run_whose_config_yaml_was_edited_names_the_edit(
+    edit: dict, named: str, tiny_chars: str, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    run_experiment(parse_config(one_epoch(CONFIG)), run_dir=run_dir)
+    config_file = run_dir / "config.yaml"
+    config_file.write_text(yaml.safe_dump({**yaml.safe_load(config_file.read_text()), **edit}))
+    with pytest.raises(ConfigError, match=rf"config\.yaml was edited .*{named}.*init\.weights="):
+        resume_run(run_dir)
+
+
+def test_resuming_with_more_max_time_is_not_an_edit(tiny_chars: str, tmp_path: Path) -> None:
+    """``trainer.max_time`` is how a run that it stopped is given more time."""
+    run_dir = tmp_path / "run"
+    trained = run_experiment(parse_config(one_epoch(CONFIG)), run_dir=run_dir)
+    config_file = run_dir / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["trainer"]["max_time"] = "00:01:00:00"
+    config_file.write_text(yaml.safe_dump(config))
+    assert resume_run(run_dir)["global_step"] == trained["global_step"]
+
+
+def test_a_resume_deletes_the_half_written_saves_of_killed_processes(
+    tiny_chars: str, tmp_path: Path
+) -> None:
+    """A process killed while saving leaves its temporary file, as large as a checkpoint;
+    a run killed again and again filled its folder with them."""
+    run_dir = tmp_path / "run"
+    run_experiment(parse_config(one_epoch(CONFIG)), run_dir=run_dir)
+    left = run_dir / "checkpoints" / ".last.ckpt.12345.tmp"
+    left.write_bytes(b"half a checkpoint")
+    resume_run(run_dir)
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+def test_sigterm_before_training_starts_stops_the_run_and_leaves_no_folder(
+    tiny_chars: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside Lightning's fit, SIGTERM killed the process without a word and left a folder
+    with a config.yaml and no checkpoint, which could not be resumed."""
+    build_trainer = run.build_trainer
+
+    def terminated_while_building(*args: object, **kwargs: object) -> L.Trainer:
+        trainer = build_trainer(*args, **kwargs)  # type: ignore[arg-type]
+        os.kill(os.getpid(), signal.SIGTERM)
+        return trainer
+
+    def not_taken(signum: int, frame: object) -> None:  # rather than end pytest's process
+        raise AssertionError("the run left SIGTERM to the handler it found")
+
+    monkeypatch.setattr(run, "build_trainer", terminated_while_building)
+    before = signal.signal(signal.SIGTERM, not_taken)
+    try:
+        with pytest.raises(run.TrainingInterruptedError, match="SIGTERM") as stopped:
+            run_experiment(parse_config(CONFIG), run_dir=tmp_path / "run")
+        assert signal.getsignal(signal.SIGTERM) is not_taken
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert stopped.value.exit_code == 143
+    assert not (tmp_path / "run").exists()

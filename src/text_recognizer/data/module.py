@@ -573,6 +573,13 @@ class BaseDataModule(L.LightningDataModule):
         resume, self._resume = self._resume, None
         return resume
 
+    def augments_in_workers(self) -> bool:
+        """Whether training batches are augmented in loader worker processes: their random
+        numbers then come from the workers' own generators, which no checkpoint holds, so
+        a resumed run augments differently from an unbroken one."""
+        augmented = self.width_stretch is not None or self.page_cuts > 0 or self.fine_pens > 0
+        return self.kind == "line" and augmented and self.num_workers > 0
+
     def empty_split(self, split: str) -> str | None:
         """Why ``split`` holds nothing and what to do, where that is known before the split
         is built (a folder's labels); ``None``: it holds something, or it is not known."""

@@ -117,6 +117,22 @@ class LastCheckpoint(lc.ModelCheckpoint):
             self._save(trainer)
 
 
+class ConfigRecord(L.Callback):
+    """Save the run's resolved config in every checkpoint, so that a resume can compare it
+    with ``config.yaml``: an edit there (a learning rate, a batch size) would otherwise be
+    ignored by the restored optimizer, or mix two configs in one run, without a word."""
+
+    KEY = "experiment_config"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint[self.KEY] = self.config
+
+
 class RngStateCallback(L.Callback):
     """Save and restore Python, NumPy and torch RNG states with every checkpoint."""
 
@@ -190,7 +206,16 @@ class DataPositionCallback(L.Callback):
         position = checkpoint.get("data_position")
         if position is not None:
             self.position = dict(position)
-        resume_at = getattr(getattr(trainer, "datamodule", None), "resume_at", None)
+        datamodule = getattr(trainer, "datamodule", None)
+        if position is not None and getattr(datamodule, "augments_in_workers", bool)():
+            log.warning(
+                "resuming a run whose training lines are augmented in %d loader workers: "
+                "their random numbers come from the workers' own generators, which the "
+                "checkpoint cannot hold, so from here the augmentation (and the weights) "
+                "differ from an unbroken run's; data.num_workers: 0 resumes exactly",
+                datamodule.num_workers,  # type: ignore[union-attr]
+            )
+        resume_at = getattr(datamodule, "resume_at", None)
         if position is None or resume_at is None:
             return
         if position["batches"] > 0 and trainer.world_size > 1:

@@ -15,8 +15,10 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -40,6 +42,7 @@ from text_recognizer.networks import NETWORKS
 from text_recognizer.paths import runs_dir
 from text_recognizer.training.callbacks import (
     AtomicCheckpointIO,
+    ConfigRecord,
     DataPositionCallback,
     LastCheckpoint,
     MaxTimeForecast,
@@ -206,6 +209,7 @@ def build_callbacks(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]
             else timedelta(minutes=cb.checkpoint.last_every_minutes),
         ),
         DataPositionCallback(),  # with it a mid-epoch last.ckpt resumes exactly
+        ConfigRecord(config.model_dump(mode="json")),
         RngStateCallback(),
         TrainingTimeCallback(),
         MaxTimeForecast(fit=cb.fit_to_max_time),
@@ -453,7 +457,9 @@ def run_experiment(
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        with run_lock(run_dir):
+        with _sigterm_stops(run_dir, last), run_lock(run_dir):
+            if _is_rank_zero():
+                _remove_unfinished_saves(run_dir)
             return _train_and_test(config, run_dir, last, resume, callbacks)
     except BaseException:
         # A run that failed before it trained (a bad dataset argument, a setting Lightning
@@ -462,6 +468,37 @@ def run_experiment(
         if created and not _trained_anything(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def _sigterm_stops(run_dir: Path, last: Path) -> Iterator[None]:
+    """SIGTERM stops the run as Ctrl-C does outside ``fit`` and ``test`` too (preparing the
+    data, building the trainer), where Lightning's handler is not installed: the process
+    died there with no word, and left a folder with a config.yaml and no checkpoint, which
+    could not be resumed. While Lightning's handler is installed it calls this one after
+    its own, and stops the run itself."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # a sweep's trial in a thread: signals are not ours to take
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        if signal.getsignal(signal.SIGTERM) is stop:  # not called by Lightning's handler
+            raise TrainingInterruptedError(run_dir, last, sigterm=True)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _remove_unfinished_saves(run_dir: Path) -> None:
+    """Delete the temporary files of checkpoint saves a killed process left half-written
+    (``AtomicCheckpointIO``): each is as large as a checkpoint, and a run killed again and
+    again would fill its disk with them. Called with the run folder's lock held, so no save
+    of another process is under way."""
+    for unfinished in (run_dir / "checkpoints").glob(".*.ckpt.*.tmp"):
+        unfinished.unlink(missing_ok=True)
 
 
 def _trained_anything(run_dir: Path) -> bool:
@@ -517,7 +554,11 @@ def _train_and_test(
     callbacks: Sequence[L.Callback],
 ) -> dict[str, Any]:
     """``run_experiment``'s work, inside the run folder's lock; ``resume``: from ``last``."""
-    resume_step = _checkpoint_step(last, run_dir) if resume else None  # unreadable: say so now
+    resume_step = None
+    if resume:  # an unreadable checkpoint or an edited config.yaml: say so now
+        resume_step, trained_config = _resume_point(last, run_dir)
+        if trained_config is not None:
+            _refuse_edited_config(config, trained_config, run_dir)
     # The code that trains: a checkout may move on (a commit, a merge) while a run trains.
     code = {"git_commit": git_commit(), "git_dirty": git_dirty()}
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -700,14 +741,90 @@ def _ended_by(trainer: L.Trainer) -> str:
 
 
 def _checkpoint_step(last: Path, run_dir: Path) -> int:
+    return _resume_point(last, run_dir)[0]
+
+
+def _resume_point(last: Path, run_dir: Path) -> tuple[int, dict[str, Any] | None]:
+    """The global step ``last`` holds and the config it was trained with (``None`` in a
+    checkpoint written before checkpoints held it), or why it cannot be read."""
     try:
-        return int(torch.load(last, map_location="cpu", weights_only=True)["global_step"])
+        checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+        return int(checkpoint["global_step"]), checkpoint.get(ConfigRecord.KEY)
     except Exception as error:  # truncated, empty or not a checkpoint: torch raises many kinds
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConfigError(
             f"cannot resume: {last} is unreadable ({reason}); it was cut short or damaged. "
-            f"Start a new run from the weights trained so far: --set init.weights={run_dir}"
+            f"Start a new run from the run's best checkpoint: text-recognizer train "
+            f"{run_dir / 'config.yaml'} --set init.weights={run_dir}"
         ) from None
+
+
+#: Keys of ``config.yaml`` a resume may find changed: they change where or how fast a run
+#: trains, or what it reports, not what it computes (``trainer.max_time``: the documented
+#: way to give a run stopped by it more time).
+RESUMABLE_EDITS = (
+    "trainer.max_time",
+    "trainer.num_threads",
+    "data.num_workers",
+    "data.args.build_workers",
+    "data.args.root",
+    "callbacks.progress_bar",
+    "callbacks.checkpoint.last_every_minutes",
+    "logger",
+)
+
+#: Schedules whose course does not depend on the run's length: a resume may train such a
+#: run for more (or fewer) epochs or steps. The others are sized from it (one-cycle's
+#: total steps, cosine's T_max, multistep's default milestones).
+LENGTH_FREE_SCHEDULES = ("none", "step", "plateau")
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+def _lookup(config: dict[str, Any], dotted: str) -> Any:
+    """The value (or section) at ``dotted``; None where a section on the way is None."""
+    value: Any = config
+    for part in dotted.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _refuse_edited_config(config: ExperimentConfig, trained: dict[str, Any], run_dir: Path) -> None:
+    """A ``ConfigError`` naming what ``config.yaml`` changed since the checkpoint was saved.
+
+    The checkpoint's optimizer and schedule would silently keep their own learning rate,
+    and a new batch size or dataset would start the data at the wrong place, so the run
+    would train neither config. Keys the checkpoint's config lacks (added to the schema
+    since) are not compared.
+    """
+    now = config.model_dump(mode="json")
+    allowed: tuple[str, ...] = RESUMABLE_EDITS
+    if config.scheduler.name in LENGTH_FREE_SCHEDULES:
+        allowed += ("trainer.max_epochs", "trainer.max_steps")
+    changed = [
+        f"{key}: {value!r} -> {_lookup(now, key)!r}"
+        for key, value in _flatten(trained).items()
+        if _lookup(now, key) != value
+        and not any(key == edit or key.startswith(f"{edit}.") for edit in allowed)
+    ]
+    if changed:
+        config_file = run_dir / "config.yaml"
+        raise ConfigError(
+            f"cannot resume: {config_file} was edited since its last checkpoint was saved "
+            f"({'; '.join(changed)}), and an exact resume trains the config the run started "
+            f"with: undo the edit (only {', '.join(allowed)} may change), or train "
+            f"on in a new run from its weights: text-recognizer train {config_file} "
+            f"--set init.weights={run_dir}"
+        )
 
 
 class TrainingInterruptedError(TextRecognizerError):
