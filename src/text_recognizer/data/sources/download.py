@@ -444,13 +444,13 @@ def _fetch(
                         else f"{url} does not resume downloads (it sent the whole file)",
                     )
         if response is None:
+            offset = 0
             response = opener.open(_request(url, headers), timeout=timeout)
         with response:
-            resuming = response.status == 206
+            resuming = offset > 0 and response.status == 206  # checked to start at offset
             length = response.headers.get("Content-Length")
             size = int(length) if length is not None and length.isdigit() else None
             if resuming:
-                assert resume is not None  # only a ranged request is answered with 206
                 digest = _digest(dest)  # the checksum is over the whole file
                 received = offset
                 expected = None if size is None else offset + size
