@@ -592,3 +592,30 @@ def test_ctrl_c_keeps_the_bytes_of_a_resumable_download(
     remote = RemoteFile("a.bin", PAYLOAD_SHA, (http_server.url("/a.bin"),))
     assert download(remote, tmp_path, progress=False).read_bytes() == PAYLOAD
     assert http_server.ranges_asked[-1] == ("bytes=9000-", '"v1"')
+
+
+def test_the_mirror_a_partial_file_came_from_is_asked_first_and_only_it(
+    http_server: LocalServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another server's ETag means nothing to this one: only the partial file's own mirror
+    can continue it, so it goes first; once it is no mirror, the file starts over."""
+    first = http_server.add("/first/a.bin", PAYLOAD, ranges=True, etag='"1"')
+    second = http_server.add("/second/a.bin", PAYLOAD, ranges=True, etag='"2"', cut_after=6000)
+    with pytest.raises(DataError, match="kept in"):
+        download(RemoteFile("a.bin", PAYLOAD_SHA, (second,)), tmp_path, progress=False)
+    http_server.routes["/second/a.bin"].cut_after = None
+    download(RemoteFile("a.bin", PAYLOAD_SHA, (first, second)), tmp_path, progress=False)
+    assert http_server.hits == {"/second/a.bin": 2}
+    assert http_server.ranges_asked[-1] == ("bytes=6000-", '"2"')
+
+    (tmp_path / "a.bin").unlink()
+    http_server.routes["/second/a.bin"].cut_after = 6000
+    with pytest.raises(DataError, match="kept in"):
+        download(RemoteFile("a.bin", PAYLOAD_SHA, (second,)), tmp_path, progress=False)
+    with caplog.at_level(logging.WARNING, logger="text_recognizer"):
+        download(RemoteFile("a.bin", PAYLOAD_SHA, (first,)), tmp_path, progress=False)
+    assert f"starting over, the partial download came from {second}, no longer a mirror" in (
+        caplog.text
+    )
+    assert http_server.ranges_asked[-1] == (None, None)
+    assert leftovers(tmp_path) == ["a.bin"]
