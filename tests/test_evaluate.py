@@ -388,3 +388,66 @@ def test_cli_says_when_the_report_cannot_be_written_after_all(
     assert f"error: cannot write {out} (No space left on device); the figures are printed" in (
         " ".join(result.stderr.split())
     )
+
+
+@pytest.fixture
+def nothing_counted_or_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counting an LM or building a dataset fails the test: what is refused must be refused
+    before either (the default LM took ~40 s to count before the refusal)."""
+    import text_recognizer.decoding.decoder as decoder_module
+
+    def counted(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an LM was counted before the options were refused")
+
+    def built(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a dataset was built before the options were refused")
+
+    monkeypatch.setattr(decoder_module, "open_lm", counted)
+    monkeypatch.setattr(DATASETS, "build", built)
+
+
+@pytest.mark.usefixtures("nothing_counted_or_built")
+@pytest.mark.parametrize("options", [["--beam", "4", "--lm", "default"], ["--beam", "2"]])
+def test_cli_refuses_line_decoding_for_characters_before_counting_an_lm(
+    options: list[str],
+) -> None:
+    from text_recognizer.paths import MODELS_DIR, SAMPLES_DIR
+
+    for model, data, why in (
+        ("default", ["--data", "synthetic_chars"], "synthetic_chars holds characters"),
+        ("default", ["--data", "emnist"], "emnist holds characters"),
+        (  # the model's kind from its .json: a bundled name, or an exported file
+            "char",
+            ["--data", "folder", "--data-arg", f"path={SAMPLES_DIR / 'lines'}"],
+            "char is a character model",
+        ),
+        (
+            str(MODELS_DIR / "char.onnx"),
+            ["--data", "emnist_lines"],
+            f"{MODELS_DIR / 'char.onnx'} is a character model",
+        ),
+    ):
+        result = runner.invoke(app, ["evaluate", model, *data, *options])
+        assert result.exit_code == 1, result.output
+        message = " ".join(result.output.split())
+        assert f"beam search and LMs decode lines, and {why}" in message
+        assert "leave out the beam search and the LM (--beam, --lm)" in message
+
+
+@pytest.mark.usefixtures("nothing_counted_or_built")
+def test_a_character_run_refuses_an_lm_before_counting_it(
+    tiny_char_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's own dataset, told from its config, holds characters."""
+    from tests.training.fakes import TinyChars
+
+    monkeypatch.setitem(DATASETS._entries, "tiny_chars_session", TinyChars)
+    result = runner.invoke(app, ["evaluate", str(tiny_char_run), "--beam", "4", "--lm", "default"])
+    assert result.exit_code == 1, result.output
+    assert "tiny_chars_session holds characters" in result.output
+    # Scored on a line dataset, the run is still a character model.
+    result = runner.invoke(
+        app, ["evaluate", str(tiny_char_run), "--data", "emnist_lines", "--beam", "4"]
+    )
+    assert result.exit_code == 1, result.output
+    assert f"{tiny_char_run} is a character model" in " ".join(result.output.split())

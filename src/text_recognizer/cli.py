@@ -1173,6 +1173,7 @@ def evaluate(
     synthetic_paragraphs, or a folder with --data-arg kind=paragraph) are read as
     recognize --kind paragraph reads them, and the lines found are counted."""
     from text_recognizer.decoding.decoder import CtcDecoder
+    from text_recognizer.evaluate import check_evaluation
     from text_recognizer.evaluate import evaluate as run_evaluation
     from text_recognizer.files import check_writable
 
@@ -1180,6 +1181,7 @@ def evaluate(
         if output is not None:
             check_writable(output)  # not after the whole evaluation has run
         args = _data_args(data_arg)
+        check_evaluation(model, data, args, beam, lm)  # before an LM is counted (~40 s)
         decoder = CtcDecoder.from_options(beam, lm, lm_weight)
         report = run_evaluation(
             model,

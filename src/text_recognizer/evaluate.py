@@ -353,6 +353,83 @@ def run_data(source: str | Path) -> tuple[str, dict[str, Any], int] | None:
     return config.data.name, config.data.args, config.seed
 
 
+def check_evaluation(
+    source: str | Path,
+    data: str | None,
+    data_args: dict[str, Any] | None = None,
+    beam_size: int = 1,
+    lm: object = None,
+) -> str:
+    """Refuse what can be refused before an evaluation costs anything, and return the
+    dataset's name (``data``, else the run's own).
+
+    A model that does not exist, no dataset to score on, and a beam search or an LM for
+    characters (which are read by their likeliest class) are said at once: the command
+    line counts its character LM (~40 s for ``--lm default``) before evaluating, and a
+    dataset may build its cache. The kinds are told from descriptions only (a dataset's
+    name and arguments, a run's config, an exported model's ``.json``); where they cannot
+    be, the loaded model and dataset are checked again later.
+    """
+    from text_recognizer.recognizer import bundled_names
+
+    if not Path(source).exists() and str(source) not in bundled_names():
+        raise ConfigError(
+            f"{source} does not exist: name a run folder, a .ckpt, an exported .onnx (its "
+            f".json beside it) or a bundled model ({', '.join(bundled_names())})"
+        )
+    trained_on = run_data(source)
+    data = data or (trained_on[0] if trained_on else None)
+    if data is None:
+        raise ConfigError(f"{source} is not a run folder: name the dataset to evaluate on (--data)")
+    if beam_size == 1 and lm is None:
+        return data
+    chars = (
+        f"{data} holds characters"
+        if dataset_kind(data, data_args or {}) == "char"
+        else f"{source} is a character model"
+        if model_kind(source) == "char"
+        else None
+    )
+    if chars is not None:
+        raise ConfigError(
+            f"beam search and LMs decode lines, and {chars} (each read as its likeliest "
+            "class): leave out the beam search and the LM (--beam, --lm)"
+        )
+    return data
+
+
+def dataset_kind(data: str, args: dict[str, Any]) -> str | None:
+    """What dataset ``data`` built with ``args`` holds ("char", "line", "paragraph"), told
+    without building it; None for a dataset there is none of (said when it is built)."""
+    from text_recognizer.data import DATASETS
+
+    if data not in DATASETS:
+        return None
+    kind = _kind_arg(data, args)  # a folder's is an argument
+    return str(kind) if kind is not None else getattr(DATASETS.get(data), "kind", None)
+
+
+def model_kind(source: str | Path) -> str | None:
+    """What model ``source`` reads, told from its description without loading it: an
+    exported or bundled model's ``.json``, a run's config (the kind of its dataset). None
+    where it cannot be told, or the bundled ``default``, which reads every kind."""
+    from text_recognizer.paths import MODELS_DIR
+
+    path = Path(source)
+    if path.suffix.lower() == ".onnx":
+        meta_file = path.with_suffix(".json")
+    elif not path.exists() and (MODELS_DIR / f"{source}.json").is_file():
+        meta_file = MODELS_DIR / f"{source}.json"
+    else:
+        trained_on = run_data(source)
+        return dataset_kind(trained_on[0], trained_on[1]) if trained_on else None
+    try:
+        kind = json.loads(meta_file.read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):  # said as such when the model is opened
+        return None
+    return kind if isinstance(kind, str) else None
+
+
 def _kind_arg(data: str, args: dict[str, Any]) -> Any:
     """The ``kind`` argument ``args`` give dataset ``data`` (a folder's), or its default."""
     from text_recognizer.data import DATASETS
@@ -387,18 +464,9 @@ def evaluate(
 
     if split not in (*SPLITS, "all"):
         raise ConfigError(f"split must be train, val, test or all, not {split!r}")
-    from text_recognizer.recognizer import bundled_names
-
     decoder = decoder or CtcDecoder()
-    if not Path(source).exists() and str(source) not in bundled_names():
-        raise ConfigError(
-            f"{source} does not exist: name a run folder, a .ckpt, an exported .onnx (its "
-            f".json beside it) or a bundled model ({', '.join(bundled_names())})"
-        )
+    data = check_evaluation(source, data, data_args, decoder.beam_size, decoder.lm)
     trained_on = run_data(source)
-    data = data or (trained_on[0] if trained_on else None)
-    if data is None:
-        raise ConfigError(f"{source} is not a run folder: name the dataset to evaluate on (--data)")
     # A folder of pages is no folder of lines: the run's line arguments (its augmentations,
     # rehearsal) would be refused for pages the user gave none of.
     same_data = (

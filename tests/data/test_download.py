@@ -377,3 +377,245 @@ def test_ctrl_c_during_a_download_stops_quietly_and_leaves_nothing(
     assert process.returncode == 130, err
     assert "Traceback" not in err
     assert leftovers(tmp_path / "emnist") == []
+
+
+def part_files(folder: Path) -> list[str]:
+    return [name for name in leftovers(folder) if ".part" in name]
+
+
+def stopped_part(folder: Path, name: str = "a.bin") -> Path:
+    """The partial file name of a download on this host whose process has ended."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return folder / f".{name}.{socket.gethostname()}.{int(done.stdout)}.part"
+
+
+@pytest.mark.parametrize(
+    "version", [{"etag": '"v1"'}, {"last_modified": "Mon, 07 Dec 2026 10:00:00 GMT"}]
+)
+def test_a_cut_transfer_resumes_from_where_it_stopped(
+    http_server: LocalServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    version: dict[str, str],
+) -> None:  # fmt: skip
+    """A dropped connection at 6000 of 10240 bytes: the next call asks for the rest only
+    (If-Range: the version the first part came from) and ends with the right file."""
+    url = http_server.add("/a.bin", PAYLOAD, ranges=True, cut_after=6000, **version)
+    remote = RemoteFile("a.bin", PAYLOAD_SHA, (url,))
+    with pytest.raises(DataError, match="truncated transfer: got 6000 of 10240 bytes") as error:
+        download(remote, tmp_path, progress=False)
+    (part,) = [name for name in part_files(tmp_path) if name.endswith(".part")]
+    assert (tmp_path / part).read_bytes() == PAYLOAD[:6000]
+    assert part_files(tmp_path) == [part, part + ".json"]  # nothing named like the file
+    assert f"The 6000 bytes received from {url} are kept in {tmp_path / part}" in str(error.value)
+
+    http_server.routes["/a.bin"].cut_after = None
+    assert download(remote, tmp_path, progress=True).read_bytes() == PAYLOAD
+    assert http_server.ranges_asked[-1] == ("bytes=6000-", next(iter(version.values())))
+    assert leftovers(tmp_path) == ["a.bin"]
+    assert "5.86k/10.0k" in capsys.readouterr().err  # the bar starts at the bytes there
+
+
+def test_a_killed_download_is_resumed_by_the_next_process(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    """SIGKILL at 6000 bytes (the process cannot clean up or save anything): the next
+    download, in another process, takes the partial file over and fetches the rest."""
+    http_server.add(
+        "/a.bin", PAYLOAD, ranges=True, etag='"v1"', cut_after=6000, hold_s=30
+    )  # sends 6000 bytes, then nothing while the connection stays open
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from text_recognizer.data.sources.download import RemoteFile, download\n"
+        "download(RemoteFile('a.bin', sys.argv[1], (sys.argv[2],)), Path(sys.argv[3]),"
+        " progress=False)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, PAYLOAD_SHA, http_server.url("/a.bin"), str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    part = tmp_path / f".a.bin.{socket.gethostname()}.{process.pid}.part"
+    try:
+        deadline = time.monotonic() + 30
+        while not (part.exists() and part.stat().st_size == 6000):
+            assert process.poll() is None and time.monotonic() < deadline, "no bytes arrived"
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+    route = http_server.routes["/a.bin"]
+    route.cut_after, route.hold_s = None, 0.0
+    remote = RemoteFile("a.bin", PAYLOAD_SHA, (http_server.url("/a.bin"),))
+    assert download(remote, tmp_path, progress=False).read_bytes() == PAYLOAD
+    assert http_server.ranges_asked[-1] == ("bytes=6000-", '"v1"')
+    assert leftovers(tmp_path) == ["a.bin"]
+
+
+def test_a_server_without_ranges_starts_over_and_says_so(
+    http_server: LocalServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = http_server.add("/a.bin", PAYLOAD, etag='"v1"', cut_after=6000)  # no Range support
+    remote = RemoteFile("a.bin", PAYLOAD_SHA, (url,))
+    with pytest.raises(DataError, match="truncated"):
+        download(remote, tmp_path, progress=False)
+    http_server.routes["/a.bin"].cut_after = None
+    with caplog.at_level(logging.WARNING, logger="text_recognizer"):
+        assert download(remote, tmp_path, progress=False).read_bytes() == PAYLOAD
+    assert http_server.ranges_asked[-1] == ("bytes=6000-", '"v1"')  # asked, got 200
+    assert f"{url} does not resume downloads (it sent the whole file)" in caplog.text
+    assert leftovers(tmp_path) == ["a.bin"]
+
+
+def test_a_file_that_changed_on_the_server_is_fetched_whole(
+    http_server: LocalServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The mirror served an old version when the transfer was cut, the right one now:
+    appending the new version's tail to the old head would give a file that is neither."""
+    old = bytes(reversed(PAYLOAD))
+    url = http_server.add("/a.bin", old, ranges=True, etag='"old"', cut_after=6000)
+    remote = RemoteFile("a.bin", PAYLOAD_SHA, (url,))
+    with pytest.raises(DataError, match="truncated"):
+        download(remote, tmp_path, progress=False)
+    http_server.add("/a.bin", PAYLOAD, ranges=True, etag='"new"')
+    with caplog.at_level(logging.WARNING, logger="text_recognizer"):
+        assert download(remote, tmp_path, progress=False).read_bytes() == PAYLOAD
+    assert http_server.ranges_asked[-1] == ("bytes=6000-", '"old"')
+    assert f"it changed on {url} since the partial download" in caplog.text
+    assert leftovers(tmp_path) == ["a.bin"]
+
+
+def test_a_range_past_the_end_starts_over(
+    http_server: LocalServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A partial file longer than the server's file (HTTP 416) is dropped, not kept."""
+    short = PAYLOAD[:5000]
+    remote = RemoteFile("a.bin", hashlib.sha256(short).hexdigest(), (http_server.url("/a.bin"),))
+    http_server.add("/a.bin", PAYLOAD, ranges=True, etag='"v1"', cut_after=6000)
+    with pytest.raises(DataError, match="truncated"):
+        download(remote, tmp_path, progress=False)
+    http_server.add("/a.bin", short, ranges=True, etag='"v1"')
+    with caplog.at_level(logging.WARNING, logger="text_recognizer"):
+        assert download(remote, tmp_path, progress=False).read_bytes() == short
+    assert "refused to resume a.bin at byte 6000 (HTTP 416): starting over" in caplog.text
+    assert leftovers(tmp_path) == ["a.bin"]
+
+
+def test_a_resumed_file_with_a_wrong_checksum_is_not_kept(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    url = http_server.add("/a.bin", PAYLOAD, ranges=True, etag='"v1"', cut_after=6000)
+    remote = RemoteFile("a.bin", "0" * 64, (url,))
+    with pytest.raises(DataError, match="truncated"):
+        download(remote, tmp_path, progress=False)
+    http_server.routes["/a.bin"].cut_after = None
+    with pytest.raises(
+        DataError, match=rf"sha256 mismatch \(got 10240 bytes, sha256 {PAYLOAD_SHA}"
+    ):
+        download(remote, tmp_path, progress=False)
+    assert leftovers(tmp_path) == []  # whole but wrong: resuming it could never help
+
+
+def test_a_running_download_s_partial_file_is_not_taken_over(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    """Two processes downloading at once: neither touches the other's file."""
+    running = tmp_path / f".a.bin.{socket.gethostname()}.{os.getppid()}.part"
+    running.write_bytes(PAYLOAD[:6000])
+    info = running.with_name(running.name + ".json")
+    url = http_server.add("/a.bin", PAYLOAD, ranges=True, etag='"v1"')
+    info.write_text(
+        f'{{"url": "{url}", "validator": "\\"v1\\"", "sha256": "{PAYLOAD_SHA}", "total": 10240}}'
+    )
+    download(RemoteFile("a.bin", PAYLOAD_SHA, (url,)), tmp_path, progress=False)
+    assert http_server.ranges_asked == [(None, None)]  # from zero
+    assert running.read_bytes() == PAYLOAD[:6000]
+    assert leftovers(tmp_path) == sorted(["a.bin", running.name, info.name])
+
+
+def test_a_whole_partial_file_of_a_stopped_download_is_used_without_network(
+    tmp_path: Path, refused_url: str
+) -> None:
+    """Killed after the last byte but before the rename: only the checksum is left to do."""
+    part = stopped_part(tmp_path)
+    part.write_bytes(PAYLOAD)
+    part.with_name(part.name + ".json").write_text(
+        f'{{"url": "{refused_url}", "validator": "\\"v1\\"", "sha256": "{PAYLOAD_SHA}",'
+        ' "total": 10240}'
+    )
+    path = download(RemoteFile("a.bin", PAYLOAD_SHA, (refused_url,)), tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert leftovers(tmp_path) == ["a.bin"]
+
+
+def test_a_partial_file_without_its_origin_is_deleted_not_resumed(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    part = stopped_part(tmp_path)
+    part.write_bytes(b"x" * 6000)  # killed before its origin was written: unknown bytes
+    url = http_server.add("/a.bin", PAYLOAD, ranges=True, etag='"v1"')
+    assert download(RemoteFile("a.bin", PAYLOAD_SHA, (url,)), tmp_path).read_bytes() == PAYLOAD
+    assert http_server.ranges_asked == [(None, None)]
+    assert leftovers(tmp_path) == ["a.bin"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child is POSIX")
+def test_ctrl_c_keeps_the_bytes_of_a_resumable_download(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    """Ctrl-C at 90 % of a big archive once threw the 90 % away."""
+    http_server.add("/a.bin", PAYLOAD, ranges=True, etag='"v1"', cut_after=9000, hold_s=30)
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from text_recognizer.data.sources.download import RemoteFile, download\n"
+        "download(RemoteFile('a.bin', sys.argv[1], (sys.argv[2],)), Path(sys.argv[3]),"
+        " progress=False)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, PAYLOAD_SHA, http_server.url("/a.bin"), str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    part = tmp_path / f".a.bin.{socket.gethostname()}.{process.pid}.part"
+    try:
+        deadline = time.monotonic() + 30
+        while not (part.exists() and part.stat().st_size == 9000):
+            assert process.poll() is None and time.monotonic() < deadline, "no bytes arrived"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert "KeyboardInterrupt" in err
+    assert f"kept the 9000 bytes of a.bin received so far in {part}" in err
+    route = http_server.routes["/a.bin"]
+    route.cut_after, route.hold_s = None, 0.0
+    remote = RemoteFile("a.bin", PAYLOAD_SHA, (http_server.url("/a.bin"),))
+    assert download(remote, tmp_path, progress=False).read_bytes() == PAYLOAD
+    assert http_server.ranges_asked[-1] == ("bytes=9000-", '"v1"')
+
+
+def test_the_mirror_a_partial_file_came_from_is_asked_first_and_only_it(
+    http_server: LocalServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another server's ETag means nothing to this one: only the partial file's own mirror
+    can continue it, so it goes first; once it is no mirror, the file starts over."""
+    first = http_server.add("/first/a.bin", PAYLOAD, ranges=True, etag='"1"')
+    second = http_server.add("/second/a.bin", PAYLOAD, ranges=True, etag='"2"', cut_after=6000)
+    with pytest.raises(DataError, match="kept in"):
+        download(RemoteFile("a.bin", PAYLOAD_SHA, (second,)), tmp_path, progress=False)
+    http_server.routes["/second/a.bin"].cut_after = None
+    download(RemoteFile("a.bin", PAYLOAD_SHA, (first, second)), tmp_path, progress=False)
+    assert http_server.hits == {"/second/a.bin": 2}
+    assert http_server.ranges_asked[-1] == ("bytes=6000-", '"2"')
+
+    (tmp_path / "a.bin").unlink()
+    http_server.routes["/second/a.bin"].cut_after = 6000
+    with pytest.raises(DataError, match="kept in"):
+        download(RemoteFile("a.bin", PAYLOAD_SHA, (second,)), tmp_path, progress=False)
+    with caplog.at_level(logging.WARNING, logger="text_recognizer"):
+        download(RemoteFile("a.bin", PAYLOAD_SHA, (first,)), tmp_path, progress=False)
+    assert f"starting over, the partial download came from {second}, no longer a mirror" in (
+        caplog.text
+    )
+    assert http_server.ranges_asked[-1] == (None, None)
+    assert leftovers(tmp_path) == ["a.bin"]
