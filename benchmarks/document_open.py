@@ -50,9 +50,9 @@ def count_opens() -> Counter[str]:
     opened: Counter[str] = Counter()
     open_image, open_pdf = images._open, images._Pdf.__init__
 
-    def counted_open(file: Any, prefix: str) -> Image.Image:
+    def counted_open(file: Any, prefix: str, *args: Any) -> Image.Image:
         opened[str(file)] += 1
-        return open_image(file, prefix)
+        return open_image(file, prefix, *args)
 
     def counted_pdf(self: Any, file: Any, prefix: str, *args: Any) -> None:
         opened[str(file)] += 1
