@@ -28,6 +28,7 @@ from text_recognizer.images import load_image
 from text_recognizer.metrics import cer
 from text_recognizer.paths import SAMPLES_DIR
 from text_recognizer.preprocessing import (
+    MIN_CONTRAST,
     RULE_SPAN_HEIGHTS,
     erase_rules,
     normalize_polarity,
@@ -294,3 +295,35 @@ def test_a_notebook_photo_scanned_larger_reads_as_at_its_own_size(
     read = recognizer.recognize(enlarged(page, scale), kind="paragraph")
     assert len(read.lines) == truth.count("\n") + 1
     assert cer([read.text], [truth]) <= own + 0.03
+
+
+def out_of_focus_frame(image: np.ndarray, width: int, sigma: float) -> np.ndarray:
+    """``image`` on a dark desk (``width`` pixels of it), the sheet's edge blurred by
+    ``sigma`` both ways, as a photo out of focus there draws it: a ramp many rows wide."""
+    sheet = np.zeros((image.shape[0] + 2 * width, image.shape[1] + 2 * width), np.float32)
+    sheet[width:-width, width:-width] = 1
+    sheet = cv2.GaussianBlur(sheet, (0, 0), sigma)
+    paper = cv2.copyMakeBorder(image, width, width, width, width, cv2.BORDER_REPLICATE)
+    return np.rint(paper * sheet + 40 * (1 - sheet)).astype(np.uint8)
+
+
+def test_a_blurred_frames_edge_is_cut_to_the_paper(recognizer: Recognizer) -> None:
+    """A frame's edge blurred over many rows, each a small step from the next: its last
+    rows were kept, and round a character they made a box of "ink" the whole image wide
+    (10 of the 11 sample characters misread)."""
+    rows = [row.split("\t") for row in (SAMPLES_DIR / "chars/labels.tsv").read_text().splitlines()]
+    chars = [(load_image(SAMPLES_DIR / "chars" / name), text) for name, text in rows]
+    plain = [recognizer.recognize(image, kind="char").text for image, _ in chars]
+    margin = 12  # paper round the character
+    on_desk = [
+        out_of_focus_frame(cv2.copyMakeBorder(image, *[margin] * 4, cv2.BORDER_REPLICATE), 20, 2.5)
+        for image, _ in chars
+    ]
+    assert [recognizer.recognize(image, kind="char").text for image in on_desk] == plain
+    for sigma in (1.0, 2.0, 4.0):
+        line = on_margin(sample_line(3, scale=2.0))
+        trimmed, _, _ = trim_frame(out_of_focus_frame(line, 30, sigma))
+        ink = np.clip(float(np.median(trimmed)) - trimmed.astype(np.float32), 0, None)
+        edges = [ink[0], ink[-1], ink[:, 0], ink[:, -1]]
+        assert max(float(np.median(edge)) for edge in edges) <= MIN_CONTRAST, sigma
+        assert max(float(edge.max()) for edge in edges) < 0.25 * float(ink.max()), sigma

@@ -64,31 +64,41 @@ def trim_frame(grey: np.ndarray) -> tuple[np.ndarray, int, int]:
     # A frame's edge is soft where the image was scaled or blurred: the rows or columns
     # between desk and paper are neither, and were left as a bar of "ink" along the page.
     cut = (top > 0, bottom < grey.shape[0], left > 0, right < grey.shape[1])
-    top, bottom = _past_frame_edge(grey[:, left:right], top, bottom, cut[:2])
-    left, right = _past_frame_edge(grey[top:bottom].T, left, right, cut[2:])
+    reach = max(2, int(FRAME_EDGE_REACH * max(grey.shape)))  # a blur's width, either way
+    top, bottom = _past_frame_edge(grey[:, left:right], top, bottom, cut[:2], reach)
+    left, right = _past_frame_edge(grey[top:bottom].T, left, right, cut[2:], reach)
     return grey[top:bottom, left:right], top, left
 
 
-#: Rows (columns) of a frame's soft edge are cut while they step this much from the next
-#: row inwards (their medians' difference), up to this share of the image's rows.
+#: Rows (columns) of a frame's soft edge are cut while their level (median) lies this far
+#: from the paper's just inside them (the median level of the next rows inwards, up to
+#: this share of the image's longer side), up to that many rows.
 FRAME_EDGE_STEP = MIN_CONTRAST
-FRAME_EDGE_REACH = 0.01
+FRAME_EDGE_REACH = 0.05
 
 
 def _past_frame_edge(
-    grey: np.ndarray, start: int, end: int, cut: tuple[bool, bool]
+    grey: np.ndarray, start: int, end: int, cut: tuple[bool, bool], reach: int
 ) -> tuple[int, int]:
     """``start`` and ``end`` (rows of ``grey``) moved inwards past a frame's soft edge, on
-    each side where a frame was cut (``cut``): paper is smooth, the edge a steep step."""
-    reach = max(2, int(FRAME_EDGE_REACH * grey.shape[0]))
+    each side where a frame was cut (``cut``): the edge's rows are darker (or lighter) than
+    the paper a little further in. Compared with the paper, not with the next row: a
+    blurred edge (a photo's focus) fades over many rows, each a small step from the next,
+    and its last rows, left, made a bar of ink round a character (its box the whole
+    image: 10 of the 11 sample characters misread); the light across a page changes too
+    slowly to differ over ``reach`` rows."""
     level = np.median(grey[start:end], axis=1)  # each row's level, from ``start``
     first, last = 0, len(level) - 1
+
+    def far(row: int, inwards: slice) -> bool:
+        return bool(abs(level[row] - np.median(level[inwards])) > FRAME_EDGE_STEP)
+
     if cut[0]:
-        while first < min(reach, last) and abs(level[first] - level[first + 1]) > FRAME_EDGE_STEP:
+        while first < min(reach, last) and far(first, slice(first + 1, first + 1 + reach)):
             first += 1
     if cut[1]:
-        while last > max(len(level) - 1 - reach, first) and (
-            abs(level[last] - level[last - 1]) > FRAME_EDGE_STEP
+        while last > max(len(level) - 1 - reach, first) and far(
+            last, slice(max(first, last - reach), last)
         ):
             last -= 1
     return start + first, start + last + 1
