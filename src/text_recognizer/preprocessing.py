@@ -168,7 +168,11 @@ def subtract_paper(ink: np.ndarray, window: int | None = None) -> np.ndarray:
         paper = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
     low, high = np.percentile(paper, [5, 95])
     level = float(np.median(ink))
-    if high - low < PAPER_UNEVEN * (float(ink.max()) - level):
+    contrast = float(ink.max()) - level
+    # Paper rising above the median, the level subtracted, by half that share is uneven
+    # too: paper burnt white over part of a photo puts the median at that white, and the
+    # rest, rising the whole range above it, passed for ink.
+    if high - low < PAPER_UNEVEN * contrast and high - level < PAPER_UNEVEN / 2 * contrast:
         # Evenly lit: one level for the whole image, the median (the opening sits at the
         # paper's darkest grain, and following the grain costs accuracy on clean scans).
         return np.clip(ink - level, 0, None)
