@@ -353,3 +353,20 @@ def test_paper_burnt_white_over_part_of_a_page_is_levelled(recognizer: Recognize
     ink[90:110, 50:550] = 250  # a stroke across both halves
     flat = subtract_paper(ink, 40)
     assert float(flat[:80, 300:].max()) < segmentation.PAGE_INK_FRACTION * float(flat.max())
+
+
+def test_a_margin_rule_down_the_page_is_erased(recognizer: Recognizer) -> None:
+    """A notebook's margin rule runs down the page left of the writing: it was read as an
+    "I" before every line, and the bands above and below the writing, holding only its
+    ends, made ``kind="auto"`` read the page as one character."""
+    page, truths = compose_page(ALL, pitch=40)
+    joined = "\n".join(truths)
+    plain = cer([recognizer.recognize(page, kind="paragraph").text], [joined])
+    paper = np.full((page.shape[0] + 120, page.shape[1] + 60), 255, np.uint8)
+    paper[60:-60, 60:] = page
+    margin = paper.copy()
+    margin[:, 30:32] = 150
+    for kind in ("paragraph", "auto"):
+        read = recognizer.recognize(margin, kind=kind)
+        assert read.kind == "paragraph" and len(read.lines) == len(truths), kind
+        assert cer([read.text], [joined]) <= plain + 0.01, kind
