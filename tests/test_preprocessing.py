@@ -96,7 +96,7 @@ def text_line() -> np.ndarray:
     return np.asarray(image.resize((400, 40), Image.Resampling.NEAREST)).copy()
 
 
-@pytest.mark.parametrize("tilt", [-3.0, -1.5, 2.0, 3.5])
+@pytest.mark.parametrize("tilt", [-6.5, -3.0, -1.5, 2.0, 3.5, 7.0])
 def test_skew_angle_undoes_a_tilt(tilt: float) -> None:
     from text_recognizer.preprocessing import rotate, skew_angle
 

@@ -46,7 +46,7 @@ from text_recognizer.preprocessing import (
 #: Rows a page is shrunk to for measuring its tilt: enough for ~0.5 degree on a page of lines.
 PAGE_SKEW_HEIGHT = 400
 #: Tilts tried on a page (degrees), coarsely, then in half degrees round the best: a
-#: photographed sheet lies crooked by more than a line is written (``SKEW_ANGLES``: 4).
+#: photographed sheet lies crooked by more than a line is written (``SKEW_ANGLES``: 8).
 PAGE_SKEW_ANGLES = np.arange(-15.0, 15.5, 2.5)
 #: The paper's level is estimated over windows this share of the page's shorter side.
 PAGE_PAPER_WINDOW = 0.2
