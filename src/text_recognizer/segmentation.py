@@ -40,7 +40,7 @@ from text_recognizer.preprocessing import (
     skew_angle,
     subtract_paper,
     translation,
-    trim_frame,
+    trim_page,
 )
 
 #: Rows a page is shrunk to for measuring its tilt: enough for ~0.5 degree on a page of lines.
@@ -133,7 +133,7 @@ class PageLines:
 
 def segment_lines(grey: np.ndarray) -> PageLines:
     """Cut a grey page or paragraph image (any polarity) into its text lines."""
-    grey, top_cut, left_cut = trim_frame(grey)  # the desk around a photographed page
+    grey, top_cut, left_cut = trim_page(grey)  # the desk around a photographed page
     ink = normalize_polarity(grey).astype(np.float32)
     ink = subtract_paper(ink, int(PAGE_PAPER_WINDOW * min(ink.shape)))
     ink = erase_rules(ink)  # ruled paper's lines would pass for lines of text
@@ -490,7 +490,7 @@ def sideways_evidence(grey: np.ndarray) -> SidewaysEvidence:
     lone line is too few rows of letters for that: its shape tells it instead.
     """
     grey = shrunk_to(grey, SIDEWAYS_SIDE)
-    ink = normalize_polarity(trim_frame(grey)[0]).astype(np.float32)
+    ink = normalize_polarity(trim_page(grey)[0]).astype(np.float32)
     ink = subtract_paper(ink, int(PAGE_PAPER_WINDOW * min(ink.shape)))
     if float(ink.max()) < MIN_CONTRAST:
         return SidewaysEvidence(0.0, 0, 0.0)
