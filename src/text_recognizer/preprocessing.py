@@ -113,10 +113,10 @@ def on_the_sheet(grey: np.ndarray) -> tuple[np.ndarray, int, int]:
     hull = _sheet_outline(grey)
     if hull is None:
         return grey, 0, 0
-    sheet = np.zeros(grey.shape, np.uint8)
-    cv2.fillPoly(sheet, [hull], 1)
+    outline = np.zeros(grey.shape, np.uint8)
+    cv2.fillPoly(outline, [hull], 1)
     edge = max(1, round(SHEET_EDGE * min(grey.shape)))
-    sheet = cv2.erode(sheet, np.ones((2 * edge + 1, 2 * edge + 1), np.uint8))
+    sheet = cv2.erode(outline, np.ones((2 * edge + 1, 2 * edge + 1), np.uint8))
     rows, cols = np.flatnonzero(sheet.any(axis=1)), np.flatnonzero(sheet.any(axis=0))
     if len(rows) == 0:
         return grey, 0, 0
@@ -128,7 +128,7 @@ def on_the_sheet(grey: np.ndarray) -> tuple[np.ndarray, int, int]:
     # Each desk pixel takes the level of the sheet's nearest pixel: the paper's own level
     # there, under uneven light too.
     _, nearest = cv2.distanceTransformWithLabels(
-        sheet ^ 1, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+        (sheet == 0).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
     )
     levels = np.zeros(int(nearest.max()) + 1, grey.dtype)
     on = sheet.astype(bool)
