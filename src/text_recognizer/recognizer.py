@@ -45,6 +45,7 @@ from text_recognizer.preprocessing import (
     shrunk_to,
     subtract_paper,
     trim_frame,
+    trim_page,
 )
 from text_recognizer.segmentation import (
     TextLine,
@@ -1178,7 +1179,7 @@ def _ink_aspect(grey: np.ndarray) -> float:
     """Width / height of the box holding the ink (all but its outermost 1 % each way, so
     that a speck in a margin does not stretch it); 0 for a blank image."""
     grey = shrunk_to(grey, INK_ASPECT_SIDE)
-    ink = subtract_paper(normalize_polarity(trim_frame(grey)[0]).astype(np.float32))
+    ink = subtract_paper(normalize_polarity(trim_page(grey)[0]).astype(np.float32))
     if float(ink.max()) < MIN_CONTRAST:
         return 0.0
     rows, cols = np.nonzero(ink > INK_FRACTION * float(ink.max()))

@@ -4,8 +4,9 @@ The projection-profile method: rows through a line of text hold much ink, rows b
 lines little. The paper's level is taken out (locally where the light is uneven:
 :func:`~text_recognizer.preprocessing.subtract_paper`, over a fifth of the page, far
 larger than a letter and smaller than a shadow) and ruled lines are erased
-(:func:`~text_recognizer.preprocessing.erase_rules`), the page is levelled (a tilt
-smears neighbouring lines into each other), the line pitch is read off the row
+(:func:`~text_recognizer.preprocessing.erase_rules`, and a margin's rule running down
+the page), the page is levelled (a tilt smears neighbouring lines into each other), the
+line pitch is read off the row
 profile's autocorrelation, and a cut is made at the emptiest row between every two
 neighbouring line peaks whose valley is deep enough; bands still several pitches high
 (lines set so close that their ascenders and descenders fill the rows between them) are
@@ -39,13 +40,13 @@ from text_recognizer.preprocessing import (
     skew_angle,
     subtract_paper,
     translation,
-    trim_frame,
+    trim_page,
 )
 
 #: Rows a page is shrunk to for measuring its tilt: enough for ~0.5 degree on a page of lines.
 PAGE_SKEW_HEIGHT = 400
 #: Tilts tried on a page (degrees), coarsely, then in half degrees round the best: a
-#: photographed sheet lies crooked by more than a line is written (``SKEW_ANGLES``: 4).
+#: photographed sheet lies crooked by more than a line is written (``SKEW_ANGLES``: 8).
 PAGE_SKEW_ANGLES = np.arange(-15.0, 15.5, 2.5)
 #: The paper's level is estimated over windows this share of the page's shorter side.
 PAGE_PAPER_WINDOW = 0.2
@@ -96,6 +97,8 @@ SPECK_REACH = 0.5
 #: More columns than this are a table's or a grid's (each rule of a grid of rules would
 #: be read as lines), left whole.
 MAX_COLUMNS = 4
+#: Columns erased this far apart belong to two rules (a rule's edges are a few apart).
+RULE_GAP = 8
 #: Whether a page lies on its side is told on the image shrunk to this longer side: the
 #: ink's shape at the letters' scale, not its detail.
 SIDEWAYS_SIDE = 256
@@ -130,10 +133,11 @@ class PageLines:
 
 def segment_lines(grey: np.ndarray) -> PageLines:
     """Cut a grey page or paragraph image (any polarity) into its text lines."""
-    grey, top_cut, left_cut = trim_frame(grey)  # the desk around a photographed page
+    grey, top_cut, left_cut = trim_page(grey)  # the desk around a photographed page
     ink = normalize_polarity(grey).astype(np.float32)
     ink = subtract_paper(ink, int(PAGE_PAPER_WINDOW * min(ink.shape)))
     ink = erase_rules(ink)  # ruled paper's lines would pass for lines of text
+    ink = _without_margin_rules(ink)
     if float(ink.max()) < MIN_CONTRAST:
         raise ImageError("the image is blank: no writing found")
     # Lines are found on an ink mask, so a faint line (a light pen, a pencil) weighs as
@@ -167,6 +171,21 @@ def segment_lines(grey: np.ndarray) -> PageLines:
     if not angle:  # boxes in the image as given, less nothing
         lines = [_shifted(line, left_cut, top_cut) for line in lines]
     return PageLines(lines, angle)
+
+
+def _without_margin_rules(ink: np.ndarray) -> np.ndarray:
+    """``ink`` less the rules running down it: a notebook's margin rule passed for a letter
+    at each line's start (an "I" read before every line of a sample page on ruled paper),
+    and the bands above and below the writing, holding only its ends, for lines. More
+    than ``MAX_COLUMNS`` such rules are a grid's or a table's, left as they are."""
+    across = np.ascontiguousarray(ink.T)
+    unruled = erase_rules(across)
+    if unruled is across:
+        return ink
+    erased = np.ascontiguousarray(unruled.T)
+    changed = np.flatnonzero((erased != ink).any(axis=0))
+    rules = 1 + int((np.diff(changed) > RULE_GAP).sum()) if len(changed) else 0
+    return ink if rules > MAX_COLUMNS else erased
 
 
 def _bands(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -471,7 +490,7 @@ def sideways_evidence(grey: np.ndarray) -> SidewaysEvidence:
     lone line is too few rows of letters for that: its shape tells it instead.
     """
     grey = shrunk_to(grey, SIDEWAYS_SIDE)
-    ink = normalize_polarity(trim_frame(grey)[0]).astype(np.float32)
+    ink = normalize_polarity(trim_page(grey)[0]).astype(np.float32)
     ink = subtract_paper(ink, int(PAGE_PAPER_WINDOW * min(ink.shape)))
     if float(ink.max()) < MIN_CONTRAST:
         return SidewaysEvidence(0.0, 0, 0.0)
