@@ -38,6 +38,7 @@ from tests.pages import (
 )
 
 from text_recognizer import preprocessing, segmentation
+from text_recognizer import recognizer as recognizer_module
 from text_recognizer.metrics import cer
 from text_recognizer.preprocessing import rotate
 from text_recognizer.recognizer import Recognizer
@@ -116,7 +117,11 @@ def frames(recognizer: Recognizer, truths: list[str]) -> None:
     """A dark frame (level 50) round the lines (``width`` px) and the page (4x as wide)."""
     page, page_truths = compose_page(list(range(len(SAMPLE_NAMES))), pitch=40)
     page_truth = "\n".join(page_truths)
-    trim = preprocessing.trim_frame
+    # Lines are trimmed with trim_frame, pages with trim_page (the sheet found, then
+    # trim_frame): both are switched off for the "kept" columns, wherever imported.
+    where = [(module, name) for module in (preprocessing, segmentation, recognizer_module)
+             for name in ("trim_frame", "trim_page") if hasattr(module, name)]  # fmt: skip
+    trims = [getattr(module, name) for module, name in where]
 
     def untrimmed(grey: np.ndarray) -> tuple[np.ndarray, int, int]:
         return grey, 0, 0
@@ -126,15 +131,17 @@ def frames(recognizer: Recognizer, truths: list[str]) -> None:
     for width in (0, 1, 15):
         images = [frame(on_margin(sample_line(i, scale=2.0)), width) for i in range(8)]
         row = []
-        for trimmer in (trim, untrimmed):
-            preprocessing.trim_frame = segmentation.trim_frame = trimmer
+        for kept in (False, True):
+            for (module, name), trim in zip(where, trims, strict=True):
+                setattr(module, name, untrimmed if kept else trim)
             read = recognizer.recognize_batch(images, kind="line")
             whole = recognizer.recognize(frame(page, 4 * width), kind="paragraph")
             row += [
                 f"{cer([r.text for r in read], truths):.3f}",
                 f"{cer([whole.text], [page_truth]):.3f} ({len(whole.lines)} lines)",
             ]
-        preprocessing.trim_frame = segmentation.trim_frame = trim
+        for (module, name), trim in zip(where, trims, strict=True):
+            setattr(module, name, trim)
         print(f"| {width} px / {4 * width} px | {row[0]} | {row[2]} | {row[1]} | {row[3]} |")
 
 
