@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -30,6 +30,22 @@ PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def download_in_child(url: str, folder: Path, **popen: Any) -> subprocess.Popen[Any]:
+    """``download`` of ``url`` (PAYLOAD's checksum) into ``folder`` in another process,
+    which a test may kill or interrupt."""
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from text_recognizer.data.sources.download import RemoteFile, download\n"
+        "download(RemoteFile('a.bin', sys.argv[1], (sys.argv[2],)), Path(sys.argv[3]),"
+        " progress=False)"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", script, PAYLOAD_SHA, url, str(folder)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        **popen,
+    )
 
 
 def test_download_verifies_and_moves_into_place(
@@ -217,16 +233,7 @@ def test_a_killed_download_leaves_no_partial_file_behind_after_the_next(
     stalled = http_server.add(
         "/stalled.bin", PAYLOAD[:1000], content_length=len(PAYLOAD), hold_s=30
     )
-    script = (
-        "import sys; from pathlib import Path\n"
-        "from text_recognizer.data.sources.download import RemoteFile, download\n"
-        "download(RemoteFile('a.bin', sys.argv[1], (sys.argv[2],)), Path(sys.argv[3]),"
-        " progress=False)"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-c", script, PAYLOAD_SHA, stalled, str(tmp_path)],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    process = download_in_child(stalled, tmp_path)
     try:
         deadline = time.monotonic() + 30
         while not any(name.endswith(".part") for name in leftovers(tmp_path)):
@@ -423,16 +430,7 @@ def test_a_killed_download_is_resumed_by_the_next_process(
     http_server.add(
         "/a.bin", PAYLOAD, ranges=True, etag='"v1"', cut_after=6000, hold_s=30
     )  # sends 6000 bytes, then nothing while the connection stays open
-    script = (
-        "import sys; from pathlib import Path\n"
-        "from text_recognizer.data.sources.download import RemoteFile, download\n"
-        "download(RemoteFile('a.bin', sys.argv[1], (sys.argv[2],)), Path(sys.argv[3]),"
-        " progress=False)"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-c", script, PAYLOAD_SHA, http_server.url("/a.bin"), str(tmp_path)],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    process = download_in_child(http_server.url("/a.bin"), tmp_path)
     part = tmp_path / f".a.bin.{socket.gethostname()}.{process.pid}.part"
     try:
         deadline = time.monotonic() + 30
@@ -563,15 +561,9 @@ def test_ctrl_c_keeps_the_bytes_of_a_resumable_download(
 ) -> None:
     """Ctrl-C at 90 % of a big archive once threw the 90 % away."""
     http_server.add("/a.bin", PAYLOAD, ranges=True, etag='"v1"', cut_after=9000, hold_s=30)
-    script = (
-        "import sys; from pathlib import Path\n"
-        "from text_recognizer.data.sources.download import RemoteFile, download\n"
-        "download(RemoteFile('a.bin', sys.argv[1], (sys.argv[2],)), Path(sys.argv[3]),"
-        " progress=False)"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-c", script, PAYLOAD_SHA, http_server.url("/a.bin"), str(tmp_path)],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    process = download_in_child(
+        http_server.url("/a.bin"),
+        tmp_path,
         stderr=subprocess.PIPE,
         text=True,
     )
