@@ -50,11 +50,7 @@ def trim_frame(grey: np.ndarray) -> tuple[np.ndarray, int, int]:
     A row of writing is far from that; a frame across a tilted photo's corner is not cut
     (a page's is: :func:`on_the_sheet`).
     """
-    return _trim_edges(to_grey(grey))
-
-
-def _trim_edges(grey: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """:func:`trim_frame`'s rows and columns wholly frame, and a frame's soft edge."""
+    grey = to_grey(grey)
     paper = float(np.median(grey))
     reach = max(float(grey.max()) - paper, paper - float(grey.min()))
     far = np.abs(grey.astype(np.float32) - paper) > max(reach / 2, MIN_CONTRAST)
@@ -69,9 +65,9 @@ def _trim_edges(grey: np.ndarray) -> tuple[np.ndarray, int, int]:
     # A frame's edge is soft where the image was scaled or blurred: the rows or columns
     # between desk and paper are neither, and were left as a bar of "ink" along the page.
     cut = (top > 0, bottom < grey.shape[0], left > 0, right < grey.shape[1])
-    reach = max(2, int(FRAME_EDGE_REACH * max(grey.shape)))  # a blur's width, either way
-    top, bottom = _past_frame_edge(grey[:, left:right], top, bottom, cut[:2], reach)
-    left, right = _past_frame_edge(grey[top:bottom].T, left, right, cut[2:], reach)
+    edge = max(2, int(FRAME_EDGE_REACH * max(grey.shape)))  # a blur's width, either way
+    top, bottom = _past_frame_edge(grey[:, left:right], top, bottom, cut[:2], edge)
+    left, right = _past_frame_edge(grey[top:bottom].T, left, right, cut[2:], edge)
     return grey[top:bottom, left:right], top, left
 
 
@@ -662,14 +658,19 @@ def _rule_thickness(mask: np.ndarray, segment: tuple[int, int, int, int]) -> int
     than ``RULE_MAX_THICKNESS`` or a tenth of the image's height (a row through the
     middle of joined lowercase writing passes the Hough test at a line's scale, but runs
     through its letters' strokes, not a thin rule)."""
-    x1, y1, x2, y2 = segment
-    xs = np.arange(min(x1, x2), max(x1, x2) + 1)
-    ys = np.rint(y1 + (y2 - y1) * (xs - x1) / max(1, x2 - x1)).astype(np.int64)
+    xs, ys = _segment_pixels(segment)
     if mask[ys, xs].mean() < 0.9:
         return None
     thickness = _vertical_run(mask, segment, RULE_MAX_THICKNESS)
     limit = min(RULE_MAX_THICKNESS, max(2, mask.shape[0] // 10))
     return thickness if thickness <= limit else None
+
+
+def _segment_pixels(segment: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The columns and rows of ``segment``'s pixels, one per column."""
+    x1, y1, x2, y2 = segment
+    xs = np.arange(min(x1, x2), max(x1, x2) + 1)
+    return xs, np.rint(y1 + (y2 - y1) * (xs - x1) / max(1, x2 - x1)).astype(np.int64)
 
 
 #: A rule's faint edges are looked for up to this many times its thickness either side.
@@ -679,9 +680,7 @@ RULE_FAINT_REACH = 2
 def _vertical_run(mask: np.ndarray, segment: tuple[int, int, int, int], reach: int) -> int:
     """The median height of ``mask``'s vertical runs through ``segment``'s pixels (those
     on), each counted up to ``reach`` pixels above and below it."""
-    x1, y1, x2, y2 = segment
-    xs = np.arange(min(x1, x2), max(x1, x2) + 1)
-    ys = np.rint(y1 + (y2 - y1) * (xs - x1) / max(1, x2 - x1)).astype(np.int64)
+    xs, ys = _segment_pixels(segment)
     on = mask[ys, xs].astype(bool)
     if not on.any():
         return 0
