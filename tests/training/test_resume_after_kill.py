@@ -324,14 +324,72 @@ def test_a_signal_stops_training_with_its_exit_code_and_how_to_resume(
 
 
 @pytest.mark.parametrize("content", [b"", b"\x80\x02garbage" * 50], ids=["empty", "garbage"])
-def test_resuming_from_an_unreadable_checkpoint_says_so(content: bytes, tmp_path: Path) -> None:
+def test_resuming_from_an_unreadable_checkpoint_without_a_best_one_says_so(
+    content: bytes, tmp_path: Path
+) -> None:
     from text_recognizer.training.config import dump_config
 
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "config.yaml").write_text(dump_config(parse_config(CONFIG)))
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(content)
-    with pytest.raises(ConfigError, match=r"last\.ckpt is unreadable .*init\.weights="):
+    with pytest.raises(
+        ConfigError,
+        match=r"last\.ckpt is unreadable .*; best\.ckpt does not exist\. Start it again",
+    ):
         resume_run(tmp_path)
+
+
+def watching_the_worst(config: dict) -> dict:
+    """``best.ckpt`` kept at the first validation (the worst score, mode flipped), so that
+    it is well behind ``last.ckpt`` when that is lost."""
+    checkpoint = dict(config["callbacks"]["checkpoint"])
+    checkpoint["mode"] = "min" if checkpoint["mode"] == "max" else "max"
+    return with_callbacks(config, checkpoint=checkpoint)
+
+
+@pytest.mark.parametrize(
+    ("config", "best_step"),
+    [
+        pytest.param(watching_the_worst(CONFIG), 12, id="chars-best-at-epoch-end"),
+        # Validation twice an epoch: best.ckpt is saved at the end of one mid-epoch.
+        pytest.param(watching_the_worst(LINES_CONFIG), 5, id="lines-best-mid-epoch"),
+    ],
+)
+def test_a_damaged_last_checkpoint_resumes_from_best_and_ends_as_unbroken(
+    config: dict,
+    best_step: int,
+    tiny_chars: str,
+    tiny_lines: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A truncated ``last.ckpt`` (a disk that filled, a copy cut short) stopped the resume,
+    and the advice was a new run from the best weights: its optimizer, schedule and data
+    position started afresh. ``best.ckpt`` holds the whole training state too."""
+    parsed = parse_config(config)
+    build_callbacks = run.build_callbacks
+
+    def crashing(config: ExperimentConfig, run_dir: Path) -> list[L.Callback]:
+        return [*build_callbacks(config, run_dir), Crash(2, 3)]
+
+    monkeypatch.setattr(run, "build_callbacks", crashing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_experiment(parsed, run_dir=tmp_path / "damaged")
+    monkeypatch.setattr(run, "build_callbacks", build_callbacks)
+    folder = tmp_path / "damaged" / "checkpoints"
+    assert torch.load(folder / "best.ckpt", weights_only=True)["global_step"] == best_step
+    whole = (folder / "last.ckpt").read_bytes()
+    (folder / "last.ckpt").write_bytes(whole[: len(whole) // 2])
+
+    with caplog.at_level("WARNING", logger="text_recognizer"):
+        resumed = resume_run(tmp_path / "damaged")
+    said = " ".join(caplog.text.split())
+    assert "last.ckpt is unreadable" in said and "kept as last.ckpt.unreadable" in said
+    assert f"resuming from {folder / 'best.ckpt'}, saved at step {best_step};" in said
+    assert (folder / "last.ckpt.unreadable").read_bytes() == whole[: len(whole) // 2]
+    unbroken = run_experiment(parsed, run_dir=tmp_path / "unbroken")
+    assert_same_run(resumed, unbroken)
 
 
 def test_failed_save_keeps_previous_checkpoint(

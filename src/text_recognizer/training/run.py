@@ -2,13 +2,15 @@
 
 Each run gets ``runs/<group>/<name>/<timestamp>/`` holding the resolved ``config.yaml``,
 ``checkpoints/{best,last}.ckpt``, ``metrics.csv``, TensorBoard events and
-``summary.json``; ``--resume`` continues the same folder from ``last.ckpt``.
+``summary.json``; ``--resume`` continues the same folder from ``last.ckpt`` (from
+``best.ckpt`` where ``last.ckpt`` is missing or unreadable).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -444,7 +446,7 @@ def run_experiment(
     """
     run_dir = Path(run_dir or os.environ.get(RUN_DIR_ENV) or new_run_dir(config))
     last = run_dir / "checkpoints" / "last.ckpt"
-    if resume and not last.is_file():
+    if resume and not (last.is_file() or last.with_name("best.ckpt").is_file()):
         raise ConfigError(f"cannot resume: {last} does not exist (the run saved no checkpoint yet)")
     if not resume and _is_rank_zero() and (run_dir / "config.yaml").exists():
         # A second run there would replace its checkpoints and start a new metrics.csv.
@@ -553,12 +555,17 @@ def _train_and_test(
     resume: bool,
     callbacks: Sequence[L.Callback],
 ) -> dict[str, Any]:
-    """``run_experiment``'s work, inside the run folder's lock; ``resume``: from ``last``."""
+    """``run_experiment``'s work, inside the run folder's lock; ``resume``: from ``last``
+    (or ``best.ckpt`` where ``last`` is missing or unreadable)."""
     resume_step = None
-    if resume:  # an unreadable checkpoint or an edited config.yaml: say so now
-        resume_step, trained_config = _resume_point(last, run_dir)
-        if trained_config is not None:
-            _refuse_edited_config(config, trained_config, run_dir)
+    point = None
+    if resume:  # no readable checkpoint or an edited config.yaml: say so now
+        point = find_resume_point(run_dir)
+        resume_step = point.step
+        if point.config is not None:
+            _refuse_edited_config(config, point.config, run_dir)
+        if point.instead_of_last is not None:
+            _fall_back_to_best(point, run_dir)
     # The code that trains: a checkout may move on (a commit, a merge) while a run trains.
     code = {"git_commit": git_commit(), "git_dirty": git_dirty()}
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -573,7 +580,7 @@ def _train_and_test(
     trainer = build_trainer(config, run_dir, resume_step, callbacks)
     if trainer.is_global_zero:
         (run_dir / "config.yaml").write_text(dump_config(config))
-    ckpt_path = str(last) if resume else None
+    ckpt_path = str(point.path) if point is not None else None
     previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)  # inherited by the ranks DDP launches inside fit()
     try:
@@ -740,23 +747,109 @@ def _ended_by(trainer: L.Trainer) -> str:
     return "schedule"
 
 
-def _checkpoint_step(last: Path, run_dir: Path) -> int:
-    return _resume_point(last, run_dir)[0]
+class _Unreadable(Exception):
+    """A checkpoint file that exists but does not load: cut short or damaged."""
 
 
-def _resume_point(last: Path, run_dir: Path) -> tuple[int, dict[str, Any] | None]:
-    """The global step ``last`` holds and the config it was trained with (``None`` in a
-    checkpoint written before checkpoints held it), or why it cannot be read."""
-    try:
-        checkpoint = torch.load(last, map_location="cpu", weights_only=True)
-        return int(checkpoint["global_step"]), checkpoint.get(ConfigRecord.KEY)
-    except Exception as error:  # truncated, empty or not a checkpoint: torch raises many kinds
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+def _read_checkpoint(path: Path) -> tuple[int, dict[str, Any] | None]:
+    """The global step ``path`` holds and the config it was trained with (``None`` in a
+    checkpoint written before checkpoints held it).
+
+    ``_Unreadable`` where its content does not load; an ``OSError`` (no permission, a
+    disk error) is left to the caller: the file may be whole, and falling back to an
+    older checkpoint would throw away training for a problem that can be fixed.
+    """
+    with path.open("rb") as f:
+        try:
+            checkpoint = torch.load(f, map_location="cpu", weights_only=True)
+            return int(checkpoint["global_step"]), checkpoint.get(ConfigRecord.KEY)
+        except Exception as error:  # truncated, empty or not a checkpoint: many kinds
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise _Unreadable(reason) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class ResumePoint:
+    """The checkpoint a resume starts from: ``last.ckpt``, or ``best.ckpt`` where
+    ``last.ckpt`` is missing or unreadable (``instead_of_last`` says which)."""
+
+    path: Path
+    step: int
+    config: dict[str, Any] | None
+    instead_of_last: str | None = None
+
+
+def find_resume_point(run_dir: Path) -> ResumePoint:
+    """The newest readable checkpoint of a run folder, or a ``ConfigError`` saying why none.
+
+    Both checkpoints hold the whole training state (optimizer, schedule, loops, RNG,
+    data position), and a resume from either continues exactly: one from ``best.ckpt``
+    ends as the unbroken run would, only training again the steps since it was saved.
+    """
+    folder = run_dir / "checkpoints"
+    last, best = folder / "last.ckpt", folder / "best.ckpt"
+    problems = []
+    for path in (last, best):
+        if not path.is_file():
+            problems.append(f"{path.name} does not exist")
+            continue
+        try:
+            step, config = _read_checkpoint(path)
+        except OSError as error:
+            raise ConfigError(
+                f"cannot resume: {path} cannot be read ({error.strerror or error}); make it "
+                f"readable and resume again: text-recognizer train --resume {run_dir}"
+            ) from None
+        except _Unreadable as error:
+            problems.append(f"{path.name} is unreadable ({error}); it was cut short or damaged")
+            continue
+        instead = None if path == last else problems[0]
+        return ResumePoint(path, step, config, instead)
+    if not last.exists() and not best.exists():
         raise ConfigError(
-            f"cannot resume: {last} is unreadable ({reason}); it was cut short or damaged. "
-            f"Start a new run from the run's best checkpoint: text-recognizer train "
-            f"{run_dir / 'config.yaml'} --set init.weights={run_dir}"
-        ) from None
+            f"cannot resume: {last} does not exist (the run saved no checkpoint yet)"
+        )
+    raise ConfigError(
+        f"cannot resume {run_dir}: {'; '.join(problems)}. Start it again in a new folder: "
+        f"text-recognizer train {run_dir / 'config.yaml'}"
+    )
+
+
+def _logged_through(run_dir: Path) -> int | None:
+    """The last step ``metrics.csv`` logged (None without one): how far the run got."""
+    try:
+        with (run_dir / "metrics.csv").open(newline="") as f:
+            steps = [int(float(row["step"])) for row in csv.DictReader(f) if row.get("step")]
+    except (OSError, KeyError, ValueError):
+        return None
+    return max(steps, default=None)
+
+
+def _fall_back_to_best(point: ResumePoint, run_dir: Path) -> None:
+    """Say that the resume starts from ``best.ckpt``, and what that costs; keep a damaged
+    ``last.ckpt`` aside, where the resumed run's first save cannot replace it."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    kept = ""
+    if _is_rank_zero() and last.is_file():
+        aside = last.with_name("last.ckpt.unreadable")
+        last.replace(aside)
+        kept = f" (kept as {aside.name})"
+    reached = _logged_through(run_dir)
+    lost = (
+        f"the {reached - point.step:,} steps trained after it (metrics.csv reaches step "
+        f"{reached:,}) are trained again"
+        if reached is not None and reached > point.step
+        else "any steps trained after it are trained again"
+    )
+    log.warning(
+        "%s%s: resuming from %s, saved at step %s; %s, and the run ends as an unbroken "
+        "one would",
+        point.instead_of_last,
+        kept,
+        point.path,
+        f"{point.step:,}",
+        lost,
+    )
 
 
 #: Keys of ``config.yaml`` a resume may find changed: they change where or how fast a run
@@ -839,11 +932,14 @@ class TrainingInterruptedError(TextRecognizerError):
                 f"summary.json: text-recognizer train --resume {run_dir}"
             )
             return
-        if last.is_file():
-            saved = f"its last checkpoint (step {_checkpoint_step(last, run_dir)}) is kept"
-            then = f"resume with: text-recognizer train --resume {run_dir}"
-        else:
+        try:
+            point = find_resume_point(run_dir)
+        except ConfigError:
             saved, then = "it saved no checkpoint yet", "start it again"
+        else:
+            which = "last checkpoint" if point.instead_of_last is None else point.path.name
+            saved = f"its {which} (step {point.step}) is kept"
+            then = f"resume with: text-recognizer train --resume {run_dir}"
         super().__init__(f"training stopped ({how}); {saved}; {then}")
 
 
