@@ -747,7 +747,7 @@ def _ended_by(trainer: L.Trainer) -> str:
     return "schedule"
 
 
-class _Unreadable(Exception):
+class _UnreadableCheckpointError(Exception):
     """A checkpoint file that exists but does not load: cut short or damaged."""
 
 
@@ -755,7 +755,7 @@ def _read_checkpoint(path: Path) -> tuple[int, dict[str, Any] | None]:
     """The global step ``path`` holds and the config it was trained with (``None`` in a
     checkpoint written before checkpoints held it).
 
-    ``_Unreadable`` where its content does not load; an ``OSError`` (no permission, a
+    ``_UnreadableCheckpointError`` where its content does not load; an ``OSError`` (no permission, a
     disk error) is left to the caller: the file may be whole, and falling back to an
     older checkpoint would throw away training for a problem that can be fixed.
     """
@@ -765,7 +765,7 @@ def _read_checkpoint(path: Path) -> tuple[int, dict[str, Any] | None]:
             return int(checkpoint["global_step"]), checkpoint.get(ConfigRecord.KEY)
         except Exception as error:  # truncated, empty or not a checkpoint: many kinds
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise _Unreadable(reason) from None
+            raise _UnreadableCheckpointError(reason) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -800,15 +800,13 @@ def find_resume_point(run_dir: Path) -> ResumePoint:
                 f"cannot resume: {path} cannot be read ({error.strerror or error}); make it "
                 f"readable and resume again: text-recognizer train --resume {run_dir}"
             ) from None
-        except _Unreadable as error:
+        except _UnreadableCheckpointError as error:
             problems.append(f"{path.name} is unreadable ({error}); it was cut short or damaged")
             continue
         instead = None if path == last else problems[0]
         return ResumePoint(path, step, config, instead)
     if not last.exists() and not best.exists():
-        raise ConfigError(
-            f"cannot resume: {last} does not exist (the run saved no checkpoint yet)"
-        )
+        raise ConfigError(f"cannot resume: {last} does not exist (the run saved no checkpoint yet)")
     raise ConfigError(
         f"cannot resume {run_dir}: {'; '.join(problems)}. Start it again in a new folder: "
         f"text-recognizer train {run_dir / 'config.yaml'}"
@@ -842,8 +840,7 @@ def _fall_back_to_best(point: ResumePoint, run_dir: Path) -> None:
         else "any steps trained after it are trained again"
     )
     log.warning(
-        "%s%s: resuming from %s, saved at step %s; %s, and the run ends as an unbroken "
-        "one would",
+        "%s%s: resuming from %s, saved at step %s; %s, and the run ends as an unbroken one would",
         point.instead_of_last,
         kept,
         point.path,
