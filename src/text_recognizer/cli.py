@@ -939,9 +939,11 @@ def train(
 ) -> None:
     """Train a model from an experiment config with Lightning."""
     from text_recognizer.training.config import load_config
+    from text_recognizer.training.experiments import end_with_parent
     from text_recognizer.training.run import latest_run, resume_run, train_from_config
 
     follow_our_logging()
+    end_with_parent()  # a job of `experiments run`: it stops when the group's process dies
 
     try:
         if resume is not None and str(resume) == "last":

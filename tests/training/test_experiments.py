@@ -363,3 +363,144 @@ def test_quiet_prints_a_failed_job_and_no_progress(
     assert len(lines) == 1 and lines[0].startswith("broken: failed (exit 1) after")
     assert "preparing dataset" not in result.output
     assert "experiment group" in result.output  # the table is the command's result
+
+
+# The group's process, as `experiments run` would be: its jobs are real `train` processes.
+GROUP_PROCESS = """
+import sys
+from pathlib import Path
+from tests.training.fakes import TinyChars
+from text_recognizer.data import DATASETS
+from text_recognizer.training.experiments import run_group
+DATASETS._entries.setdefault("tiny_chars", TinyChars)
+run_group(Path(sys.argv[1]), jobs=2, prefix=[sys.executable, "-m", "tests.training.fake_cli"])
+"""
+
+
+def alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_jobs_stop_when_the_group_process_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group killed with SIGKILL (an out-of-memory killer, `kill -9`) left its jobs
+    training, unseen, their run folders locked against a resume."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    group = {"group": "g", "base": "base.yaml", "experiments": [{"name": "a"}, {"name": "b"}]}
+    path = write_group(tmp_path, group, {**TINY, "trainer": {"max_epochs": 2}})
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path]),
+        "OMP_NUM_THREADS": "1",
+        "FAKE_CLI_STALL": "0:2",  # each job waits after its third batch
+    }
+    parent = subprocess.Popen([sys.executable, "-c", GROUP_PROCESS, str(path)], cwd=REPO, env=env)
+    try:
+        logs = [tmp_path / "runs" / "g" / name for name in "ab"]
+        deadline = time.monotonic() + 180
+        stalled: list[Path] = []
+        while len(stalled) < 2 and time.monotonic() < deadline and parent.poll() is None:
+            time.sleep(0.2)
+            stalled = [
+                log
+                for folder in logs
+                for log in folder.glob("*/train.log")
+                if "STALLED" in log.read_text(errors="replace")
+            ]
+        assert len(stalled) == 2, f"the jobs did not start training (group exit {parent.poll()})"
+        jobs = [int((log.parent / ".lock").read_text()) for log in stalled]
+        assert all(alive(pid) for pid in jobs)
+        parent.kill()
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while any(alive(pid) for pid in jobs) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in jobs if alive(pid)], "jobs kept running after their group died"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        for pid in locals().get("jobs", []):
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    for log in stalled:
+        said = " ".join(log.read_text(errors="replace").split())
+        assert "the experiment group's process ended without stopping this job" in said
+
+
+# A job's side: stops on SIGTERM (exit 143), or ignores it to be killed after the grace.
+WATCHING_JOB = """
+import signal, sys, time
+from text_recognizer.training.experiments import end_with_parent
+on_sigterm = signal.SIG_IGN if sys.argv[1] == "ignore" else (lambda *_: sys.exit(143))
+signal.signal(signal.SIGTERM, on_sigterm)
+end_with_parent(grace_s=1.0)
+print("watching", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize(
+    ("on_sigterm", "exit_code"), [("stop", 143), ("ignore", -9)], ids=["stops", "killed"]
+)
+def test_a_job_stops_when_the_pipe_from_its_group_closes(on_sigterm: str, exit_code: int) -> None:
+    """End-of-file on the pipe is how a job learns that its group's process is gone."""
+    import os
+    import subprocess
+    import time
+
+    read_end, write_end = os.pipe()
+    job = subprocess.Popen(
+        [sys.executable, "-c", WATCHING_JOB, on_sigterm],
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(sys.path),
+            experiments.PARENT_PIPE_ENV: str(read_end),
+        },
+        pass_fds=(read_end,),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    os.close(read_end)
+    try:
+        assert job.stdout is not None and job.stdout.readline() == "watching\n"
+        time.sleep(0.5)
+        assert job.poll() is None, "the job stopped while its group was alive"
+        os.close(write_end)  # what the group's death does
+        write_end = -1
+        assert job.wait(timeout=30) == exit_code
+        assert "the experiment group's process ended" in job.stdout.read()
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+        if job.poll() is None:
+            job.kill()
+        job.wait()
+        if job.stdout is not None:
+            job.stdout.close()
+
+
+def test_a_job_outside_a_group_watches_nothing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    monkeypatch.delenv(experiments.PARENT_PIPE_ENV, raising=False)
+    experiments.end_with_parent()
+    monkeypatch.setenv(experiments.PARENT_PIPE_ENV, "not a number")
+    experiments.end_with_parent()
+    assert "is not an open pipe: this job will not stop with its group" in caplog.text
+    assert experiments.PARENT_PIPE_ENV not in __import__("os").environ
+    assert not [t for t in threading.enumerate() if t.name == "end-with-parent"]

@@ -27,8 +27,10 @@ import logging
 import os
 import shlex
 import signal
+import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -53,6 +55,14 @@ Model = TypeVar("Model", bound=BaseModel)
 
 #: What ``plan`` prints in front of ``train``; ``run`` starts this Python's CLI instead.
 CLI = ("text-recognizer",)
+
+#: The file descriptor of a pipe whose other end only the group's process holds: a job
+#: reads end-of-file there when that process dies, however it died (``end_with_parent``).
+PARENT_PIPE_ENV = "TEXT_RECOGNIZER_PARENT_PIPE"
+
+#: How long a job orphaned by its group may take to stop on SIGTERM before it is killed:
+#: a validation under way finishes first. Its folder stays locked until it is gone.
+ORPHAN_GRACE_S = 120.0
 
 
 class GroupEntry(BaseModel):
@@ -305,6 +315,10 @@ def run_group(
     running: dict[int, tuple[subprocess.Popen[bytes], JobResult, float, TextIO]] = {}
     stopped_by: int | None = None
     previous = _raise_on_sigterm()
+    # Killed with SIGKILL (or crashed), this process could not stop its jobs: they trained
+    # on unseen, their folders locked. Each job holds the read end of this pipe and stops
+    # when it reads end-of-file, which only this process's death or the close below gives.
+    watched, alive = os.pipe() if os.name == "posix" else (None, None)
     try:
         while waiting or running:
             for slot in range(jobs):
@@ -312,7 +326,14 @@ def run_group(
                     continue
                 experiment = waiting.pop(0)
                 running[slot] = _start(
-                    experiment, slot, prefix, gpus, threads, report, continued.get(experiment.name)
+                    experiment,
+                    slot,
+                    prefix,
+                    gpus,
+                    threads,
+                    report,
+                    continued.get(experiment.name),
+                    watched,
                 )
                 results[experiment.name] = running[slot][1]
             time.sleep(0.2)
@@ -339,6 +360,9 @@ def run_group(
             process.wait()
             logfile.close()
             _finish(result, process, started)
+        for fd in (watched, alive):
+            if fd is not None:
+                os.close(fd)
     stopped = JobResult("", Path("-"), not_started="the group was stopped")
     ordered = [results.get(p.name) or replace(stopped, name=p.name) for p in planned]
     if stopped_by is not None:
@@ -446,8 +470,11 @@ def _start(
     threads: int,
     report: Callable[[str], None],
     resume_from: Path | None = None,
+    parent_pipe: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], JobResult, float, TextIO]:
     env = dict(os.environ)
+    if parent_pipe is not None:
+        env[PARENT_PIPE_ENV] = str(parent_pipe)
     if resume_from is not None:
         run_dir = resume_from
         # The run keeps its own config, threads included; OMP_NUM_THREADS below still holds.
@@ -469,11 +496,60 @@ def _start(
     logfile.write(shlex.join(command) + "\n")
     logfile.flush()
     # An argument list, no shell: names and values cannot be read as shell syntax.
-    process = subprocess.Popen(command, env=env, stdout=logfile, stderr=subprocess.STDOUT)  # noqa: S603
+    process = subprocess.Popen(  # noqa: S603
+        command,
+        env=env,
+        stdout=logfile,
+        stderr=subprocess.STDOUT,
+        pass_fds=() if parent_pipe is None else (parent_pipe,),
+    )
     how = "resumed" if resume_from else "started"
     report(f"{experiment.name}: {how} on {where} in {run_dir}")
     result = JobResult(experiment.name, run_dir, command=command)
     return process, result, time.monotonic(), logfile
+
+
+def end_with_parent(grace_s: float = ORPHAN_GRACE_S) -> None:
+    """In a job of ``experiments run``: stop this process when the group's process dies.
+
+    A thread waits on the pipe ``PARENT_PIPE_ENV`` names; at end-of-file it sends this
+    process SIGTERM, which stops training as a scheduler's stop does (exit 143, the last
+    checkpoint kept, so ``experiments run --resume`` goes on from it), and kills it if it
+    is still alive ``grace_s`` later. A pipe, not Linux's ``PR_SET_PDEATHSIG``: it works on
+    macOS too, needs no ``preexec_fn`` (unsafe in a process with threads), and does not
+    fire when only the thread that started the job ends. Outside a group: nothing.
+    """
+    value = os.environ.pop(PARENT_PIPE_ENV, None)  # not for this job's own children
+    if value is None:
+        return
+    try:
+        fd = int(value)
+        is_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
+    except (ValueError, OSError):
+        is_pipe = False
+    if not is_pipe:  # set by hand, or lost on the way: there is nothing to watch
+        log.warning(
+            "%s=%s is not an open pipe: this job will not stop with its group",
+            PARENT_PIPE_ENV,
+            value,
+        )
+        return
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 1):  # the group's process writes nothing; b"": it is gone
+                pass
+        except OSError:
+            pass
+        log.warning(
+            "the experiment group's process ended without stopping this job: stopping it "
+            "(its last checkpoint is kept; `experiments run GROUP --resume` goes on from it)"
+        )
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace_s)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
 
 
 def summary_rows(results: Sequence[JobResult]) -> list[list[str]]:
