@@ -200,3 +200,59 @@ def test_crnn_memorises_four_lines() -> None:
                 break
     assert predictions == texts
     assert all(0 < confidence <= 1 for _, confidence in decoded)
+
+
+# Backward passes of a small CRNN (a strided 1x1 shortcut reads 4, then 8 channels) at
+# the varying widths of bucketed line batches, in float32 and under bf16 autocast.
+SMALL_CRNN_STEPS = """
+import torch
+from text_recognizer.networks import Crnn
+torch.set_num_threads(1)
+torch.manual_seed(0)
+network = Crnn(num_classes=20, channels=[4, 8, 8, 16], lstm_hidden=16, dropout=0.0)
+for bf16 in (False, True):
+    for width in (97, 400, 731, 256, 1024):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = network(torch.rand(32, 1, 32, width))
+        logits.float().square().mean().backward()
+print("trained", flush=True)
+"""
+
+
+def test_a_small_crnn_trains_without_a_native_crash() -> None:
+    """On AVX512 hosts oneDNN's weight gradient of a strided 1x1 convolution with fewer than
+    16 input channels, on channels-last tensors, corrupted memory: such a CRNN segfaulted
+    or aborted ("double free or corruption") in its first training steps. In a process of
+    its own, so that a crash fails this test rather than ending the test run."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", SMALL_CRNN_STEPS],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (0, "trained\n"), result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("channels", "channels_last"),
+    [
+        ([16, 32, 64, 128], True),  # the shipped line network keeps the faster layout
+        ([16, 32, 64, 96], True),  # crnn's defaults
+        ([4, 8, 8, 16], False),
+        ([16, 15, 32, 64], False),  # the second stage's shortcut reads 15 channels
+    ],
+)
+def test_small_encoders_keep_the_layout_onednn_computes_correctly(
+    channels: list[int], channels_last: bool
+) -> None:
+    network = Crnn(num_classes=NUM_CLASSES, channels=channels)
+    assert network.encoder.channels_last is channels_last
+    weight = network.encoder.stages[0][0].conv1.weight  # 3x3: the two layouts differ
+    assert weight.is_contiguous(memory_format=torch.channels_last) is channels_last
+    assert weight.is_contiguous() is not channels_last

@@ -40,6 +40,25 @@ def conv_bn_relu(in_channels: int, out_channels: int, stride: Stride = (1, 1)) -
     )
 
 
+#: Below this many input channels, a strided 1x1 convolution's weight gradient on
+#: channels-last tensors corrupts memory in oneDNN's AVX512 kernel (``jit_1x1:avx512_core``
+#: backward_weights, torch 2.13): a segfault or "double free or corruption" within the
+#: first training steps of a small CRNN (channels 4-8-8-16). Its default layout, and
+#: oneDNN's AVX2 kernels, compute it correctly.
+CHANNELS_LAST_MIN_SHORTCUT_CHANNELS = 16
+
+
+def channels_last_is_safe(channels: Sequence[int], strides: Sequence[Stride]) -> bool:
+    """Whether an encoder of these channels and strides may train on channels-last tensors:
+    each stage's strided 1x1 shortcut (its first block) reads at least
+    ``CHANNELS_LAST_MIN_SHORTCUT_CHANNELS`` channels."""
+    return all(
+        channels[i] >= CHANNELS_LAST_MIN_SHORTCUT_CHANNELS
+        for i in range(len(channels) - 1)
+        if tuple(strides[i + 1]) != (1, 1)
+    )
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with an identity (or 1x1 projection) shortcut, as in ResNet-18."""
 
@@ -99,7 +118,9 @@ class ResNetEncoder(nn.Module):
         # oneDNN's CPU convolutions run ~15 % faster on NHWC (channels-last) tensors: a
         # CRNN training step here went from 216-244 to 248-286 lines/s. Layout only; the
         # values, state_dict and ONNX graph are the same.
-        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.channels_last = channels_last_is_safe(channels, self.strides)
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """Feature-map size ``(H', W')`` for an input of ``height`` x ``width``."""
@@ -114,4 +135,6 @@ class ResNetEncoder(nn.Module):
         return widths
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(x.contiguous(memory_format=torch.channels_last)))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.stages(self.stem(x))
