@@ -500,7 +500,18 @@ def test_a_job_outside_a_group_watches_nothing(
     monkeypatch.delenv(experiments.PARENT_PIPE_ENV, raising=False)
     experiments.end_with_parent()
     monkeypatch.setenv(experiments.PARENT_PIPE_ENV, "not a number")
-    experiments.end_with_parent()
+    with caplog.at_level("WARNING", logger="text_recognizer"):  # whatever -q left before
+        experiments.end_with_parent()
     assert "is not an open pipe: this job will not stop with its group" in caplog.text
     assert experiments.PARENT_PIPE_ENV not in __import__("os").environ
     assert not [t for t in threading.enumerate() if t.name == "end-with-parent"]
+
+
+def test_a_job_with_only_a_best_checkpoint_is_resumable(tmp_path: Path) -> None:
+    """Stopped after a mid-epoch validation, before its first epoch ended, a run has
+    ``best.ckpt`` alone; ``train --resume`` goes on from it."""
+    (tmp_path / "checkpoints").mkdir()
+    stopped = experiments.JobResult("x", tmp_path, returncode=143)
+    assert not stopped.resumable
+    (tmp_path / "checkpoints" / "best.ckpt").write_bytes(b"")
+    assert stopped.resumable

@@ -48,7 +48,7 @@ from text_recognizer.training.config import (
     no_such_file,
     read_yaml,
 )
-from text_recognizer.training.run import RUN_DIR_ENV, new_run_dir
+from text_recognizer.training.run import RUN_DIR_ENV, has_checkpoint, new_run_dir
 
 log = logging.getLogger(__name__)
 Model = TypeVar("Model", bound=BaseModel)
@@ -208,8 +208,9 @@ class JobResult:
 
     @property
     def resumable(self) -> bool:
-        """Stopped part-way with a checkpoint to go on from: ``--resume`` continues it."""
-        return not self.ok and (self.run_dir / "checkpoints" / "last.ckpt").is_file()
+        """Stopped part-way with a checkpoint to go on from (``last.ckpt``, or ``best.ckpt``
+        alone): ``--resume`` continues it."""
+        return not self.ok and has_checkpoint(self.run_dir)
 
     @property
     def status(self) -> str:
@@ -415,7 +416,7 @@ def _earlier_runs(
                 experiment.name, folder, 0, summary=json.loads(summary.read_text()), earlier=True
             )
             report(f"{experiment.name}: finished earlier in {folder}")
-        elif (folder / "checkpoints" / "last.ckpt").is_file():
+        elif has_checkpoint(folder):
             saved = parse_config(read_yaml(folder / "config.yaml"))
             if _same_experiment(saved, experiment.config):
                 continued[experiment.name] = folder

@@ -446,7 +446,7 @@ def run_experiment(
     """
     run_dir = Path(run_dir or os.environ.get(RUN_DIR_ENV) or new_run_dir(config))
     last = run_dir / "checkpoints" / "last.ckpt"
-    if resume and not (last.is_file() or last.with_name("best.ckpt").is_file()):
+    if resume and not has_checkpoint(run_dir):
         raise ConfigError(f"cannot resume: {last} does not exist (the run saved no checkpoint yet)")
     if not resume and _is_rank_zero() and (run_dir / "config.yaml").exists():
         # A second run there would replace its checkpoints and start a new metrics.csv.
@@ -745,6 +745,12 @@ def _ended_by(trainer: L.Trainer) -> str:
             if remaining is not None and remaining <= 0:
                 return "max_time"
     return "schedule"
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether ``--resume`` has a checkpoint to start from: ``last.ckpt``, or ``best.ckpt``
+    (a run stopped after a mid-epoch validation and before its first epoch's end)."""
+    return any((run_dir / "checkpoints" / name).is_file() for name in ("last.ckpt", "best.ckpt"))
 
 
 class _UnreadableCheckpointError(Exception):
