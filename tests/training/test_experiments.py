@@ -388,9 +388,7 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_jobs_stop_when_the_group_process_is_killed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_jobs_stop_when_the_group_process_is_killed(tmp_path: Path) -> None:
     """A group killed with SIGKILL (an out-of-memory killer, `kill -9`) left its jobs
     training, unseen, their run folders locked against a resume."""
     import os
@@ -407,10 +405,11 @@ def test_jobs_stop_when_the_group_process_is_killed(
         "FAKE_CLI_STALL": "0:2",  # each job waits after its third batch
     }
     parent = subprocess.Popen([sys.executable, "-c", GROUP_PROCESS, str(path)], cwd=REPO, env=env)
+    stalled: list[Path] = []
+    jobs: list[int] = []
     try:
         logs = [tmp_path / "runs" / "g" / name for name in "ab"]
         deadline = time.monotonic() + 180
-        stalled: list[Path] = []
         while len(stalled) < 2 and time.monotonic() < deadline and parent.poll() is None:
             time.sleep(0.2)
             stalled = [
@@ -431,7 +430,7 @@ def test_jobs_stop_when_the_group_process_is_killed(
     finally:
         if parent.poll() is None:
             parent.kill()
-        for pid in locals().get("jobs", []):
+        for pid in jobs:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
     for log in stalled:

@@ -761,9 +761,9 @@ def _read_checkpoint(path: Path) -> tuple[int, dict[str, Any] | None]:
     """The global step ``path`` holds and the config it was trained with (``None`` in a
     checkpoint written before checkpoints held it).
 
-    ``_UnreadableCheckpointError`` where its content does not load; an ``OSError`` (no permission, a
-    disk error) is left to the caller: the file may be whole, and falling back to an
-    older checkpoint would throw away training for a problem that can be fixed.
+    ``_UnreadableCheckpointError`` where its content does not load; an ``OSError`` (no
+    permission, a disk error) is left to the caller: the file may be whole, and falling
+    back to an older checkpoint would throw away training for a problem that can be fixed.
     """
     with path.open("rb") as f:
         try:
@@ -846,7 +846,7 @@ def _fall_back_to_best(point: ResumePoint, run_dir: Path) -> None:
         else "any steps trained after it are trained again"
     )
     log.warning(
-        "%s%s: resuming from %s, saved at step %s; %s, and the run ends as an unbroken one would",
+        "%s%s: resuming from %s, saved at step %s, with the whole training state; %s",
         point.instead_of_last,
         kept,
         point.path,
