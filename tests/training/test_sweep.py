@@ -419,6 +419,18 @@ def test_population_based_training_copies_weights_between_trials(tmp_path: Path)
     assert copied
     assert all(c["init"]["weights"].endswith("weights.ckpt") for c in copied)
     assert all(c["trainer"]["max_epochs"] < 3 for c in copied)
+    # The copied weights a run names stay with the sweep (they were left in /tmp copies).
+    sweep_folder = (tmp_path / "runs" / "tiny_pbt").resolve()
+    for config in copied:
+        weights = Path(config["init"]["weights"])
+        assert weights.is_file() and weights.resolve().is_relative_to(sweep_folder), weights
+    # Each row is the trial's own: the last exploit gave the trailing trial the leading
+    # one's last result (its run folder) and new values it never trained with.
+    for trial in trials:
+        run_dir = Path(trial["run_dir"])
+        assert run_dir.parent.name == trial["trial"]
+        trained = yaml.safe_load((run_dir / "config.yaml").read_text())
+        assert trained["optimizer"]["lr"] == pytest.approx(trial["params"]["optimizer.lr"])
 
 
 @pytest.mark.slow

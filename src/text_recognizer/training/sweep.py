@@ -374,15 +374,19 @@ def train_trial(params: dict[str, Any], base: dict[str, Any], pbt: bool, resume:
         run_experiment(config, run_dir=unfinished, resume=True, callbacks=[TuneReport(pbt)])
         return
     checkpoint = tune.get_checkpoint()
-    done = 0
-    if checkpoint is not None:  # PBT: go on from the weights of the trial it copies
-        folder = Path(checkpoint.to_directory())
+    if checkpoint is None:
+        run_experiment(config, callbacks=[TuneReport(pbt)])
+        return
+    # PBT: go on from the weights of the trial it copies. as_directory() gives the
+    # checkpoint's own folder under runs/<sweep>/tune/, which stays, for config.yaml's
+    # init.weights to name; to_directory() copied it to a /tmp folder nobody removed.
+    with checkpoint.as_directory() as folder_name:
+        folder = Path(folder_name)
         done = json.loads((folder / "epochs.json").read_text())
         config.init = InitConfig(weights=str(folder / WEIGHTS), freeze_batchnorm=False)
         config.trainer.max_epochs -= done
-        if config.trainer.max_epochs < 1:
-            return
-    run_experiment(config, callbacks=[TuneReport(pbt, epochs_before=done)])
+        if config.trainer.max_epochs >= 1:
+            run_experiment(config, callbacks=[TuneReport(pbt, epochs_before=done)])
 
 
 def run_sweep(
@@ -499,6 +503,16 @@ def run_sweep(
         if scores is not None and not scores.empty:
             best = float(scores.min() if mode == "min" else scores.max())
         last = result.metrics or {}
+        params = {k: (result.config or {}).get(k) for k in sweep.search}
+        run_dir = last.get("run_dir")
+        if sweep.algorithm == "pbt" and (own := own_results(Path(result.path), metric)):
+            # PBT's last exploit hands a trial the other's last result and new values it
+            # never trained with: the trial's own results say what it did.
+            top = (min if mode == "min" else max)(own, key=lambda r: float(r[metric]))
+            best = float(top[metric])
+            params = {k: top.get("config", {}).get(k) for k in sweep.search}
+            run_dir = top.get("run_dir")  # the stretch that scored best, its checkpoints
+            last = {**last, "epoch": max(int(r.get("epoch", 0)) for r in own)}
         trial = Path(result.path).name
         status = "finished"
         if result.error:
@@ -509,10 +523,10 @@ def run_sweep(
         rows.append(
             {
                 "trial": trial,
-                "params": {k: (result.config or {}).get(k) for k in sweep.search},
+                "params": params,
                 "best": best,
                 "epochs": int(last.get("epoch", 0)),
-                "run_dir": last.get("run_dir"),
+                "run_dir": run_dir,
                 "status": status,
                 "error": trial_error(result.error),
                 "traceback": str(result.error) if result.error else None,
@@ -534,6 +548,22 @@ def run_sweep(
     }
     write_text_atomic(runs_dir() / sweep.sweep / "sweep.json", json.dumps(summary, indent=2))
     return metric, rows
+
+
+def own_results(folder: Path, metric: str) -> list[dict[str, Any]]:
+    """A trial's own results that hold the metric, from Tune's ``result.json`` in its folder
+    (one JSON object a line, with the values it trained with under ``config``)."""
+    try:
+        lines = (folder / "result.json").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    results = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            result = json.loads(line)
+            if isinstance(result, dict) and isinstance(result.get(metric), (int, float)):
+                results.append(result)
+    return results
 
 
 def trial_finished(last: dict[str, Any]) -> bool:
