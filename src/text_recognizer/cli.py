@@ -1076,6 +1076,8 @@ def sweep(
         from text_recognizer.training.sweep import (
             UNFINISHED,
             SweepInterruptedError,
+            best_command,
+            load_sweep,
             resume_command,
             run_sweep,
         )
@@ -1107,6 +1109,10 @@ def sweep(
     if rows and rows[0]["run_dir"]:
         folder = Path(os.path.relpath(rows[0]["run_dir"])).parent.parent
         console.print(f"runs: {folder}/<trial>/<time>/; this table: {folder}/sweep.json")
+    unfinished = [row for row in rows if row["status"] in UNFINISHED]
+    if not unfinished and (command := best_command(load_sweep(path), rows)):
+        console.print("the best trial's values, trained at full length:", style="bold")
+        console.print(command, markup=False, soft_wrap=True)
     failed = [row for row in rows if row["error"]]
     by_error: dict[str, list[str]] = {}
     for row in failed:
@@ -1116,7 +1122,7 @@ def sweep(
         err_console.print(f"[bold red]{many} failed:[/]")
         for message, trials in by_error.items():
             err_console.print(f"  {', '.join(trials)}: {escape(message)}")
-    if unfinished := [row for row in rows if row["status"] in UNFINISHED]:
+    if unfinished:
         done = len(rows) - len(unfinished)
         what = f"{done} of {len(rows)} trials finished or failed"
         from text_recognizer.training import sweep as sweeps

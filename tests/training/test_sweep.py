@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,8 +14,10 @@ from typer.testing import CliRunner
 
 from text_recognizer.cli import app
 from text_recognizer.errors import ConfigError, TextRecognizerError
+from text_recognizer.training.config import load_config
 from text_recognizer.training.sweep import (
     base_config,
+    best_command,
     load_sweep,
     run_sweep,
     search_space,
@@ -128,6 +131,39 @@ def test_search_space_and_trial_configs(tmp_path: Path) -> None:
     assert base["optimizer"]["lr"] == 1.0e-3  # the base is left as it was
     with pytest.raises(ConfigError, match=r"data\.batch_size"):
         trial_config(base, {"data.batch_size": "many"}, "trial_00002")
+
+
+def test_the_best_trial_has_a_train_command_with_its_values_in_full(tmp_path: Path) -> None:
+    path = write_sweep(
+        tmp_path,
+        """
+        sweep: s
+        base: base.yaml
+        set: {trainer.max_epochs: 1}
+        search:
+          optimizer.lr: {loguniform: [1.0e-4, 1.0e-2]}
+          network.args.channels: {choice: [[8, 16], [16, 32]]}
+          data.name: {choice: [synthetic_chars, "yes"]}
+        """,
+    )
+    sweep = load_sweep(path)
+    params = {
+        "optimizer.lr": 0.0018789852661499496,
+        "network.args.channels": [16, 32],
+        "data.name": "yes",
+    }
+    rows = [{"params": params, "best": 0.5}, {"params": dict.fromkeys(params), "best": None}]
+    command = best_command(sweep, rows)
+    assert command is not None
+    program, verb, base, *sets = shlex.split(command)
+    assert [program, verb, base] == ["text-recognizer", "train", str(tmp_path / "base.yaml")]
+    assert sets[::2] == ["--set"] * 3
+    config = load_config(Path(base), sets[1::2]).model_dump(mode="json")
+    assert config["optimizer"]["lr"] == params["optimizer.lr"]  # not the table's 0.001879
+    assert config["network"]["args"]["channels"] == [16, 32]
+    assert config["data"]["name"] == "yes"  # quoted: YAML would read it as true
+    assert config["trainer"]["max_epochs"] == 2  # the base's: the sweep's set shortens trials
+    assert best_command(sweep, rows[1:]) is None and best_command(sweep, []) is None
 
 
 @pytest.fixture
@@ -343,6 +379,13 @@ def test_a_random_sweep_with_asha_from_the_cli(tmp_path: Path) -> None:
         assert config["data"]["batch_size"] == trial["params"]["data.batch_size"]
         assert 1 <= trial["epochs"] <= 2
     assert len({t["params"]["optimizer.lr"] for t in trials}) == 3
+    # The best trial's values, in full, ready to train at full length.
+    best = trials[0]["params"]
+    assert summary["best_command"] == (
+        f"text-recognizer train {tmp_path / 'base.yaml'} --set "
+        f"optimizer.lr={best['optimizer.lr']!r} --set data.batch_size={best['data.batch_size']}"
+    )
+    assert summary["best_command"] in result.output.replace("\n", "")
     again = runner.invoke(app, ["sweep", str(path)])
     assert again.exit_code == 1
     assert "holds a sweep named tiny_random already" in again.output

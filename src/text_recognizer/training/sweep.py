@@ -544,10 +544,23 @@ def run_sweep(
         "mode": mode,
         "interrupted": interrupted,
         "stopped_by": stopped_by if interrupted else None,
+        "best_command": best_command(sweep, rows),
         "trials": rows,
     }
     write_text_atomic(runs_dir() / sweep.sweep / "sweep.json", json.dumps(summary, indent=2))
     return metric, rows
+
+
+def best_command(sweep: SweepConfig, rows: list[dict[str, Any]]) -> str | None:
+    """The ``train`` command for the best trial's values on the base config, every value in
+    full (the table rounds them), or None when no trial scored. The sweep's own ``set`` is
+    left out: it usually shortens the trials, and this trains at full length."""
+    if not rows or rows[0]["best"] is None:
+        return None
+    args = ["text-recognizer", "train", str(sweep.base)]
+    for key, value in rows[0]["params"].items():
+        args += ["--set", f"{key}={format_value(value)}"]
+    return shlex.join(args)
 
 
 def own_results(folder: Path, metric: str) -> list[dict[str, Any]]:
