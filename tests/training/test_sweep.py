@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -346,8 +349,18 @@ def trial_runs(runs: Path, sweep: str) -> dict[str, dict]:
     }
 
 
+@pytest.fixture
+def ray_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Ray's own temp root (``/tmp/ray`` otherwise), short: its socket paths must fit in
+    107 bytes, which a pytest folder may not."""
+    folder = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    monkeypatch.setenv("RAY_TMPDIR", str(folder))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.xdist_group("ray")
-def test_a_random_sweep_with_asha_from_the_cli(tmp_path: Path) -> None:
+def test_a_random_sweep_with_asha_from_the_cli(tmp_path: Path, ray_tmp: Path) -> None:
     path = write_sweep(
         tmp_path,
         """
@@ -386,6 +399,8 @@ def test_a_random_sweep_with_asha_from_the_cli(tmp_path: Path) -> None:
         f"optimizer.lr={best['optimizer.lr']!r} --set data.batch_size={best['data.batch_size']}"
     )
     assert summary["best_command"] in result.output.replace("\n", "")
+    # The local Ray's session folder went with it (it piled up in /tmp/ray, one a sweep).
+    assert (ray_tmp / "ray").is_dir() and not list((ray_tmp / "ray").glob("session_2*"))
     again = runner.invoke(app, ["sweep", str(path)])
     assert again.exit_code == 1
     assert "holds a sweep named tiny_random already" in again.output

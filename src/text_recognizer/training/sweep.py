@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import shlex
+import shutil
 import signal
 import tempfile
 import threading
@@ -448,7 +449,8 @@ def run_sweep(
     level = logging.getLogger("text_recognizer").getEffectiveLevel()
     verbose = {logging.ERROR: 0, logging.WARNING: 1, logging.INFO: 2}.get(level, 3)
     logging.getLogger("ray.tune.tune").addFilter(_NoRayResumeHint())
-    ray.init(
+    starts_ray = address is None and not os.environ.get("RAY_ADDRESS") and not ray.is_initialized()
+    context = ray.init(
         address=address,
         runtime_env={"env_vars": env},
         include_dashboard=False,
@@ -456,6 +458,9 @@ def run_sweep(
         ignore_reinit_error=True,
         log_to_driver=verbose >= 2,
     )
+    # The Ray started here leaves its session folder (/tmp/ray/session_*) behind at every
+    # sweep; what the sweep keeps is in runs/<sweep>/, so the folder goes when Ray does.
+    session = context.address_info.get("session_dir") if starts_ray else None
     try:
         trainable = tune.with_resources(
             tune.with_parameters(
@@ -487,6 +492,8 @@ def run_sweep(
         ) from None
     finally:
         ray.shutdown()
+        if session:
+            shutil.rmtree(session, ignore_errors=True)
     # Tune's first Ctrl-C ends fit() as if done, and stops the trials it ran as if they had
     # finished: only a trial that finished or failed has a last result marked done or an
     # error. The search makes trials as slots free up, so those not made yet are missing.
