@@ -79,6 +79,19 @@ def test_a_bad_sweep_file_says_what_is_wrong(
     assert message in str(caught.value)
 
 
+def test_a_base_that_is_not_there_is_named_as_the_sweep_file_wrote_it(tmp_path: Path) -> None:
+    (tmp_path / "sweeps").mkdir()
+    path = write_sweep(
+        tmp_path / "sweeps", "sweep: s\nbase: lenet.yaml\nsearch: {a: {choice: [1]}}"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_sweep(path)
+    assert str(caught.value) == (
+        f"sweep {path}: its base {tmp_path / 'sweeps' / 'lenet.yaml'} does not exist "
+        f"(base: lenet.yaml, read relative to the sweep file's folder); fix base in {path}"
+    )
+
+
 def test_every_problem_of_the_search_is_reported_at_once(tmp_path: Path) -> None:
     path = write_sweep(
         tmp_path,

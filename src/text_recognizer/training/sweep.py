@@ -207,8 +207,15 @@ class _NoRayResumeHint(logging.Filter):
 def load_sweep(path: Path) -> SweepConfig:
     keys = ", ".join(SweepConfig.model_fields)
     sweep = read_yaml_model(path, SweepConfig, "sweep", lambda raw: f"\n  (keys: {keys})")
-    if not sweep.base.is_absolute():
-        sweep.base = Path(path).parent / sweep.base
+    written = sweep.base
+    if not written.is_absolute():
+        sweep.base = Path(path).parent / written
+    if not sweep.base.is_file():  # said here: load_config would name only the joined path
+        relative = "" if written.is_absolute() else ", read relative to the sweep file's folder"
+        raise ConfigError(
+            f"sweep {path}: its base {sweep.base} does not exist (base: {written}{relative}); "
+            f"fix base in {path}"
+        )
     return sweep
 
 
