@@ -1110,9 +1110,16 @@ def sweep(
         folder = Path(os.path.relpath(rows[0]["run_dir"])).parent.parent
         console.print(f"runs: {folder}/<trial>/<time>/; this table: {folder}/sweep.json")
     unfinished = [row for row in rows if row["status"] in UNFINISHED]
-    if not unfinished and (command := best_command(load_sweep(path), rows)):
+    if rows and not unfinished and rows[0]["best"] is not None:  # a sweep file run_sweep has read
+        command = best_command(load_sweep(path), rows)
         console.print("the best trial's values, trained at full length:", style="bold")
         console.print(command, markup=False, soft_wrap=True)
+    if diverged := [row["trial"] for row in rows if row["status"] == "diverged"]:
+        err_console.print(
+            f"{', '.join(diverged)}: {metric} was never a finite number (NaN or inf): "
+            "their values make training diverge",
+            markup=False,
+        )
     failed = [row for row in rows if row["error"]]
     by_error: dict[str, list[str]] = {}
     for row in failed:

@@ -21,10 +21,12 @@ from text_recognizer.training.config import load_config
 from text_recognizer.training.sweep import (
     base_config,
     best_command,
+    best_first,
     load_sweep,
     run_sweep,
     search_space,
     trial_config,
+    trial_row,
 )
 
 runner = CliRunner()
@@ -180,6 +182,50 @@ def test_the_best_trial_has_a_train_command_with_its_values_in_full(tmp_path: Pa
     assert config["data"]["name"] == "yes"  # quoted: YAML would read it as true
     assert config["trainer"]["max_epochs"] == 2  # the base's: the sweep's set shortens trials
     assert best_command(sweep, rows[1:]) is None and best_command(sweep, []) is None
+
+
+def test_a_trial_whose_metric_is_never_finite_is_listed_last_as_diverged(tmp_path: Path) -> None:
+    """NaN compared as neither better nor worse: a diverged trial topped the table, and the
+    best trial's command trained with its learning rate of 1e30."""
+    import pandas as pd
+
+    path = write_sweep(
+        tmp_path,
+        """
+        sweep: s
+        base: base.yaml
+        search:
+          optimizer.lr: {choice: [1.0e+30, 1.0e-3]}
+        metric: val/loss
+        mode: min
+        """,
+    )
+    sweep = load_sweep(path)
+
+    def result(trial: str, lr: float, losses: list[float]) -> SimpleNamespace:
+        return SimpleNamespace(
+            metrics_dataframe=pd.DataFrame({"val/loss": losses}),
+            metrics={"epoch": len(losses), "run_dir": str(tmp_path / trial), "done": True},
+            config={"optimizer.lr": lr},
+            path=str(tmp_path / "tune" / trial),
+            error=None,
+        )
+
+    results = [
+        result("trial_00000", 1e30, [float("nan")]),
+        result("trial_00001", 1e-3, [4.4, 4.3]),
+        result("trial_00002", 1e30, [float("inf"), float("nan")]),
+    ]
+    rows = best_first([trial_row(r, sweep, "val/loss", "min", False) for r in results], "min")
+    assert [(r["trial"], r["best"], r["status"]) for r in rows] == [
+        ("trial_00001", 4.3, "finished"),
+        ("trial_00000", None, "diverged"),
+        ("trial_00002", None, "diverged"),
+    ]
+    json.dumps(rows, allow_nan=False)  # sweep.json is JSON: NaN is not
+    assert (
+        best_command(sweep, rows) == f"text-recognizer train {sweep.base} --set optimizer.lr=0.001"
+    )
 
 
 @pytest.fixture

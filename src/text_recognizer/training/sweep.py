@@ -509,44 +509,9 @@ def run_sweep(
     interrupted = len(trials) < planned or any(
         not result.error and not trial_finished(result.metrics or {}) for result in trials
     )
-    rows: list[dict[str, Any]] = []
-    for result in trials:
-        history = result.metrics_dataframe
-        scores = history[metric] if history is not None and metric in history else None
-        best = None
-        if scores is not None and not scores.empty:
-            best = float(scores.min() if mode == "min" else scores.max())
-        last = result.metrics or {}
-        params = {k: (result.config or {}).get(k) for k in sweep.search}
-        run_dir = last.get("run_dir")
-        if sweep.algorithm == "pbt" and (own := own_results(Path(result.path), metric)):
-            # PBT's last exploit hands a trial the other's last result and new values it
-            # never trained with: the trial's own results say what it did.
-            top = (min if mode == "min" else max)(own, key=lambda r: float(r[metric]))
-            best = float(top[metric])
-            params = {k: top.get("config", {}).get(k) for k in sweep.search}
-            run_dir = top.get("run_dir")  # the stretch that scored best, its checkpoints
-            last = {**last, "epoch": max(int(r.get("epoch", 0)) for r in own)}
-        trial = Path(result.path).name
-        status = "finished"
-        if result.error:
-            status = "failed"
-        elif interrupted and not trial_finished(last):
-            started = (runs_dir() / sweep.sweep / trial).exists()
-            status = "stopped" if started else "not started"
-        rows.append(
-            {
-                "trial": trial,
-                "params": params,
-                "best": best,
-                "epochs": int(last.get("epoch", 0)),
-                "run_dir": run_dir,
-                "status": status,
-                "error": trial_error(result.error),
-                "traceback": str(result.error) if result.error else None,
-            }
-        )
-    rows.sort(key=lambda r: (r["best"] is None, (r["best"] or 0) * (1 if mode == "min" else -1)))
+    rows = best_first(
+        [trial_row(result, sweep, metric, mode, interrupted) for result in trials], mode
+    )
     if interrupted:  # the trials the search had yet to make: no name nor values yet
         blank = {"trial": None, "params": dict.fromkeys(sweep.search), "best": None}
         more = {"epochs": 0, "run_dir": None, "status": "not started", "error": None}
@@ -565,6 +530,58 @@ def run_sweep(
     return metric, rows
 
 
+def trial_row(
+    result: Any, sweep: SweepConfig, metric: str, mode: str, interrupted: bool
+) -> dict[str, Any]:
+    """A trial's line of the table and of sweep.json, from Tune's result for it."""
+    history = result.metrics_dataframe
+    scores = history[metric] if history is not None and metric in history else None
+    best = None
+    if scores is not None and not scores.empty:
+        best = float(scores.min() if mode == "min" else scores.max())
+    last = result.metrics or {}
+    params = {k: (result.config or {}).get(k) for k in sweep.search}
+    run_dir = last.get("run_dir")
+    if sweep.algorithm == "pbt" and (own := own_results(Path(result.path), metric)):
+        # PBT's last exploit hands a trial the other's last result and new values it
+        # never trained with: the trial's own results say what it did.
+        top = (min if mode == "min" else max)(own, key=lambda r: float(r[metric]))
+        best = float(top[metric])
+        params = {k: top.get("config", {}).get(k) for k in sweep.search}
+        run_dir = top.get("run_dir")  # the stretch that scored best, its checkpoints
+        last = {**last, "epoch": max(int(r.get("epoch", 0)) for r in own)}
+    # Never a finite score (NaN or inf, a learning rate too high): no best, ranked last,
+    # where NaN compared as neither better nor worse and could top the table.
+    diverged = best is not None and not math.isfinite(best)
+    if diverged:
+        best = None
+    trial = Path(result.path).name
+    status = "finished"
+    if result.error:
+        status = "failed"
+    elif interrupted and not trial_finished(last):
+        started = (runs_dir() / sweep.sweep / trial).exists()
+        status = "stopped" if started else "not started"
+    elif diverged:
+        status = "diverged"
+    return {
+        "trial": trial,
+        "params": params,
+        "best": best,
+        "epochs": int(last.get("epoch", 0)),
+        "run_dir": run_dir,
+        "status": status,
+        "error": trial_error(result.error),
+        "traceback": str(result.error) if result.error else None,
+    }
+
+
+def best_first(rows: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
+    """The rows ordered by their best score, those without one last."""
+    sign = 1 if mode == "min" else -1
+    return sorted(rows, key=lambda r: (r["best"] is None, (r["best"] or 0) * sign))
+
+
 def best_command(sweep: SweepConfig, rows: list[dict[str, Any]]) -> str | None:
     """The ``train`` command for the best trial's values on the base config, every value in
     full (the table rounds them), or None when no trial scored. The sweep's own ``set`` is
@@ -578,7 +595,7 @@ def best_command(sweep: SweepConfig, rows: list[dict[str, Any]]) -> str | None:
 
 
 def own_results(folder: Path, metric: str) -> list[dict[str, Any]]:
-    """A trial's own results that hold the metric, from Tune's ``result.json`` in its folder
+    """A trial's own results with a finite metric, from Tune's ``result.json`` in its folder
     (one JSON object a line, with the values it trained with under ``config``)."""
     try:
         lines = (folder / "result.json").read_text(encoding="utf-8").splitlines()
@@ -588,7 +605,8 @@ def own_results(folder: Path, metric: str) -> list[dict[str, Any]]:
     for line in lines:
         with contextlib.suppress(ValueError):
             result = json.loads(line)
-            if isinstance(result, dict) and isinstance(result.get(metric), (int, float)):
+            score = result.get(metric) if isinstance(result, dict) else None
+            if isinstance(score, (int, float)) and math.isfinite(score):
                 results.append(result)
     return results
 
