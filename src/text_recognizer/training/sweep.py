@@ -467,7 +467,7 @@ def run_sweep(
     )
     # The Ray started here leaves its session folder (/tmp/ray/session_*) behind at every
     # sweep; what the sweep keeps is in runs/<sweep>/, so the folder goes when Ray does.
-    session = context.address_info.get("session_dir") if starts_ray else None
+    session = context.address_info.get("session_dir") if starts_ray and context else None
     try:
         trainable = tune.with_resources(
             tune.with_parameters(
