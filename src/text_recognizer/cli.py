@@ -1106,12 +1106,15 @@ def sweep(
         values = ["-" if row["params"][k] is None else format_param(row["params"][k]) for k in keys]
         table.add_row(row["trial"] or "-", *values, best, str(row["epochs"]), row["status"])
     console.print(table)
-    if rows and rows[0]["run_dir"]:
-        folder = Path(os.path.relpath(rows[0]["run_dir"])).parent.parent
-        console.print(f"runs: {folder}/<trial>/<time>/; this table: {folder}/sweep.json")
+    from text_recognizer.paths import runs_dir
+
+    sweep_file = load_sweep(path)  # read by run_sweep already
+    # Named when every trial failed too (it was taken from the best trial's run folder):
+    # sweep.json holds the tracebacks.
+    folder = Path(os.path.relpath(runs_dir() / sweep_file.sweep))
+    console.print(f"runs: {folder}/<trial>/<time>/; this table: {folder}/sweep.json")
     unfinished = [row for row in rows if row["status"] in UNFINISHED]
-    if rows and not unfinished and rows[0]["best"] is not None:  # a sweep file run_sweep has read
-        command = best_command(load_sweep(path), rows)
+    if not unfinished and (command := best_command(sweep_file, rows)):
         console.print("the best trial's values, trained at full length:", style="bold")
         console.print(command, markup=False, soft_wrap=True)
     if diverged := [row["trial"] for row in rows if row["status"] == "diverged"]:

@@ -333,11 +333,17 @@ def test_failed_trials_are_listed_with_their_own_messages(
 
     rows = [row("trial_00000", "bad value"), row("trial_00001", "bad value")]
     monkeypatch.setattr(sweep, "run_sweep", lambda *args: ("val/acc", rows))
-    result = runner.invoke(app, ["sweep", "any.yaml"])
+    monkeypatch.chdir(tmp_path)
+    path = write_sweep(
+        tmp_path, "sweep: s\nbase: base.yaml\nsearch: {optimizer.lr: {choice: [0.1]}}"
+    )
+    result = runner.invoke(app, ["sweep", str(path)])
     assert result.exit_code == 1
     assert "every trial failed:\n  trial_00000, trial_00001: bad value" in result.output
+    # Where the tracebacks are, though no trial has a run folder to name it by.
+    assert "this table: runs/s/sweep.json" in result.output
     rows[1] = row("trial_00001", None)
-    result = runner.invoke(app, ["sweep", "any.yaml"])
+    result = runner.invoke(app, ["sweep", str(path)])
     assert "1 of 2 trials failed:\n  trial_00000: bad value" in result.output
 
 
