@@ -467,7 +467,9 @@ def run_sweep(
     )
     # The Ray started here leaves its session folder (/tmp/ray/session_*) behind at every
     # sweep; what the sweep keeps is in runs/<sweep>/, so the folder goes when Ray does.
-    session = context.address_info.get("session_dir") if starts_ray and context else None
+    # A local ray.init gives a RayContext; its type says BaseContext, which lacks the info.
+    info = getattr(context, "address_info", None) or {}
+    session = info.get("session_dir") if starts_ray else None
     try:
         trainable = tune.with_resources(
             tune.with_parameters(
