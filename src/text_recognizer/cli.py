@@ -1078,6 +1078,8 @@ def sweep(
         from text_recognizer.training.sweep import (
             UNFINISHED,
             SweepInterruptedError,
+            best_command,
+            load_sweep,
             resume_command,
             run_sweep,
         )
@@ -1106,9 +1108,23 @@ def sweep(
         values = ["-" if row["params"][k] is None else format_param(row["params"][k]) for k in keys]
         table.add_row(row["trial"] or "-", *values, best, str(row["epochs"]), row["status"])
     console.print(table)
-    if rows and rows[0]["run_dir"]:
-        folder = Path(os.path.relpath(rows[0]["run_dir"])).parent.parent
-        console.print(f"runs: {folder}/<trial>/<time>/; this table: {folder}/sweep.json")
+    from text_recognizer.paths import runs_dir
+
+    sweep_file = load_sweep(path)  # read by run_sweep already
+    # Named when every trial failed too (it was taken from the best trial's run folder):
+    # sweep.json holds the tracebacks.
+    folder = Path(os.path.relpath(runs_dir() / sweep_file.sweep))
+    console.print(f"runs: {folder}/<trial>/<time>/; this table: {folder}/sweep.json")
+    unfinished = [row for row in rows if row["status"] in UNFINISHED]
+    if not unfinished and (command := best_command(sweep_file, rows)):
+        console.print("the best trial's values, trained at full length:", style="bold")
+        console.print(command, markup=False, soft_wrap=True)
+    if diverged := [row["trial"] for row in rows if row["status"] == "diverged"]:
+        err_console.print(
+            f"{', '.join(diverged)}: {metric} was never a finite number (NaN or inf): "
+            "their values make training diverge",
+            markup=False,
+        )
     failed = [row for row in rows if row["error"]]
     by_error: dict[str, list[str]] = {}
     for row in failed:
@@ -1118,7 +1134,7 @@ def sweep(
         err_console.print(f"[bold red]{many} failed:[/]")
         for message, trials in by_error.items():
             err_console.print(f"  {', '.join(trials)}: {escape(message)}")
-    if unfinished := [row for row in rows if row["status"] in UNFINISHED]:
+    if unfinished:
         done = len(rows) - len(unfinished)
         what = f"{done} of {len(rows)} trials finished or failed"
         from text_recognizer.training import sweep as sweeps

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,12 +17,16 @@ from typer.testing import CliRunner
 
 from text_recognizer.cli import app
 from text_recognizer.errors import ConfigError, TextRecognizerError
+from text_recognizer.training.config import load_config
 from text_recognizer.training.sweep import (
     base_config,
+    best_command,
+    best_first,
     load_sweep,
     run_sweep,
     search_space,
     trial_config,
+    trial_row,
 )
 
 runner = CliRunner()
@@ -71,6 +79,19 @@ def test_a_bad_sweep_file_says_what_is_wrong(
     with pytest.raises(ConfigError, match="invalid sweep") as caught:
         load_sweep(path)
     assert message in str(caught.value)
+
+
+def test_a_base_that_is_not_there_is_named_as_the_sweep_file_wrote_it(tmp_path: Path) -> None:
+    (tmp_path / "sweeps").mkdir()
+    path = write_sweep(
+        tmp_path / "sweeps", "sweep: s\nbase: lenet.yaml\nsearch: {a: {choice: [1]}}"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_sweep(path)
+    assert str(caught.value) == (
+        f"sweep {path}: its base {tmp_path / 'sweeps' / 'lenet.yaml'} does not exist "
+        f"(base: lenet.yaml, read relative to the sweep file's folder); fix base in {path}"
+    )
 
 
 def test_every_problem_of_the_search_is_reported_at_once(tmp_path: Path) -> None:
@@ -128,6 +149,83 @@ def test_search_space_and_trial_configs(tmp_path: Path) -> None:
     assert base["optimizer"]["lr"] == 1.0e-3  # the base is left as it was
     with pytest.raises(ConfigError, match=r"data\.batch_size"):
         trial_config(base, {"data.batch_size": "many"}, "trial_00002")
+
+
+def test_the_best_trial_has_a_train_command_with_its_values_in_full(tmp_path: Path) -> None:
+    path = write_sweep(
+        tmp_path,
+        """
+        sweep: s
+        base: base.yaml
+        set: {trainer.max_epochs: 1}
+        search:
+          optimizer.lr: {loguniform: [1.0e-4, 1.0e-2]}
+          network.args.channels: {choice: [[8, 16], [16, 32]]}
+          data.name: {choice: [synthetic_chars, "yes"]}
+        """,
+    )
+    sweep = load_sweep(path)
+    params = {
+        "optimizer.lr": 0.0018789852661499496,
+        "network.args.channels": [16, 32],
+        "data.name": "yes",
+    }
+    rows = [{"params": params, "best": 0.5}, {"params": dict.fromkeys(params), "best": None}]
+    command = best_command(sweep, rows)
+    assert command is not None
+    program, verb, base, *sets = shlex.split(command)
+    assert [program, verb, base] == ["text-recognizer", "train", str(tmp_path / "base.yaml")]
+    assert sets[::2] == ["--set"] * 3
+    config = load_config(Path(base), sets[1::2]).model_dump(mode="json")
+    assert config["optimizer"]["lr"] == params["optimizer.lr"]  # not the table's 0.001879
+    assert config["network"]["args"]["channels"] == [16, 32]
+    assert config["data"]["name"] == "yes"  # quoted: YAML would read it as true
+    assert config["trainer"]["max_epochs"] == 2  # the base's: the sweep's set shortens trials
+    assert best_command(sweep, rows[1:]) is None and best_command(sweep, []) is None
+
+
+def test_a_trial_whose_metric_is_never_finite_is_listed_last_as_diverged(tmp_path: Path) -> None:
+    """NaN compared as neither better nor worse: a diverged trial topped the table, and the
+    best trial's command trained with its learning rate of 1e30."""
+    import pandas as pd
+
+    path = write_sweep(
+        tmp_path,
+        """
+        sweep: s
+        base: base.yaml
+        search:
+          optimizer.lr: {choice: [1.0e+30, 1.0e-3]}
+        metric: val/loss
+        mode: min
+        """,
+    )
+    sweep = load_sweep(path)
+
+    def result(trial: str, lr: float, losses: list[float]) -> SimpleNamespace:
+        return SimpleNamespace(
+            metrics_dataframe=pd.DataFrame({"val/loss": losses}),
+            metrics={"epoch": len(losses), "run_dir": str(tmp_path / trial), "done": True},
+            config={"optimizer.lr": lr},
+            path=str(tmp_path / "tune" / trial),
+            error=None,
+        )
+
+    results = [
+        result("trial_00000", 1e30, [float("nan")]),
+        result("trial_00001", 1e-3, [4.4, 4.3]),
+        result("trial_00002", 1e30, [float("inf"), float("nan")]),
+    ]
+    rows = best_first([trial_row(r, sweep, "val/loss", "min", False) for r in results], "min")
+    assert [(r["trial"], r["best"], r["status"]) for r in rows] == [
+        ("trial_00001", 4.3, "finished"),
+        ("trial_00000", None, "diverged"),
+        ("trial_00002", None, "diverged"),
+    ]
+    json.dumps(rows, allow_nan=False)  # sweep.json is JSON: NaN is not
+    assert (
+        best_command(sweep, rows) == f"text-recognizer train {sweep.base} --set optimizer.lr=0.001"
+    )
 
 
 @pytest.fixture
@@ -235,11 +333,17 @@ def test_failed_trials_are_listed_with_their_own_messages(
 
     rows = [row("trial_00000", "bad value"), row("trial_00001", "bad value")]
     monkeypatch.setattr(sweep, "run_sweep", lambda *args: ("val/acc", rows))
-    result = runner.invoke(app, ["sweep", "any.yaml"])
+    monkeypatch.chdir(tmp_path)
+    path = write_sweep(
+        tmp_path, "sweep: s\nbase: base.yaml\nsearch: {optimizer.lr: {choice: [0.1]}}"
+    )
+    result = runner.invoke(app, ["sweep", str(path)])
     assert result.exit_code == 1
     assert "every trial failed:\n  trial_00000, trial_00001: bad value" in result.output
+    # Where the tracebacks are, though no trial has a run folder to name it by.
+    assert "this table: runs/s/sweep.json" in result.output
     rows[1] = row("trial_00001", None)
-    result = runner.invoke(app, ["sweep", "any.yaml"])
+    result = runner.invoke(app, ["sweep", str(path)])
     assert "1 of 2 trials failed:\n  trial_00000: bad value" in result.output
 
 
@@ -310,8 +414,18 @@ def trial_runs(runs: Path, sweep: str) -> dict[str, dict]:
     }
 
 
+@pytest.fixture
+def ray_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Ray's own temp root (``/tmp/ray`` otherwise), short: its socket paths must fit in
+    107 bytes, which a pytest folder may not."""
+    folder = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    monkeypatch.setenv("RAY_TMPDIR", str(folder))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.xdist_group("ray")
-def test_a_random_sweep_with_asha_from_the_cli(tmp_path: Path) -> None:
+def test_a_random_sweep_with_asha_from_the_cli(tmp_path: Path, ray_tmp: Path) -> None:
     path = write_sweep(
         tmp_path,
         """
@@ -343,6 +457,15 @@ def test_a_random_sweep_with_asha_from_the_cli(tmp_path: Path) -> None:
         assert config["data"]["batch_size"] == trial["params"]["data.batch_size"]
         assert 1 <= trial["epochs"] <= 2
     assert len({t["params"]["optimizer.lr"] for t in trials}) == 3
+    # The best trial's values, in full, ready to train at full length.
+    best = trials[0]["params"]
+    assert summary["best_command"] == (
+        f"text-recognizer train {tmp_path / 'base.yaml'} --set "
+        f"optimizer.lr={best['optimizer.lr']!r} --set data.batch_size={best['data.batch_size']}"
+    )
+    assert summary["best_command"] in result.output.replace("\n", "")
+    # The local Ray's session folder went with it (it piled up in /tmp/ray, one a sweep).
+    assert (ray_tmp / "ray").is_dir() and not list((ray_tmp / "ray").glob("session_2*"))
     again = runner.invoke(app, ["sweep", str(path)])
     assert again.exit_code == 1
     assert "holds a sweep named tiny_random already" in again.output
@@ -419,6 +542,18 @@ def test_population_based_training_copies_weights_between_trials(tmp_path: Path)
     assert copied
     assert all(c["init"]["weights"].endswith("weights.ckpt") for c in copied)
     assert all(c["trainer"]["max_epochs"] < 3 for c in copied)
+    # The copied weights a run names stay with the sweep (they were left in /tmp copies).
+    sweep_folder = (tmp_path / "runs" / "tiny_pbt").resolve()
+    for config in copied:
+        weights = Path(config["init"]["weights"])
+        assert weights.is_file() and weights.resolve().is_relative_to(sweep_folder), weights
+    # Each row is the trial's own: the last exploit gave the trailing trial the leading
+    # one's last result (its run folder) and new values it never trained with.
+    for trial in trials:
+        run_dir = Path(trial["run_dir"])
+        assert run_dir.parent.name == trial["trial"]
+        trained = yaml.safe_load((run_dir / "config.yaml").read_text())
+        assert trained["optimizer"]["lr"] == pytest.approx(trial["params"]["optimizer.lr"])
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import shlex
+import shutil
 import signal
 import tempfile
 import threading
@@ -206,8 +207,15 @@ class _NoRayResumeHint(logging.Filter):
 def load_sweep(path: Path) -> SweepConfig:
     keys = ", ".join(SweepConfig.model_fields)
     sweep = read_yaml_model(path, SweepConfig, "sweep", lambda raw: f"\n  (keys: {keys})")
-    if not sweep.base.is_absolute():
-        sweep.base = Path(path).parent / sweep.base
+    written = sweep.base
+    if not written.is_absolute():
+        sweep.base = Path(path).parent / written
+    if not sweep.base.is_file():  # said here: load_config would name only the joined path
+        relative = "" if written.is_absolute() else ", read relative to the sweep file's folder"
+        raise ConfigError(
+            f"sweep {path}: its base {sweep.base} does not exist (base: {written}{relative}); "
+            f"fix base in {path}"
+        )
     return sweep
 
 
@@ -374,15 +382,19 @@ def train_trial(params: dict[str, Any], base: dict[str, Any], pbt: bool, resume:
         run_experiment(config, run_dir=unfinished, resume=True, callbacks=[TuneReport(pbt)])
         return
     checkpoint = tune.get_checkpoint()
-    done = 0
-    if checkpoint is not None:  # PBT: go on from the weights of the trial it copies
-        folder = Path(checkpoint.to_directory())
+    if checkpoint is None:
+        run_experiment(config, callbacks=[TuneReport(pbt)])
+        return
+    # PBT: go on from the weights of the trial it copies. as_directory() gives the
+    # checkpoint's own folder under runs/<sweep>/tune/, which stays, for config.yaml's
+    # init.weights to name; to_directory() copied it to a /tmp folder nobody removed.
+    with checkpoint.as_directory() as folder_name:
+        folder = Path(folder_name)
         done = json.loads((folder / "epochs.json").read_text())
         config.init = InitConfig(weights=str(folder / WEIGHTS), freeze_batchnorm=False)
         config.trainer.max_epochs -= done
-        if config.trainer.max_epochs < 1:
-            return
-    run_experiment(config, callbacks=[TuneReport(pbt, epochs_before=done)])
+        if config.trainer.max_epochs >= 1:
+            run_experiment(config, callbacks=[TuneReport(pbt, epochs_before=done)])
 
 
 def run_sweep(
@@ -444,7 +456,8 @@ def run_sweep(
     level = logging.getLogger("text_recognizer").getEffectiveLevel()
     verbose = {logging.ERROR: 0, logging.WARNING: 1, logging.INFO: 2}.get(level, 3)
     logging.getLogger("ray.tune.tune").addFilter(_NoRayResumeHint())
-    ray.init(
+    starts_ray = address is None and not os.environ.get("RAY_ADDRESS") and not ray.is_initialized()
+    context = ray.init(
         address=address,
         runtime_env={"env_vars": env},
         include_dashboard=False,
@@ -452,6 +465,11 @@ def run_sweep(
         ignore_reinit_error=True,
         log_to_driver=verbose >= 2,
     )
+    # The Ray started here leaves its session folder (/tmp/ray/session_*) behind at every
+    # sweep; what the sweep keeps is in runs/<sweep>/, so the folder goes when Ray does.
+    # A local ray.init gives a RayContext; its type says BaseContext, which lacks the info.
+    info = getattr(context, "address_info", None) or {}
+    session = info.get("session_dir") if starts_ray else None
     try:
         trainable = tune.with_resources(
             tune.with_parameters(
@@ -483,6 +501,8 @@ def run_sweep(
         ) from None
     finally:
         ray.shutdown()
+        if session:
+            shutil.rmtree(session, ignore_errors=True)
     # Tune's first Ctrl-C ends fit() as if done, and stops the trials it ran as if they had
     # finished: only a trial that finished or failed has a last result marked done or an
     # error. The search makes trials as slots free up, so those not made yet are missing.
@@ -491,34 +511,9 @@ def run_sweep(
     interrupted = len(trials) < planned or any(
         not result.error and not trial_finished(result.metrics or {}) for result in trials
     )
-    rows: list[dict[str, Any]] = []
-    for result in trials:
-        history = result.metrics_dataframe
-        scores = history[metric] if history is not None and metric in history else None
-        best = None
-        if scores is not None and not scores.empty:
-            best = float(scores.min() if mode == "min" else scores.max())
-        last = result.metrics or {}
-        trial = Path(result.path).name
-        status = "finished"
-        if result.error:
-            status = "failed"
-        elif interrupted and not trial_finished(last):
-            started = (runs_dir() / sweep.sweep / trial).exists()
-            status = "stopped" if started else "not started"
-        rows.append(
-            {
-                "trial": trial,
-                "params": {k: (result.config or {}).get(k) for k in sweep.search},
-                "best": best,
-                "epochs": int(last.get("epoch", 0)),
-                "run_dir": last.get("run_dir"),
-                "status": status,
-                "error": trial_error(result.error),
-                "traceback": str(result.error) if result.error else None,
-            }
-        )
-    rows.sort(key=lambda r: (r["best"] is None, (r["best"] or 0) * (1 if mode == "min" else -1)))
+    rows = best_first(
+        [trial_row(result, sweep, metric, mode, interrupted) for result in trials], mode
+    )
     if interrupted:  # the trials the search had yet to make: no name nor values yet
         blank = {"trial": None, "params": dict.fromkeys(sweep.search), "best": None}
         more = {"epochs": 0, "run_dir": None, "status": "not started", "error": None}
@@ -530,10 +525,92 @@ def run_sweep(
         "mode": mode,
         "interrupted": interrupted,
         "stopped_by": stopped_by if interrupted else None,
+        "best_command": best_command(sweep, rows),
         "trials": rows,
     }
     write_text_atomic(runs_dir() / sweep.sweep / "sweep.json", json.dumps(summary, indent=2))
     return metric, rows
+
+
+def trial_row(
+    result: Any, sweep: SweepConfig, metric: str, mode: str, interrupted: bool
+) -> dict[str, Any]:
+    """A trial's line of the table and of sweep.json, from Tune's result for it."""
+    history = result.metrics_dataframe
+    scores = history[metric] if history is not None and metric in history else None
+    best = None
+    if scores is not None and not scores.empty:
+        best = float(scores.min() if mode == "min" else scores.max())
+    last = result.metrics or {}
+    params = {k: (result.config or {}).get(k) for k in sweep.search}
+    run_dir = last.get("run_dir")
+    if sweep.algorithm == "pbt" and (own := own_results(Path(result.path), metric)):
+        # PBT's last exploit hands a trial the other's last result and new values it
+        # never trained with: the trial's own results say what it did.
+        top = (min if mode == "min" else max)(own, key=lambda r: float(r[metric]))
+        best = float(top[metric])
+        params = {k: top.get("config", {}).get(k) for k in sweep.search}
+        run_dir = top.get("run_dir")  # the stretch that scored best, its checkpoints
+        last = {**last, "epoch": max(int(r.get("epoch", 0)) for r in own)}
+    # Never a finite score (NaN or inf, a learning rate too high): no best, ranked last,
+    # where NaN compared as neither better nor worse and could top the table.
+    diverged = best is not None and not math.isfinite(best)
+    if diverged:
+        best = None
+    trial = Path(result.path).name
+    status = "finished"
+    if result.error:
+        status = "failed"
+    elif interrupted and not trial_finished(last):
+        started = (runs_dir() / sweep.sweep / trial).exists()
+        status = "stopped" if started else "not started"
+    elif diverged:
+        status = "diverged"
+    return {
+        "trial": trial,
+        "params": params,
+        "best": best,
+        "epochs": int(last.get("epoch", 0)),
+        "run_dir": run_dir,
+        "status": status,
+        "error": trial_error(result.error),
+        "traceback": str(result.error) if result.error else None,
+    }
+
+
+def best_first(rows: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
+    """The rows ordered by their best score, those without one last."""
+    sign = 1 if mode == "min" else -1
+    return sorted(rows, key=lambda r: (r["best"] is None, (r["best"] or 0) * sign))
+
+
+def best_command(sweep: SweepConfig, rows: list[dict[str, Any]]) -> str | None:
+    """The ``train`` command for the best trial's values on the base config, every value in
+    full (the table rounds them), or None when no trial scored. The sweep's own ``set`` is
+    left out: it usually shortens the trials, and this trains at full length."""
+    if not rows or rows[0]["best"] is None:
+        return None
+    args = ["text-recognizer", "train", str(sweep.base)]
+    for key, value in rows[0]["params"].items():
+        args += ["--set", f"{key}={format_value(value)}"]
+    return shlex.join(args)
+
+
+def own_results(folder: Path, metric: str) -> list[dict[str, Any]]:
+    """A trial's own results with a finite metric, from Tune's ``result.json`` in its folder
+    (one JSON object a line, with the values it trained with under ``config``)."""
+    try:
+        lines = (folder / "result.json").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    results = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            result = json.loads(line)
+            score = result.get(metric) if isinstance(result, dict) else None
+            if isinstance(score, (int, float)) and math.isfinite(score):
+                results.append(result)
+    return results
 
 
 def trial_finished(last: dict[str, Any]) -> bool:
