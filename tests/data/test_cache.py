@@ -49,7 +49,18 @@ def test_damaged_bytes_anywhere_are_reported_not_read_as_data(tmp_path: Path) ->
         # What reads back without an error is what was written (the pixels are checksummed).
         assert np.array_equal(arrays["images"], IMAGES), f"pixels changed at byte {start}"
         assert np.array_equal(arrays["offsets"], OFFSETS), f"offsets changed at byte {start}"
+        assert list(arrays["texts"]) == list(TEXTS), f"texts changed at byte {start}"
     assert reported > 0
+
+
+def test_a_changed_character_of_a_cached_text_is_reported(tmp_path: Path) -> None:
+    # HDF5 keeps no checksum of variable-length strings: "line 3" read as "Line 3".
+    path = tmp_path / "lines.h5"
+    good = write_cache(path)
+    at = good.index(b"line 3")
+    path.write_bytes(good[:at] + b"L" + good[at + 1 :])
+    with pytest.raises(DataError, match=r"lines\.h5 is unreadable .*'texts'.*delete it"):
+        read_h5(path)
 
 
 def test_truncated_cache_is_reported(tmp_path: Path) -> None:

@@ -4,9 +4,10 @@ The key is a hash of every parameter, so a change of parameters never reads a st
 cache, and files are written under a temporary name and renamed so a killed build
 never leaves a half-written cache behind (the next build removes its temporary file).
 Data too large to hold at once is written as it is made (:class:`H5Writer`). Numeric
-arrays carry a Fletcher-32 checksum per chunk, so bytes damaged later on disk are
-reported instead of read as pixels. h5py is imported where files are read or written:
-it comes with the ``train`` extra, and the reader's LM cache needs only the key.
+arrays carry a Fletcher-32 checksum per chunk and string arrays a SHA-256 of their
+strings, so bytes damaged later on disk are reported instead of read as pixels or text.
+h5py is imported where files are read or written: it comes with the ``train`` extra,
+and the reader's LM cache needs only the key.
 """
 
 from __future__ import annotations
@@ -135,6 +136,15 @@ class _KeptWriteErrors(io.RawIOBase):
         self._raw.close()
 
 
+#: A string dataset's attribute holding the SHA-256 of its strings: HDF5 keeps no
+#: checksum of variable-length strings, so a damaged byte read as another character.
+STRINGS_CHECKSUM = "sha256"
+
+
+def _strings_checksum(strings: np.ndarray) -> str:
+    return hashlib.sha256(json.dumps(strings.reshape(-1).tolist()).encode()).hexdigest()
+
+
 Writer = TypeVar("Writer", bound="H5Writer")
 
 
@@ -147,7 +157,8 @@ class H5Writer:
     file is removed by the next build of the same cache). A write the disk refuses (full,
     a quota, a file-size limit) is a ``DataError`` naming the file, and leaves nothing.
     Numeric arrays are stored as :func:`write_h5` stores them (LZF, a Fletcher-32 checksum
-    per chunk), strings as UTF-8 variable-length strings, ``attrs`` as JSON.
+    per chunk), strings as UTF-8 variable-length strings with a SHA-256 of them, ``attrs``
+    as JSON.
     """
 
     #: Elements of a row per chunk of a growing dataset: h5py's own guess for ~1 GB.
@@ -227,9 +238,11 @@ class H5Writer:
 
         with self._writing():
             if array.dtype.kind in "OU":
-                self._file.create_dataset(
-                    key, data=np.asarray(array, dtype=object), dtype=h5py.string_dtype("utf-8")
+                strings = np.asarray(array, dtype=object)
+                dataset = self._file.create_dataset(
+                    key, data=strings, dtype=h5py.string_dtype("utf-8")
                 )
+                dataset.attrs[STRINGS_CHECKSUM] = _strings_checksum(strings)
                 return
             chunked = array.ndim > 0 and array.size > 0
             self._file.create_dataset(
@@ -311,6 +324,10 @@ def read_h5(path: Path, keys: Sequence[str] = ()) -> dict[str, np.ndarray]:
                 dataset = f[key]
                 if h5py.check_string_dtype(dataset.dtype):
                     out[key] = np.array(dataset.asstr()[()], dtype=object)
+                    expected = dataset.attrs.get(STRINGS_CHECKSUM)
+                    # Caches written before strings had a checksum have none to check.
+                    if expected is not None and expected != _strings_checksum(out[key]):
+                        raise ValueError(f"the strings of {key!r} do not match their checksum")
                 else:
                     out[key] = dataset[()]
     # h5py reports damaged metadata as KeyError or RuntimeError as well as OSError, and a
