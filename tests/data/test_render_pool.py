@@ -1,7 +1,5 @@
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -81,31 +79,3 @@ def test_a_second_ctrl_c_stops_at_once() -> None:
 
     with pytest.raises(KeyboardInterrupt):
         list(interruptible(chunks()))
-
-
-SIGTERM_AT_CHUNK_2 = """
-import os, signal
-from text_recognizer.data.render_pool import interruptible
-
-taken = []
-def chunks():
-    for chunk in range(5):
-        if chunk == 2:
-            os.kill(os.getpid(), signal.SIGTERM)  # as `kill`, `timeout` or a scheduler sends
-        yield chunk
-try:
-    for chunk in interruptible(chunks()):
-        taken.append(chunk)
-finally:
-    print(taken, signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, flush=True)
-"""
-
-
-def test_sigterm_stops_the_chunks_as_the_next_arrives_with_its_exit_status() -> None:
-    # It killed the build where it stood: its temporary file stayed, its workers rendered on.
-    child = subprocess.run(
-        [sys.executable, "-c", SIGTERM_AT_CHUNK_2], capture_output=True, text=True, timeout=60
-    )
-    assert child.returncode == 128 + signal.SIGTERM, child.stderr
-    assert child.stdout.strip() == "[0, 1] True"  # and the default handling is back
-    assert "stopped by SIGTERM: the data being built is not kept" in child.stderr

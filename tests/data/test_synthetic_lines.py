@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import pickle
 import signal
 import subprocess
@@ -277,58 +276,6 @@ def test_ctrl_c_during_a_parallel_build_stops_it_without_the_workers_tracebacks(
     assert result.stdout.strip() == "interrupted", result.stderr
     assert "Traceback" not in result.stderr, result.stderr  # each worker printed one
     assert not list(tmp_path.rglob("*.h5"))
-
-
-def _processes_in_session(session: int) -> list[int]:
-    """Processes still running in ``session`` (a build's workers, once it has exited)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        if int(fields[3]) == session and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return found
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
-def test_sigterm_during_a_parallel_build_stops_its_workers_and_leaves_no_file(
-    tmp_path: Path,
-) -> None:
-    # SIGTERM (kill, timeout, a scheduler) to the main process only: it died where it stood,
-    # leaving its temporary file, and its workers rendered on, orphaned.
-    code = (
-        "from text_recognizer.data.synthetic_lines import SyntheticLines\n"
-        f"lines = SyntheticLines(num_train=30_000, num_val=1, num_test=1, root={str(tmp_path)!r},"
-        " build_workers=2)\n"
-        "print('ready', flush=True)\n"
-        "lines.prepare_data()\n"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-c", code],
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "ready"
-    folder = tmp_path / "synthetic_lines"
-    deadline = time.monotonic() + 60
-    while not list(folder.glob(".*.tmp")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(2)  # rendering
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
-    time.sleep(1)
-    orphans = _processes_in_session(process.pid)
-    for pid in orphans:
-        os.kill(pid, signal.SIGKILL)
-    assert process.returncode == 128 + signal.SIGTERM, stderr
-    assert orphans == []
-    assert not list(folder.iterdir())
 
 
 def noise_lines(chunk: int, count: int) -> list[np.ndarray]:

@@ -11,7 +11,6 @@ prints it as "Exception ignored" and carries on rendering.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import signal
 import threading
@@ -21,15 +20,11 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-log = logging.getLogger(__name__)
-
 CAN_BLOCK = hasattr(signal, "pthread_sigmask")  # not on Windows
 
 
 def _start_worker(initializer: Callable[[], None]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # One started while interruptible's handler is set would not die at the pool's end.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if CAN_BLOCK:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     initializer()
@@ -55,18 +50,14 @@ def render_pool(processes: int, initializer: Callable[[], None]) -> Pool:
 def interruptible(chunks: Iterator[T]) -> Iterator[T]:
     """``chunks``, with a Ctrl-C raising KeyboardInterrupt as the next one arrives (a
     second Ctrl-C at once). Python's own handling is kept where another handler is set,
-    or off the main thread (only there can a handler be set).
-
-    SIGTERM, where nothing handles it, stops the chunks too, as ``SystemExit(143)`` (the
-    status it kills with): killed where it stood, a build left its temporary file, and
-    its pool's workers rendered on, orphaned."""
-    main = threading.current_thread() is threading.main_thread()
-    take_int = main and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    take_term = main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-    if not (take_int or take_term):
+    or off the main thread (only there can a handler be set)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
         yield from chunks
         return
-    pressed = terminated = False
+    pressed = False
 
     def on_ctrl_c(signum: int, frame: object) -> None:
         nonlocal pressed
@@ -74,30 +65,13 @@ def interruptible(chunks: Iterator[T]) -> Iterator[T]:
             raise KeyboardInterrupt
         pressed = True
 
-    def on_sigterm(signum: int, frame: object) -> None:
-        nonlocal terminated
-        if terminated:
-            raise SystemExit(128 + signal.SIGTERM)
-        terminated = True
-
-    def stop_if_asked() -> None:
-        if terminated:
-            log.warning("stopped by SIGTERM: the data being built is not kept")
-            raise SystemExit(128 + signal.SIGTERM)
-        if pressed:
-            raise KeyboardInterrupt
-
-    if take_int:
-        signal.signal(signal.SIGINT, on_ctrl_c)
-    if take_term:
-        signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGINT, on_ctrl_c)
     try:
         for chunk in chunks:
-            stop_if_asked()
+            if pressed:
+                raise KeyboardInterrupt
             yield chunk
-        stop_if_asked()
+        if pressed:
+            raise KeyboardInterrupt
     finally:
-        if take_int:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        if take_term:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)

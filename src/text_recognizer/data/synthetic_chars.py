@@ -242,7 +242,7 @@ def _rendered(
     with tqdm(total=total, desc=desc, unit="char", leave=False) as progress:
         if workers <= 1 or len(tasks) <= 1:  # none: an empty split (a pool needs a process)
             _init_worker()
-            for chunk in interruptible(map(_render_chunk, tasks)):
+            for chunk in map(_render_chunk, tasks):
                 yield chunk
                 progress.update(len(chunk))
         else:

@@ -447,8 +447,8 @@ class SyntheticLines(BaseDataModule):
                 tqdm(total=total, desc=f"SyntheticLines {split}", unit="line", leave=False)
             )
             if self.build_workers <= 1 or len(tasks) == 1:
-                results: Iterator[tuple[list[np.ndarray], list[str], list[str]]] = interruptible(
-                    map(_render_chunk, tasks)
+                results: Iterator[tuple[list[np.ndarray], list[str], list[str]]] = map(
+                    _render_chunk, tasks
                 )
             else:
                 # Workers turn OpenCV's own threads off first.
