@@ -27,7 +27,14 @@ def test_malformed_labels_name_the_row(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="lists no images"):
         read_labels(tmp_path)
     (tmp_path / "labels.tsv").write_text("a.png\tone\ttwo\n")
-    with pytest.raises(DataError, match=r"labels.tsv:1: expected 'image<TAB>text', got 3 fields"):
+    with pytest.raises(
+        DataError,
+        match=r"labels.tsv:1: expected 'image<TAB>text', got 3 fields: a tab in the "
+        r"text\? .*write the texts in labels\.jsonl, or replace the tab with a space",
+    ):
+        read_labels(tmp_path)
+    (tmp_path / "labels.tsv").write_text("a.png one\n")
+    with pytest.raises(DataError, match=r"got 1 fields: no tab after the image's name \(spaces"):
         read_labels(tmp_path)
     (tmp_path / "labels.jsonl").write_text("{}\n")
     with pytest.raises(DataError, match="keep one of them"):

@@ -50,8 +50,14 @@ def read_labels(folder: Path) -> list[Labelled]:
                 if not row or row == [""]:
                     continue
                 if len(row) != 2:
+                    hint = (
+                        "no tab after the image's name (spaces instead of a tab?)"
+                        if len(row) < 2
+                        else "a tab in the text? labels.tsv cannot hold one: write the "
+                        "texts in labels.jsonl, or replace the tab with a space"
+                    )
                     raise DataError(
-                        f"{path}:{number}: expected 'image<TAB>text', got {len(row)} fields"
+                        f"{path}:{number}: expected 'image<TAB>text', got {len(row)} fields: {hint}"
                     )
                 rows.append(Labelled(folder / row[0], row[1], f"{path.name}:{number}"))
         else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import socket
@@ -50,7 +49,18 @@ def test_damaged_bytes_anywhere_are_reported_not_read_as_data(tmp_path: Path) ->
         # What reads back without an error is what was written (the pixels are checksummed).
         assert np.array_equal(arrays["images"], IMAGES), f"pixels changed at byte {start}"
         assert np.array_equal(arrays["offsets"], OFFSETS), f"offsets changed at byte {start}"
+        assert list(arrays["texts"]) == list(TEXTS), f"texts changed at byte {start}"
     assert reported > 0
+
+
+def test_a_changed_character_of_a_cached_text_is_reported(tmp_path: Path) -> None:
+    # HDF5 keeps no checksum of variable-length strings: "line 3" read as "Line 3".
+    path = tmp_path / "lines.h5"
+    good = write_cache(path)
+    at = good.index(b"line 3")
+    path.write_bytes(good[:at] + b"L" + good[at + 1 :])
+    with pytest.raises(DataError, match=r"lines\.h5 is unreadable .*'texts'.*delete it"):
+        read_h5(path)
 
 
 def test_truncated_cache_is_reported(tmp_path: Path) -> None:
@@ -89,21 +99,6 @@ def test_a_data_root_that_is_a_file_is_refused_before_building(
     root.write_text("a file where the data folder should be")
     with pytest.raises(DataError, match=rf"cannot write to {root}/{name} .*another data folder"):
         DATASETS.build(name, {"root": root}).prepare_data()
-
-
-def test_a_cache_that_may_not_fit_on_its_disk_is_warned_of(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    # HDF5 aborts the process on a full disk before Python sees an error: warn first.
-    arrays = {"x": np.zeros((100, 1000), dtype=np.uint8)}  # 100 kB
-    usage = shutil.disk_usage(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="text_recognizer.data.cache"):
-        write_h5(tmp_path / "fits.h5", arrays)
-        assert not caplog.records
-        monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=20_000))
-        write_h5(tmp_path / "tight.h5", arrays)
-    assert "tight.h5 (up to 0.1 MB before compression) with 0.0 MB free" in caplog.text
-    assert read_h5(tmp_path / "tight.h5")["x"].shape == (100, 1000)
 
 
 def test_a_streamed_cache_appears_whole_or_not_at_all(tmp_path: Path) -> None:
@@ -149,7 +144,7 @@ def test_a_killed_builds_temporary_file_is_removed_by_the_next_build(tmp_path: P
 def test_a_disk_too_full_to_go_on_stops_the_build_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # HDF5 would abort the process when the disk fills; a streamed cache stops before.
+    # Said before HDF5 is asked to write rows that cannot fit.
     usage = shutil.disk_usage(tmp_path)
     path = tmp_path / "pages.h5"
     too_full = r"MB free, too little to go on writing pages\.h5 .*free some space or choose"
@@ -157,6 +152,56 @@ def test_a_disk_too_full_to_go_on_stops_the_build_and_leaves_nothing(
         writer.append("pixels", np.zeros(1000, np.uint8))
         monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=3_000_000))
         writer.append("pixels", np.zeros(2_000_000, np.uint8))
+    assert not list(tmp_path.iterdir())
+
+
+# A child that may write at most 1 MB per file (RLIMIT_FSIZE): writes fail as on a full disk
+# or a spent quota, which the free-space check does not see.
+WRITE_OVER_A_LIMIT = """
+import resource, sys
+from pathlib import Path
+import numpy as np
+from text_recognizer.data.cache import H5Writer, write_h5
+from text_recognizer.errors import DataError
+
+resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+folder = Path(sys.argv[1])
+pixels = np.random.default_rng(0).integers(0, 256, (32, 100_000), dtype=np.uint8)
+try:
+    with H5Writer(folder / "streamed.h5") as writer:
+        for rows in np.split(pixels, 32):
+            writer.append("pixels", rows)
+except DataError as error:
+    print(error)
+try:  # a strip of lines, grown along its width as line caches are
+    with H5Writer(folder / "strip.h5") as writer:
+        ink = (pixels < 40).astype(np.uint8) * 255  # compressed as lines are: chunks vary
+        for lines in np.split(ink[:, :96_000], 24, axis=1):
+            writer.append("strip", lines, axis=1)
+except DataError as error:
+    print(error)
+try:
+    write_h5(folder / "whole.h5", {"pixels": pixels})
+except DataError as error:
+    print(error)
+"""
+
+
+def test_a_write_the_disk_refuses_is_a_clear_error_that_leaves_nothing(tmp_path: Path) -> None:
+    # HDF5 went on after a failed write and crashed the process (a segfault) a call later.
+    child = subprocess.run(
+        [sys.executable, "-c", WRITE_OVER_A_LIMIT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    for name in ("streamed.h5", "strip.h5", "whole.h5"):
+        assert (
+            f"cannot write {name} in {tmp_path} (File too large): free some space or choose "
+            "another data folder" in child.stdout
+        ), child.stdout
+    assert child.stdout.count("nothing was cached") == 3
     assert not list(tmp_path.iterdir())
 
 
