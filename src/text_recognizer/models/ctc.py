@@ -50,4 +50,15 @@ class CtcLineModel(LineModule):
         """Greedy best-path decoding (beam search lives in ``decoding.beam``)."""
         from text_recognizer.decoding import greedy_ctc_decode
 
-        return [text for text, _ in greedy_ctc_decode(log_probs, lengths, self.charset)]
+        # A diverged network's NaN scores read as nothing, as they always did, so that the
+        # run ends as early stopping decides (val/loss not finite), not in the decoder's error.
+        broken = (log_probs.isnan() | log_probs.isposinf()).flatten(1).any(1)
+        if not bool(broken.any()):
+            return [text for text, _ in greedy_ctc_decode(log_probs, lengths, self.charset)]
+        texts = [""] * len(broken)
+        kept = (~broken).nonzero().flatten()
+        if len(kept):
+            decoded = greedy_ctc_decode(log_probs[kept], lengths[kept], self.charset)
+            for i, (text, _) in zip(kept.tolist(), decoded, strict=True):
+                texts[i] = text
+        return texts
