@@ -69,7 +69,7 @@ def test_channels_first_arrays_and_lists_and_tensors_are_refused_saying_what_to_
     dark = dark_on_white(48)
     with pytest.raises(ImageError, match=r"channels first\? pass array\.transpose\(1, 2, 0\)"):
         to_grey(np.stack([dark] * 3))
-    with pytest.raises(ImageError, match="got list: .*recognize_batch reads a list"):
+    with pytest.raises(ImageError, match=r"got list: .*recognize_batch reads a list"):
         load_image([dark, dark])  # type: ignore[arg-type]
     torch = pytest.importorskip("torch")
     with pytest.raises(ImageError, match=r"got Tensor: pass tensor\.cpu\(\)\.numpy\(\)"):

@@ -21,13 +21,15 @@ instead (:class:`Seq2SeqLines`): its own beam search, no LM, no word places.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from text_recognizer.charset import BLANK, END, PAD, START, Charset
 from text_recognizer.errors import ConfigError, ImageError, with_name
@@ -621,6 +623,13 @@ class Recognizer:
     ) -> None:
         if not models:
             raise ConfigError("a Recognizer needs at least one model")
+        for model in [models] if isinstance(models, str | os.PathLike) else models:
+            if not hasattr(model, "meta"):  # a path or name: what from_pretrained opens
+                raise ConfigError(
+                    f"Recognizer takes opened models, not {model!r}: "
+                    "Recognizer.from_pretrained(path) opens a bundled name, .onnx, .ckpt or "
+                    "run folder (open_model(path) opens one to combine with others)"
+                )
         from text_recognizer.decoding.decoder import CtcDecoder
 
         self.models = {model.meta["kind"]: model for model in models}
@@ -771,8 +780,9 @@ class Recognizer:
             if pages is not source:
                 pages.close()
 
-    def recognize_batch(self, images: Sequence[ImageInput], kind: Kind = "auto") -> list[Result]:
-        """Read many images; characters and lines (paragraphs' too) are batched separately.
+    def recognize_batch(self, images: Iterable[ImageInput], kind: Kind = "auto") -> list[Result]:
+        """Read many images (a list, or any iterable of them); characters and lines
+        (paragraphs' too) are batched separately.
 
         Lines go through the network ``LINE_BATCH`` at a time, sorted by width, each
         padded to the widest of its batch; the padding shifts the scores of a line's last
@@ -780,10 +790,10 @@ class Recognizer:
         a set stays the same). ``recognize`` one image at a time where every reading must
         not depend on the others."""
         self.check_kind(kind)
-        return self._recognize(images, kind)
+        return self._recognize(_image_list(images, "recognize_batch"), kind)
 
     def recognize_each(
-        self, images: Sequence[ImageInput], kind: Kind = "auto"
+        self, images: Iterable[ImageInput], kind: Kind = "auto"
     ) -> list[Result | ImageError]:
         """Read many images as :meth:`recognize_batch` does (the lines of all of them in
         shared batches), where an image that cannot be read (blank, no line found) gives
@@ -795,7 +805,7 @@ class Recognizer:
         differently than with its own page's lines alone, as :meth:`recognize_batch` says."""
         self.check_kind(kind)
         readings: list[list[_Prepared] | ImageError] = []
-        for image in images:
+        for image in _image_list(images, "recognize_each"):
             name = str(image) if isinstance(image, str | Path) else None
             try:
                 readings.append(self._prepare(image, kind, name))
@@ -1131,6 +1141,21 @@ def _bounds(polygon: Sequence[tuple[int, int]]) -> tuple[int, int, int, int]:
     return min(xs), min(ys), max(xs) + 1, max(ys) + 1
 
 
+def _image_list(images: Iterable[ImageInput], method: str) -> list[ImageInput]:
+    """``images`` as a list; an ``ImageError`` where one image was passed instead (a path
+    would be read character by character, an array row by row)."""
+    single = (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Image.Image)
+    if isinstance(images, single) or hasattr(images, "read"):
+        hint = "; a stack of N images: list(array)" if isinstance(images, np.ndarray) else ""
+        raise ImageError(
+            f"{method} takes a list of images, not one {type(images).__name__}: pass "
+            f"[image], or call recognize(image){hint}"
+        )
+    if not isinstance(images, Iterable):
+        raise ImageError(f"{method} takes a list of images, not {type(images).__name__}")
+    return list(images)
+
+
 def _name(image: ImageInput, index: int, count: int) -> str | None:
     """How an error names an image: its path, else its place in a batch of several."""
     if isinstance(image, str | Path):
@@ -1155,7 +1180,15 @@ def width_factors(width_search: bool | Sequence[float]) -> tuple[float, ...]:
         return WIDTH_SEARCH
     if width_search is False:
         return (1.0,)
-    factors = tuple(float(f) for f in width_search)
+    try:
+        if isinstance(width_search, str):
+            raise TypeError
+        factors = tuple(float(f) for f in width_search)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"width_search must be True, False or a list of horizontal scales "
+            f"(e.g. [0.85, 1.0, 1.25]); got {width_search!r}"
+        ) from None
     if not factors or min(factors) <= 0:
         raise ConfigError(f"width_search factors must be positive, got {list(factors)}")
     return factors
