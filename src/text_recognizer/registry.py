@@ -21,11 +21,16 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A name -> constructor table for one kind of component."""
 
-    def __init__(self, kind: str, set_elsewhere: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, kind: str, set_elsewhere: Mapping[str, str] | None = None, own: str = ""
+    ) -> None:
         """``set_elsewhere``: where a config sets a value the code passes in itself (seed,
-        batch size), for the error when it is given among the arguments too."""
+        batch size), for the error when it is given among the arguments too. ``own``: how
+        a component of one's own is added, for the error that names an unknown one (a
+        checkpoint of a user's network, opened where it was not registered)."""
         self.kind = kind
         self.set_elsewhere = dict(set_elsewhere or {})
+        self.own = own
         self._entries: dict[str, Callable[..., T]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -49,6 +54,7 @@ class Registry(Generic[T]):
         except KeyError:
             raise ConfigError(
                 f"unknown {self.kind} {name!r}; allowed: {', '.join(self.names())}"
+                + (f"; {self.own}" if self.own else "")
             ) from None
 
     def parameters(self, name: str) -> dict[str, inspect.Parameter]:
