@@ -182,6 +182,10 @@ class Result:
     rotation: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (what ``recognize --json`` prints), without the
+        optional fields that are empty (a character's box and words, the page number of an
+        image of one, a rotation of 0) or the alternatives of a page's lines."""
+
         def drop_empty(out: dict[str, Any]) -> dict[str, Any]:
             return {k: v for k, v in out.items() if v or k not in _OPTIONAL_KEYS}
 
@@ -200,13 +204,21 @@ _OPTIONAL_KEYS = frozenset(
 
 
 class Model(Protocol):
+    """What the Recognizer reads with: an ONNX model or a checkpoint, behind one interface
+    (``open_model``); ``meta`` is what the model's ``.json`` says (kind, charset, height)."""
+
     meta: dict[str, Any]
 
-    def char_probs(self, images: np.ndarray) -> np.ndarray: ...
+    def char_probs(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities ``[B, C]`` of characters ``[B, 1, H, W]`` (float, bright ink)."""
+        ...
 
     def line_log_probs(
         self, images: np.ndarray, widths: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]: ...
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """CTC log-probabilities ``[B, T, C]`` of right-padded lines ``[B, 1, H, W]`` and
+        each line's real frames ``[B]``, from the lines' true ``widths``."""
+        ...
 
 
 def onnx_session(path: Path, threads: int = 0) -> Any:
@@ -546,6 +558,7 @@ def bundled_names() -> list[str]:
 
 
 def check_threads(threads: int) -> None:
+    """Refuse a thread count ONNX Runtime would misread (a negative one, a bool, a float)."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise ConfigError(
             f"threads must be a whole number, 0 (one per core) or more; got {threads!r}"
@@ -664,6 +677,7 @@ class Recognizer:
 
     @property
     def lm(self) -> CharNgramLm | None:
+        """The character LM guiding the beam search; None where lines are read without one."""
         return self.decoder.lm
 
     @classmethod
@@ -689,6 +703,7 @@ class Recognizer:
 
     @property
     def kinds(self) -> list[str]:
+        """What the loaded models read (``"char"``, ``"line"``): ``kind=`` must need one."""
         return sorted(self.models)
 
     def check_kind(self, kind: str) -> None:

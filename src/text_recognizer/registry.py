@@ -34,6 +34,9 @@ class Registry(Generic[T]):
         self._entries: dict[str, Callable[..., T]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """A decorator adding a constructor under ``name`` (a config's ``name:``); a
+        name taken already is refused, so that no built-in one is replaced unnoticed."""
+
         def add(constructor: Callable[..., T]) -> Callable[..., T]:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
@@ -43,12 +46,14 @@ class Registry(Generic[T]):
         return add
 
     def names(self) -> list[str]:
+        """Every registered name, sorted (what errors list as allowed)."""
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
     def get(self, name: str) -> Callable[..., T]:
+        """The constructor of ``name``; a ``ConfigError`` listing the names where unknown."""
         try:
             return self._entries[name]
         except KeyError:

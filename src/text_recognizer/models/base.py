@@ -50,6 +50,10 @@ class WordErrorRate(_TorchmetricsWer):
 
 
 class RecognitionModule(L.LightningModule):
+    """A network (built by name from ``NETWORKS``), the charset it reads and its
+    optimiser, saved with the checkpoint so that it loads with no config at hand; the
+    subclasses add the loss, metrics and decoding."""
+
     #: The name under which ``MODELS`` registers the subclass; stored in checkpoints.
     model_name: ClassVar[str] = ""
     #: What it reads: single characters or whole lines (chooses preprocessing and decoding).
