@@ -395,6 +395,17 @@ def test_one_image_passed_where_a_list_goes_is_refused_and_any_iterable_is_read(
     assert recognizer.recognize_each(iter([line])) == [expected]
 
 
+def test_one_recognizer_shared_by_threads_reads_what_one_thread_reads() -> None:
+    """What docs/quickstart.md promises: no state of a call is kept on the Recognizer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    recognizer = Recognizer.from_pretrained(beam_size=4, orientation="any")
+    images = sorted(SAMPLES_DIR.glob("*/*.png"))[::2]
+    alone = [recognizer.recognize(image) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(recognizer.recognize, images * 2)) == alone * 2
+
+
 def test_a_recognizer_built_from_a_name_or_bad_width_search_says_what_to_pass() -> None:
     with pytest.raises(ConfigError, match=r"not 'default': Recognizer\.from_pretrained\(path\)"):
         Recognizer("default")  # type: ignore[arg-type]
