@@ -71,6 +71,11 @@ def test_channels_first_arrays_and_lists_and_tensors_are_refused_saying_what_to_
         to_grey(np.stack([dark] * 3))
     with pytest.raises(ImageError, match=r"got list: .*recognize_batch reads a list"):
         load_image([dark, dark])  # type: ignore[arg-type]
+    with (
+        Pages(Image.fromarray(dark)) as document,
+        pytest.raises(ImageError, match=r"got Pages: .*recognize_document reads its pages"),
+    ):
+        load_image(document)  # type: ignore[arg-type]
     torch = pytest.importorskip("torch")
     with pytest.raises(ImageError, match=r"got Tensor: pass tensor\.cpu\(\)\.numpy\(\)"):
         load_image(torch.from_numpy(dark))

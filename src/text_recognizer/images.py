@@ -225,6 +225,8 @@ def _hint_for(source: object) -> str:
     """What to pass instead of ``source``, where a likely mistake is recognised."""
     if isinstance(source, list | tuple):
         return ": one image at a time; Recognizer.recognize_batch reads a list of them"
+    if isinstance(source, Pages):
+        return ": a document; Recognizer.recognize_document reads its pages"
     if hasattr(source, "detach") and hasattr(source, "numpy"):  # torch, without importing it
         return ": pass tensor.cpu().numpy(), [H, W] or [H, W, C] (channels last), 0-1 or 0-255"
     return ""
