@@ -11,7 +11,7 @@ from tests.inference_only import run_without_training
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.demo import run_demo
 from text_recognizer.errors import ConfigError, ImageError
-from text_recognizer.images import load_image
+from text_recognizer.images import Pages, load_image
 from text_recognizer.labels import read_labels
 from text_recognizer.paths import MODELS_DIR, SAMPLES_DIR
 from text_recognizer.recognizer import Recognizer
@@ -390,6 +390,8 @@ def test_one_image_passed_where_a_list_goes_is_refused_and_any_iterable_is_read(
         for single in (str(path), path, path.read_bytes(), line, Image.fromarray(line)):
             with pytest.raises(ImageError, match=r"takes a list of images, not one .*\[image\]"):
                 method(single)  # type: ignore[arg-type]
+        with Pages(path) as document, pytest.raises(ImageError, match="recognize_document"):
+            method(document)  # type: ignore[arg-type]
     expected = recognizer.recognize(path)
     assert recognizer.recognize_batch(p for p in [path, line]) == [expected, expected]
     assert recognizer.recognize_each(iter([line])) == [expected]

@@ -703,7 +703,8 @@ class Recognizer:
 
     @property
     def kinds(self) -> list[str]:
-        """What the loaded models read (``"char"``, ``"line"``): ``kind=`` must need one."""
+        """What the loaded models read (``"char"``, ``"line"``); a ``kind`` needing another
+        is refused before anything is read."""
         return sorted(self.models)
 
     def check_kind(self, kind: str) -> None:
@@ -1166,6 +1167,8 @@ def _image_list(images: Iterable[ImageInput], method: str) -> list[ImageInput]:
             f"{method} takes a list of images, not one {type(images).__name__}: pass "
             f"[image], or call recognize(image){hint}"
         )
+    if isinstance(images, Pages):
+        raise ImageError(f"{method} takes a list of images; recognize_document reads a Pages")
     if not isinstance(images, Iterable):
         raise ImageError(f"{method} takes a list of images, not {type(images).__name__}")
     return list(images)
@@ -1195,15 +1198,16 @@ def width_factors(width_search: bool | Sequence[float]) -> tuple[float, ...]:
         return WIDTH_SEARCH
     if width_search is False:
         return (1.0,)
+    wrong = ConfigError(
+        "width_search must be True, False or a list of horizontal scales (e.g. "
+        f"[0.85, 1.0, 1.25]); got {width_search!r}"
+    )
+    if isinstance(width_search, str):  # "yes": its letters are no scales
+        raise wrong
     try:
-        if isinstance(width_search, str):
-            raise TypeError
         factors = tuple(float(f) for f in width_search)
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"width_search must be True, False or a list of horizontal scales "
-            f"(e.g. [0.85, 1.0, 1.25]); got {width_search!r}"
-        ) from None
+        raise wrong from None
     if not factors or min(factors) <= 0:
         raise ConfigError(f"width_search factors must be positive, got {list(factors)}")
     return factors
