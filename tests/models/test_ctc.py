@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+import pytest
 import torch
 
 from tests.models.lines import fit_one_batch, line_batch
 from text_recognizer.charset import DEFAULT_CHARSET
+from text_recognizer.errors import ConfigError
 from text_recognizer.models import MODELS, CtcLineModel
 
 
@@ -61,3 +63,9 @@ def test_validation_reads_a_diverged_networks_nan_scores_as_nothing() -> None:
     log_probs[0, 4, 3] = float("nan")
     log_probs[2] = float("nan")
     assert model.decode(log_probs, torch.tensor([6, 6, 6])) == ["", "a", ""]
+
+
+def test_a_network_without_output_lengths_is_refused_when_the_model_is_built() -> None:
+    """A character network under model: ctc once built, and failed on the first batch."""
+    with pytest.raises(ConfigError, match=r"network 'lenet' has no output_lengths\(widths\)"):
+        MODELS.build("ctc", {}, network="lenet", input_height=28)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
+from text_recognizer.errors import ConfigError
 from text_recognizer.models.base import LineBatch, LineModule
 
 
@@ -12,6 +15,16 @@ class CtcLineModel(LineModule):
     """Any line network with ``forward(images, widths)`` and ``output_lengths(widths)``."""
 
     model_name = "ctc"
+
+    def __init__(self, network: str, **kwargs: Any) -> None:
+        super().__init__(network, **kwargs)
+        # Else a character network (or one's own without it) fails on the first batch.
+        if not callable(getattr(self.network, "output_lengths", None)):
+            raise ConfigError(
+                f"network {network!r} has no output_lengths(widths): a CTC line model needs a "
+                "line network (crnn, line_cnn), or one of your own with forward(images, widths) "
+                "and output_lengths(widths) (docs/models.md, 'Your own network')"
+            )
 
     def forward(self, images: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
         return self.network(images, widths)
