@@ -11,7 +11,7 @@ from tests.inference_only import run_without_training
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.demo import run_demo
 from text_recognizer.errors import ConfigError, ImageError
-from text_recognizer.images import load_image
+from text_recognizer.images import Pages, load_image
 from text_recognizer.labels import read_labels
 from text_recognizer.paths import MODELS_DIR, SAMPLES_DIR
 from text_recognizer.recognizer import Recognizer
@@ -378,6 +378,43 @@ def test_recognize_each_gives_an_unreadable_images_error_in_its_place(tmp_path: 
     assert recognizer.recognize_each([]) == []
     with pytest.raises(ConfigError, match="kind must be one of"):
         recognizer.recognize_each(pages, kind="page")  # type: ignore[arg-type]
+
+
+def test_one_image_passed_where_a_list_goes_is_refused_and_any_iterable_is_read() -> None:
+    """recognize_batch("a.png") once read the path letter by letter ("a: no such file"), an
+    array row by row; a generator failed on len()."""
+    recognizer = Recognizer.from_pretrained()
+    path = SAMPLES_DIR / "lines/line_00.png"
+    line = load_image(path)
+    for method in (recognizer.recognize_batch, recognizer.recognize_each):
+        for single in (str(path), path, path.read_bytes(), line, Image.fromarray(line)):
+            with pytest.raises(ImageError, match=r"takes a list of images, not one .*\[image\]"):
+                method(single)  # type: ignore[arg-type]
+        with Pages(path) as document, pytest.raises(ImageError, match="recognize_document"):
+            method(document)  # type: ignore[arg-type]
+    expected = recognizer.recognize(path)
+    assert recognizer.recognize_batch(p for p in [path, line]) == [expected, expected]
+    assert recognizer.recognize_each(iter([line])) == [expected]
+
+
+def test_one_recognizer_shared_by_threads_reads_what_one_thread_reads() -> None:
+    """What docs/quickstart.md promises: no state of a call is kept on the Recognizer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    recognizer = Recognizer.from_pretrained(beam_size=4, orientation="any")
+    images = sorted(SAMPLES_DIR.glob("*/*.png"))[::2]
+    alone = [recognizer.recognize(image) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(recognizer.recognize, images * 2)) == alone * 2
+
+
+def test_a_recognizer_built_from_a_name_or_bad_width_search_says_what_to_pass() -> None:
+    with pytest.raises(ConfigError, match=r"not 'default': Recognizer\.from_pretrained\(path\)"):
+        Recognizer("default")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"not PosixPath\(.*line\.onnx'\)"):
+        Recognizer([MODELS_DIR / "line.onnx"])  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match="width_search must be True, False or a list"):
+        Recognizer.from_pretrained("line", width_search="yes")
 
 
 def test_line_decoding_without_a_line_model_is_refused_before_an_lm_is_counted(

@@ -311,3 +311,18 @@ def test_a_run_folder_without_a_best_checkpoint_says_its_last_is_used(
     with caplog.at_level("WARNING", logger="text_recognizer"):
         export_onnx(tiny_char_run, tmp_path / "run.onnx")
     assert "has no best.ckpt" not in caplog.text
+
+
+def test_a_module_built_directly_scores_its_charsets_tokens_and_exports(tmp_path: Path) -> None:
+    """Built in Python, not from a config, a module's network kept its default of 83
+    classes whatever the charset, and its export was refused as contradicting its graph."""
+    from text_recognizer.export import export_module
+    from text_recognizer.models import CharClassifier
+
+    tokens = ["<blank>", "A", "B", "C", "D"]
+    module = CharClassifier(network="lenet", charset_tokens=tokens)
+    assert module.network(torch.zeros(1, 1, 28, 28)).shape == (1, len(tokens))
+    reader = Recognizer.from_pretrained(export_module(module, tmp_path / "abcd.onnx"))
+    assert reader.recognize(bar_image(1), kind="char").text in "ABCD"
+    with pytest.raises(ConfigError, match="num_classes=10, but the charset has 5 tokens"):
+        CharClassifier(network="lenet", network_args={"num_classes": 10}, charset_tokens=tokens)

@@ -51,6 +51,36 @@ def test_to_grey_rejects_unusable_arrays(bad: np.ndarray) -> None:
         to_grey(bad)
 
 
+def test_arrays_of_values_below_black_are_refused_saying_what_to_do() -> None:
+    """A normalised tensor's array ((x - mean) / std) once read as nearly black and was
+    then called blank: its ink was there, its values were not an image's."""
+    unit = dark_on_white(48).astype(np.float32) / 255
+    for normalised in ((unit - 0.485) / 0.229, (unit - unit.mean()) / unit.std()):
+        with pytest.raises(ImageError, match=r"negative values .*undo the normalisation"):
+            to_grey(normalised)
+    with pytest.raises(ImageError, match="negative values"):
+        to_grey(unit.astype(np.int16) - 1)
+    # Rounding (or a resampling's overshoot) of under half a grey level is clipped as before.
+    np.testing.assert_array_equal(to_grey(unit - 1e-3), to_grey(np.clip(unit - 1e-3, 0, 1)))
+    np.testing.assert_array_equal(to_grey(unit * 255 - 0.4), to_grey(unit * 255))
+
+
+def test_channels_first_arrays_and_lists_and_tensors_are_refused_saying_what_to_pass() -> None:
+    dark = dark_on_white(48)
+    with pytest.raises(ImageError, match=r"channels first\? pass array\.transpose\(1, 2, 0\)"):
+        to_grey(np.stack([dark] * 3))
+    with pytest.raises(ImageError, match=r"got list: .*recognize_batch reads a list"):
+        load_image([dark, dark])  # type: ignore[arg-type]
+    with (
+        Pages(Image.fromarray(dark)) as document,
+        pytest.raises(ImageError, match=r"got Pages: .*recognize_document reads its pages"),
+    ):
+        load_image(document)  # type: ignore[arg-type]
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ImageError, match=r"got Tensor: pass tensor\.cpu\(\)\.numpy\(\)"):
+        load_image(torch.from_numpy(dark))
+
+
 def test_unreadable_inputs_raise_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="no such file"):
         load_image(tmp_path / "missing.png")

@@ -47,6 +47,7 @@ def test_the_wheel_holds_every_file_of_the_package_and_nothing_else(tmp_path: Pa
         "assets/models/line.onnx",
         "assets/models/line.json",
         "serving/static/index.html",
+        "py.typed",  # without it mypy skips the package in users' code (PEP 561)
     ):
         assert f"text_recognizer/{needed}" in names
     assert Path(wheel).stat().st_size < 20_000_000  # shipped files stay a few MB each

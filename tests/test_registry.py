@@ -1,4 +1,9 @@
+from pathlib import Path
+
+import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from text_recognizer.errors import ConfigError
 from text_recognizer.networks import NETWORKS
@@ -62,3 +67,51 @@ def test_a_bad_item_of_a_value_of_several_types_is_named_as_the_config_writes_it
         DATASETS.build("synthetic_paragraphs", {"spacing": "abc"})
     with pytest.raises(ConfigError, match=r"argument 'width_stretch\.1' = 'abc' is invalid"):
         DATASETS.build("synthetic_lines", {"width_stretch": [0.6, "abc"]})
+
+
+def test_a_network_of_ones_own_trains_from_a_config_and_reads_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What docs/models.md ("Your own network") shows: registered from Python, named in a
+    YAML config, trained, read back; opened where it is not registered, the error says
+    how to register it, where it once only listed the built-in networks."""
+    from tests.training.fakes import TinyChars
+    from text_recognizer.data import DATASETS
+    from text_recognizer.recognizer import Recognizer
+    from text_recognizer.training.run import train_from_config
+
+    monkeypatch.setattr(DATASETS, "_entries", {**DATASETS._entries, "tiny_chars": TinyChars})
+    monkeypatch.setattr(NETWORKS, "_entries", dict(NETWORKS._entries))
+
+    @NETWORKS.register("my_mlp")
+    class MyMlp(nn.Module):
+        def __init__(self, num_classes: int, input_size: int = 28, hidden: int = 64) -> None:
+            super().__init__()
+            self.layers = nn.Sequential(
+                nn.Flatten(),
+                nn.Linear(input_size**2, hidden),
+                nn.ReLU(),
+                nn.Linear(hidden, num_classes),
+            )
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return self.layers(images)
+
+    config = tmp_path / "mine.yaml"
+    config.write_text(
+        "name: mine\ngroup: tests\n"
+        "data: {name: tiny_chars, args: {size: 256}, batch_size: 16}\n"
+        "network: {name: my_mlp, args: {hidden: 32}}\n"
+        "optimizer: {lr: 1.0e-2}\n"
+        "callbacks: {progress_bar: none}\n"
+        "trainer: {max_epochs: 2, num_threads: 1}\n"
+    )
+    summary = train_from_config(config)
+    assert summary["test"]["test/acc"] > 0.9
+    bar = np.zeros((28, 28), np.uint8)
+    bar[9:13, 4:24] = 255
+    run = Path(summary["run_dir"])
+    assert Recognizer.from_pretrained(run).recognize(bar, kind="char").text in "ABCD"
+    del NETWORKS._entries["my_mlp"]  # another process: one that has not registered it
+    with pytest.raises(ConfigError, match=r"unknown network 'my_mlp'.*NETWORKS\.register\(name\)"):
+        Recognizer.from_pretrained(run)

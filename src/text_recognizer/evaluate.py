@@ -276,6 +276,9 @@ class Sample:
 
 @dataclass
 class EvaluationReport:
+    """What ``evaluate`` measured, and on what (model, data, split, decoder, seed), so that
+    a figure can be reproduced; ``worst`` holds the samples read worst."""
+
     model: str
     data: str
     split: str
@@ -288,6 +291,7 @@ class EvaluationReport:
     decoder: str = "greedy"
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (what ``evaluate -o report.json`` writes)."""
         return asdict(self)
 
     def write_json(self, path: Path) -> None:

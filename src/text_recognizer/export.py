@@ -191,6 +191,8 @@ def export_seq2seq_graphs(
 
 
 def metadata(module: RecognitionModule, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What an exported model's ``.json`` holds: everything reading it needs besides the
+    graph (kind, charset, input height, decoder), so no checkpoint or config is needed."""
     meta = {
         "format": "text-recognizer-onnx/1",
         "version": __version__,
@@ -213,6 +215,8 @@ def metadata(module: RecognitionModule, metrics: dict[str, Any] | None = None) -
 def export_module(
     module: RecognitionModule, output: Path, metrics: dict[str, Any] | None = None
 ) -> Path:
+    """Export a loaded module (one trained in your own ``Trainer``, say) to ``output``
+    (.onnx and its .json; a seq2seq model's decoder step too). Returns the .onnx file."""
     output = Path(output).with_suffix(".onnx")
     network = module.network.eval()
     height = module.input_height

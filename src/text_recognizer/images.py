@@ -111,9 +111,12 @@ def _array_to_grey(array: np.ndarray) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        # [C, H, W] is what torch and torchvision hold images as.
+        channels_first = array.ndim == 3 and array.shape[0] in (1, 3, 4)
         raise ImageError(
             f"image array has shape {array.shape}; expected [H, W], [H, W, 1], [H, W, 3] (RGB) "
             "or [H, W, 4] (RGBA)"
+            + ("; channels first? pass array.transpose(1, 2, 0)" if channels_first else "")
         )
     if array.dtype == np.uint8 and array.ndim == 2:
         return array.copy()  # already what every other form becomes, bit for bit
@@ -131,6 +134,10 @@ def _to_unit_float(array: np.ndarray) -> np.ndarray:
     """Scale an integer, boolean or float array to float64 in [0, 1] by its dtype's range."""
     if array.dtype == np.bool_:
         return array.astype(np.float64)
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        raise ImageError("image array holds NaN or infinite values")
+    if np.issubdtype(array.dtype, np.signedinteger) or np.issubdtype(array.dtype, np.floating):
+        _refuse_negative(array)
     if np.issubdtype(array.dtype, np.integer):
         if array.dtype == np.uint8:
             return array.astype(np.float64) / 255.0
@@ -147,10 +154,22 @@ def _to_unit_float(array: np.ndarray) -> np.ndarray:
         return np.clip(array.astype(np.float64) / scale, 0.0, 1.0)
     if np.issubdtype(array.dtype, np.floating):
         values = array.astype(np.float64)
-        if not np.isfinite(values).all():
-            raise ImageError("image array holds NaN or infinite values")
         return np.clip(values / 255.0 if values.max() > 1.0 else values, 0.0, 1.0)
     raise ImageError(f"image array has unsupported dtype {array.dtype}")
+
+
+def _refuse_negative(array: np.ndarray) -> None:
+    """Refuse values below black: a normalised tensor's (``(x - mean) / std``), which read
+    as nearly black and then as "blank". Half a grey level below 0 is a float array's
+    rounding (or a resampling's overshoot) and is clipped as before."""
+    lowest = float(array.min())
+    tolerance = 0.0 if np.issubdtype(array.dtype, np.integer) else 0.5
+    if lowest < -tolerance / (1.0 if float(array.max()) > 1.0 else 255.0):
+        raise ImageError(
+            f"image array holds negative values (down to {lowest:.3g}); expected 0-1 or 0-255 "
+            "(0-65535 for 16-bit): a normalised tensor? undo the normalisation "
+            "(x * std + mean), or pass np.clip(array, 0, None)"
+        )
 
 
 def load_image(source: ImageInput, max_image_pixels: int | None = None) -> np.ndarray:
@@ -198,8 +217,19 @@ def _file_of(source: ImageInput) -> tuple[Path | io.BytesIO, str]:
         return path, f"{path}: "
     raise ImageError(
         f"expected a path, an image file's bytes, a binary file object, a PIL image or a "
-        f"numpy array, got {type(source).__name__}"
+        f"numpy array, got {type(source).__name__}{_hint_for(source)}"
     )
+
+
+def _hint_for(source: object) -> str:
+    """What to pass instead of ``source``, where a likely mistake is recognised."""
+    if isinstance(source, list | tuple):
+        return ": one image at a time; Recognizer.recognize_batch reads a list of them"
+    if isinstance(source, Pages):
+        return ": a document; Recognizer.recognize_document reads its pages"
+    if hasattr(source, "detach") and hasattr(source, "numpy"):  # torch, without importing it
+        return ": pass tensor.cpu().numpy(), [H, W] or [H, W, C] (channels last), 0-1 or 0-255"
+    return ""
 
 
 def _as_read(grey: np.ndarray) -> np.ndarray:

@@ -21,13 +21,15 @@ instead (:class:`Seq2SeqLines`): its own beam search, no LM, no word places.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from text_recognizer.charset import BLANK, END, PAD, START, Charset
 from text_recognizer.errors import ConfigError, ImageError, with_name
@@ -180,6 +182,10 @@ class Result:
     rotation: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (what ``recognize --json`` prints), without the
+        optional fields that are empty (a character's box and words, the page number of an
+        image of one, a rotation of 0) or the alternatives of a page's lines."""
+
         def drop_empty(out: dict[str, Any]) -> dict[str, Any]:
             return {k: v for k, v in out.items() if v or k not in _OPTIONAL_KEYS}
 
@@ -198,13 +204,21 @@ _OPTIONAL_KEYS = frozenset(
 
 
 class Model(Protocol):
+    """What the Recognizer reads with: an ONNX model or a checkpoint, behind one interface
+    (``open_model``); ``meta`` is what the model's ``.json`` says (kind, charset, height)."""
+
     meta: dict[str, Any]
 
-    def char_probs(self, images: np.ndarray) -> np.ndarray: ...
+    def char_probs(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities ``[B, C]`` of characters ``[B, 1, H, W]`` (float, bright ink)."""
+        ...
 
     def line_log_probs(
         self, images: np.ndarray, widths: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]: ...
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """CTC log-probabilities ``[B, T, C]`` of right-padded lines ``[B, 1, H, W]`` and
+        each line's real frames ``[B]``, from the lines' true ``widths``."""
+        ...
 
 
 def onnx_session(path: Path, threads: int = 0) -> Any:
@@ -544,6 +558,7 @@ def bundled_names() -> list[str]:
 
 
 def check_threads(threads: int) -> None:
+    """Refuse a thread count ONNX Runtime would misread (a negative one, a bool, a float)."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise ConfigError(
             f"threads must be a whole number, 0 (one per core) or more; got {threads!r}"
@@ -621,6 +636,13 @@ class Recognizer:
     ) -> None:
         if not models:
             raise ConfigError("a Recognizer needs at least one model")
+        for model in [models] if isinstance(models, str | os.PathLike) else models:
+            if not hasattr(model, "meta"):  # a path or name: what from_pretrained opens
+                raise ConfigError(
+                    f"Recognizer takes opened models, not {model!r}: "
+                    "Recognizer.from_pretrained(path) opens a bundled name, .onnx, .ckpt or "
+                    "run folder (open_model(path) opens one to combine with others)"
+                )
         from text_recognizer.decoding.decoder import CtcDecoder
 
         self.models = {model.meta["kind"]: model for model in models}
@@ -655,6 +677,7 @@ class Recognizer:
 
     @property
     def lm(self) -> CharNgramLm | None:
+        """The character LM guiding the beam search; None where lines are read without one."""
         return self.decoder.lm
 
     @classmethod
@@ -680,6 +703,8 @@ class Recognizer:
 
     @property
     def kinds(self) -> list[str]:
+        """What the loaded models read (``"char"``, ``"line"``); a ``kind`` needing another
+        is refused before anything is read."""
         return sorted(self.models)
 
     def check_kind(self, kind: str) -> None:
@@ -771,8 +796,9 @@ class Recognizer:
             if pages is not source:
                 pages.close()
 
-    def recognize_batch(self, images: Sequence[ImageInput], kind: Kind = "auto") -> list[Result]:
-        """Read many images; characters and lines (paragraphs' too) are batched separately.
+    def recognize_batch(self, images: Iterable[ImageInput], kind: Kind = "auto") -> list[Result]:
+        """Read many images (a list, or any iterable of them); characters and lines
+        (paragraphs' too) are batched separately.
 
         Lines go through the network ``LINE_BATCH`` at a time, sorted by width, each
         padded to the widest of its batch; the padding shifts the scores of a line's last
@@ -780,10 +806,10 @@ class Recognizer:
         a set stays the same). ``recognize`` one image at a time where every reading must
         not depend on the others."""
         self.check_kind(kind)
-        return self._recognize(images, kind)
+        return self._recognize(_image_list(images, "recognize_batch"), kind)
 
     def recognize_each(
-        self, images: Sequence[ImageInput], kind: Kind = "auto"
+        self, images: Iterable[ImageInput], kind: Kind = "auto"
     ) -> list[Result | ImageError]:
         """Read many images as :meth:`recognize_batch` does (the lines of all of them in
         shared batches), where an image that cannot be read (blank, no line found) gives
@@ -795,7 +821,7 @@ class Recognizer:
         differently than with its own page's lines alone, as :meth:`recognize_batch` says."""
         self.check_kind(kind)
         readings: list[list[_Prepared] | ImageError] = []
-        for image in images:
+        for image in _image_list(images, "recognize_each"):
             name = str(image) if isinstance(image, str | Path) else None
             try:
                 readings.append(self._prepare(image, kind, name))
@@ -1131,6 +1157,23 @@ def _bounds(polygon: Sequence[tuple[int, int]]) -> tuple[int, int, int, int]:
     return min(xs), min(ys), max(xs) + 1, max(ys) + 1
 
 
+def _image_list(images: Iterable[ImageInput], method: str) -> list[ImageInput]:
+    """``images`` as a list; an ``ImageError`` where one image was passed instead (a path
+    would be read character by character, an array row by row)."""
+    single = (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Image.Image)
+    if isinstance(images, single) or hasattr(images, "read"):
+        hint = "; a stack of N images: list(array)" if isinstance(images, np.ndarray) else ""
+        raise ImageError(
+            f"{method} takes a list of images, not one {type(images).__name__}: pass "
+            f"[image], or call recognize(image){hint}"
+        )
+    if isinstance(images, Pages):
+        raise ImageError(f"{method} takes a list of images; recognize_document reads a Pages")
+    if not isinstance(images, Iterable):
+        raise ImageError(f"{method} takes a list of images, not {type(images).__name__}")
+    return list(images)
+
+
 def _name(image: ImageInput, index: int, count: int) -> str | None:
     """How an error names an image: its path, else its place in a batch of several."""
     if isinstance(image, str | Path):
@@ -1155,7 +1198,16 @@ def width_factors(width_search: bool | Sequence[float]) -> tuple[float, ...]:
         return WIDTH_SEARCH
     if width_search is False:
         return (1.0,)
-    factors = tuple(float(f) for f in width_search)
+    wrong = ConfigError(
+        "width_search must be True, False or a list of horizontal scales (e.g. "
+        f"[0.85, 1.0, 1.25]); got {width_search!r}"
+    )
+    if isinstance(width_search, str):  # "yes": its letters are no scales
+        raise wrong
+    try:
+        factors = tuple(float(f) for f in width_search)
+    except (TypeError, ValueError):
+        raise wrong from None
     if not factors or min(factors) <= 0:
         raise ConfigError(f"width_search factors must be positive, got {list(factors)}")
     return factors

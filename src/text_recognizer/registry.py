@@ -21,14 +21,22 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A name -> constructor table for one kind of component."""
 
-    def __init__(self, kind: str, set_elsewhere: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, kind: str, set_elsewhere: Mapping[str, str] | None = None, own: str = ""
+    ) -> None:
         """``set_elsewhere``: where a config sets a value the code passes in itself (seed,
-        batch size), for the error when it is given among the arguments too."""
+        batch size), for the error when it is given among the arguments too. ``own``: how
+        a component of one's own is added, for the error that names an unknown one (a
+        checkpoint of a user's network, opened where it was not registered)."""
         self.kind = kind
         self.set_elsewhere = dict(set_elsewhere or {})
+        self.own = own
         self._entries: dict[str, Callable[..., T]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """A decorator adding a constructor under ``name`` (a config's ``name:``); a
+        name taken already is refused, so that no built-in one is replaced unnoticed."""
+
         def add(constructor: Callable[..., T]) -> Callable[..., T]:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
@@ -38,17 +46,20 @@ class Registry(Generic[T]):
         return add
 
     def names(self) -> list[str]:
+        """Every registered name, sorted (what errors list as allowed)."""
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
     def get(self, name: str) -> Callable[..., T]:
+        """The constructor of ``name``; a ``ConfigError`` listing the names where unknown."""
         try:
             return self._entries[name]
         except KeyError:
             raise ConfigError(
                 f"unknown {self.kind} {name!r}; allowed: {', '.join(self.names())}"
+                + (f"; {self.own}" if self.own else "")
             ) from None
 
     def parameters(self, name: str) -> dict[str, inspect.Parameter]:

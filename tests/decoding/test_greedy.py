@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from text_recognizer.charset import DEFAULT_CHARSET, Charset
-from text_recognizer.decoding import greedy_ctc_decode
+from text_recognizer.decoding import beam_search_decode, greedy_ctc_decode
 from text_recognizer.decoding.greedy import as_log_probs, collapse_path, sequence_confidences
 
 CS = DEFAULT_CHARSET
@@ -113,6 +113,25 @@ def test_rejects_mismatched_charset_and_shapes() -> None:
         greedy_ctc_decode(log_probs[0], lengths)
     with pytest.raises(ValueError, match="lengths"):
         greedy_ctc_decode(log_probs, [2, 2])
+
+
+def test_broken_scores_negative_lengths_and_a_charset_in_lengths_place_are_refused() -> None:
+    """NaN scores once decoded greedily to "" and made the beam search fail on an
+    IndexError; a charset passed second (where lengths go) failed in int()."""
+    log_probs, lengths = posteriors("a_b_", "b_a_")
+    broken = log_probs.copy()
+    broken[1, 3, 5] = np.nan
+    for decode in (greedy_ctc_decode, lambda *a: beam_search_decode(*a, beam_size=3)):
+        with pytest.raises(ValueError, match="NaN or \\+inf"):
+            decode(broken, lengths)
+        with pytest.raises(ValueError, match=r"0 or more frames; got \[-1, 4\]"):
+            decode(log_probs, [-1, 4])
+        with pytest.raises(TypeError, match="charset="):
+            decode(log_probs, CS)
+    masked = log_probs.copy()
+    masked[:, :, 7] = -np.inf  # a class masked out is a log-probability, not broken
+    read = greedy_ctc_decode(masked, lengths)
+    assert [text for text, _ in read] == ["ab", "ba"] and all(0 < c <= 1 for _, c in read)
 
 
 def test_collapse_path() -> None:

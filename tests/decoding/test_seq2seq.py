@@ -57,3 +57,30 @@ def test_texts_stop_at_end_and_confidence_is_the_geometric_mean() -> None:
     rows = [[a, b, DEFAULT_CHARSET.end, DEFAULT_CHARSET.pad], [b, b, b, b]]
     read = texts_and_confidences(rows, [np.log(0.5), 0.0], DEFAULT_CHARSET)
     assert read == [("ab", pytest.approx(0.5)), ("bbbb", 1.0)]
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"beam_size": 0}, "beam_size must be a whole number, 1 or more; got 0"),
+        ({"max_length": 0}, "max_length must be a whole number, 1 or more; got 0"),
+        ({"memory_keys_values": np.zeros((2, 3, 4, 5, 8))}, r"got shape \(2, 3, 4, 5, 8\)"),
+        ({"memory_valid": np.ones((2, 5), bool)}, r"\[batch, memory\] = \[3, 5\].*\(2, 5\)"),
+    ],
+)
+def test_wrong_arguments_are_named_before_any_step(change: dict[str, object], said: str) -> None:
+    """A beam of 0 failed on an empty argmax, keys and values of one axis too few on an
+    unpacking, and a memory_valid of another batch decoded that many lines, unsaid."""
+
+    def step(*_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise AssertionError("the step must not run")
+
+    arguments: dict[str, object] = {
+        "memory_keys_values": np.zeros((2, 2, 3, 4, 5, 8), np.float32),
+        "memory_valid": np.ones((3, 5), bool),
+        "charset": DEFAULT_CHARSET,
+        "max_length": 10,
+        "beam_size": 1,
+    }
+    with pytest.raises(ValueError, match=said):
+        seq2seq_decode(step, **{**arguments, **change})  # type: ignore[arg-type]

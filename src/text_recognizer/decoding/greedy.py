@@ -41,16 +41,26 @@ def as_log_probs(
     """Normalise ``[B, T, C]`` logits or log-probabilities (tensor or numpy) to log-probabilities.
 
     A log-softmax leaves log-probabilities unchanged, so callers may pass either. Missing
-    ``lengths`` mean every frame is real. Lengths are clamped to ``T``.
+    ``lengths`` mean every frame is real. Lengths are clamped to ``T``; a negative one, or
+    scores holding NaN or +inf, are a ``ValueError``.
 
     Returns:
         float32 log-probabilities ``[B, T, C]`` and int64 frame counts ``[B]``.
     """
+    if isinstance(lengths, Charset):  # decode(scores, charset): the second place is lengths
+        raise TypeError("lengths got a Charset: pass the charset by name, charset=...")
     array = _as_numpy(scores).astype(np.float32, copy=False)
     if array.ndim != 3:
         raise ValueError(
             f"expected scores of shape [batch, frames, classes]; got {tuple(array.shape)}"
             " (add a batch dimension for a single line)"
+        )
+    # NaN decodes as nothing at all (greedy) or fails inside the beam search's C++;
+    # -inf is a legitimate log-probability (a class masked out).
+    if np.isnan(array).any() or np.isposinf(array).any():
+        raise ValueError(
+            "scores hold NaN or +inf: the model's output is broken (a diverged training, "
+            "or a bad input); check it before decoding"
         )
     if lengths is None:
         frame_counts = np.full(array.shape[0], array.shape[1], dtype=np.int64)
@@ -58,6 +68,8 @@ def as_log_probs(
         frame_counts = _as_numpy(lengths).astype(np.int64).reshape(-1)
         if frame_counts.size != array.shape[0]:
             raise ValueError(f"{frame_counts.size} lengths for a batch of {array.shape[0]} lines")
+        if frame_counts.size and frame_counts.min() < 0:
+            raise ValueError(f"lengths must be 0 or more frames; got {frame_counts.tolist()}")
     peak = array.max(axis=-1, keepdims=True)
     log_norm = peak + np.log(np.exp(array - peak).sum(axis=-1, keepdims=True))
     return array - log_norm, np.clip(frame_counts, 0, array.shape[1])

@@ -32,11 +32,32 @@ def seq2seq_decode(
     A score is the mean log-probability of the emitted tokens, ``<end>`` included. At
     most ``max_length + 1`` tokens are emitted. ``memory_keys_values``
     (``[layers, 2, B, heads, M, d_head]``) and ``memory_valid`` (``[B, M]``) are the
-    encoder graph's outputs.
+    encoder graph's outputs; a ``ValueError`` says which argument is wrong, as a wrong
+    shape would otherwise fail deep in the loop or decode the wrong number of lines.
     """
+    _check_arguments(memory_keys_values, memory_valid, max_length, beam_size)
     if beam_size == 1:
         return _greedy(step, memory_keys_values, memory_valid, charset, max_length)
     return _beam_search(step, memory_keys_values, memory_valid, charset, max_length, beam_size)
+
+
+def _check_arguments(
+    memory_keys_values: np.ndarray, memory_valid: np.ndarray, max_length: int, beam_size: int
+) -> None:
+    for name, value in (("max_length", max_length), ("beam_size", beam_size)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be a whole number, 1 or more; got {value!r}")
+    if np.ndim(memory_keys_values) != 6:
+        raise ValueError(
+            "memory_keys_values must be [layers, 2, batch, heads, memory, head size], as the "
+            f"encoder graph gives it; got shape {np.shape(memory_keys_values)}"
+        )
+    batch, memory = memory_keys_values.shape[2], memory_keys_values.shape[4]
+    if np.shape(memory_valid) != (batch, memory):
+        raise ValueError(
+            f"memory_valid must be [batch, memory] = [{batch}, {memory}] for these keys and "
+            f"values; got shape {np.shape(memory_valid)}"
+        )
 
 
 def _empty_cache(memory_keys_values: np.ndarray) -> np.ndarray:

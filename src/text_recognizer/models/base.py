@@ -15,6 +15,7 @@ from torchmetrics.text import CharErrorRate as _TorchmetricsCer
 from torchmetrics.text import WordErrorRate as _TorchmetricsWer
 
 from text_recognizer.charset import DEFAULT_CHARSET, Charset
+from text_recognizer.errors import ConfigError
 from text_recognizer.metrics import char_errors, word_errors
 from text_recognizer.networks import NETWORKS
 from text_recognizer.training.config import OptimizerConfig, SchedulerConfig
@@ -49,7 +50,24 @@ class WordErrorRate(_TorchmetricsWer):
         self.total += total
 
 
+def _scoring_every_token(network: str, network_args: dict[str, Any], tokens: int) -> dict[str, Any]:
+    """``network_args`` with ``num_classes`` filled in from the charset where the network
+    takes it: built directly (not from a config, which fills it in), the network once kept
+    its default of 83 classes whatever the charset, which export then refused."""
+    given = network_args.get("num_classes")
+    if given is not None and given != tokens:
+        raise ConfigError(
+            f"network_args num_classes={given}, but the charset has {tokens} tokens: the "
+            "network scores each token of it; leave num_classes out (it is the charset's size)"
+        )
+    return {**NETWORKS.accepted(network, {"num_classes": tokens}), **network_args}
+
+
 class RecognitionModule(L.LightningModule):
+    """A network (built by name from ``NETWORKS``), the charset it reads and its
+    optimiser, saved with the checkpoint so that it loads with no config at hand; the
+    subclasses add the loss, metrics and decoding."""
+
     #: The name under which ``MODELS`` registers the subclass; stored in checkpoints.
     model_name: ClassVar[str] = ""
     #: What it reads: single characters or whole lines (chooses preprocessing and decoding).
@@ -69,7 +87,9 @@ class RecognitionModule(L.LightningModule):
         self.save_hyperparameters()
         self.charset = Charset.from_tokens(charset_tokens or DEFAULT_CHARSET.tokens)
         self.input_height = input_height
-        self.network = NETWORKS.build(network, network_args or {})
+        network_args = _scoring_every_token(network, network_args or {}, len(self.charset))
+        self.hparams["network_args"] = network_args  # rebuilt, exported, as it is built
+        self.network = NETWORKS.build(network, network_args)
         self.optimizer_config = OptimizerConfig.model_validate(optimizer or {})
         self.scheduler_config = SchedulerConfig.model_validate(scheduler or {})
         self.freeze_batchnorm = freeze_batchnorm

@@ -12,6 +12,9 @@ from text_recognizer.models.base import RecognitionModule
 
 
 class CharClassifier(RecognitionModule):
+    """Single characters: a network's logits ``[B, C]`` trained with cross-entropy, and
+    accuracy per split (``model: classifier``)."""
+
     model_name = "classifier"
 
     def __init__(self, network: str, **kwargs: Any) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
+from text_recognizer.errors import ConfigError
 from text_recognizer.models.base import LineBatch, LineModule
 
 
@@ -12,6 +15,16 @@ class CtcLineModel(LineModule):
     """Any line network with ``forward(images, widths)`` and ``output_lengths(widths)``."""
 
     model_name = "ctc"
+
+    def __init__(self, network: str, **kwargs: Any) -> None:
+        super().__init__(network, **kwargs)
+        # Else a character network (or one's own without it) fails on the first batch.
+        if not callable(getattr(self.network, "output_lengths", None)):
+            raise ConfigError(
+                f"network {network!r} has no output_lengths(widths): a CTC line model needs a "
+                "line network (crnn, line_cnn), or one of your own with forward(images, widths) "
+                "and output_lengths(widths) (docs/models.md, 'Your own network')"
+            )
 
     def forward(self, images: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
         return self.network(images, widths)
@@ -50,4 +63,15 @@ class CtcLineModel(LineModule):
         """Greedy best-path decoding (beam search lives in ``decoding.beam``)."""
         from text_recognizer.decoding import greedy_ctc_decode
 
-        return [text for text, _ in greedy_ctc_decode(log_probs, lengths, self.charset)]
+        # A diverged network's NaN scores read as nothing, as they always did, so that the
+        # run ends as early stopping decides (val/loss not finite), not in the decoder's error.
+        broken = (log_probs.isnan() | log_probs.isposinf()).flatten(1).any(1)
+        if not bool(broken.any()):
+            return [text for text, _ in greedy_ctc_decode(log_probs, lengths, self.charset)]
+        texts = [""] * len(broken)
+        kept = (~broken).nonzero().flatten()
+        if len(kept):
+            decoded = greedy_ctc_decode(log_probs[kept], lengths[kept], self.charset)
+            for i, (text, _) in zip(kept.tolist(), decoded, strict=True):
+                texts[i] = text
+        return texts

@@ -69,6 +69,8 @@ def why_unreadable(path: Path, error: Exception) -> str:
 
 
 def load_module(source: Path) -> RecognitionModule:
+    """The module a ``.ckpt`` (or a run folder's best) holds, in eval mode, rebuilt from its
+    own saved arguments: no config needed. Only tensors and plain values are unpickled."""
     from text_recognizer.models import MODELS
 
     path = resolve_checkpoint(source)
