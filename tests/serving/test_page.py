@@ -417,3 +417,97 @@ def test_a_48_megapixel_photo_is_shrunk_to_the_default_limit_and_read(
             "The image is 8000×6000 pixels (48.0 million), more than the 40.0 million"
         )
         page.close()
+
+
+def hold_readings(page: sync_api.Page) -> list[sync_api.Route]:
+    """Requests to read an image are held unanswered, as by a slow server: the routes."""
+    held: list[sync_api.Route] = []
+    page.route("**/api/recognize", lambda route: held.append(route))
+    return held
+
+
+def test_the_keyboard_keeps_its_place_while_an_image_is_read(
+    page: sync_api.Page, server: Server
+) -> None:
+    """The Read button, disabled while its answer came, lost the focus to the page's top:
+    a keyboard's user pressing Enter on it had to Tab through the page again."""
+    held = hold_readings(page)
+    page.set_input_files("#file", LINE)
+    page.focus("#read-file")
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator("#cancel")).to_be_focused()  # Enter here would cancel
+    page.wait_for_timeout(200)
+    held[0].continue_()
+    sync_api.expect(page.locator("#details")).to_contain_text("read as line")
+    sync_api.expect(page.locator("#cancel")).to_be_hidden()
+    sync_api.expect(page.locator("#read-file")).to_be_focused()
+
+
+def test_a_slow_reading_can_be_cancelled(page: sync_api.Page) -> None:
+    """A slow or stuck server showed "reading…" for ever, with nothing to press."""
+    held = hold_readings(page)
+    cancel = page.locator("#cancel")
+    sync_api.expect(cancel).to_be_hidden()
+    page.set_input_files("#file", LINE)
+    page.click("#read-file")
+    sync_api.expect(page.locator("#details")).to_have_text("reading…")
+    sync_api.expect(cancel).to_be_visible()
+    assert len(held) == 1
+    cancel.click()
+    sync_api.expect(page.locator("#details")).to_have_text("Cancelled: nothing was read.")
+    sync_api.expect(cancel).to_be_hidden()
+    sync_api.expect(page.locator("#read-file")).to_be_enabled()
+    assert page.inner_text("#error") == "" and page.inner_text("#text") == ""
+    page.unroute("**/api/recognize")
+    page.click("#read-file")  # and read once asked again
+    sync_api.expect(page.locator("#details")).to_contain_text("read as line")
+
+
+def test_a_refusal_that_gives_no_reason_is_named_by_its_status(page: sync_api.Page) -> None:
+    """A proxy's error page (HTML, no detail) was shown as its status text alone, which
+    HTTP/2 leaves empty: "Could not read it: " and nothing more."""
+    page.route(
+        "**/api/recognize",
+        lambda route: route.fulfill(
+            status=502, body="<h1>Bad Gateway</h1>", content_type="text/html"
+        ),
+    )
+    page.set_input_files("#file", LINE)
+    page.click("#read-file")
+    sync_api.expect(page.locator("#error")).to_contain_text(
+        "Could not read it: the server answered 502"
+    )
+    sync_api.expect(page.locator("#error")).to_contain_text("and gave no reason")
+
+
+def test_of_several_files_dropped_the_page_says_which_is_read(page: sync_api.Page) -> None:
+    """Dropping three files chose the first, silently: the others seemed read too."""
+    page.evaluate(
+        """(bytes) => {
+      const data = new DataTransfer();
+      for (const name of ["first.png", "second.png", "third.png"])
+        data.items.add(new File([new Uint8Array(bytes)], name, {type: "image/png"}));
+      document.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true}));
+    }""",
+        list(LINE.read_bytes()),
+    )
+    sync_api.expect(page.locator("#note")).to_have_text(
+        "3 files were dropped, and one is read at a time: first.png is chosen; drop or "
+        "choose the others after it."
+    )
+    page.click("#read-file")
+    sync_api.expect(page.locator("#details")).to_contain_text("read as line")
+
+
+def test_choosing_another_image_gives_up_the_request_under_way(page: sync_api.Page) -> None:
+    """Its answer is dropped unread; the request went on holding a place in the service's
+    line (or a worker) all the same."""
+    held = hold_readings(page)
+    page.set_input_files("#file", LINE)
+    page.click("#read-file")
+    sync_api.expect(page.locator("#details")).to_have_text("reading…")
+    assert len(held) == 1
+    with page.expect_event("requestfailed", timeout=10_000) as failed:
+        page.set_input_files("#file", PAGE)
+    assert failed.value.url.endswith("/api/recognize")
+    assert "ABORTED" in (failed.value.failure or "")
