@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +29,7 @@ from text_recognizer.serving.app import create_app
 LINE = SAMPLES_DIR / "lines" / "line_00.png"
 PAGE = SAMPLES_DIR / "paragraphs" / "page_00.png"
 LIMIT = 1_000_000  # bytes; the sample page is 239 kB
+DOCS = Path(__file__).parents[2] / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -413,3 +416,26 @@ def test_the_pixel_limit_is_the_recognizers_and_health_tells_it(
         assert client.get("/api/health").json()["max_image_pixels"] == 1_000_000
     with pytest.raises(ValueError, match="different most pixels"):
         create_app([small, raised])
+
+
+def test_the_schema_lists_every_answer_as_it_is_sent(client: TestClient) -> None:
+    """/openapi.json listed only 200 and FastAPI's 422 of a list of errors: a client made
+    from it failed on the 422 an unreadable image gets (its detail a sentence), and knew
+    nothing of 400, 408, 413, 415, 503 (nor Retry-After) or of PAGE XML."""
+    schema = client.get("/openapi.json").json()
+    answers = schema["paths"]["/api/recognize"]["post"]["responses"]
+    documented = re.findall(r"^\| (\d{3}) \|", (DOCS / "serving.md").read_text(), re.MULTILINE)
+    assert sorted(answers) == documented
+    assert set(answers["200"]["content"]) == {"application/json", "application/xml"}
+    assert answers["503"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+    refusal = schema["components"]["schemas"]["Refusal"]
+    allowed = {each["type"] for each in refusal["properties"]["detail"]["anyOf"]}
+    assert allowed == {"string", "array"}
+    for status in documented[1:]:
+        content = answers[status]["content"]["application/json"]["schema"]
+        assert content == {"$ref": "#/components/schemas/Refusal"}
+    # As sent: a sentence where the image is unreadable, a list where the form is wrong.
+    status, body = post(client, b"not an image")
+    assert status == 422 and isinstance(body["detail"], str)
+    status, body = post(client, LINE.read_bytes(), kind="word")
+    assert status == 422 and isinstance(body["detail"], list)

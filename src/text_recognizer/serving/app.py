@@ -38,6 +38,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import BaseModel
 from starlette.datastructures import FormData, Headers
 from starlette.datastructures import UploadFile as FormFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -449,6 +450,48 @@ def explain_form_error(error: dict[str, Any], form: FormData) -> dict[str, Any]:
     return {**error, "msg": message}
 
 
+class Refusal(BaseModel):
+    """Why a request was not read, for the OpenAPI schema: FastAPI's default there (a 422
+    whose ``detail`` is a list) is not what most refusals send, a sentence to act on."""
+
+    detail: str | list[dict[str, Any]]
+
+
+def _refused(description: str, **more: Any) -> dict[str, Any]:
+    return {"description": description, "model": Refusal, **more}
+
+
+#: Every answer ``POST /api/recognize`` may give, in its OpenAPI schema (as docs/serving.md
+#: lists them), so that a client made from the schema expects what is sent.
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The reading: JSON (one page's reading, or ``pages``: each page's "
+        "reading or its ``error``), or a PAGE XML document where format=page-xml.",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/xml": {"schema": {"type": "string"}},
+        },
+    },
+    400: _refused("The body says it is a multipart/form-data form but is not one."),
+    408: _refused("The upload stalled or trickled; its place is freed."),
+    413: _refused("The body is over the upload limit."),
+    415: _refused("The body is no multipart/form-data form."),
+    422: _refused(
+        "The image cannot be read, or the form is wrong: detail says why (a list of what "
+        "is wrong, each item's loc and msg, for a form FastAPI cannot take)."
+    ),
+    503: _refused(
+        "The service is busy: try again after Retry-After seconds.",
+        headers={
+            "Retry-After": {
+                "description": "Seconds until the requests ahead are likely read.",
+                "schema": {"type": "integer"},
+            }
+        },
+    ),
+}
+
+
 #: The form fields a request sends; the rest of what `recognize` takes is the server's.
 FIELDS = ("image", "kind", "format")
 NO_OPTION = (
@@ -602,7 +645,7 @@ def create_app(
             "uploading": pool.uploading,
         }
 
-    @app.post(RECOGNIZE_PATH, response_model=None)
+    @app.post(RECOGNIZE_PATH, response_model=None, responses=ANSWERS)
     async def recognize(
         request: Request,
         image: UploadFile = File(  # noqa: B008
