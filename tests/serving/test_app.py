@@ -439,3 +439,26 @@ def test_the_schema_lists_every_answer_as_it_is_sent(client: TestClient) -> None
     assert status == 422 and isinstance(body["detail"], str)
     status, body = post(client, LINE.read_bytes(), kind="word")
     assert status == 422 and isinstance(body["detail"], list)
+
+
+def test_a_wrong_path_or_method_says_what_the_service_answers(client: TestClient) -> None:
+    """A mistyped path got {"detail": "Not Found"}, the API opened in a browser
+    "Method Not Allowed", and POST /api/health an Allow header of HEAD alone."""
+    response = client.get("/recognize")
+    assert response.status_code == 404
+    assert response.json()["detail"] == (
+        "no such path: /recognize; the service answers GET /openapi.json, GET /, "
+        "GET /api/health, POST /api/recognize, GET /metrics"
+    )
+    response = client.get("/api/recognize")
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    assert response.json()["detail"] == (
+        "/api/recognize does not answer GET, only POST (send an image as a form: "
+        "curl -F image=@line.png http://testserver/api/recognize)"
+    )
+    response = client.post("/api/health")
+    assert response.status_code == 405 and response.headers["allow"] == "GET, HEAD"
+    assert response.json()["detail"] == "/api/health does not answer POST, only GET, HEAD"
+    # The service's own refusals are as they were.
+    status, body = post(client, b"not an image")
+    assert status == 422 and body["detail"].startswith("not a readable image")

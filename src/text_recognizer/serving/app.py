@@ -28,6 +28,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import (
@@ -41,6 +42,8 @@ from prometheus_client import (
 from pydantic import BaseModel
 from starlette.datastructures import FormData, Headers
 from starlette.datastructures import UploadFile as FormFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from text_recognizer import __version__
@@ -615,6 +618,43 @@ def create_app(
         form = error.body if isinstance(error.body, FormData) else FormData()
         errors = [explain_form_error(dict(each), form) for each in error.errors()]
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+    def answered(request: Request) -> str:
+        """Each path the service answers, and how: "GET /, POST /api/recognize, ..."."""
+        root = request.scope.get("root_path", "")
+        listed = []
+        for route in app.routes:
+            methods = sorted(set(getattr(route, "methods", None) or ()) - {"HEAD"})
+            listed += [f"{method} {root}{getattr(route, 'path', '')}" for method in methods]
+        return ", ".join(listed)
+
+    def allowed_at(request: Request) -> str:
+        """The methods every route at the request's path takes: Starlette's Allow header
+        names the first route's alone (POST /api/health was told only HEAD)."""
+        return ", ".join(
+            sorted(
+                method
+                for route in app.routes
+                if route.matches(request.scope)[0] != Match.NONE
+                for method in getattr(route, "methods", None) or ()
+            )
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_answered(request: Request, error: StarletteHTTPException) -> Response:
+        """A mistyped path, or the API opened in a browser (GET /api/recognize), got
+        "Not Found" or "Method Not Allowed" alone: they say what is answered instead."""
+        path = request.url.path
+        if error.status_code == 404 and error.detail == "Not Found":
+            detail = f"no such path: {path}; the service answers {answered(request)}"
+            return JSONResponse({"detail": detail}, status_code=404)
+        if error.status_code == 405 and error.detail == "Method Not Allowed":
+            allowed = allowed_at(request)
+            detail = f"{path} does not answer {request.method}, only {allowed}"
+            if path.endswith(RECOGNIZE_PATH):
+                detail += f" (send an image as a form: curl -F image=@line.png {request.url})"
+            return JSONResponse({"detail": detail}, status_code=405, headers={"Allow": allowed})
+        return await http_exception_handler(request, error)
 
     # HEAD beside each GET: uptime monitors and load balancers probe with it (FastAPI,
     # unlike Starlette's own routes, does not add it).
