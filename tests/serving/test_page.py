@@ -511,3 +511,31 @@ def test_choosing_another_image_gives_up_the_request_under_way(page: sync_api.Pa
         page.set_input_files("#file", PAGE)
     assert failed.value.url.endswith("/api/recognize")
     assert "ABORTED" in (failed.value.failure or "")
+
+
+def test_an_image_over_the_upload_limit_is_sent_as_a_jpeg(
+    page: sync_api.Page, server: Server, tmp_path: Path
+) -> None:
+    """A BMP (or an uncompressed PNG scan) of more bytes than the service takes, though of
+    few pixels, was sent as it was and refused (413): it goes as a JPEG, and the page says
+    so. (The server here takes 1 MB; the sample page as a BMP is 1.2 MB.)"""
+    from PIL import Image
+
+    bmp = tmp_path / "page_00.bmp"
+    Image.open(PAGE).convert("RGB").save(bmp)
+    assert bmp.stat().st_size > 2**20
+    page.add_init_script(KEEP_SENT)
+    page.reload()
+    sync_api.expect(page.locator("#models")).to_contain_text("char, line")
+    page.select_option("#kind", "paragraph")
+    page.set_input_files("#file", bmp)
+    page.click("#read-file")
+    sync_api.expect(page.locator("#details")).to_contain_text("read as paragraph")
+    sent = sent_image(page)
+    assert sent[:2] == b"\xff\xd8" and len(sent) < 2**20  # a JPEG, under the limit
+    assert page.inner_text("#note") == (
+        "The file is 1.1 MB, more than the 1.0 MB this service takes: it was sent as a "
+        f"JPEG of {len(sent) / 2**20:.1f} MB."
+    )
+    _, expected = post_image(server.url, sent, kind="paragraph")
+    assert page.inner_text("#text") == expected["text"]
