@@ -539,3 +539,54 @@ def test_an_image_over_the_upload_limit_is_sent_as_a_jpeg(
     )
     _, expected = post_image(server.url, sent, kind="paragraph")
     assert page.inner_text("#text") == expected["text"]
+
+
+# The contrast of an element's text against the background it is drawn on, as WCAG 2
+# counts it (4.5 the least for body text).
+CONTRAST = """(element) => {
+  const rgb = (color) => color.match(/[\\d.]+/g).map(Number);
+  const luminance = ([r, g, b]) => {
+    const linear = (c) => (c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+  };
+  let under = element;
+  const clear = (node) => rgb(getComputedStyle(node).backgroundColor)[3] === 0;
+  while (under && clear(under)) under = under.parentElement;
+  const back = luminance(rgb(getComputedStyle(under || document.documentElement).backgroundColor));
+  const fore = luminance(rgb(getComputedStyle(element).color));
+  return [(Math.max(back, fore) + 0.05) / (Math.min(back, fore) + 0.05), back];
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_page_follows_the_systems_dark_mode_and_stays_legible(
+    browser: sync_api.Browser, server: Server, scheme: str
+) -> None:
+    """In dark mode the page stayed a bright sheet; now it is dark, its text as legible as
+    in light mode, and the pad white paper still (the models read dark ink on it)."""
+    page = browser.new_page(color_scheme=scheme)
+    page.goto(server.url)
+    sync_api.expect(page.locator("#models")).to_contain_text("char, line")
+    page.evaluate("""() => {
+      document.getElementById("details").textContent = "read as line";
+      document.getElementById("error").textContent = "Could not read it";
+      document.getElementById("note").textContent = "a note";
+    }""")
+    for selector in (
+        "h1",
+        ".hint",
+        "label[for=kind]",
+        "h2",
+        "#details",
+        "#error",
+        "#note",
+        "#clear",
+    ):
+        ratio, background = page.locator(selector).first.evaluate(CONTRAST)
+        assert ratio >= 4.5, (selector, ratio)
+    assert (background < 0.05) == (scheme == "dark")  # the card the text is on
+    pad = page.evaluate(
+        "Array.from(document.getElementById('pad').getContext('2d').getImageData(5, 5, 1, 1).data)"
+    )
+    assert pad == [255, 255, 255, 255]
+    page.close()
