@@ -261,8 +261,15 @@ def test_the_page_fits_a_small_phone(browser: sync_api.Browser, server: Server) 
     page = browser.new_page(viewport={"width": 320, "height": 640})
     page.goto(server.url)
     width = page.evaluate("document.documentElement.scrollWidth")
-    page.close()
     assert width <= 320
+    # The reading, below the image and the pad, is brought into sight when it comes: it
+    # came out of sight, under a screen that did not change.
+    sync_api.expect(page.locator("#models")).to_contain_text("char, line")
+    page.set_input_files("#file", LINE)
+    page.click("#read-file")
+    sync_api.expect(page.locator("#details")).to_contain_text("read as line")
+    sync_api.expect(page.locator("#text")).to_be_in_viewport()
+    page.close()
 
 
 def test_saving_page_xml_says_why_it_failed(page: sync_api.Page) -> None:
