@@ -290,8 +290,8 @@ def test_saving_page_xml_says_why_it_failed(page: sync_api.Page) -> None:
 
 
 # A file dropped on the page, or pasted, as the browser hands it to the page's script.
-GIVE_FILE = """([event, bytes]) => {
-  const file = new File([new Uint8Array(bytes)], "given.png", {type: "image/png"});
+GIVE_FILE = """([event, bytes, name = "given.png", type = "image/png"]) => {
+  const file = new File([new Uint8Array(bytes)], name, {type});
   const data = new DataTransfer();
   data.items.add(file);
   document.dispatchEvent(event === "drop"
@@ -597,3 +597,30 @@ def test_the_page_follows_the_systems_dark_mode_and_stays_legible(
     )
     assert pad == [255, 255, 255, 255]
     page.close()
+
+
+def test_a_drop_or_paste_that_holds_no_file_says_so(page: sync_api.Page) -> None:
+    """Text pasted, or an image dragged from another page (which comes as its link), did
+    nothing at all: the user could not tell why."""
+    page.evaluate("""() => {
+      const data = new DataTransfer();
+      data.setData("text/uri-list", "https://example.org/scan.png");
+      document.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true}));
+    }""")
+    sync_api.expect(page.locator("#error")).to_have_text(
+        "Nothing to read in what was dropped: it holds no file (a link or text): save the "
+        "image, then choose or drop the file."
+    )
+    page.evaluate("""() => {
+      const data = new DataTransfer();
+      data.setData("text/plain", "some words");
+      document.dispatchEvent(new ClipboardEvent("paste", {clipboardData: data, bubbles: true}));
+    }""")
+    sync_api.expect(page.locator("#error")).to_have_text(
+        "Nothing to read in what was pasted: it holds no image (text only): copy an image, "
+        "or choose a file."
+    )
+    # A PDF copied in a file manager is taken (an image was looked for alone).
+    page.evaluate(GIVE_FILE, ["paste", list(b"%PDF"), "scan.pdf", "application/pdf"])
+    sync_api.expect(page.locator("#read-file")).to_be_enabled()
+    assert page.inner_text("#error") == ""
