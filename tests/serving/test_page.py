@@ -198,8 +198,8 @@ def test_a_line_is_found_on_the_image_by_keyboard(page: sync_api.Page) -> None:
     rows = page.locator("#lines tr")
     sync_api.expect(rows.nth(2)).to_be_visible()
     shapes = page.locator("#found polygon.line")
-    page.locator("#save-xml").focus()
-    page.keyboard.press("Shift+Tab")  # back from the button: the last line's row
+    page.locator("#copy").focus()
+    page.keyboard.press("Shift+Tab")  # back from the first button: the last line's row
     last = rows.count() - 1
     sync_api.expect(rows.nth(last)).to_be_focused()
     sync_api.expect(shapes.nth(last)).to_have_class("line current")
@@ -624,3 +624,24 @@ def test_a_drop_or_paste_that_holds_no_file_says_so(page: sync_api.Page) -> None
     page.evaluate(GIVE_FILE, ["paste", list(b"%PDF"), "scan.pdf", "application/pdf"])
     sync_api.expect(page.locator("#read-file")).to_be_enabled()
     assert page.inner_text("#error") == ""
+
+
+def test_the_text_read_is_copied_with_a_button(browser: sync_api.Browser, server: Server) -> None:
+    """Copying the text out meant selecting it by hand, fiddly on a phone."""
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.goto(server.url)
+    sync_api.expect(page.locator("#models")).to_contain_text("char, line")
+    copy = page.locator("#copy")
+    sync_api.expect(copy).to_be_hidden()
+    page.select_option("#kind", "paragraph")
+    page.set_input_files("#file", PAGE)
+    page.click("#read-file")
+    sync_api.expect(page.locator("#details")).to_contain_text("read as paragraph")
+    copy.click()
+    sync_api.expect(copy).to_have_text("Copied")
+    _, expected = post_image(server.url, PAGE.read_bytes(), kind="paragraph")
+    assert page.evaluate("navigator.clipboard.readText()") == expected["text"]
+    page.set_input_files("#file", LINE)  # another image: nothing read of it to copy yet
+    sync_api.expect(copy).to_be_hidden()
+    context.close()
