@@ -462,3 +462,29 @@ def test_a_wrong_path_or_method_says_what_the_service_answers(client: TestClient
     # The service's own refusals are as they were.
     status, body = post(client, b"not an image")
     assert status == 422 and body["detail"].startswith("not a readable image")
+
+
+def test_a_form_cut_short_or_broken_gets_400_saying_so(client: TestClient) -> None:
+    """A form cut short (its file's end and closing boundary never sent) was told 422 "the
+    form has no file in the field image", though it had sent one; a body whose boundary
+    was wrong got "Invalid multipart data." alone."""
+    body, content_type = multipart({"image": LINE.read_bytes()})
+    headers = {"Content-Type": content_type}
+    response = client.post("/api/recognize", content=body[:500], headers=headers)
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "the form is cut short: 500 bytes arrived, and its closing boundary never came; "
+        "send it whole (curl -F image=@line.png)"
+    )
+    wrong = {"Content-Type": "multipart/form-data; boundary=another"}
+    response = client.post("/api/recognize", content=body, headers=wrong)
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "the body is no well-formed multipart/form-data form (Invalid multipart data): send "
+        "the image as the form's file field image (curl -F image=@line.png)"
+    )
+    # A whole form without the file still says that the file is missing.
+    form, content_type = multipart({"kind": "line"})
+    response = client.post("/api/recognize", content=form, headers={"Content-Type": content_type})
+    assert response.status_code == 422
+    assert "the form has no file in the field image" in response.json()["detail"][0]["msg"]

@@ -19,9 +19,11 @@ before any page is decoded: a multi-page TIFF of a few kB may hold thousands of 
 from __future__ import annotations
 
 import math
+import re
 import shlex
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -291,6 +293,22 @@ def _timed(job: Callable[[Recognizer], T], recognizer: Recognizer) -> tuple[T, f
 RECOGNIZE_PATH = "/api/recognize"  # the one route that reads: its requests take a place
 
 
+@dataclass(frozen=True)
+class Upload:
+    """What arrived of a request's body, for its refusal to tell: a form cut short (its
+    closing boundary never came) parses as one without its file."""
+
+    size: int
+    closed: bool
+
+
+def form_closed(content_type: str, body: bytes) -> bool:
+    """Whether ``body`` holds the closing boundary of the multipart form ``content_type``
+    declares (True where it declares none: nothing to tell)."""
+    found = re.search(r'boundary="?([^";]+)"?', content_type, re.IGNORECASE)
+    return found is None or b"--" + found.group(1).encode("latin-1") + b"--" in body
+
+
 class UploadLimit:
     """Takes an upload in as it starts (:meth:`Pool.admit`; 503 with a Retry-After where
     the service holds as many requests as it takes), and refuses a request body over
@@ -344,6 +362,9 @@ class UploadLimit:
             finally:
                 self.pool.uploading -= 1
             if body is not None:
+                scope.setdefault("state", {})["upload"] = Upload(
+                    len(body), form_closed(Headers(scope=scope).get("content-type", ""), body)
+                )
                 await self._hand_on(scope, receive, send, body)
         finally:
             self.pool.leave()
@@ -615,6 +636,13 @@ def create_app(
                 "form: send the image as the form's file field image (curl -F image=@line.png)"
             )
             return JSONResponse({"detail": detail}, status_code=415)
+        upload = getattr(request.state, "upload", None)
+        if isinstance(upload, Upload) and not upload.closed:
+            detail = (
+                f"the form is cut short: {upload.size} bytes arrived, and its closing "
+                "boundary never came; send it whole (curl -F image=@line.png)"
+            )
+            return JSONResponse({"detail": detail}, status_code=400)
         form = error.body if isinstance(error.body, FormData) else FormData()
         errors = [explain_form_error(dict(each), form) for each in error.errors()]
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
@@ -643,7 +671,8 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def not_answered(request: Request, error: StarletteHTTPException) -> Response:
         """A mistyped path, or the API opened in a browser (GET /api/recognize), got
-        "Not Found" or "Method Not Allowed" alone: they say what is answered instead."""
+        "Not Found" or "Method Not Allowed" alone, and a broken form "Invalid multipart
+        data.": they say what is answered, or how to send the image, instead."""
         path = request.url.path
         if error.status_code == 404 and error.detail == "Not Found":
             detail = f"no such path: {path}; the service answers {answered(request)}"
@@ -654,6 +683,13 @@ def create_app(
             if path.endswith(RECOGNIZE_PATH):
                 detail += f" (send an image as a form: curl -F image=@line.png {request.url})"
             return JSONResponse({"detail": detail}, status_code=405, headers={"Allow": allowed})
+        if error.status_code == 400 and path.endswith(RECOGNIZE_PATH):  # the form's parser's
+            detail = (
+                f"the body is no well-formed multipart/form-data form "
+                f"({str(error.detail).rstrip('.')}): send the image as the form's file field "
+                "image (curl -F image=@line.png)"
+            )
+            return JSONResponse({"detail": detail}, status_code=400)
         return await http_exception_handler(request, error)
 
     # HEAD beside each GET: uptime monitors and load balancers probe with it (FastAPI,
