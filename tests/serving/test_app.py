@@ -488,3 +488,26 @@ def test_a_form_cut_short_or_broken_gets_400_saying_so(client: TestClient) -> No
     response = client.post("/api/recognize", content=form, headers={"Content-Type": content_type})
     assert response.status_code == 422
     assert "the form has no file in the field image" in response.json()["detail"][0]["msg"]
+
+
+def test_an_image_sent_without_a_file_name_is_told_so_and_not_echoed(client: TestClient) -> None:
+    """A file part named by ``filename*=`` alone (RFC 5987; no ``filename=``) is taken as
+    text: its 422 called the PNG "text" and echoed all of it back (twice its size)."""
+    data = PAGE.read_bytes()
+    body = (
+        b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename*=UTF-8''%C3%A9.png"
+        b"\r\nContent-Type: image/png\r\n\r\n" + data + b"\r\n--b--\r\n"
+    )
+    headers = {"Content-Type": "multipart/form-data; boundary=b"}
+    response = client.post("/api/recognize", content=body, headers=headers)
+    assert response.status_code == 422
+    assert len(response.content) < 2000
+    (error,) = response.json()["detail"]
+    assert error["msg"].startswith("the field image holds data ('\\x89PNG\\r\\n\\x1a\\n")
+    assert error["msg"].endswith(
+        "with no file name, so it was taken as text: send it as a file, its part's "
+        'Content-Disposition naming a filename (filename="line.png"; filename*= alone is not '
+        "one), as curl -F image=@line.png does"
+    )
+    status, body = post(client, LINE.read_bytes(), kind="x" * 100_000)  # any field's input
+    assert status == 422 and body["detail"][0]["input"] == "x" * 40 + "..."

@@ -455,12 +455,23 @@ def busy_detail(busy: BusyError) -> str:
 def explain_form_error(error: dict[str, Any], form: FormData) -> dict[str, Any]:
     """FastAPI's account of what is wrong with a form (``error``), its message saying
     what to do where the ``image`` field is missing or holds text: ``curl -F image=x.png``,
-    the @ forgotten, sends the file's name."""
+    the @ forgotten, sends the file's name. A long input is cut short: echoed whole, it
+    gave a whole upload back (an image sent as text)."""
+    text = error.get("input")
+    shown = text if not isinstance(text, str) or len(text) <= 40 else text[:40] + "..."
+    if shown is not text:
+        error = {**error, "input": shown}
     if tuple(error["loc"]) != ("body", "image"):
         return error
-    text = error.get("input")
     if isinstance(text, str):
-        shown = text if len(text) <= 40 else text[:40] + "..."
+        if any(ord(char) < 32 and char not in "\t\r\n" for char in text[:1024]):
+            message = (
+                f"the field image holds data ({shown!r}) with no file name, so it was taken "
+                "as text: send it as a file, its part's Content-Disposition naming a filename "
+                '(filename="line.png"; filename*= alone is not one), as curl -F image=@line.png '
+                "does"
+            )
+            return {**error, "msg": message}
         name = text if text and shown == text and text.isprintable() else "line.png"
         message = (
             f"the field image holds text ({shown!r}), not a file: send the file itself "
