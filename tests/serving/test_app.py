@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +29,7 @@ from text_recognizer.serving.app import create_app
 LINE = SAMPLES_DIR / "lines" / "line_00.png"
 PAGE = SAMPLES_DIR / "paragraphs" / "page_00.png"
 LIMIT = 1_000_000  # bytes; the sample page is 239 kB
+DOCS = Path(__file__).parents[2] / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -413,3 +416,98 @@ def test_the_pixel_limit_is_the_recognizers_and_health_tells_it(
         assert client.get("/api/health").json()["max_image_pixels"] == 1_000_000
     with pytest.raises(ValueError, match="different most pixels"):
         create_app([small, raised])
+
+
+def test_the_schema_lists_every_answer_as_it_is_sent(client: TestClient) -> None:
+    """/openapi.json listed only 200 and FastAPI's 422 of a list of errors: a client made
+    from it failed on the 422 an unreadable image gets (its detail a sentence), and knew
+    nothing of 400, 408, 413, 415, 503 (nor Retry-After) or of PAGE XML."""
+    schema = client.get("/openapi.json").json()
+    answers = schema["paths"]["/api/recognize"]["post"]["responses"]
+    documented = re.findall(r"^\| (\d{3}) \|", (DOCS / "serving.md").read_text(), re.MULTILINE)
+    assert sorted(answers) == documented
+    assert set(answers["200"]["content"]) == {"application/json", "application/xml"}
+    assert answers["503"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+    refusal = schema["components"]["schemas"]["Refusal"]
+    allowed = {each["type"] for each in refusal["properties"]["detail"]["anyOf"]}
+    assert allowed == {"string", "array"}
+    for status in documented[1:]:
+        content = answers[status]["content"]["application/json"]["schema"]
+        assert content == {"$ref": "#/components/schemas/Refusal"}
+    # As sent: a sentence where the image is unreadable, a list where the form is wrong.
+    status, body = post(client, b"not an image")
+    assert status == 422 and isinstance(body["detail"], str)
+    status, body = post(client, LINE.read_bytes(), kind="word")
+    assert status == 422 and isinstance(body["detail"], list)
+
+
+def test_a_wrong_path_or_method_says_what_the_service_answers(client: TestClient) -> None:
+    """A mistyped path got {"detail": "Not Found"}, the API opened in a browser
+    "Method Not Allowed", and POST /api/health an Allow header of HEAD alone."""
+    response = client.get("/recognize")
+    assert response.status_code == 404
+    assert response.json()["detail"] == (
+        "no such path: /recognize; the service answers GET /openapi.json, GET /, "
+        "GET /api/health, POST /api/recognize, GET /metrics"
+    )
+    response = client.get("/api/recognize")
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    assert response.json()["detail"] == (
+        "/api/recognize does not answer GET, only POST (send an image as a form: "
+        "curl -F image=@line.png http://testserver/api/recognize)"
+    )
+    response = client.post("/api/health")
+    assert response.status_code == 405 and response.headers["allow"] == "GET, HEAD"
+    assert response.json()["detail"] == "/api/health does not answer POST, only GET, HEAD"
+    # The service's own refusals are as they were.
+    status, body = post(client, b"not an image")
+    assert status == 422 and body["detail"].startswith("not a readable image")
+
+
+def test_a_form_cut_short_or_broken_gets_400_saying_so(client: TestClient) -> None:
+    """A form cut short (its file's end and closing boundary never sent) was told 422 "the
+    form has no file in the field image", though it had sent one; a body whose boundary
+    was wrong got "Invalid multipart data." alone."""
+    body, content_type = multipart({"image": LINE.read_bytes()})
+    headers = {"Content-Type": content_type}
+    response = client.post("/api/recognize", content=body[:500], headers=headers)
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "the form is cut short: 500 bytes arrived, and its closing boundary never came; "
+        "send it whole (curl -F image=@line.png)"
+    )
+    wrong = {"Content-Type": "multipart/form-data; boundary=another"}
+    response = client.post("/api/recognize", content=body, headers=wrong)
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "the body is no well-formed multipart/form-data form (Invalid multipart data): send "
+        "the image as the form's file field image (curl -F image=@line.png)"
+    )
+    # A whole form without the file still says that the file is missing.
+    form, content_type = multipart({"kind": "line"})
+    response = client.post("/api/recognize", content=form, headers={"Content-Type": content_type})
+    assert response.status_code == 422
+    assert "the form has no file in the field image" in response.json()["detail"][0]["msg"]
+
+
+def test_an_image_sent_without_a_file_name_is_told_so_and_not_echoed(client: TestClient) -> None:
+    """A file part named by ``filename*=`` alone (RFC 5987; no ``filename=``) is taken as
+    text: its 422 called the PNG "text" and echoed all of it back (twice its size)."""
+    data = PAGE.read_bytes()
+    body = (
+        b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename*=UTF-8''%C3%A9.png"
+        b"\r\nContent-Type: image/png\r\n\r\n" + data + b"\r\n--b--\r\n"
+    )
+    headers = {"Content-Type": "multipart/form-data; boundary=b"}
+    response = client.post("/api/recognize", content=body, headers=headers)
+    assert response.status_code == 422
+    assert len(response.content) < 2000
+    (error,) = response.json()["detail"]
+    assert error["msg"].startswith("the field image holds data ('\\x89PNG\\r\\n\\x1a\\n")
+    assert error["msg"].endswith(
+        "with no file name, so it was taken as text: send it as a file, its part's "
+        'Content-Disposition naming a filename (filename="line.png"; filename*= alone is not '
+        "one), as curl -F image=@line.png does"
+    )
+    status, body = post(client, LINE.read_bytes(), kind="x" * 100_000)  # any field's input
+    assert status == 422 and body["detail"][0]["input"] == "x" * 40 + "..."

@@ -19,15 +19,18 @@ before any page is decoded: a multi-page TIFF of a few kB may hold thousands of 
 from __future__ import annotations
 
 import math
+import re
 import shlex
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import anyio
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import (
@@ -38,8 +41,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import BaseModel
 from starlette.datastructures import FormData, Headers
 from starlette.datastructures import UploadFile as FormFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from text_recognizer import __version__
@@ -287,6 +293,22 @@ def _timed(job: Callable[[Recognizer], T], recognizer: Recognizer) -> tuple[T, f
 RECOGNIZE_PATH = "/api/recognize"  # the one route that reads: its requests take a place
 
 
+@dataclass(frozen=True)
+class Upload:
+    """What arrived of a request's body, for its refusal to tell: a form cut short (its
+    closing boundary never came) parses as one without its file."""
+
+    size: int
+    closed: bool
+
+
+def form_closed(content_type: str, body: bytes) -> bool:
+    """Whether ``body`` holds the closing boundary of the multipart form ``content_type``
+    declares (True where it declares none: nothing to tell)."""
+    found = re.search(r'boundary="?([^";]+)"?', content_type, re.IGNORECASE)
+    return found is None or b"--" + found.group(1).encode("latin-1") + b"--" in body
+
+
 class UploadLimit:
     """Takes an upload in as it starts (:meth:`Pool.admit`; 503 with a Retry-After where
     the service holds as many requests as it takes), and refuses a request body over
@@ -340,6 +362,9 @@ class UploadLimit:
             finally:
                 self.pool.uploading -= 1
             if body is not None:
+                scope.setdefault("state", {})["upload"] = Upload(
+                    len(body), form_closed(Headers(scope=scope).get("content-type", ""), body)
+                )
                 await self._hand_on(scope, receive, send, body)
         finally:
             self.pool.leave()
@@ -430,12 +455,23 @@ def busy_detail(busy: BusyError) -> str:
 def explain_form_error(error: dict[str, Any], form: FormData) -> dict[str, Any]:
     """FastAPI's account of what is wrong with a form (``error``), its message saying
     what to do where the ``image`` field is missing or holds text: ``curl -F image=x.png``,
-    the @ forgotten, sends the file's name."""
+    the @ forgotten, sends the file's name. A long input is cut short: echoed whole, it
+    gave a whole upload back (an image sent as text)."""
+    text = error.get("input")
+    shown = text if not isinstance(text, str) or len(text) <= 40 else text[:40] + "..."
+    if shown is not text:
+        error = {**error, "input": shown}
     if tuple(error["loc"]) != ("body", "image"):
         return error
-    text = error.get("input")
     if isinstance(text, str):
-        shown = text if len(text) <= 40 else text[:40] + "..."
+        if any(ord(char) < 32 and char not in "\t\r\n" for char in text[:1024]):
+            message = (
+                f"the field image holds data ({shown!r}) with no file name, so it was taken "
+                "as text: send it as a file, its part's Content-Disposition naming a filename "
+                '(filename="line.png"; filename*= alone is not one), as curl -F image=@line.png '
+                "does"
+            )
+            return {**error, "msg": message}
         name = text if text and shown == text and text.isprintable() else "line.png"
         message = (
             f"the field image holds text ({shown!r}), not a file: send the file itself "
@@ -447,6 +483,48 @@ def explain_form_error(error: dict[str, Any], form: FormData) -> dict[str, Any]:
         message = f"the form has no file in the field image{held}: send the image there "
         message += "(curl -F image=@line.png)"
     return {**error, "msg": message}
+
+
+class Refusal(BaseModel):
+    """Why a request was not read, for the OpenAPI schema: FastAPI's default there (a 422
+    whose ``detail`` is a list) is not what most refusals send, a sentence to act on."""
+
+    detail: str | list[dict[str, Any]]
+
+
+def _refused(description: str, **more: Any) -> dict[str, Any]:
+    return {"description": description, "model": Refusal, **more}
+
+
+#: Every answer ``POST /api/recognize`` may give, in its OpenAPI schema (as docs/serving.md
+#: lists them), so that a client made from the schema expects what is sent.
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The reading: JSON (one page's reading, or ``pages``: each page's "
+        "reading or its ``error``), or a PAGE XML document where format=page-xml.",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/xml": {"schema": {"type": "string"}},
+        },
+    },
+    400: _refused("The body says it is a multipart/form-data form but is not one."),
+    408: _refused("The upload stalled or trickled; its place is freed."),
+    413: _refused("The body is over the upload limit."),
+    415: _refused("The body is no multipart/form-data form."),
+    422: _refused(
+        "The image cannot be read, or the form is wrong: detail says why (a list of what "
+        "is wrong, each item's loc and msg, for a form FastAPI cannot take)."
+    ),
+    503: _refused(
+        "The service is busy: try again after Retry-After seconds.",
+        headers={
+            "Retry-After": {
+                "description": "Seconds until the requests ahead are likely read.",
+                "schema": {"type": "integer"},
+            }
+        },
+    ),
+}
 
 
 #: The form fields a request sends; the rest of what `recognize` takes is the server's.
@@ -569,9 +647,61 @@ def create_app(
                 "form: send the image as the form's file field image (curl -F image=@line.png)"
             )
             return JSONResponse({"detail": detail}, status_code=415)
+        upload = getattr(request.state, "upload", None)
+        if isinstance(upload, Upload) and not upload.closed:
+            detail = (
+                f"the form is cut short: {upload.size} bytes arrived, and its closing "
+                "boundary never came; send it whole (curl -F image=@line.png)"
+            )
+            return JSONResponse({"detail": detail}, status_code=400)
         form = error.body if isinstance(error.body, FormData) else FormData()
         errors = [explain_form_error(dict(each), form) for each in error.errors()]
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+    def answered(request: Request) -> str:
+        """Each path the service answers, and how: "GET /, POST /api/recognize, ..."."""
+        root = request.scope.get("root_path", "")
+        listed = []
+        for route in app.routes:
+            methods = sorted(set(getattr(route, "methods", None) or ()) - {"HEAD"})
+            listed += [f"{method} {root}{getattr(route, 'path', '')}" for method in methods]
+        return ", ".join(listed)
+
+    def allowed_at(request: Request) -> str:
+        """The methods every route at the request's path takes: Starlette's Allow header
+        names the first route's alone (POST /api/health was told only HEAD)."""
+        return ", ".join(
+            sorted(
+                method
+                for route in app.routes
+                if route.matches(request.scope)[0] != Match.NONE
+                for method in getattr(route, "methods", None) or ()
+            )
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_answered(request: Request, error: StarletteHTTPException) -> Response:
+        """A mistyped path, or the API opened in a browser (GET /api/recognize), got
+        "Not Found" or "Method Not Allowed" alone, and a broken form "Invalid multipart
+        data.": they say what is answered, or how to send the image, instead."""
+        path = request.url.path
+        if error.status_code == 404 and error.detail == "Not Found":
+            detail = f"no such path: {path}; the service answers {answered(request)}"
+            return JSONResponse({"detail": detail}, status_code=404)
+        if error.status_code == 405 and error.detail == "Method Not Allowed":
+            allowed = allowed_at(request)
+            detail = f"{path} does not answer {request.method}, only {allowed}"
+            if path.endswith(RECOGNIZE_PATH):
+                detail += f" (send an image as a form: curl -F image=@line.png {request.url})"
+            return JSONResponse({"detail": detail}, status_code=405, headers={"Allow": allowed})
+        if error.status_code == 400 and path.endswith(RECOGNIZE_PATH):  # the form's parser's
+            detail = (
+                f"the body is no well-formed multipart/form-data form "
+                f"({str(error.detail).rstrip('.')}): send the image as the form's file field "
+                "image (curl -F image=@line.png)"
+            )
+            return JSONResponse({"detail": detail}, status_code=400)
+        return await http_exception_handler(request, error)
 
     # HEAD beside each GET: uptime monitors and load balancers probe with it (FastAPI,
     # unlike Starlette's own routes, does not add it).
@@ -602,7 +732,7 @@ def create_app(
             "uploading": pool.uploading,
         }
 
-    @app.post(RECOGNIZE_PATH, response_model=None)
+    @app.post(RECOGNIZE_PATH, response_model=None, responses=ANSWERS)
     async def recognize(
         request: Request,
         image: UploadFile = File(  # noqa: B008
