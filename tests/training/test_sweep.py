@@ -27,6 +27,7 @@ from text_recognizer.training.sweep import (
     search_space,
     trial_config,
     trial_row,
+    unfinished_run,
 )
 
 runner = CliRunner()
@@ -674,3 +675,23 @@ def test_an_interrupted_sweep_says_so_and_resumes(
     assert summary["interrupted"] is False
     assert sorted(t["trial"] for t in summary["trials"]) == [f"trial_0000{i}" for i in range(3)]
     assert all(t["status"] == "finished" and t["epochs"] == 4 for t in summary["trials"])
+
+
+def test_a_trial_stopped_with_only_best_ckpt_is_resumed_not_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As `train --resume` does: a trial stopped after a mid-epoch validation (or whose
+    # last.ckpt was damaged and set aside) has only best.ckpt, which holds the whole state.
+    monkeypatch.setenv("TEXT_RECOGNIZER_RUNS", str(tmp_path))
+    trial = tmp_path / "sweep" / "trial_00000"
+    older, latest = trial / "20260101-000000", trial / "20260102-000000"
+    (older / "checkpoints").mkdir(parents=True)
+    (older / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (older / "summary.json").write_text("{}")
+    assert unfinished_run("sweep", "trial_00000") is None
+    (latest / "checkpoints").mkdir(parents=True)
+    assert unfinished_run("sweep", "trial_00000") is None  # nothing to resume from
+    (latest / "checkpoints" / "best.ckpt").write_bytes(b"x")
+    assert unfinished_run("sweep", "trial_00000") == latest
+    (latest / "summary.json").write_text("{}")
+    assert unfinished_run("sweep", "trial_00000") is None

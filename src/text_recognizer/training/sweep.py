@@ -50,7 +50,12 @@ from text_recognizer.training.config import (
     parse_config,
 )
 from text_recognizer.training.experiments import format_value, read_yaml_model
-from text_recognizer.training.run import build_datamodule, refuse_pages, run_experiment
+from text_recognizer.training.run import (
+    build_datamodule,
+    has_checkpoint,
+    refuse_pages,
+    run_experiment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -365,10 +370,14 @@ class TuneReport(L.Callback):
 
 
 def unfinished_run(group: str, name: str) -> Path | None:
-    """The trial's latest run folder if it stopped before the end (a checkpoint, no summary)."""
-    checkpoints = sorted((runs_dir() / group / name).glob("*/checkpoints/last.ckpt"))
-    if checkpoints and not (checkpoints[-1].parents[1] / "summary.json").exists():
-        return checkpoints[-1].parents[1]
+    """The trial's latest run folder if it stopped before the end (a checkpoint, no summary).
+
+    Either checkpoint counts, as for ``train --resume``: a trial stopped after a mid-epoch
+    validation has only ``best.ckpt``, and a damaged ``last.ckpt`` falls back to it.
+    """
+    runs = sorted(path for path in (runs_dir() / group / name).glob("*") if has_checkpoint(path))
+    if runs and not (runs[-1] / "summary.json").exists():
+        return runs[-1]
     return None
 
 
