@@ -1,11 +1,13 @@
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from text_recognizer.data import render_pool as render_pool_module
-from text_recognizer.data.render_pool import interruptible, render_pool
+from text_recognizer.data.render_pool import interruptible, pool_results, render_pool
+from text_recognizer.errors import DataError
 
 STARTED: list[int] = []
 
@@ -17,6 +19,38 @@ def _mark_started() -> None:
 def _worker_state(_: int) -> tuple[object, bool, list[int]]:
     blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())
     return signal.getsignal(signal.SIGINT), blocked, STARTED
+
+
+def _die_on_three(task: int) -> int:
+    if task == 3:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer ends a worker
+    return task
+
+
+def test_a_worker_that_dies_fails_the_build_instead_of_waiting_for_ever() -> None:
+    """Pool replaces a dead worker and loses its task: imap waited for ever."""
+    outcome: list[object] = []
+
+    def build() -> None:
+        with render_pool(2, _mark_started) as pool:
+            try:
+                outcome.extend(pool_results(pool, _die_on_three, range(6)))
+            except DataError as error:
+                outcome.append(error)
+
+    thread = threading.Thread(target=build, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the build waited for the lost chunk"
+    error = outcome[-1]
+    assert isinstance(error, DataError)
+    assert "was killed by SIGKILL" in str(error) and "running out of memory" in str(error)
+    assert "nothing was cached" in str(error)
+
+
+def test_the_results_come_in_order_when_every_worker_lives() -> None:
+    with render_pool(2, _mark_started) as pool:
+        assert list(pool_results(pool, abs, [-3, 1, -2, 0])) == [3, 1, 2, 0]
 
 
 def test_workers_leave_ctrl_c_to_the_main_process_and_its_mask_is_kept() -> None:

@@ -34,7 +34,7 @@ from text_recognizer.charset import DEFAULT_CHARSET, EMNIST_CHARACTERS, IAM_PUNC
 from text_recognizer.data import augment as aug
 from text_recognizer.data.cache import H5Writer, cache_path, ensure_writable_folder, read_h5
 from text_recognizer.data.module import ArrayDataset, BaseDataModule, splits_for
-from text_recognizer.data.render_pool import interruptible, render_pool
+from text_recognizer.data.render_pool import interruptible, pool_results, render_pool
 from text_recognizer.data.sources.fonts import Font, list_fonts, load_font
 from text_recognizer.errors import ConfigError, DataError
 from text_recognizer.preprocessing import emnist_style
@@ -247,7 +247,7 @@ def _rendered(
                 progress.update(len(chunk))
         else:
             with render_pool(min(workers, len(tasks)), _init_worker) as pool:
-                for chunk in interruptible(pool.imap(_render_chunk, tasks)):
+                for chunk in interruptible(pool_results(pool, _render_chunk, tasks)):
                     yield chunk
                     progress.update(len(chunk))
 

@@ -48,7 +48,7 @@ from text_recognizer.data.line_render import (
     render_outline,
 )
 from text_recognizer.data.module import BaseDataModule, StripWriter, splits_for
-from text_recognizer.data.render_pool import interruptible, render_pool
+from text_recognizer.data.render_pool import interruptible, pool_results, render_pool
 from text_recognizer.data.sentences import SentenceGenerator
 from text_recognizer.data.sources.fonts import font_supports, list_fonts
 from text_recognizer.data.sources.strokes import list_faces
@@ -455,7 +455,7 @@ class SyntheticLines(BaseDataModule):
                 pool = stack.enter_context(
                     render_pool(min(self.build_workers, len(tasks)), _init_worker)
                 )
-                results = interruptible(pool.imap(_render_chunk, tasks))
+                results = interruptible(pool_results(pool, _render_chunk, tasks))
             for images, texts, sources in results:
                 writer.add(images, texts, sources)
                 progress.update(len(texts))
