@@ -1249,8 +1249,9 @@ def export(
         typer.Option(
             "--output",
             "-o",
-            help="The .onnx file to write, its .json beside it; an existing folder gets "
-            "model.onnx and model.json.",
+            help="The .onnx file to write (no suffix: .onnx added; another suffix is "
+            "refused), its .json beside it; an existing folder gets model.onnx and "
+            "model.json.",
         ),
     ],
 ) -> None:
