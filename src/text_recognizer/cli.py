@@ -937,7 +937,14 @@ def train(
         ),
     ] = None,
 ) -> None:
-    """Train a model from an experiment config with Lightning."""
+    """Train a model from an experiment config with Lightning.
+
+    Each run writes runs/<group>/<name>/<timestamp>/ (under $TEXT_RECOGNIZER_RUNS where
+    set): config.yaml, checkpoints/best.ckpt and last.ckpt, metrics.csv, TensorBoard
+    events and summary.json, whose run_dir is printed at the end. The configs are the
+    repository's configs/ (docs/training.md); text-recognizer export RUN -o model.onnx
+    makes a run's best checkpoint a model that recognize --model reads.
+    """
     from text_recognizer.training.config import load_config
     from text_recognizer.training.run import latest_run, resume_run, train_from_config
 
