@@ -451,7 +451,13 @@ def recognize(
     ] = None,
     max_image_megapixels: MaxImageMegapixelsOption = None,
 ) -> None:
-    """Read handwritten characters, lines or paragraphs from images."""
+    """Read handwritten characters, lines or paragraphs from images.
+
+    Prints a row per image, tab-separated: the image, the text read and its confidence
+    (the model's probability of that text); a page gets a row per line, named
+    image:1, image:2, ... --json gives an object per image with where each line and
+    word is. The demo command reads the bundled sample images beside their truth.
+    """
     if page_xml is not None:
         _check_page_xml_names(images)
         from text_recognizer.files import check_folder_writable
