@@ -22,6 +22,7 @@ real digits and vowels (``realdata_lines.py``), and prints for each:
 
     python benchmarks/line_confidence.py --model src/text_recognizer/assets/models/line.onnx
     python benchmarks/line_confidence.py --model ... --beam 10 --lm default
+    python benchmarks/line_confidence.py --lines 50    # a quick look
 """
 
 from __future__ import annotations
@@ -34,8 +35,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from realdata_lines import real_lines_if_there
-from width_sensitivity import add_set_arguments, synthetic_sets
+from width_sensitivity import (
+    add_lines_argument,
+    add_set_arguments,
+    check_lines,
+    real_sets,
+    synthetic_sets,
+)
 
 from text_recognizer.metrics import cer, confidence_auroc, most_confident
 from text_recognizer.recognizer import Recognizer, Result
@@ -44,10 +50,12 @@ SHARES = (0.5, 0.8, 0.9)
 BANDS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
 
 
-def split_sets(num_train: int, seed: int) -> dict[str, tuple[list[np.ndarray], list[str]]]:
+def split_sets(
+    num_train: int, seed: int, lines: int | None = None
+) -> dict[str, tuple[list[np.ndarray], list[str]]]:
     """The synthetic val and test splits whole (``synthetic_sets`` groups them by hand)."""
     merged: dict[str, tuple[list[np.ndarray], list[str]]] = {}
-    for name, (images, texts) in synthetic_sets(num_train, seed).items():
+    for name, (images, texts) in synthetic_sets(num_train, seed, lines).items():
         split = name.split(":")[0]
         merged.setdefault(split, ([], []))
         merged[split][0].extend(images)
@@ -59,21 +67,23 @@ def fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_set_arguments(parser)
+    add_lines_argument(parser)
     parser.add_argument(
         "--width-search", action="store_true", help="read as Recognizer(width_search=True)"
     )
     parser.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
     parser.add_argument("--lm", default=None, help="character LM for the beam, e.g. default")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    check_lines(parser, args.lines)
 
     recognizer = Recognizer.from_pretrained(
         args.model, width_search=args.width_search, beam_size=args.beam, lm=args.lm
     )
-    sets = split_sets(args.num_train, args.seed)
-    sets |= {f"real {k}": v for k, v in real_lines_if_there(args.realdata, 300, 0).items()}
+    sets = split_sets(args.num_train, args.seed, args.lines)
+    sets |= {f"real {k}": v for k, v in real_sets(args.realdata, args.lines).items()}
 
     shares = " | ".join(f"CER, surest {share:.0%}" for share in SHARES)
     print(

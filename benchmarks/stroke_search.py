@@ -14,10 +14,11 @@ most probable reading among its cells:
 - ``grid``: every width with every pen (nine readings).
 
 Sets: the synthetic val and test splits, the lines of real characters (when
-``../shared/realdata`` is there) and, with ``--fonts``, 40 lines in every unseen hand of
-that folder (see ``unseen_hands.py``).
+``../shared/realdata`` is there) and, with ``--fonts``, 40 lines (``--lines`` if fewer) in
+every unseen hand of that folder (see ``unseen_hands.py``).
 
     python benchmarks/stroke_search.py --fonts /tmp/hands
+    python benchmarks/stroke_search.py --lines 50    # a quick look
 """
 
 from __future__ import annotations
@@ -33,9 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from line_confidence import split_sets
-from realdata_lines import real_lines_if_there
 from unseen_hands import find_fonts, render_hand
-from width_sensitivity import add_set_arguments
+from width_sensitivity import add_lines_argument, add_set_arguments, check_lines, real_sets
 
 from text_recognizer.charset import Charset
 from text_recognizer.decoding.greedy import greedy_ctc_decode
@@ -43,6 +43,8 @@ from text_recognizer.images import load_image
 from text_recognizer.metrics import cer
 from text_recognizer.preprocessing import prepare_line
 from text_recognizer.recognizer import WIDTH_SEARCH, Model, Recognizer, _scale_width, pad_lines
+
+HAND_LINES = 40  # per unseen hand, as unseen_hands.py reads them
 
 
 def half_pixel(operation: Callable[..., np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
@@ -89,20 +91,22 @@ def read_all(model: Model, lines: list[np.ndarray]) -> dict[tuple[float, str], l
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_set_arguments(parser)
+    add_lines_argument(parser)
     parser.add_argument("--fonts", type=Path, help="a folder of unseen handwriting fonts")
     args = parser.parse_args(argv)
+    check_lines(parser, args.lines)
     fonts = find_fonts(args.fonts) if args.fonts else []
     if args.fonts and not fonts:  # before the splits are read, not as a row of 0 lines
         parser.error(f"no usable fonts under {args.fonts}")
 
     model = Recognizer.from_pretrained(args.model).models["line"]
     height = int(model.meta["input_height"])
-    sets = split_sets(args.num_train, args.seed)
-    sets |= {f"real {k}": v for k, v in real_lines_if_there(args.realdata, 300, 0).items()}
+    sets = split_sets(args.num_train, args.seed, args.lines)
+    sets |= {f"real {k}": v for k, v in real_sets(args.realdata, args.lines).items()}
     if fonts:
         images, texts = [], []
         for font in fonts:
-            hand = render_hand(font, 40, 0)
+            hand = render_hand(font, min(HAND_LINES, args.lines or HAND_LINES), 0)
             images += hand[0]
             texts += hand[1]
         sets["unseen hands"] = (images, texts)

@@ -18,6 +18,7 @@ Every rule chooses among the same greedy readings; each candidate is scored at e
 width by the CTC forward algorithm.
 
     python benchmarks/width_selection.py --model src/text_recognizer/assets/models/line.onnx
+    python benchmarks/width_selection.py --lines 50    # a quick look
 """
 
 from __future__ import annotations
@@ -31,8 +32,7 @@ from rapidfuzz.distance import Levenshtein
 
 sys.path.insert(0, str(Path(__file__).parent))
 from line_confidence import split_sets
-from realdata_lines import real_lines_if_there
-from width_sensitivity import add_set_arguments
+from width_sensitivity import add_lines_argument, add_set_arguments, check_lines, real_sets
 
 from text_recognizer.charset import Charset
 from text_recognizer.decoding.greedy import as_log_probs, greedy_ctc_decode, sequence_confidences
@@ -82,17 +82,19 @@ def choose(
     return picks
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_set_arguments(parser)
+    add_lines_argument(parser)
     parser.add_argument("--factors", type=float, nargs="+", default=list(WIDTH_SEARCH))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 1.0 not in args.factors:
         parser.error("--factors must include 1")
+    check_lines(parser, args.lines)
 
     recognizer = Recognizer.from_pretrained(args.model)
-    sets = split_sets(args.num_train, args.seed)
-    sets |= {f"real {k}": v for k, v in real_lines_if_there(args.realdata, 300, 0).items()}
+    sets = split_sets(args.num_train, args.seed, args.lines)
+    sets |= {f"real {k}": v for k, v in real_sets(args.realdata, args.lines).items()}
     print(f"factors {' / '.join(f'{f:g}' for f in args.factors)}\n")
     print(f"| set | {' | '.join(RULES)} |\n|---|{'---:|' * len(RULES)}")
     for name, (images, truths) in sets.items():

@@ -7,6 +7,7 @@ A model that only knows its fonts' proportions has a sharp minimum near 1.0 for 
 training-like hands and a minimum elsewhere for hands that write narrower or wider.
 
     python benchmarks/width_sensitivity.py --model src/text_recognizer/assets/models/line.onnx
+    python benchmarks/width_sensitivity.py --lines 50    # a quick look
 """
 
 from __future__ import annotations
@@ -35,9 +36,18 @@ def stretch(image: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(image, (width, image.shape[0]), interpolation=interpolation)
 
 
-def synthetic_sets(num_train: int, seed: int) -> dict[str, tuple[list[np.ndarray], list[str]]]:
-    """The val and test splits' lines grouped by hand (builds the caches if missing)."""
-    module = SyntheticLines(num_train=num_train, seed=seed, stream=True)  # caches val/test only
+#: Lines read per real set without ``--lines`` (``realdata_lines.py``'s default).
+REAL_LINES = 300
+
+
+def synthetic_sets(
+    num_train: int, seed: int, lines: int | None = None
+) -> dict[str, tuple[list[np.ndarray], list[str]]]:
+    """The val and test splits' lines grouped by hand (builds the caches if missing);
+    ``lines``: splits of that many lines (their own, smaller caches) for a quick run."""
+    sizes = {} if lines is None else {"num_val": lines, "num_test": lines}
+    # stream: caches val/test only
+    module = SyntheticLines(num_train=num_train, seed=seed, stream=True, **sizes)
     module.prepare_data()
     sets: dict[str, tuple[list[np.ndarray], list[str]]] = defaultdict(lambda: ([], []))
     for split in ("val", "test"):
@@ -58,19 +68,41 @@ def add_set_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--realdata", type=Path, default=DEFAULT_REALDATA)
 
 
-def main() -> None:
+def add_lines_argument(parser: argparse.ArgumentParser) -> None:
+    """``--lines``, the size of a run: the full sets take minutes to render and read."""
+    parser.add_argument(
+        "--lines",
+        type=int,
+        help="N lines per synthetic split and at most N per other set, for a quick run "
+        f"(default: the whole splits, 2000 lines each, and {REAL_LINES} per real set)",
+    )
+
+
+def check_lines(parser: argparse.ArgumentParser, lines: int | None) -> None:
+    if lines is not None and lines < 1:
+        parser.error(f"--lines {lines}: give at least 1 line per set")
+
+
+def real_sets(realdata: Path, lines: int | None) -> dict[str, tuple[list[np.ndarray], list[str]]]:
+    """The lines pasted from real characters, ``REAL_LINES`` per set or ``lines`` if fewer."""
+    return real_lines_if_there(realdata, min(REAL_LINES, lines or REAL_LINES), 0)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_set_arguments(parser)
+    add_lines_argument(parser)
     parser.add_argument("--factors", type=float, nargs="+", default=[0.7, 0.85, 1.0, 1.2, 1.45])
     parser.add_argument(
         "--width-search", action="store_true", help="add a column: Recognizer(width_search=True)"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    check_lines(parser, args.lines)
 
     recognizer = Recognizer.from_pretrained(args.model)
     searching = Recognizer.from_pretrained(args.model, width_search=True)
-    sets = synthetic_sets(args.num_train, args.seed)
-    sets |= {f"real: {k}": v for k, v in real_lines_if_there(args.realdata, 300, 0).items()}
+    sets = synthetic_sets(args.num_train, args.seed, args.lines)
+    sets |= {f"real: {k}": v for k, v in real_sets(args.realdata, args.lines).items()}
     columns = [f"x{f:g}" for f in args.factors] + (["width search"] if args.width_search else [])
     print(f"| set | lines | {' | '.join(columns)} |")
     print(f"|---|---:|{'---:|' * len(columns)}")

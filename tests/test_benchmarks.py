@@ -215,3 +215,25 @@ def test_stroke_search_refuses_a_folder_without_fonts(
     with pytest.raises(SystemExit):
         main(["--fonts", str(tmp_path)])
     assert f"no usable fonts under {tmp_path}" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("sandbox")
+@pytest.mark.parametrize(
+    "script", ["line_confidence", "width_selection", "stroke_search", "width_sensitivity"]
+)
+def test_line_set_benchmarks_make_a_quick_run_with_lines(
+    script: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They once read the whole 2000-line splits, 2-9 minutes, with no way to run small."""
+    main = importlib.import_module(script).main
+    main(["--lines", "3", "--realdata", str(tmp_path / "absent")])
+    out = capsys.readouterr().out
+    rows = [row for row in out[out.index("| ") :].split("\n\n")[0].splitlines()]  # 1st table
+    data = [row for row in rows[1:] if not row.startswith("|---")]
+    assert data and all(row.split("|")[1].strip() for row in data)
+    if script != "width_selection":  # the others print each set's line count
+        cells = [row.split("|")[1:3] for row in data]
+        assert sum(int(count) for name, count in cells if name.strip().startswith("val")) == 3
+    with pytest.raises(SystemExit) as exited:
+        main(["--lines", "0"])
+    assert exited.value.code == 2

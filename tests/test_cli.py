@@ -22,6 +22,24 @@ def test_version_and_help() -> None:
         assert "Usage" in result.output
 
 
+def test_train_help_says_where_a_run_goes() -> None:
+    """A newcomer's first question after training: where is the model, and what next."""
+    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "runs/<group>/<name>/<timestamp>/" in text and "$TEXT_RECOGNIZER_RUNS" in text
+    assert "text-recognizer export RUN -o model.onnx" in text
+
+
+def test_recognize_help_says_what_a_row_holds() -> None:
+    """The rows were three unnamed columns; a newcomer had to guess the third."""
+    result = runner.invoke(app, ["recognize", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "the image, the text read and its confidence" in text
+    assert "image:1, image:2" in text
+
+
 def test_config_show_applies_overrides() -> None:
     result = runner.invoke(
         app, ["config", "show", "configs/chars_lenet.yaml", "--set", "optimizer.lr=0.5"]

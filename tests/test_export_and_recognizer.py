@@ -123,6 +123,19 @@ def test_export_into_an_existing_folder_writes_the_default_name_in_it(
     assert not (tmp_path / "out.onnx").exists()
 
 
+def test_export_refuses_an_output_suffix_other_than_onnx(
+    tiny_char_run: Path, tmp_path: Path
+) -> None:
+    """``-o x.txt`` wrote x.onnx and x.json, a file the user never named, and no x.txt."""
+    result = CliRunner().invoke(app, ["export", str(tiny_char_run), "-o", str(tmp_path / "x.txt")])
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "x.txt does not end in .onnx" in message and "-o " in message
+    assert list(tmp_path.iterdir()) == []
+    assert export_onnx(tiny_char_run, tmp_path / "bare") == tmp_path / "bare.onnx"
+    assert export_onnx(tiny_char_run, tmp_path / "upper.ONNX") == tmp_path / "upper.onnx"
+
+
 def test_export_names_the_files_it_wrote_without_reading_them_back(
     tiny_char_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

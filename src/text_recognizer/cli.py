@@ -451,7 +451,13 @@ def recognize(
     ] = None,
     max_image_megapixels: MaxImageMegapixelsOption = None,
 ) -> None:
-    """Read handwritten characters, lines or paragraphs from images."""
+    """Read handwritten characters, lines or paragraphs from images.
+
+    Prints a row per image, tab-separated: the image, the text read and its confidence
+    (the model's probability of that text); a page gets a row per line, named
+    image:1, image:2, ... --json gives an object per image with where each line and
+    word is. The demo command reads the bundled sample images beside their truth.
+    """
     if page_xml is not None:
         _check_page_xml_names(images)
         from text_recognizer.files import check_folder_writable
@@ -937,7 +943,14 @@ def train(
         ),
     ] = None,
 ) -> None:
-    """Train a model from an experiment config with Lightning."""
+    """Train a model from an experiment config with Lightning.
+
+    Each run writes runs/<group>/<name>/<timestamp>/ (under $TEXT_RECOGNIZER_RUNS where
+    set): config.yaml, checkpoints/best.ckpt and last.ckpt, metrics.csv, TensorBoard
+    events and summary.json, whose run_dir is printed at the end. The configs are the
+    repository's configs/ (docs/training.md); text-recognizer export RUN -o model.onnx
+    makes a run's best checkpoint a model that recognize --model reads.
+    """
     from text_recognizer.training.config import load_config
     from text_recognizer.training.experiments import end_with_parent
     from text_recognizer.training.run import latest_run, resume_run, train_from_config
@@ -1267,8 +1280,9 @@ def export(
         typer.Option(
             "--output",
             "-o",
-            help="The .onnx file to write, its .json beside it; an existing folder gets "
-            "model.onnx and model.json.",
+            help="The .onnx file to write (no suffix: .onnx added; another suffix is "
+            "refused), its .json beside it; an existing folder gets model.onnx and "
+            "model.json.",
         ),
     ],
 ) -> None:

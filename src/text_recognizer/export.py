@@ -282,7 +282,8 @@ DEFAULT_NAME = "model.onnx"
 
 def export_onnx(source: Path, output: Path) -> Path:
     """Export a run folder's best checkpoint (or a ``.ckpt``) to ``output`` (.onnx + .json);
-    ``output`` an existing folder: to ``DEFAULT_NAME`` in it. Returns the .onnx file."""
+    ``output`` an existing folder: to ``DEFAULT_NAME`` in it; without a suffix: ``.onnx``
+    added; any suffix but ``.onnx`` is refused. Returns the .onnx file."""
     return export_files(source, output)[0]
 
 
@@ -294,7 +295,16 @@ def export_files(source: Path, output: Path) -> list[Path]:
         raise ConfigError(
             f"{source} is already an ONNX model: export takes a run folder or a .ckpt"
         )
-    output = output / DEFAULT_NAME if output.is_dir() else output.with_suffix(".onnx")
+    if output.is_dir():
+        output = output / DEFAULT_NAME
+    elif output.suffix.lower() not in ("", ".onnx"):
+        # Writing x.onnx for -o x.txt would leave the user looking for a file never written.
+        raise ConfigError(
+            f"{output} does not end in .onnx: export writes an ONNX model and its .json "
+            f"beside it; name the model file, e.g. -o {output.with_suffix('.onnx')}"
+        )
+    else:
+        output = output.with_suffix(".onnx")
     checkpoint = resolve_checkpoint(source)
     check_writable(output)  # before loading and tracing, which take a while
     check_writable(output.with_suffix(".json"))

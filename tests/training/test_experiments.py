@@ -54,6 +54,21 @@ def test_shipped_group_plans_into_valid_shell_commands() -> None:
     assert narrow.trainer.max_epochs == 6
 
 
+def test_quick_group_plans_small_valid_runs() -> None:
+    """configs/chars_group_quick.yaml, the docs' group to try in minutes, stays small."""
+    path = REPO / "configs/chars_group_quick.yaml"
+    result = runner.invoke(app, ["experiments", "plan", str(path)])
+    assert result.exit_code == 0, result.output
+    configs = [
+        load_config(Path(argv[2]), argv[4::2])
+        for argv in map(shlex.split, result.output.strip().splitlines())
+    ]
+    assert [config.name for config in configs] == ["lenet", "mlp"]
+    for config in configs:
+        assert config.group == "chars_quick" and config.trainer.max_epochs == 2
+        assert config.data.args["num_train"] == 3000
+
+
 @pytest.mark.parametrize(
     "value",
     [[8, 16], 3e-4, 1e-3, True, None, "adamw", "val/acc", "yes", "", "1e-3", "a b", {"k": "no"}],
