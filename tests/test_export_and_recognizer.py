@@ -336,6 +336,8 @@ def test_a_module_built_directly_scores_its_charsets_tokens_and_exports(tmp_path
     module = CharClassifier(network="lenet", charset_tokens=tokens)
     assert module.network(torch.zeros(1, 1, 28, 28)).shape == (1, len(tokens))
     reader = Recognizer.from_pretrained(export_module(module, tmp_path / "abcd.onnx"))
-    assert reader.recognize(bar_image(1), kind="char").text in "ABCD"
+    result = reader.recognize(bar_image(1), kind="char")
+    # Untrained: any of its tokens may win (blank too); none outside them.
+    assert result.text in tokens and {text for text, _ in result.alternatives} <= set(tokens)
     with pytest.raises(ConfigError, match="num_classes=10, but the charset has 5 tokens"):
         CharClassifier(network="lenet", network_args={"num_classes": 10}, charset_tokens=tokens)
