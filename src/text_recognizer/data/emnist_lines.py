@@ -30,6 +30,7 @@ from text_recognizer.data.cache import cache_path, ensure_writable_folder, read_
 from text_recognizer.data.module import ArrayDataset, BaseDataModule, Kind, StripWriter
 from text_recognizer.data.sentences import SentenceGenerator
 from text_recognizer.data.sources.corpus import SOURCES
+from text_recognizer.data.sources.download import bar_disabled
 from text_recognizer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,9 @@ class EmnistLines(BaseDataModule):
                 rng = np.random.default_rng(glyph_seed)
                 texts = []
                 lines = range(self.num_lines[split])
-                for _ in tqdm(lines, desc=f"EmnistLines {split}", unit="line"):
+                for _ in tqdm(
+                    lines, desc=f"EmnistLines {split}", unit="line", disable=bar_disabled()
+                ):
                     text = draw_text(sentences, available)
                     texts.append(text)
                     line = compose_line(

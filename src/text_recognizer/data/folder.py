@@ -26,6 +26,7 @@ from tqdm import tqdm
 from text_recognizer.charset import DEFAULT_CHARSET
 from text_recognizer.data.line_render import HEIGHT  # the rendered rehearsal lines' height
 from text_recognizer.data.module import ArrayDataset, BaseDataModule, Kind, PageSet
+from text_recognizer.data.sources.download import bar_disabled
 from text_recognizer.errors import ConfigError, DataError, ImageError
 from text_recognizer.images import Pages, image_pixel_limit
 from text_recognizer.labels import LABEL_FILES, Labelled, read_labels
@@ -331,7 +332,9 @@ class LabelledFolder(BaseDataModule):
         for split in wanted:
             rows = splits[split]
             images, texts, names = [], [], []
-            progress = tqdm(rows, desc=f"reading {split} images", unit="image", disable=None)
+            progress = tqdm(
+                rows, desc=f"reading {split} images", unit="image", disable=bar_disabled()
+            )
             for row in progress:
                 try:
                     images.append(self._prepare(row.image))
@@ -373,7 +376,12 @@ class LabelledFolder(BaseDataModule):
         lines = render_lines(spec, chunk=0, count=self.rehearsal)
         images, targets, names = [], [], []
         for i, line in enumerate(
-            tqdm(lines, total=self.rehearsal, desc="rendering rehearsal lines", disable=None)
+            tqdm(
+                lines,
+                total=self.rehearsal,
+                desc="rendering rehearsal lines",
+                disable=bar_disabled(),
+            )
         ):
             images.append(line.image.astype(np.float32) / 255.0)
             targets.append(np.array(DEFAULT_CHARSET.encode(line.text)))

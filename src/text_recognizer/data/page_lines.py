@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from text_recognizer.charset import DEFAULT_CHARSET, Charset
+from text_recognizer.data.sources.download import bar_disabled
 from text_recognizer.errors import DataError, ImageError
 from text_recognizer.files import write_text_atomic
 from text_recognizer.images import Pages, load_image
@@ -193,7 +194,7 @@ def import_page_lines(
     report = ImportReport(out)
     rows: list[str] = []
     used: set[str] = set()
-    for file in tqdm(files, desc="PAGE files", unit="page", disable=None):
+    for file in tqdm(files, desc="PAGE files", unit="page", disable=bar_disabled()):
         page = read_page_xml(file)
         try:
             if page.image is None:

@@ -35,6 +35,7 @@ from text_recognizer.data import augment as aug
 from text_recognizer.data.cache import H5Writer, cache_path, ensure_writable_folder, read_h5
 from text_recognizer.data.module import ArrayDataset, BaseDataModule, splits_for
 from text_recognizer.data.render_pool import interruptible, pool_results, render_pool
+from text_recognizer.data.sources.download import bar_disabled
 from text_recognizer.data.sources.fonts import Font, list_fonts, load_font
 from text_recognizer.errors import ConfigError, DataError
 from text_recognizer.preprocessing import emnist_style
@@ -239,7 +240,7 @@ def _rendered(
     total: int,
     desc: str,
 ) -> Generator[np.ndarray, None, None]:
-    with tqdm(total=total, desc=desc, unit="char", leave=False) as progress:
+    with tqdm(total=total, desc=desc, unit="char", leave=False, disable=bar_disabled()) as progress:
         if workers <= 1 or len(tasks) <= 1:  # none: an empty split (a pool needs a process)
             _init_worker()
             for chunk in map(_render_chunk, tasks):

@@ -50,6 +50,7 @@ from text_recognizer.data.line_render import (
 from text_recognizer.data.module import BaseDataModule, StripWriter, splits_for
 from text_recognizer.data.render_pool import interruptible, pool_results, render_pool
 from text_recognizer.data.sentences import SentenceGenerator
+from text_recognizer.data.sources.download import bar_disabled
 from text_recognizer.data.sources.fonts import font_supports, list_fonts
 from text_recognizer.data.sources.strokes import list_faces
 from text_recognizer.errors import ConfigError
@@ -444,7 +445,13 @@ class SyntheticLines(BaseDataModule):
         with ExitStack() as stack:
             writer = stack.enter_context(PackedLinesWriter(path, self.params(split)))
             progress = stack.enter_context(
-                tqdm(total=total, desc=f"SyntheticLines {split}", unit="line", leave=False)
+                tqdm(
+                    total=total,
+                    desc=f"SyntheticLines {split}",
+                    unit="line",
+                    leave=False,
+                    disable=bar_disabled(),
+                )
             )
             if self.build_workers <= 1 or len(tasks) == 1:
                 results: Iterator[tuple[list[np.ndarray], list[str], list[str]]] = map(

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from text_recognizer.data.cache import cache_key, cache_path
 from text_recognizer.data.module import PageDataModule, PageWriter
+from text_recognizer.data.sources.download import bar_disabled
 from text_recognizer.data.synthetic_lines import PackedLines, Split, SyntheticLines
 from text_recognizer.errors import ConfigError
 from text_recognizer.preprocessing import rotate
@@ -288,8 +289,14 @@ class SyntheticParagraphs(PageDataModule):
                 continue
             count = self.sizes[split]
             composed = compose_pages(self.material(split), count, self.layout, self.seed)
-            progress = tqdm(composed, total=count, unit="page", leave=False,
-                            desc=f"SyntheticParagraphs {split}", disable=None)  # fmt: skip
+            progress = tqdm(
+                composed,
+                total=count,
+                unit="page",
+                leave=False,
+                desc=f"SyntheticParagraphs {split}",
+                disable=bar_disabled(),
+            )
             with PageWriter(path, self.params(split)) as pages:  # each page written as composed
                 for index, page in enumerate(progress):
                     pages.add(page.image, page.text, f"{split}_{index:04d}:{page.hand}")
