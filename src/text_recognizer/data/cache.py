@@ -186,20 +186,10 @@ class H5Writer:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        assert self._disk is not None
         try:
             try:
                 with self._writing():
-                    try:
-                        if exc_type is None:
-                            self.finish()
-                            params = json.dumps(self.attrs, sort_keys=True, default=str)
-                            self._file.attrs["params"] = params
-                    finally:
-                        try:
-                            self._file.close()  # writes what HDF5 still holds
-                        finally:
-                            self._disk.close()
+                    self._close(complete=exc_type is None)
             except DataError:
                 if exc_type is None:
                     raise
@@ -209,6 +199,19 @@ class H5Writer:
                 self._tmp.replace(self.path)
         finally:
             self._tmp.unlink(missing_ok=True)
+
+    def _close(self, complete: bool) -> None:
+        """Close the file, first writing what ends it where the build was ``complete``."""
+        assert self._disk is not None
+        try:
+            if complete:
+                self.finish()
+                self._file.attrs["params"] = json.dumps(self.attrs, sort_keys=True, default=str)
+        finally:
+            try:
+                self._file.close()  # writes what HDF5 still holds
+            finally:
+                self._disk.close()
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -266,8 +269,7 @@ class H5Writer:
             raise DataError(
                 f"{self._tmp.parent} has {free / 1e6:.1f} MB free, too little to go on writing "
                 f"{self.path.name} (the next {rows.nbytes / 1e6:.1f} MB of it): free some space "
-                "or choose another data folder (--root, the dataset's root argument, or "
-                "$TEXT_RECOGNIZER_DATA); nothing was cached"
+                f"or {DATA_FOLDER_ADVICE}; nothing was cached"
             )
         with self._writing():
             self._append(key, rows, axis)
